@@ -1,0 +1,1 @@
+"""The REST API (django-ninja): API keys, idempotency, errors and the routers."""

@@ -1,0 +1,1 @@
+"""The `dunning` command: Django's management commands under one name."""

@@ -1,0 +1,126 @@
+"""Normalisation of the facts that describe a customer.
+
+Each function takes what an integrator sent and returns the stored form, or
+raises `FieldError` with a message meant for that integrator.  The API and the
+CSV import share them, so a value means the same whichever way it came in.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import UTC, date, datetime, time
+from functools import cache
+
+import phonenumbers
+import pycountry
+from babel import Locale, UnknownLocaleError
+from babel.core import get_global
+
+# Dates outside this range are typing errors, and far-future years overflow
+# when converted between time zones.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class FieldError(ValueError):
+    """A value that cannot be accepted; the message says why, never echoes secrets."""
+
+
+def normalize_country(value: str) -> str:
+    code = value.strip().upper()
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise FieldError(f"unknown country {value!r}: use an ISO 3166 alpha-2 code such as TH")
+    return code
+
+
+def normalize_locale(value: str) -> str:
+    """A BCP 47 tag in canonical case: 'th', 'th-TH', 'en-US'."""
+    try:
+        locale = Locale.parse(value.strip().replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise FieldError(f"unknown locale {value!r}: use a tag such as th, th-TH or en-US") from None
+    return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
+
+
+def normalize_time_zone(value: str) -> str:
+    name = value.strip()
+    if name not in _time_zones():
+        raise FieldError(f"unknown time zone {value!r}: use an IANA name such as Asia/Bangkok")
+    return name
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def default_time_zone(country: str) -> str | None:
+    """The country's time zone when it has only one (TH -> Asia/Bangkok), else None."""
+    zones = get_global("territory_zones").get(country, [])
+    return zones[0] if len(zones) == 1 else None
+
+
+def normalize_phone(value: str, *, country: str = "") -> str:
+    """E.164 form: '+66812345678'.  A national number needs the customer's country."""
+    text = value.strip()
+    try:
+        number = phonenumbers.parse(text, country or None)
+    except phonenumbers.NumberParseException:
+        hint = "" if text.startswith("+") or country else " (or set the country)"
+        raise FieldError(f"not a phone number: write it as +66812345678{hint}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise FieldError("not a valid phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    text = value.strip()
+    if len(text) > 254 or not _EMAIL.match(text):
+        raise FieldError("not an email address")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def parse_instant(value: str | datetime | date) -> datetime:
+    """An aware datetime in UTC from ISO 8601 text, a date (midnight UTC) or a datetime.
+
+    A datetime without a UTC offset is refused: guessing the zone of a due date
+    shifts it by up to a day.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0), tzinfo=UTC)
+    else:
+        text = value.strip()
+        if _DATE_ONLY.match(text):
+            text += "T00:00:00+00:00"
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise FieldError(
+                f"not a date: {value!r} (use 2026-03-15 or 2026-03-15T09:30:00+07:00)"
+            ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise FieldError("add a UTC offset, such as 2026-03-15T09:30:00+07:00 or ...Z")
+    moment = moment.astimezone(UTC)
+    if not EARLIEST <= moment < LATEST:
+        raise FieldError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return moment
+
+
+def check_text(value: str, *, max_length: int) -> str:
+    """Text that every database can store: no NUL, valid Unicode, bounded length."""
+    if "\x00" in value:
+        raise FieldError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError("must be valid Unicode text") from None
+    if len(value) > max_length:
+        raise FieldError(f"at most {max_length} characters")
+    return value

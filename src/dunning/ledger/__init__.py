@@ -1,0 +1,1 @@
+"""The ledger: the facts dunning acts on (customers, invoices, payments, attempts, events)."""

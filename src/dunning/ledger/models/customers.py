@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Customer(models.Model):
+    """Someone who owes money: a person or a business, known by the billing system's id."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +66812345678")
+    locale = models.CharField(max_length=35, default="en", help_text="BCP 47 tag, e.g. th-TH")
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="IANA name")
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
+    is_business = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+
+class PaymentMethodType(models.TextChoices):
+    CARD = "card"
+    BANK_ACCOUNT = "bank_account"
+    PROMPTPAY = "promptpay"
+    OTHER = "other"
+
+
+class PaymentMethod(models.Model):
+    """A saved way to charge a customer.  Only what is safe to show: never a card number."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_methods")
+    type = models.CharField(max_length=20, choices=PaymentMethodType.choices)
+    brand = models.CharField(max_length=32, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="issuing country")
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["customer", "-is_default"], name="payment_method_customer_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(exp_month__isnull=True) | models.Q(exp_month__range=(1, 12)),
+                name="payment_method_exp_month_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.type == PaymentMethodType.CARD:
+            return f"{self.brand or 'card'} •••• {self.last4}"
+        return f"{self.type} {self.external_id}"

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from django.db import models
+
+from dunning.ledger.models.customers import Customer, PaymentMethod
+from dunning.ledger.models.invoices import Invoice
+
+
+class Payment(models.Model):
+    """Money received against an invoice; several partial payments may settle one invoice."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    received_at = models.DateTimeField()
+    method = models.CharField(max_length=32, help_text="card, bank_transfer, promptpay, cash ...")
+    # The payer's or processor's reference; one reference is one payment per
+    # invoice, so a retried webhook or a re-sent transfer slip counts once.
+    reference = models.CharField(max_length=255, blank=True)
+    attempt = models.OneToOneField(
+        "PaymentAttempt", null=True, blank=True, on_delete=models.PROTECT, related_name="payment"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["customer", "received_at"], name="payment_customer_idx"),
+            models.Index(fields=["invoice"], name="payment_invoice_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(
+                fields=["invoice", "reference"],
+                condition=~models.Q(reference=""),
+                name="payment_reference_unique_per_invoice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.invoice_id}"
+
+
+class AttemptOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentAttempt(models.Model):
+    """One try to collect an invoice: a charge on a saved method, and how it ended."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="attempts")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="attempts")
+    payment_method = models.ForeignKey(
+        PaymentMethod, null=True, blank=True, on_delete=models.PROTECT, related_name="attempts"
+    )
+    attempted_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    decline_code = models.CharField(max_length=64, blank=True)
+    advice_code = models.CharField(max_length=64, blank=True)
+    network_code = models.CharField(max_length=64, blank=True)
+    gateway = models.CharField(max_length=32, blank=True)
+    reference = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["invoice", "attempted_at"], name="attempt_invoice_idx"),
+            models.Index(fields=["customer", "attempted_at"], name="attempt_customer_idx"),
+            # Network retry caps count declines per card over 24 h and 30 days.
+            models.Index(
+                fields=["payment_method", "attempted_at"],
+                name="attempt_method_idx",
+                condition=models.Q(payment_method__isnull=False),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="attempt_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.decline_code} on {self.invoice_id}"

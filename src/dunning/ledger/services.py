@@ -1,0 +1,403 @@
+"""Every write to the ledger goes through these functions.
+
+They take `now` (when the write is recorded) from the caller and `source`
+(who reported the fact: api, import, admin, demo, stripe ...), write the rows
+and the matching events in one transaction, and raise `LedgerError` naming the
+field at fault when the fact contradicts what is recorded.  Inputs arrive
+normalised (see `dunning.core.fields`); these functions judge them against the
+ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from dunning.core import fields
+from dunning.ledger.errors import ErrorCode, LedgerError
+from dunning.ledger.models import (
+    AttemptOutcome,
+    CollectionMethod,
+    Customer,
+    Event,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentMethod,
+)
+
+CUSTOMER_FIELDS = ("name", "email", "phone", "locale", "time_zone", "country", "is_business", "metadata")
+
+
+def record_event(
+    *,
+    type: str,
+    now: datetime,
+    source: str,
+    occurred_at: datetime | None = None,
+    customer: Customer | None = None,
+    invoice: Invoice | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Event:
+    return Event.objects.create(
+        type=type,
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        source=source,
+        customer=customer,
+        invoice=invoice,
+        data=dict(data or {}),
+    )
+
+
+def upsert_customer(
+    *, external_id: str, now: datetime, source: str, **values: Any
+) -> tuple[Customer, bool]:
+    """Create the customer with `external_id`, or update the fields given in `values`.
+
+    Fields left out of `values` keep what is recorded.  A new customer without a
+    time zone takes its country's, when the country has only one (TH:
+    Asia/Bangkok), else UTC.  Returns (customer, created).
+    """
+    unknown = set(values) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown customer fields: {sorted(unknown)}")
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(external_id=external_id).first()
+        country = values.get("country") or (customer.country if customer else "")
+        if values.get("phone"):
+            # A national number ("081 234 5678") is read in the customer's country.
+            try:
+                values["phone"] = fields.normalize_phone(values["phone"], country=country)
+            except fields.FieldError as error:
+                raise LedgerError(str(error), field="phone") from None
+        if customer is None:
+            if not values.get("name"):
+                raise LedgerError("required for a new customer", field="name")
+            if not values.get("time_zone"):
+                values["time_zone"] = fields.default_time_zone(country) or "UTC"
+            try:
+                with transaction.atomic():
+                    customer = Customer.objects.create(
+                        external_id=external_id, created_at=now, updated_at=now, **values
+                    )
+            except IntegrityError:
+                # Another request created it between our read and our insert.
+                return upsert_customer(external_id=external_id, now=now, source=source, **values)
+            record_event(
+                type="customer.created", now=now, source=source, customer=customer,
+                data={"external_id": external_id},
+            )
+            return customer, True
+
+        changes = {
+            name: [getattr(customer, name), value]
+            for name, value in values.items()
+            if getattr(customer, name) != value
+        }
+        if changes:
+            for name, (_, value) in changes.items():
+                setattr(customer, name, value)
+            customer.updated_at = now
+            customer.save(update_fields=[*changes, "updated_at"])
+            record_event(
+                type="customer.updated", now=now, source=source, customer=customer,
+                data={"changed": sorted(changes)},
+            )
+        return customer, False
+
+
+def get_customer(external_id: str, *, field: str = "customer") -> Customer:
+    customer = Customer.objects.filter(external_id=external_id).first()
+    if customer is None:
+        raise LedgerError(f"no customer with external_id {external_id!r}", field=field,
+                          code=ErrorCode.NOT_FOUND)
+    return customer
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    description: str
+    quantity: int
+    amount: int  # minor units; negative for a discount or credit line
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFacts:
+    external_id: str
+    customer: str  # the customer's external_id
+    number: str
+    currency: str
+    amount_due: int
+    issued_at: datetime
+    due_at: datetime
+    collection_method: str = CollectionMethod.SEND_INVOICE
+    status: str = InvoiceStatus.OPEN
+    lines: Sequence[InvoiceLine] = ()
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[Invoice, bool]:
+    """Create the invoice, or bring an existing one (same external_id) up to date.
+
+    An update may change the number, dates, lines, context, collection method
+    and amount due (never below what is already paid); it may not move the
+    invoice to another customer or currency.  Returns (invoice, created).
+    """
+    if facts.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
+        raise LedgerError("a new invoice is draft or open; use the void and "
+                          "mark-uncollectible actions to change its status later", field="status")
+    with transaction.atomic():
+        customer = get_customer(facts.customer)
+        invoice = (
+            Invoice.objects.select_for_update().filter(external_id=facts.external_id).first()
+        )
+        lines = [{"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
+                 for ln in facts.lines]
+        if invoice is None:
+            try:
+                with transaction.atomic():
+                    invoice = Invoice.objects.create(
+                        external_id=facts.external_id,
+                        number=facts.number,
+                        customer=customer,
+                        currency=facts.currency,
+                        amount_due=facts.amount_due,
+                        amount_paid=0,
+                        amount_remaining=facts.amount_due,
+                        issued_at=facts.issued_at,
+                        due_at=facts.due_at,
+                        status=InvoiceStatus.PAID if facts.amount_due == 0 else facts.status,
+                        paid_at=facts.issued_at if facts.amount_due == 0 else None,
+                        collection_method=facts.collection_method,
+                        lines=lines,
+                        context=dict(facts.context),
+                        created_at=now,
+                        updated_at=now,
+                    )
+            except IntegrityError:
+                return upsert_invoice(facts=facts, now=now, source=source)
+            record_event(
+                type="invoice.created", now=now, source=source, occurred_at=facts.issued_at,
+                customer=customer, invoice=invoice,
+                data={"amount_due": facts.amount_due, "currency": facts.currency,
+                      "due_at": facts.due_at.isoformat()},
+            )
+            return invoice, True
+        return _update_invoice(invoice, customer=customer, facts=facts, lines=lines, now=now,
+                               source=source), False
+
+
+def _update_invoice(
+    invoice: Invoice, *, customer: Customer, facts: InvoiceFacts, lines: list[dict[str, Any]],
+    now: datetime, source: str,
+) -> Invoice:
+    if invoice.customer_id != customer.pk:
+        raise LedgerError("an invoice cannot move to another customer", field="customer",
+                          code=ErrorCode.CONFLICT)
+    if invoice.currency != facts.currency:
+        raise LedgerError(f"the invoice is in {invoice.currency}; its currency cannot change",
+                          field="currency", code=ErrorCode.CONFLICT)
+    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.PAID) and facts.amount_due != invoice.amount_due:
+        raise LedgerError(f"the invoice is {invoice.status}; its amount cannot change",
+                          field="amount_due", code=ErrorCode.CONFLICT)
+    if facts.amount_due < invoice.amount_paid:
+        raise LedgerError(f"{invoice.amount_paid} is already paid; amount_due cannot be less",
+                          field="amount_due", code=ErrorCode.CONFLICT)
+    wanted = {
+        "number": facts.number,
+        "amount_due": facts.amount_due,
+        "issued_at": facts.issued_at,
+        "due_at": facts.due_at,
+        "collection_method": facts.collection_method,
+        "lines": lines,
+        "context": dict(facts.context),
+    }
+    if invoice.status == InvoiceStatus.DRAFT and facts.status == InvoiceStatus.OPEN:
+        wanted["status"] = InvoiceStatus.OPEN
+    changed = sorted(name for name, value in wanted.items() if getattr(invoice, name) != value)
+    if not changed:
+        return invoice
+    for name in changed:
+        setattr(invoice, name, wanted[name])
+    invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
+    update = [*changed, "amount_remaining", "updated_at"]
+    if invoice.amount_remaining == 0 and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+        invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
+        update += ["status", "paid_at"]
+    invoice.updated_at = now
+    invoice.save(update_fields=sorted(set(update)))
+    record_event(type="invoice.updated", now=now, source=source, customer=customer,
+                 invoice=invoice, data={"changed": changed})
+    if "paid_at" in update:
+        record_event(type="invoice.paid", now=now, source=source, customer=customer, invoice=invoice)
+    return invoice
+
+
+def get_invoice(external_id: str, *, field: str = "invoice", lock: bool = False) -> Invoice:
+    query = Invoice.objects.select_related("customer")
+    if lock:
+        query = query.select_for_update(of=("self",))
+    invoice = query.filter(external_id=external_id).first()
+    if invoice is None:
+        raise LedgerError(f"no invoice with external_id {external_id!r}", field=field,
+                          code=ErrorCode.NOT_FOUND)
+    return invoice
+
+
+def record_payment(
+    *,
+    invoice: str,
+    amount: int,
+    currency: str,
+    received_at: datetime,
+    method: str,
+    reference: str = "",
+    now: datetime,
+    source: str,
+    attempt: PaymentAttempt | None = None,
+) -> Payment:
+    """Apply money received to an invoice; the invoice becomes paid when nothing remains."""
+    with transaction.atomic():
+        target = get_invoice(invoice, lock=True)
+        if target.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
+            raise LedgerError(f"the invoice is {target.status} and takes no payments", field="invoice",
+                              code=ErrorCode.CONFLICT)
+        if currency != target.currency:
+            raise LedgerError(f"the invoice is in {target.currency}", field="currency")
+        if amount <= 0:
+            raise LedgerError("must be greater than zero", field="amount")
+        if reference and Payment.objects.filter(invoice=target, reference=reference).exists():
+            raise LedgerError(f"a payment with reference {reference!r} is already recorded "
+                              "on this invoice", field="reference", code=ErrorCode.CONFLICT)
+        if amount > target.amount_remaining:
+            raise LedgerError(f"more than the {target.amount_remaining} that remains on the invoice",
+                              field="amount", code=ErrorCode.CONFLICT)
+        payment = Payment.objects.create(
+            invoice=target, customer=target.customer, amount=amount, currency=currency,
+            received_at=received_at, method=method, reference=reference, attempt=attempt,
+            created_at=now,
+        )
+        target.amount_paid += amount
+        target.amount_remaining -= amount
+        target.updated_at = now
+        update = ["amount_paid", "amount_remaining", "updated_at"]
+        if target.amount_remaining == 0:
+            target.status, target.paid_at = InvoiceStatus.PAID, received_at
+            update += ["status", "paid_at"]
+        target.save(update_fields=update)
+        record_event(
+            type="payment.recorded", now=now, source=source, occurred_at=received_at,
+            customer=target.customer, invoice=target,
+            data={"payment": payment.pk, "amount": amount, "currency": currency,
+                  "amount_remaining": target.amount_remaining},
+        )
+        if target.status == InvoiceStatus.PAID:
+            record_event(type="invoice.paid", now=now, source=source, occurred_at=received_at,
+                         customer=target.customer, invoice=target)
+        return payment
+
+
+def record_payment_attempt(
+    *,
+    invoice: str,
+    attempted_at: datetime,
+    outcome: str,
+    now: datetime,
+    source: str,
+    amount: int | None = None,
+    decline_code: str = "",
+    advice_code: str = "",
+    network_code: str = "",
+    gateway: str = "",
+    reference: str = "",
+    payment_method: str | None = None,
+) -> PaymentAttempt:
+    """Record one try to collect an invoice.  A success also records the payment."""
+    with transaction.atomic():
+        target = get_invoice(invoice, lock=True)
+        method = None
+        if payment_method:
+            method = PaymentMethod.objects.filter(external_id=payment_method).first()
+            if method is None or method.customer_id != target.customer_id:
+                raise LedgerError(f"no payment method {payment_method!r} for this customer",
+                                  field="payment_method", code=ErrorCode.NOT_FOUND)
+        if outcome == AttemptOutcome.SUCCEEDED and decline_code:
+            raise LedgerError("a succeeded attempt has no decline code", field="decline_code")
+        charged = target.amount_remaining if amount is None else amount
+        attempt = PaymentAttempt.objects.create(
+            invoice=target, customer=target.customer, payment_method=method,
+            attempted_at=attempted_at, outcome=outcome, amount=charged, currency=target.currency,
+            decline_code=decline_code, advice_code=advice_code, network_code=network_code,
+            gateway=gateway, reference=reference, created_at=now,
+        )
+        record_event(
+            type=f"payment_attempt.{outcome}", now=now, source=source, occurred_at=attempted_at,
+            customer=target.customer, invoice=target,
+            data={"attempt": attempt.pk, "amount": charged, "decline_code": decline_code,
+                  "advice_code": advice_code, "gateway": gateway},
+        )
+        if outcome == AttemptOutcome.SUCCEEDED:
+            record_payment(
+                invoice=invoice, amount=charged, currency=target.currency, received_at=attempted_at,
+                method=method.type if method else "card", reference=reference, now=now,
+                source=source, attempt=attempt,
+            )
+        return attempt
+
+
+def upsert_payment_method(
+    *, external_id: str, customer: str, now: datetime, source: str, **values: Any
+) -> tuple[PaymentMethod, bool]:
+    """Create or update a saved payment method (card brand, last 4, expiry; never the number)."""
+    with transaction.atomic():
+        owner = get_customer(customer)
+        method = PaymentMethod.objects.select_for_update().filter(external_id=external_id).first()
+        created = method is None
+        if method is None:
+            method = PaymentMethod(external_id=external_id, customer=owner, created_at=now)
+        elif method.customer_id != owner.pk:
+            raise LedgerError("a payment method cannot move to another customer", field="customer",
+                              code=ErrorCode.CONFLICT)
+        for name, value in values.items():
+            setattr(method, name, value)
+        method.updated_at = now
+        method.save()
+        if method.is_default:
+            PaymentMethod.objects.filter(customer=owner, is_default=True).exclude(pk=method.pk).update(
+                is_default=False, updated_at=now)
+        record_event(
+            type="payment_method.created" if created else "payment_method.updated",
+            now=now, source=source, customer=owner,
+            data={"payment_method": external_id, "type": method.type, "brand": method.brand,
+                  "last4": method.last4, "exp_month": method.exp_month, "exp_year": method.exp_year},
+        )
+        return method, created
+
+
+def change_invoice_status(*, invoice: str, status: str, now: datetime, source: str,
+                          reason: str = "") -> Invoice:
+    """Void an invoice or mark it uncollectible (money may still arrive on an uncollectible one)."""
+    allowed = {
+        InvoiceStatus.VOID: {InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE},
+        InvoiceStatus.UNCOLLECTIBLE: {InvoiceStatus.OPEN},
+    }
+    with transaction.atomic():
+        target = get_invoice(invoice, lock=True)
+        if target.status == status:
+            return target
+        if target.status not in allowed[InvoiceStatus(status)]:
+            raise LedgerError(f"a {target.status} invoice cannot become {status}", field="status",
+                              code=ErrorCode.CONFLICT)
+        previous = target.status
+        target.status, target.updated_at = status, now
+        target.save(update_fields=["status", "updated_at"])
+        record_event(type=f"invoice.{'voided' if status == InvoiceStatus.VOID else 'marked_uncollectible'}",
+                     now=now, source=source, customer=target.customer, invoice=target,
+                     data={"from": previous, "reason": reason})
+        return target

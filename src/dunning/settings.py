@@ -1,0 +1,161 @@
+"""Django settings, all read from the environment.
+
+DATABASE_URL        default: sqlite:///dunning.sqlite3 in the data directory
+DUNNING_DATA_DIR    where the SQLite file, the demo's secret key and outgoing
+                    mail files live (default: the working directory)
+DUNNING_ENV         "production" turns off debug and demands a secret key
+DUNNING_SECRET_KEY  required in production; elsewhere generated once and kept
+DUNNING_ALLOWED_HOSTS  comma-separated, default "127.0.0.1,localhost"
+TEST_DATABASE_URL   used instead of DATABASE_URL by the test suite
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+DATA_DIR = Path(os.environ.get("DUNNING_DATA_DIR") or Path.cwd())
+ENV = os.environ.get("DUNNING_ENV", "development")
+PRODUCTION = ENV == "production"
+TESTING = "pytest" in sys.modules
+
+
+def _secret_key() -> str:
+    if key := os.environ.get("DUNNING_SECRET_KEY"):
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "DUNNING_SECRET_KEY is not set. In production it must be set to a long random "
+            'value, for example the output of: python -c "import secrets; '
+            'print(secrets.token_urlsafe(50))"'
+        )
+    # Outside production a key is generated once and kept beside the data, so
+    # sessions and signed links survive a restart of the demo.
+    path = DATA_DIR / ".dunning-secret-key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _database() -> dict[str, object]:
+    url = os.environ.get("TEST_DATABASE_URL") if TESTING else None
+    url = url or os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'dunning.sqlite3'}"
+    if url.startswith("sqlite"):
+        config = dj_database_url.parse(url)
+        config["OPTIONS"] = {
+            # WAL lets readers work while the one writer writes; IMMEDIATE takes
+            # the write lock at BEGIN so two writers queue instead of failing
+            # with "database is locked" half-way through a transaction.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+        return config
+    # Persistent connections: a new PostgreSQL backend per request costs ~6x
+    # in throughput (shared/reference/stack.md, figure 8).
+    return dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+
+
+SECRET_KEY = _secret_key()
+DEBUG = not PRODUCTION and os.environ.get("DUNNING_DEBUG", "1") == "1"
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("DUNNING_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+]
+if TESTING:
+    ALLOWED_HOSTS.append("testserver")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "ninja",
+    "dunning.ledger",
+    "dunning.api",
+    "dunning.cli",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dunning.api.errors.JsonErrorsMiddleware",
+    "dunning.api.idempotency.IdempotencyMiddleware",
+]
+
+ROOT_URLCONF = "dunning.urls"
+WSGI_APPLICATION = "dunning.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("th", "ไทย")]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+# Static files are served from the app's packages (admin, API docs) without a
+# collectstatic step, so `dunning serve` works straight after install.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+NINJA_PAGINATION_PER_PAGE = 50
+NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 500
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DUNNING_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # ninja logs every validation error with the offending input; inputs can
+        # hold personal data, so only warnings and above.
+        "ninja": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
+}
