@@ -44,12 +44,12 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
-def _database() -> dict[str, object]:
+def _database() -> dj_database_url.DBConfig:
     url = os.environ.get("TEST_DATABASE_URL") if TESTING else None
     url = url or os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'dunning.sqlite3'}"
     if url.startswith("sqlite"):
         config = dj_database_url.parse(url)
-        config["OPTIONS"] = {
+        config["OPTIONS"] = {  # type: ignore[typeddict-unknown-key]
             # WAL lets readers work while the one writer writes; IMMEDIATE takes
             # the write lock at BEGIN so two writers queue instead of failing
             # with "database is locked" half-way through a transaction.

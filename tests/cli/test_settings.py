@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DUNNING = [sys.executable, "-m", "dunning"]
+
+
+def run(args: list[str], *, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("DUNNING_", "DATABASE_URL", "TEST_DATABASE_URL"))}
+    return subprocess.run([*DUNNING, *args], cwd=cwd, env={**clean, **env}, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_production_without_a_secret_key_stops_with_a_clear_error(tmp_path: Path) -> None:
+    result = run(["check"], cwd=tmp_path, DUNNING_ENV="production")
+
+    assert result.returncode == 2
+    assert "DUNNING_SECRET_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_outside_production_a_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = run(["check"], cwd=tmp_path)
+    key = (tmp_path / ".dunning-secret-key").read_text()
+    second = run(["check"], cwd=tmp_path)
+
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert len(key) >= 50
+    assert (tmp_path / ".dunning-secret-key").read_text() == key
+    assert oct((tmp_path / ".dunning-secret-key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_default_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path) -> None:
+    result = run(["migrate", "--verbosity", "0"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    mode = run(["shell", "--no-imports", "-c", "from django.db import connection; c = connection.cursor(); "
+                "print(c.execute('PRAGMA journal_mode').fetchone()[0], "
+                "c.execute('PRAGMA busy_timeout').fetchone()[0])"], cwd=tmp_path)
+
+    assert (tmp_path / "dunning.sqlite3").exists()
+    assert mode.stdout.split() == ["wal", "20000"]
+
+
+def test_postgres_urls_get_persistent_checked_connections(tmp_path: Path) -> None:
+    result = run(["shell", "--no-imports", "-c", "from django.conf import settings; d = settings.DATABASES['default'];"
+                  " print(d['ENGINE'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"],
+                 cwd=tmp_path, DATABASE_URL="postgres://someone@127.0.0.1:5432/anything")
+
+    assert result.stdout.split() == ["django.db.backends.postgresql", "600", "True"]
