@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/dunning migrate --no-input --verbosity 0
 	$(BIN)/dunning demo --load --if-empty
-	$(BIN)/dunning demo --operator
+	$(BIN)/dunning demo --operator --url http://$(HOST):$(PORT)
 	$(BIN)/dunning serve --host $(HOST) --port $(PORT)
 
 serve: install

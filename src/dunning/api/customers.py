@@ -1,10 +1,10 @@
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from dunning.api.common import SOURCE, NewestFirst, ObjectId, not_found, now
-from dunning.api.schemas import CustomerIn, CustomerOut, ExternalId
+from dunning.api.schemas import CustomerIn, CustomerOut, ExternalId, Name, ShortText
 from dunning.ledger import services
 from dunning.ledger.models import Customer
 
@@ -13,12 +13,13 @@ router = Router(tags=["customers"])
 
 class CustomerFilters(Schema):
     external_id: ExternalId | None = None
-    email: str | None = Field(None, max_length=254)
-    country: str | None = Field(None, max_length=2)
+    # Text that PostgreSQL can compare: a NUL in a filter is a 422, not a 500.
+    email: Name | None = Field(None, max_length=254)
+    country: ShortText | None = Field(None, max_length=2)
 
 
 @router.post("", response={200: CustomerOut, 201: CustomerOut}, summary="Create or update a customer")
-def upsert_customer(request: HttpRequest, payload: CustomerIn) -> tuple[int, Customer]:
+def upsert_customer(request: HttpRequest, payload: CustomerIn) -> Status[Customer]:
     """Creates the customer with this `external_id`, or updates the fields sent.
 
     Answers 201 when it created the customer and 200 when it updated one.
@@ -30,7 +31,7 @@ def upsert_customer(request: HttpRequest, payload: CustomerIn) -> tuple[int, Cus
     customer, created = services.upsert_customer(
         external_id=payload.external_id, now=now(request), source=SOURCE, **values
     )
-    return (201 if created else 200), customer
+    return Status(201 if created else 200, customer)
 
 
 @router.get("", response=list[CustomerOut], summary="List customers, newest first")

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -42,6 +44,12 @@ def error_response(
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def too_large() -> JsonResponse:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE (Django raises when it is first read)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_response(413, f"The request body is larger than {limit} bytes.")
 
 
 def field_path(loc: Iterable[Any]) -> str:
@@ -112,6 +120,9 @@ def install(api: NinjaAPI) -> None:
     def on_http(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return error_response(exc.status_code, str(exc.message))
 
+    def on_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return too_large()
+
     def on_any(request: HttpRequest, exc: Exception) -> HttpResponse:
         logger.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "Something went wrong on our side; nothing was changed.")
@@ -121,6 +132,7 @@ def install(api: NinjaAPI) -> None:
         (LedgerError, on_ledger),
         (AuthenticationError, on_auth),
         (HttpError, on_http),
+        (RequestDataTooBig, on_too_large),
         (Exception, on_any),
     ]
     for exc_class, handler in handlers:

@@ -4,14 +4,14 @@ from ninja import Field, Query, Router, Schema
 from ninja.pagination import paginate
 
 from dunning.api.common import ObjectId, OldestFirst, not_found
-from dunning.api.schemas import EventOut, ExternalId
+from dunning.api.schemas import EventOut, ExternalId, ShortText
 from dunning.ledger.models import Event
 
 router = Router(tags=["events"])
 
 
 class EventFilters(Schema):
-    type: str | None = Field(None, max_length=64, description="e.g. invoice.paid")
+    type: ShortText | None = Field(None, description="e.g. invoice.paid")
     customer: ExternalId | None = Field(None, description="the customer's external_id")
     invoice: ExternalId | None = Field(None, description="the invoice's external_id")
 

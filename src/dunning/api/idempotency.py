@@ -11,16 +11,18 @@ same key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from dunning.api.errors import error_response
+from dunning.api.errors import error_response, too_large
 from dunning.api.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -29,11 +31,10 @@ RETENTION = timedelta(hours=24)
 
 def _request_hash(request: HttpRequest) -> str:
     body = request.body
-    try:
-        # The same JSON with other spacing or key order is the same request.
+    # The same JSON with other spacing or key order is the same request.  A body
+    # that is not JSON (or is nested too deeply to normalise) is hashed as sent.
+    with contextlib.suppress(ValueError, UnicodeDecodeError, RecursionError):
         body = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        pass
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
     digest.update(body)
     return digest.hexdigest()
@@ -62,7 +63,10 @@ class IdempotencyMiddleware:
                 fields=[{"field": HEADER, "message": "1 to 255 printable ASCII characters"}],
             )
         scope = hashlib.sha256(authorization.encode()).hexdigest()
-        request_hash = _request_hash(request)
+        try:
+            request_hash = _request_hash(request)
+        except RequestDataTooBig:
+            return too_large()
         now = timezone.now()
         with transaction.atomic():
             try:

@@ -2,7 +2,7 @@ from typing import Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from dunning.api.common import SOURCE, NewestFirst, ObjectId, not_found, now
@@ -23,7 +23,7 @@ class InvoiceFilters(Schema):
 
 
 @router.post("", response={200: InvoiceOut, 201: InvoiceOut}, summary="Create or update an invoice")
-def upsert_invoice(request: HttpRequest, payload: InvoiceIn) -> tuple[int, Invoice]:
+def upsert_invoice(request: HttpRequest, payload: InvoiceIn) -> Status[Invoice]:
     """Creates the invoice (201), or updates the one with this `external_id` (200).
 
     An update may change the number, dates, lines, context, collection method
@@ -43,7 +43,7 @@ def upsert_invoice(request: HttpRequest, payload: InvoiceIn) -> tuple[int, Invoi
         context=payload.context,
     )
     invoice, created = services.upsert_invoice(facts=facts, now=now(request), source=SOURCE)
-    return (201 if created else 200), invoice
+    return Status(201 if created else 200, invoice)
 
 
 @router.get("", response=list[InvoiceOut], summary="List invoices, newest first")

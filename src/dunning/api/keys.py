@@ -33,6 +33,8 @@ class NewKey:
 def create_key(*, name: str, now: datetime) -> NewKey:
     if not name.strip():
         raise ValueError("an API key needs a name")
+    if len(name.strip()) > 100:  # ApiKey.name; PostgreSQL would refuse it with a DataError
+        raise ValueError("an API key name is at most 100 characters")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKey.objects.create(
         name=name.strip(), prefix=key[:10], key_hash=hash_key(key), created_at=now

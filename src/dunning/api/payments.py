@@ -2,7 +2,7 @@ from typing import Literal
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from dunning.api.common import SOURCE, NewestFirst, ObjectId, not_found, now
@@ -36,7 +36,7 @@ class AttemptFilters(ByInvoiceAndCustomer):
 
 
 @payments_router.post("", response={201: PaymentOut}, summary="Record a payment")
-def record_payment(request: HttpRequest, payload: PaymentIn) -> tuple[int, Payment]:
+def record_payment(request: HttpRequest, payload: PaymentIn) -> Status[Payment]:
     """Applies money received to an invoice and reduces its `amount_remaining`.
 
     Partial payments are fine; the invoice becomes `paid` when nothing remains.
@@ -48,7 +48,7 @@ def record_payment(request: HttpRequest, payload: PaymentIn) -> tuple[int, Payme
         received_at=payload.received_at, method=payload.method, reference=payload.reference,
         now=now(request), source=SOURCE,
     )
-    return 201, payment
+    return Status(201, payment)
 
 
 @payments_router.get("", response=list[PaymentOut], summary="List payments, newest first")
@@ -74,7 +74,7 @@ def get_payment(request: HttpRequest, id: ObjectId) -> Payment:
 
 
 @attempts_router.post("", response={201: PaymentAttemptOut}, summary="Record a payment attempt")
-def record_attempt(request: HttpRequest, payload: PaymentAttemptIn) -> tuple[int, PaymentAttempt]:
+def record_attempt(request: HttpRequest, payload: PaymentAttemptIn) -> Status[PaymentAttempt]:
     """Records one try to charge an invoice, with the processor's decline and advice codes.
 
     A `succeeded` attempt also records the payment (for `amount`, by default
@@ -86,7 +86,7 @@ def record_attempt(request: HttpRequest, payload: PaymentAttemptIn) -> tuple[int
         network_code=payload.network_code, gateway=payload.gateway, reference=payload.reference,
         payment_method=payload.payment_method, now=now(request), source=SOURCE,
     )
-    return 201, attempt
+    return Status(201, attempt)
 
 
 @attempts_router.get("", response=list[PaymentAttemptOut], summary="List payment attempts, newest first")
@@ -120,7 +120,7 @@ def get_attempt(request: HttpRequest, id: ObjectId) -> PaymentAttempt:
 @methods_router.post(
     "", response={200: PaymentMethodOut, 201: PaymentMethodOut}, summary="Save a payment method"
 )
-def upsert_method(request: HttpRequest, payload: PaymentMethodIn) -> tuple[int, PaymentMethod]:
+def upsert_method(request: HttpRequest, payload: PaymentMethodIn) -> Status[PaymentMethod]:
     """Creates (201) or updates (200) a saved payment method: brand, last 4 digits, expiry."""
     values = payload.model_dump(exclude={"external_id", "customer"})
     values["last4"] = values["last4"] or ""
@@ -128,7 +128,7 @@ def upsert_method(request: HttpRequest, payload: PaymentMethodIn) -> tuple[int, 
         external_id=payload.external_id, customer=payload.customer, now=now(request),
         source=SOURCE, **values,
     )
-    return (201 if created else 200), method
+    return Status(201 if created else 200, method)
 
 
 @methods_router.get("", response=list[PaymentMethodOut], summary="List payment methods, newest first")

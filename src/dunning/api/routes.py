@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ninja import NinjaAPI
 
 from dunning import __version__
@@ -12,7 +14,58 @@ from dunning.api.events import router as events
 from dunning.api.invoices import router as invoices
 from dunning.api.payments import attempts_router, methods_router, payments_router
 
-api = NinjaAPI(
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "message"],
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        }
+    },
+}
+ERRORS = {
+    "400": "The body is not JSON, or the Idempotency-Key is malformed.",
+    "401": "No API key, or an unknown or revoked one.",
+    "404": "No such object, or the request names one that does not exist.",
+    "409": "The request collides with what is recorded, or reuses an Idempotency-Key.",
+    "413": "The body is too large.",
+    "422": "A field is malformed or contradicts the ledger; `fields` names each one.",
+}
+
+
+class DunningAPI(NinjaAPI):
+    """Adds the one error shape to every operation of the OpenAPI document."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                wanted = ERRORS if method == "post" else {
+                    code: text for code, text in ERRORS.items() if code in ("401", "404", "422")
+                }
+                for code, text in wanted.items():
+                    operation["responses"].setdefault(
+                        code, {"description": text, "content": reference}
+                    )
+        return schema
+
+
+api = DunningAPI(
     title="dunning",
     version=__version__,
     description=(

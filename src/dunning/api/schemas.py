@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -33,6 +34,9 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
         return [_json_safe(v, depth + 1) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
         raise ValueError("integers in metadata must fit in 53 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        # json.loads reads NaN, Infinity and 1e400 (inf); no database stores them as JSON.
+        raise ValueError("numbers must be finite")
     return value
 
 
@@ -172,7 +176,10 @@ class PaymentIn(Input):
     amount: PositiveAmount
     currency: Currency
     received_at: Instant
-    method: ShortText = Field(examples=["bank_transfer", "card", "promptpay", "cash"])
+    # Payment.method is a 32-character column: a longer value is a 422 here, not a
+    # DataError on PostgreSQL (SQLite does not enforce the length).
+    method: Annotated[str, Field(max_length=32), AfterValidator(_text(32))] = Field(
+        examples=["bank_transfer", "card", "promptpay", "cash"])
     reference: Reference = ""
 
 

@@ -24,6 +24,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NOT_A_DATE = "not a date: use 2026-03-15 or 2026-03-15T09:30:00+07:00"
 
 
 class FieldError(ValueError):
@@ -33,7 +34,7 @@ class FieldError(ValueError):
 def normalize_country(value: str) -> str:
     code = value.strip().upper()
     if pycountry.countries.get(alpha_2=code) is None:
-        raise FieldError(f"unknown country {value!r}: use an ISO 3166 alpha-2 code such as TH")
+        raise FieldError("unknown country: use an ISO 3166 alpha-2 code such as TH")
     return code
 
 
@@ -42,14 +43,14 @@ def normalize_locale(value: str) -> str:
     try:
         locale = Locale.parse(value.strip().replace("-", "_"))
     except (ValueError, TypeError, UnknownLocaleError):
-        raise FieldError(f"unknown locale {value!r}: use a tag such as th, th-TH or en-US") from None
+        raise FieldError("unknown locale: use a tag such as th, th-TH or en-US") from None
     return "-".join(part for part in (locale.language, locale.script, locale.territory) if part)
 
 
 def normalize_time_zone(value: str) -> str:
     name = value.strip()
     if name not in _time_zones():
-        raise FieldError(f"unknown time zone {value!r}: use an IANA name such as Asia/Bangkok")
+        raise FieldError("unknown time zone: use an IANA name such as Asia/Bangkok")
     return name
 
 
@@ -95,19 +96,24 @@ def parse_instant(value: str | datetime | date) -> datetime:
         moment = value
     elif isinstance(value, date):
         moment = datetime.combine(value, time(0), tzinfo=UTC)
-    else:
+    elif isinstance(value, str):
         text = value.strip()
         if _DATE_ONLY.match(text):
             text += "T00:00:00+00:00"
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise FieldError(
-                f"not a date: {value!r} (use 2026-03-15 or 2026-03-15T09:30:00+07:00)"
-            ) from None
+            raise FieldError(_NOT_A_DATE) from None
+    else:
+        # JSON numbers, null, lists: pydantic hands a BeforeValidator anything.
+        raise FieldError(_NOT_A_DATE)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise FieldError("add a UTC offset, such as 2026-03-15T09:30:00+07:00 or ...Z")
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:00-14:00 or 0001-01-01T00:00+14:00 leave datetime's range.
+        raise FieldError(f"must be between {EARLIEST.year} and {LATEST.year}") from None
     if not EARLIEST <= moment < LATEST:
         raise FieldError(f"must be between {EARLIEST.year} and {LATEST.year}")
     return moment

@@ -42,7 +42,7 @@ def exponent(currency: str) -> int:
     try:
         return _exponents()[currency]
     except KeyError:
-        raise MoneyError(f"unknown currency {currency!r}: use an ISO 4217 code such as THB") from None
+        raise MoneyError("unknown currency: use an ISO 4217 code such as THB") from None
 
 
 def normalize_currency(value: str) -> str:
@@ -63,17 +63,17 @@ def parse_major(text: str, currency: str) -> int:
     match = _DECIMAL.match(text.strip())
     if match is None:
         if text.strip().startswith("-"):
-            raise MoneyError(f"must not be negative: {text.strip()!r}")
-        raise MoneyError(f"not a decimal amount: {text.strip()!r} (write it like 1234.50)")
+            raise MoneyError("must not be negative")
+        raise MoneyError("not a decimal amount: write it like 1234.50, without separators")
     fraction = match.group("frac") or ""
     if len(fraction) > places:
         if places == 0:
-            raise MoneyError(f"{currency} has no minor unit: write {match.group('int')} without decimals")
+            raise MoneyError(f"{currency} has no minor unit: write the amount without decimals")
         raise MoneyError(f"{currency} has {places} decimal places at most, got {len(fraction)}")
     try:
         minor = int(Decimal(text.strip()).scaleb(places))
     except InvalidOperation:  # pragma: no cover - the regex admits only digits
-        raise MoneyError(f"not a decimal amount: {text.strip()!r}") from None
+        raise MoneyError("not a decimal amount") from None
     check_minor(minor)
     return minor
 

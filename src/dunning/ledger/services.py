@@ -88,6 +88,9 @@ def upsert_customer(
                     )
             except IntegrityError:
                 # Another request created it between our read and our insert.
+                # Any other integrity error is not a race: retrying would loop.
+                if not Customer.objects.filter(external_id=external_id).exists():
+                    raise
                 return upsert_customer(external_id=external_id, now=now, source=source, **values)
             record_event(
                 type="customer.created", now=now, source=source, customer=customer,
@@ -115,7 +118,7 @@ def upsert_customer(
 def get_customer(external_id: str, *, field: str = "customer") -> Customer:
     customer = Customer.objects.filter(external_id=external_id).first()
     if customer is None:
-        raise LedgerError(f"no customer with external_id {external_id!r}", field=field,
+        raise LedgerError("no customer with this external_id", field=field,
                           code=ErrorCode.NOT_FOUND)
     return customer
 
@@ -181,6 +184,9 @@ def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[
                         updated_at=now,
                     )
             except IntegrityError:
+                # As for customers: retry only when a concurrent request won the race.
+                if not Invoice.objects.filter(external_id=facts.external_id).exists():
+                    raise
                 return upsert_invoice(facts=facts, now=now, source=source)
             record_event(
                 type="invoice.created", now=now, source=source, occurred_at=facts.issued_at,
@@ -245,7 +251,7 @@ def get_invoice(external_id: str, *, field: str = "invoice", lock: bool = False)
         query = query.select_for_update(of=("self",))
     invoice = query.filter(external_id=external_id).first()
     if invoice is None:
-        raise LedgerError(f"no invoice with external_id {external_id!r}", field=field,
+        raise LedgerError("no invoice with this external_id", field=field,
                           code=ErrorCode.NOT_FOUND)
     return invoice
 
@@ -273,8 +279,8 @@ def record_payment(
         if amount <= 0:
             raise LedgerError("must be greater than zero", field="amount")
         if reference and Payment.objects.filter(invoice=target, reference=reference).exists():
-            raise LedgerError(f"a payment with reference {reference!r} is already recorded "
-                              "on this invoice", field="reference", code=ErrorCode.CONFLICT)
+            raise LedgerError("a payment with this reference is already recorded on this invoice",
+                              field="reference", code=ErrorCode.CONFLICT)
         if amount > target.amount_remaining:
             raise LedgerError(f"more than the {target.amount_remaining} that remains on the invoice",
                               field="amount", code=ErrorCode.CONFLICT)
@@ -325,7 +331,7 @@ def record_payment_attempt(
         if payment_method:
             method = PaymentMethod.objects.filter(external_id=payment_method).first()
             if method is None or method.customer_id != target.customer_id:
-                raise LedgerError(f"no payment method {payment_method!r} for this customer",
+                raise LedgerError("no payment method with this external_id for this customer",
                                   field="payment_method", code=ErrorCode.NOT_FOUND)
         if outcome == AttemptOutcome.SUCCEEDED and decline_code:
             raise LedgerError("a succeeded attempt has no decline code", field="decline_code")

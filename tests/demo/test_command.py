@@ -1,0 +1,49 @@
+"""`dunning demo` at its edges, without loading the whole demo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from dunning.demo.data import DemoData
+from dunning.ledger.models import Customer, Event
+from tests.conftest import NOW
+
+
+def test_it_refuses_a_database_that_already_has_customers(
+    make_customer: Callable[..., Any], on_postgres: bool,
+) -> None:
+    make_customer("cus_real")
+    with pytest.raises(CommandError) as refused:
+        call_command("demo", "--load", "--now", NOW.isoformat(), stdout=StringIO())
+    message = str(refused.value)
+    assert "already has 1 customer(s)" in message
+    assert ("new, empty database" if on_postgres else "delete the SQLite file") in message
+    assert list(Customer.objects.values_list("external_id", flat=True)) == ["cus_real"]
+    assert not Event.objects.filter(source="demo").exists()
+
+
+def test_it_does_nothing_without_load(db: None) -> None:
+    with pytest.raises(CommandError, match="nothing to do"):
+        call_command("demo", stdout=StringIO())
+
+
+def test_it_refuses_a_now_that_is_not_a_date(db: None) -> None:
+    with pytest.raises(CommandError, match="--now: not a date"):
+        call_command("demo", "--load", "--now", "yesterday", stdout=StringIO())
+
+
+def test_it_counts_ages_from_the_current_time_unless_told(
+    db: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[DemoData] = []
+    monkeypatch.setattr("dunning.cli.management.commands.demo.load", loaded.append)
+    monkeypatch.setattr("dunning.cli.management.commands.demo.timezone.now", lambda: NOW)
+    call_command("demo", "--load", "--seed", "3", stdout=StringIO())
+    call_command("demo", "--load", "--now", "2026-01-02T09:00:00+07:00", stdout=StringIO())
+    assert [(d.seed, d.now.isoformat()) for d in loaded] == [
+        (3, "2026-03-16T03:00:00+00:00"), (2569, "2026-01-02T02:00:00+00:00")]
