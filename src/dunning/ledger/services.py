@@ -116,11 +116,12 @@ def upsert_customer(
 
 
 def get_customer(external_id: str, *, field: str = "customer") -> Customer:
-    customer = Customer.objects.filter(external_id=external_id).first()
-    if customer is None:
+    # get(), not first(): first() adds an ORDER BY id that the unique lookup does not need.
+    try:
+        return Customer.objects.get(external_id=external_id)
+    except Customer.DoesNotExist:
         raise LedgerError("no customer with this external_id", field=field,
-                          code=ErrorCode.NOT_FOUND)
-    return customer
+                          code=ErrorCode.NOT_FOUND) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,39 +156,32 @@ def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[
     if facts.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
         raise LedgerError("a new invoice is draft or open; use the void and "
                           "mark-uncollectible actions to change its status later", field="status")
-    with transaction.atomic():
-        customer = get_customer(facts.customer)
-        invoice = (
-            Invoice.objects.select_for_update().filter(external_id=facts.external_id).first()
-        )
-        lines = [{"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
-                 for ln in facts.lines]
-        if invoice is None:
-            try:
-                with transaction.atomic():
-                    invoice = Invoice.objects.create(
-                        external_id=facts.external_id,
-                        number=facts.number,
-                        customer=customer,
-                        currency=facts.currency,
-                        amount_due=facts.amount_due,
-                        amount_paid=0,
-                        amount_remaining=facts.amount_due,
-                        issued_at=facts.issued_at,
-                        due_at=facts.due_at,
-                        status=InvoiceStatus.PAID if facts.amount_due == 0 else facts.status,
-                        paid_at=facts.issued_at if facts.amount_due == 0 else None,
-                        collection_method=facts.collection_method,
-                        lines=lines,
-                        context=dict(facts.context),
-                        created_at=now,
-                        updated_at=now,
-                    )
-            except IntegrityError:
-                # As for customers: retry only when a concurrent request won the race.
-                if not Invoice.objects.filter(external_id=facts.external_id).exists():
-                    raise
-                return upsert_invoice(facts=facts, now=now, source=source)
+    lines = [{"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
+             for ln in facts.lines]
+    # Most posts are new invoices, so insert first and fall back to the update
+    # when the external_id is taken: no read-then-insert, no savepoint (the
+    # ingest benchmark measured both as a third of the request's cost).
+    try:
+        with transaction.atomic():
+            customer = get_customer(facts.customer)
+            invoice = Invoice.objects.create(
+                external_id=facts.external_id,
+                number=facts.number,
+                customer=customer,
+                currency=facts.currency,
+                amount_due=facts.amount_due,
+                amount_paid=0,
+                amount_remaining=facts.amount_due,
+                issued_at=facts.issued_at,
+                due_at=facts.due_at,
+                status=InvoiceStatus.PAID if facts.amount_due == 0 else facts.status,
+                paid_at=facts.issued_at if facts.amount_due == 0 else None,
+                collection_method=facts.collection_method,
+                lines=lines,
+                context=dict(facts.context),
+                created_at=now,
+                updated_at=now,
+            )
             record_event(
                 type="invoice.created", now=now, source=source, occurred_at=facts.issued_at,
                 customer=customer, invoice=invoice,
@@ -195,6 +189,13 @@ def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[
                       "due_at": facts.due_at.isoformat()},
             )
             return invoice, True
+    except IntegrityError:
+        # Only a taken external_id means "update"; any other violation is a bug to surface.
+        if not Invoice.objects.filter(external_id=facts.external_id).exists():
+            raise
+    with transaction.atomic():
+        customer = get_customer(facts.customer)
+        invoice = Invoice.objects.select_for_update().get(external_id=facts.external_id)
         return _update_invoice(invoice, customer=customer, facts=facts, lines=lines, now=now,
                                source=source), False
 
