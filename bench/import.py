@@ -77,15 +77,25 @@ def ensure_database(url: str) -> None:
 
 
 def dunning(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dunning", *args], env=env, check=True,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "dunning", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def empty_ledger(url: str) -> None:
     with psycopg.connect(url) as conn:
-        tables = [row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND (tablename LIKE 'ledger\\_%%' OR tablename = %s)", [BASELINE_TABLE])]
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND (tablename LIKE 'ledger\\_%%' OR tablename = %s)",
+                [BASELINE_TABLE],
+            )
+        ]
         conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
 
@@ -95,35 +105,46 @@ def write_customers(path: Path, count: int) -> None:
         out.write("external_id,name,email,phone,locale,time_zone,country,is_business\n")
         for i in range(count):
             business = "true" if i % 7 == 0 else "false"
-            out.write(f"cus_{i:06d},ลูกค้า {i},customer{i}@example.co.th,"
-                      f"08{i % 10}1234{i % 1000:03d},th-TH,,TH,{business}\n")
+            out.write(
+                f"cus_{i:06d},ลูกค้า {i},customer{i}@example.co.th,"
+                f"08{i % 10}1234{i % 1000:03d},th-TH,,TH,{business}\n"
+            )
 
 
 def amount(rng: random.Random, places: int, prices: list[int]) -> int:
     """An amount in minor units: usually a plan price, sometimes a one-off amount."""
     if rng.random() < 0.6:
         return rng.choice(prices)
-    return rng.randrange(100, 5_000_000) * (10 ** places) // 100
+    return rng.randrange(100, 5_000_000) * (10**places) // 100
 
 
 def major(minor: int, places: int) -> str:
     return str(Decimal(minor).scaleb(-places)) if places else str(minor)
 
 
-def write_invoices(csv_path: Path, copy_path: Path, *, count: int, customer_ids: dict[str, int],
-                   customers: int, seed: int) -> dict[str, int]:
+def write_invoices(
+    csv_path: Path,
+    copy_path: Path,
+    *,
+    count: int,
+    customer_ids: dict[str, int],
+    customers: int,
+    seed: int,
+) -> dict[str, int]:
     """The invoices CSV for the importer, the same rows as COPY text for the baseline."""
     rng = random.Random(seed)
     kinds = [code for code, _, share in CURRENCIES for _ in range(share)]
     places = {code: p for code, p, _ in CURRENCIES}
-    prices = {code: [rng.randrange(9, 2_000) * 10**p for _ in range(40)]
-              for code, p, _ in CURRENCIES}
+    prices = {
+        code: [rng.randrange(9, 2_000) * 10**p for _ in range(40)] for code, p, _ in CURRENCIES
+    }
     start = date(2025, 1, 1)
     stamp = NOW.isoformat()
     totals: dict[str, int] = {}
     with csv_path.open("w", encoding="utf-8", newline="") as out, copy_path.open("w") as copy:
-        out.write("external_id,customer,number,currency,amount_due,issued_at,due_at,"
-                  "collection_method\n")
+        out.write(
+            "external_id,customer,number,currency,amount_due,issued_at,due_at,collection_method\n"
+        )
         for i in range(count):
             currency = rng.choice(kinds)
             minor = amount(rng, places[currency], prices[currency])
@@ -136,13 +157,17 @@ def write_invoices(csv_path: Path, copy_path: Path, *, count: int, customer_ids:
                 issued_text, issued_at = f"{issued}T09:30:00+07:00", f"{issued} 02:30:00+00"
             else:
                 issued_text, issued_at = issued.isoformat(), f"{issued} 00:00:00+00"
-            out.write(f"inv_{i:08d},{customer},INV-{i:08d},{currency},"
-                      f"{major(minor, places[currency])},{issued_text},{due},{method}\n")
+            out.write(
+                f"inv_{i:08d},{customer},INV-{i:08d},{currency},"
+                f"{major(minor, places[currency])},{issued_text},{due},{method}\n"
+            )
             # An invoice of nothing is paid on issue, as the importer writes it.
             status, paid_at = ("paid", issued_at) if minor == 0 else ("open", NULL)
-            copy.write(f"inv_{i:08d}\tINV-{i:08d}\t{customer_ids[customer]}\t{currency}\t"
-                       f"{minor}\t0\t{minor}\t{issued_at}\t{due} 00:00:00+00\t{status}\t"
-                       f"{method}\t[]\t{{}}\t{paid_at}\t{stamp}\t{stamp}\n")
+            copy.write(
+                f"inv_{i:08d}\tINV-{i:08d}\t{customer_ids[customer]}\t{currency}\t"
+                f"{minor}\t0\t{minor}\t{issued_at}\t{due} 00:00:00+00\t{status}\t"
+                f"{method}\t[]\t{{}}\t{paid_at}\t{stamp}\t{stamp}\n"
+            )
     return totals
 
 
@@ -162,8 +187,12 @@ def checkpoint(url: str) -> None:
 def run_import(path: Path, env: dict[str, str]) -> tuple[float, float, str]:
     """Run `dunning import invoices` alone; return (seconds, peak RSS in MB, its output)."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "dunning", "import", "invoices", str(path)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dunning", "import", "invoices", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     assert process.stdout is not None
     output = process.stdout.read().decode()
     _, status, usage = os.wait4(process.pid, 0)
@@ -176,11 +205,15 @@ def run_import(path: Path, env: dict[str, str]) -> tuple[float, float, str]:
 
 def verify(url: str, *, count: int, totals: dict[str, int]) -> None:
     with psycopg.connect(url) as conn:
-        found = dict(conn.execute("SELECT currency, SUM(amount_due) FROM ledger_invoice "
-                                  "GROUP BY currency").fetchall())
+        found = dict(
+            conn.execute(
+                "SELECT currency, SUM(amount_due) FROM ledger_invoice GROUP BY currency"
+            ).fetchall()
+        )
         rows = conn.execute("SELECT COUNT(*) FROM ledger_invoice").fetchone()
-        events = conn.execute("SELECT COUNT(*) FROM ledger_event WHERE type = 'invoice.created'"
-                              ).fetchone()
+        events = conn.execute(
+            "SELECT COUNT(*) FROM ledger_event WHERE type = 'invoice.created'"
+        ).fetchone()
     if rows != (count,) or events != (count,) or found != totals:
         raise SystemExit(f"import check failed: {rows} rows, {events} events, {found} != {totals}")
 
@@ -189,16 +222,22 @@ def run_baseline(url: str, path: Path) -> float:
     """COPY the pre-formatted rows into a copy of ledger_invoice; return seconds."""
     with psycopg.connect(url) as conn:
         conn.execute(f"CREATE TABLE {BASELINE_TABLE} (LIKE ledger_invoice INCLUDING ALL)")
-        conn.execute(f"ALTER TABLE {BASELINE_TABLE} ADD FOREIGN KEY (customer_id) "
-                     "REFERENCES ledger_customer (id) DEFERRABLE INITIALLY DEFERRED")
+        conn.execute(
+            f"ALTER TABLE {BASELINE_TABLE} ADD FOREIGN KEY (customer_id) "
+            "REFERENCES ledger_customer (id) DEFERRABLE INITIALLY DEFERRED"
+        )
         conn.commit()
-        columns = ("external_id, number, customer_id, currency, amount_due, amount_paid, "
-                   "amount_remaining, issued_at, due_at, status, collection_method, lines, "
-                   "context, paid_at, created_at, updated_at")
+        columns = (
+            "external_id, number, customer_id, currency, amount_due, amount_paid, "
+            "amount_remaining, issued_at, due_at, status, collection_method, lines, "
+            "context, paid_at, created_at, updated_at"
+        )
         started = time.perf_counter()
-        with conn.cursor() as cursor, path.open("rb") as data, cursor.copy(
-            f"COPY {BASELINE_TABLE} ({columns}) FROM STDIN"
-        ) as copy:
+        with (
+            conn.cursor() as cursor,
+            path.open("rb") as data,
+            cursor.copy(f"COPY {BASELINE_TABLE} ({columns}) FROM STDIN") as copy,
+        ):
             while chunk := data.read(1 << 20):
                 copy.write(chunk)
         conn.commit()
@@ -222,15 +261,24 @@ def main() -> int:
     write_customers(customers_csv, args.customers)
     started = time.perf_counter()
     done = dunning(["import", "customers", str(customers_csv)], env)
-    print(f"set-up: {done.stdout.strip()} ({args.customers / (time.perf_counter() - started):,.0f} "
-          "rows/s)", flush=True)
+    print(
+        f"set-up: {done.stdout.strip()} ({args.customers / (time.perf_counter() - started):,.0f} "
+        "rows/s)",
+        flush=True,
+    )
 
     with psycopg.connect(args.database_url) as conn:
         ids = dict(conn.execute("SELECT external_id, id FROM ledger_customer").fetchall())
     invoices_csv, copy_text = OUT / "invoices.csv", OUT / "invoices.copy"
     print(f"writing {args.rows:,} invoice rows to {invoices_csv} ...", flush=True)
-    totals = write_invoices(invoices_csv, copy_text, count=args.rows, customer_ids=ids,
-                            customers=args.customers, seed=args.seed)
+    totals = write_invoices(
+        invoices_csv,
+        copy_text,
+        count=args.rows,
+        customer_ids=ids,
+        customers=args.customers,
+        seed=args.seed,
+    )
     size_mb = invoices_csv.stat().st_size / 2**20
 
     print("importing ...", flush=True)
@@ -249,10 +297,14 @@ def main() -> int:
     print(f"rows                  {args.rows:>12,}   ({size_mb:,.0f} MiB of CSV)")
     print(f"figure   (import)     {figure:>12,.0f} rows/s   {seconds:6.1f} s")
     print(f"baseline (bare COPY)  {baseline:>12,.0f} rows/s   {baseline_seconds:6.1f} s")
-    print(f"ratio                 {ratio:>12.2f}          goal >= {GOAL_RATIO}: "
-          f"{'met' if ratio >= GOAL_RATIO else 'NOT MET'}")
-    print(f"peak memory (import)  {peak_mb:>12,.0f} MB       goal <= {GOAL_PEAK_MB} MB: "
-          f"{'met' if peak_mb <= GOAL_PEAK_MB else 'NOT MET'}")
+    print(
+        f"ratio                 {ratio:>12.2f}          goal >= {GOAL_RATIO}: "
+        f"{'met' if ratio >= GOAL_RATIO else 'NOT MET'}"
+    )
+    print(
+        f"peak memory (import)  {peak_mb:>12,.0f} MB       goal <= {GOAL_PEAK_MB} MB: "
+        f"{'met' if peak_mb <= GOAL_PEAK_MB else 'NOT MET'}"
+    )
     return 0 if ratio >= GOAL_RATIO and peak_mb <= GOAL_PEAK_MB else 1
 
 

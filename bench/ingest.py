@@ -97,18 +97,28 @@ class Result:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds per side (default 20)")
-    parser.add_argument("--warmup", type=int, default=3,
-                        help="warm-up seconds per side (default 3)")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="warm-up seconds per side (default 3)"
+    )
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument(
-        "--workers", type=int, default=None,
+        "--workers",
+        type=int,
+        default=None,
         help="gunicorn workers (default: what `dunning serve` picks, 2 x cores + 1, at most 8)",
     )
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure both sides this many times, alternating; medians reported")
-    parser.add_argument("--idempotency", action="store_true",
-                        help="send a unique Idempotency-Key with each request to the real endpoint")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure both sides this many times, alternating; medians reported",
+    )
+    parser.add_argument(
+        "--idempotency",
+        action="store_true",
+        help="send a unique Idempotency-Key with each request to the real endpoint",
+    )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
@@ -153,13 +163,19 @@ def prepare_data() -> tuple[int, str]:
         # Rebuilt every run so it follows ledger_invoice's current shape.
         cursor.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
         cursor.execute(f"CREATE TABLE {BASELINE_TABLE} (LIKE ledger_invoice INCLUDING ALL)")
-        tables = [t for t in connection.introspection.table_names()
-                  if t.startswith(("ledger_", "api_"))]
+        tables = [
+            t for t in connection.introspection.table_names() if t.startswith(("ledger_", "api_"))
+        ]
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     now = timezone.now()
     customer, _ = services.upsert_customer(
-        external_id=CUSTOMER, now=now, source="bench", name="Bench Co., Ltd.",
-        email="billing@bench.example", country="TH", locale="th-TH",
+        external_id=CUSTOMER,
+        now=now,
+        source="bench",
+        name="Bench Co., Ltd.",
+        email="billing@bench.example",
+        country="TH",
+        locale="th-TH",
     )
     key = keys.create_key(name="bench ingest", now=now).key
     return customer.pk, key
@@ -206,8 +222,13 @@ def start_server(
         command += ["--workers", str(workers)]
     with log.open("wb") as out:
         # A session of its own, so that the workers can be cleaned up with the master.
-        return subprocess.Popen(command, env={**os.environ, **env}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -252,9 +273,14 @@ def wait_ready(server: subprocess.Popen[bytes], base: str, sides: list[Side], lo
     # One request to each endpoint, so a misconfiguration fails here, clearly.
     for side in sides:
         body = {
-            "external_id": f"smoke-{side.name}", "customer": CUSTOMER, "number": "SMOKE-1",
-            "currency": "THB", "amount_due": 150000, "issued_at": "2026-03-01T09:00:00+07:00",
-            "due_at": "2026-03-31T09:00:00+07:00", "collection_method": "send_invoice",
+            "external_id": f"smoke-{side.name}",
+            "customer": CUSTOMER,
+            "number": "SMOKE-1",
+            "currency": "THB",
+            "amount_due": 150000,
+            "issued_at": "2026-03-01T09:00:00+07:00",
+            "due_at": "2026-03-31T09:00:00+07:00",
+            "collection_method": "send_invoice",
             "lines": [{"description": "Pro plan, March 2026", "quantity": 1, "amount": 150000}],
         }
         status, text = post(base + side.path, body, side.key)
@@ -265,16 +291,41 @@ def wait_ready(server: subprocess.Popen[bytes], base: str, sides: list[Side], lo
 # --- load -----------------------------------------------------------------------------------
 
 
-def run_wrk(args: argparse.Namespace, base: str, side: Side, prefix: str, seconds: int,
-            idempotency: bool, work: Path) -> Result:
+def run_wrk(
+    args: argparse.Namespace,
+    base: str,
+    side: Side,
+    prefix: str,
+    seconds: int,
+    idempotency: bool,
+    work: Path,
+) -> Result:
     acked_file = work / f"acked-{prefix}.txt"
     command = [
-        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency",
-        "--timeout", "10s", "-s", str(LUA), base,
-        "--", side.path, prefix, side.key, CUSTOMER, "1" if idempotency else "0",
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        base,
+        "--",
+        side.path,
+        prefix,
+        side.key,
+        CUSTOMER,
+        "1" if idempotency else "0",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                          env={**os.environ, "BENCH_ACKED_FILE": str(acked_file)})
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "BENCH_ACKED_FILE": str(acked_file)},
+    )
     if done.returncode != 0:
         raise SystemExit(f"wrk failed (rc {done.returncode}):\n{done.stdout}\n{done.stderr}")
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), None)
@@ -285,11 +336,20 @@ def run_wrk(args: argparse.Namespace, base: str, side: Side, prefix: str, second
     acked = acked_file.read_text().split()
     acked_file.unlink()
     return Result(
-        side=side.name, round=0, rps=data["requests"] / (data["duration_us"] / 1e6),
-        p50_ms=lat["p50"] / 1000, p90_ms=lat["p90"] / 1000, p99_ms=lat["p99"] / 1000,
-        max_ms=lat["max"] / 1000, requests=data["requests"], ok=data["ok"],
-        created=data["created"], sent=data["sent"], non_2xx=data["non_2xx"],
-        socket_errors=data["errors"], acked=acked,
+        side=side.name,
+        round=0,
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=lat["p50"] / 1000,
+        p90_ms=lat["p90"] / 1000,
+        p99_ms=lat["p99"] / 1000,
+        max_ms=lat["max"] / 1000,
+        requests=data["requests"],
+        ok=data["ok"],
+        created=data["created"],
+        sent=data["sent"],
+        non_2xx=data["non_2xx"],
+        socket_errors=data["errors"],
+        acked=acked,
     )
 
 
@@ -306,7 +366,7 @@ def _proc_stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()  # fields from "state" on
+    return text[text.rindex(")") + 2 :].split()  # fields from "state" on
 
 
 def server_pids(master: int) -> list[int]:
@@ -343,8 +403,10 @@ def own_seconds() -> float:
 
     return sum(
         usage.ru_utime + usage.ru_stime
-        for usage in (resource.getrusage(resource.RUSAGE_SELF),
-                      resource.getrusage(resource.RUSAGE_CHILDREN))
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
     )
 
 
@@ -374,7 +436,8 @@ def count_created_events(prefix: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM ledger_event e JOIN ledger_invoice i ON i.id = e.invoice_id "
-            "WHERE e.type = 'invoice.created' AND i.external_id LIKE %s", [prefix + "-%"],
+            "WHERE e.type = 'invoice.created' AND i.external_id LIKE %s",
+            [prefix + "-%"],
         )
         return int(cursor.fetchone()[0])
 
@@ -401,8 +464,10 @@ def verify(result: Result, prefix: str) -> tuple[bool, str, int]:
     else:
         text += ": every 2xx has its row"
     if extra:
-        text += (f"; {len(extra)} more rows are requests cut off in flight when wrk stopped"
-                 f" (it left {unanswered} unanswered)")
+        text += (
+            f"; {len(extra)} more rows are requests cut off in flight when wrk stopped"
+            f" (it left {unanswered} unanswered)"
+        )
     if result.side == "real":
         events = count_created_events(prefix)
         good = good and events == len(rows)
@@ -424,39 +489,59 @@ def report(results: list[Result], rounds: int) -> dict[str, Any]:
     label = {"baseline": f"baseline  POST {BASELINE_PATH}", "real": f"real      POST {REAL_PATH}"}
     note = f" (medians of {rounds} rounds)" if rounds > 1 else ""
     print()
-    print(f"{'endpoint':<38} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} "
-          f"{'sock err':>8} {'server CPU ms/req':>18}")
+    print(
+        f"{'endpoint':<38} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} "
+        f"{'sock err':>8} {'server CPU ms/req':>18}"
+    )
     summary: dict[str, Any] = {}
     for name in ("baseline", "real"):
         rs = by_side[name]
-        rps, p50, p99, cpu = (median([getattr(r, f) for r in rs])
-                              for f in ("rps", "p50_ms", "p99_ms", "server_cpu_ms"))
+        rps, p50, p99, cpu = (
+            median([getattr(r, f) for r in rs])
+            for f in ("rps", "p50_ms", "p99_ms", "server_cpu_ms")
+        )
         non2xx = sum(r.non_2xx_count for r in rs)
         sockerr = sum(r.socket_error_count for r in rs)
-        print(f"{label[name]:<38} {rps:>7,.0f} {p50:>7.1f} {p99:>7.1f} {non2xx:>7} "
-              f"{sockerr:>8} {cpu:>18.2f}")
+        print(
+            f"{label[name]:<38} {rps:>7,.0f} {p50:>7.1f} {p99:>7.1f} {non2xx:>7} "
+            f"{sockerr:>8} {cpu:>18.2f}"
+        )
         summary[name] = {
-            "rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": non2xx, "socket_errors": sockerr,
+            "rps": rps,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "non_2xx": non2xx,
+            "socket_errors": sockerr,
             "server_cpu_ms_per_request": cpu,
             "rounds": [{k: v for k, v in r.__dict__.items() if k != "acked"} for r in rs],
         }
     ratio = summary["real"]["rps"] / summary["baseline"]["rps"]
-    cpu_ratio = (summary["baseline"]["server_cpu_ms_per_request"]
-                 / summary["real"]["server_cpu_ms_per_request"])
+    cpu_ratio = (
+        summary["baseline"]["server_cpu_ms_per_request"]
+        / summary["real"]["server_cpu_ms_per_request"]
+    )
     p99 = summary["real"]["p99_ms"]
     print()
-    print(f"ratio = {ratio:.2f} (goal >= {GOAL_RATIO}){note}: "
-          f"{'met' if ratio >= GOAL_RATIO else 'MISSED'}")
-    print(f"p99 = {p99:.0f} ms (goal <= {GOAL_P99_MS:.0f} ms){note}: "
-          f"{'met' if p99 <= GOAL_P99_MS else 'MISSED'}")
-    print(f"(server CPU per request, baseline / real = {cpu_ratio:.2f}: the same ratio in CPU "
-          "time, which other load on the machine moves less than req/s)")
+    print(
+        f"ratio = {ratio:.2f} (goal >= {GOAL_RATIO}){note}: "
+        f"{'met' if ratio >= GOAL_RATIO else 'MISSED'}"
+    )
+    print(
+        f"p99 = {p99:.0f} ms (goal <= {GOAL_P99_MS:.0f} ms){note}: "
+        f"{'met' if p99 <= GOAL_P99_MS else 'MISSED'}"
+    )
+    print(
+        f"(server CPU per request, baseline / real = {cpu_ratio:.2f}: the same ratio in CPU "
+        "time, which other load on the machine moves less than req/s)"
+    )
     other = max(r.other_load for r in results)
     if other > 0.25:
-        print(f"warning: other work kept up to {other:.1f} of the {os.cpu_count()} CPUs busy "
-              "during the run (other processes, PostgreSQL's own, the kernel): req/s and latency "
-              "are lower than on a quiet machine; rerun when it is quieter"
-              + ("" if rounds > 1 else ", or with --rounds 3"))
+        print(
+            f"warning: other work kept up to {other:.1f} of the {os.cpu_count()} CPUs busy "
+            "during the run (other processes, PostgreSQL's own, the kernel): req/s and latency "
+            "are lower than on a quiet machine; rerun when it is quieter"
+            + ("" if rounds > 1 else ", or with --rounds 3")
+        )
     for name in ("baseline", "real"):
         for r in by_side[name]:
             if r.non_2xx:
@@ -474,8 +559,11 @@ def main() -> int:
         print("wrk is not installed. On Debian/Ubuntu: apt-get install wrk", file=sys.stderr)
         return 2
     if "bench" not in urlsplit(args.database_url).path:
-        print("refusing to run: the benchmark empties the ledger of its database, and "
-              f"{args.database_url} does not look like a benchmark database", file=sys.stderr)
+        print(
+            "refusing to run: the benchmark empties the ledger of its database, and "
+            f"{args.database_url} does not look like a benchmark database",
+            file=sys.stderr,
+        )
         return 2
     ensure_database(args.database_url)
     work = Path(tempfile.mkdtemp(prefix="dunning-bench-ingest-"))
@@ -484,7 +572,8 @@ def main() -> int:
         "DATABASE_URL": args.database_url,
         "DJANGO_SETTINGS_MODULE": "benchapp.settings",
         "PYTHONPATH": os.pathsep.join(
-            [str(BENCH_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            [str(BENCH_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
         "DUNNING_DEBUG": "0",
         "DUNNING_ACCESS_LOG": "/dev/null",
         "DUNNING_DATA_DIR": str(work),
@@ -507,11 +596,13 @@ def main() -> int:
         cursor.execute("SHOW server_version")
         (pg_version,) = cursor.fetchone()
     workers = args.workers or min(2 * (os.cpu_count() or 1) + 1, 8)
-    print(f"ingest benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
-          f"per side, {args.rounds} round(s), warm-up {args.warmup}s; "
-          f"`dunning serve` (gunicorn sync) with {workers} workers; "
-          f"Django {django.get_version()}, PostgreSQL {pg_version}, {os.cpu_count()} CPUs"
-          + ("; Idempotency-Key on" if args.idempotency else ""))
+    print(
+        f"ingest benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
+        f"per side, {args.rounds} round(s), warm-up {args.warmup}s; "
+        f"`dunning serve` (gunicorn sync) with {workers} workers; "
+        f"Django {django.get_version()}, PostgreSQL {pg_version}, {os.cpu_count()} CPUs"
+        + ("; Idempotency-Key on" if args.idempotency else "")
+    )
 
     server = start_server(env, port, args.workers, log)
     results: list[Result] = []
@@ -519,8 +610,15 @@ def main() -> int:
     try:
         wait_ready(server, base, sides, log)
         for side in sides:
-            run_wrk(args, base, side, f"warm-{side.name}", args.warmup,
-                    args.idempotency and side.name == "real", work)
+            run_wrk(
+                args,
+                base,
+                side,
+                f"warm-{side.name}",
+                args.warmup,
+                args.idempotency and side.name == "real",
+                work,
+            )
         time.sleep(1.0)
         reset_invoices()
         pids = server_pids(server.pid)
@@ -533,8 +631,15 @@ def main() -> int:
                 cpu_before, busy_before = cpu_seconds(pids), busy_seconds()
                 own_before = own_seconds()
                 started = time.monotonic()
-                result = run_wrk(args, base, side, prefix, args.duration,
-                                 args.idempotency and side.name == "real", work)
+                result = run_wrk(
+                    args,
+                    base,
+                    side,
+                    prefix,
+                    args.duration,
+                    args.idempotency and side.name == "real",
+                    work,
+                )
                 time.sleep(1.0)  # let the server finish the requests cut off in flight
                 result.round = rnd
                 good, text, rows = verify(result, prefix)
@@ -544,11 +649,13 @@ def main() -> int:
                 result.other_load = max(other, 0.0) / (time.monotonic() - started)
                 results.append(result)
                 checks.append((good, f"round {rnd} {text}"))
-                print(f"  round {rnd} {side.name:<8} {result.rps:>7,.0f} req/s  "
-                      f"p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  "
-                      f"non-2xx {result.non_2xx_count}  "
-                      f"server CPU {result.server_cpu_ms:.2f} ms/req  "
-                      f"other load {result.other_load:.2f} CPUs")
+                print(
+                    f"  round {rnd} {side.name:<8} {result.rps:>7,.0f} req/s  "
+                    f"p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms  "
+                    f"non-2xx {result.non_2xx_count}  "
+                    f"server CPU {result.server_cpu_ms:.2f} ms/req  "
+                    f"other load {result.other_load:.2f} CPUs"
+                )
     finally:
         stop_server(server)
         connection.close()

@@ -65,8 +65,9 @@ class ApiClient:
         self.client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
     def post(self, path: str, body: Any, **headers: str) -> Any:
-        return self.client.post(f"/api/v1{path}", body, content_type="application/json",
-                                headers=headers)
+        return self.client.post(
+            f"/api/v1{path}", body, content_type="application/json", headers=headers
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         return self.client.get(f"/api/v1{path}", params)
@@ -91,8 +92,9 @@ def make_customer(db: None) -> Callable[..., Any]:
         values.setdefault("email", "somchai@example.co.th")
         values.setdefault("locale", "th-TH")
         values.setdefault("country", "TH")
-        customer, _ = services.upsert_customer(external_id=external_id, now=NOW, source="test",
-                                               **values)
+        customer, _ = services.upsert_customer(
+            external_id=external_id, now=NOW, source="test", **values
+        )
         return customer
 
     return make

@@ -40,14 +40,29 @@ RETURNING id
 @api.post("/baseline-invoice", response={201: dict})
 def baseline_invoice(request: HttpRequest, payload: InvoiceIn) -> tuple[int, dict[str, object]]:
     now = timezone.now()
-    lines = [{"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
-             for ln in payload.lines]
+    lines = [
+        {"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
+        for ln in payload.lines
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(INSERT, [
-            payload.external_id, payload.number, CUSTOMER_ID, payload.currency,
-            payload.amount_due, payload.amount_due, payload.issued_at,
-            payload.due_at or payload.issued_at, payload.status, payload.collection_method,
-            json.dumps(lines), json.dumps(payload.context), now, now,
-        ])
+        cursor.execute(
+            INSERT,
+            [
+                payload.external_id,
+                payload.number,
+                CUSTOMER_ID,
+                payload.currency,
+                payload.amount_due,
+                payload.amount_due,
+                payload.issued_at,
+                payload.due_at or payload.issued_at,
+                payload.status,
+                payload.collection_method,
+                json.dumps(lines),
+                json.dumps(payload.context),
+                now,
+                now,
+            ],
+        )
         (row_id,) = cursor.fetchone()
     return 201, {"id": row_id, "external_id": payload.external_id}

@@ -121,9 +121,11 @@ def invoice(api: Any, customer: dict[str, Any]) -> dict[str, Any]:
 def post_raw(api: Any) -> Callable[..., Any]:
     """POST bytes as they are, for bodies json.dumps would not produce."""
 
-    def post(path: str, body: bytes | str, content_type: str = "application/json",
-             **headers: str) -> Any:
-        return api.client.generic("POST", f"/api/v1{path}", body, content_type=content_type,
-                                  headers=headers)
+    def post(
+        path: str, body: bytes | str, content_type: str = "application/json", **headers: str
+    ) -> Any:
+        return api.client.generic(
+            "POST", f"/api/v1{path}", body, content_type=content_type, headers=headers
+        )
 
     return post

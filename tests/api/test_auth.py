@@ -14,10 +14,18 @@ from tests.api.conftest import customer_body, error_of
 from tests.conftest import NOW, ApiClient
 
 ENDPOINTS = [
-    ("get", "/customers"), ("get", "/customers/1"), ("post", "/customers"),
-    ("get", "/invoices"), ("post", "/invoices"), ("post", "/invoices/1/void"),
-    ("get", "/payments"), ("post", "/payments"), ("get", "/payment-attempts"),
-    ("post", "/payment-attempts"), ("get", "/payment-methods"), ("get", "/events"),
+    ("get", "/customers"),
+    ("get", "/customers/1"),
+    ("post", "/customers"),
+    ("get", "/invoices"),
+    ("post", "/invoices"),
+    ("post", "/invoices/1/void"),
+    ("get", "/payments"),
+    ("post", "/payments"),
+    ("get", "/payment-attempts"),
+    ("post", "/payment-attempts"),
+    ("get", "/payment-methods"),
+    ("get", "/events"),
 ]
 
 
@@ -46,10 +54,26 @@ def test_a_request_without_a_key_is_401(db: None, method: str, path: str) -> Non
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Bearer dun_not-a-real-key", "Bearer ", "Bearer", "Basic dXNlcjpwYXNz", "dun_abc",
-     "Bearer " + "dun_" + "x" * 5000, "Bearer dun_\x00", "Bearer dun_é"],
-    ids=["unknown-key", "empty-bearer", "bare-bearer", "basic", "no-scheme", "very-long",
-         "nul", "non-ascii"],
+    [
+        "Bearer dun_not-a-real-key",
+        "Bearer ",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "dun_abc",
+        "Bearer " + "dun_" + "x" * 5000,
+        "Bearer dun_\x00",
+        "Bearer dun_é",
+    ],
+    ids=[
+        "unknown-key",
+        "empty-bearer",
+        "bare-bearer",
+        "basic",
+        "no-scheme",
+        "very-long",
+        "nul",
+        "non-ascii",
+    ],
 )
 def test_a_request_with_a_bad_key_is_401(db: None, authorization: str) -> None:
     response = Client(HTTP_AUTHORIZATION=authorization).get("/api/v1/customers")
@@ -72,7 +96,8 @@ def test_a_revoked_key_is_401_and_other_keys_still_work(db: None) -> None:
 
 def test_a_write_without_a_valid_key_changes_nothing(db: None) -> None:
     Client(HTTP_AUTHORIZATION="Bearer dun_wrong").post(
-        "/api/v1/customers", customer_body(), content_type="application/json")
+        "/api/v1/customers", customer_body(), content_type="application/json"
+    )
 
     assert not Customer.objects.exists()
 

@@ -31,8 +31,9 @@ def test_it_creates_a_customer_and_answers_201_with_its_id_and_fields(api: Any) 
 def test_it_updates_the_customer_with_the_same_external_id_and_answers_200(api: Any) -> None:
     created = api.post("/customers", customer_body()).json()
 
-    response = api.post("/customers", {"external_id": "cus_1", "name": "Somchai J.",
-                                       "is_business": True})
+    response = api.post(
+        "/customers", {"external_id": "cus_1", "name": "Somchai J.", "is_business": True}
+    )
 
     assert response.status_code == 200
     body = response.json()
@@ -56,20 +57,31 @@ def test_it_records_customer_created_and_customer_updated_events(api: Any) -> No
 
 
 def test_it_normalises_email_country_locale_and_a_national_phone_number(api: Any) -> None:
-    response = api.post("/customers", customer_body(
-        email="Somchai@Example.CO.TH", country="th", locale="th_th", phone="081 234 5678",
-        time_zone=None,
-    ))
+    response = api.post(
+        "/customers",
+        customer_body(
+            email="Somchai@Example.CO.TH",
+            country="th",
+            locale="th_th",
+            phone="081 234 5678",
+            time_zone=None,
+        ),
+    )
 
     body = response.json()
     assert (body["email"], body["country"], body["locale"], body["phone"]) == (
-        "Somchai@example.co.th", "TH", "th-TH", "+66812345678")
+        "Somchai@example.co.th",
+        "TH",
+        "th-TH",
+        "+66812345678",
+    )
 
 
 def test_a_new_customer_without_a_time_zone_takes_its_countrys_only_zone(api: Any) -> None:
     thai = api.post("/customers", customer_body("cus_th", time_zone=None, country="TH")).json()
-    american = api.post("/customers", customer_body("cus_us", time_zone=None, country="US",
-                                                    phone=None)).json()
+    american = api.post(
+        "/customers", customer_body("cus_us", time_zone=None, country="US", phone=None)
+    ).json()
 
     assert thai["time_zone"] == "Asia/Bangkok"
     assert american["time_zone"] == "UTC"
@@ -83,10 +95,16 @@ def test_a_new_customer_needs_a_name(api: Any) -> None:
 
 
 def test_it_names_each_bad_customer_field(api: Any) -> None:
-    response = api.post("/customers", customer_body(
-        email="not-an-email", country="XX", locale="zz-ZZ-not", time_zone="Mars/Olympus",
-        is_business="yes",
-    ))
+    response = api.post(
+        "/customers",
+        customer_body(
+            email="not-an-email",
+            country="XX",
+            locale="zz-ZZ-not",
+            time_zone="Mars/Olympus",
+            is_business="yes",
+        ),
+    )
 
     assert set(fields_of(response)) == {"email", "country", "locale", "time_zone", "is_business"}
 
@@ -114,8 +132,10 @@ def test_it_answers_404_for_a_customer_that_does_not_exist(api: Any) -> None:
 
 def test_it_lists_customers_newest_first_and_filters_them(api: Any) -> None:
     api.post("/customers", customer_body("cus_1", email="a@example.com", country="TH"))
-    api.post("/customers", customer_body("cus_2", email="b@example.com", country="JP",
-                                         phone=None, time_zone=None))
+    api.post(
+        "/customers",
+        customer_body("cus_2", email="b@example.com", country="JP", phone=None, time_zone=None),
+    )
     api.post("/customers", customer_body("cus_3", email="c@example.com", country="TH"))
 
     def ids(**params: Any) -> list[str]:

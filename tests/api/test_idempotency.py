@@ -86,9 +86,7 @@ def test_a_replay_of_an_update_answers_200_again_and_records_no_new_event(
     assert Event.objects.count() == events
 
 
-def test_the_same_key_with_a_different_body_is_409(
-    api: ApiClient, invoice: dict[str, Any]
-) -> None:
+def test_the_same_key_with_a_different_body_is_409(api: ApiClient, invoice: dict[str, Any]) -> None:
     api.post("/payments", payment_body(amount=1000), **KEY)
     before = counts()
 
@@ -121,9 +119,7 @@ def test_an_error_is_not_remembered_so_the_corrected_request_can_reuse_the_key(
     assert Invoice.objects.count() == 1
 
 
-def test_a_ledger_refusal_is_not_remembered_either(
-    api: ApiClient, invoice: dict[str, Any]
-) -> None:
+def test_a_ledger_refusal_is_not_remembered_either(api: ApiClient, invoice: dict[str, Any]) -> None:
     assert api.post("/payments", payment_body(amount=10**9), **KEY).status_code == 409
 
     retried = api.post("/payments", payment_body(amount=1000), **KEY)
@@ -154,14 +150,20 @@ def test_without_a_key_the_same_request_twice_is_done_twice(
     assert Payment.objects.count() == 2
 
 
-@pytest.mark.parametrize("bad_key", ["", "x" * 256, "ключ", "tab\tkey"],
-                         ids=["empty", "too-long", "non-ascii", "control-character"])
+@pytest.mark.parametrize(
+    "bad_key",
+    ["", "x" * 256, "ключ", "tab\tkey"],
+    ids=["empty", "too-long", "non-ascii", "control-character"],
+)
 def test_a_malformed_idempotency_key_is_400(
     api: ApiClient, customer: dict[str, Any], bad_key: str
 ) -> None:
-    response = api.client.post("/api/v1/customers", customer_body("cus_x"),
-                               content_type="application/json",
-                               HTTP_IDEMPOTENCY_KEY=bad_key.encode().decode("latin-1"))
+    response = api.client.post(
+        "/api/v1/customers",
+        customer_body("cus_x"),
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=bad_key.encode().decode("latin-1"),
+    )
 
     error = error_of(response, 400)
     assert error["fields"][0]["field"] == "Idempotency-Key"
@@ -205,8 +207,9 @@ def test_two_concurrent_requests_with_the_same_key_create_exactly_one_invoice(
 ) -> None:
     from dunning.ledger import services
 
-    services.upsert_customer(external_id="cus_1", name="Somchai", country="TH", now=NOW,
-                             source="test")
+    services.upsert_customer(
+        external_id="cus_1", name="Somchai", country="TH", now=NOW, source="test"
+    )
     body = invoice_body("in_race")
     start = threading.Barrier(4)
     responses: list[Any] = []
@@ -240,11 +243,22 @@ def test_two_concurrent_requests_with_the_same_key_create_exactly_one_invoice(
 def test_two_concurrent_payments_with_the_same_key_are_recorded_once(api_key: str) -> None:
     from dunning.ledger import services
 
-    services.upsert_customer(external_id="cus_1", name="Somchai", country="TH", now=NOW,
-                             source="test")
-    services.upsert_invoice(facts=services.InvoiceFacts(
-        external_id="in_1", customer="cus_1", number="INV-1", currency="THB", amount_due=100000,
-        issued_at=NOW, due_at=NOW), now=NOW, source="test")
+    services.upsert_customer(
+        external_id="cus_1", name="Somchai", country="TH", now=NOW, source="test"
+    )
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_1",
+            customer="cus_1",
+            number="INV-1",
+            currency="THB",
+            amount_due=100000,
+            issued_at=NOW,
+            due_at=NOW,
+        ),
+        now=NOW,
+        source="test",
+    )
     start = threading.Barrier(6)
     statuses: list[int] = []
 

@@ -46,8 +46,11 @@ def test_it_records_an_invoice_created_event_when_the_invoice_was_issued(
     assert event.invoice.external_id == "in_1"
     assert event.customer.external_id == "cus_1"
     assert event.occurred_at.isoformat() == "2026-03-01T02:00:00+00:00"
-    assert event.data == {"amount_due": 123450, "currency": "THB",
-                          "due_at": "2026-03-15T00:00:00+00:00"}
+    assert event.data == {
+        "amount_due": 123450,
+        "currency": "THB",
+        "due_at": "2026-03-15T00:00:00+00:00",
+    }
 
 
 def test_an_invoice_without_a_due_date_is_due_when_issued(
@@ -84,10 +87,14 @@ def test_it_updates_the_invoice_with_the_same_external_id_and_answers_200(
     body = response.json()
     assert body["id"] == invoice["id"]
     assert (body["number"], body["amount_due"], body["amount_remaining"]) == (
-        "INV-2026-0001", 150000, 150000)
+        "INV-2026-0001",
+        150000,
+        150000,
+    )
     assert Invoice.objects.count() == 1
     assert Event.objects.filter(type="invoice.updated").get().data == {
-        "changed": ["amount_due", "number"]}
+        "changed": ["amount_due", "number"]
+    }
 
 
 def test_an_update_cannot_move_an_invoice_to_another_customer(
@@ -132,8 +139,9 @@ def test_an_invoice_for_a_customer_that_does_not_exist_is_404_naming_customer(ap
 def test_amounts_are_integer_minor_units_of_any_currency(
     api: Any, customer: dict[str, Any], currency: str, amount_due: int, shown: int
 ) -> None:
-    response = api.post("/invoices", invoice_body(currency=currency.lower(),
-                                                  amount_due=amount_due, lines=[]))
+    response = api.post(
+        "/invoices", invoice_body(currency=currency.lower(), amount_due=amount_due, lines=[])
+    )
 
     assert response.status_code == 201, response.content
     assert (response.json()["currency"], response.json()["amount_due"]) == (currency, shown)
@@ -142,8 +150,20 @@ def test_amounts_are_integer_minor_units_of_any_currency(
 @pytest.mark.parametrize(
     "amount_due",
     [1.5, "100", 100.0, True, None, -1, 10**13, 2**63, 2**64 + 1, 10**40, [100], {"minor": 1}],
-    ids=["fraction", "string", "float", "bool", "null", "negative", "over-limit", "2^63",
-         "beyond-2^64", "huge", "array", "object"],
+    ids=[
+        "fraction",
+        "string",
+        "float",
+        "bool",
+        "null",
+        "negative",
+        "over-limit",
+        "2^63",
+        "beyond-2^64",
+        "huge",
+        "array",
+        "object",
+    ],
 )
 def test_it_rejects_an_amount_that_is_not_a_bounded_non_negative_integer(
     api: Any, customer: dict[str, Any], amount_due: Any
@@ -178,13 +198,19 @@ def test_it_names_every_bad_field_including_the_index_of_a_bad_line(
         {"description": "Setup", "quantity": 1, "amount": 12.5},
         {"quantity": 0, "amount": 1},
     ]
-    response = api.post("/invoices", invoice_body(currency="BAHT", amount_due="1234.50",
-                                                  lines=lines))
+    response = api.post(
+        "/invoices", invoice_body(currency="BAHT", amount_due="1234.50", lines=lines)
+    )
 
     error = error_of(response, 422)
     assert error["code"] == "validation_error"
     assert {f["field"] for f in error["fields"]} == {
-        "currency", "amount_due", "lines[2].amount", "lines[3].description", "lines[3].quantity"}
+        "currency",
+        "amount_due",
+        "lines[2].amount",
+        "lines[3].description",
+        "lines[3].quantity",
+    }
     assert error["message"] == "5 fields are invalid."
 
 
@@ -199,11 +225,36 @@ def test_it_names_missing_required_fields(api: Any) -> None:
 
 @pytest.mark.parametrize(
     "issued_at",
-    ["2026-03-01T09:00:00", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-14:00",
-     "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z",
-     "2026-02-30", "yesterday", "", 1772323200, None, ["2026-03-01"], True],
-    ids=["no-offset", "year-9999", "year-9999-west", "year-1-east", "before-1970", "year-2200",
-         "february-30", "word", "empty", "epoch-number", "null", "array", "bool"],
+    [
+        "2026-03-01T09:00:00",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "1969-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+        "2026-02-30",
+        "yesterday",
+        "",
+        1772323200,
+        None,
+        ["2026-03-01"],
+        True,
+    ],
+    ids=[
+        "no-offset",
+        "year-9999",
+        "year-9999-west",
+        "year-1-east",
+        "before-1970",
+        "year-2200",
+        "february-30",
+        "word",
+        "empty",
+        "epoch-number",
+        "null",
+        "array",
+        "bool",
+    ],
 )
 def test_it_rejects_an_instant_without_an_offset_or_out_of_range(
     api: Any, customer: dict[str, Any], issued_at: Any
@@ -237,7 +288,8 @@ def test_it_voids_an_invoice_and_then_refuses_to_mark_it_uncollectible(
     assert voided.json()["status"] == "void"
     assert Event.objects.get(type="invoice.voided").data == {"from": "open", "reason": "sent twice"}
     assert set(fields_of(api.post(f"/invoices/{invoice['id']}/mark-uncollectible", {}), 409)) == {
-        "status"}
+        "status"
+    }
 
 
 def test_it_marks_an_invoice_uncollectible(api: Any, invoice: dict[str, Any]) -> None:
@@ -261,8 +313,10 @@ class TestListing:
         api.post("/invoices", invoice_body("in_due_later", due_at="2026-03-31T00:00:00Z"))
         api.post("/invoices", invoice_body("in_paid", customer="cus_2", due_at="2026-03-01"))
         api.post("/payments", payment_body("in_paid", amount=123450))
-        api.post("/invoices", invoice_body("in_draft", status="draft", currency="JPY",
-                                           amount_due=4980, lines=[]))
+        api.post(
+            "/invoices",
+            invoice_body("in_draft", status="draft", currency="JPY", amount_due=4980, lines=[]),
+        )
 
     def ids(self, api: Any, **params: Any) -> list[str]:
         response = api.get("/invoices", **params)
@@ -297,8 +351,14 @@ class TestListing:
 
     @pytest.mark.parametrize(
         "params",
-        [{"status": "late"}, {"overdue": "maybe"}, {"currency": "XYZ"}, {"external_id": "a\x00"},
-         {"customer": "x" * 256}, {"collection_method": "cash"}],
+        [
+            {"status": "late"},
+            {"overdue": "maybe"},
+            {"currency": "XYZ"},
+            {"external_id": "a\x00"},
+            {"customer": "x" * 256},
+            {"collection_method": "cash"},
+        ],
     )
     def test_it_rejects_a_bad_filter_with_a_422_naming_it(
         self, api: Any, params: dict[str, str]

@@ -105,13 +105,20 @@ def test_the_openapi_document_covers_every_endpoint() -> None:
     paths = set(schema.raw_schema["paths"])
 
     assert paths == {
-        "/api/v1/customers", "/api/v1/customers/{id}",
-        "/api/v1/invoices", "/api/v1/invoices/{id}", "/api/v1/invoices/{id}/void",
+        "/api/v1/customers",
+        "/api/v1/customers/{id}",
+        "/api/v1/invoices",
+        "/api/v1/invoices/{id}",
+        "/api/v1/invoices/{id}/void",
         "/api/v1/invoices/{id}/mark-uncollectible",
-        "/api/v1/payments", "/api/v1/payments/{id}",
-        "/api/v1/payment-attempts", "/api/v1/payment-attempts/{id}",
-        "/api/v1/payment-methods", "/api/v1/payment-methods/{id}",
-        "/api/v1/events", "/api/v1/events/{id}",
+        "/api/v1/payments",
+        "/api/v1/payments/{id}",
+        "/api/v1/payment-attempts",
+        "/api/v1/payment-attempts/{id}",
+        "/api/v1/payment-methods",
+        "/api/v1/payment-methods/{id}",
+        "/api/v1/events",
+        "/api/v1/events/{id}",
     }
     security = schema.raw_schema["components"]["securitySchemes"]
     assert [s["scheme"] for s in security.values()] == ["bearer"]

@@ -13,8 +13,9 @@ from tests.conftest import NOW, ApiClient
 def seven_customers(db: None) -> list[str]:
     ids = [f"cus_{n}" for n in range(1, 8)]
     for external_id in ids:
-        services.upsert_customer(external_id=external_id, name="N", country="TH", now=NOW,
-                                 source="test")
+        services.upsert_customer(
+            external_id=external_id, name="N", country="TH", now=NOW, source="test"
+        )
     return ids
 
 
@@ -44,11 +45,13 @@ def test_it_pages_through_customers_newest_first_by_cursor(
 def test_a_page_links_back_to_the_previous_one(api: ApiClient, seven_customers: list[str]) -> None:
     first = api.get("/customers", page_size=3).json()
     assert first["previous"] is None
-    second = api.get("/customers", **{k: v[0] for k, v in parse_qs(
-        urlsplit(first["next"]).query).items()}).json()
+    second = api.get(
+        "/customers", **{k: v[0] for k, v in parse_qs(urlsplit(first["next"]).query).items()}
+    ).json()
 
-    back = api.get("/customers", **{k: v[0] for k, v in parse_qs(
-        urlsplit(second["previous"]).query).items()}).json()
+    back = api.get(
+        "/customers", **{k: v[0] for k, v in parse_qs(urlsplit(second["previous"]).query).items()}
+    ).json()
 
     assert [c["external_id"] for c in back["results"]] == ["cus_7", "cus_6", "cus_5"]
 
@@ -56,8 +59,7 @@ def test_a_page_links_back_to_the_previous_one(api: ApiClient, seven_customers: 
 def test_a_cursor_keeps_the_filters_of_the_first_page(
     api: ApiClient, seven_customers: list[str]
 ) -> None:
-    services.upsert_customer(external_id="cus_jp", name="N", country="JP", now=NOW,
-                             source="test")
+    services.upsert_customer(external_id="cus_jp", name="N", country="JP", now=NOW, source="test")
 
     pages = follow(api, "/customers", "next", page_size=4, country="TH")
 
@@ -70,8 +72,9 @@ def test_rows_written_after_the_first_page_do_not_shift_the_next_one(
     first = api.get("/customers", page_size=3).json()
     services.upsert_customer(external_id="cus_late", name="N", now=NOW, source="test")
 
-    second = api.get("/customers", **{k: v[0] for k, v in parse_qs(
-        urlsplit(first["next"]).query).items()}).json()
+    second = api.get(
+        "/customers", **{k: v[0] for k, v in parse_qs(urlsplit(first["next"]).query).items()}
+    ).json()
 
     assert [c["external_id"] for c in second["results"]] == ["cus_4", "cus_3", "cus_2"]
 
@@ -91,6 +94,12 @@ def test_page_size_is_clamped_between_1_and_500(api: ApiClient, seven_customers:
 
 
 def test_an_empty_list_has_no_links(api: ApiClient) -> None:
-    for path in ("/customers", "/invoices", "/payments", "/payment-attempts",
-                 "/payment-methods", "/events"):
+    for path in (
+        "/customers",
+        "/invoices",
+        "/payments",
+        "/payment-attempts",
+        "/payment-methods",
+        "/events",
+    ):
         assert api.get(path).json() == {"previous": None, "next": None, "results": []}

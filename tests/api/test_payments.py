@@ -58,15 +58,23 @@ def test_partial_payments_add_up_and_the_invoice_is_paid_at_zero(
     assert (body["status"], body["amount_paid"], body["amount_remaining"]) == ("paid", 123450, 0)
     assert body["paid_at"] == "2026-03-12T01:00:00Z"
     assert [e.type for e in Event.objects.filter(invoice__external_id="in_1")] == [
-        "invoice.created", "payment.recorded", "payment.recorded", "invoice.paid"]
+        "invoice.created",
+        "payment.recorded",
+        "payment.recorded",
+        "invoice.paid",
+    ]
 
 
 def test_a_payment_records_an_event_with_what_remains(api: Any, invoice: dict[str, Any]) -> None:
     payment = api.post("/payments", payment_body(amount=50000)).json()
 
     event = Event.objects.get(type="payment.recorded")
-    assert event.data == {"payment": payment["id"], "amount": 50000, "currency": "THB",
-                          "amount_remaining": 73450}
+    assert event.data == {
+        "payment": payment["id"],
+        "amount": 50000,
+        "currency": "THB",
+        "amount_remaining": 73450,
+    }
     assert event.occurred_at.isoformat() == "2026-03-10T03:00:00+00:00"
     assert event.source == "api"
 
@@ -97,9 +105,7 @@ def test_a_payment_in_another_currency_is_refused_with_422_naming_currency(
     assert not Payment.objects.exists()
 
 
-def test_a_payment_on_a_void_invoice_is_refused_with_409(
-    api: Any, invoice: dict[str, Any]
-) -> None:
+def test_a_payment_on_a_void_invoice_is_refused_with_409(api: Any, invoice: dict[str, Any]) -> None:
     api.post(f"/invoices/{invoice['id']}/void", {})
 
     response = api.post("/payments", payment_body())
@@ -137,9 +143,7 @@ def test_the_same_payment_reference_twice_on_one_invoice_is_refused_with_409(
     assert remaining(api, invoice) == ("open", 122450)
 
 
-def test_payments_without_a_reference_are_not_duplicates(
-    api: Any, invoice: dict[str, Any]
-) -> None:
+def test_payments_without_a_reference_are_not_duplicates(api: Any, invoice: dict[str, Any]) -> None:
     api.post("/payments", payment_body(amount=1000))
     api.post("/payments", payment_body(amount=1000))
 
@@ -150,8 +154,10 @@ def test_the_same_reference_on_another_invoice_is_fine(api: Any, invoice: dict[s
     api.post("/invoices", invoice_body("in_2"))
     api.post("/payments", payment_body("in_1", amount=1000, reference="TRX-77"))
 
-    assert api.post("/payments", payment_body("in_2", amount=1000,
-                                              reference="TRX-77")).status_code == 201
+    assert (
+        api.post("/payments", payment_body("in_2", amount=1000, reference="TRX-77")).status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize("amount", [0, -5, 1.5, "100", None, 10**13, 2**64])
@@ -221,11 +227,29 @@ def test_a_failed_attempt_is_recorded_with_its_decline_and_advice_codes(
     assert response.status_code == 201
     body = response.json()
     assert body["id"] == PaymentAttempt.objects.get().pk
-    assert {k: body[k] for k in ("invoice", "customer", "outcome", "amount", "currency",
-                                 "decline_code", "advice_code", "gateway", "payment_method")} == {
-        "invoice": "in_1", "customer": "cus_1", "outcome": "failed", "amount": 123450,
-        "currency": "THB", "decline_code": "insufficient_funds", "advice_code": "try_again_later",
-        "gateway": "stripe", "payment_method": None,
+    assert {
+        k: body[k]
+        for k in (
+            "invoice",
+            "customer",
+            "outcome",
+            "amount",
+            "currency",
+            "decline_code",
+            "advice_code",
+            "gateway",
+            "payment_method",
+        )
+    } == {
+        "invoice": "in_1",
+        "customer": "cus_1",
+        "outcome": "failed",
+        "amount": 123450,
+        "currency": "THB",
+        "decline_code": "insufficient_funds",
+        "advice_code": "try_again_later",
+        "gateway": "stripe",
+        "payment_method": None,
     }
     assert remaining(api, invoice) == ("open", 123450)
     assert not Payment.objects.exists()
@@ -237,24 +261,32 @@ def test_a_failed_attempt_is_recorded_with_its_decline_and_advice_codes(
 def test_a_succeeded_attempt_records_the_payment_of_what_remains(
     api: Any, invoice: dict[str, Any]
 ) -> None:
-    response = api.post("/payment-attempts", attempt_body(
-        outcome="succeeded", decline_code="", advice_code="", reference="ch_123"))
+    response = api.post(
+        "/payment-attempts",
+        attempt_body(outcome="succeeded", decline_code="", advice_code="", reference="ch_123"),
+    )
 
     assert response.status_code == 201
     payment = Payment.objects.get()
     assert (payment.amount, payment.reference, payment.attempt_id) == (
-        123450, "ch_123", response.json()["id"])
+        123450,
+        "ch_123",
+        response.json()["id"],
+    )
     assert remaining(api, invoice) == ("paid", 0)
     assert api.get("/payments").json()["results"][0]["attempt"] == response.json()["id"]
     assert [e.type for e in Event.objects.filter(invoice__external_id="in_1")] == [
-        "invoice.created", "payment_attempt.succeeded", "payment.recorded", "invoice.paid"]
+        "invoice.created",
+        "payment_attempt.succeeded",
+        "payment.recorded",
+        "invoice.paid",
+    ]
 
 
 def test_a_succeeded_attempt_for_part_of_the_invoice_records_a_partial_payment(
     api: Any, invoice: dict[str, Any]
 ) -> None:
-    api.post("/payment-attempts", attempt_body(outcome="succeeded", decline_code="",
-                                               amount=23450))
+    api.post("/payment-attempts", attempt_body(outcome="succeeded", decline_code="", amount=23450))
 
     assert remaining(api, invoice) == ("open", 100000)
 
@@ -262,8 +294,9 @@ def test_a_succeeded_attempt_for_part_of_the_invoice_records_a_partial_payment(
 def test_a_succeeded_attempt_for_more_than_remains_records_nothing(
     api: Any, invoice: dict[str, Any]
 ) -> None:
-    response = api.post("/payment-attempts", attempt_body(outcome="succeeded", decline_code="",
-                                                          amount=999999))
+    response = api.post(
+        "/payment-attempts", attempt_body(outcome="succeeded", decline_code="", amount=999999)
+    )
 
     assert set(fields_of(response, 409)) == {"amount"}
     assert not PaymentAttempt.objects.exists()
@@ -281,9 +314,7 @@ def test_a_succeeded_attempt_on_a_void_invoice_records_nothing(
     assert not PaymentAttempt.objects.exists()
 
 
-def test_a_succeeded_attempt_cannot_carry_a_decline_code(
-    api: Any, invoice: dict[str, Any]
-) -> None:
+def test_a_succeeded_attempt_cannot_carry_a_decline_code(api: Any, invoice: dict[str, Any]) -> None:
     response = api.post("/payment-attempts", attempt_body(outcome="succeeded"))
 
     assert set(fields_of(response)) == {"decline_code"}
@@ -294,18 +325,27 @@ def test_an_attempt_outcome_is_succeeded_or_failed(
     api: Any, invoice: dict[str, Any], outcome: Any
 ) -> None:
     assert set(fields_of(api.post("/payment-attempts", attempt_body(outcome=outcome)))) == {
-        "outcome"}
+        "outcome"
+    }
 
 
 def test_an_attempt_names_a_saved_payment_method_of_the_same_customer(
     api: Any, invoice: dict[str, Any]
 ) -> None:
-    api.post("/payment-methods", {"external_id": "pm_1", "customer": "cus_1", "type": "card",
-                                  "brand": "visa", "last4": "4242", "exp_month": 12,
-                                  "exp_year": 2028})
+    api.post(
+        "/payment-methods",
+        {
+            "external_id": "pm_1",
+            "customer": "cus_1",
+            "type": "card",
+            "brand": "visa",
+            "last4": "4242",
+            "exp_month": 12,
+            "exp_year": 2028,
+        },
+    )
     api.post("/customers", customer_body("cus_2", phone=None))
-    api.post("/payment-methods", {"external_id": "pm_other", "customer": "cus_2",
-                                  "type": "card"})
+    api.post("/payment-methods", {"external_id": "pm_other", "customer": "cus_2", "type": "card"})
 
     ok = api.post("/payment-attempts", attempt_body(payment_method="pm_1"))
     other = api.post("/payment-attempts", attempt_body(payment_method="pm_other"))
@@ -318,8 +358,10 @@ def test_it_lists_attempts_filtered_by_outcome_invoice_and_customer(
     api: Any, invoice: dict[str, Any]
 ) -> None:
     failed = api.post("/payment-attempts", attempt_body()).json()
-    succeeded = api.post("/payment-attempts", attempt_body(
-        outcome="succeeded", decline_code="", attempted_at="2026-03-16T02:00:00Z")).json()
+    succeeded = api.post(
+        "/payment-attempts",
+        attempt_body(outcome="succeeded", decline_code="", attempted_at="2026-03-16T02:00:00Z"),
+    ).json()
 
     def ids(**params: Any) -> list[int]:
         return [a["id"] for a in api.get("/payment-attempts", **params).json()["results"]]
@@ -337,9 +379,17 @@ def test_it_lists_attempts_filtered_by_outcome_invoice_and_customer(
 def test_it_saves_a_payment_method_and_updates_it_by_external_id(
     api: Any, customer: dict[str, Any]
 ) -> None:
-    body = {"external_id": "pm_1", "customer": "cus_1", "type": "card", "brand": "visa",
-            "last4": "4242", "exp_month": 12, "exp_year": 2028, "country": "th",
-            "is_default": True}
+    body = {
+        "external_id": "pm_1",
+        "customer": "cus_1",
+        "type": "card",
+        "brand": "visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2028,
+        "country": "th",
+        "is_default": True,
+    }
     created = api.post("/payment-methods", body)
     updated = api.post("/payment-methods", body | {"exp_year": 2030})
 
@@ -348,18 +398,24 @@ def test_it_saves_a_payment_method_and_updates_it_by_external_id(
     assert (updated.json()["exp_year"], updated.json()["country"]) == (2030, "TH")
     assert PaymentMethod.objects.count() == 1
     assert [e.type for e in Event.objects.filter(type__startswith="payment_method")] == [
-        "payment_method.created", "payment_method.updated"]
+        "payment_method.created",
+        "payment_method.updated",
+    ]
 
 
 def test_a_new_default_payment_method_replaces_the_old_default(
     api: Any, customer: dict[str, Any]
 ) -> None:
     for external_id in ("pm_1", "pm_2"):
-        api.post("/payment-methods", {"external_id": external_id, "customer": "cus_1",
-                                      "type": "card", "is_default": True})
+        api.post(
+            "/payment-methods",
+            {"external_id": external_id, "customer": "cus_1", "type": "card", "is_default": True},
+        )
 
     assert dict(PaymentMethod.objects.values_list("external_id", "is_default")) == {
-        "pm_1": False, "pm_2": True}
+        "pm_1": False,
+        "pm_2": True,
+    }
 
 
 CARD = "4242424242424242"
@@ -368,8 +424,10 @@ CARD = "4242424242424242"
 def test_a_card_number_sent_as_last4_is_refused_and_never_echoed(
     api: Any, customer: dict[str, Any]
 ) -> None:
-    response = api.post("/payment-methods", {"external_id": "pm_1", "customer": "cus_1",
-                                             "type": "card", "last4": CARD})
+    response = api.post(
+        "/payment-methods",
+        {"external_id": "pm_1", "customer": "cus_1", "type": "card", "last4": CARD},
+    )
 
     assert set(fields_of(response)) == {"last4"}
     assert CARD.encode() not in response.content
@@ -380,8 +438,10 @@ def test_a_card_number_sent_as_last4_is_refused_and_never_echoed(
 def test_a_card_number_sent_in_an_unknown_field_is_refused_and_never_echoed(
     api: Any, customer: dict[str, Any]
 ) -> None:
-    response = api.post("/payment-methods", {"external_id": "pm_1", "customer": "cus_1",
-                                             "type": "card", "number": CARD, "cvc": "123"})
+    response = api.post(
+        "/payment-methods",
+        {"external_id": "pm_1", "customer": "cus_1", "type": "card", "number": CARD, "cvc": "123"},
+    )
 
     assert fields_of(response) == {"number": "not a known field", "cvc": "not a known field"}
     assert CARD.encode() not in response.content
@@ -390,8 +450,15 @@ def test_a_card_number_sent_in_an_unknown_field_is_refused_and_never_echoed(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("exp_month", 13), ("exp_month", 0), ("exp_year", 1999), ("type", "crypto"),
-     ("country", "ZZ"), ("customer", "cus_missing"), ("is_default", "yes")],
+    [
+        ("exp_month", 13),
+        ("exp_month", 0),
+        ("exp_year", 1999),
+        ("type", "crypto"),
+        ("country", "ZZ"),
+        ("customer", "cus_missing"),
+        ("is_default", "yes"),
+    ],
 )
 def test_it_refuses_a_bad_payment_method_field(
     api: Any, customer: dict[str, Any], field: str, value: Any
@@ -410,15 +477,17 @@ def test_a_payment_method_cannot_move_to_another_customer(
     api.post("/customers", customer_body("cus_2", phone=None))
     api.post("/payment-methods", {"external_id": "pm_1", "customer": "cus_1", "type": "card"})
 
-    response = api.post("/payment-methods", {"external_id": "pm_1", "customer": "cus_2",
-                                             "type": "card"})
+    response = api.post(
+        "/payment-methods", {"external_id": "pm_1", "customer": "cus_2", "type": "card"}
+    )
 
     assert set(fields_of(response, 409)) == {"customer"}
 
 
 def test_it_lists_and_gets_payment_methods(api: Any, customer: dict[str, Any]) -> None:
-    method = api.post("/payment-methods", {"external_id": "pm_1", "customer": "cus_1",
-                                           "type": "promptpay"}).json()
+    method = api.post(
+        "/payment-methods", {"external_id": "pm_1", "customer": "cus_1", "type": "promptpay"}
+    ).json()
 
     assert api.get("/payment-methods", customer="cus_1").json()["results"] == [method]
     assert api.get("/payment-methods", customer="cus_2").json()["results"] == []

@@ -84,8 +84,9 @@ def test_bad_rows_exit_non_zero_list_every_error_and_write_nothing(
 
 def test_past_a_hundred_errors_it_says_how_many_more(db: None, tmp_path: Path) -> None:
     path = tmp_path / "invoices.csv"
-    path.write_text("\n".join([HEADER, *(f"in_{n},cus_1,INV-{n},THB,-1,2026-03-01,,"
-                                         for n in range(250))]))
+    path.write_text(
+        "\n".join([HEADER, *(f"in_{n},cus_1,INV-{n},THB,-1,2026-03-01,," for n in range(250))])
+    )
 
     code, _, err = dunning_import("invoices", str(path))
 
@@ -125,15 +126,26 @@ def test_a_dash_reads_the_file_from_standard_input(
 
 def test_dunning_import_runs_as_a_console_command(tmp_path: Path) -> None:
     """The real entry point, in its own process, on its own SQLite file."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DUNNING_", "DATABASE_URL", "TEST_DATABASE_URL"))}
-    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-            "DUNNING_DATA_DIR": str(tmp_path)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DUNNING_", "DATABASE_URL", "TEST_DATABASE_URL"))
+    }
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DUNNING_DATA_DIR": str(tmp_path),
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "dunning", *args],  # noqa: S603 - ours
-                              env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "dunning", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     assert run("migrate", "--verbosity", "0").returncode == 0
     customers = run("import", "customers", str(FIXTURES / "customers_th_bom.csv"))

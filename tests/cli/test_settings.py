@@ -9,10 +9,20 @@ DUNNING = [sys.executable, "-m", "dunning"]
 
 
 def run(args: list[str], *, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DUNNING_", "DATABASE_URL", "TEST_DATABASE_URL"))}
-    return subprocess.run([*DUNNING, *args], cwd=cwd, env={**clean, **env}, capture_output=True,
-                          text=True, timeout=60, check=False)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DUNNING_", "DATABASE_URL", "TEST_DATABASE_URL"))
+    }
+    return subprocess.run(
+        [*DUNNING, *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_production_without_a_secret_key_stops_with_a_clear_error(tmp_path: Path) -> None:
@@ -38,17 +48,33 @@ def test_the_default_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path) -> No
     result = run(["migrate", "--verbosity", "0"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
-    mode = run(["shell", "--no-imports", "-c", "from django.db import connection; c = connection.cursor(); "
-                "print(c.execute('PRAGMA journal_mode').fetchone()[0], "
-                "c.execute('PRAGMA busy_timeout').fetchone()[0])"], cwd=tmp_path)
+    mode = run(
+        [
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.db import connection; c = connection.cursor(); "
+            "print(c.execute('PRAGMA journal_mode').fetchone()[0], "
+            "c.execute('PRAGMA busy_timeout').fetchone()[0])",
+        ],
+        cwd=tmp_path,
+    )
 
     assert (tmp_path / "dunning.sqlite3").exists()
     assert mode.stdout.split() == ["wal", "20000"]
 
 
 def test_postgres_urls_get_persistent_checked_connections(tmp_path: Path) -> None:
-    result = run(["shell", "--no-imports", "-c", "from django.conf import settings; d = settings.DATABASES['default'];"
-                  " print(d['ENGINE'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"],
-                 cwd=tmp_path, DATABASE_URL="postgres://someone@127.0.0.1:5432/anything")
+    result = run(
+        [
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.conf import settings; d = settings.DATABASES['default'];"
+            " print(d['ENGINE'], d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])",
+        ],
+        cwd=tmp_path,
+        DATABASE_URL="postgres://someone@127.0.0.1:5432/anything",
+    )
 
     assert result.stdout.split() == ["django.db.backends.postgresql", "600", "True"]

@@ -41,8 +41,14 @@ def test_an_unknown_country_is_refused_without_repeating_it(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "tag"),
-    [("th", "th"), ("th-TH", "th-TH"), ("th_th", "th-TH"), ("en-us", "en-US"),
-     ("zh-Hant-TW", "zh-Hant-TW"), (" en ", "en")],
+    [
+        ("th", "th"),
+        ("th-TH", "th-TH"),
+        ("th_th", "th-TH"),
+        ("en-us", "en-US"),
+        ("zh-Hant-TW", "zh-Hant-TW"),
+        (" en ", "en"),
+    ],
 )
 def test_a_locale_is_a_bcp_47_tag_in_canonical_case(value: str, tag: str) -> None:
     assert normalize_locale(value) == tag
@@ -56,8 +62,9 @@ def test_an_unknown_locale_is_refused_without_repeating_it(value: str) -> None:
     assert str(raised.value) == "unknown locale: use a tag such as th, th-TH or en-US"
 
 
-@pytest.mark.parametrize("value", ["Asia/Bangkok", "UTC", "America/Argentina/Buenos_Aires",
-                                   " Asia/Tokyo "])
+@pytest.mark.parametrize(
+    "value", ["Asia/Bangkok", "UTC", "America/Argentina/Buenos_Aires", " Asia/Tokyo "]
+)
 def test_a_time_zone_is_an_iana_name(value: str) -> None:
     assert normalize_time_zone(value) == value.strip()
 
@@ -70,8 +77,10 @@ def test_an_unknown_time_zone_is_refused_without_repeating_it(value: str) -> Non
     assert str(raised.value) == "unknown time zone: use an IANA name such as Asia/Bangkok"
 
 
-@pytest.mark.parametrize(("country", "zone"), [("TH", "Asia/Bangkok"), ("JP", "Asia/Tokyo"),
-                                              ("US", None), ("", None), ("XX", None)])
+@pytest.mark.parametrize(
+    ("country", "zone"),
+    [("TH", "Asia/Bangkok"), ("JP", "Asia/Tokyo"), ("US", None), ("", None), ("XX", None)],
+)
 def test_a_country_with_one_time_zone_gives_it_as_the_default(
     country: str, zone: str | None
 ) -> None:
@@ -83,9 +92,13 @@ def test_a_country_with_one_time_zone_gives_it_as_the_default(
 
 @pytest.mark.parametrize(
     ("value", "country", "e164"),
-    [("+66812345678", "", "+66812345678"), ("+66 81 234 5678", "", "+66812345678"),
-     ("081 234 5678", "TH", "+66812345678"), ("081-234-5678", "TH", "+66812345678"),
-     ("(415) 555-2671", "US", "+14155552671")],
+    [
+        ("+66812345678", "", "+66812345678"),
+        ("+66 81 234 5678", "", "+66812345678"),
+        ("081 234 5678", "TH", "+66812345678"),
+        ("081-234-5678", "TH", "+66812345678"),
+        ("(415) 555-2671", "US", "+14155552671"),
+    ],
 )
 def test_a_phone_number_is_stored_in_e164(value: str, country: str, e164: str) -> None:
     assert normalize_phone(value, country=country) == e164
@@ -101,21 +114,37 @@ def test_a_phone_number_that_is_not_valid_is_refused_without_repeating_it(value:
     with pytest.raises(FieldError) as raised:
         normalize_phone(value, country="TH")
 
-    assert str(raised.value) in ("not a phone number: write it as +66812345678",
-                                 "not a valid phone number for its country")
+    assert str(raised.value) in (
+        "not a phone number: write it as +66812345678",
+        "not a valid phone number for its country",
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "stored"),
-    [("somchai@example.co.th", "somchai@example.co.th"),
-     ("Somchai@Example.CO.TH", "Somchai@example.co.th"), ("  a.b+c@x.io ", "a.b+c@x.io")],
+    [
+        ("somchai@example.co.th", "somchai@example.co.th"),
+        ("Somchai@Example.CO.TH", "Somchai@example.co.th"),
+        ("  a.b+c@x.io ", "a.b+c@x.io"),
+    ],
 )
 def test_an_email_keeps_its_local_part_and_lowers_its_domain(value: str, stored: str) -> None:
     assert normalize_email(value) == stored
 
 
-@pytest.mark.parametrize("value", ["", "somchai", "a@b", "a b@example.com", "@example.com",
-                                   "a@example", "x" * 250 + "@example.com", SECRET])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "somchai",
+        "a@b",
+        "a b@example.com",
+        "@example.com",
+        "a@example",
+        "x" * 250 + "@example.com",
+        SECRET,
+    ],
+)
 def test_a_malformed_email_is_refused_without_repeating_it(value: str) -> None:
     with pytest.raises(FieldError) as raised:
         normalize_email(value)
@@ -128,15 +157,19 @@ def test_a_malformed_email_is_refused_without_repeating_it(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "moment"),
-    [("2026-03-15T09:30:00+07:00", datetime(2026, 3, 15, 2, 30, tzinfo=UTC)),
-     ("2026-03-15T02:30:00Z", datetime(2026, 3, 15, 2, 30, tzinfo=UTC)),
-     ("2026-03-15T02:30:00z", datetime(2026, 3, 15, 2, 30, tzinfo=UTC)),
-     ("2026-03-15t02:30:00.123456-05:00", datetime(2026, 3, 15, 7, 30, 0, 123456, tzinfo=UTC)),
-     ("2026-03-15", datetime(2026, 3, 15, tzinfo=UTC)),
-     (" 2026-03-15 ", datetime(2026, 3, 15, tzinfo=UTC)),
-     (date(2026, 3, 15), datetime(2026, 3, 15, tzinfo=UTC)),
-     (datetime(2026, 3, 15, 9, 30, tzinfo=timezone(timedelta(hours=7))),
-      datetime(2026, 3, 15, 2, 30, tzinfo=UTC))],
+    [
+        ("2026-03-15T09:30:00+07:00", datetime(2026, 3, 15, 2, 30, tzinfo=UTC)),
+        ("2026-03-15T02:30:00Z", datetime(2026, 3, 15, 2, 30, tzinfo=UTC)),
+        ("2026-03-15T02:30:00z", datetime(2026, 3, 15, 2, 30, tzinfo=UTC)),
+        ("2026-03-15t02:30:00.123456-05:00", datetime(2026, 3, 15, 7, 30, 0, 123456, tzinfo=UTC)),
+        ("2026-03-15", datetime(2026, 3, 15, tzinfo=UTC)),
+        (" 2026-03-15 ", datetime(2026, 3, 15, tzinfo=UTC)),
+        (date(2026, 3, 15), datetime(2026, 3, 15, tzinfo=UTC)),
+        (
+            datetime(2026, 3, 15, 9, 30, tzinfo=timezone(timedelta(hours=7))),
+            datetime(2026, 3, 15, 2, 30, tzinfo=UTC),
+        ),
+    ],
 )
 def test_an_instant_is_read_into_utc(value: str | date, moment: datetime) -> None:
     parsed = parse_instant(value)
@@ -145,8 +178,10 @@ def test_an_instant_is_read_into_utc(value: str | date, moment: datetime) -> Non
     assert parsed.tzinfo is UTC
 
 
-@pytest.mark.parametrize("value", ["2026-03-15T09:30:00", "2026-03-15 09:30",
-                                   datetime(2026, 3, 15, 9, 30)])  # noqa: DTZ001 - naive on purpose
+@pytest.mark.parametrize(
+    "value",
+    ["2026-03-15T09:30:00", "2026-03-15 09:30", datetime(2026, 3, 15, 9, 30)],  # noqa: DTZ001
+)
 def test_an_instant_without_a_utc_offset_is_refused_rather_than_guessed(
     value: str | datetime,
 ) -> None:
@@ -156,10 +191,16 @@ def test_an_instant_without_a_utc_offset_is_refused_rather_than_guessed(
 
 @pytest.mark.parametrize(
     "value",
-    ["1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
-     "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "0001-01-01",
-     datetime.max.replace(tzinfo=timezone(timedelta(hours=-23))),
-     datetime.min.replace(tzinfo=timezone(timedelta(hours=23)))],
+    [
+        "1969-12-31T23:59:59Z",
+        "2200-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01",
+        datetime.max.replace(tzinfo=timezone(timedelta(hours=-23))),
+        datetime.min.replace(tzinfo=timezone(timedelta(hours=23))),
+    ],
 )
 def test_an_instant_outside_1970_to_2200_is_refused_even_at_the_edges_of_datetime(
     value: str | datetime,
@@ -170,8 +211,23 @@ def test_an_instant_outside_1970_to_2200_is_refused_even_at_the_edges_of_datetim
 
 @pytest.mark.parametrize(
     "value",
-    ["", "yesterday", "2026-02-30", "2026-13-01", "15/03/2026", "1e5", SECRET, "2026-03-15T25:00Z",
-     "2026-03-15T09:30:00+25:00", 1773542400, 1.5, None, True, ["2026-03-15"], {"date": 1}],
+    [
+        "",
+        "yesterday",
+        "2026-02-30",
+        "2026-13-01",
+        "15/03/2026",
+        "1e5",
+        SECRET,
+        "2026-03-15T25:00Z",
+        "2026-03-15T09:30:00+25:00",
+        1773542400,
+        1.5,
+        None,
+        True,
+        ["2026-03-15"],
+        {"date": 1},
+    ],
 )
 def test_anything_else_is_not_a_date_and_is_not_repeated(value: object) -> None:
     with pytest.raises(FieldError) as raised:
@@ -182,13 +238,18 @@ def test_anything_else_is_not_a_date_and_is_not_repeated(value: object) -> None:
 
 
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
-    lambda minutes: timezone(timedelta(minutes=minutes)))
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
 
 
 # Hypothesis bounds are naive; the generated datetimes carry an offset.
-@given(moment=st.datetimes(min_value=datetime(1970, 1, 2),  # noqa: DTZ001
-                           max_value=datetime(2199, 12, 30),  # noqa: DTZ001
-                           timezones=offsets))
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 2),  # noqa: DTZ001
+        max_value=datetime(2199, 12, 30),  # noqa: DTZ001
+        timezones=offsets,
+    )
+)
 def test_any_instant_in_range_reads_back_as_the_same_moment(moment: datetime) -> None:
     parsed = parse_instant(moment.isoformat())
 
@@ -217,8 +278,10 @@ def test_text_that_every_database_can_store_passes_unchanged() -> None:
     assert check_text("Somchai ใจดี 🙂", max_length=20) == "Somchai ใจดี 🙂"
 
 
-@pytest.mark.parametrize(("value", "message"), [("a\x00b", "NUL"), ("a\ud800", "Unicode"),
-                                                ("\udfff", "Unicode"), ("x" * 11, "at most 10")])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("a\x00b", "NUL"), ("a\ud800", "Unicode"), ("\udfff", "Unicode"), ("x" * 11, "at most 10")],
+)
 def test_text_with_nul_lone_surrogates_or_too_long_is_refused(value: str, message: str) -> None:
     with pytest.raises(FieldError, match=message):
         check_text(value, max_length=10)

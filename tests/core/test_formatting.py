@@ -15,7 +15,10 @@ LOCALES = ["en", "en-US", "th", "th-TH", "ja-JP", "de-DE"]
 
 def read_back(text: str, *, locale: str) -> str:
     """The digits of a formatted amount, with '.' as the decimal point."""
-    group, point = get_group_symbol(locale.replace("-", "_")), get_decimal_symbol(locale.replace("-", "_"))
+    group, point = (
+        get_group_symbol(locale.replace("-", "_")),
+        get_decimal_symbol(locale.replace("-", "_")),
+    )
     number = re.search(r"\d[\d" + re.escape(group) + re.escape(point) + r"]*", text)
     assert number is not None, text
     return number.group().replace(group, "").replace(point, ".")
@@ -26,8 +29,9 @@ def read_back(text: str, *, locale: str) -> str:
     currency=st.sampled_from(sorted(currency_codes())),
     locale=st.sampled_from(LOCALES),
 )
-def test_a_formatted_amount_reads_back_as_the_same_exact_amount(minor: int, currency: str,
-                                                              locale: str) -> None:
+def test_a_formatted_amount_reads_back_as_the_same_exact_amount(
+    minor: int, currency: str, locale: str
+) -> None:
     text = format_money(minor, currency, locale=locale)
 
     digits = read_back(text, locale=locale)

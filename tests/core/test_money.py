@@ -30,8 +30,16 @@ currencies = st.sampled_from(CURRENCIES)
 
 @pytest.mark.parametrize(
     ("currency", "places"),
-    [("JPY", 0), ("KRW", 0), ("THB", 2), ("USD", 2), ("EUR", 2), ("KWD", 3), ("BHD", 3),
-     ("CLF", 4)],
+    [
+        ("JPY", 0),
+        ("KRW", 0),
+        ("THB", 2),
+        ("USD", 2),
+        ("EUR", 2),
+        ("KWD", 3),
+        ("BHD", 3),
+        ("CLF", 4),
+    ],
 )
 def test_each_currency_has_its_iso_4217_exponent(currency: str, places: int) -> None:
     assert exponent(currency) == places
@@ -66,9 +74,16 @@ def test_an_unknown_currency_is_refused_without_repeating_it(value: str) -> None
 
 @pytest.mark.parametrize(
     ("minor", "currency", "text"),
-    [(123450, "THB", "1234.50"), (5000, "JPY", "5000"), (1, "KWD", "0.001"), (0, "THB", "0.00"),
-     (7, "THB", "0.07"), (-1234, "THB", "-12.34"), (MAX_MINOR_UNITS, "JPY", "9999999999999"),
-     (12345, "CLF", "1.2345")],
+    [
+        (123450, "THB", "1234.50"),
+        (5000, "JPY", "5000"),
+        (1, "KWD", "0.001"),
+        (0, "THB", "0.00"),
+        (7, "THB", "0.07"),
+        (-1234, "THB", "-12.34"),
+        (MAX_MINOR_UNITS, "JPY", "9999999999999"),
+        (12345, "CLF", "1.2345"),
+    ],
 )
 def test_it_formats_minor_units_as_a_plain_decimal(minor: int, currency: str, text: str) -> None:
     assert format_major(minor, currency) == text
@@ -76,9 +91,18 @@ def test_it_formats_minor_units_as_a_plain_decimal(minor: int, currency: str, te
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor"),
-    [("1234.50", "THB", 123450), ("1234.5", "THB", 123450), ("1234", "THB", 123400),
-     ("  12.00\n", "THB", 1200), ("5000", "JPY", 5000), ("0.001", "KWD", 1), ("0.1", "KWD", 100),
-     ("0", "USD", 0), ("007.10", "USD", 710), ("9999999999999", "JPY", MAX_MINOR_UNITS)],
+    [
+        ("1234.50", "THB", 123450),
+        ("1234.5", "THB", 123450),
+        ("1234", "THB", 123400),
+        ("  12.00\n", "THB", 1200),
+        ("5000", "JPY", 5000),
+        ("0.001", "KWD", 1),
+        ("0.1", "KWD", 100),
+        ("0", "USD", 0),
+        ("007.10", "USD", 710),
+        ("9999999999999", "JPY", MAX_MINOR_UNITS),
+    ],
 )
 def test_it_parses_a_decimal_in_major_units(text: str, currency: str, minor: int) -> None:
     assert parse_major(text, currency) == minor
@@ -108,15 +132,15 @@ def test_it_refuses_more_decimals_than_the_currency_has(
     whole: int, currency: str, extra: int, digits: st.DataObject
 ) -> None:
     places = exponent(currency)
-    fraction = digits.draw(st.text("0123456789", min_size=places + extra,
-                                   max_size=places + extra))
+    fraction = digits.draw(st.text("0123456789", min_size=places + extra, max_size=places + extra))
 
     with pytest.raises(MoneyError):
         parse_major(f"{whole}.{fraction}", currency)
 
 
-@pytest.mark.parametrize(("text", "currency"), [("1.5", "JPY"), ("1.234", "THB"),
-                                                ("0.0001", "KWD"), ("1.00", "JPY")])
+@pytest.mark.parametrize(
+    ("text", "currency"), [("1.5", "JPY"), ("1.234", "THB"), ("0.0001", "KWD"), ("1.00", "JPY")]
+)
 def test_it_refuses_a_fraction_the_currency_cannot_hold(text: str, currency: str) -> None:
     with pytest.raises(MoneyError, match=currency):
         parse_major(text, currency)
@@ -148,9 +172,29 @@ def test_it_refuses_thousands_separators(
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "1,234.50", "1.234,50", "1 234.50", "+5", "-5", "-0", "1e3", "1E3", ".5", "5.",
-     "NaN", "Infinity", "0x10", "฿100", "100฿", "100 THB", "1..2", "1.2.3",
-     "\u0661\u0662\u0663.\u0664\u0665x"],
+    [
+        "",
+        " ",
+        "1,234.50",
+        "1.234,50",
+        "1 234.50",
+        "+5",
+        "-5",
+        "-0",
+        "1e3",
+        "1E3",
+        ".5",
+        "5.",
+        "NaN",
+        "Infinity",
+        "0x10",
+        "฿100",
+        "100฿",
+        "100 THB",
+        "1..2",
+        "1.2.3",
+        "\u0661\u0662\u0663.\u0664\u0665x",
+    ],
 )
 def test_it_refuses_anything_but_digits_and_one_point(text: str) -> None:
     with pytest.raises(MoneyError) as raised:

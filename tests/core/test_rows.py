@@ -18,7 +18,8 @@ VALID = ["in_1", "cus_1", "INV-1", "THB", "1234.50", "2026-03-01", "2026-03-15",
 
 def test_an_error_reads_line_column_reason() -> None:
     assert str(RowError(7, "amount_due", "must not be negative")) == (
-        "line 7, column amount_due: must not be negative")
+        "line 7, column amount_due: must not be negative"
+    )
     assert str(RowError(3, None, "not valid UTF-8 text")) == "line 3: not valid UTF-8 text"
 
 
@@ -35,15 +36,17 @@ def test_the_error_list_keeps_the_first_errors_by_line_and_counts_them_all() -> 
 def test_the_header_may_list_columns_in_any_order_with_optional_ones() -> None:
     positions, errors = rows.read_header(
         ["due_at", " external_id ", "lines", *INVOICE_COLUMNS.required[1:6], "collection_method"],
-        columns=INVOICE_COLUMNS)
+        columns=INVOICE_COLUMNS,
+    )
 
     assert errors == []
     assert (positions["due_at"], positions["external_id"], positions["lines"]) == (0, 1, 2)
 
 
 def test_a_repeated_or_blank_header_column_is_an_error() -> None:
-    _, errors = rows.read_header([*INVOICE_COLUMNS.required, "currency", ""],
-                                 columns=INVOICE_COLUMNS)
+    _, errors = rows.read_header(
+        [*INVOICE_COLUMNS.required, "currency", ""], columns=INVOICE_COLUMNS
+    )
 
     assert [str(error) for error in errors] == [
         "line 1, column currency: repeated (also column 4)",
@@ -56,8 +59,19 @@ def test_a_valid_row_becomes_typed_values_in_minor_units_and_utc() -> None:
     parsed = rows.parse_invoice(VALID, at=AT, line=2)
 
     assert parsed == rows.InvoiceRow(
-        2, "in_1", "cus_1", "INV-1", "THB", 123450, datetime(2026, 3, 1, tzinfo=UTC),
-        datetime(2026, 3, 15, tzinfo=UTC), "send_invoice", "open", "[]", "{}")
+        2,
+        "in_1",
+        "cus_1",
+        "INV-1",
+        "THB",
+        123450,
+        datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 3, 15, tzinfo=UTC),
+        "send_invoice",
+        "open",
+        "[]",
+        "{}",
+    )
 
 
 def test_a_row_reports_every_bad_column_at_once() -> None:
@@ -114,4 +128,6 @@ def test_a_row_with_optional_columns_filled_takes_the_thorough_path() -> None:
 
     assert isinstance(parsed, rows.InvoiceRow)
     assert (parsed.status, parsed.lines) == (
-        "draft", '[{"description": "Pro", "quantity": 1, "amount": 1}]')
+        "draft",
+        '[{"description": "Pro", "quantity": 1, "amount": 1}]',
+    )

@@ -15,7 +15,8 @@ from tests.conftest import NOW
 
 
 def test_it_refuses_a_database_that_already_has_customers(
-    make_customer: Callable[..., Any], on_postgres: bool,
+    make_customer: Callable[..., Any],
+    on_postgres: bool,
 ) -> None:
     make_customer("cus_real")
     with pytest.raises(CommandError) as refused:
@@ -38,7 +39,8 @@ def test_it_refuses_a_now_that_is_not_a_date(db: None) -> None:
 
 
 def test_it_counts_ages_from_the_current_time_unless_told(
-    db: None, monkeypatch: pytest.MonkeyPatch,
+    db: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     loaded: list[DemoData] = []
     monkeypatch.setattr("dunning.cli.management.commands.demo.load", loaded.append)
@@ -46,4 +48,6 @@ def test_it_counts_ages_from_the_current_time_unless_told(
     call_command("demo", "--load", "--seed", "3", stdout=StringIO())
     call_command("demo", "--load", "--now", "2026-01-02T09:00:00+07:00", stdout=StringIO())
     assert [(d.seed, d.now.isoformat()) for d in loaded] == [
-        (3, "2026-03-16T03:00:00+00:00"), (2569, "2026-01-02T02:00:00+00:00")]
+        (3, "2026-03-16T03:00:00+00:00"),
+        (2569, "2026-01-02T02:00:00+00:00"),
+    ]

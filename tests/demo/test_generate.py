@@ -15,24 +15,69 @@ from tests.conftest import NOW
 
 # Every decline_code in Stripe's list (shared/reference/rules.md 1.2), kept
 # here apart from the generator so the test checks it against the source.
-STRIPE_DECLINE_CODES = frozenset({
-    "authentication_required", "approve_with_id", "call_issuer", "card_not_supported",
-    "card_velocity_exceeded", "currency_not_supported", "do_not_honor", "do_not_try_again",
-    "duplicate_transaction", "expired_card", "fraudulent", "generic_decline", "incorrect_number",
-    "incorrect_cvc", "incorrect_pin", "incorrect_zip", "insufficient_funds", "invalid_account",
-    "invalid_amount", "invalid_cvc", "invalid_expiry_month", "invalid_expiry_year",
-    "invalid_number", "invalid_pin", "issuer_not_available", "lost_card", "merchant_blacklist",
-    "new_account_information_available", "no_action_taken", "not_permitted",
-    "offline_pin_required", "online_or_offline_pin_required", "pickup_card", "pin_try_exceeded",
-    "processing_error", "reenter_transaction", "restricted_card",
-    "revocation_of_all_authorizations", "revocation_of_authorization", "security_violation",
-    "service_not_allowed", "stolen_card", "stop_payment_order", "testmode_decline",
-    "transaction_not_allowed", "try_again_later", "withdrawal_count_limit_exceeded",
-})
+STRIPE_DECLINE_CODES = frozenset(
+    {
+        "authentication_required",
+        "approve_with_id",
+        "call_issuer",
+        "card_not_supported",
+        "card_velocity_exceeded",
+        "currency_not_supported",
+        "do_not_honor",
+        "do_not_try_again",
+        "duplicate_transaction",
+        "expired_card",
+        "fraudulent",
+        "generic_decline",
+        "incorrect_number",
+        "incorrect_cvc",
+        "incorrect_pin",
+        "incorrect_zip",
+        "insufficient_funds",
+        "invalid_account",
+        "invalid_amount",
+        "invalid_cvc",
+        "invalid_expiry_month",
+        "invalid_expiry_year",
+        "invalid_number",
+        "invalid_pin",
+        "issuer_not_available",
+        "lost_card",
+        "merchant_blacklist",
+        "new_account_information_available",
+        "no_action_taken",
+        "not_permitted",
+        "offline_pin_required",
+        "online_or_offline_pin_required",
+        "pickup_card",
+        "pin_try_exceeded",
+        "processing_error",
+        "reenter_transaction",
+        "restricted_card",
+        "revocation_of_all_authorizations",
+        "revocation_of_authorization",
+        "security_violation",
+        "service_not_allowed",
+        "stolen_card",
+        "stop_payment_order",
+        "testmode_decline",
+        "transaction_not_allowed",
+        "try_again_later",
+        "withdrawal_count_limit_exceeded",
+    }
+)
 STRIPE_ADVICE_CODES = frozenset({"try_again_later", "do_not_try_again", "confirm_card_data"})
 # Declines after which the same card is not charged again (rules.md 1.2: CUSTOMER and HARD).
-NEVER_RETRIED = frozenset({"expired_card", "authentication_required", "incorrect_cvc", "lost_card",
-                           "stolen_card", "transaction_not_allowed"})
+NEVER_RETRIED = frozenset(
+    {
+        "expired_card",
+        "authentication_required",
+        "incorrect_cvc",
+        "lost_card",
+        "stolen_card",
+        "transaction_not_allowed",
+    }
+)
 THAI = re.compile(r"[\u0E00-\u0E7F]")
 
 
@@ -66,10 +111,18 @@ def test_there_are_about_three_hundred_customers_in_thai_english_japanese_and_ge
     assert set(locales) == {"th-TH", "en", "en-US", "ja-JP", "de-DE"}
     assert locales["th-TH"] > 150
     zones = {c.locale: c.time_zone for c in data.customers if c.locale != "en-US"}
-    assert zones == {"th-TH": "Asia/Bangkok", "en": "Asia/Bangkok", "ja-JP": "Asia/Tokyo",
-                     "de-DE": "Europe/Berlin"}
+    assert zones == {
+        "th-TH": "Asia/Bangkok",
+        "en": "Asia/Bangkok",
+        "ja-JP": "Asia/Tokyo",
+        "de-DE": "Europe/Berlin",
+    }
     assert {c.time_zone for c in data.customers if c.locale == "en-US"} <= {
-        "America/New_York", "America/Chicago", "America/Los_Angeles", "America/Denver"}
+        "America/New_York",
+        "America/Chicago",
+        "America/Los_Angeles",
+        "America/Denver",
+    }
 
 
 def test_thai_customers_are_named_in_thai_script_people_and_companies_alike(
@@ -110,7 +163,8 @@ def test_every_fact_happens_at_or_before_now_and_after_what_it_depends_on(data: 
         assert joined[invoice.customer] <= invoice.issued_at <= invoice.due_at
         assert invoice.issued_at <= NOW
         moments = [a.attempted_at for a in invoice.attempts] + [
-            p.received_at for p in invoice.payments]
+            p.received_at for p in invoice.payments
+        ]
         assert all(invoice.issued_at < moment <= NOW for moment in moments)
         for attempt in invoice.attempts:
             card = cards[attempt.payment_method]
@@ -124,8 +178,11 @@ def test_amounts_respect_each_currency_and_lines_add_up(data: DemoData) -> None:
     for invoice in data.invoices:
         assert sum(line.amount for line in invoice.lines) == invoice.amount_due > 0
         assert 0 <= invoice.amount_paid <= invoice.amount_due
-    monthly = {(i.currency, i.context.get("plan")): i.amount_due for i in data.invoices
-               if i.context.get("interval") == "month" and len(i.lines) == 1}
+    monthly = {
+        (i.currency, i.context.get("plan")): i.amount_due
+        for i in data.invoices
+        if i.context.get("interval") == "month" and len(i.lines) == 1
+    }
     # JPY has no minor unit: the 4,980 yen plan is 4980; THB has two decimals.
     assert monthly[("JPY", "Standard")] == 4980
     assert monthly[("THB", "Pro")] == 99000
@@ -176,8 +233,11 @@ def test_there_are_paid_part_paid_void_uncollectible_and_recovered_invoices(
     statuses = Counter(i.status for i in data.invoices)
     assert {"paid", "open", "void", "uncollectible"} <= set(statuses)
     assert any(i.status == "open" and 0 < i.amount_paid < i.amount_due for i in data.invoices)
-    recovered = [i for i in data.invoices
-                 if i.attempts and i.attempts[0].outcome == "failed" and i.status == "paid"]
+    recovered = [
+        i
+        for i in data.invoices
+        if i.attempts and i.attempts[0].outcome == "failed" and i.status == "paid"
+    ]
     assert len(recovered) > 10
     assert any(len({a.payment_method for a in i.attempts}) == 2 for i in recovered)
 

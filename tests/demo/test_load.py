@@ -76,8 +76,11 @@ def test_every_invoice_keeps_remaining_equal_to_due_minus_paid(output: str, db: 
     assert paid.exists()
     assert not paid.exclude(amount_remaining=0).exists()
     assert not paid.filter(paid_at__isnull=True).exists()
-    received = dict(Invoice.objects.annotate(received=Sum("payments__amount"))
-                    .values_list("external_id", "received"))
+    received = dict(
+        Invoice.objects.annotate(received=Sum("payments__amount")).values_list(
+            "external_id", "received"
+        )
+    )
     for external_id, amount_paid in Invoice.objects.values_list("external_id", "amount_paid"):
         assert amount_paid == (received[external_id] or 0)
 
@@ -86,8 +89,12 @@ def test_customers_are_in_thai_english_japanese_and_german_locales(output: str, 
     locales = Customer.objects.values_list("locale", flat=True)
     languages = {locale.split("-")[0] for locale in locales}
     assert languages == {"th", "en", "ja", "de"}
-    assert Customer.objects.filter(locale="th-TH", time_zone="Asia/Bangkok",
-                                   phone__startswith="+668").count() > 100
+    assert (
+        Customer.objects.filter(
+            locale="th-TH", time_zone="Asia/Bangkok", phone__startswith="+668"
+        ).count()
+        > 100
+    )
 
 
 def test_invoices_are_in_four_currencies_and_both_collection_methods(output: str, db: None) -> None:
@@ -97,10 +104,13 @@ def test_invoices_are_in_four_currencies_and_both_collection_methods(output: str
 
 
 def test_open_invoices_are_overdue_by_every_age_up_to_120_days_or_not_yet_due(
-    output: str, db: None,
+    output: str,
+    db: None,
 ) -> None:
-    ages = {(NOW - due).days for due in
-            selectors.overdue_invoices(now=NOW).values_list("due_at", flat=True)}
+    ages = {
+        (NOW - due).days
+        for due in selectors.overdue_invoices(now=NOW).values_list("due_at", flat=True)
+    }
     assert ages == set(range(121))
     assert Invoice.objects.filter(status="open", due_at__gt=NOW).exists()
     assert Invoice.objects.filter(status="void").exists()
@@ -114,14 +124,18 @@ def test_some_open_invoices_are_part_paid(output: str, db: None) -> None:
 
 
 def test_failed_charges_carry_real_decline_codes_and_some_retries_succeed(
-    output: str, db: None,
+    output: str,
+    db: None,
 ) -> None:
     failed = PaymentAttempt.objects.filter(outcome="failed")
     assert set(failed.values_list("decline_code", flat=True)) <= STRIPE_DECLINE_CODES
     assert set(failed.values_list("advice_code", flat=True)) - {""} <= STRIPE_ADVICE_CODES
     assert not failed.filter(payment_method__isnull=True).exists()
-    recovered = Invoice.objects.filter(status="paid", attempts__outcome="failed").filter(
-        attempts__outcome="succeeded").distinct()
+    recovered = (
+        Invoice.objects.filter(status="paid", attempts__outcome="failed")
+        .filter(attempts__outcome="succeeded")
+        .distinct()
+    )
     assert recovered.count() > 10
 
 

@@ -28,18 +28,40 @@ def test_operators_can_look_at_every_ledger_list_and_record(
     operator: Client, make_invoice: Callable[..., Any], model: str
 ) -> None:
     invoice = make_invoice(amount_due=100000)
-    services.record_payment_attempt(invoice=invoice.external_id, attempted_at=NOW, outcome="failed",
-                                    decline_code="insufficient_funds", now=NOW, source="test")
-    services.record_payment(invoice=invoice.external_id, amount=40000, currency="THB",
-                            received_at=NOW, method="bank_transfer", now=NOW, source="test")
-    services.upsert_payment_method(external_id="pm_1", customer="cus_1", now=NOW, source="test",
-                                   type="card", brand="visa", last4="4242", exp_month=5,
-                                   exp_year=2027)
+    services.record_payment_attempt(
+        invoice=invoice.external_id,
+        attempted_at=NOW,
+        outcome="failed",
+        decline_code="insufficient_funds",
+        now=NOW,
+        source="test",
+    )
+    services.record_payment(
+        invoice=invoice.external_id,
+        amount=40000,
+        currency="THB",
+        received_at=NOW,
+        method="bank_transfer",
+        now=NOW,
+        source="test",
+    )
+    services.upsert_payment_method(
+        external_id="pm_1",
+        customer="cus_1",
+        now=NOW,
+        source="test",
+        type="card",
+        brand="visa",
+        last4="4242",
+        exp_month=5,
+        exp_year=2027,
+    )
 
     listing = operator.get(f"/admin/ledger/{model}/")
     assert listing.status_code == 200
 
     from django.apps import apps
+
     record = apps.get_model("ledger", model).objects.first()
     detail = operator.get(f"/admin/ledger/{model}/{record.pk}/change/")
     assert detail.status_code == 200

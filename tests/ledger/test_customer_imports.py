@@ -52,7 +52,10 @@ def test_it_imports_thai_customers_from_a_file_saved_with_a_byte_order_mark(db: 
     assert somchai.metadata == {"ระดับ": "ทอง"}
     assert (somchai.created_at, somchai.updated_at) == (NOW, NOW)
     assert (company.email, company.phone, company.is_business) == (
-        "billing@example.co.th", "+6621234567", True)
+        "billing@example.co.th",
+        "+6621234567",
+        True,
+    )
     assert somying.name == 'สมหญิง "หญิง" รักไทย'
     assert (somying.email, somying.is_business, somying.locale) == ("", False, "th-TH")
 
@@ -63,16 +66,23 @@ def test_it_updates_customers_by_external_id_and_keeps_what_empty_cells_leave_ou
     make_customer("cus_1", phone="+66812345678", metadata={"tier": "gold"}, is_business=True)
 
     result = imports.import_customers(
-        customers_file("cus_1,Somchai J.,,,en,,,", "cus_2,New Co,,,,,,true"), now=LATER)
+        customers_file("cus_1,Somchai J.,,,en,,,", "cus_2,New Co,,,,,,true"), now=LATER
+    )
 
     assert result.ok, messages(result)
     assert (result.created, result.updated, result.unchanged) == (1, 1, 0)
     updated = Customer.objects.get(external_id="cus_1")
     assert (updated.name, updated.locale) == ("Somchai J.", "en")
     assert (updated.email, updated.phone, updated.country) == (
-        "somchai@example.co.th", "+66812345678", "TH")
+        "somchai@example.co.th",
+        "+66812345678",
+        "TH",
+    )
     assert (updated.metadata, updated.is_business, updated.time_zone) == (
-        {"tier": "gold"}, True, "Asia/Bangkok")
+        {"tier": "gold"},
+        True,
+        "Asia/Bangkok",
+    )
     assert (updated.created_at, updated.updated_at) == (NOW, LATER)
     assert Customer.objects.get(external_id="cus_2").time_zone == "UTC"  # no country: UTC
 
@@ -84,7 +94,8 @@ def test_it_records_the_same_events_as_the_api_and_one_for_the_import(
     before = Event.objects.count()
 
     imports.import_customers(
-        customers_file("cus_1,Somchai J.,,,en,,,", "cus_2,New Co,,,,,,"), now=LATER)
+        customers_file("cus_1,Somchai J.,,,en,,,", "cus_2,New Co,,,,,,"), now=LATER
+    )
 
     events = list(Event.objects.order_by("id")[before:])
     assert [(e.type, e.customer.external_id if e.customer else None, e.data) for e in events] == [
@@ -107,12 +118,18 @@ def test_importing_the_same_file_again_changes_nothing(db: None) -> None:
 
 
 def test_a_new_customer_takes_its_countrys_only_time_zone_or_utc(db: None) -> None:
-    imports.import_customers(customers_file(
-        "cus_jp,Taro,,,,,JP,", "cus_us,Acme,,,,,US,", "cus_set,Ana,,,,America/Chicago,US,"),
-        now=NOW)
+    imports.import_customers(
+        customers_file(
+            "cus_jp,Taro,,,,,JP,", "cus_us,Acme,,,,,US,", "cus_set,Ana,,,,America/Chicago,US,"
+        ),
+        now=NOW,
+    )
 
     assert dict(Customer.objects.values_list("external_id", "time_zone")) == {
-        "cus_jp": "Asia/Tokyo", "cus_us": "UTC", "cus_set": "America/Chicago"}
+        "cus_jp": "Asia/Tokyo",
+        "cus_us": "UTC",
+        "cus_set": "America/Chicago",
+    }
 
 
 def test_a_national_phone_number_is_read_in_the_recorded_country_when_the_row_has_none(
@@ -130,7 +147,8 @@ def test_a_national_phone_number_with_no_country_anywhere_is_refused(db: None) -
     result = refused(customers_file("cus_1,Somchai,,081 234 5678,,,,"))
 
     assert messages(result) == [
-        "line 2, column phone: not a phone number: write it as +66812345678 (or set the country)"]
+        "line 2, column phone: not a phone number: write it as +66812345678 (or set the country)"
+    ]
 
 
 def test_a_new_customer_without_a_name_is_refused(make_customer: Callable[..., Any]) -> None:
@@ -141,14 +159,17 @@ def test_a_new_customer_without_a_name_is_refused(make_customer: Callable[..., A
     assert messages(result) == ["line 3, column name: required for a new customer"]
 
 
-@pytest.mark.parametrize(("column", "value", "reason"), [
-    ("email", "somchai(at)example", "not an email address"),
-    ("phone", "12", "not a valid phone number for its country"),
-    ("locale", "xx-YY", "unknown locale: use a tag such as th, th-TH or en-US"),
-    ("time_zone", "Bangkok", "unknown time zone: use an IANA name such as Asia/Bangkok"),
-    ("country", "Thailand", "unknown country: use an ISO 3166 alpha-2 code such as TH"),
-    ("is_business", "maybe", "write true or false"),
-])
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("email", "somchai(at)example", "not an email address"),
+        ("phone", "12", "not a valid phone number for its country"),
+        ("locale", "xx-YY", "unknown locale: use a tag such as th, th-TH or en-US"),
+        ("time_zone", "Bangkok", "unknown time zone: use an IANA name such as Asia/Bangkok"),
+        ("country", "Thailand", "unknown country: use an ISO 3166 alpha-2 code such as TH"),
+        ("is_business", "maybe", "write true or false"),
+    ],
+)
 def test_a_bad_value_is_refused_naming_its_column(
     db: None, column: str, value: str, reason: str
 ) -> None:
@@ -160,11 +181,14 @@ def test_a_bad_value_is_refused_naming_its_column(
     assert messages(result) == [f"line 2, column {column}: {reason}"]
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    ('"[""gold""]"', 'must be a JSON object, such as {"plan": "Pro"}'),
-    ('"{""a"": 9007199254740993}"', "integers must fit in 53 bits"),
-    ('"' + '{""a"": ' * 10 + "1" + "}" * 10 + '"', "nested too deeply (8 levels at most)"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('"[""gold""]"', 'must be a JSON object, such as {"plan": "Pro"}'),
+        ('"{""a"": 9007199254740993}"', "integers must fit in 53 bits"),
+        ('"' + '{""a"": ' * 10 + "1" + "}" * 10 + '"', "nested too deeply (8 levels at most)"),
+    ],
+)
 def test_bad_metadata_is_refused(db: None, value: str, reason: str) -> None:
     result = refused(customers_file(f"cus_1,Somchai,,,,,TH,,{value}", header=f"{HEADER},metadata"))
 
@@ -172,11 +196,13 @@ def test_bad_metadata_is_refused(db: None, value: str, reason: str) -> None:
 
 
 def test_a_customer_repeated_in_the_file_is_refused(db: None) -> None:
-    result = refused(customers_file("cus_1,Somchai,,,,,TH,", "cus_2,Ana,,,,,US,",
-                                    "cus_1,Somchai J.,,,,,TH,"))
+    result = refused(
+        customers_file("cus_1,Somchai,,,,,TH,", "cus_2,Ana,,,,,US,", "cus_1,Somchai J.,,,,,TH,")
+    )
 
     assert messages(result) == [
-        "line 4, column external_id: repeated in the file (first on line 2)"]
+        "line 4, column external_id: repeated in the file (first on line 2)"
+    ]
 
 
 def test_a_file_in_the_wrong_encoding_is_refused_at_its_first_thai_line(db: None) -> None:
@@ -194,16 +220,17 @@ def test_the_header_must_name_every_column(db: None) -> None:
     assert messages(result) == [f"line 1, column {name}: missing" for name in HEADER.split(",")[2:]]
 
 
-def test_customers_are_written_a_chunk_at_a_time(
-    db: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_customers_are_written_a_chunk_at_a_time(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(customer_imports, "CHUNK", 7)
-    rows = [f"cus_{n:03d},Customer {n},c{n}@example.com,08{n % 10}1234{n:03d},th,,TH,"
-            for n in range(50)]
+    rows = [
+        f"cus_{n:03d},Customer {n},c{n}@example.com,08{n % 10}1234{n:03d},th,,TH,"
+        for n in range(50)
+    ]
     imports.import_customers(customers_file(*rows[:20]), now=NOW)
 
-    result = imports.import_customers(customers_file(*rows[10:], "cus_005,Renamed,,,,,,"),
-                                      now=LATER)
+    result = imports.import_customers(
+        customers_file(*rows[10:], "cus_005,Renamed,,,,,,"), now=LATER
+    )
 
     assert result.ok, messages(result)
     assert (result.created, result.updated, result.unchanged) == (30, 1, 10)

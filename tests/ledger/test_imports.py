@@ -28,9 +28,16 @@ def invoices_file(*rows: str, header: str = HEADER) -> io.BytesIO:
     return io.BytesIO("\n".join([header, *rows, ""]).encode("utf-8"))
 
 
-def row(external_id: str = "in_1", *, customer: str = "cus_1", currency: str = "THB",
-        amount: str = "1234.50", issued: str = "2026-03-01", due: str = "2026-03-15",
-        method: str = "send_invoice") -> str:
+def row(
+    external_id: str = "in_1",
+    *,
+    customer: str = "cus_1",
+    currency: str = "THB",
+    amount: str = "1234.50",
+    issued: str = "2026-03-01",
+    due: str = "2026-03-15",
+    method: str = "send_invoice",
+) -> str:
     return f"{external_id},{customer},INV-{external_id},{currency},{amount},{issued},{due},{method}"
 
 
@@ -75,8 +82,9 @@ def test_it_imports_a_thai_file_saved_with_a_byte_order_mark(db: None) -> None:
     first = Invoice.objects.select_related("customer").get(external_id="in_th_1")
     assert first.customer.name == "สมชาย ใจดี"
     assert first.amount_due == first.amount_remaining == 123450
-    assert first.lines == [{"description": "ค่าบริการรายเดือน แผน Pro", "quantity": 1,
-                            "amount": 123450}]
+    assert first.lines == [
+        {"description": "ค่าบริการรายเดือน แผน Pro", "quantity": 1, "amount": 123450}
+    ]
     assert first.context == {"plan": "Pro", "period": "มีนาคม 2569"}
 
 
@@ -93,8 +101,9 @@ def test_it_converts_major_units_by_each_currencys_exponent(db: None) -> None:
 
 
 def test_an_offset_datetime_is_stored_in_utc_and_a_date_is_midnight_utc(customers: None) -> None:
-    imports.import_invoices(invoices_file(
-        row("in_1", issued="2026-03-01T09:30:00+07:00", due="2026-03-15")), now=NOW)
+    imports.import_invoices(
+        invoices_file(row("in_1", issued="2026-03-01T09:30:00+07:00", due="2026-03-15")), now=NOW
+    )
 
     invoice = Invoice.objects.get(external_id="in_1")
     assert invoice.issued_at == datetime(2026, 3, 1, 2, 30, tzinfo=UTC)
@@ -119,19 +128,24 @@ def test_an_invoice_of_nothing_is_paid_on_issue_as_the_api_has_it(customers: Non
 
 
 def test_a_draft_status_column_is_honoured(customers: None) -> None:
-    result = imports.import_invoices(invoices_file(
-        f"{row('in_1')},draft", f"{row('in_2')},", header=f"{HEADER},status"), now=NOW)
+    result = imports.import_invoices(
+        invoices_file(f"{row('in_1')},draft", f"{row('in_2')},", header=f"{HEADER},status"), now=NOW
+    )
 
     assert result.ok, messages(result)
     assert dict(Invoice.objects.values_list("external_id", "status")) == {
-        "in_1": "draft", "in_2": "open"}
+        "in_1": "draft",
+        "in_2": "open",
+    }
 
 
 def test_it_records_an_event_per_invoice_and_one_for_the_import(customers: None) -> None:
     before = Event.objects.count()
 
-    imports.import_invoices(invoices_file(row("in_1"), row("in_2", customer="cus_2",
-                                                           currency="USD", amount="10")), now=NOW)
+    imports.import_invoices(
+        invoices_file(row("in_1"), row("in_2", customer="cus_2", currency="USD", amount="10")),
+        now=NOW,
+    )
 
     events = list(Event.objects.order_by("id")[before:])
     assert [e.type for e in events] == ["invoice.created", "invoice.created", "invoices.imported"]
@@ -141,8 +155,11 @@ def test_it_records_an_event_per_invoice_and_one_for_the_import(customers: None)
     assert created.customer == Customer.objects.get(external_id="cus_1")
     assert created.occurred_at == datetime(2026, 3, 1, tzinfo=UTC)
     assert created.recorded_at == NOW
-    assert created.data == {"amount_due": 123450, "currency": "THB",
-                            "due_at": "2026-03-15T00:00:00+00:00"}
+    assert created.data == {
+        "amount_due": 123450,
+        "currency": "THB",
+        "due_at": "2026-03-15T00:00:00+00:00",
+    }
     assert events[-1].data == {"file": "", "invoices": 2, "totals": {"THB": 123450, "USD": 1000}}
 
 
@@ -150,12 +167,16 @@ def test_invoice_ids_follow_the_order_of_the_file(customers: None) -> None:
     imports.import_invoices(invoices_file(row("in_c"), row("in_a"), row("in_b")), now=NOW)
 
     assert list(Invoice.objects.order_by("id").values_list("external_id", flat=True)) == [
-        "in_c", "in_a", "in_b"]
+        "in_c",
+        "in_a",
+        "in_b",
+    ]
 
 
 def test_blank_rows_and_trailing_empty_cells_are_not_rows(customers: None) -> None:
-    result = imports.import_invoices(invoices_file(
-        row("in_1") + ",,", "", ",,,,,,,", row("in_2")), now=NOW)
+    result = imports.import_invoices(
+        invoices_file(row("in_1") + ",,", "", ",,,,,,,", row("in_2")), now=NOW
+    )
 
     assert result.ok, messages(result)
     assert (result.rows, result.created) == (2, 2)
@@ -169,8 +190,15 @@ def test_a_file_with_only_a_header_imports_nothing_and_succeeds(customers: None)
 
 
 def test_it_imports_twenty_thousand_generated_rows(customers: None) -> None:
-    rows = (row(f"in_{n:05d}", customer=f"cus_{n % 2 + 1}", amount=f"{n}.{n % 100:02d}",
-                issued=f"2026-{n % 12 + 1:02d}-{n % 28 + 1:02d}") for n in range(20_000))
+    rows = (
+        row(
+            f"in_{n:05d}",
+            customer=f"cus_{n % 2 + 1}",
+            amount=f"{n}.{n % 100:02d}",
+            issued=f"2026-{n % 12 + 1:02d}-{n % 28 + 1:02d}",
+        )
+        for n in range(20_000)
+    )
     source = io.BytesIO("\n".join([HEADER, *rows]).encode())
     progress: list[int] = []
 
@@ -192,7 +220,8 @@ def test_it_rejects_a_wrong_currency_and_writes_nothing(refused: Any) -> None:
     result = refused(invoices_file(row("in_1"), row("in_2", currency="XYZ")))
 
     assert messages(result) == [
-        "line 3, column currency: unknown currency: use an ISO 4217 code such as THB"]
+        "line 3, column currency: unknown currency: use an ISO 4217 code such as THB"
+    ]
 
 
 def test_it_rejects_a_negative_amount_and_writes_nothing(refused: Any) -> None:
@@ -201,13 +230,16 @@ def test_it_rejects_a_negative_amount_and_writes_nothing(refused: Any) -> None:
     assert messages(result) == ["line 2, column amount_due: must not be negative"]
 
 
-@pytest.mark.parametrize(("currency", "amount", "reason"), [
-    ("JPY", "100.5", "JPY has no minor unit: write the amount without decimals"),
-    ("THB", "1.005", "THB has 2 decimal places at most, got 3"),
-    ("KWD", "1.2345", "KWD has 3 decimal places at most, got 4"),
-    ("THB", "1,234.50", "not a decimal amount: write it like 1234.50, without separators"),
-    ("THB", "", "required"),
-])
+@pytest.mark.parametrize(
+    ("currency", "amount", "reason"),
+    [
+        ("JPY", "100.5", "JPY has no minor unit: write the amount without decimals"),
+        ("THB", "1.005", "THB has 2 decimal places at most, got 3"),
+        ("KWD", "1.2345", "KWD has 3 decimal places at most, got 4"),
+        ("THB", "1,234.50", "not a decimal amount: write it like 1234.50, without separators"),
+        ("THB", "", "required"),
+    ],
+)
 def test_it_rejects_an_amount_the_currency_cannot_hold_and_writes_nothing(
     refused: Any, currency: str, amount: str, reason: str
 ) -> None:
@@ -220,15 +252,19 @@ def test_it_rejects_an_unknown_customer_and_writes_nothing(refused: Any) -> None
     result = refused(invoices_file(row("in_1"), row("in_2", customer="cus_nobody")))
 
     assert messages(result) == [
-        "line 3, column customer: no customer with this external_id (import customers first)"]
+        "line 3, column customer: no customer with this external_id (import customers first)"
+    ]
 
 
-@pytest.mark.parametrize(("issued", "reason"), [
-    ("2026-02-30", "not a date: use 2026-03-15 or 2026-03-15T09:30:00+07:00"),
-    ("15/03/2026", "not a date: use 2026-03-15 or 2026-03-15T09:30:00+07:00"),
-    ("2026-03-01T09:30:00", "add a UTC offset, such as 2026-03-15T09:30:00+07:00 or ...Z"),
-    ("1900-01-01", "must be between 1970 and 2200"),
-])
+@pytest.mark.parametrize(
+    ("issued", "reason"),
+    [
+        ("2026-02-30", "not a date: use 2026-03-15 or 2026-03-15T09:30:00+07:00"),
+        ("15/03/2026", "not a date: use 2026-03-15 or 2026-03-15T09:30:00+07:00"),
+        ("2026-03-01T09:30:00", "add a UTC offset, such as 2026-03-15T09:30:00+07:00 or ...Z"),
+        ("1900-01-01", "must be between 1970 and 2200"),
+    ],
+)
 def test_it_rejects_a_bad_date_and_writes_nothing(refused: Any, issued: str, reason: str) -> None:
     result = refused(invoices_file(row("in_1", issued=issued)))
 
@@ -238,8 +274,9 @@ def test_it_rejects_a_bad_date_and_writes_nothing(refused: Any, issued: str, rea
 def test_it_rejects_a_missing_column_and_writes_nothing(refused: Any) -> None:
     header = HEADER.replace(",amount_due", "")
 
-    result = refused(invoices_file("in_1,cus_1,INV-1,THB,2026-03-01,2026-03-15,send_invoice",
-                                   header=header))
+    result = refused(
+        invoices_file("in_1,cus_1,INV-1,THB,2026-03-01,2026-03-15,send_invoice", header=header)
+    )
 
     assert messages(result) == ["line 1, column amount_due: missing"]
 
@@ -279,13 +316,19 @@ def test_it_rejects_an_invoice_already_recorded(
 
     assert messages(result) == [
         "line 3, column external_id: an invoice with this external_id is already recorded (the "
-        "import only adds invoices; change recorded ones in the API)"]
+        "import only adds invoices; change recorded ones in the API)"
+    ]
 
 
 def test_every_error_of_the_file_is_reported_in_line_order(refused: Any) -> None:
-    result = refused(invoices_file(
-        row("in_1", customer="cus_nobody"), row("in_2", currency="XYZ", issued="soon"),
-        row("in_1"), row("in_4", method="by_pigeon")))
+    result = refused(
+        invoices_file(
+            row("in_1", customer="cus_nobody"),
+            row("in_2", currency="XYZ", issued="soon"),
+            row("in_1"),
+            row("in_4", method="by_pigeon"),
+        )
+    )
 
     assert messages(result) == [
         "line 2, column customer: no customer with this external_id (import customers first)",
@@ -308,15 +351,17 @@ def test_line_numbers_are_physical_lines_even_after_a_quoted_newline(refused: An
     header = f"{HEADER},context"
     note = '"{""note"":\n""the newline is JSON whitespace""}"'
 
-    result = refused(invoices_file(f"{row('in_1')},{note}", f"{row('in_2', amount='-1')},",
-                                   header=header))
+    result = refused(
+        invoices_file(f"{row('in_1')},{note}", f"{row('in_2', amount='-1')},", header=header)
+    )
 
     assert messages(result) == ["line 4, column amount_due: must not be negative"]
 
 
 def test_a_row_with_too_few_or_too_many_values_is_an_error(refused: Any) -> None:
-    result = refused(invoices_file("in_1,cus_1,INV-1,THB,1234.50,2026-03-01",
-                                   row("in_2") + ",surprise"))
+    result = refused(
+        invoices_file("in_1,cus_1,INV-1,THB,1234.50,2026-03-01", row("in_2") + ",surprise")
+    )
 
     assert messages(result) == [
         "line 2, column due_at: missing (the row has 6 values, the header 8)",
@@ -324,15 +369,26 @@ def test_a_row_with_too_few_or_too_many_values_is_an_error(refused: Any) -> None
     ]
 
 
-@pytest.mark.parametrize(("cell", "reason"), [
-    ('"[{""description"": ""Pro"", ""amount"": 1.5}]"',
-     "line item 1: amount must be whole minor units (12345 for 123.45), negative for a discount"),
-    ('"[{""description"": ""Pro"", ""amount"": 100, ""tax"": 7}]"',
-     "line item 1: unknown key 'tax'"),
-    ('"{""description"": ""Pro""}"', 'must be a JSON list, such as [{"description": "Pro plan", '
-                                      '"quantity": 1, "amount": 123450}]'),
-    ("[{", "not valid JSON: Expecting property name enclosed in double quotes (character 3)"),
-])
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        (
+            '"[{""description"": ""Pro"", ""amount"": 1.5}]"',
+            "line item 1: amount must be whole minor units (12345 for 123.45), "
+            "negative for a discount",
+        ),
+        (
+            '"[{""description"": ""Pro"", ""amount"": 100, ""tax"": 7}]"',
+            "line item 1: unknown key 'tax'",
+        ),
+        (
+            '"{""description"": ""Pro""}"',
+            'must be a JSON list, such as [{"description": "Pro plan", '
+            '"quantity": 1, "amount": 123450}]',
+        ),
+        ("[{", "not valid JSON: Expecting property name enclosed in double quotes (character 3)"),
+    ],
+)
 def test_bad_invoice_lines_are_an_error_naming_the_column(
     refused: Any, cell: str, reason: str
 ) -> None:
@@ -341,11 +397,14 @@ def test_bad_invoice_lines_are_an_error_naming_the_column(
     assert messages(result) == [f"line 2, column lines: {reason}"]
 
 
-@pytest.mark.parametrize(("cell", "reason"), [
-    ('"[1, 2]"', 'must be a JSON object, such as {"plan": "Pro"}'),
-    ('"{""score"": NaN}"', "NaN is not a JSON value"),
-    ('"{""a"": ""\\u0000""}"', "must not contain NUL characters"),
-])
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ('"[1, 2]"', 'must be a JSON object, such as {"plan": "Pro"}'),
+        ('"{""score"": NaN}"', "NaN is not a JSON value"),
+        ('"{""a"": ""\\u0000""}"', "must not contain NUL characters"),
+    ],
+)
 def test_bad_context_is_an_error_naming_the_column(refused: Any, cell: str, reason: str) -> None:
     result = refused(invoices_file(f"{row('in_1')},{cell}", header=f"{HEADER},context"))
 
@@ -355,8 +414,9 @@ def test_bad_context_is_an_error_naming_the_column(refused: Any, cell: str, reas
 def test_an_empty_file_is_an_error(refused: Any) -> None:
     result = refused(io.BytesIO(b""))
 
-    assert messages(result) == ["line 1: the file is empty: the first line must name the columns "
-                                f"({HEADER})"]
+    assert messages(result) == [
+        f"line 1: the file is empty: the first line must name the columns ({HEADER})"
+    ]
 
 
 def test_an_unclosed_quote_is_an_error_not_a_hang(refused: Any) -> None:

@@ -18,7 +18,9 @@ class CustomerFilters(Schema):
     country: ShortText | None = Field(None, max_length=2)
 
 
-@router.post("", response={200: CustomerOut, 201: CustomerOut}, summary="Create or update a customer")
+@router.post(
+    "", response={200: CustomerOut, 201: CustomerOut}, summary="Create or update a customer"
+)
 def upsert_customer(request: HttpRequest, payload: CustomerIn) -> Status[Customer]:
     """Creates the customer with this `external_id`, or updates the fields sent.
 

@@ -27,17 +27,32 @@ logger = logging.getLogger(__name__)
 
 STATUS_BY_CODE = {ErrorCode.INVALID: 422, ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409}
 CODE_BY_STATUS = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-    422: "validation_error", 429: "too_many_requests", 500: "server_error",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "server_error",
 }
 
 
 def error_response(
-    status: int, message: str, *, code: str | None = None,
-    fields: Sequence[dict[str, str]] = (), headers: dict[str, str] | None = None,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    fields: Sequence[dict[str, str]] = (),
+    headers: dict[str, str] | None = None,
 ) -> JsonResponse:
-    error: dict[str, Any] = {"code": code or CODE_BY_STATUS.get(status, "error"), "message": message}
+    error: dict[str, Any] = {
+        "code": code or CODE_BY_STATUS.get(status, "error"),
+        "message": message,
+    }
     if fields:
         error["fields"] = list(fields)
     response = JsonResponse({"error": error}, status=status)
@@ -73,7 +88,7 @@ def _message(error: dict[str, Any]) -> str:
         return "not valid JSON"
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
-            return message[len(prefix):]
+            return message[len(prefix) :]
     return message[:1].lower() + message[1:]
 
 
@@ -108,12 +123,14 @@ def install(api: NinjaAPI) -> None:
         status = STATUS_BY_CODE[exc.code]
         fields = [{"field": exc.field, "message": exc.message}] if exc.field else []
         message = f"{exc.field}: {exc.message}" if exc.field else exc.message
-        return error_response(status, message, code=None if status != 422 else "invalid",
-                              fields=fields)
+        return error_response(
+            status, message, code=None if status != 422 else "invalid", fields=fields
+        )
 
     def on_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
         return error_response(
-            401, "Missing or invalid API key: send 'Authorization: Bearer <key>'.",
+            401,
+            "Missing or invalid API key: send 'Authorization: Bearer <key>'.",
             headers={"WWW-Authenticate": 'Bearer realm="dunning"'},
         )
 

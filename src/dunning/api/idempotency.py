@@ -59,7 +59,8 @@ class IdempotencyMiddleware:
             return self.get_response(request)  # answered 401 by the API, nothing to record
         if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
             return error_response(
-                400, f"{HEADER} must be 1 to 255 printable ASCII characters.",
+                400,
+                f"{HEADER} must be 1 to 255 printable ASCII characters.",
                 fields=[{"field": HEADER, "message": "1 to 255 printable ASCII characters"}],
             )
         scope = hashlib.sha256(authorization.encode()).hexdigest()
@@ -72,13 +73,20 @@ class IdempotencyMiddleware:
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        scope=scope, key=key, method=request.method, path=request.path[:255],
-                        request_hash=request_hash, status_code=0, content_type="", body=b"",
+                        scope=scope,
+                        key=key,
+                        method=request.method,
+                        path=request.path[:255],
+                        request_hash=request_hash,
+                        status_code=0,
+                        content_type="",
+                        body=b"",
                         created_at=now,
                     )
             except IntegrityError:
-                return self._replay(scope=scope, key=key, request_hash=request_hash, now=now,
-                                    request=request)
+                return self._replay(
+                    scope=scope, key=key, request_hash=request_hash, now=now, request=request
+                )
             response = self.get_response(request)
             if response.status_code >= 400:
                 # Only work that was done is remembered.  An error changed
@@ -104,10 +112,12 @@ class IdempotencyMiddleware:
         if record.request_hash != request_hash:
             return error_response(
                 409,
-                f"This {HEADER} was used with a different request; use a new key for a new request.",
+                f"This {HEADER} was used with a different request; "
+                "use a new key for a new request.",
                 code="idempotency_conflict",
             )
-        response = HttpResponse(bytes(record.body), status=record.status_code,
-                                content_type=record.content_type)
+        response = HttpResponse(
+            bytes(record.body), status=record.status_code, content_type=record.content_type
+        )
         response["Idempotent-Replayed"] = "true"
         return response

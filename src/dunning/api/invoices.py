@@ -39,7 +39,9 @@ def upsert_invoice(request: HttpRequest, payload: InvoiceIn) -> Status[Invoice]:
         due_at=payload.due_at or payload.issued_at,
         collection_method=payload.collection_method,
         status=payload.status,
-        lines=[services.InvoiceLine(ln.description, ln.quantity, ln.amount) for ln in payload.lines],
+        lines=[
+            services.InvoiceLine(ln.description, ln.quantity, ln.amount) for ln in payload.lines
+        ],
         context=payload.context,
     )
     invoice, created = services.upsert_invoice(facts=facts, now=now(request), source=SOURCE)
@@ -80,7 +82,9 @@ def void_invoice(request: HttpRequest, id: ObjectId, payload: StatusChangeIn) ->
     return _change_status(request, id, InvoiceStatus.VOID, payload.reason)
 
 
-@router.post("/{id}/mark-uncollectible", response=InvoiceOut, summary="Mark an invoice uncollectible")
+@router.post(
+    "/{id}/mark-uncollectible", response=InvoiceOut, summary="Mark an invoice uncollectible"
+)
 def mark_uncollectible(request: HttpRequest, id: ObjectId, payload: StatusChangeIn) -> Invoice:
     return _change_status(request, id, InvoiceStatus.UNCOLLECTIBLE, payload.reason)
 

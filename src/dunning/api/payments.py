@@ -44,9 +44,14 @@ def record_payment(request: HttpRequest, payload: PaymentIn) -> Status[Payment]:
     (409), so a re-sent notification is not counted twice.
     """
     payment = services.record_payment(
-        invoice=payload.invoice, amount=payload.amount, currency=payload.currency,
-        received_at=payload.received_at, method=payload.method, reference=payload.reference,
-        now=now(request), source=SOURCE,
+        invoice=payload.invoice,
+        amount=payload.amount,
+        currency=payload.currency,
+        received_at=payload.received_at,
+        method=payload.method,
+        reference=payload.reference,
+        now=now(request),
+        source=SOURCE,
     )
     return Status(201, payment)
 
@@ -81,15 +86,25 @@ def record_attempt(request: HttpRequest, payload: PaymentAttemptIn) -> Status[Pa
     what remains), so do not post the same money to `/payments` as well.
     """
     attempt = services.record_payment_attempt(
-        invoice=payload.invoice, attempted_at=payload.attempted_at, outcome=payload.outcome,
-        amount=payload.amount, decline_code=payload.decline_code, advice_code=payload.advice_code,
-        network_code=payload.network_code, gateway=payload.gateway, reference=payload.reference,
-        payment_method=payload.payment_method, now=now(request), source=SOURCE,
+        invoice=payload.invoice,
+        attempted_at=payload.attempted_at,
+        outcome=payload.outcome,
+        amount=payload.amount,
+        decline_code=payload.decline_code,
+        advice_code=payload.advice_code,
+        network_code=payload.network_code,
+        gateway=payload.gateway,
+        reference=payload.reference,
+        payment_method=payload.payment_method,
+        now=now(request),
+        source=SOURCE,
     )
     return Status(201, attempt)
 
 
-@attempts_router.get("", response=list[PaymentAttemptOut], summary="List payment attempts, newest first")
+@attempts_router.get(
+    "", response=list[PaymentAttemptOut], summary="List payment attempts, newest first"
+)
 @paginate(NewestFirst)
 def list_attempts(request: HttpRequest, filters: Query[AttemptFilters]) -> QuerySet[PaymentAttempt]:
     query = PaymentAttempt.objects.select_related("invoice", "customer", "payment_method")
@@ -125,13 +140,18 @@ def upsert_method(request: HttpRequest, payload: PaymentMethodIn) -> Status[Paym
     values = payload.model_dump(exclude={"external_id", "customer"})
     values["last4"] = values["last4"] or ""
     method, created = services.upsert_payment_method(
-        external_id=payload.external_id, customer=payload.customer, now=now(request),
-        source=SOURCE, **values,
+        external_id=payload.external_id,
+        customer=payload.customer,
+        now=now(request),
+        source=SOURCE,
+        **values,
     )
     return Status(201 if created else 200, method)
 
 
-@methods_router.get("", response=list[PaymentMethodOut], summary="List payment methods, newest first")
+@methods_router.get(
+    "", response=list[PaymentMethodOut], summary="List payment methods, newest first"
+)
 @paginate(NewestFirst)
 def list_methods(
     request: HttpRequest, customer: ExternalId | None = None

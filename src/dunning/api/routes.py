@@ -55,9 +55,13 @@ class DunningAPI(NinjaAPI):
         reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         for operations in schema["paths"].values():
             for method, operation in operations.items():
-                wanted = ERRORS if method == "post" else {
-                    code: text for code, text in ERRORS.items() if code in ("401", "404", "422")
-                }
+                wanted = (
+                    ERRORS
+                    if method == "post"
+                    else {
+                        code: text for code, text in ERRORS.items() if code in ("401", "404", "422")
+                    }
+                )
                 for code, text in wanted.items():
                     operation["responses"].setdefault(
                         code, {"description": text, "content": reference}

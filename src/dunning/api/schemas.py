@@ -54,19 +54,26 @@ Currency = Annotated[str, Field(examples=["THB"]), AfterValidator(money.normaliz
 Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT, description="integer minor units")]
 PositiveAmount = Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT, description="integer minor units")]
 LineAmount = Annotated[
-    StrictInt, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="minor units; negative for a discount")
+    StrictInt,
+    Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="minor units; negative for a discount"),
 ]
 Instant = Annotated[
     datetime,
     BeforeValidator(fields.parse_instant),
-    Field(description="ISO 8601 with a UTC offset, or a date (midnight UTC)",
-          examples=["2026-03-15T09:30:00+07:00"]),
+    Field(
+        description="ISO 8601 with a UTC offset, or a date (midnight UTC)",
+        examples=["2026-03-15T09:30:00+07:00"],
+    ),
 ]
 Metadata = Annotated[dict[str, Any], AfterValidator(_size_limited), AfterValidator(_json_safe)]
 Email = Annotated[str, AfterValidator(lambda v: fields.normalize_email(v) if v else "")]
 Locale = Annotated[str, Field(examples=["th-TH"]), AfterValidator(fields.normalize_locale)]
-TimeZone = Annotated[str, Field(examples=["Asia/Bangkok"]), AfterValidator(fields.normalize_time_zone)]
-Country = Annotated[str, Field(examples=["TH"]), AfterValidator(lambda v: fields.normalize_country(v) if v else "")]
+TimeZone = Annotated[
+    str, Field(examples=["Asia/Bangkok"]), AfterValidator(fields.normalize_time_zone)
+]
+Country = Annotated[
+    str, Field(examples=["TH"]), AfterValidator(lambda v: fields.normalize_country(v) if v else "")
+]
 
 
 class Input(Schema):
@@ -179,7 +186,8 @@ class PaymentIn(Input):
     # Payment.method is a 32-character column: a longer value is a 422 here, not a
     # DataError on PostgreSQL (SQLite does not enforce the length).
     method: Annotated[str, Field(max_length=32), AfterValidator(_text(32))] = Field(
-        examples=["bank_transfer", "card", "promptpay", "cash"])
+        examples=["bank_transfer", "card", "promptpay", "cash"]
+    )
     reference: Reference = ""
 
 

@@ -41,8 +41,11 @@ def format_money(minor: int, currency: str, *, locale: str) -> str:
     """123450 THB in th-TH -> '฿1,234.50'; 4980 JPY in ja-JP -> '￥4,980'; KWD keeps 3 places."""
     babel_locale = locale_for(locale)
     return format_currency(
-        to_decimal(minor, currency), currency, format=_money_pattern(babel_locale, currency),
-        locale=babel_locale, currency_digits=False,
+        to_decimal(minor, currency),
+        currency,
+        format=_money_pattern(babel_locale, currency),
+        locale=babel_locale,
+        currency_digits=False,
     )
 
 

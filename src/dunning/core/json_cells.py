@@ -44,8 +44,10 @@ def parse_invoice_lines(text: str) -> str:
     """
     value = _load_json(text)
     if not isinstance(value, list):
-        raise fields.FieldError('must be a JSON list, such as [{"description": "Pro plan", '
-                                '"quantity": 1, "amount": 123450}]')
+        raise fields.FieldError(
+            'must be a JSON list, such as [{"description": "Pro plan", '
+            '"quantity": 1, "amount": 123450}]'
+        )
     if len(value) > MAX_LINES:
         raise fields.FieldError(f"{MAX_LINES} lines at most")
     lines = []
@@ -61,12 +63,15 @@ def parse_invoice_lines(text: str) -> str:
         fields.check_text(description, max_length=MAX_LINE_DESCRIPTION)
         quantity = item.get("quantity", 1)
         if not _is_int(quantity) or not 1 <= quantity <= MAX_LINE_QUANTITY:
-            raise fields.FieldError(f"line item {number}: quantity must be a whole number "
-                                    f"from 1 to {MAX_LINE_QUANTITY}")
+            raise fields.FieldError(
+                f"line item {number}: quantity must be a whole number from 1 to {MAX_LINE_QUANTITY}"
+            )
         amount = item.get("amount")
         if not _is_int(amount) or abs(amount) > money.MAX_MINOR_UNITS:
-            raise fields.FieldError(f"line item {number}: amount must be whole minor units "
-                                    "(12345 for 123.45), negative for a discount")
+            raise fields.FieldError(
+                f"line item {number}: amount must be whole minor units "
+                "(12345 for 123.45), negative for a discount"
+            )
         lines.append({"description": description, "quantity": quantity, "amount": amount})
     return json.dumps(lines)
 
@@ -80,7 +85,8 @@ def _load_json(text: str) -> Any:
         return json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as error:
         raise fields.FieldError(
-            f"not valid JSON: {error.msg} (character {error.pos + 1})") from None
+            f"not valid JSON: {error.msg} (character {error.pos + 1})"
+        ) from None
     except RecursionError:
         raise fields.FieldError(f"nested too deeply ({MAX_JSON_DEPTH} levels at most)") from None
 

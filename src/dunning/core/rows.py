@@ -97,13 +97,29 @@ class Columns:
 
 
 CUSTOMER_COLUMNS = Columns(
-    required=("external_id", "name", "email", "phone", "locale", "time_zone", "country",
-              "is_business"),
+    required=(
+        "external_id",
+        "name",
+        "email",
+        "phone",
+        "locale",
+        "time_zone",
+        "country",
+        "is_business",
+    ),
     optional=("metadata",),
 )
 INVOICE_COLUMNS = Columns(
-    required=("external_id", "customer", "number", "currency", "amount_due", "issued_at", "due_at",
-              "collection_method"),
+    required=(
+        "external_id",
+        "customer",
+        "number",
+        "currency",
+        "amount_due",
+        "issued_at",
+        "due_at",
+        "collection_method",
+    ),
     optional=("status", "lines", "context"),
 )
 
@@ -133,11 +149,15 @@ def read_header(cells: Sequence[str], *, columns: Columns) -> tuple[dict[str, in
 def check_width(cells: Sequence[str], *, line: int, header: Sequence[str]) -> RowError | None:
     """A row must have one value per header column; a stray comma shifts every value after it."""
     if len(cells) < len(header):
-        return RowError(line, header[len(cells)].strip(),
-                        f"missing (the row has {len(cells)} values, the header {len(header)})")
-    if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):]):
-        return RowError(line, None,
-                        f"{len(cells)} values, but the header has {len(header)} columns")
+        return RowError(
+            line,
+            header[len(cells)].strip(),
+            f"missing (the row has {len(cells)} values, the header {len(header)})",
+        )
+    if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+        return RowError(
+            line, None, f"{len(cells)} values, but the header has {len(header)} columns"
+        )
     return None
 
 
@@ -206,13 +226,19 @@ def parse_invoice(
     issued_at = _instant_cell(cells[at["issued_at"]], column="issued_at", line=line, errors=errors)
     due_text = cells[at["due_at"]]
     # As in the API, an invoice without a due date is due when issued.
-    due_at = (_instant_cell(due_text, column="due_at", line=line, errors=errors)
-              if due_text.strip() else issued_at)
+    due_at = (
+        _instant_cell(due_text, column="due_at", line=line, errors=errors)
+        if due_text.strip()
+        else issued_at
+    )
 
     method = cells[at["collection_method"]].strip() or "send_invoice"
     if method not in COLLECTION_METHODS:
-        errors.append(RowError(line, "collection_method",
-                               f"must be {' or '.join(sorted(COLLECTION_METHODS))}"))
+        errors.append(
+            RowError(
+                line, "collection_method", f"must be {' or '.join(sorted(COLLECTION_METHODS))}"
+            )
+        )
     status = _optional(cells, at, "status") or "open"
     if status not in NEW_INVOICE_STATUSES:
         errors.append(RowError(line, "status", "a new invoice is draft or open"))
@@ -231,8 +257,20 @@ def parse_invoice(
     if errors:
         return errors
     assert issued_at is not None and due_at is not None
-    return InvoiceRow(line, external_id, customer, number, currency, amount, issued_at, due_at,
-                      method, status, lines, context)
+    return InvoiceRow(
+        line,
+        external_id,
+        customer,
+        number,
+        currency,
+        amount,
+        issued_at,
+        due_at,
+        method,
+        status,
+        lines,
+        context,
+    )
 
 
 InvoiceParser = Callable[[Sequence[str], int], "InvoiceRow | list[RowError]"]
@@ -263,18 +301,34 @@ def invoice_parser(at: dict[str, int]) -> InvoiceParser:
             due = cells[due_at_at].strip()
             method = cells[method_at].strip() or "send_invoice"
             if (
-                external_id and customer and number and issued
+                external_id
+                and customer
+                and number
+                and issued
                 and not any(cells[position].strip() for position in optional)
-                and len(external_id) <= MAX_EXTERNAL_ID and len(customer) <= MAX_EXTERNAL_ID
-                and len(number) <= MAX_NUMBER and method in COLLECTION_METHODS
-                and "\x00" not in external_id and "\x00" not in customer and "\x00" not in number
+                and len(external_id) <= MAX_EXTERNAL_ID
+                and len(customer) <= MAX_EXTERNAL_ID
+                and len(number) <= MAX_NUMBER
+                and method in COLLECTION_METHODS
+                and "\x00" not in external_id
+                and "\x00" not in customer
+                and "\x00" not in number
             ):
                 currency = _currency(cells[currency_at])
                 issued_at = _instant(issued)
                 return InvoiceRow(
-                    line, external_id, customer, number, currency,
-                    _minor_units(cells[amount_at].strip(), currency), issued_at,
-                    _instant(due) if due else issued_at, method, "open", "[]", "{}",
+                    line,
+                    external_id,
+                    customer,
+                    number,
+                    currency,
+                    _minor_units(cells[amount_at].strip(), currency),
+                    issued_at,
+                    _instant(due) if due else issued_at,
+                    method,
+                    "open",
+                    "[]",
+                    "{}",
                 )
         except ValueError:  # FieldError, MoneyError: the thorough path says which column
             pass
@@ -383,11 +437,18 @@ def parse_customer(
     if errors:
         return errors
     return CustomerRow(
-        line=line, external_id=values["external_id"], name=values["name"], email=values["email"],
-        phone=phone or None, phone_needs_country=needs_country, locale=values["locale"],
+        line=line,
+        external_id=values["external_id"],
+        name=values["name"],
+        email=values["email"],
+        phone=phone or None,
+        phone_needs_country=needs_country,
+        locale=values["locale"],
         time_zone=values["time_zone"],
         default_time_zone=_default_time_zone(country or ""),
-        country=country, is_business=values["is_business"], metadata=values["metadata"],
+        country=country,
+        is_business=values["is_business"],
+        metadata=values["metadata"],
     )
 
 

@@ -39,48 +39,118 @@ SEAT = {"THB": "250", "USD": "9", "JPY": "800", "EUR": "8"}
 TAX_RATE = {"THB": 7, "JPY": 10, "EUR": 19, "USD": 0}
 # (service, unit prices in major units, quantity range)
 SERVICES: dict[str, dict[str, tuple[tuple[str, ...], tuple[int, int]]]] = {
-    "consulting": {"THB": (("2500", "3500"), (4, 40)), "USD": (("150", "180"), (4, 40)),
-                   "JPY": (("15000", "20000"), (4, 40)), "EUR": (("120", "140"), (4, 40))},
-    "support": {"THB": (("15000", "25000", "45000"), (1, 1)), "USD": (("1200", "2500"), (1, 1)),
-                "JPY": (("150000", "300000"), (1, 1)), "EUR": (("900", "1800"), (1, 1))},
-    "training": {"THB": (("3500",), (5, 20)), "USD": (("250",), (5, 20)),
-                 "JPY": (("30000",), (5, 20)), "EUR": (("200",), (5, 20))},
-    "report": {"THB": (("18000", "35000", "60000"), (1, 1)), "USD": (("3000", "7500"), (1, 1)),
-               "JPY": (("400000", "900000"), (1, 1)), "EUR": (("2500", "6000"), (1, 1))},
+    "consulting": {
+        "THB": (("2500", "3500"), (4, 40)),
+        "USD": (("150", "180"), (4, 40)),
+        "JPY": (("15000", "20000"), (4, 40)),
+        "EUR": (("120", "140"), (4, 40)),
+    },
+    "support": {
+        "THB": (("15000", "25000", "45000"), (1, 1)),
+        "USD": (("1200", "2500"), (1, 1)),
+        "JPY": (("150000", "300000"), (1, 1)),
+        "EUR": (("900", "1800"), (1, 1)),
+    },
+    "training": {
+        "THB": (("3500",), (5, 20)),
+        "USD": (("250",), (5, 20)),
+        "JPY": (("30000",), (5, 20)),
+        "EUR": (("200",), (5, 20)),
+    },
+    "report": {
+        "THB": (("18000", "35000", "60000"), (1, 1)),
+        "USD": (("3000", "7500"), (1, 1)),
+        "JPY": (("400000", "900000"), (1, 1)),
+        "EUR": (("2500", "6000"), (1, 1)),
+    },
 }
 
 # Japanese text takes full-width brackets, as Japanese typesetting does (hence RUF001).
 _TEXT = {
-    "th": {"month": "แพ็กเกจ {plan} รายเดือน ({period})", "year": "แพ็กเกจ {plan} รายปี ({period})",
-           "seats": "ผู้ใช้เพิ่มเติม", "tax": "ภาษีมูลค่าเพิ่ม {rate}%",
-           "consulting": "ที่ปรึกษาติดตั้งระบบ (ชั่วโมง)", "support": "บริการดูแลระบบรายเดือน ({period})",
-           "training": "อบรมการใช้งาน (ต่อท่าน)", "report": "พัฒนารายงานตามความต้องการ"},
-    "en": {"month": "{plan} plan, monthly ({period})", "year": "{plan} plan, yearly ({period})",
-           "seats": "Additional seats", "tax": "VAT {rate}%",
-           "consulting": "Implementation consulting (hours)",
-           "support": "Support retainer ({period})",
-           "training": "Training workshop (per participant)",
-           "report": "Custom report development"},
-    "ja": {"month": "{plan}プラン 月額（{period}）",  # noqa: RUF001
-           "year": "{plan}プラン 年額（{period}）",  # noqa: RUF001
-           "seats": "追加ユーザー", "tax": "消費税（{rate}%）",  # noqa: RUF001
-           "consulting": "導入コンサルティング（時間）",  # noqa: RUF001
-           "support": "保守サポート（{period}）",  # noqa: RUF001
-           "training": "操作研修（1名あたり）", "report": "カスタムレポート開発"},  # noqa: RUF001
-    "de": {"month": "Tarif {plan}, monatlich ({period})",
-           "year": "Tarif {plan}, jährlich ({period})",
-           "seats": "Zusätzliche Nutzer", "tax": "USt. {rate} %",
-           "consulting": "Einführungsberatung (Stunden)",
-           "support": "Wartung und Support ({period})",
-           "training": "Schulung (je Teilnehmer)", "report": "Entwicklung individueller Berichte"},
+    "th": {
+        "month": "แพ็กเกจ {plan} รายเดือน ({period})",
+        "year": "แพ็กเกจ {plan} รายปี ({period})",
+        "seats": "ผู้ใช้เพิ่มเติม",
+        "tax": "ภาษีมูลค่าเพิ่ม {rate}%",
+        "consulting": "ที่ปรึกษาติดตั้งระบบ (ชั่วโมง)",
+        "support": "บริการดูแลระบบรายเดือน ({period})",
+        "training": "อบรมการใช้งาน (ต่อท่าน)",
+        "report": "พัฒนารายงานตามความต้องการ",
+    },
+    "en": {
+        "month": "{plan} plan, monthly ({period})",
+        "year": "{plan} plan, yearly ({period})",
+        "seats": "Additional seats",
+        "tax": "VAT {rate}%",
+        "consulting": "Implementation consulting (hours)",
+        "support": "Support retainer ({period})",
+        "training": "Training workshop (per participant)",
+        "report": "Custom report development",
+    },
+    "ja": {
+        "month": "{plan}プラン 月額（{period}）",
+        "year": "{plan}プラン 年額（{period}）",
+        "seats": "追加ユーザー",
+        "tax": "消費税（{rate}%）",
+        "consulting": "導入コンサルティング（時間）",
+        "support": "保守サポート（{period}）",
+        "training": "操作研修（1名あたり）",
+        "report": "カスタムレポート開発",
+    },
+    "de": {
+        "month": "Tarif {plan}, monatlich ({period})",
+        "year": "Tarif {plan}, jährlich ({period})",
+        "seats": "Zusätzliche Nutzer",
+        "tax": "USt. {rate} %",
+        "consulting": "Einführungsberatung (Stunden)",
+        "support": "Wartung und Support ({period})",
+        "training": "Schulung (je Teilnehmer)",
+        "report": "Entwicklung individueller Berichte",
+    },
 }
 _MONTHS = {
-    "th": ("มกราคม", "กุมภาพันธ์", "มีนาคม", "เมษายน", "พฤษภาคม", "มิถุนายน", "กรกฎาคม",
-           "สิงหาคม", "กันยายน", "ตุลาคม", "พฤศจิกายน", "ธันวาคม"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-    "de": ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
-           "Oktober", "November", "Dezember"),
+    "th": (
+        "มกราคม",
+        "กุมภาพันธ์",
+        "มีนาคม",
+        "เมษายน",
+        "พฤษภาคม",
+        "มิถุนายน",
+        "กรกฎาคม",
+        "สิงหาคม",
+        "กันยายน",
+        "ตุลาคม",
+        "พฤศจิกายน",
+        "ธันวาคม",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "de": (
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
+    ),
 }
 
 
@@ -107,14 +177,24 @@ def tax_line(subtotal: int, currency: str, language: str) -> DemoLine | None:
 
 
 def plan_lines(
-    *, currency: str, plan: tuple[str, str], yearly: bool, seats: int,
-    start: date, language: str,
+    *,
+    currency: str,
+    plan: tuple[str, str],
+    yearly: bool,
+    seats: int,
+    start: date,
+    language: str,
 ) -> list[DemoLine]:
     name, monthly = plan
     months = 10 if yearly else 1
     period = str(start.year) if yearly else period_label(start, language)
-    lines = [DemoLine(text(language, "year" if yearly else "month", plan=name, period=period), 1,
-                      minor(monthly, currency) * months)]
+    lines = [
+        DemoLine(
+            text(language, "year" if yearly else "month", plan=name, period=period),
+            1,
+            minor(monthly, currency) * months,
+        )
+    ]
     if seats:
         seat = minor(SEAT[currency], currency)
         lines.append(DemoLine(text(language, "seats"), seats, seats * seat * months))

@@ -9,8 +9,15 @@ from datetime import datetime
 from dunning.demo.catalog import DemoLine
 
 __all__ = [
-    "DemoAttempt", "DemoCard", "DemoCustomer", "DemoData", "DemoInvoice", "DemoLine", "DemoPayment",
-    "DemoStatusChange", "overdue_days",
+    "DemoAttempt",
+    "DemoCard",
+    "DemoCustomer",
+    "DemoData",
+    "DemoInvoice",
+    "DemoLine",
+    "DemoPayment",
+    "DemoStatusChange",
+    "overdue_days",
 ]
 
 

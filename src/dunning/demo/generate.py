@@ -48,15 +48,29 @@ GATEWAY = "simulated"
 
 # Customers per 300, by market.
 _MARKETS = {
-    "th_person": 135, "th_firm": 60, "en_th_person": 20, "en_th_firm": 15,
-    "us_person": 20, "us_firm": 10, "jp_person": 14, "jp_firm": 6, "de_person": 13, "de_firm": 7,
+    "th_person": 135,
+    "th_firm": 60,
+    "en_th_person": 20,
+    "en_th_firm": 15,
+    "us_person": 20,
+    "us_firm": 10,
+    "jp_person": 14,
+    "jp_firm": 6,
+    "de_person": 13,
+    "de_firm": 7,
 }
 _PERSON_ACCOUNTS = {"card": 85, "invoiced_plan": 15}
 _FIRM_ACCOUNTS = {"card": 25, "invoiced_plan": 15, "services": 60}
 _CARD_STORIES = {"paid": 35, "recovered": 15, "failing": 42, "written_off": 8}
 _SENT_STORIES = {
-    "overdue": 34, "overdue_partial": 14, "not_yet_due": 16, "deposit": 4,
-    "paid_on_time": 12, "paid_late": 8, "uncollectible": 6, "void": 6,
+    "overdue": 34,
+    "overdue_partial": 14,
+    "not_yet_due": 16,
+    "deposit": 4,
+    "paid_on_time": 12,
+    "paid_late": 8,
+    "uncollectible": 6,
+    "void": 6,
 }
 _BRANDS = {
     "TH": {"visa": 50, "mastercard": 35, "jcb": 15},
@@ -134,15 +148,29 @@ class _Generator:
             if kind == "card":
                 first = self._card_account(customer, profile, next(card_stories))
             else:
-                first = self._invoiced_account(customer, profile, kind, next(sent_stories),
-                                               english_firm=market == "en_th_firm")
-            self.customers.append(DemoCustomer(
-                external_id=customer, name=profile.name, email=profile.email, phone=profile.phone,
-                locale=profile.locale, time_zone=profile.time_zone, country=profile.country,
-                is_business=profile.is_business, created_at=first,
-            ))
-        return DemoData(seed=seed, now=self.now, customers=tuple(self.customers),
-                        cards=tuple(self.cards), invoices=self._numbered())
+                first = self._invoiced_account(
+                    customer, profile, kind, next(sent_stories), english_firm=market == "en_th_firm"
+                )
+            self.customers.append(
+                DemoCustomer(
+                    external_id=customer,
+                    name=profile.name,
+                    email=profile.email,
+                    phone=profile.phone,
+                    locale=profile.locale,
+                    time_zone=profile.time_zone,
+                    country=profile.country,
+                    is_business=profile.is_business,
+                    created_at=first,
+                )
+            )
+        return DemoData(
+            seed=seed,
+            now=self.now,
+            customers=tuple(self.customers),
+            cards=tuple(self.cards),
+            invoices=self._numbered(),
+        )
 
     def _profile(self, market: str) -> people.Profile:
         rng = self.rng
@@ -218,43 +246,81 @@ class _Generator:
             # About one card in eight runs out this month or next: "card expiring" reminders.
             ahead = rng.randint(0, 1) if rng.random() < 0.12 else rng.randint(2, 48)
             expires = _add_months(now, ahead)
-        card = self._card(customer, profile, added_at=signup + timedelta(minutes=1),
-                          expires=expires)
+        card = self._card(
+            customer, profile, added_at=signup + timedelta(minutes=1), expires=expires
+        )
         for issued in issues[:-1]:
-            self._renewal(customer, profile, issued, plan, yearly, seats, card,
-                          "recovered" if rng.random() < 0.1 else "paid",
-                          declines.decline_named(rng, "insufficient_funds"))
+            self._renewal(
+                customer,
+                profile,
+                issued,
+                plan,
+                yearly,
+                seats,
+                card,
+                "recovered" if rng.random() < 0.1 else "paid",
+                declines.decline_named(rng, "insufficient_funds"),
+            )
         self._renewal(customer, profile, latest, plan, yearly, seats, card, story, first)
         return signup
 
-    def _card(self, customer: str, profile: people.Profile, *, added_at: datetime,
-              expires: datetime) -> DemoCard:
+    def _card(
+        self, customer: str, profile: people.Profile, *, added_at: datetime, expires: datetime
+    ) -> DemoCard:
         brands = _BRANDS[profile.country]
         card = DemoCard(
-            external_id=f"pm_demo{len(self.cards) + 1:05d}", customer=customer,
+            external_id=f"pm_demo{len(self.cards) + 1:05d}",
+            customer=customer,
             brand=self.rng.choices(list(brands), weights=list(brands.values()))[0],
-            last4=f"{self.rng.randrange(10000):04d}", exp_month=expires.month,
-            exp_year=expires.year, country=profile.country, added_at=added_at,
+            last4=f"{self.rng.randrange(10000):04d}",
+            exp_month=expires.month,
+            exp_year=expires.year,
+            country=profile.country,
+            added_at=added_at,
         )
         self.cards.append(card)
         return card
 
-    def _charge(self, at: datetime, amount: int, card: DemoCard,
-                failure: declines.Outcome | None = None) -> DemoAttempt:
+    def _charge(
+        self, at: datetime, amount: int, card: DemoCard, failure: declines.Outcome | None = None
+    ) -> DemoAttempt:
         self.charges += 1
         reference = f"ch_demo{self.charges:06d}"
         if failure is None:
             return DemoAttempt(at, "succeeded", amount, card.external_id, reference)
-        return DemoAttempt(at, "failed", amount, card.external_id, reference, failure.decline_code,
-                           failure.advice_code, failure.network_code)
+        return DemoAttempt(
+            at,
+            "failed",
+            amount,
+            card.external_id,
+            reference,
+            failure.decline_code,
+            failure.advice_code,
+            failure.network_code,
+        )
 
-    def _renewal(self, customer: str, profile: people.Profile, issued: datetime,
-                 plan: tuple[str, str], yearly: bool, seats: int, card: DemoCard, story: str,
-                 first: declines.Outcome | None) -> None:
+    def _renewal(
+        self,
+        customer: str,
+        profile: people.Profile,
+        issued: datetime,
+        plan: tuple[str, str],
+        yearly: bool,
+        seats: int,
+        card: DemoCard,
+        story: str,
+        first: declines.Outcome | None,
+    ) -> None:
         rng, language = self.rng, profile.locale.split("-")[0]
         start = issued.astimezone(zoneinfo.ZoneInfo(profile.time_zone)).date()
-        lines = catalog.plan_lines(currency=profile.currency, plan=plan, yearly=yearly, seats=seats,
-                                   start=start, language=language)
+        lines = catalog.plan_lines(
+            currency=profile.currency,
+            plan=plan,
+            yearly=yearly,
+            seats=seats,
+            start=start,
+            language=language,
+        )
         amount = sum(line.amount for line in lines)
         charged_at = issued + FIRST_CHARGE_DELAY + self._hours(0, 0.2)
         attempts = [self._charge(charged_at, amount, card, first if story != "paid" else None)]
@@ -271,28 +337,55 @@ class _Generator:
                 attempts.append(self._charge(at, amount, card, outcome))
             last = attempts[-1].attempted_at
             if story == "recovered":
-                attempts.append(self._recovery(issued, last, amount, card, outcome, len(attempts),
-                                               customer, profile))
+                attempts.append(
+                    self._recovery(
+                        issued, last, amount, card, outcome, len(attempts), customer, profile
+                    )
+                )
             elif story == "written_off":
-                status = DemoStatusChange("uncollectible", self._between(
-                    issued + timedelta(days=45), issued + timedelta(days=60)),
-                    "card retries exhausted")
+                status = DemoStatusChange(
+                    "uncollectible",
+                    self._between(issued + timedelta(days=45), issued + timedelta(days=60)),
+                    "card retries exhausted",
+                )
         end = _add_months(start, 12 if yearly else 1) - timedelta(days=1)
         label = catalog.period_label(start, "en")
         if yearly:
             label = f"{label} to {catalog.period_label(end, 'en')}"
-        self.invoices.append(DemoInvoice(
-            external_id="", number="", customer=customer, currency=profile.currency,
-            amount_due=amount, issued_at=issued, due_at=issued,
-            collection_method="charge_automatically", lines=tuple(lines),
-            context={"plan": plan[0], "interval": "year" if yearly else "month", "period": label,
-                     "period_start": start.isoformat(), "period_end": end.isoformat()},
-            attempts=tuple(attempts), status_change=status,
-        ))
+        self.invoices.append(
+            DemoInvoice(
+                external_id="",
+                number="",
+                customer=customer,
+                currency=profile.currency,
+                amount_due=amount,
+                issued_at=issued,
+                due_at=issued,
+                collection_method="charge_automatically",
+                lines=tuple(lines),
+                context={
+                    "plan": plan[0],
+                    "interval": "year" if yearly else "month",
+                    "period": label,
+                    "period_start": start.isoformat(),
+                    "period_end": end.isoformat(),
+                },
+                attempts=tuple(attempts),
+                status_change=status,
+            )
+        )
 
-    def _recovery(self, issued: datetime, last: datetime, amount: int, card: DemoCard,
-                  outcome: declines.Outcome, tries: int, customer: str,
-                  profile: people.Profile) -> DemoAttempt:
+    def _recovery(
+        self,
+        issued: datetime,
+        last: datetime,
+        amount: int,
+        card: DemoCard,
+        outcome: declines.Outcome,
+        tries: int,
+        customer: str,
+        profile: people.Profile,
+    ) -> DemoAttempt:
         """The charge that finally succeeds after `tries` failures."""
         if outcome.retry_same_card:
             at = issued + timedelta(days=RETRY_DAYS[tries - 1]) + self._hours(0, 3)
@@ -302,14 +395,19 @@ class _Generator:
             return self._charge(last + self._hours(1, 48), amount, card)
         # Any other hard decline: the customer saved a new card, which was charged at once.
         added = last + self._hours(1, 72)
-        new = self._card(customer, profile, added_at=added,
-                         expires=_add_months(self.now, self.rng.randint(12, 60)))
+        new = self._card(
+            customer,
+            profile,
+            added_at=added,
+            expires=_add_months(self.now, self.rng.randint(12, 60)),
+        )
         return self._charge(added + self._hours(0.03, 0.5), amount, new)
 
     # --- invoices sent by email -----------------------------------------------------------
 
-    def _invoiced_account(self, customer: str, profile: people.Profile, kind: str, story: str,
-                          *, english_firm: bool) -> datetime:
+    def _invoiced_account(
+        self, customer: str, profile: people.Profile, kind: str, story: str, *, english_firm: bool
+    ) -> datetime:
         """A customer paying by transfer; returns when they became a customer."""
         rng = self.rng
         terms = _TERMS_DAYS[profile.country] if profile.is_business else 7
@@ -321,13 +419,25 @@ class _Generator:
         # Earlier periods, settled; a yearly plan has none within the demo's window.
         for back in range(1, 1 + (0 if plan[1] and kind != "services" else rng.randint(0, 2))):
             late = rng.random() < 0.25
-            issued.append(self._sent(customer, profile, kind, plan, "paid_late" if late else "paid",
-                                     terms, profile.currency,
-                                     issued=_add_months(current.issued_at, -back)).issued_at)
+            issued.append(
+                self._sent(
+                    customer,
+                    profile,
+                    kind,
+                    plan,
+                    "paid_late" if late else "paid",
+                    terms,
+                    profile.currency,
+                    issued=_add_months(current.issued_at, -back),
+                ).issued_at
+            )
         if kind == "services" and rng.random() < 0.25:
             # A second unpaid invoice: one reminder should list both (account-level dunning).
-            issued.append(self._sent(customer, profile, kind, plan, "overdue", terms,
-                                     profile.currency).issued_at)
+            issued.append(
+                self._sent(
+                    customer, profile, kind, plan, "overdue", terms, profile.currency
+                ).issued_at
+            )
         if english_firm and kind == "services" and rng.random() < 0.3:
             # Some work for Thai firms is contracted in US dollars.
             extra = rng.choices(list(_SENT_STORIES), weights=list(_SENT_STORIES.values()))[0]
@@ -335,8 +445,16 @@ class _Generator:
         return min(issued) - timedelta(days=rng.randint(1, 60))
 
     def _sent(
-        self, customer: str, profile: people.Profile, kind: str, plan: tuple[tuple[str, str], bool],
-        story: str, terms: int, currency: str, *, issued: datetime | None = None,
+        self,
+        customer: str,
+        profile: people.Profile,
+        kind: str,
+        plan: tuple[tuple[str, str], bool],
+        story: str,
+        terms: int,
+        currency: str,
+        *,
+        issued: datetime | None = None,
     ) -> DemoInvoice:
         rng, now, zone = self.rng, self.now, profile.time_zone
         if issued is not None:  # an earlier period, settled before the current one
@@ -353,34 +471,60 @@ class _Generator:
             due = self._due_days_ago(rng.randint(95, 150), zone)
         else:  # void: issued between 3 and 90 days ago
             due = self._local_midnight(now - timedelta(days=rng.randint(3, 90)), zone) + timedelta(
-                days=terms)
+                days=terms
+            )
         if issued is None:
             issued = self._office_hours(due - timedelta(days=terms))
         language = profile.locale.split("-")[0]
         start = issued.astimezone(zoneinfo.ZoneInfo(zone)).date()
         if kind == "services":
             lines = catalog.service_lines(rng, currency=currency, start=start, language=language)
-            context = {"purchase_order": f"PO-{start.year}-{rng.randrange(100, 10000):04d}",
-                       "payment_terms": f"net {terms}"}
+            context = {
+                "purchase_order": f"PO-{start.year}-{rng.randrange(100, 10000):04d}",
+                "payment_terms": f"net {terms}",
+            }
         else:
             (name, _), yearly = plan
-            lines = catalog.plan_lines(currency=currency, plan=plan[0], yearly=yearly, seats=0,
-                                       start=start, language=language)
-            context = {"plan": name, "interval": "year" if yearly else "month",
-                       "period": str(start.year) if yearly else catalog.period_label(start, "en"),
-                       "payment_terms": f"net {terms}"}
+            lines = catalog.plan_lines(
+                currency=currency,
+                plan=plan[0],
+                yearly=yearly,
+                seats=0,
+                start=start,
+                language=language,
+            )
+            context = {
+                "plan": name,
+                "interval": "year" if yearly else "month",
+                "period": str(start.year) if yearly else catalog.period_label(start, "en"),
+                "payment_terms": f"net {terms}",
+            }
         amount = sum(line.amount for line in lines)
         payments, status = self._settlement(profile, story, amount, currency, issued, due)
         invoice = DemoInvoice(
-            external_id="", number="", customer=customer, currency=currency, amount_due=amount,
-            issued_at=issued, due_at=due, collection_method="send_invoice", lines=tuple(lines),
-            context=context, payments=tuple(payments), status_change=status,
+            external_id="",
+            number="",
+            customer=customer,
+            currency=currency,
+            amount_due=amount,
+            issued_at=issued,
+            due_at=due,
+            collection_method="send_invoice",
+            lines=tuple(lines),
+            context=context,
+            payments=tuple(payments),
+            status_change=status,
         )
         self.invoices.append(invoice)
         return invoice
 
     def _settlement(
-        self, profile: people.Profile, story: str, amount: int, currency: str, issued: datetime,
+        self,
+        profile: people.Profile,
+        story: str,
+        amount: int,
+        currency: str,
+        issued: datetime,
         due: datetime,
     ) -> tuple[list[DemoPayment], DemoStatusChange | None]:
         rng, latest = self.rng, self.now - timedelta(hours=1)
@@ -403,17 +547,23 @@ class _Generator:
             parts = [first] if rng.random() < 0.6 else [catalog.round_part(first, 50, currency)] * 2
             until = min(due + 30 * day, latest) if story == "uncollectible" else latest
             times = sorted(self._between(issued + 2 * hour, until) for _ in parts)
-            payments = [self._transfer(profile, part, currency, at)
-                        for part, at in zip(parts, times, strict=True)]
+            payments = [
+                self._transfer(profile, part, currency, at)
+                for part, at in zip(parts, times, strict=True)
+            ]
         else:
             payments = []
         if story == "uncollectible":
-            return payments, DemoStatusChange("uncollectible", self._between(
-                due + 60 * day, due + 90 * day), "no answer to the final notice")
+            return payments, DemoStatusChange(
+                "uncollectible",
+                self._between(due + 60 * day, due + 90 * day),
+                "no answer to the final notice",
+            )
         return payments, None
 
-    def _transfer(self, profile: people.Profile, amount: int, currency: str,
-                  at: datetime) -> DemoPayment:
+    def _transfer(
+        self, profile: people.Profile, amount: int, currency: str, at: datetime
+    ) -> DemoPayment:
         self.transfers += 1
         if profile.country == "TH" and not profile.is_business:
             method = "promptpay"  # Thailand's instant transfer by phone or ID number
@@ -432,7 +582,11 @@ class _Generator:
         for position, (_, invoice) in enumerate(ordered, start=1):
             year = invoice.issued_at.year
             per_year[year] = per_year.get(year, 0) + 1
-            numbered.append(replace(invoice, external_id=f"in_demo{position:05d}",
-                                    number=f"INV-{year}-{per_year[year]:05d}"))
+            numbered.append(
+                replace(
+                    invoice,
+                    external_id=f"in_demo{position:05d}",
+                    number=f"INV-{year}-{per_year[year]:05d}",
+                )
+            )
         return tuple(numbered)
-

@@ -37,8 +37,10 @@ class DatabaseNotEmpty(Exception):
     """The demo loads only into an empty ledger, so it never mixes with real customers."""
 
     def __init__(self, customers: int):
-        super().__init__(f"the database already has {customers} customer(s); "
-                         "the demo loads only into an empty database")
+        super().__init__(
+            f"the database already has {customers} customer(s); "
+            "the demo loads only into an empty database"
+        )
         self.customers = customers
 
 
@@ -55,18 +57,43 @@ def load(data: DemoData, *, source: str = SOURCE) -> None:
 def _writes(data: DemoData, source: str) -> Iterator[_Write]:
     order = iter(range(10**9))  # ties at one moment keep the order of generation
     for customer in data.customers:
-        yield customer.created_at, _CUSTOMER, next(order), partial(
-            services.upsert_customer, external_id=customer.external_id, now=customer.created_at,
-            source=source, name=customer.name, email=customer.email, phone=customer.phone,
-            locale=customer.locale, time_zone=customer.time_zone, country=customer.country,
-            is_business=customer.is_business,
+        yield (
+            customer.created_at,
+            _CUSTOMER,
+            next(order),
+            partial(
+                services.upsert_customer,
+                external_id=customer.external_id,
+                now=customer.created_at,
+                source=source,
+                name=customer.name,
+                email=customer.email,
+                phone=customer.phone,
+                locale=customer.locale,
+                time_zone=customer.time_zone,
+                country=customer.country,
+                is_business=customer.is_business,
+            ),
         )
     for card in data.cards:
-        yield card.added_at, _CARD, next(order), partial(
-            services.upsert_payment_method, external_id=card.external_id, customer=card.customer,
-            now=card.added_at, source=source, type=PaymentMethodType.CARD, brand=card.brand,
-            last4=card.last4, exp_month=card.exp_month, exp_year=card.exp_year,
-            country=card.country, is_default=True,
+        yield (
+            card.added_at,
+            _CARD,
+            next(order),
+            partial(
+                services.upsert_payment_method,
+                external_id=card.external_id,
+                customer=card.customer,
+                now=card.added_at,
+                source=source,
+                type=PaymentMethodType.CARD,
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                country=card.country,
+                is_default=True,
+            ),
         )
     for invoice in data.invoices:
         yield from _invoice_writes(invoice, source, order)
@@ -74,33 +101,77 @@ def _writes(data: DemoData, source: str) -> Iterator[_Write]:
 
 def _invoice_writes(invoice: DemoInvoice, source: str, order: Iterator[int]) -> Iterator[_Write]:
     facts = services.InvoiceFacts(
-        external_id=invoice.external_id, customer=invoice.customer, number=invoice.number,
-        currency=invoice.currency, amount_due=invoice.amount_due, issued_at=invoice.issued_at,
-        due_at=invoice.due_at, collection_method=invoice.collection_method,
-        lines=[services.InvoiceLine(line.description, line.quantity, line.amount)
-               for line in invoice.lines],
+        external_id=invoice.external_id,
+        customer=invoice.customer,
+        number=invoice.number,
+        currency=invoice.currency,
+        amount_due=invoice.amount_due,
+        issued_at=invoice.issued_at,
+        due_at=invoice.due_at,
+        collection_method=invoice.collection_method,
+        lines=[
+            services.InvoiceLine(line.description, line.quantity, line.amount)
+            for line in invoice.lines
+        ],
         context=dict(invoice.context),
     )
-    yield invoice.issued_at, _INVOICE, next(order), partial(
-        services.upsert_invoice, facts=facts, now=invoice.issued_at, source=source)
+    yield (
+        invoice.issued_at,
+        _INVOICE,
+        next(order),
+        partial(services.upsert_invoice, facts=facts, now=invoice.issued_at, source=source),
+    )
     for attempt in invoice.attempts:
-        yield attempt.attempted_at, _MONEY, next(order), partial(
-            services.record_payment_attempt, invoice=invoice.external_id,
-            attempted_at=attempt.attempted_at, outcome=attempt.outcome, now=attempt.attempted_at,
-            source=source, amount=attempt.amount, decline_code=attempt.decline_code,
-            advice_code=attempt.advice_code, network_code=attempt.network_code, gateway=GATEWAY,
-            reference=attempt.reference, payment_method=attempt.payment_method,
+        yield (
+            attempt.attempted_at,
+            _MONEY,
+            next(order),
+            partial(
+                services.record_payment_attempt,
+                invoice=invoice.external_id,
+                attempted_at=attempt.attempted_at,
+                outcome=attempt.outcome,
+                now=attempt.attempted_at,
+                source=source,
+                amount=attempt.amount,
+                decline_code=attempt.decline_code,
+                advice_code=attempt.advice_code,
+                network_code=attempt.network_code,
+                gateway=GATEWAY,
+                reference=attempt.reference,
+                payment_method=attempt.payment_method,
+            ),
         )
     for payment in invoice.payments:
-        yield payment.received_at, _MONEY, next(order), partial(
-            services.record_payment, invoice=invoice.external_id, amount=payment.amount,
-            currency=invoice.currency, received_at=payment.received_at, method=payment.method,
-            reference=payment.reference, now=payment.received_at, source=source,
+        yield (
+            payment.received_at,
+            _MONEY,
+            next(order),
+            partial(
+                services.record_payment,
+                invoice=invoice.external_id,
+                amount=payment.amount,
+                currency=invoice.currency,
+                received_at=payment.received_at,
+                method=payment.method,
+                reference=payment.reference,
+                now=payment.received_at,
+                source=source,
+            ),
         )
     if change := invoice.status_change:
-        yield change.at, _STATUS, next(order), partial(
-            services.change_invoice_status, invoice=invoice.external_id, status=change.status,
-            now=change.at, source=source, reason=change.reason,
+        yield (
+            change.at,
+            _STATUS,
+            next(order),
+            partial(
+                services.change_invoice_status,
+                invoice=invoice.external_id,
+                status=change.status,
+                now=change.at,
+                source=source,
+                reason=change.reason,
+            ),
         )
 
 
@@ -132,20 +203,24 @@ class Summary:
 def summarize(*, now: datetime) -> Summary:
     overdue: dict[str, tuple[int, int]] = {
         row["currency"]: (row["count"], row["owed"])
-        for row in selectors.overdue_invoices(now=now).values("currency").annotate(
-            count=Count("id"), owed=Sum("amount_remaining"))
+        for row in selectors.overdue_invoices(now=now)
+        .values("currency")
+        .annotate(count=Count("id"), owed=Sum("amount_remaining"))
     }
     currencies = tuple(
-        CurrencyTotals(row["currency"], row["count"], row["open"],
-                       *overdue.get(row["currency"], (0, 0)))
-        for row in Invoice.objects.values("currency").annotate(
-            count=Count("id"), open=Count("id", filter=Q(status="open"))).order_by("-count")
+        CurrencyTotals(
+            row["currency"], row["count"], row["open"], *overdue.get(row["currency"], (0, 0))
+        )
+        for row in Invoice.objects.values("currency")
+        .annotate(count=Count("id"), open=Count("id", filter=Q(status="open")))
+        .order_by("-count")
     )
     this_month = now.year * 12 + now.month
     card_months = [
         year * 12 + month
-        for year, month in PaymentMethod.objects.filter(type=PaymentMethodType.CARD)
-        .values_list("exp_year", "exp_month")
+        for year, month in PaymentMethod.objects.filter(type=PaymentMethodType.CARD).values_list(
+            "exp_year", "exp_month"
+        )
         if year and month
     ]
     locales = Counter(Customer.objects.values_list("locale", flat=True))

@@ -58,7 +58,15 @@ class InvoiceInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(ReadOnlyAdmin):
-    list_display = ("external_id", "name", "email", "country", "locale", "is_business", "created_at")
+    list_display = (
+        "external_id",
+        "name",
+        "email",
+        "country",
+        "locale",
+        "is_business",
+        "created_at",
+    )
     list_filter = ("country", "is_business", "locale")
     search_fields = ("external_id", "name", "email", "phone")
     inlines = [InvoiceInline]
@@ -66,7 +74,15 @@ class CustomerAdmin(ReadOnlyAdmin):
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
-    list_display = ("number", "customer", "status", "due", "remaining", "due_at", "collection_method")
+    list_display = (
+        "number",
+        "customer",
+        "status",
+        "due",
+        "remaining",
+        "due_at",
+        "collection_method",
+    )
     list_filter = ("status", "currency", "collection_method")
     search_fields = ("external_id", "number", "customer__external_id", "customer__name")
     list_select_related = ("customer",)
@@ -88,13 +104,18 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in Invoice._meta.fields]
 
-    def _change_status(self, request: HttpRequest, queryset: QuerySet[Invoice], status: str) -> None:
+    def _change_status(
+        self, request: HttpRequest, queryset: QuerySet[Invoice], status: str
+    ) -> None:
         done = 0
         for invoice in queryset:
             try:
                 services.change_invoice_status(
-                    invoice=invoice.external_id, status=status, now=timezone.now(),
-                    source="admin", reason=f"by {request.user}",
+                    invoice=invoice.external_id,
+                    status=status,
+                    now=timezone.now(),
+                    source="admin",
+                    reason=f"by {request.user}",
                 )
                 done += 1
             except LedgerError as error:
@@ -115,7 +136,12 @@ class InvoiceAdmin(ReadOnlyAdmin):
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = ("id", "invoice", "customer", "paid", "method", "reference", "received_at")
     list_filter = ("method", "currency")
-    search_fields = ("reference", "invoice__number", "invoice__external_id", "customer__external_id")
+    search_fields = (
+        "reference",
+        "invoice__number",
+        "invoice__external_id",
+        "customer__external_id",
+    )
     list_select_related = ("invoice", "customer")
 
     @admin.display(description="amount", ordering="amount")
@@ -125,10 +151,23 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 @admin.register(PaymentAttempt)
 class PaymentAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("id", "invoice", "outcome", "charged", "decline_code", "advice_code", "gateway",
-                    "attempted_at")
+    list_display = (
+        "id",
+        "invoice",
+        "outcome",
+        "charged",
+        "decline_code",
+        "advice_code",
+        "gateway",
+        "attempted_at",
+    )
     list_filter = ("outcome", "decline_code", "gateway")
-    search_fields = ("invoice__number", "invoice__external_id", "customer__external_id", "reference")
+    search_fields = (
+        "invoice__number",
+        "invoice__external_id",
+        "customer__external_id",
+        "reference",
+    )
     list_select_related = ("invoice",)
 
     @admin.display(description="amount", ordering="amount")
@@ -138,8 +177,16 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
 
 @admin.register(PaymentMethod)
 class PaymentMethodAdmin(ReadOnlyAdmin):
-    list_display = ("external_id", "customer", "type", "brand", "last4", "exp_month", "exp_year",
-                    "is_default")
+    list_display = (
+        "external_id",
+        "customer",
+        "type",
+        "brand",
+        "last4",
+        "exp_month",
+        "exp_year",
+        "is_default",
+    )
     list_filter = ("type", "brand")
     search_fields = ("external_id", "customer__external_id", "last4")
     list_select_related = ("customer",)

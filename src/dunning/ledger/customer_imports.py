@@ -24,12 +24,24 @@ from dunning.ledger.models import Customer, Event
 from dunning.ledger.services import CUSTOMER_FIELDS
 from dunning.ledger.staging import StagingTable, first_faults, table
 
-STAGE = StagingTable("dunning_import_customer", [
-    ("line", "int"), ("external_id", "text"), ("name", "text"), ("email", "text"),
-    ("phone", "text"), ("phone_needs_country", "bool"), ("locale", "text"), ("time_zone", "text"),
-    ("default_time_zone", "text"), ("country", "text"), ("is_business", "bool"),
-    ("metadata", "text"),
-], key="line")
+STAGE = StagingTable(
+    "dunning_import_customer",
+    [
+        ("line", "int"),
+        ("external_id", "text"),
+        ("name", "text"),
+        ("email", "text"),
+        ("phone", "text"),
+        ("phone_needs_country", "bool"),
+        ("locale", "text"),
+        ("time_zone", "text"),
+        ("default_time_zone", "text"),
+        ("country", "text"),
+        ("is_business", "bool"),
+        ("metadata", "text"),
+    ],
+    key="line",
+)
 
 # Recorded customers are updated a chunk at a time: one query to read the
 # chunk, one to lock them, two to write.  Memory stays flat whatever the file.
@@ -40,11 +52,13 @@ _GIVEN = ("name", "email", "phone", "locale", "time_zone", "country", "is_busine
 def check(errors: ErrorList) -> None:
     """Find what only the ledger can tell: new customers without a name, phones to read."""
     customers = table(Customer)
-    errors.extend(*first_faults(
-        f"SELECT s.line FROM {STAGE.name} s LEFT JOIN {customers} c "  # noqa: S608
-        "ON c.external_id = s.external_id WHERE c.id IS NULL AND s.name IS NULL",
-        lambda line: RowError(line, "name", "required for a new customer"),
-    ))
+    errors.extend(
+        *first_faults(
+            f"SELECT s.line FROM {STAGE.name} s LEFT JOIN {customers} c "  # noqa: S608
+            "ON c.external_id = s.external_id WHERE c.id IS NULL AND s.name IS NULL",
+            lambda line: RowError(line, "name", "required for a new customer"),
+        )
+    )
     _read_national_phones(errors)
 
 
@@ -72,7 +86,9 @@ def _read_national_phones(errors: ErrorList) -> None:
                 errors.add(RowError(line, "phone", str(error)))
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"UPDATE {STAGE.name} SET phone = %s WHERE line = %s", numbers  # noqa: S608
+                # The table name is a constant of this module, never input.
+                f"UPDATE {STAGE.name} SET phone = %s WHERE line = %s",  # noqa: S608
+                numbers,
             )
 
 
@@ -119,13 +135,22 @@ def _update_chunk(chunk: Sequence[Sequence[Any]], *, now: datetime, source: str)
                 setattr(customer, name, values[name])
             customer.updated_at = now
             changed.append((customer, changes))
-    Customer.objects.bulk_update([customer for customer, _ in changed],
-                                 fields=[*CUSTOMER_FIELDS, "updated_at"])
-    Event.objects.bulk_create([
-        Event(type="customer.updated", occurred_at=now, recorded_at=now, source=source,
-              customer=customer, data={"changed": changes})
-        for customer, changes in changed
-    ])
+    Customer.objects.bulk_update(
+        [customer for customer, _ in changed], fields=[*CUSTOMER_FIELDS, "updated_at"]
+    )
+    Event.objects.bulk_create(
+        [
+            Event(
+                type="customer.updated",
+                occurred_at=now,
+                recorded_at=now,
+                source=source,
+                customer=customer,
+                data={"changed": changes},
+            )
+            for customer, changes in changed
+        ]
+    )
     return len(changed)
 
 
@@ -135,8 +160,14 @@ def _create_new(*, now: datetime, source: str) -> int:
     postgres = connection.vendor == "postgresql"
     at = connection.ops.adapt_datetimefield_value(now)
     # Empty cells take the model's defaults; the time zone, the row's country's.
-    defaults = [_default("email"), _default("phone"), _default("locale"), _default("country"),
-                _default("is_business"), json.dumps(_default("metadata"))]
+    defaults = [
+        _default("email"),
+        _default("phone"),
+        _default("locale"),
+        _default("country"),
+        _default("is_business"),
+        json.dumps(_default("metadata")),
+    ]
     jsonb = "::jsonb" if postgres else ""
     insert = (
         f"INSERT INTO {customers} (external_id, name, email, phone, locale, time_zone, "  # noqa: S608

@@ -12,7 +12,9 @@ class ErrorCode(StrEnum):
 class LedgerError(Exception):
     """A write the ledger refuses.  `field` names the input at fault, when there is one."""
 
-    def __init__(self, message: str, *, field: str | None = None, code: ErrorCode = ErrorCode.INVALID):
+    def __init__(
+        self, message: str, *, field: str | None = None, code: ErrorCode = ErrorCode.INVALID
+    ):
         super().__init__(message)
         self.message = message
         self.field = field

@@ -99,8 +99,9 @@ class LineReader:
                 # Spreadsheets save "CSV UTF-8" with a byte order mark; it is not data.
                 yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
-                raise FileStop(RowError(
-                    number, None, "not valid UTF-8 text (save the file as CSV UTF-8)")) from None
+                raise FileStop(
+                    RowError(number, None, "not valid UTF-8 text (save the file as CSV UTF-8)")
+                ) from None
 
 
 def read_rows(
@@ -125,8 +126,14 @@ def read_rows(
     try:
         header = next(reader, None)
         if header is None:
-            errors.add(RowError(1, None, f"the file is empty: the first line must name the "
-                                         f"columns ({','.join(columns.required)})"))
+            errors.add(
+                RowError(
+                    1,
+                    None,
+                    f"the file is empty: the first line must name the "
+                    f"columns ({','.join(columns.required)})",
+                )
+            )
             return 0
         at, header_errors = rows.read_header(header, columns=columns)
         if header_errors:
@@ -159,8 +166,9 @@ def read_rows(
     except FileStop as stop:
         errors.add(stop.error)
     except csv.Error as error:
-        errors.add(RowError(reader.line_num, None, f"not readable as CSV ({error}); "
-                                                   "is a quote left open?"))
+        errors.add(
+            RowError(reader.line_num, None, f"not readable as CSV ({error}); is a quote left open?")
+        )
     if on_progress:
         on_progress(lines.bytes_read)
     return count
@@ -180,11 +188,23 @@ def source_name(source: Source) -> str:
 
 # --- invoices ----------------------------------------------------------------------------
 
-_INVOICE_STAGE = StagingTable("dunning_import_invoice", [
-    ("line", "int"), ("external_id", "text"), ("customer", "text"), ("number", "text"),
-    ("currency", "text"), ("amount_due", "bigint"), ("issued_at", "time"), ("due_at", "time"),
-    ("collection_method", "text"), ("status", "text"), ("lines", "text"), ("context", "text"),
-])
+_INVOICE_STAGE = StagingTable(
+    "dunning_import_invoice",
+    [
+        ("line", "int"),
+        ("external_id", "text"),
+        ("customer", "text"),
+        ("number", "text"),
+        ("currency", "text"),
+        ("amount_due", "bigint"),
+        ("issued_at", "time"),
+        ("due_at", "time"),
+        ("collection_method", "text"),
+        ("status", "text"),
+        ("lines", "text"),
+        ("context", "text"),
+    ],
+)
 
 
 def import_invoices(
@@ -204,21 +224,36 @@ def import_invoices(
                 write(row)
                 totals[row.currency] = totals.get(row.currency, 0) + row.amount_due
 
-            count = read_rows(binary, columns=rows.INVOICE_COLUMNS, parser=rows.invoice_parser,
-                              stage=stage_row, errors=errors, on_progress=on_progress)
+            count = read_rows(
+                binary,
+                columns=rows.INVOICE_COLUMNS,
+                parser=rows.invoice_parser,
+                stage=stage_row,
+                errors=errors,
+                on_progress=on_progress,
+            )
         stage.index()
         _check_invoices(errors)
         if errors.count:
             transaction.set_rollback(True)
-            return ImportResult("invoices", rows=count, errors=errors.first(),
-                                error_count=errors.count)
+            return ImportResult(
+                "invoices", rows=count, errors=errors.first(), error_count=errors.count
+            )
         created = _write_invoices(now=now, expected=count)
-        record_event(type="invoices.imported", now=now, source=SOURCE,
-                     data={"file": source_name(source), "invoices": created,
-                           "totals": dict(sorted(totals.items()))})
+        record_event(
+            type="invoices.imported",
+            now=now,
+            source=SOURCE,
+            data={
+                "file": source_name(source),
+                "invoices": created,
+                "totals": dict(sorted(totals.items())),
+            },
+        )
         stage.drop()
-    return ImportResult("invoices", rows=count, created=created,
-                        totals=dict(sorted(totals.items())))
+    return ImportResult(
+        "invoices", rows=count, created=created, totals=dict(sorted(totals.items()))
+    )
 
 
 def _sort_in_memory() -> None:
@@ -234,20 +269,28 @@ def _sort_in_memory() -> None:
 
 def _check_invoices(errors: ErrorList) -> None:
     customers, invoices = table(Customer), table(Invoice)
-    errors.extend(*first_faults(
-        f"SELECT s.line FROM {_INVOICE_STAGE.name} s "  # noqa: S608
-        f"LEFT JOIN {customers} c ON c.external_id = s.customer WHERE c.id IS NULL",
-        lambda line: RowError(
-            line, "customer", "no customer with this external_id (import customers first)"),
-    ))
+    errors.extend(
+        *first_faults(
+            f"SELECT s.line FROM {_INVOICE_STAGE.name} s "  # noqa: S608
+            f"LEFT JOIN {customers} c ON c.external_id = s.customer WHERE c.id IS NULL",
+            lambda line: RowError(
+                line, "customer", "no customer with this external_id (import customers first)"
+            ),
+        )
+    )
     errors.extend(*repeated_ids(_INVOICE_STAGE.name))
-    errors.extend(*first_faults(
-        f"SELECT s.line FROM {_INVOICE_STAGE.name} s "  # noqa: S608
-        f"JOIN {invoices} i ON i.external_id = s.external_id",
-        lambda line: RowError(
-            line, "external_id", "an invoice with this external_id is already recorded (the "
-                                 "import only adds invoices; change recorded ones in the API)"),
-    ))
+    errors.extend(
+        *first_faults(
+            f"SELECT s.line FROM {_INVOICE_STAGE.name} s "  # noqa: S608
+            f"JOIN {invoices} i ON i.external_id = s.external_id",
+            lambda line: RowError(
+                line,
+                "external_id",
+                "an invoice with this external_id is already recorded (the "
+                "import only adds invoices; change recorded ones in the API)",
+            ),
+        )
+    )
 
 
 def _write_invoices(*, now: datetime, expected: int) -> int:
@@ -322,18 +365,33 @@ def import_customers(
     with opened(source) as binary, transaction.atomic():
         stage.create()
         with stage.writer() as write:
-            count = read_rows(binary, columns=rows.CUSTOMER_COLUMNS, parser=rows.customer_parser,
-                              stage=write, errors=errors, on_progress=on_progress)
+            count = read_rows(
+                binary,
+                columns=rows.CUSTOMER_COLUMNS,
+                parser=rows.customer_parser,
+                stage=write,
+                errors=errors,
+                on_progress=on_progress,
+            )
         stage.index()
         errors.extend(*repeated_ids(stage.name))
         customer_imports.check(errors)
         if errors.count:
             transaction.set_rollback(True)
-            return ImportResult("customers", rows=count, errors=errors.first(),
-                                error_count=errors.count)
+            return ImportResult(
+                "customers", rows=count, errors=errors.first(), error_count=errors.count
+            )
         created, updated = customer_imports.apply(now=now, source=SOURCE)
-        record_event(type="customers.imported", now=now, source=SOURCE,
-                     data={"file": source_name(source), "created": created, "updated": updated,
-                           "unchanged": count - created - updated})
+        record_event(
+            type="customers.imported",
+            now=now,
+            source=SOURCE,
+            data={
+                "file": source_name(source),
+                "created": created,
+                "updated": updated,
+                "unchanged": count - created - updated,
+            },
+        )
         stage.drop()
     return ImportResult("customers", rows=count, created=created, updated=updated)

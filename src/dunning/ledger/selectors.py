@@ -15,4 +15,6 @@ def overdue_invoices(*, now: datetime) -> QuerySet[Invoice]:
 
 
 def not_overdue_invoices(*, now: datetime) -> QuerySet[Invoice]:
-    return Invoice.objects.exclude(status=InvoiceStatus.OPEN, due_at__lt=now, amount_remaining__gt=0)
+    return Invoice.objects.exclude(
+        status=InvoiceStatus.OPEN, due_at__lt=now, amount_remaining__gt=0
+    )

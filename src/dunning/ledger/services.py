@@ -31,7 +31,16 @@ from dunning.ledger.models import (
     PaymentMethod,
 )
 
-CUSTOMER_FIELDS = ("name", "email", "phone", "locale", "time_zone", "country", "is_business", "metadata")
+CUSTOMER_FIELDS = (
+    "name",
+    "email",
+    "phone",
+    "locale",
+    "time_zone",
+    "country",
+    "is_business",
+    "metadata",
+)
 
 
 def record_event(
@@ -93,7 +102,10 @@ def upsert_customer(
                     raise
                 return upsert_customer(external_id=external_id, now=now, source=source, **values)
             record_event(
-                type="customer.created", now=now, source=source, customer=customer,
+                type="customer.created",
+                now=now,
+                source=source,
+                customer=customer,
                 data={"external_id": external_id},
             )
             return customer, True
@@ -109,7 +121,10 @@ def upsert_customer(
             customer.updated_at = now
             customer.save(update_fields=[*changes, "updated_at"])
             record_event(
-                type="customer.updated", now=now, source=source, customer=customer,
+                type="customer.updated",
+                now=now,
+                source=source,
+                customer=customer,
                 data={"changed": sorted(changes)},
             )
         return customer, False
@@ -120,8 +135,9 @@ def get_customer(external_id: str, *, field: str = "customer") -> Customer:
     try:
         return Customer.objects.get(external_id=external_id)
     except Customer.DoesNotExist:
-        raise LedgerError("no customer with this external_id", field=field,
-                          code=ErrorCode.NOT_FOUND) from None
+        raise LedgerError(
+            "no customer with this external_id", field=field, code=ErrorCode.NOT_FOUND
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +170,15 @@ def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[
     invoice to another customer or currency.  Returns (invoice, created).
     """
     if facts.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
-        raise LedgerError("a new invoice is draft or open; use the void and "
-                          "mark-uncollectible actions to change its status later", field="status")
-    lines = [{"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
-             for ln in facts.lines]
+        raise LedgerError(
+            "a new invoice is draft or open; use the void and "
+            "mark-uncollectible actions to change its status later",
+            field="status",
+        )
+    lines = [
+        {"description": ln.description, "quantity": ln.quantity, "amount": ln.amount}
+        for ln in facts.lines
+    ]
     # Most posts are new invoices, so insert first and fall back to the update
     # when the external_id is taken: no read-then-insert, no savepoint (the
     # ingest benchmark measured both as a third of the request's cost).
@@ -183,10 +204,17 @@ def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[
                 updated_at=now,
             )
             record_event(
-                type="invoice.created", now=now, source=source, occurred_at=facts.issued_at,
-                customer=customer, invoice=invoice,
-                data={"amount_due": facts.amount_due, "currency": facts.currency,
-                      "due_at": facts.due_at.isoformat()},
+                type="invoice.created",
+                now=now,
+                source=source,
+                occurred_at=facts.issued_at,
+                customer=customer,
+                invoice=invoice,
+                data={
+                    "amount_due": facts.amount_due,
+                    "currency": facts.currency,
+                    "due_at": facts.due_at.isoformat(),
+                },
             )
             return invoice, True
     except IntegrityError:
@@ -196,26 +224,45 @@ def upsert_invoice(*, facts: InvoiceFacts, now: datetime, source: str) -> tuple[
     with transaction.atomic():
         customer = get_customer(facts.customer)
         invoice = Invoice.objects.select_for_update().get(external_id=facts.external_id)
-        return _update_invoice(invoice, customer=customer, facts=facts, lines=lines, now=now,
-                               source=source), False
+        return _update_invoice(
+            invoice, customer=customer, facts=facts, lines=lines, now=now, source=source
+        ), False
 
 
 def _update_invoice(
-    invoice: Invoice, *, customer: Customer, facts: InvoiceFacts, lines: list[dict[str, Any]],
-    now: datetime, source: str,
+    invoice: Invoice,
+    *,
+    customer: Customer,
+    facts: InvoiceFacts,
+    lines: list[dict[str, Any]],
+    now: datetime,
+    source: str,
 ) -> Invoice:
     if invoice.customer_id != customer.pk:
-        raise LedgerError("an invoice cannot move to another customer", field="customer",
-                          code=ErrorCode.CONFLICT)
+        raise LedgerError(
+            "an invoice cannot move to another customer", field="customer", code=ErrorCode.CONFLICT
+        )
     if invoice.currency != facts.currency:
-        raise LedgerError(f"the invoice is in {invoice.currency}; its currency cannot change",
-                          field="currency", code=ErrorCode.CONFLICT)
-    if invoice.status in (InvoiceStatus.VOID, InvoiceStatus.PAID) and facts.amount_due != invoice.amount_due:
-        raise LedgerError(f"the invoice is {invoice.status}; its amount cannot change",
-                          field="amount_due", code=ErrorCode.CONFLICT)
+        raise LedgerError(
+            f"the invoice is in {invoice.currency}; its currency cannot change",
+            field="currency",
+            code=ErrorCode.CONFLICT,
+        )
+    if (
+        invoice.status in (InvoiceStatus.VOID, InvoiceStatus.PAID)
+        and facts.amount_due != invoice.amount_due
+    ):
+        raise LedgerError(
+            f"the invoice is {invoice.status}; its amount cannot change",
+            field="amount_due",
+            code=ErrorCode.CONFLICT,
+        )
     if facts.amount_due < invoice.amount_paid:
-        raise LedgerError(f"{invoice.amount_paid} is already paid; amount_due cannot be less",
-                          field="amount_due", code=ErrorCode.CONFLICT)
+        raise LedgerError(
+            f"{invoice.amount_paid} is already paid; amount_due cannot be less",
+            field="amount_due",
+            code=ErrorCode.CONFLICT,
+        )
     wanted = {
         "number": facts.number,
         "amount_due": facts.amount_due,
@@ -234,15 +281,26 @@ def _update_invoice(
         setattr(invoice, name, wanted[name])
     invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
     update = [*changed, "amount_remaining", "updated_at"]
-    if invoice.amount_remaining == 0 and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+    if invoice.amount_remaining == 0 and invoice.status in (
+        InvoiceStatus.OPEN,
+        InvoiceStatus.UNCOLLECTIBLE,
+    ):
         invoice.status, invoice.paid_at = InvoiceStatus.PAID, now
         update += ["status", "paid_at"]
     invoice.updated_at = now
     invoice.save(update_fields=sorted(set(update)))
-    record_event(type="invoice.updated", now=now, source=source, customer=customer,
-                 invoice=invoice, data={"changed": changed})
+    record_event(
+        type="invoice.updated",
+        now=now,
+        source=source,
+        customer=customer,
+        invoice=invoice,
+        data={"changed": changed},
+    )
     if "paid_at" in update:
-        record_event(type="invoice.paid", now=now, source=source, customer=customer, invoice=invoice)
+        record_event(
+            type="invoice.paid", now=now, source=source, customer=customer, invoice=invoice
+        )
     return invoice
 
 
@@ -252,8 +310,7 @@ def get_invoice(external_id: str, *, field: str = "invoice", lock: bool = False)
         query = query.select_for_update(of=("self",))
     invoice = query.filter(external_id=external_id).first()
     if invoice is None:
-        raise LedgerError("no invoice with this external_id", field=field,
-                          code=ErrorCode.NOT_FOUND)
+        raise LedgerError("no invoice with this external_id", field=field, code=ErrorCode.NOT_FOUND)
     return invoice
 
 
@@ -273,21 +330,36 @@ def record_payment(
     with transaction.atomic():
         target = get_invoice(invoice, lock=True)
         if target.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
-            raise LedgerError(f"the invoice is {target.status} and takes no payments", field="invoice",
-                              code=ErrorCode.CONFLICT)
+            raise LedgerError(
+                f"the invoice is {target.status} and takes no payments",
+                field="invoice",
+                code=ErrorCode.CONFLICT,
+            )
         if currency != target.currency:
             raise LedgerError(f"the invoice is in {target.currency}", field="currency")
         if amount <= 0:
             raise LedgerError("must be greater than zero", field="amount")
         if reference and Payment.objects.filter(invoice=target, reference=reference).exists():
-            raise LedgerError("a payment with this reference is already recorded on this invoice",
-                              field="reference", code=ErrorCode.CONFLICT)
+            raise LedgerError(
+                "a payment with this reference is already recorded on this invoice",
+                field="reference",
+                code=ErrorCode.CONFLICT,
+            )
         if amount > target.amount_remaining:
-            raise LedgerError(f"more than the {target.amount_remaining} that remains on the invoice",
-                              field="amount", code=ErrorCode.CONFLICT)
+            raise LedgerError(
+                f"more than the {target.amount_remaining} that remains on the invoice",
+                field="amount",
+                code=ErrorCode.CONFLICT,
+            )
         payment = Payment.objects.create(
-            invoice=target, customer=target.customer, amount=amount, currency=currency,
-            received_at=received_at, method=method, reference=reference, attempt=attempt,
+            invoice=target,
+            customer=target.customer,
+            amount=amount,
+            currency=currency,
+            received_at=received_at,
+            method=method,
+            reference=reference,
+            attempt=attempt,
             created_at=now,
         )
         target.amount_paid += amount
@@ -299,14 +371,28 @@ def record_payment(
             update += ["status", "paid_at"]
         target.save(update_fields=update)
         record_event(
-            type="payment.recorded", now=now, source=source, occurred_at=received_at,
-            customer=target.customer, invoice=target,
-            data={"payment": payment.pk, "amount": amount, "currency": currency,
-                  "amount_remaining": target.amount_remaining},
+            type="payment.recorded",
+            now=now,
+            source=source,
+            occurred_at=received_at,
+            customer=target.customer,
+            invoice=target,
+            data={
+                "payment": payment.pk,
+                "amount": amount,
+                "currency": currency,
+                "amount_remaining": target.amount_remaining,
+            },
         )
         if target.status == InvoiceStatus.PAID:
-            record_event(type="invoice.paid", now=now, source=source, occurred_at=received_at,
-                         customer=target.customer, invoice=target)
+            record_event(
+                type="invoice.paid",
+                now=now,
+                source=source,
+                occurred_at=received_at,
+                customer=target.customer,
+                invoice=target,
+            )
         return payment
 
 
@@ -332,28 +418,55 @@ def record_payment_attempt(
         if payment_method:
             method = PaymentMethod.objects.filter(external_id=payment_method).first()
             if method is None or method.customer_id != target.customer_id:
-                raise LedgerError("no payment method with this external_id for this customer",
-                                  field="payment_method", code=ErrorCode.NOT_FOUND)
+                raise LedgerError(
+                    "no payment method with this external_id for this customer",
+                    field="payment_method",
+                    code=ErrorCode.NOT_FOUND,
+                )
         if outcome == AttemptOutcome.SUCCEEDED and decline_code:
             raise LedgerError("a succeeded attempt has no decline code", field="decline_code")
         charged = target.amount_remaining if amount is None else amount
         attempt = PaymentAttempt.objects.create(
-            invoice=target, customer=target.customer, payment_method=method,
-            attempted_at=attempted_at, outcome=outcome, amount=charged, currency=target.currency,
-            decline_code=decline_code, advice_code=advice_code, network_code=network_code,
-            gateway=gateway, reference=reference, created_at=now,
+            invoice=target,
+            customer=target.customer,
+            payment_method=method,
+            attempted_at=attempted_at,
+            outcome=outcome,
+            amount=charged,
+            currency=target.currency,
+            decline_code=decline_code,
+            advice_code=advice_code,
+            network_code=network_code,
+            gateway=gateway,
+            reference=reference,
+            created_at=now,
         )
         record_event(
-            type=f"payment_attempt.{outcome}", now=now, source=source, occurred_at=attempted_at,
-            customer=target.customer, invoice=target,
-            data={"attempt": attempt.pk, "amount": charged, "decline_code": decline_code,
-                  "advice_code": advice_code, "gateway": gateway},
+            type=f"payment_attempt.{outcome}",
+            now=now,
+            source=source,
+            occurred_at=attempted_at,
+            customer=target.customer,
+            invoice=target,
+            data={
+                "attempt": attempt.pk,
+                "amount": charged,
+                "decline_code": decline_code,
+                "advice_code": advice_code,
+                "gateway": gateway,
+            },
         )
         if outcome == AttemptOutcome.SUCCEEDED:
             record_payment(
-                invoice=invoice, amount=charged, currency=target.currency, received_at=attempted_at,
-                method=method.type if method else "card", reference=reference, now=now,
-                source=source, attempt=attempt,
+                invoice=invoice,
+                amount=charged,
+                currency=target.currency,
+                received_at=attempted_at,
+                method=method.type if method else "card",
+                reference=reference,
+                now=now,
+                source=source,
+                attempt=attempt,
             )
         return attempt
 
@@ -369,26 +482,39 @@ def upsert_payment_method(
         if method is None:
             method = PaymentMethod(external_id=external_id, customer=owner, created_at=now)
         elif method.customer_id != owner.pk:
-            raise LedgerError("a payment method cannot move to another customer", field="customer",
-                              code=ErrorCode.CONFLICT)
+            raise LedgerError(
+                "a payment method cannot move to another customer",
+                field="customer",
+                code=ErrorCode.CONFLICT,
+            )
         for name, value in values.items():
             setattr(method, name, value)
         method.updated_at = now
         method.save()
         if method.is_default:
-            PaymentMethod.objects.filter(customer=owner, is_default=True).exclude(pk=method.pk).update(
-                is_default=False, updated_at=now)
+            PaymentMethod.objects.filter(customer=owner, is_default=True).exclude(
+                pk=method.pk
+            ).update(is_default=False, updated_at=now)
         record_event(
             type="payment_method.created" if created else "payment_method.updated",
-            now=now, source=source, customer=owner,
-            data={"payment_method": external_id, "type": method.type, "brand": method.brand,
-                  "last4": method.last4, "exp_month": method.exp_month, "exp_year": method.exp_year},
+            now=now,
+            source=source,
+            customer=owner,
+            data={
+                "payment_method": external_id,
+                "type": method.type,
+                "brand": method.brand,
+                "last4": method.last4,
+                "exp_month": method.exp_month,
+                "exp_year": method.exp_year,
+            },
         )
         return method, created
 
 
-def change_invoice_status(*, invoice: str, status: str, now: datetime, source: str,
-                          reason: str = "") -> Invoice:
+def change_invoice_status(
+    *, invoice: str, status: str, now: datetime, source: str, reason: str = ""
+) -> Invoice:
     """Void an invoice or mark it uncollectible (money may still arrive on an uncollectible one)."""
     allowed = {
         InvoiceStatus.VOID: {InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE},
@@ -399,12 +525,20 @@ def change_invoice_status(*, invoice: str, status: str, now: datetime, source: s
         if target.status == status:
             return target
         if target.status not in allowed[InvoiceStatus(status)]:
-            raise LedgerError(f"a {target.status} invoice cannot become {status}", field="status",
-                              code=ErrorCode.CONFLICT)
+            raise LedgerError(
+                f"a {target.status} invoice cannot become {status}",
+                field="status",
+                code=ErrorCode.CONFLICT,
+            )
         previous = target.status
         target.status, target.updated_at = status, now
         target.save(update_fields=["status", "updated_at"])
-        record_event(type=f"invoice.{'voided' if status == InvoiceStatus.VOID else 'marked_uncollectible'}",
-                     now=now, source=source, customer=target.customer, invoice=target,
-                     data={"from": previous, "reason": reason})
+        record_event(
+            type=f"invoice.{'voided' if status == InvoiceStatus.VOID else 'marked_uncollectible'}",
+            now=now,
+            source=source,
+            customer=target.customer,
+            invoice=target,
+            data={"from": previous, "reason": reason},
+        )
         return target

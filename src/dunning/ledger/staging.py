@@ -23,10 +23,20 @@ from dunning.core.rows import MAX_REPORTED_ERRORS, RowError
 # SQL types the staging tables use, per vendor.  SQLite stores datetimes as
 # text in the form Django writes them, so `INSERT ... SELECT` copies them as is.
 _TYPES = {
-    "postgresql": {"int": "integer", "bigint": "bigint", "text": "text", "bool": "boolean",
-                   "time": "timestamptz"},
-    "sqlite": {"int": "integer", "bigint": "integer", "text": "text", "bool": "integer",
-               "time": "text"},
+    "postgresql": {
+        "int": "integer",
+        "bigint": "bigint",
+        "text": "text",
+        "bool": "boolean",
+        "time": "timestamptz",
+    },
+    "sqlite": {
+        "int": "integer",
+        "bigint": "integer",
+        "text": "text",
+        "bool": "integer",
+        "time": "text",
+    },
 }
 # Rows per `executemany` on SQLite: large enough to amortise the call, small
 # enough that the buffer stays a few megabytes.
@@ -80,9 +90,10 @@ class StagingTable:
             # the transaction Django opened.  psycopg buffers the rows and sends
             # them in large chunks, so one COPY carries the whole file.
             raw = connection.connection
-            with raw.cursor() as cursor, cursor.copy(
-                f"COPY {self.name} ({names}) FROM STDIN"
-            ) as copy:
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY {self.name} ({names}) FROM STDIN") as copy,
+            ):
                 yield copy.write_row
             return
 
@@ -126,7 +137,8 @@ def first_faults(
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT *, COUNT(*) OVER () FROM ({query}) faults "  # noqa: S608 - our SQL
-            f"ORDER BY 1 LIMIT {MAX_REPORTED_ERRORS}", list(params),
+            f"ORDER BY 1 LIMIT {MAX_REPORTED_ERRORS}",
+            list(params),
         )
         found = cursor.fetchall()
     if not found:
@@ -141,7 +153,8 @@ def repeated_ids(table: str) -> tuple[list[RowError], int]:
         f"MIN(line) OVER (PARTITION BY external_id) AS first_line FROM {table}) ids "
         "WHERE line <> first_line",
         lambda line, first: RowError(
-            line, "external_id", f"repeated in the file (first on line {first})"),
+            line, "external_id", f"repeated in the file (first on line {first})"
+        ),
     )
 
 

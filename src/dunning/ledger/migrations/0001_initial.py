@@ -6,204 +6,418 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255, unique=True)),
-                ('name', models.CharField(max_length=255)),
-                ('email', models.CharField(blank=True, max_length=254)),
-                ('phone', models.CharField(blank=True, help_text='E.164, e.g. +66812345678', max_length=20)),
-                ('locale', models.CharField(default='en', help_text='BCP 47 tag, e.g. th-TH', max_length=35)),
-                ('time_zone', models.CharField(default='UTC', help_text='IANA name', max_length=64)),
-                ('country', models.CharField(blank=True, help_text='ISO 3166 alpha-2', max_length=2)),
-                ('is_business', models.BooleanField(default=False)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255, unique=True)),
+                ("name", models.CharField(max_length=255)),
+                ("email", models.CharField(blank=True, max_length=254)),
+                (
+                    "phone",
+                    models.CharField(
+                        blank=True, help_text="E.164, e.g. +66812345678", max_length=20
+                    ),
+                ),
+                (
+                    "locale",
+                    models.CharField(
+                        default="en", help_text="BCP 47 tag, e.g. th-TH", max_length=35
+                    ),
+                ),
+                (
+                    "time_zone",
+                    models.CharField(default="UTC", help_text="IANA name", max_length=64),
+                ),
+                (
+                    "country",
+                    models.CharField(blank=True, help_text="ISO 3166 alpha-2", max_length=2),
+                ),
+                ("is_business", models.BooleanField(default=False)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255, unique=True)),
-                ('number', models.CharField(max_length=64)),
-                ('currency', models.CharField(max_length=3)),
-                ('amount_due', models.BigIntegerField()),
-                ('amount_paid', models.BigIntegerField(default=0)),
-                ('amount_remaining', models.BigIntegerField()),
-                ('issued_at', models.DateTimeField()),
-                ('due_at', models.DateTimeField()),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('open', 'Open'), ('paid', 'Paid'), ('void', 'Void'), ('uncollectible', 'Uncollectible')], default='open', max_length=16)),
-                ('collection_method', models.CharField(choices=[('charge_automatically', 'Charge Automatically'), ('send_invoice', 'Send Invoice')], default='send_invoice', max_length=24)),
-                ('lines', models.JSONField(blank=True, default=list)),
-                ('context', models.JSONField(blank=True, default=dict)),
-                ('paid_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='ledger.customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255, unique=True)),
+                ("number", models.CharField(max_length=64)),
+                ("currency", models.CharField(max_length=3)),
+                ("amount_due", models.BigIntegerField()),
+                ("amount_paid", models.BigIntegerField(default=0)),
+                ("amount_remaining", models.BigIntegerField()),
+                ("issued_at", models.DateTimeField()),
+                ("due_at", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("open", "Open"),
+                            ("paid", "Paid"),
+                            ("void", "Void"),
+                            ("uncollectible", "Uncollectible"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "collection_method",
+                    models.CharField(
+                        choices=[
+                            ("charge_automatically", "Charge Automatically"),
+                            ("send_invoice", "Send Invoice"),
+                        ],
+                        default="send_invoice",
+                        max_length=24,
+                    ),
+                ),
+                ("lines", models.JSONField(blank=True, default=list)),
+                ("context", models.JSONField(blank=True, default=dict)),
+                ("paid_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoices",
+                        to="ledger.customer",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(help_text='e.g. invoice.created, payment.recorded', max_length=64)),
-                ('occurred_at', models.DateTimeField(help_text='when it happened in the world')),
-                ('recorded_at', models.DateTimeField(help_text='when dunning wrote it down')),
-                ('source', models.CharField(help_text='api, import, admin, demo, stripe ...', max_length=32)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='ledger.customer')),
-                ('invoice', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='ledger.invoice')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        help_text="e.g. invoice.created, payment.recorded", max_length=64
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField(help_text="when it happened in the world")),
+                ("recorded_at", models.DateTimeField(help_text="when dunning wrote it down")),
+                (
+                    "source",
+                    models.CharField(
+                        help_text="api, import, admin, demo, stripe ...", max_length=32
+                    ),
+                ),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="ledger.customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="ledger.invoice",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='PaymentAttempt',
+            name="PaymentAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attempted_at', models.DateTimeField()),
-                ('outcome', models.CharField(choices=[('succeeded', 'Succeeded'), ('failed', 'Failed')], max_length=16)),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('decline_code', models.CharField(blank=True, max_length=64)),
-                ('advice_code', models.CharField(blank=True, max_length=64)),
-                ('network_code', models.CharField(blank=True, max_length=64)),
-                ('gateway', models.CharField(blank=True, max_length=32)),
-                ('reference', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField()),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attempts', to='ledger.customer')),
-                ('invoice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attempts', to='ledger.invoice')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("attempted_at", models.DateTimeField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("succeeded", "Succeeded"), ("failed", "Failed")], max_length=16
+                    ),
+                ),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("decline_code", models.CharField(blank=True, max_length=64)),
+                ("advice_code", models.CharField(blank=True, max_length=64)),
+                ("network_code", models.CharField(blank=True, max_length=64)),
+                ("gateway", models.CharField(blank=True, max_length=32)),
+                ("reference", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="attempts",
+                        to="ledger.customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="attempts",
+                        to="ledger.invoice",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Payment',
+            name="Payment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('received_at', models.DateTimeField()),
-                ('method', models.CharField(help_text='card, bank_transfer, promptpay, cash ...', max_length=32)),
-                ('reference', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField()),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='ledger.customer')),
-                ('invoice', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='ledger.invoice')),
-                ('attempt', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='payment', to='ledger.paymentattempt')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("received_at", models.DateTimeField()),
+                (
+                    "method",
+                    models.CharField(
+                        help_text="card, bank_transfer, promptpay, cash ...", max_length=32
+                    ),
+                ),
+                ("reference", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to="ledger.customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to="ledger.invoice",
+                    ),
+                ),
+                (
+                    "attempt",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment",
+                        to="ledger.paymentattempt",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='PaymentMethod',
+            name="PaymentMethod",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255, unique=True)),
-                ('type', models.CharField(choices=[('card', 'Card'), ('bank_account', 'Bank Account'), ('promptpay', 'Promptpay'), ('other', 'Other')], max_length=20)),
-                ('brand', models.CharField(blank=True, max_length=32)),
-                ('last4', models.CharField(blank=True, max_length=4)),
-                ('exp_month', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('exp_year', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('country', models.CharField(blank=True, help_text='issuing country', max_length=2)),
-                ('is_default', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField()),
-                ('updated_at', models.DateTimeField()),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payment_methods', to='ledger.customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255, unique=True)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("card", "Card"),
+                            ("bank_account", "Bank Account"),
+                            ("promptpay", "Promptpay"),
+                            ("other", "Other"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("brand", models.CharField(blank=True, max_length=32)),
+                ("last4", models.CharField(blank=True, max_length=4)),
+                ("exp_month", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("exp_year", models.PositiveSmallIntegerField(blank=True, null=True)),
+                (
+                    "country",
+                    models.CharField(blank=True, help_text="issuing country", max_length=2),
+                ),
+                ("is_default", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField()),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment_methods",
+                        to="ledger.customer",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddField(
-            model_name='paymentattempt',
-            name='payment_method',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='attempts', to='ledger.paymentmethod'),
+            model_name="paymentattempt",
+            name="payment_method",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="attempts",
+                to="ledger.paymentmethod",
+            ),
         ),
         migrations.AddIndex(
-            model_name='invoice',
-            index=models.Index(fields=['customer', 'status'], name='invoice_customer_status_idx'),
+            model_name="invoice",
+            index=models.Index(fields=["customer", "status"], name="invoice_customer_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='invoice',
-            index=models.Index(condition=models.Q(('status', 'open')), fields=['due_at'], name='invoice_open_due_idx'),
+            model_name="invoice",
+            index=models.Index(
+                condition=models.Q(("status", "open")),
+                fields=["due_at"],
+                name="invoice_open_due_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_due__gte', 0), ('amount_paid__gte', 0), ('amount_remaining__gte', 0)), name='invoice_amounts_not_negative'),
+            model_name="invoice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount_due__gte", 0), ("amount_paid__gte", 0), ("amount_remaining__gte", 0)
+                ),
+                name="invoice_amounts_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_remaining', django.db.models.expressions.CombinedExpression(models.F('amount_due'), '-', models.F('amount_paid')))), name='invoice_remaining_is_due_minus_paid'),
+            model_name="invoice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "amount_remaining",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("amount_due"), "-", models.F("amount_paid")
+                        ),
+                    )
+                ),
+                name="invoice_remaining_is_due_minus_paid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['type', 'id'], name='event_type_idx'),
+            model_name="event",
+            index=models.Index(fields=["type", "id"], name="event_type_idx"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['customer', 'id'], name='event_customer_idx'),
+            model_name="event",
+            index=models.Index(fields=["customer", "id"], name="event_customer_idx"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['invoice', 'id'], name='event_invoice_idx'),
+            model_name="event",
+            index=models.Index(fields=["invoice", "id"], name="event_invoice_idx"),
         ),
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['customer', 'received_at'], name='payment_customer_idx'),
+            model_name="payment",
+            index=models.Index(fields=["customer", "received_at"], name="payment_customer_idx"),
         ),
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['invoice'], name='payment_invoice_idx'),
+            model_name="payment",
+            index=models.Index(fields=["invoice"], name="payment_invoice_idx"),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='payment_amount_positive'),
+            model_name="payment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="payment_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='payment',
-            constraint=models.UniqueConstraint(condition=models.Q(('reference', ''), _negated=True), fields=('invoice', 'reference'), name='payment_reference_unique_per_invoice'),
+            model_name="payment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("reference", ""), _negated=True),
+                fields=("invoice", "reference"),
+                name="payment_reference_unique_per_invoice",
+            ),
         ),
         migrations.AddIndex(
-            model_name='paymentmethod',
-            index=models.Index(fields=['customer', '-is_default'], name='payment_method_customer_idx'),
+            model_name="paymentmethod",
+            index=models.Index(
+                fields=["customer", "-is_default"], name="payment_method_customer_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentmethod',
-            constraint=models.CheckConstraint(condition=models.Q(('exp_month__isnull', True), ('exp_month__range', (1, 12)), _connector='OR'), name='payment_method_exp_month_valid'),
+            model_name="paymentmethod",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("exp_month__isnull", True), ("exp_month__range", (1, 12)), _connector="OR"
+                ),
+                name="payment_method_exp_month_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='paymentattempt',
-            index=models.Index(fields=['invoice', 'attempted_at'], name='attempt_invoice_idx'),
+            model_name="paymentattempt",
+            index=models.Index(fields=["invoice", "attempted_at"], name="attempt_invoice_idx"),
         ),
         migrations.AddIndex(
-            model_name='paymentattempt',
-            index=models.Index(fields=['customer', 'attempted_at'], name='attempt_customer_idx'),
+            model_name="paymentattempt",
+            index=models.Index(fields=["customer", "attempted_at"], name="attempt_customer_idx"),
         ),
         migrations.AddIndex(
-            model_name='paymentattempt',
-            index=models.Index(condition=models.Q(('payment_method__isnull', False)), fields=['payment_method', 'attempted_at'], name='attempt_method_idx'),
+            model_name="paymentattempt",
+            index=models.Index(
+                condition=models.Q(("payment_method__isnull", False)),
+                fields=["payment_method", "attempted_at"],
+                name="attempt_method_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentattempt',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='attempt_amount_not_negative'),
+            model_name="paymentattempt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0)), name="attempt_amount_not_negative"
+            ),
         ),
     ]

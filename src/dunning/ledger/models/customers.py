@@ -49,7 +49,9 @@ class PaymentMethod(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["customer", "-is_default"], name="payment_method_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "-is_default"], name="payment_method_customer_idx")
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(exp_month__isnull=True) | models.Q(exp_month__range=(1, 12)),

@@ -30,7 +30,9 @@ class Invoice(models.Model):
     amount_remaining = models.BigIntegerField()
     issued_at = models.DateTimeField()
     due_at = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN)
+    status = models.CharField(
+        max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN
+    )
     collection_method = models.CharField(
         max_length=24, choices=CollectionMethod.choices, default=CollectionMethod.SEND_INVOICE
     )
@@ -61,7 +63,9 @@ class Invoice(models.Model):
                 name="invoice_amounts_not_negative",
             ),
             models.CheckConstraint(
-                condition=models.Q(amount_remaining=models.F("amount_due") - models.F("amount_paid")),
+                condition=models.Q(
+                    amount_remaining=models.F("amount_due") - models.F("amount_paid")
+                ),
                 name="invoice_remaining_is_due_minus_paid",
             ),
         ]

@@ -30,7 +30,9 @@ class Payment(models.Model):
             models.Index(fields=["invoice"], name="payment_invoice_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="payment_amount_positive"
+            ),
             models.UniqueConstraint(
                 fields=["invoice", "reference"],
                 condition=~models.Q(reference=""),
@@ -79,7 +81,9 @@ class PaymentAttempt(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gte=0), name="attempt_amount_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0), name="attempt_amount_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

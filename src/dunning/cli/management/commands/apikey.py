@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
-        create = actions.add_parser("create", help="create a key; it is printed once, on the last line")
+        create = actions.add_parser(
+            "create", help="create a key; it is printed once, on the last line"
+        )
         create.add_argument("name")
         actions.add_parser("list", help="list keys (never the keys themselves)")
         revoke = actions.add_parser("revoke", help="revoke a key by its id")
@@ -33,7 +35,9 @@ class Command(BaseCommand):
             )
             self.stdout.write(new.key)
         elif action == "list":
-            self.stdout.write(f"{'id':>4}  {'prefix':<12} {'created':<20} {'last used':<20} status  name")
+            self.stdout.write(
+                f"{'id':>4}  {'prefix':<12} {'created':<20} {'last used':<20} status  name"
+            )
             for record in ApiKey.objects.order_by("id"):
                 status = "revoked" if record.revoked_at else "active"
                 used = f"{record.last_used_at:%Y-%m-%d %H:%M}" if record.last_used_at else "never"

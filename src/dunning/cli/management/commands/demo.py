@@ -23,26 +23,41 @@ from dunning.ledger.models import Customer
 
 
 class Command(BaseCommand):
-    help = ("Fill an empty database with repeatable demo data: about 300 customers in Thailand, "
-            "the US, Japan and Germany, with invoices, cards, payments and failed charges.")
+    help = (
+        "Fill an empty database with repeatable demo data: about 300 customers in Thailand, "
+        "the US, Japan and Germany, with invoices, cards, payments and failed charges."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--load", action="store_true", help="load the demo data")
         parser.add_argument(
-            "--seed", type=int, default=DEFAULT_SEED,
-            help=f"the same seed and --now give the same data (default {DEFAULT_SEED})")
+            "--seed",
+            type=int,
+            default=DEFAULT_SEED,
+            help=f"the same seed and --now give the same data (default {DEFAULT_SEED})",
+        )
         parser.add_argument(
-            "--now", metavar="ISO-8601",
+            "--now",
+            metavar="ISO-8601",
             help="the moment ages are counted from, e.g. 2026-03-16T10:00:00+07:00 "
-                 "(default: the current time)")
+            "(default: the current time)",
+        )
         parser.add_argument(
-            "--operator", action="store_true",
-            help="make sure the demo login and a demo API key exist, and print how to use them")
-        parser.add_argument("--url", default="http://127.0.0.1:8000",
-                            help="where the demo will be served, for --operator's directions")
-        parser.add_argument("--if-empty", action="store_true",
-                            help="when the database already has customers, say so and succeed "
-                                 "instead of failing (for `make demo`, which may run twice)")
+            "--operator",
+            action="store_true",
+            help="make sure the demo login and a demo API key exist, and print how to use them",
+        )
+        parser.add_argument(
+            "--url",
+            default="http://127.0.0.1:8000",
+            help="where the demo will be served, for --operator's directions",
+        )
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="when the database already has customers, say so and succeed "
+            "instead of failing (for `make demo`, which may run twice)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["operator"]:
@@ -63,8 +78,10 @@ class Command(BaseCommand):
                 return
             raise CommandError(f"{error}. To start over, {_how_to_start_over()}.") from None
         elapsed = time.monotonic() - started
-        self.stdout.write(f"Loaded the demo (seed {options['seed']}, now {now:%Y-%m-%d %H:%M} UTC) "
-                          f"in {elapsed:.1f} s.")
+        self.stdout.write(
+            f"Loaded the demo (seed {options['seed']}, now {now:%Y-%m-%d %H:%M} UTC) "
+            f"in {elapsed:.1f} s."
+        )
         self.stdout.write(render(summarize(now=now)))
 
     def _now(self, text: str | None) -> datetime:
@@ -101,32 +118,40 @@ def operator_directions(*, url: str) -> str:
     if user is None:
         user_model.objects.create_superuser("admin", "admin@example.com", password)
     elif not user.check_password(password):
-        password = "(changed since the demo set it up; use yours)"
-    key, new = _kept_secret(".dunning-demo-api-key",
-                            lambda: create_key(name="demo", now=timezone.now()).key)
+        password = "(changed since the demo set it up; use yours)"  # noqa: S105 - a hint, not a secret
+    key, new = _kept_secret(
+        ".dunning-demo-api-key", lambda: create_key(name="demo", now=timezone.now()).key
+    )
     if not new and not ApiKey.objects.filter(key_hash=hash_key(key), revoked_at=None).exists():
         (Path(settings.DATA_DIR) / ".dunning-demo-api-key").unlink()
         key = create_key(name="demo", now=timezone.now()).key
         (Path(settings.DATA_DIR) / ".dunning-demo-api-key").write_text(key)
-    return "\n".join([
-        "",
-        "dunning demo is starting. Look here:",
-        f"  Admin (ledger)  {url}/admin/   log in as admin / {password}",
-        f"  API docs        {url}/api/v1/docs",
-        f"  API key         {key}",
-        f"  Try it          curl -H 'Authorization: Bearer {key}' '{url}/api/v1/invoices?overdue=true'",
-        "Stop with Ctrl-C.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "",
+            "dunning demo is starting. Look here:",
+            f"  Admin (ledger)  {url}/admin/   log in as admin / {password}",
+            f"  API docs        {url}/api/v1/docs",
+            f"  API key         {key}",
+            f"  Try it          curl -H 'Authorization: Bearer {key}' "
+            f"'{url}/api/v1/invoices?overdue=true'",
+            "Stop with Ctrl-C.",
+            "",
+        ]
+    )
 
 
 def _how_to_start_over() -> str:
     database = connection.settings_dict
     if connection.vendor == "sqlite":
-        return (f"delete the SQLite file {database['NAME']} (with its -wal and -shm files), "
-                "then run `dunning migrate` and `dunning demo --load`")
-    return ("point DATABASE_URL at a new, empty database, then run `dunning migrate` and "
-            "`dunning demo --load`")
+        return (
+            f"delete the SQLite file {database['NAME']} (with its -wal and -shm files), "
+            "then run `dunning migrate` and `dunning demo --load`"
+        )
+    return (
+        "point DATABASE_URL at a new, empty database, then run `dunning migrate` and "
+        "`dunning demo --load`"
+    )
 
 
 def render(summary: Summary) -> str:
@@ -141,6 +166,8 @@ def render(summary: Summary) -> str:
     for row in summary.currencies:
         owed = f"{to_decimal(row.overdue_amount, row.currency):,}"
         lines.append(f"{row.currency:<10}{row.invoices:>9}{row.open:>7}{row.overdue:>9}{owed:>17}")
-    lines.append(f"Charges    {summary.attempts} ({summary.failed_attempts} declined), "
-                 f"payments {summary.payments}")
+    lines.append(
+        f"Charges    {summary.attempts} ({summary.failed_attempts} declined), "
+        f"payments {summary.payments}"
+    )
     return "\n".join(lines)

@@ -37,8 +37,16 @@ class Command(BaseCommand):
         size = source.stat().st_size if isinstance(source, Path) else None
         # The bar goes to stderr and only on a terminal, so piped output and
         # logs carry just the outcome.
-        with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=kind,
-                  file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
+        with tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=kind,
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            leave=False,
+        ) as bar:
 
             def advance(done: int) -> None:
                 bar.update(done - bar.n)
@@ -65,8 +73,10 @@ class Command(BaseCommand):
 def summary(result: imports.ImportResult) -> str:
     """One sentence a person can check against the file."""
     if result.kind == "customers":
-        return (f"Imported {result.rows:,} customers: {result.created:,} created, "
-                f"{result.updated:,} updated, {result.unchanged:,} unchanged.")
+        return (
+            f"Imported {result.rows:,} customers: {result.created:,} created, "
+            f"{result.updated:,} updated, {result.unchanged:,} unchanged."
+        )
     if not result.totals:
         return f"Imported {result.created:,} invoices."
     amounts = ", ".join(

@@ -13,7 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--workers", type=int, default=int(os.environ.get("DUNNING_WEB_WORKERS", "0")) or None,
+            "--workers",
+            type=int,
+            default=int(os.environ.get("DUNNING_WEB_WORKERS", "0")) or None,
             help="worker processes (default: 2 x cores + 1, at most 8)",
         )
 
