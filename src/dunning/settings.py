@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",
     "dunning.ledger",
+    "dunning.engine",
     "dunning.api",
     "dunning.cli",
 ]
@@ -142,6 +143,16 @@ WHITENOISE_AUTOREFRESH = DEBUG
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# Outgoing messages.  Without an SMTP URL, email is written as .eml files to
+# DUNNING_OUTBOX_DIR, so the demo works with nothing configured.
+DUNNING_SMTP_URL = os.environ.get("DUNNING_SMTP_URL", "")
+DUNNING_OUTBOX_DIR = Path(os.environ.get("DUNNING_OUTBOX_DIR") or DATA_DIR / "outbox")
+DUNNING_FROM_EMAIL = os.environ.get("DUNNING_FROM_EMAIL", "billing@example.com")
+DUNNING_COMPANY_NAME = os.environ.get("DUNNING_COMPANY_NAME", "Example Co., Ltd.")
+DUNNING_SUPPORT_EMAIL = os.environ.get("DUNNING_SUPPORT_EMAIL", "support@example.com")
+DUNNING_SUPPORT_PHONE = os.environ.get("DUNNING_SUPPORT_PHONE", "+66 2 123 4567")
+DUNNING_PUBLIC_URL = os.environ.get("DUNNING_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 500

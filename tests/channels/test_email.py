@@ -9,8 +9,7 @@ import pytest
 from dunning.channels import TransportError
 from dunning.channels.email.message import OutgoingEmail, build_email
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
-
-from .conftest import SmtpServer, free_port
+from tests.smtp_server import SmtpServer, free_port
 
 NOW = datetime(2026, 3, 16, 3, 0, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""The engine: cases, decisions and the outbox (load, the core decides, persist, deliver)."""

@@ -1,0 +1,148 @@
+"""The delivery stage: claim due outbox rows, send them, record what happened.
+
+Runs after the decisions have committed, so a rolled-back decision never
+leaves the building.  A claim is a short transaction that pushes the rows'
+`send_after` forward by a lease; the send happens outside any transaction.
+A worker that dies mid-send leaves its rows to come due again when the lease
+ends: at worst one in-flight message is sent twice, with the same Message-ID
+(and provider idempotency key), and none is lost.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+
+from dunning.channels import TransportError
+from dunning.channels.email.message import OutgoingEmail, build_email
+from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
+from dunning.core.backoff import retry_delay, should_give_up
+from dunning.engine.models import CaseEvent, Message, MessageStatus
+
+LEASE = timedelta(minutes=5)
+
+
+class EmailTransport(Protocol):
+    def send(self, message: object) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def email_transport() -> SmtpTransport | FileTransport:
+    """SMTP when DUNNING_SMTP_URL is set, else .eml files in DUNNING_OUTBOX_DIR."""
+    if settings.DUNNING_SMTP_URL:
+        return SmtpTransport(SmtpConfig.from_url(settings.DUNNING_SMTP_URL))
+    return FileTransport(settings.DUNNING_OUTBOX_DIR)
+
+
+def claim_due_messages(*, now: datetime, limit: int = 100) -> list[int]:
+    """Ids of up to `limit` due rows, leased to this worker (uses message_due_idx)."""
+    with transaction.atomic():
+        due = Message.objects.filter(status=MessageStatus.SCHEDULED, send_after__lte=now).order_by(
+            "send_after", "id"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            # Several workers share the outbox: each skips the rows another holds.
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("id", flat=True)[:limit])
+        Message.objects.filter(id__in=ids).update(
+            send_after=now + LEASE, attempts=F("attempts") + 1, updated_at=now
+        )
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def deliver_due(
+    *, now: datetime, transport: EmailTransport, rng: random.Random, limit: int = 100
+) -> DeliveryReport:
+    """Claim one batch and send it; returns what became of it."""
+    ids = claim_due_messages(now=now, limit=limit)
+    return deliver(ids, now=now, transport=transport, rng=rng)
+
+
+def deliver(
+    ids: Sequence[int], *, now: datetime, transport: EmailTransport, rng: random.Random
+) -> DeliveryReport:
+    sent = retrying = failed = 0
+    messages = Message.objects.filter(id__in=ids, status=MessageStatus.SCHEDULED).select_related(
+        "customer"
+    )
+    for message in messages.order_by("id"):
+        try:
+            provider_id = transport.send(build_email(_outgoing(message, now=now)))
+        except TransportError as error:
+            if error.permanent or should_give_up(message.attempts):
+                _mark_failed(message, now=now, error=error)
+                failed += 1
+            else:
+                _retry_later(message, now=now, error=error, rng=rng)
+                retrying += 1
+            continue
+        # Conditional: a row canceled while it was in flight keeps its status.
+        Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
+            status=MessageStatus.SENT,
+            sent_at=now,
+            provider_id=provider_id,
+            last_error="",
+            updated_at=now,
+        )
+        sent += 1
+    return DeliveryReport(sent=sent, retrying=retrying, failed=failed)
+
+
+def _outgoing(message: Message, *, now: datetime) -> OutgoingEmail:
+    headers = dict(message.headers)
+    return OutgoingEmail(
+        sender_name=settings.DUNNING_COMPANY_NAME,
+        sender_address=settings.DUNNING_FROM_EMAIL,
+        to_name=message.customer.name,
+        to_address=message.to,
+        subject=message.subject,
+        text=message.body_text,
+        html=message.body_html,
+        idempotency_key=message.idempotency_key,
+        date=now,
+        reply_to=settings.DUNNING_SUPPORT_EMAIL,
+        unsubscribe_url=headers.pop("unsubscribe_url", ""),
+        unsubscribe_mailto=headers.pop("unsubscribe_mailto", ""),
+        headers=headers,
+    )
+
+
+def _retry_later(
+    message: Message, *, now: datetime, error: TransportError, rng: random.Random
+) -> None:
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
+        send_after=now + retry_delay(message.attempts, rng=rng),
+        last_error=str(error)[:500],
+        updated_at=now,
+    )
+
+
+def _mark_failed(message: Message, *, now: datetime, error: TransportError) -> None:
+    with transaction.atomic():
+        changed = Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
+            status=MessageStatus.FAILED, last_error=str(error)[:500], updated_at=now
+        )
+        if changed:
+            CaseEvent.objects.create(
+                case_id=message.case_id,
+                type="message.failed",
+                reason=f"{message.channel} to {message.to} failed after "
+                f"{message.attempts} tries: {error}",
+                data={"message": message.pk, "permanent": error.permanent},
+                occurred_at=now,
+            )

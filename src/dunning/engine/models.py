@@ -1,0 +1,164 @@
+"""What the engine decides and sends: policies, cases, their timeline, and the outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from dunning.core.cases import CaseState
+from dunning.core.contacts import Channel
+from dunning.ledger.models import Customer, Invoice
+
+OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED)
+
+
+class PolicyVersion(models.Model):
+    """One saved version of a policy (campaign).  Versions are never edited, only added."""
+
+    key = models.CharField(max_length=64, help_text="e.g. send_invoice.default")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    # The policy as `dunning.core.policy` reads it: criteria, steps, retry budget.
+    definition = models.JSONField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "version"], name="policy_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class Case(models.Model):
+    """One customer's overdue money in one currency: one case, one message listing every invoice."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")
+    currency = models.CharField(max_length=3)
+    state = models.CharField(max_length=16, choices=[(s.value, s.value) for s in CaseState])
+    collection_method = models.CharField(max_length=24)
+    policy = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="cases")
+    invoices = models.ManyToManyField(Invoice, through="CaseInvoice", related_name="cases")
+    amount_due = models.BigIntegerField(help_text="minor units still owed across its invoices")
+    due_at = models.DateTimeField(null=True, blank=True, help_text="earliest due date")
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="first failed payment")
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # When the worker must look at the case again; null when nothing is planned.
+    next_action_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Account-level dunning: at most one open case per customer and currency.
+            models.UniqueConstraint(
+                fields=["customer", "currency"],
+                condition=models.Q(state__in=[s.value for s in OPEN_STATES]),
+                name="case_one_open_per_customer_currency",
+            ),
+        ]
+        indexes = [
+            # Claimed by the worker's decide stage (engine.worker.claim_due_cases):
+            # partial, so its size follows the open work, never the closed history.
+            models.Index(
+                fields=["next_action_at"],
+                name="case_due_idx",
+                condition=models.Q(state=CaseState.ACTIVE.value, next_action_at__isnull=False),
+            ),
+            models.Index(fields=["customer", "state"], name="case_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.pk} ({self.currency}, {self.state})"
+
+
+class CaseInvoice(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.CASCADE)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT)
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "invoice"], name="case_invoice_unique"),
+        ]
+
+
+class CaseEvent(models.Model):
+    """The case's timeline: every transition, decision, deferral and block, with its reason."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=64)
+    reason = models.TextField()
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["case", "id"], name="case_event_case_idx")]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("case events are append-only")
+        super().save(*args, **kwargs)
+
+
+class MessageStatus(models.TextChoices):
+    SCHEDULED = "scheduled"  # written by a decision; waiting for delivery
+    SENT = "sent"
+    FAILED = "failed"  # refused for good, or out of retries: visible on the case
+    CANCELED = "canceled"  # the case recovered or paused before it went out
+
+
+class Message(models.Model):
+    """One contact on one channel, stored exactly as sent: the outbox and the record in one row."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="messages")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="messages")
+    channel = models.CharField(max_length=16, choices=[(c.value, c.value) for c in Channel])
+    to = models.CharField(max_length=254)
+    locale = models.CharField(max_length=35)
+    subject = models.CharField(max_length=500, blank=True)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    # Extra headers sent with it (List-Unsubscribe ...), kept as sent.
+    headers = models.JSONField(default=dict, blank=True)
+    step = models.CharField(max_length=64)
+    template = models.CharField(max_length=100)
+    variant = models.CharField(max_length=32, blank=True)
+    status = models.CharField(
+        max_length=16, choices=MessageStatus.choices, default=MessageStatus.SCHEDULED
+    )
+    # Delivery: due now or later, tried `attempts` times; sent to providers as
+    # their idempotency key, and the email's Message-ID is made from it.
+    send_after = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    provider_id = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # Claimed by the delivery stage (engine.delivery.claim_due_messages).
+            models.Index(
+                fields=["send_after"],
+                name="message_due_idx",
+                condition=models.Q(status="scheduled"),
+            ),
+            models.Index(fields=["case", "id"], name="message_case_idx"),
+            models.Index(fields=["customer", "id"], name="message_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.to} ({self.status})"

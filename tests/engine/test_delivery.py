@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
+from dunning.core.backoff import MAX_ATTEMPTS
+from dunning.engine.delivery import claim_due_messages, deliver_due
+from dunning.engine.models import Case, CaseEvent, Message, MessageStatus, PolicyVersion
+from tests.conftest import NOW
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def case(make_invoice: Any) -> Case:
+    invoice = make_invoice(amount_due=123450)
+    policy = PolicyVersion.objects.create(
+        key="send_invoice.default", version=1, name="Default", definition={}, created_at=NOW
+    )
+    return Case.objects.create(
+        customer=invoice.customer,
+        currency="THB",
+        state="active",
+        collection_method="send_invoice",
+        policy=policy,
+        amount_due=123450,
+        due_at=invoice.due_at,
+        opened_at=NOW,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def scheduled(case: Case, key: str, *, send_after: Any = NOW) -> Message:
+    return Message.objects.create(
+        case=case,
+        customer=case.customer,
+        channel="email",
+        to="somchai@example.co.th",
+        locale="th-TH",
+        subject="แจ้งเตือน: ใบแจ้งหนี้ INV-1 เลยกำหนดชำระแล้ว",
+        body_text="เรียน คุณสมชาย ยอดค้างชำระ ฿1,234.50",
+        body_html="<p>฿1,234.50</p>",
+        headers={"unsubscribe_url": "https://dunning.example/u/x"},
+        step="overdue_1",
+        template="send_invoice.overdue_1",
+        send_after=send_after,
+        idempotency_key=key,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_it_sends_due_messages_and_records_them_as_sent(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    message = scheduled(case, "k1")
+    scheduled(case, "later", send_after=NOW + timedelta(hours=1))
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+
+    report = deliver_due(now=NOW, transport=transport, rng=random.Random(1))
+
+    message.refresh_from_db()
+    assert report.sent == 1
+    assert (message.status, message.sent_at, message.attempts) == ("sent", NOW, 1)
+    [received] = smtp_server.mailbox.received
+    assert received["Subject"] == message.subject
+    assert received["Message-ID"] == message.provider_id
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_server_that_is_down_delays_the_message_and_loses_nothing(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    message = scheduled(case, "k1")
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url, timeout=5))
+    smtp_server.stop()
+
+    first = deliver_due(now=NOW, transport=transport, rng=random.Random(1))
+    message.refresh_from_db()
+    retry_at = message.send_after
+    smtp_server.start()
+    nothing_yet = deliver_due(
+        now=NOW + timedelta(seconds=0), transport=transport, rng=random.Random(1)
+    )
+    second = deliver_due(now=retry_at, transport=transport, rng=random.Random(1))
+
+    message.refresh_from_db()
+    assert (first.retrying, nothing_yet.sent, second.sent) == (1, 0, 1)
+    assert NOW < retry_at <= NOW + timedelta(minutes=1)
+    assert message.status == "sent" and message.attempts == 2
+    assert len(smtp_server.mailbox.received) == 1
+
+
+def test_a_refused_address_fails_at_once_and_shows_on_the_case(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    message = scheduled(case, "k1")
+    smtp_server.mailbox.answer = "550 5.1.1 no such user"
+
+    report = deliver_due(
+        now=NOW, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url)), rng=random.Random(1)
+    )
+
+    message.refresh_from_db()
+    assert report.failed == 1 and message.status == "failed"
+    assert "550" in message.last_error
+    event = CaseEvent.objects.get(case=case, type="message.failed")
+    assert "somchai@example.co.th" in event.reason
+
+
+def test_a_busy_server_is_retried_until_the_attempts_run_out(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    message = scheduled(case, "k1")
+    smtp_server.mailbox.answer = "451 4.3.0 busy"
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    now = NOW
+    for _ in range(MAX_ATTEMPTS):
+        deliver_due(now=now, transport=transport, rng=random.Random(1))
+        message.refresh_from_db()
+        now = message.send_after
+
+    assert message.status == "failed"
+    assert message.attempts == MAX_ATTEMPTS
+
+
+def test_a_canceled_message_is_never_sent(case: Case, tmp_path: Path) -> None:
+    message = scheduled(case, "k1")
+    Message.objects.filter(pk=message.pk).update(status=MessageStatus.CANCELED)
+
+    report = deliver_due(now=NOW, transport=FileTransport(tmp_path), rng=random.Random(1))
+
+    assert report.sent == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_a_claimed_message_is_not_claimed_again_until_its_lease_ends(case: Case) -> None:
+    scheduled(case, "k1")
+
+    first = claim_due_messages(now=NOW)
+    again = claim_due_messages(now=NOW + timedelta(minutes=4))
+    after_lease = claim_due_messages(now=NOW + timedelta(minutes=5))
+
+    assert len(first) == 1 and again == [] and after_lease == first
