@@ -1,0 +1,374 @@
+"""Message templates rendered in a sandbox, with money and dates in the customer's locale.
+
+Operators write templates, so templates run in Jinja2's immutable sandbox: they
+can read the context below and nothing else (no Python internals, no mutation,
+no I/O).  Undefined names fail loudly (`StrictUndefined`), so a typo such as
+``{{ customer.nmae }}`` is a `RenderError`, never a blank in a sent message.
+The HTML part is autoescaped; the subject and the text part are not (they are
+not HTML).  The subject is folded onto one line.
+
+A template is three sources, one per part: ``subject``, ``text`` and ``html``.
+The defaults ship in ``dunning/templates/messages/<locale>/<key>.subject.txt``,
+``<key>.txt`` and ``<key>.html``; `default_template` loads them.
+
+Placeholders (every message gets all of them; see also docs/templates.md)
+--------------------------------------------------------------------------
+``customer.name``            the customer's name, as on the account
+``customer.locale``          the customer's BCP 47 locale, e.g. ``th-TH``
+``company.name``             the sender: the business the money is owed to
+``company.support_email``    where the customer can write
+``company.support_phone``    a phone number, or None
+``invoices``                 the invoices this message is about, a sequence of:
+  ``invoice.number``         the invoice number as the customer knows it
+  ``invoice.issued_on``      the issue date (a date: use ``|date``)
+  ``invoice.due_on``         the due date (a date: use ``|date``)
+  ``invoice.amount``         the invoice total, in minor units (use ``|money``)
+  ``invoice.remaining``      what is still unpaid, in minor units
+  ``invoice.currency``       its ISO 4217 code
+  ``invoice.description``    what it was for ("Pro plan, March 2026"), or ""
+``totals``                   what is still unpaid, one entry per currency:
+  ``total.amount``           in minor units
+  ``total.currency``         its ISO 4217 code
+``currency``                 the currency of the case (of the first invoice)
+``days_overdue``             days since the earliest due date (0 or less: not yet due)
+``pay_link``                 the pay page (or update-card page) for this case
+``deadline``                 the date to pay by (a date), or None
+``late_fee``                 a late fee in minor units of ``currency``, or None
+``consequences``             what happens if nothing is done, in the customer's
+                             language ("your subscription will be suspended"), or None
+``tone``                     "friendly", "firm" or "final"
+``is_final``                 True on final notices
+``unsubscribe_link``         where to opt out of emails, or None (shown when given)
+``locale``                   the locale the filters format in (see below)
+
+Filters
+-------
+``{{ invoice.amount|money(invoice.currency) }}``  ->  ``฿1,234.50`` in Thai
+``{{ total|money }}``  (an entry of ``totals`` carries its own currency)
+``{{ deadline|date }}``  ->  ``15 March 2026`` / ``15 มีนาคม พ.ศ. 2569``
+``{{ deadline|date("full") }}``  (styles: "medium", "long" (default), "full")
+
+Filters format in the customer's locale when the template is in the customer's
+language (an ``en`` template for an ``en-GB`` customer formats in ``en-GB``), and
+in the template's locale otherwise, so an English fallback never shows a date
+in another language.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from dunning.core.formatting import DateStyle, format_day, format_money
+
+# The steps of the two default policies, and the receipt.
+DEFAULT_TEMPLATE_KEYS: tuple[str, ...] = (
+    "send_invoice.courtesy",  # before the due date
+    "send_invoice.overdue_1",
+    "send_invoice.overdue_2",
+    "send_invoice.final",
+    "charge.failed",  # a card payment was declined; update the card
+    "charge.reminder",  # while the retries continue
+    "charge.final",
+    "payment.received",
+)
+FINAL_TEMPLATE_KEYS = frozenset({"send_invoice.final", "charge.final"})
+FALLBACK_LOCALE = "en"
+_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+
+Tone = Literal["friendly", "firm", "final"]
+Part = Literal["subject", "text", "html"]
+PARTS: tuple[Part, ...] = ("subject", "text", "html")
+
+# Longest string or sequence a template may build with `*`, and the largest
+# exponent it may use with `**`: enough for any message, too small to exhaust
+# the worker's memory or CPU from an operator-edited template.
+_MAX_PRODUCT_LENGTH = 100_000
+_MAX_EXPONENT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    name: str
+    locale: str  # BCP 47, e.g. "th-TH"
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    """The sender, as the customer knows it."""
+
+    name: str
+    support_email: str
+    support_phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    """One invoice as a message shows it.  Amounts in minor units of `currency`."""
+
+    number: str
+    issued_on: date
+    due_on: date
+    amount: int
+    remaining: int
+    currency: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """What is still unpaid in one currency, in minor units."""
+
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """Everything a message template can show; see the module docstring for placeholders.
+
+    A case holds one currency, so `late_fee` is in the currency of the invoices.
+    """
+
+    customer: Customer
+    company: Company
+    invoices: tuple[InvoiceSummary, ...]
+    days_overdue: int
+    pay_link: str
+    tone: Tone
+    is_final: bool = False
+    deadline: date | None = None
+    late_fee: int | None = None
+    consequences: str | None = None
+    unsubscribe_link: str | None = None
+    totals: tuple[Total, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.invoices:
+            raise ValueError("a message is about at least one invoice")
+        if self.is_final and (self.deadline is None or not self.consequences):
+            raise ValueError("a final notice needs a deadline and the consequences")
+        sums: dict[str, int] = {}
+        for invoice in self.invoices:
+            sums[invoice.currency] = sums.get(invoice.currency, 0) + invoice.remaining
+        if self.late_fee is not None and len(sums) > 1:
+            raise ValueError("a late fee needs the invoices to share one currency")
+        totals = tuple(Total(amount, currency) for currency, amount in sums.items())
+        object.__setattr__(self, "totals", totals)
+
+    @property
+    def currency(self) -> str:
+        return self.invoices[0].currency
+
+    def variables(self) -> dict[str, Any]:
+        """The names a template sees (without `locale`, which `render` adds)."""
+        return {
+            "customer": self.customer,
+            "company": self.company,
+            "invoices": self.invoices,
+            "totals": self.totals,
+            "currency": self.currency,
+            "days_overdue": self.days_overdue,
+            "pay_link": self.pay_link,
+            "deadline": self.deadline,
+            "late_fee": self.late_fee,
+            "consequences": self.consequences,
+            "tone": self.tone,
+            "is_final": self.is_final,
+            "unsubscribe_link": self.unsubscribe_link,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    """The three sources of one message (Jinja2 syntax), for one key and locale."""
+
+    key: str  # e.g. "send_invoice.overdue_1"
+    locale: str  # the language the template is written in: "en", "th"
+    subject: str
+    text: str
+    html: str
+
+    def source(self, part: Part) -> str:
+        return {"subject": self.subject, "text": self.text, "html": self.html}[part]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str
+
+
+class RenderError(ValueError):
+    """A template that cannot render: bad syntax, an unknown name, or a sandbox refusal.
+
+    `kind` is "syntax", "undefined" or "security"; `part` names the part and
+    `line` the line in it, when Jinja knows it.
+    """
+
+    def __init__(self, *, part: Part, kind: str, detail: str, line: int | None = None) -> None:
+        where = f"{part} part" + (f", line {line}" if line else "")
+        super().__init__(f"{where}: {detail}")
+        self.part = part
+        self.kind = kind
+        self.detail = detail
+        self.line = line
+
+
+def render(template: MessageTemplate, context: MessageContext) -> RenderedMessage:
+    """Render the three parts of `template` for `context`, or raise RenderError."""
+    variables = context.variables()
+    variables["locale"] = formatting_locale(template.locale, context.customer.locale)
+    parts = {part: _render_part(template.source(part), part, variables) for part in PARTS}
+    return RenderedMessage(
+        subject=fold_subject(parts["subject"]),
+        text=parts["text"].strip() + "\n",
+        html=parts["html"].strip() + "\n",
+    )
+
+
+def formatting_locale(template_locale: str, customer_locale: str) -> str:
+    """The customer's locale if the template speaks their language, else the template's."""
+    if _language(template_locale) == _language(customer_locale):
+        return customer_locale
+    return template_locale
+
+
+def _language(tag: str) -> str:
+    return tag.replace("_", "-").split("-")[0].lower()
+
+
+def _render_part(source: str, part: Part, variables: dict[str, Any]) -> str:
+    try:
+        compiled = _compile(source, html=part == "html")
+        return compiled.render(variables)
+    except TemplateSyntaxError as error:
+        detail = error.message or "invalid syntax"
+        raise RenderError(part=part, kind="syntax", detail=detail, line=error.lineno) from None
+    except SecurityError as error:  # before UndefinedError: the sandbox's refusals
+        raise RenderError(part=part, kind="security", detail=str(error)) from None
+    except UndefinedError as error:
+        raise RenderError(part=part, kind="undefined", detail=str(error)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as error:
+        # A filter given the wrong kind of value, e.g. `{{ customer.name|money }}`.
+        raise RenderError(part=part, kind="runtime", detail=str(error)) from None
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, also refusing `*` and `**` results large enough to hurt."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
+                raise SecurityError(f"exponent above {_MAX_EXPONENT} refused")
+            return operator.pow(left, right)
+        if operator_name == "*":
+            for sized, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sized, str | list | tuple)
+                    and isinstance(count, int)
+                    and len(sized) * count > _MAX_PRODUCT_LENGTH
+                ):
+                    raise SecurityError("repetition too long refused")
+            return operator.mul(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+
+def _environment(*, autoescape: bool) -> _Sandbox:
+    environment = _Sandbox(
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    environment.filters["money"] = _money_filter
+    environment.filters["date"] = _date_filter
+    return environment
+
+
+@pass_context
+def _money_filter(context: Context, value: int | Total, currency: str | None = None) -> str:
+    if isinstance(value, Total):
+        currency = currency or value.currency
+        value = value.amount
+    if currency is None:
+        raise TypeError("money needs a currency: write amount|money(invoice.currency)")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"money formats an amount in minor units, not {type(value).__name__}")
+    return format_money(value, currency, locale=context["locale"])
+
+
+@pass_context
+def _date_filter(context: Context, value: date, style: DateStyle = "long") -> str:
+    if not isinstance(value, date):
+        raise TypeError(f"date formats a date, not {type(value).__name__}")
+    if style not in ("medium", "long", "full"):
+        raise ValueError(f"date style must be medium, long or full, not {style!r}")
+    return format_day(value, locale=context["locale"], style=style)
+
+
+_ENVIRONMENTS = {True: _environment(autoescape=True), False: _environment(autoescape=False)}
+
+
+@lru_cache(maxsize=1024)
+def _compile(source: str, *, html: bool) -> Any:
+    # Compiled templates are immutable and safe to share; the cache keeps a
+    # worker from recompiling the same few sources for every message.
+    return _ENVIRONMENTS[html].from_string(source)
+
+
+def fold_subject(text: str) -> str:
+    """One line, single spaces: a subject must never carry a newline into a header."""
+    return " ".join(text.split())
+
+
+class UnknownTemplate(LookupError):
+    """No default template has this key."""
+
+
+def default_template(key: str, locale: str) -> MessageTemplate:
+    """The packaged default template for `key` in `locale`.
+
+    'th-TH' falls back to 'th', and a locale with no templates to English, so
+    every customer gets a message in the closest language there is.
+    """
+    if not _KEY.match(key):
+        raise UnknownTemplate(f"not a template key: {key!r}")
+    for candidate in _locale_candidates(locale):
+        template = _load_default(key, candidate)
+        if template is not None:
+            return template
+    raise UnknownTemplate(
+        f"no default template {key!r}; the keys are {', '.join(DEFAULT_TEMPLATE_KEYS)}"
+    )
+
+
+def _locale_candidates(locale: str) -> list[str]:
+    tag = locale.replace("_", "-")
+    candidates = [tag, _language(tag), FALLBACK_LOCALE]
+    return list(dict.fromkeys(c for c in candidates if c))
+
+
+@cache
+def _load_default(key: str, locale: str) -> MessageTemplate | None:
+    folder = resources.files("dunning").joinpath("templates", "messages", locale)
+    sources = {}
+    for part, suffix in (("subject", ".subject.txt"), ("text", ".txt"), ("html", ".html")):
+        resource = folder.joinpath(key + suffix)
+        if not resource.is_file():
+            return None
+        sources[part] = resource.read_text(encoding="utf-8")
+    return MessageTemplate(key=key, locale=locale, **sources)
