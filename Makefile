@@ -22,11 +22,11 @@ demo: install
 	$(BIN)/dunning migrate --no-input --verbosity 0
 	$(BIN)/dunning demo --load --if-empty
 	$(BIN)/dunning demo --operator --url http://$(HOST):$(PORT)
-	$(BIN)/dunning serve --host $(HOST) --port $(PORT)
+	$(BIN)/dunning serve --host $(HOST) --port $(PORT) --with-worker
 
 serve: install
 	$(BIN)/dunning migrate --no-input --verbosity 0
-	$(BIN)/dunning serve --host $(HOST) --port $(PORT)
+	$(BIN)/dunning serve --host $(HOST) --port $(PORT) --with-worker
 
 test: install
 	$(BIN)/pytest

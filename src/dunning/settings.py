@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "ninja",
     "dunning.ledger",
     "dunning.engine",
+    "dunning.web",
     "dunning.api",
     "dunning.cli",
 ]

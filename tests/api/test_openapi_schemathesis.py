@@ -39,6 +39,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from dunning.wsgi import application
+from tests.case_factories import add_message, make_case
+from tests.conftest import NOW
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
 
@@ -77,7 +79,8 @@ def keep_test_connection() -> Iterator[None]:
 def seeded(make_invoice: Callable[..., Any]) -> None:
     """Rows for generated requests to find: schemathesis likes short ids such as "0" and 1."""
     make_invoice("0", customer="0", currency="THB", amount_due=10**12)
-    make_invoice("in_1", customer="cus_1")
+    case = make_case(make_invoice("in_1", customer="cus_1"))
+    add_message(case, NOW)
 
 
 @schema.parametrize()
@@ -119,6 +122,14 @@ def test_the_openapi_document_covers_every_endpoint() -> None:
         "/api/v1/payment-methods/{id}",
         "/api/v1/events",
         "/api/v1/events/{id}",
+        "/api/v1/cases",
+        "/api/v1/cases/{id}",
+        "/api/v1/cases/{id}/pause",
+        "/api/v1/cases/{id}/resume",
+        "/api/v1/messages",
+        "/api/v1/messages/{id}",
+        "/api/v1/policies",
+        "/api/v1/policies/{key}",
     }
     security = schema.raw_schema["components"]["securitySchemes"]
     assert [s["scheme"] for s in security.values()] == ["bearer"]

@@ -45,8 +45,16 @@ def test_it_counts_ages_from_the_current_time_unless_told(
     loaded: list[DemoData] = []
     monkeypatch.setattr("dunning.cli.management.commands.demo.load", loaded.append)
     monkeypatch.setattr("dunning.cli.management.commands.demo.timezone.now", lambda: NOW)
-    call_command("demo", "--load", "--seed", "3", stdout=StringIO())
-    call_command("demo", "--load", "--now", "2026-01-02T09:00:00+07:00", stdout=StringIO())
+    call_command("demo", "--load", "--seed", "3", "--play-days", "0", stdout=StringIO())
+    call_command(
+        "demo",
+        "--load",
+        "--now",
+        "2026-01-02T09:00:00+07:00",
+        "--play-days",
+        "0",
+        stdout=StringIO(),
+    )
     assert [(d.seed, d.now.isoformat()) for d in loaded] == [
         (3, "2026-03-16T03:00:00+00:00"),
         (2569, "2026-01-02T02:00:00+00:00"),

@@ -40,7 +40,17 @@ def output(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """What `dunning demo --load` printed; the data stays loaded for the module's tests."""
     out = StringIO()
     with django_db_blocker.unblock(), transaction.atomic():
-        call_command("demo", "--load", "--seed", str(SEED), "--now", NOW.isoformat(), stdout=out)
+        call_command(
+            "demo",
+            "--load",
+            "--seed",
+            str(SEED),
+            "--now",
+            NOW.isoformat(),
+            "--play-days",
+            "0",
+            stdout=out,
+        )
         yield out.getvalue()
         transaction.set_rollback(True)
 
@@ -154,12 +164,24 @@ def test_every_event_is_recorded_as_coming_from_the_demo(output: str, db: None) 
 def test_loading_again_is_refused_and_changes_nothing(output: str, db: None) -> None:
     before = Invoice.objects.count(), Event.objects.count()
     with pytest.raises(CommandError, match=r"already has 300 customer\(s\).*To start over"):
-        call_command("demo", "--load", "--seed", "8", "--now", NOW.isoformat(), stdout=StringIO())
+        call_command(
+            "demo",
+            "--load",
+            "--seed",
+            "8",
+            "--now",
+            NOW.isoformat(),
+            "--play-days",
+            "0",
+            stdout=StringIO(),
+        )
     assert (Invoice.objects.count(), Event.objects.count()) == before
 
 
 def test_if_empty_leaves_a_loaded_database_as_it_is(output: str, db: None) -> None:
     out = StringIO()
-    call_command("demo", "--load", "--if-empty", "--now", NOW.isoformat(), stdout=out)
+    call_command(
+        "demo", "--load", "--if-empty", "--now", NOW.isoformat(), "--play-days", "0", stdout=out
+    )
     assert out.getvalue().startswith("Demo not loaded: the database already has 300 customer(s)")
     assert Customer.objects.count() == 300

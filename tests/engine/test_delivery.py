@@ -9,8 +9,9 @@ import pytest
 
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
 from dunning.core.backoff import MAX_ATTEMPTS
+from dunning.engine import policies
 from dunning.engine.delivery import claim_due_messages, deliver_due
-from dunning.engine.models import Case, CaseEvent, Message, MessageStatus, PolicyVersion
+from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
 from tests.conftest import NOW
 from tests.smtp_server import SmtpServer
 
@@ -18,9 +19,7 @@ from tests.smtp_server import SmtpServer
 @pytest.fixture
 def case(make_invoice: Any) -> Case:
     invoice = make_invoice(amount_due=123450)
-    policy = PolicyVersion.objects.create(
-        key="send_invoice.default", version=1, name="Default", definition={}, created_at=NOW
-    )
+    policy = policies.ensure_default_policies(now=NOW)[0]
     return Case.objects.create(
         customer=invoice.customer,
         currency="THB",

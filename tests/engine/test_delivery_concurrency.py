@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 
 from dunning.channels.email.transport import SmtpConfig, SmtpTransport
+from dunning.engine import policies
 from dunning.engine.delivery import deliver_due
-from dunning.engine.models import Case, Message, PolicyVersion
+from dunning.engine.models import Case, Message
 from tests.conftest import NOW
 from tests.smtp_server import SmtpServer
 
@@ -20,9 +21,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 def test_four_workers_send_each_message_exactly_once(make_invoice, smtp_server: SmtpServer) -> None:
     invoice = make_invoice(amount_due=100000)
-    policy = PolicyVersion.objects.create(
-        key="p", version=1, name="p", definition={}, created_at=NOW
-    )
+    policy = policies.ensure_default_policies(now=NOW)[0]
     case = Case.objects.create(
         customer=invoice.customer,
         currency="THB",

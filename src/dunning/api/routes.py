@@ -9,10 +9,13 @@ from ninja import NinjaAPI
 from dunning import __version__
 from dunning.api import errors
 from dunning.api.auth import ApiKeyAuth
+from dunning.api.cases import router as cases_router
 from dunning.api.customers import router as customers
 from dunning.api.events import router as events
 from dunning.api.invoices import router as invoices
+from dunning.api.messages import router as messages_router
 from dunning.api.payments import attempts_router, methods_router, payments_router
+from dunning.api.policies import router as policies_router
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -88,3 +91,6 @@ api.add_router("/payments", payments_router)
 api.add_router("/payment-attempts", attempts_router)
 api.add_router("/payment-methods", methods_router)
 api.add_router("/events", events)
+api.add_router("/cases", cases_router)
+api.add_router("/messages", messages_router)
+api.add_router("/policies", policies_router)

@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Protocol
 
 from django.conf import settings
@@ -30,7 +31,7 @@ LEASE = timedelta(minutes=5)
 
 
 class EmailTransport(Protocol):
-    def send(self, message: object) -> str: ...
+    def send(self, message: EmailMessage) -> str: ...
 
     def close(self) -> None: ...
 

@@ -30,6 +30,7 @@ from dunning.ledger.models import (
     PaymentAttempt,
     PaymentMethod,
 )
+from dunning.ledger.signals import invoice_changed
 
 CUSTOMER_FIELDS = (
     "name",
@@ -301,6 +302,7 @@ def _update_invoice(
         record_event(
             type="invoice.paid", now=now, source=source, customer=customer, invoice=invoice
         )
+    invoice_changed.send(sender=Invoice, invoice=invoice, now=now, source=source)
     return invoice
 
 
@@ -393,6 +395,7 @@ def record_payment(
                 customer=target.customer,
                 invoice=target,
             )
+        invoice_changed.send(sender=Invoice, invoice=target, now=now, source=source)
         return payment
 
 
@@ -541,4 +544,5 @@ def change_invoice_status(
             invoice=target,
             data={"from": previous, "reason": reason},
         )
+        invoice_changed.send(sender=Invoice, invoice=target, now=now, source=source)
         return target

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from dunning.core import fields
 from dunning.core.money import to_decimal
 from dunning.demo.generate import DEFAULT_SEED, generate
 from dunning.demo.load import DatabaseNotEmpty, Summary, load, summarize
+from dunning.engine.delivery import email_transport
+from dunning.engine.playback import play
 from dunning.ledger.models import Customer
 
 
@@ -53,6 +56,14 @@ class Command(BaseCommand):
             help="where the demo will be served, for --operator's directions",
         )
         parser.add_argument(
+            "--play-days",
+            type=int,
+            default=28,
+            metavar="N",
+            help="after loading, run the engine over the last N days on a virtual clock, so "
+            "the message log has history (default 28; 0 to skip)",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="when the database already has customers, say so and succeed "
@@ -83,6 +94,25 @@ class Command(BaseCommand):
             f"in {elapsed:.1f} s."
         )
         self.stdout.write(render(summarize(now=now)))
+        days = options["play_days"]
+        if days:
+            started = time.monotonic()
+            transport = email_transport()
+            try:
+                report = play(
+                    start=now - timedelta(days=days),
+                    end=now,
+                    step=timedelta(hours=6),
+                    transport=transport,
+                    rng=random.Random(options["seed"]),
+                )
+            finally:
+                transport.close()
+            self.stdout.write(
+                f"Ran the engine over the last {days} days ({report.passes} passes, "
+                f"{time.monotonic() - started:.1f} s): {report.messages} messages written, "
+                f"{report.sent} sent."
+            )
 
     def _now(self, text: str | None) -> datetime:
         if text is None:

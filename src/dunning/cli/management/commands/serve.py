@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -18,8 +20,21 @@ class Command(BaseCommand):
             default=int(os.environ.get("DUNNING_WEB_WORKERS", "0")) or None,
             help="worker processes (default: 2 x cores + 1, at most 8)",
         )
+        parser.add_argument(
+            "--with-worker",
+            action="store_true",
+            help="also run one engine worker (`dunning worker`) while serving",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, workers: int | None, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        workers: int | None,
+        with_worker: bool,
+        **options: Any,
+    ) -> None:
         from gunicorn.app.base import BaseApplication
 
         from dunning.wsgi import application
@@ -43,5 +58,15 @@ class Command(BaseCommand):
             def load(self) -> Any:
                 return application
 
+        engine = None
+        if with_worker:
+            # One engine worker beside the web server (the demo; SQLite runs one worker).
+            engine = subprocess.Popen([sys.executable, "-m", "dunning", "worker"])
+            self.stdout.write(f"engine worker running (pid {engine.pid})")
         self.stdout.write(f"dunning serving on http://{host}:{port}/ ({count} workers)")
-        Server().run()
+        try:
+            Server().run()
+        finally:
+            if engine is not None:
+                engine.terminate()  # SIGTERM: it finishes its batch and exits
+                engine.wait(timeout=30)

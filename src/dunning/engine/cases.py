@@ -1,0 +1,216 @@
+"""Opening, extending and recovering cases from the ledger's facts.
+
+`sync_cases` finds invoices that need dunning and are in no case yet, and
+groups them by customer and currency (account-level dunning: one case, one
+message listing every invoice).  `on_invoice_changed` reacts to money
+arriving: a partial payment reduces the case, a full one recovers it, cancels
+what was waiting to go out and thanks the customer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, Min, OuterRef, Q, Sum
+
+from dunning.core import cases as core_cases
+from dunning.core.cases import CaseFacts, CaseState, OpenReason
+from dunning.core.policy import choose_policy
+from dunning.engine import policies
+from dunning.engine.models import OPEN_STATES, Case, CaseEvent, CaseInvoice, Message, MessageStatus
+from dunning.engine.writer import write_thank_you
+from dunning.ledger.models import (
+    AttemptOutcome,
+    CollectionMethod,
+    Invoice,
+    InvoiceStatus,
+    PaymentAttempt,
+)
+
+# A send_invoice case opens this long before the due date, so the policy's
+# courtesy reminder (3 days before, in the default policy) can go out.
+COURTESY_LEAD = timedelta(days=3)
+OWING = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+
+
+def record_case_event(
+    case: Case, *, type: str, reason: str, now: datetime, frm: str = "", to: str = "", **data: Any
+) -> CaseEvent:
+    return CaseEvent.objects.create(
+        case=case, type=type, reason=reason, from_state=frm, to_state=to, data=data, occurred_at=now
+    )
+
+
+def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
+    """Open invoices with money owed, in no case yet: send_invoice ones from shortly before
+    their due date, charge_automatically ones once a charge has failed (uses invoice_open_due_idx).
+    """
+    failed = PaymentAttempt.objects.filter(invoice=OuterRef("pk"), outcome=AttemptOutcome.FAILED)
+    in_case = CaseInvoice.objects.filter(invoice=OuterRef("pk"))
+    return list(
+        Invoice.objects.filter(status=InvoiceStatus.OPEN, amount_remaining__gt=0)
+        .filter(
+            Q(collection_method=CollectionMethod.SEND_INVOICE, due_at__lte=now + COURTESY_LEAD)
+            | Q(
+                Exists(failed),
+                collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+                due_at__lte=now + COURTESY_LEAD,
+            )
+        )
+        .exclude(Exists(in_case))
+        .select_related("customer")
+        .order_by("due_at", "id")[:limit]
+    )
+
+
+def sync_cases(*, now: datetime, limit: int = 500) -> int:
+    """Put every invoice that needs dunning into its customer's case; returns how many."""
+    invoices = invoices_needing_a_case(now=now, limit=limit)
+    groups: dict[tuple[int, str], list[Invoice]] = defaultdict(list)
+    for invoice in invoices:
+        groups[(invoice.customer_id, invoice.currency)].append(invoice)
+    for group in groups.values():
+        with transaction.atomic():
+            _add_to_case(group, now=now)
+    return len(invoices)
+
+
+def _add_to_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
+    first = invoices[0]
+    case = (
+        Case.objects.select_for_update()
+        .filter(customer_id=first.customer_id, currency=first.currency, state__in=OPEN_STATES)
+        .first()
+    )
+    if case is None:
+        case = _open_case(invoices, now=now)
+        if case is None:
+            return None
+    CaseInvoice.objects.bulk_create(
+        [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices],
+        ignore_conflicts=True,
+    )
+    refresh_amounts(case, now=now)
+    if case.state == CaseState.ACTIVE:
+        # Decide again now: the next message lists the new invoices too.
+        Case.objects.filter(pk=case.pk).update(next_action_at=now)
+    return case
+
+
+def _open_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
+    first = invoices[0]
+    customer = first.customer
+    method = first.collection_method
+    failed_at = (
+        PaymentAttempt.objects.filter(invoice__in=invoices, outcome=AttemptOutcome.FAILED)
+        .aggregate(first=Min("attempted_at"))
+        .get("first")
+    )
+    facts = CaseFacts(
+        case_id="new",
+        state=CaseState.ACTIVE,
+        collection_method=method,
+        currency=first.currency,
+        amount_due=sum(invoice.amount_remaining for invoice in invoices),
+        country=customer.country,
+        is_business=customer.is_business,
+        due_at=min(invoice.due_at for invoice in invoices),
+        failed_at=failed_at,
+    )
+    active = policies.active_policies()
+    chosen = choose_policy([policy for _, policy in active], facts)
+    if chosen is None:
+        return None
+    version = next(record for record, policy in active if policy is chosen)
+    reason = (
+        OpenReason.PAYMENT_FAILED
+        if failed_at
+        else (
+            OpenReason.INVOICE_OVERDUE
+            if facts.due_at and facts.due_at <= now
+            else OpenReason.INVOICE_DUE_SOON
+        )
+    )
+    transition = core_cases.open_case(reason=reason)
+    case = Case.objects.create(
+        customer=customer,
+        currency=first.currency,
+        state=transition.state,
+        collection_method=method,
+        policy=version,
+        amount_due=facts.amount_due,
+        due_at=facts.due_at,
+        failed_at=failed_at,
+        opened_at=now,
+        next_action_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    record_case_event(
+        case,
+        type=transition.event.type,
+        reason=transition.event.reason,
+        now=now,
+        to=transition.state,
+        policy=f"{version.key} v{version.version}",
+    )
+    return case
+
+
+def refresh_amounts(case: Case, *, now: datetime) -> int:
+    """Recompute what the case's invoices still owe; returns it."""
+    owed = case.invoices.filter(status__in=OWING).aggregate(
+        owed=Sum("amount_remaining"), due=Min("due_at")
+    )
+    amount = owed["owed"] or 0
+    Case.objects.filter(pk=case.pk).update(
+        amount_due=amount, due_at=owed["due"] or case.due_at, updated_at=now
+    )
+    case.amount_due = amount
+    return amount
+
+
+def on_invoice_changed(*, invoice: Invoice, now: datetime, source: str, **_: Any) -> None:
+    """Money arrived or an invoice changed: reduce, recover or leave the invoice's open case."""
+    for case in Case.objects.select_for_update().filter(
+        state__in=[*OPEN_STATES, CaseState.EXHAUSTED], invoices=invoice
+    ):
+        before = case.amount_due
+        owed = refresh_amounts(case, now=now)
+        if owed == before:
+            continue
+        transition = core_cases.apply_payment(
+            CaseState(case.state), remaining=owed, reason=f"{source}: invoice {invoice.number}"
+        )
+        record_case_event(
+            case,
+            type=transition.event.type,
+            reason=transition.event.reason,
+            now=now,
+            frm=case.state,
+            to=transition.state,
+            amount_due=owed,
+        )
+        if transition.state == CaseState.RECOVERED:
+            _recover(case, now=now)
+
+
+def _recover(case: Case, *, now: datetime) -> None:
+    canceled = Message.objects.filter(case=case, status=MessageStatus.SCHEDULED).update(
+        status=MessageStatus.CANCELED, updated_at=now
+    )
+    Case.objects.filter(pk=case.pk).update(
+        state=CaseState.RECOVERED, closed_at=now, next_action_at=now, updated_at=now
+    )
+    case.state = CaseState.RECOVERED
+    if canceled:
+        record_case_event(
+            case,
+            type="messages.canceled",
+            reason=f"{canceled} unsent message(s): paid",
+            now=now,
+        )
+    write_thank_you(case, now=now)

@@ -1,0 +1,1 @@
+"""The public pages a customer reaches from a message: pay and unsubscribe."""

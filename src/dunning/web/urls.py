@@ -1,0 +1,10 @@
+from django.urls import path
+
+from dunning.web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("pay/<str:token>", views.pay_page, name="pay"),
+    path("u/<str:token>", views.unsubscribe, name="unsubscribe"),
+]

@@ -1,0 +1,179 @@
+"""The pages a customer opens from a message: the pay page and the unsubscribe page.
+
+Both are reached by a signed token in the URL (`dunning.engine.links`), with no
+login.  The unsubscribe URL follows RFC 8058: a POST (the mail client's
+`List-Unsubscribe=One-Click`, or the page's button) opts out at once and answers
+200, never a redirect, with no cookie or CSRF token asked for; a GET only shows
+the page with the button, because link scanners fetch every URL in a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from babel.core import UnknownLocaleError
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_safe
+
+from dunning.core.cases import CaseState
+from dunning.core.contacts import Channel
+from dunning.core.formatting import format_day, format_money
+from dunning.engine import links
+from dunning.engine.models import Case
+from dunning.ledger.models import Customer
+from dunning.web.models import ContactOptOut, OptOutSource
+
+SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
+
+CHANNEL_NAMES = {
+    "en": {
+        Channel.EMAIL: "email",
+        Channel.SMS: "text message (SMS)",
+        Channel.LINE: "LINE",
+        Channel.LETTER: "letter",
+        Channel.CALL: "phone call",
+    },
+    "th": {
+        Channel.EMAIL: "อีเมล",
+        Channel.SMS: "ข้อความ SMS",
+        Channel.LINE: "LINE",
+        Channel.LETTER: "จดหมาย",
+        Channel.CALL: "โทรศัพท์",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    number: str
+    due: str
+    remaining: str
+
+
+def language_of(locale: str) -> str:
+    """'th' for a Thai locale (th, th-TH), else 'en': the languages the pages are written in."""
+    return "th" if locale.lower().startswith("th") else "en"
+
+
+@require_safe
+def pay_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        target = links.read_pay_token(token)
+    except links.BadLink:
+        return not_found(request)
+    case = (
+        Case.objects.select_related("customer")
+        .filter(pk=target.case_id, customer_id=target.customer_id)
+        .first()
+    )
+    if case is None:
+        return not_found(request)
+    customer = case.customer
+    language = language_of(customer.locale)
+    locale = _usable_locale(customer.locale, language)
+    invoices = [
+        InvoiceLine(
+            number=link.invoice.number,
+            due=format_day(link.invoice.due_at, locale=locale, style="medium"),
+            remaining=format_money(link.invoice.amount_remaining, case.currency, locale=locale),
+        )
+        for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
+    ]
+    context = {
+        "customer_name": customer.name,
+        "invoices": invoices,
+        "total": format_money(case.amount_due, case.currency, locale=locale),
+        "settled": case.state in SETTLED or case.amount_due == 0,
+    }
+    return _page(request, f"web/pay_{language}.html", context, language=language)
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        target = links.read_unsubscribe_token(token)
+    except links.BadLink:
+        return not_found(request)
+    customer = Customer.objects.filter(pk=target.customer_id).first()
+    if customer is None:
+        return not_found(request)
+    language = language_of(customer.locale)
+    context: dict[str, object] = {
+        "customer_name": customer.name,
+        "channel": CHANNEL_NAMES[language][target.channel],
+    }
+    if request.method == "POST":
+        one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+        record_opt_out(
+            customer,
+            target.channel,
+            now=timezone.now(),
+            source=OptOutSource.ONE_CLICK if one_click else OptOutSource.PAGE,
+        )
+        return _page(request, f"web/unsubscribed_{language}.html", context, language=language)
+    context["already"] = ContactOptOut.objects.filter(
+        customer=customer, channel=target.channel
+    ).exists()
+    return _page(request, f"web/unsubscribe_{language}.html", context, language=language)
+
+
+def record_opt_out(
+    customer: Customer, channel: Channel, *, now: datetime, source: str
+) -> ContactOptOut:
+    """Opt the customer out of the channel; a repeat keeps the first record."""
+    try:
+        with transaction.atomic():
+            opt_out, _ = ContactOptOut.objects.get_or_create(
+                customer=customer,
+                channel=channel.value,
+                defaults={"created_at": now, "source": source},
+            )
+    except IntegrityError:
+        # Two clicks at once: the other request's row won the unique constraint.
+        opt_out = ContactOptOut.objects.get(customer=customer, channel=channel.value)
+    return opt_out
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """A token that is not ours, or names what no longer exists: one page, in both languages."""
+    return _page(request, "web/not_found.html", {}, language="en", status=404)
+
+
+def _usable_locale(locale: str, language: str) -> str:
+    try:
+        format_money(0, "USD", locale=locale)
+    except (UnknownLocaleError, ValueError):
+        return language
+    return locale
+
+
+def _page(
+    request: HttpRequest,
+    template: str,
+    context: Mapping[str, object],
+    *,
+    language: str,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        **context,
+        "language": language,
+        "company": settings.DUNNING_COMPANY_NAME,
+        "support_email": settings.DUNNING_SUPPORT_EMAIL,
+        "support_phone": settings.DUNNING_SUPPORT_PHONE,
+    }
+    response = render(request, template, context, status=status)
+    # The token in the URL is the customer's key to the page: keep it out of
+    # caches, search engines and the Referer header of any link followed.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response

@@ -1,0 +1,184 @@
+"""The engine end to end: ledger facts in, cases decided, messages in the outbox, payment out."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from dunning.channels.email.transport import SmtpConfig, SmtpTransport
+from dunning.engine import policies
+from dunning.engine.cases import sync_cases
+from dunning.engine.decisions import decide_due_cases
+from dunning.engine.delivery import deliver_due
+from dunning.engine.models import Case, CaseEvent, Message
+from dunning.ledger import services
+from tests.smtp_server import SmtpServer
+
+DUE = datetime(2026, 3, 15, tzinfo=UTC)
+
+
+def run(now: datetime) -> None:
+    policies.ensure_default_policies(now=now)
+    sync_cases(now=now)
+    decide_due_cases(now=now)
+
+
+@pytest.fixture
+def overdue(make_invoice: Any) -> Any:
+    make_invoice("in_1", amount_due=123450, due_at=DUE, number="INV-1001")
+    return make_invoice("in_2", amount_due=50000, due_at=DUE + timedelta(days=2), number="INV-1002")
+
+
+def test_two_overdue_invoices_make_one_case_and_one_message_listing_both(overdue: Any) -> None:
+    # Monday 16 March 2026, 10:00 in Bangkok: inside the Thai weekday window.
+    now = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+
+    run(now)
+
+    case = Case.objects.get()
+    assert (case.state, case.currency, case.amount_due) == ("active", "THB", 173450)
+    [message] = Message.objects.filter(case=case)
+    assert message.status == "scheduled" and message.to == "somchai@example.co.th"
+    assert "INV-1001" in message.body_text and "INV-1002" in message.body_text
+    assert "฿1,234.50" in message.body_text and "พ.ศ. 2569" in message.body_text
+    assert case.next_action_at is not None and case.next_action_at > now
+
+
+def test_a_pass_at_night_in_bangkok_defers_the_reminder_to_eight_in_the_morning(
+    overdue: Any,
+) -> None:
+    night = datetime(2026, 3, 17, 15, 0, tzinfo=UTC)  # 22:00 Tuesday in Bangkok
+
+    run(night)
+
+    case = Case.objects.get()
+    assert Message.objects.count() == 0
+    assert case.next_action_at == datetime(2026, 3, 18, 1, 0, tzinfo=UTC)  # 08:00 local
+    assert CaseEvent.objects.filter(case=case, type="message.deferred").exists()
+
+
+def test_a_payment_recovers_the_case_cancels_what_waits_and_thanks_the_customer(
+    overdue: Any, now: datetime
+) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+    for external_id, amount in (("in_1", 123450), ("in_2", 50000)):
+        services.record_payment(
+            invoice=external_id,
+            amount=amount,
+            currency="THB",
+            received_at=when,
+            method="bank_transfer",
+            now=when,
+            source="test",
+        )
+
+    case = Case.objects.get()
+    assert case.state == "recovered"
+    statuses = dict(Message.objects.values_list("step", "status"))
+    assert statuses["payment_received"] == "scheduled"
+    assert all(
+        status == "canceled" for step, status in statuses.items() if step != "payment_received"
+    )
+    assert CaseEvent.objects.filter(case=case, type="recovered").exists()
+
+
+def test_a_partial_payment_reduces_the_case_and_dunning_goes_on(overdue: Any) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+
+    services.record_payment(
+        invoice="in_1",
+        amount=23450,
+        currency="THB",
+        received_at=when,
+        method="bank_transfer",
+        now=when,
+        source="test",
+    )
+
+    case = Case.objects.get()
+    assert (case.state, case.amount_due) == ("active", 150000)
+
+
+def test_the_whole_policy_runs_to_its_final_action_over_weeks(overdue: Any) -> None:
+    now = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    for _ in range(40):
+        run(now)
+        case = Case.objects.get()
+        if case.next_action_at is None:
+            break
+        now = max(case.next_action_at, now + timedelta(hours=1))
+
+    case = Case.objects.get()
+    steps = list(Message.objects.filter(case=case).order_by("id").values_list("step", flat=True))
+    assert case.state == "exhausted"
+    assert steps[-1].endswith("final") or "final" in steps[-1]
+    assert len(steps) == len(set(steps))
+
+
+def test_worker_once_delivers_to_the_smtp_server(
+    overdue: Any, smtp_server: SmtpServer, settings: Any
+) -> None:
+    settings.DUNNING_SMTP_URL = smtp_server.url
+
+    call_command("worker", "--once", "--now", "2026-03-18T10:00:00+07:00")
+
+    [received] = smtp_server.mailbox.received
+    assert (
+        "INV-1001" in received["Subject"]
+        or "INV-1001" in received.get_body(("plain",)).get_content()
+    )
+    assert Message.objects.get().status == "sent"
+
+
+def test_without_smtp_the_worker_writes_eml_files(
+    overdue: Any, settings: Any, tmp_path: Path
+) -> None:
+    settings.DUNNING_SMTP_URL = ""
+    settings.DUNNING_OUTBOX_DIR = tmp_path
+
+    call_command("worker", "--once", "--now", "2026-03-18T10:00:00+07:00")
+
+    assert len(list(tmp_path.glob("*.eml"))) == 1
+    assert Message.objects.get().status == "sent"
+
+
+def test_delivery_after_decision_sends_each_message_once(
+    overdue: Any, smtp_server: SmtpServer
+) -> None:
+    now = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(now)
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+
+    deliver_due(now=now, transport=transport, rng=random.Random(0))
+    run(now)
+    deliver_due(now=now, transport=transport, rng=random.Random(0))
+
+    assert len(smtp_server.mailbox.received) == 1
+
+
+def test_playing_the_engine_over_two_weeks_leaves_a_realistic_message_history(
+    overdue: Any, tmp_path: Path
+) -> None:
+    from dunning.channels.email.transport import FileTransport
+    from dunning.engine.playback import play
+
+    report = play(
+        start=DUE - timedelta(days=4),
+        end=DUE + timedelta(days=14),
+        step=timedelta(hours=6),
+        transport=FileTransport(tmp_path),
+        rng=random.Random(0),
+    )
+
+    steps = list(Message.objects.order_by("sent_at").values_list("step", "sent_at"))
+    assert report.sent == len(steps) == len(list(tmp_path.glob("*.eml")))
+    assert [step for step, _ in steps][:2] == ["courtesy", "overdue_1"]
+    assert all(a < b for (_, a), (_, b) in itertools.pairwise(steps))

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from dunning.core.formatting import format_money
+from dunning.engine import links
+from dunning.engine.models import Case
+from tests.case_factories import make_case
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+def page_of(client: Client, url: str) -> tuple[int, str]:
+    response = client.get(url.removeprefix("https://pay.example.com"))
+    return response.status_code, response.content.decode()
+
+
+@pytest.fixture
+def thai_case(make_customer: Callable[..., Any], make_invoice: Callable[..., Any]) -> Case:
+    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
+    return make_case(
+        make_invoice("in_1", customer="cus_th", number="INV-001", amount_due=123450),
+        make_invoice(
+            "in_2",
+            customer="cus_th",
+            number="INV-002",
+            amount_due=50000,
+            due_at=datetime(2026, 3, 10, tzinfo=UTC),
+        ),
+    )
+
+
+@pytest.fixture
+def english_case(make_customer: Callable[..., Any], make_invoice: Callable[..., Any]) -> Case:
+    make_customer("cus_en", name="Jane Doe", locale="en-US", country="US")
+    return make_case(
+        make_invoice("in_3", customer="cus_en", number="A-17", currency="USD", amount_due=4999)
+    )
+
+
+def test_the_pay_link_is_a_signed_url_under_the_public_address(english_case: Case) -> None:
+    url = links.pay_link(english_case.customer, english_case)
+
+    assert url.startswith("https://pay.example.com/pay/")
+    target = links.read_pay_token(url.rsplit("/", 1)[1])
+    assert (target.customer_id, target.case_id) == (english_case.customer_id, english_case.pk)
+
+
+def test_a_pay_link_is_only_made_for_the_case_s_own_customer(
+    english_case: Case, thai_case: Case
+) -> None:
+    with pytest.raises(ValueError, match="is not customer"):
+        links.pay_link(thai_case.customer, english_case)
+
+
+def test_the_page_shows_the_customer_their_invoices_and_total_in_english(
+    client: Client, english_case: Case
+) -> None:
+    status, html = page_of(client, links.pay_link(english_case.customer, english_case))
+
+    assert status == 200
+    assert '<html lang="en">' in html
+    assert "Dear Jane Doe," in html
+    assert "A-17" in html
+    assert format_money(4999, "USD", locale="en-US") in html  # $49.99
+    assert "$49.99" in html
+    assert "Mar 15, 2026" in html
+    assert "Online payment on this page is coming soon" in html
+    assert "help@example.com" in html and "+66 2 123 4567" in html
+    assert 'href="tel:+6621234567"' in html
+
+
+def test_a_thai_customer_reads_the_page_in_thai(client: Client, thai_case: Case) -> None:
+    status, html = page_of(client, links.pay_link(thai_case.customer, thai_case))
+
+    assert status == 200
+    assert '<html lang="th">' in html
+    assert "เรียน สมชาย ใจดี" in html
+    assert "การชำระเงินออนไลน์ผ่านหน้านี้จะเปิดให้บริการเร็ว ๆ นี้" in html
+    assert "฿1,234.50" in html and "฿500.00" in html
+    assert format_money(173450, "THB", locale="th-TH") in html  # the total
+    assert "ยอดรวมที่ต้องชำระ" in html
+    assert "2569" in html  # dates in the Buddhist era
+    # Earliest due first.
+    assert html.index("INV-002") < html.index("INV-001")
+    assert "help@example.com" in html
+
+
+def test_a_settled_case_says_nothing_is_owed(
+    client: Client, make_invoice: Callable[..., Any], make_customer: Callable[..., Any]
+) -> None:
+    make_customer("cus_en", name="Jane Doe", locale="en")
+    case = make_case(make_invoice("in_9", customer="cus_en"), state="recovered")
+
+    status, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert status == 200
+    assert "Nothing is owed on these invoices any more" in html
+    assert "coming soon" not in html
+
+
+def test_the_customer_s_name_is_escaped(
+    client: Client, make_customer: Callable[..., Any], make_invoice: Callable[..., Any]
+) -> None:
+    make_customer("cus_x", name="<script>alert(1)</script>", locale="en")
+    case = make_case(make_invoice("in_x", customer="cus_x"))
+
+    _, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_the_page_is_kept_out_of_caches_and_referrers(client: Client, english_case: Case) -> None:
+    url = links.pay_link(english_case.customer, english_case)
+    response = client.get(url.removeprefix("https://pay.example.com"))
+
+    assert response["Cache-Control"] == "no-store"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "noindex" in response["X-Robots-Tag"]
+
+
+def test_a_forged_or_foreign_token_is_a_not_found_page(
+    client: Client, english_case: Case, thai_case: Case
+) -> None:
+    token = links.pay_token(english_case.customer_id, english_case.pk)
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    someone_elses = links.pay_token(thai_case.customer_id, english_case.pk)
+    unsubscribe = links.unsubscribe_token(english_case.customer_id, "email")
+
+    for bad in (forged, someone_elses, unsubscribe, "nonsense", "x" * 600):
+        status, html = page_of(client, f"/pay/{bad}")
+        assert status == 404, bad
+        assert "This link is not valid" in html and "ลิงก์นี้ไม่ถูกต้อง" in html
+        assert "Jane Doe" not in html
+
+
+def test_a_link_to_a_case_that_no_longer_exists_is_not_found(
+    client: Client, english_case: Case
+) -> None:
+    status, _ = page_of(client, f"/pay/{links.pay_token(english_case.customer_id, 10**9)}")
+
+    assert status == 404
+
+
+def test_the_pay_page_only_answers_get(client: Client, english_case: Case) -> None:
+    url = links.pay_link(english_case.customer, english_case).removeprefix(
+        "https://pay.example.com"
+    )
+
+    assert Client().post(url).status_code == 405  # without the CSRF check in the way
+    assert client.head(url).status_code == 200
