@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+import fontpkg_sarabun
 from django.core.exceptions import ImproperlyConfigured
 
 DATA_DIR = Path(os.environ.get("DUNNING_DATA_DIR") or Path.cwd())
@@ -136,6 +137,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Sarabun (OFL) from its PyPI package: customer pages show Thai the same on
+# every machine instead of depending on the fonts a server or browser has.
+STATICFILES_DIRS = [("fonts", fontpkg_sarabun.ROOT / "files")]
 # Static files are served from the app's packages (admin, API docs) without a
 # collectstatic step, so `dunning serve` works straight after install.
 WHITENOISE_USE_FINDERS = True
