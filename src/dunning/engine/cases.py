@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, Min, OuterRef, Q, Sum
 
 from dunning.core import cases as core_cases
@@ -73,8 +73,14 @@ def sync_cases(*, now: datetime, limit: int = 500) -> int:
     for invoice in invoices:
         groups[(invoice.customer_id, invoice.currency)].append(invoice)
     for group in groups.values():
-        with transaction.atomic():
-            _add_to_case(group, now=now)
+        try:
+            with transaction.atomic():
+                _add_to_case(group, now=now)
+        except IntegrityError:
+            # Another worker opened this customer's case between our look and our
+            # insert (case_one_open_per_customer_currency): add to its case instead.
+            with transaction.atomic():
+                _add_to_case(group, now=now)
     return len(invoices)
 
 
