@@ -39,6 +39,8 @@ lint: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
