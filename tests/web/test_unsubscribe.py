@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from dunning.engine import links
+from dunning.engine.models import ContactOptOut
 from dunning.ledger.models import Customer
-from dunning.web.models import ContactOptOut
 from tests.conftest import NOW
 
 ONE_CLICK = "List-Unsubscribe=One-Click"

@@ -22,7 +22,7 @@ from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.engine import policies
 from dunning.engine.cases import record_case_event
-from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
+from dunning.engine.models import Case, CaseEvent, ContactOptOut, Message, MessageStatus
 from dunning.engine.writer import consequences_of, write_message
 from dunning.ledger.services import record_event
 
@@ -72,8 +72,6 @@ def _debtor(case: Case) -> Debtor:
 
 
 def _opted_out(customer_id: int) -> frozenset[Channel]:
-    from dunning.web.models import ContactOptOut  # the unsubscribe page records them
-
     return frozenset(
         Channel(channel)
         for channel in ContactOptOut.objects.filter(customer_id=customer_id).values_list(

@@ -26,9 +26,8 @@ from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.formatting import format_day, format_money
 from dunning.engine import links
-from dunning.engine.models import Case
+from dunning.engine.models import Case, ContactOptOut, OptOutSource
 from dunning.ledger.models import Customer
-from dunning.web.models import ContactOptOut, OptOutSource
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 
