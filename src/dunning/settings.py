@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "ninja",
     "dunning.ledger",
     "dunning.engine",
+    "dunning.gateways",
     "dunning.web",
     "dunning.api",
     "dunning.cli",
@@ -158,6 +159,20 @@ DUNNING_COMPANY_NAME = os.environ.get("DUNNING_COMPANY_NAME", "Example Co., Ltd.
 DUNNING_SUPPORT_EMAIL = os.environ.get("DUNNING_SUPPORT_EMAIL", "support@example.com")
 DUNNING_SUPPORT_PHONE = os.environ.get("DUNNING_SUPPORT_PHONE", "+66 2 123 4567")
 DUNNING_PUBLIC_URL = os.environ.get("DUNNING_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Payment gateways.  DUNNING_GATEWAY names the adapter that charges saved
+# payment methods: "stripe", "manual" (no charges) or "simulated" (tests and
+# the simulator).  The Stripe API base is overridable so tests can point the
+# official library at a loopback server.  Webhook secrets are comma-separated
+# so a rolled secret keeps working while Stripe still signs with the old one.
+DUNNING_GATEWAY = os.environ.get("DUNNING_GATEWAY", "manual")
+DUNNING_STRIPE_API_KEY = os.environ.get("DUNNING_STRIPE_API_KEY", "")
+DUNNING_STRIPE_API_BASE = os.environ.get("DUNNING_STRIPE_API_BASE", "https://api.stripe.com")
+DUNNING_STRIPE_WEBHOOK_SECRET = [
+    secret.strip()
+    for secret in os.environ.get("DUNNING_STRIPE_WEBHOOK_SECRET", "").split(",")
+    if secret.strip()
+]
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 500

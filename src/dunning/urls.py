@@ -12,5 +12,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("webhooks/", include("dunning.gateways.urls")),
     path("", include("dunning.web.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Payment gateways: the charge contract, its adapters, and the Stripe webhook edge."""
