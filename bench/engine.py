@@ -25,7 +25,9 @@ What it does, in one run:
    by psycopg in batches of the same size with `FOR UPDATE SKIP LOCKED`, each
    batch one data-modifying CTE that moves the rows' next_action_at and
    inserts one row per case into a copy of engine_message (one transaction
-   per batch, as in shared/reference/stack.md 5c).  A CHECKPOINT precedes
+   per batch, as in shared/reference/stack.md 5c).  The inserted rows carry
+   the subject and bodies of a message the figure rendered, so both sides
+   store the same bytes.  A CHECKPOINT precedes
    each timed step.
 6. With --closed M > 0 (default 1,000,000; 0 skips it): empties the tables,
    writes M closed (recovered) cases with their customer, paid invoice, link,
@@ -383,16 +385,37 @@ WITH claimed AS (
 INSERT INTO bench_base_message (case_id, customer_id, channel, "to", locale, subject, body_text,
     body_html, headers, step, template, variant, status, send_after, attempts, last_error,
     idempotency_key, provider_id, created_at, updated_at)
-SELECT id, customer_id, 'email', 'customer@example.co.th', 'th', 'subject', 'text', 'html',
-    '{}', 'overdue_1', 'send_invoice.overdue_1', '', 'scheduled', %(now)s, 0, '',
+SELECT id, customer_id, 'email', 'customer@example.co.th', 'th', %(subject)s, %(text)s, %(html)s,
+    %(headers)s, 'overdue_1', 'send_invoice.overdue_1', '', 'scheduled', %(now)s, 0, '',
     'case' || id || ':overdue_1:email', '', %(now)s, %(now)s
 FROM moved
 """
 
 
 def run_baseline(url: str, *, batch: int) -> tuple[int, float]:
-    """Claim every due copy row, `batch` at a time, one transaction per batch."""
-    params = {"now": NOW, "next": NOW + timedelta(days=7), "limit": batch}
+    """Claim every due copy row, `batch` at a time, one transaction per batch.
+
+    Each inserted row carries the subject, bodies and headers of a message the
+    figure's worker rendered, so both sides store the same bytes: what the
+    baseline leaves out is the deciding and the rendering, not the storage.
+    """
+    with psycopg.connect(url) as conn:
+        sample = conn.execute(
+            "SELECT subject, body_text, body_html, headers::text FROM engine_message"
+            " ORDER BY id LIMIT 1"
+        ).fetchone()
+    if sample is None:
+        raise SystemExit("baseline needs a message rendered by the figure's run")
+    subject, text, html, headers = sample
+    params = {
+        "now": NOW,
+        "next": NOW + timedelta(days=7),
+        "limit": batch,
+        "subject": subject,
+        "text": text,
+        "html": html,
+        "headers": headers,
+    }
     claimed = 0
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()

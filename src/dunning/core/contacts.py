@@ -14,6 +14,12 @@ from enum import StrEnum
 from typing import Protocol
 
 
+# The longest span, in local days, that any contact rule may count contacts
+# over (the US 7-in-7 call cap, a conversation's 7-day wait, with room for a
+# tenant's stricter override).  Callers need pass no older history than this.
+CONTACT_LOOKBACK_DAYS = 14
+
+
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from babel import Locale
@@ -37,6 +37,9 @@ def locale_for(tag: str) -> Locale:
     return Locale.parse(tag.replace("-", "_"))
 
 
+# Amounts and dates repeat (one price per plan, one due date per billing run),
+# and Babel is most of a message's render time: remember recent answers.
+@lru_cache(maxsize=8192)
 def format_money(minor: int, currency: str, *, locale: str) -> str:
     """123450 THB in th-TH -> '฿1,234.50'; 4980 JPY in ja-JP -> '￥4,980'; KWD keeps 3 places."""
     babel_locale = locale_for(locale)
@@ -68,6 +71,7 @@ def format_number(value: int | Decimal, *, locale: str) -> str:
     return format_decimal(value, locale=locale_for(locale), decimal_quantization=False)
 
 
+@lru_cache(maxsize=8192)
 def format_day(day: date | datetime, *, locale: str, style: DateStyle = "long") -> str:
     """15 March 2026 in en; '15 มีนาคม พ.ศ. 2569' in th (Buddhist era)."""
     babel_locale = locale_for(locale)

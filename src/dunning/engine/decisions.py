@@ -8,22 +8,35 @@ delivery stage's job, after commit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState
 from dunning.core.contact_rules import RulePackContactRules
-from dunning.core.contacts import Channel, Contact, ContactRules, Debtor
+from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Channel, Contact, ContactRules, Debtor
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.engine import policies
-from dunning.engine.cases import record_case_event
-from dunning.engine.models import Case, CaseEvent, ContactOptOut, Message, MessageStatus
-from dunning.engine.writer import consequences_of, write_message
+from dunning.engine.cases import OWING
+from dunning.engine.models import (
+    Case,
+    CaseEvent,
+    CaseInvoice,
+    ContactOptOut,
+    Message,
+    MessageStatus,
+    PolicyVersion,
+)
+from dunning.engine.writer import compose, consequences_of
+from dunning.ledger.models import Invoice
 from dunning.ledger.services import record_event
 
 ACTION_EVENT = "step.action"
@@ -41,7 +54,7 @@ def claim_due_cases(*, now: datetime, limit: int) -> list[Case]:
     due = (
         Case.objects.filter(state=CaseState.ACTIVE, next_action_at__lte=now)
         .order_by("next_action_at", "id")
-        .select_related("customer", "policy")
+        .select_related("customer")  # not the policy: its JSON is read once per batch
     )
     if connection.features.has_select_for_update_skip_locked:
         due = due.select_for_update(skip_locked=True, of=("self",))
@@ -51,53 +64,186 @@ def claim_due_cases(*, now: datetime, limit: int) -> list[Case]:
 def decide_due_cases(
     *, now: datetime, limit: int = 100, rules: ContactRules | None = None
 ) -> DecisionReport:
+    """Claim up to `limit` due cases and decide them, in one transaction.
+
+    The batch's facts are read in a handful of queries (`Batch.load`), each case
+    is planned and its messages rendered in memory, and the writes go out in a
+    handful more (`Batch.save`): the cost per case is the core's, not the
+    database's round trips.
+    """
     rules = rules or RulePackContactRules()
-    messages = actions = 0
     with transaction.atomic():
         cases = claim_due_cases(now=now, limit=limit)
-        for case in cases:
-            m, a = decide_case(case, now=now, rules=rules)
-            messages, actions = messages + m, actions + a
+        if not cases:
+            return DecisionReport()
+        batch = Batch.load(cases, now=now)
+        actions = sum(decide_case(case, batch=batch, now=now, rules=rules) for case in cases)
+        messages = batch.save()
     return DecisionReport(cases=len(cases), messages=messages, actions=actions)
 
 
-def _debtor(case: Case) -> Debtor:
+# The longest span any contact rule looks back over (the US 7-in-7 call cap),
+# plus a day for time zones: contacts older than this cannot change a verdict.
+HISTORY_LOOKBACK = timedelta(days=CONTACT_LOOKBACK_DAYS + 1)
+
+
+@dataclass
+class Batch:
+    """What a batch of claimed cases needs from the database, and what it will write."""
+
+    now: datetime
+    opted_out: dict[int, frozenset[Channel]]
+    messages: dict[int, list[Message]]  # by customer: its cases' messages, recent others
+    actions: dict[int, list[CaseEvent]]  # by case: the step actions already taken
+    owing: dict[int, list[Invoice]]  # by case
+    policies: dict[int, Policy]  # by PolicyVersion id
+    new_messages: list[Message] = field(default_factory=list)
+    new_events: list[CaseEvent] = field(default_factory=list)
+    changed: list[Case] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, cases: Sequence[Case], *, now: datetime) -> Batch:
+        case_ids = [case.pk for case in cases]
+        customer_ids = {case.customer_id for case in cases}
+        opted_out: dict[int, set[Channel]] = defaultdict(set)
+        for customer_id, channel in ContactOptOut.objects.filter(
+            customer_id__in=customer_ids
+        ).values_list("customer_id", "channel"):
+            opted_out[customer_id].add(Channel(channel))
+        messages: dict[int, list[Message]] = defaultdict(list)
+        # Every message of these cases (steps are never repeated, whatever their
+        # age) and the customers' recent ones on other cases (per-day caps).
+        recent = Message.objects.filter(customer_id__in=customer_ids).filter(
+            Q(case_id__in=case_ids) | Q(created_at__gte=now - HISTORY_LOOKBACK)
+        )
+        for message in recent.only(
+            "case_id",
+            "customer_id",
+            "step",
+            "channel",
+            "variant",
+            "status",
+            "idempotency_key",
+            "created_at",
+            "sent_at",
+        ):
+            messages[message.customer_id].append(message)
+        actions: dict[int, list[CaseEvent]] = defaultdict(list)
+        for event in CaseEvent.objects.filter(case_id__in=case_ids, type=ACTION_EVENT).only(
+            "case_id", "data", "occurred_at"
+        ):
+            actions[event.case_id].append(event)
+        owing: dict[int, list[Invoice]] = defaultdict(list)
+        links = CaseInvoice.objects.filter(case_id__in=case_ids, invoice__status__in=OWING)
+        for link in links.select_related("invoice"):
+            owing[link.case_id].append(link.invoice)
+        versions = PolicyVersion.objects.filter(pk__in={case.policy_id for case in cases})
+        return cls(
+            now=now,
+            policies={version.pk: policies.load(version) for version in versions},
+            opted_out={key: frozenset(value) for key, value in opted_out.items()},
+            messages=messages,
+            actions=actions,
+            owing=owing,
+        )
+
+    def policy(self, case: Case) -> Policy:
+        """Each policy version is read and parsed once per batch, not once per case."""
+        return self.policies[case.policy_id]
+
+    def history(self, case: Case) -> list[SentStep | Contact]:
+        """What went out for this case (steps) and to this customer on any case (contacts)."""
+        history: list[SentStep | Contact] = []
+        for message in self.messages.get(case.customer_id, ()):
+            if message.status in (MessageStatus.CANCELED, MessageStatus.FAILED):
+                continue
+            at = message.sent_at or message.created_at
+            if message.case_id == case.pk:
+                history.append(
+                    SentStep(message.step, at, Channel(message.channel), message.variant)
+                )
+            else:
+                # Other debts count for the per-day caps (Thai law counts all debts).
+                history.append(
+                    Contact(at=at, channel=Channel(message.channel), debt=str(message.case_id))
+                )
+        for event in self.actions.get(case.pk, ()):
+            history.append(SentStep(event.data["step"], event.occurred_at))
+        return history
+
+    def event(
+        self, case: Case, *, type: str, reason: str, frm: str = "", to: str = "", **data: Any
+    ) -> None:
+        self.new_events.append(
+            CaseEvent(
+                case=case,
+                type=type,
+                reason=reason,
+                from_state=frm,
+                to_state=to,
+                data=data,
+                occurred_at=self.now,
+            )
+        )
+
+    def add_message(self, message: Message) -> bool:
+        """Queue `message` unless its (case, step, channel) row exists already."""
+        known = self.messages[message.customer_id]
+        if any(m.idempotency_key == message.idempotency_key for m in known):
+            return False
+        known.append(message)  # later cases of this customer see it as a contact
+        self.new_messages.append(message)
+        return True
+
+    def save(self) -> int:
+        """Write the batch: outbox rows, timeline entries, the cases' new state."""
+        # The claim locks each case, so no other worker writes these keys; the
+        # conflict clause only guards a replay against a row written meanwhile.
+        Message.objects.bulk_create(self.new_messages, ignore_conflicts=True)
+        CaseEvent.objects.bulk_create(self.new_events)
+        _update_cases(self.changed, now=self.now)
+        return len(self.new_messages)
+
+
+def _update_cases(cases: Sequence[Case], *, now: datetime) -> None:
+    """Store each case's new state and wake-up time in one statement.
+
+    On PostgreSQL one UPDATE joins the rows to three arrays; `bulk_update`'s
+    CASE WHEN per row costs more to build than the update itself.  SQLite (one
+    worker, small data) updates per distinct (state, wake-up) pair.
+    """
+    if not cases:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Case._meta.db_table} AS c"  # noqa: S608 (a model table name)
+                " SET state = v.state, next_action_at = v.next_action_at, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])"
+                " AS v(id, state, next_action_at) WHERE c.id = v.id",
+                [
+                    now,
+                    [case.pk for case in cases],
+                    [case.state for case in cases],
+                    [case.next_action_at for case in cases],
+                ],
+            )
+        return
+    groups: dict[tuple[str, datetime | None], list[int]] = defaultdict(list)
+    for case in cases:
+        groups[(case.state, case.next_action_at)].append(case.pk)
+    for (state, wake), ids in groups.items():
+        Case.objects.filter(pk__in=ids).update(state=state, next_action_at=wake, updated_at=now)
+
+
+def _debtor(case: Case, batch: Batch) -> Debtor:
     customer = case.customer
     return Debtor(
         time_zone=customer.time_zone,
         country=customer.country,
         is_business=customer.is_business,
-        opted_out=_opted_out(customer.pk),
+        opted_out=batch.opted_out.get(customer.pk, frozenset()),
     )
-
-
-def _opted_out(customer_id: int) -> frozenset[Channel]:
-    return frozenset(
-        Channel(channel)
-        for channel in ContactOptOut.objects.filter(customer_id=customer_id).values_list(
-            "channel", flat=True
-        )
-    )
-
-
-def _history(case: Case) -> list[SentStep | Contact]:
-    """What went out for this case (steps) and to this customer on any case (contacts)."""
-    history: list[SentStep | Contact] = []
-    sent = Message.objects.filter(customer_id=case.customer_id).exclude(
-        status__in=[MessageStatus.CANCELED, MessageStatus.FAILED]
-    )
-    for message in sent.only("case_id", "step", "channel", "variant", "created_at", "sent_at"):
-        at = message.sent_at or message.created_at
-        if message.case_id == case.pk:
-            history.append(SentStep(message.step, at, Channel(message.channel), message.variant))
-        else:
-            # Other debts count for the per-day caps (Thai law counts all debts).
-            history.append(
-                Contact(at=at, channel=Channel(message.channel), debt=str(message.case_id))
-            )
-    for event in CaseEvent.objects.filter(case=case, type=ACTION_EVENT):
-        history.append(SentStep(event.data["step"], event.occurred_at))
-    return history
 
 
 def _facts(case: Case) -> CaseFacts:
@@ -114,23 +260,22 @@ def _facts(case: Case) -> CaseFacts:
     )
 
 
-def decide_case(case: Case, *, now: datetime, rules: ContactRules) -> tuple[int, int]:
-    """Plan and persist one case; returns (messages written, actions emitted)."""
-    policy = policies.load(case.policy)
+def decide_case(case: Case, *, batch: Batch, now: datetime, rules: ContactRules) -> int:
+    """Plan one case into `batch`; returns the number of step actions it took."""
+    policy = batch.policy(case)
     result: Plan = plan(
         case=_facts(case),
         policy=policy,
-        history=_history(case),
+        history=batch.history(case),
         rules=rules,
-        debtor=_debtor(case),
+        debtor=_debtor(case, batch),
         now=now,
     )
     zone = ZoneInfo(case.customer.time_zone)
-    written = 0
     for action in result.actions:
-        step = policy.step(action.step)
-        message = write_message(
+        message = compose(
             case,
+            invoices=batch.owing.get(case.pk, ()),
             step=action.step,
             channel=action.channel,
             template_key=action.template,
@@ -144,28 +289,27 @@ def decide_case(case: Case, *, now: datetime, rules: ContactRules) -> tuple[int,
             or None,
             is_final=action.deadline_at is not None,
         )
-        written += message is not None
-        if step is not None and action.reasons:
-            record_case_event(
-                case, type="message.planned", reason="; ".join(action.reasons), now=now
-            )
+        if isinstance(message, str):
+            batch.event(case, type="message.not_sent", reason=message)
+            continue
+        batch.add_message(message)
+        if action.reasons:
+            batch.event(case, type="message.planned", reason="; ".join(action.reasons))
     for deferral in result.deferred:
         when = f"until {deferral.until.isoformat()}" if deferral.until else "for good"
-        record_case_event(
+        batch.event(
             case,
             type="message.deferred" if deferral.until else "message.blocked",
             reason=f"{deferral.step} by {deferral.channel} held {when}: "
             + "; ".join(deferral.reasons),
-            now=now,
             step=deferral.step,
             channel=deferral.channel,
         )
     for effect in result.effects:
-        record_case_event(
+        batch.event(
             case,
             type=ACTION_EVENT,
             reason=f"{effect.action} (step {effect.step})",
-            now=now,
             step=effect.step,
             action=effect.action,
         )
@@ -185,21 +329,18 @@ def decide_case(case: Case, *, now: datetime, rules: ContactRules) -> tuple[int,
     final = any(effect.action.is_final for effect in result.effects)
     if final:
         transition = core_cases.exhaust_case(CaseState(case.state), reason="final action taken")
-        record_case_event(
+        batch.event(
             case,
             type=transition.event.type,
             reason=transition.event.reason,
-            now=now,
             frm=case.state,
             to=transition.state,
         )
         case.state = transition.state
-    Case.objects.filter(pk=case.pk).update(
-        state=case.state,
-        next_action_at=None if final else result.next_wake_at,
-        updated_at=now,
-    )
-    return written, len(result.effects)
+    case.next_action_at = None if final else result.next_wake_at
+    case.updated_at = now
+    batch.changed.append(case)
+    return len(result.effects)
 
 
 def _later_actions(policy: Policy, step_key: str) -> tuple[Action, ...]:

@@ -1,12 +1,15 @@
 """Turning a planned message into an outbox row: pick the template, render it, store it.
 
-The row is written in the decision's transaction and holds the message exactly
-as it will be sent.  Its idempotency key (case, step, channel) is unique, so a
-decision replayed after a crash cannot write the same message twice.
+`compose` renders one planned message into an unsaved outbox row; the decide
+stage saves a whole batch of them in one statement, in the decision's
+transaction.  A row holds the message exactly as it will be sent.  Its
+idempotency key (case, step, channel) is unique, so a decision replayed after a
+crash cannot write the same message twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -66,26 +69,33 @@ def consequences_of(actions: tuple[Action, ...], *, locale: str) -> str:
     return "; ".join(texts)
 
 
-def _summaries(case: Case, *, statuses: tuple[str, ...]) -> tuple[InvoiceSummary, ...]:
-    zone = ZoneInfo(case.customer.time_zone)
-    invoices = Invoice.objects.filter(cases=case, status__in=statuses).order_by("due_at", "id")
+def summaries(
+    invoices: Iterable[Invoice], *, zone: ZoneInfo, paid: bool = False
+) -> tuple[InvoiceSummary, ...]:
+    """What a message lists: each invoice with what it still owes (or, once paid, what it was)."""
     return tuple(
         InvoiceSummary(
             number=invoice.number,
             issued_on=invoice.issued_at.astimezone(zone).date(),
             due_on=invoice.due_at.astimezone(zone).date(),
             amount=invoice.amount_due,
-            remaining=invoice.amount_remaining if statuses != ("paid",) else invoice.amount_due,
+            remaining=invoice.amount_due if paid else invoice.amount_remaining,
             currency=invoice.currency,
             description=str(invoice.context.get("plan", "")) if invoice.context else "",
         )
-        for invoice in invoices
+        for invoice in sorted(invoices, key=lambda invoice: (invoice.due_at, invoice.pk))
     )
 
 
-def write_message(
+def idempotency_key(case: Case, step: str, channel: Channel | str) -> str:
+    """One message per case, step and channel, however often the decision is replayed."""
+    return f"case{case.pk}:{step}:{channel}"
+
+
+def compose(
     case: Case,
     *,
+    invoices: Sequence[Invoice],
     step: str,
     channel: Channel,
     template_key: str,
@@ -94,31 +104,29 @@ def write_message(
     now: datetime,
     deadline: date | None = None,
     consequences: str | None = None,
-    statuses: tuple[str, ...] = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
     is_final: bool = False,
-) -> Message | None:
-    """Render and store one message; None (with a timeline entry) when it cannot be sent."""
+    paid: bool = False,
+) -> Message | str:
+    """The unsaved outbox row for one planned message, or why it cannot be sent.
+
+    Pure apart from reading settings: the caller loads `invoices` (the case's
+    owing ones, or its paid ones for a thank-you) and saves the row, so the
+    decide stage can do both for a whole batch in a few queries.
+    """
     customer = case.customer
     if channel != Channel.EMAIL:
-        _note(case, now, f"{channel} is not available yet; step {step} goes out by email only")
-        return None
+        return f"{channel} is not available yet; step {step} goes out by email only"
     if not customer.email:
-        _note(case, now, f"no email address for {customer.name}: step {step} not sent")
-        return None
-    invoices = _summaries(case, statuses=statuses)
+        return f"no email address for {customer.name}: step {step} not sent"
     if not invoices:
-        return None
+        return f"nothing owed on the case any more: step {step} not sent"
     template = default_template(template_key, customer.locale)
     days_overdue = max(0, (now - case.due_at).days) if case.due_at else 0
     unsubscribe = links.unsubscribe_link(customer, channel)
     context = MessageContext(
         customer=TemplateCustomer(name=customer.name, locale=customer.locale),
-        company=Company(
-            name=settings.DUNNING_COMPANY_NAME,
-            support_email=settings.DUNNING_SUPPORT_EMAIL,
-            support_phone=settings.DUNNING_SUPPORT_PHONE or None,
-        ),
-        invoices=invoices,
+        company=_company(),
+        invoices=summaries(invoices, zone=ZoneInfo(customer.time_zone), paid=paid),
         days_overdue=days_overdue,
         pay_link=links.pay_link(customer, case),
         tone=cast(Tone, str(tone)),  # policy tones and template tones share their names
@@ -128,42 +136,56 @@ def write_message(
         unsubscribe_link=unsubscribe,
     )
     rendered = render(template, context)
-    message, _ = Message.objects.get_or_create(
-        idempotency_key=f"case{case.pk}:{step}:{channel}",
-        defaults={
-            "case": case,
-            "customer": customer,
-            "channel": channel,
-            "to": customer.email,
-            "locale": template.locale,
-            "subject": rendered.subject,
-            "body_text": rendered.text,
-            "body_html": rendered.html,
-            "headers": {"unsubscribe_url": unsubscribe},
-            "step": step,
-            "template": template_key,
-            "variant": variant,
-            "send_after": now,
-            "created_at": now,
-            "updated_at": now,
-        },
+    return Message(
+        case=case,
+        customer=customer,
+        channel=channel,
+        to=customer.email,
+        locale=template.locale,
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        headers={"unsubscribe_url": unsubscribe},
+        step=step,
+        template=template_key,
+        variant=variant,
+        send_after=now,
+        idempotency_key=idempotency_key(case, step, channel),
+        created_at=now,
+        updated_at=now,
     )
-    return message
+
+
+def _company() -> Company:
+    return Company(
+        name=settings.DUNNING_COMPANY_NAME,
+        support_email=settings.DUNNING_SUPPORT_EMAIL,
+        support_phone=settings.DUNNING_SUPPORT_PHONE or None,
+    )
 
 
 def write_thank_you(case: Case, *, now: datetime) -> Message | None:
     """The one "thank you, payment received" message of a recovered case."""
-    return write_message(
+    step, channel = "payment_received", Channel.EMAIL
+    paid = Invoice.objects.filter(cases=case, status=InvoiceStatus.PAID)
+    message = compose(
         case,
-        step="payment_received",
-        channel=Channel.EMAIL,
+        invoices=list(paid),
+        step=step,
+        channel=channel,
         template_key=PAYMENT_RECEIVED_TEMPLATE,
         variant="",
         tone="friendly",
         now=now,
-        statuses=(InvoiceStatus.PAID,),
+        paid=True,
     )
-
-
-def _note(case: Case, now: datetime, reason: str) -> None:
-    CaseEvent.objects.create(case=case, type="message.not_sent", reason=reason, occurred_at=now)
+    if isinstance(message, str):
+        CaseEvent.objects.create(
+            case=case, type="message.not_sent", reason=message, occurred_at=now
+        )
+        return None
+    existing = Message.objects.filter(idempotency_key=message.idempotency_key).first()
+    if existing is not None:
+        return existing
+    message.save(force_insert=True)
+    return message

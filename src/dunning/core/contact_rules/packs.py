@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
 
-from dunning.core.contacts import Debtor
+from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Debtor
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,13 @@ class RulePack:
                 raise ValueError(f"{self.key}: {name} must be at least 1")
         if self.call_cap_days < 1:
             raise ValueError(f"{self.key}: call_cap_days must be at least 1")
+        for name in ("call_cap_days", "conversation_wait_days"):
+            value = getattr(self, name)
+            if value is not None and value > CONTACT_LOOKBACK_DAYS:
+                raise ValueError(
+                    f"{self.key}: {name} is at most {CONTACT_LOOKBACK_DAYS} "
+                    "(the history the engine passes to the rules)"
+                )
 
 
 def _hours(start: int, end: int) -> Window:
