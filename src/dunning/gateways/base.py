@@ -1,0 +1,180 @@
+"""The gateway contract: charge what remains on an invoice, once per idempotency key.
+
+A gateway adapter takes a `ChargeRequest` and either
+
+- returns a `ChargeResult` whose outcome is known: the money moved (`SUCCEEDED`),
+  the issuer or the gateway said no (`DECLINED`, with the codes the retry rules
+  need), the gateway accepted the payment but settles it later (`PENDING`, the
+  webhook tells the end), or nothing was tried at all (`NOT_ATTEMPTED`, the
+  manual gateway); or
+- raises `GatewayError` when it cannot say what happened.  `permanent=False`
+  (timeout, dropped connection, 5xx, 429, a concurrent request holding the key):
+  the charge may or may not have gone through, so the caller must try again
+  later with the SAME idempotency key, which lets the gateway replay the first
+  outcome instead of charging twice; never with a new key.  `permanent=True`
+  (bad API key, unknown customer or payment method, a key reused with other
+  parameters): nothing was charged and trying again will not help; an operator
+  has to look.  Neither is a decline: the card was not refused.
+
+`GatewayError` is a `TransportError`, so a delivery stage that already retries
+channel messages treats a gateway the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from dunning.channels import TransportError
+
+# Stripe refuses longer keys; other gateways take at least as many.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class ChargeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    PENDING = "pending"
+    NOT_ATTEMPTED = "not_attempted"
+
+
+class GatewayError(TransportError):
+    """The gateway could not give an outcome; `permanent` says whether retrying can help."""
+
+    def __init__(
+        self, message: str, *, permanent: bool, code: str = "", http_status: int | None = None
+    ) -> None:
+        super().__init__(safe_message(message), permanent=permanent)
+        self.code = code
+        self.http_status = http_status
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """True when money may have moved: retry with the same idempotency key only."""
+        return not self.permanent
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """Charge `amount` minor units of `currency` on a saved payment method, off-session.
+
+    The ids are the gateway's own (`external_id` in the ledger).  The
+    idempotency key identifies this collection attempt: the same key sent
+    twice is one charge at most.
+    """
+
+    amount: int
+    currency: str
+    customer_external_id: str
+    payment_method_external_id: str
+    invoice_external_id: str
+    idempotency_key: str
+    description: str = ""
+    # Not hashed: a read-only mapping is not hashable; the key identifies the request.
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if type(self.amount) is not int or self.amount <= 0:
+            raise ValueError("amount must be a positive integer of minor units")
+        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise ValueError("currency must be an upper-case ISO 4217 code, like USD")
+        for name in ("customer_external_id", "payment_method_external_id", "invoice_external_id"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is required")
+        if not self.idempotency_key or len(self.idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise ValueError(
+                f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+            )
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()):
+            raise ValueError("metadata keys and values must be strings")
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    """What the gateway answered, as plain data the engine can record.
+
+    `reference` is the gateway's id for the payment (a Stripe PaymentIntent),
+    stable across retries with the same key; `charge_reference` is the single
+    try on the card (a Stripe Charge), when there was one.  `network` is the
+    card brand (visa, mastercard, ...), which the network retry caps need.
+    `message` is safe to log: no secret, no card number.
+    """
+
+    status: ChargeStatus
+    gateway: str
+    amount: int
+    currency: str
+    reference: str = ""
+    charge_reference: str = ""
+    error_code: str = ""
+    decline_code: str = ""
+    advice_code: str = ""
+    network_decline_code: str = ""
+    network_advice_code: str = ""
+    network: str = ""
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", safe_message(self.message))
+        if self.status is ChargeStatus.DECLINED and not self.decline_code:
+            raise ValueError("a declined charge needs a decline_code")
+        if self.status is not ChargeStatus.DECLINED and self.decline_code:
+            raise ValueError(f"a {self.status} charge has no decline_code")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is ChargeStatus.SUCCEEDED
+
+    @property
+    def declined(self) -> bool:
+        return self.status is ChargeStatus.DECLINED
+
+    def attempt_fields(self) -> dict[str, Any]:
+        """The keyword arguments `ledger.services.record_payment_attempt` takes from a result.
+
+        Only a succeeded or declined charge is an attempt: a pending one waits
+        for its webhook and a manual "not attempted" is no attempt at all.
+        """
+        if self.status not in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
+            raise ValueError(f"a {self.status} charge is not a payment attempt")
+        return {
+            "outcome": "succeeded" if self.succeeded else "failed",
+            "amount": self.amount,
+            "decline_code": self.decline_code,
+            "advice_code": self.advice_code,
+            "network_code": self.network_decline_code,
+            "gateway": self.gateway,
+            "reference": self.reference,
+        }
+
+
+class Gateway(Protocol):
+    """Charges saved payment methods.  `name` is what PaymentAttempt.gateway records."""
+
+    name: str
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge once per idempotency key.  Raises GatewayError when the outcome is unknown."""
+        ...
+
+
+# Secret and publishable API keys, webhook secrets, and runs of 12 to 19 digits
+# (card numbers, with or without spaces or dashes between the groups).
+_SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z*]+|\bwhsec_[0-9A-Za-z+/=]+")
+_CARD_NUMBER = re.compile(r"\b\d(?:[ -]?\d){11,18}\b")
+MAX_MESSAGE_LENGTH = 300
+
+
+def safe_message(text: str) -> str:
+    """`text` with API keys and card-number-like digit runs blanked, cut to a log line."""
+    text = _SECRET.sub("[redacted key]", text)
+    text = _CARD_NUMBER.sub("[redacted number]", text)
+    text = " ".join(text.split())
+    if len(text) > MAX_MESSAGE_LENGTH:
+        text = text[: MAX_MESSAGE_LENGTH - 1] + "…"
+    return text

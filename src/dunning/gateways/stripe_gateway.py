@@ -1,0 +1,244 @@
+"""Stripe: charge a saved payment method with an off-session PaymentIntent.
+
+One call is `POST /v1/payment_intents` with `confirm=true, off_session=true`
+and our idempotency key as Stripe's `Idempotency-Key`.  Stripe answers 200 with
+the PaymentIntent (succeeded, processing, or requires_action) or 402 with a
+card_error that carries the decline codes and the PaymentIntent.  Anything
+else is a `GatewayError`: transport failures, 5xx, 429 and lock conflicts may
+have charged or not (retry with the same key), the other 4xx will not go
+better by retrying.
+
+The API key lives only in the `StripeClient`; nothing here logs it, and the
+card is only ever named by its brand.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from stripe.params import PaymentIntentCreateParams
+
+from dunning.gateways.base import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    GatewayError,
+)
+
+logger = logging.getLogger(__name__)
+
+# Connecting is quick or broken; a confirmation waits for the issuer's answer,
+# which Stripe returns within seconds, so a minute is generous without letting a
+# dead connection hold a worker for the library's default 80 s.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+# The library retries connection errors, 409 and 5xx itself, reusing our
+# Idempotency-Key, with 0.5 s to 5 s backoff and jitter.  Two keeps a worker
+# from sleeping long; the engine retries later with the same key anyway.
+MAX_NETWORK_RETRIES = 2
+# Stripe error codes that clear on their own: another request with the same key
+# still running, a lock on the customer, the rate limiter.
+TEMPORARY_CODES = frozenset({"idempotency_key_in_use", "lock_timeout", "rate_limit"})
+# Our invoice id on the PaymentIntent, so its webhooks can find the invoice.
+INVOICE_METADATA_KEY = "dunning_invoice"
+
+
+class StripeGateway:
+    name = "stripe"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_base: str = "https://api.stripe.com",
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        max_network_retries: int = MAX_NETWORK_RETRIES,
+        http_client: stripe.HTTPClient | None = None,
+    ) -> None:
+        if not api_key:
+            raise ImproperlyConfigured(
+                "DUNNING_STRIPE_API_KEY is empty: set it to a secret or restricted key "
+                "to charge through Stripe"
+            )
+        self.api_base = api_base.rstrip("/")
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": self.api_base},
+            max_network_retries=max_network_retries,
+            http_client=http_client
+            or stripe.RequestsClient(timeout=(connect_timeout, read_timeout)),
+        )
+
+    @classmethod
+    def from_settings(cls) -> StripeGateway:
+        return cls(
+            api_key=settings.DUNNING_STRIPE_API_KEY,
+            api_base=settings.DUNNING_STRIPE_API_BASE,
+        )
+
+    def __repr__(self) -> str:  # the key stays out of logs and tracebacks
+        return f"StripeGateway(api_base={self.api_base!r})"
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        try:
+            intent = self._client.v1.payment_intents.create(
+                params=payment_intent_params(request),
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except stripe.CardError as error:
+            body = error.json_body if isinstance(error.json_body, Mapping) else {}
+            result = result_from_card_error(body, request)
+        except stripe.StripeError as error:
+            failure = gateway_error(error)
+            logger.warning(
+                "stripe charge for invoice %s (key %s) failed: %s",
+                request.invoice_external_id,
+                request.idempotency_key,
+                failure,
+            )
+            raise failure from None
+        else:
+            result = result_from_payment_intent(intent.to_dict(), request)
+        logger.info(
+            "stripe charge for invoice %s (key %s): %s %s %s",
+            request.invoice_external_id,
+            request.idempotency_key,
+            result.status,
+            result.reference,
+            result.decline_code,
+        )
+        return result
+
+
+def payment_intent_params(request: ChargeRequest) -> PaymentIntentCreateParams:
+    """The form Stripe receives.  Amounts are minor units on both sides."""
+    params: PaymentIntentCreateParams = {
+        "amount": request.amount,
+        "currency": request.currency.lower(),
+        "customer": request.customer_external_id,
+        "payment_method": request.payment_method_external_id,
+        "confirm": True,
+        "off_session": True,
+        # Off-session nobody can follow a redirect; without this Stripe asks
+        # for a return_url whenever automatic payment methods are on.
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        "metadata": {**request.metadata, INVOICE_METADATA_KEY: request.invoice_external_id},
+    }
+    if request.description:
+        params["description"] = request.description
+    return params
+
+
+def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
+    status = intent.get("status")
+    reference = str(intent.get("id") or "")
+    charge = _id(intent.get("latest_charge"))
+    if status == "succeeded":
+        return _result(ChargeStatus.SUCCEEDED, request, reference=reference, charge=charge)
+    if status == "processing":
+        return _result(ChargeStatus.PENDING, request, reference=reference, charge=charge)
+    error = intent.get("last_payment_error") or {}
+    if status == "requires_action":
+        # The issuer wants 3-D Secure and nobody is there to do it: the customer
+        # has to pay on-session (rules.md 1.2, authentication_required).
+        return _declined(
+            {
+                "code": "authentication_required",
+                "decline_code": "authentication_required",
+                "message": "The payment needs the customer to authenticate it.",
+                **{key: value for key, value in error.items() if value},
+            },
+            intent,
+            request,
+        )
+    if status == "requires_payment_method" and error:
+        return _declined(error, intent, request)
+    raise GatewayError(
+        f"Stripe PaymentIntent {reference} is {status} after confirmation",
+        permanent=True,
+        code=str(status or ""),
+    )
+
+
+def result_from_card_error(body: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
+    error = body.get("error") or {}
+    return _declined(error, error.get("payment_intent") or {}, request)
+
+
+def gateway_error(error: stripe.StripeError) -> GatewayError:
+    code = str(error.code or "")
+    status = error.http_status
+    kind = type(error).__name__
+    if isinstance(error, stripe.APIConnectionError):
+        # Timed out or cut off: Stripe may have charged the card.
+        return GatewayError(
+            f"Stripe unreachable ({kind}); the outcome is unknown",
+            permanent=False,
+            code=code,
+        )
+    temporary = (
+        isinstance(error, stripe.RateLimitError)
+        or status is None
+        or status >= 500
+        or status == 409
+        or code in TEMPORARY_CODES
+    )
+    return GatewayError(
+        f"Stripe answered {status} {kind}{f' ({code})' if code else ''}: {error.user_message}",
+        permanent=not temporary,
+        code=code,
+        http_status=status,
+    )
+
+
+def _declined(
+    error: Mapping[str, Any], intent: Mapping[str, Any], request: ChargeRequest
+) -> ChargeResult:
+    code = str(error.get("code") or "")
+    decline = str(error.get("decline_code") or "")
+    if not decline:
+        # expired_card, incorrect_cvc, authentication_required ... come as the
+        # error code alone; a bare card_declined is Stripe's generic decline.
+        decline = code if code and code != "card_declined" else "generic_decline"
+    method = error.get("payment_method") or {}
+    card = (method.get("card") or {}) if isinstance(method, Mapping) else {}
+    return _result(
+        ChargeStatus.DECLINED,
+        request,
+        reference=str(intent.get("id") or ""),
+        charge=_id(error.get("charge")) or _id(intent.get("latest_charge")),
+        error_code=code,
+        decline_code=decline,
+        advice_code=str(error.get("advice_code") or ""),
+        network_decline_code=str(error.get("network_decline_code") or ""),
+        network_advice_code=str(error.get("network_advice_code") or ""),
+        network=str(card.get("brand") or ""),
+        message=str(error.get("message") or ""),
+    )
+
+
+def _result(
+    status: ChargeStatus, request: ChargeRequest, *, reference: str, charge: str, **codes: str
+) -> ChargeResult:
+    return ChargeResult(
+        status=status,
+        gateway=StripeGateway.name,
+        amount=request.amount,
+        currency=request.currency,
+        reference=reference,
+        charge_reference=charge,
+        **codes,
+    )
+
+
+def _id(value: Any) -> str:
+    """An id, whether Stripe sent it bare or as an expanded object."""
+    if isinstance(value, Mapping):
+        return str(value.get("id") or "")
+    return str(value or "")

@@ -1,0 +1,380 @@
+"""The Stripe adapter against a loopback server that answers with Stripe's own objects."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from pytest_django.fixtures import Settings
+
+from dunning.gateways.base import ChargeRequest, ChargeStatus, GatewayError
+from dunning.gateways.stripe_gateway import StripeGateway
+from tests.gateways.stripe_server import (
+    PAYMENT_INTENTS,
+    FakeStripe,
+    api_error,
+    card_error,
+    stripe_object,
+    variant,
+)
+
+# The customer, card and amount of the fixtures' failed-then-recovered story.
+CUSTOMER = "cus_DyyFsVku600HkP"
+CARD = "pm_1t42aEWCLm7QxR2nVbgkw1GV"
+INTENT = "pi_1tIePn2jLm7QxR2nVbAEMIMc"
+
+
+def renewal(key: str = "attempt-inv-1001-1", **changes: object) -> ChargeRequest:
+    values: dict[str, object] = {
+        "amount": 2900,
+        "currency": "USD",
+        "customer_external_id": CUSTOMER,
+        "payment_method_external_id": CARD,
+        "invoice_external_id": "in_1001",
+        "idempotency_key": key,
+        "description": "Invoice 1001: renewal of the Pro plan",
+        "metadata": {"case": "42"},
+    }
+    return ChargeRequest(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def gateway_for(stripe_api: FakeStripe, **options: float) -> StripeGateway:
+    settings: dict[str, float] = {"max_network_retries": 0, "read_timeout": 5.0, **options}
+    return StripeGateway(
+        api_key=stripe_api.api_key,
+        api_base=stripe_api.url,
+        connect_timeout=2.0,
+        read_timeout=settings["read_timeout"],
+        max_network_retries=int(settings["max_network_retries"]),
+    )
+
+
+def declined_intent(name: str) -> dict[str, object]:
+    return stripe_object(f"payment_intent_last_payment_error_{name}")
+
+
+def test_it_charges_a_saved_card_off_session_with_our_idempotency_key(
+    stripe_api: FakeStripe,
+) -> None:
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.SUCCEEDED
+    assert result.gateway == "stripe"
+    assert (result.amount, result.currency) == (2900, "USD")
+    assert result.reference == INTENT
+    assert result.charge_reference == "ch_1Yc1rmH0Lm7QxR2nVb5etecf"
+    assert result.decline_code == ""
+    [request] = stripe_api.requests
+    assert (request.method, request.path) == ("POST", PAYMENT_INTENTS)
+    assert request.headers["authorization"] == f"Bearer {stripe_api.api_key}"
+    assert request.headers["idempotency-key"] == "attempt-inv-1001-1"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.form == {
+        "amount": "2900",
+        "currency": "usd",
+        "customer": CUSTOMER,
+        "payment_method": CARD,
+        "confirm": "true",
+        "off_session": "true",
+        "automatic_payment_methods[enabled]": "true",
+        "automatic_payment_methods[allow_redirects]": "never",
+        "description": "Invoice 1001: renewal of the Pro plan",
+        "metadata[case]": "42",
+        "metadata[dunning_invoice]": "in_1001",
+    }
+
+
+def test_it_records_what_a_success_means_for_the_ledger(stripe_api: FakeStripe) -> None:
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.attempt_fields() == {
+        "outcome": "succeeded",
+        "amount": 2900,
+        "decline_code": "",
+        "advice_code": "",
+        "network_code": "",
+        "gateway": "stripe",
+        "reference": INTENT,
+    }
+
+
+def test_it_reports_insufficient_funds_with_the_issuers_codes(stripe_api: FakeStripe) -> None:
+    stripe_api.reply(402, card_error(declined_intent("insufficient_funds")))
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.DECLINED
+    assert result.error_code == "card_declined"
+    assert result.decline_code == "insufficient_funds"
+    assert result.advice_code == "try_again_later"
+    assert result.network_decline_code == "51"
+    assert result.network == "visa"
+    assert result.reference == INTENT
+    assert result.charge_reference == "ch_1HnSoc82Lm7QxR2nVbpg4EUW"
+    assert result.message == "Your card has insufficient funds."
+    assert result.attempt_fields()["outcome"] == "failed"
+    assert result.attempt_fields()["network_code"] == "51"
+    assert len(stripe_api.charges) == 1
+
+
+def test_it_keeps_the_advice_not_to_try_again(stripe_api: FakeStripe) -> None:
+    # No fixture has this advice: the insufficient-funds answer with only
+    # advice_code changed, as Stripe sends it for a closed account.
+    intent = declined_intent("insufficient_funds")
+    intent["last_payment_error"] = variant(
+        intent["last_payment_error"],  # type: ignore[arg-type]
+        advice_code="do_not_try_again",
+        decline_code="do_not_honor",
+        network_decline_code="05",
+    )
+    stripe_api.reply(402, card_error(intent))
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.DECLINED
+    assert result.advice_code == "do_not_try_again"
+    assert result.decline_code == "do_not_honor"
+    assert result.network_decline_code == "05"
+
+
+def test_it_reports_an_expired_card(stripe_api: FakeStripe) -> None:
+    stripe_api.reply(402, card_error(declined_intent("expired_card")))
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.DECLINED
+    assert result.error_code == "expired_card"
+    assert result.decline_code == "expired_card"
+    assert result.advice_code == "confirm_card_data"
+    assert result.network_decline_code == "54"
+    assert result.charge_reference == "ch_1Bn6j08cLm7QxR2nVb06ZYzu"
+    assert result.message == "Your card has expired."
+
+
+def test_an_expired_card_without_a_decline_code_is_named_by_its_error_code(
+    stripe_api: FakeStripe,
+) -> None:
+    intent = declined_intent("expired_card")
+    intent["last_payment_error"] = variant(
+        intent["last_payment_error"],  # type: ignore[arg-type]
+        decline_code=None,
+    )
+    stripe_api.reply(402, card_error(intent))
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.decline_code == "expired_card"
+
+
+def test_a_card_that_needs_authentication_is_declined_for_the_customer_to_act(
+    stripe_api: FakeStripe,
+) -> None:
+    # Off-session, Stripe refuses with 402 authentication_required instead of waiting.
+    intent = declined_intent("insufficient_funds")
+    intent["last_payment_error"] = variant(
+        intent["last_payment_error"],  # type: ignore[arg-type]
+        code="authentication_required",
+        decline_code="authentication_required",
+        advice_code=None,
+        network_decline_code="1A",
+        message="Your card was declined. This transaction requires authentication.",
+    )
+    stripe_api.reply(402, card_error(intent))
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.DECLINED
+    assert result.error_code == "authentication_required"
+    assert result.decline_code == "authentication_required"
+    assert result.advice_code == ""
+    assert result.network_decline_code == "1A"
+
+
+def test_an_intent_left_requiring_action_counts_as_authentication_required(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(
+        200,
+        variant(
+            stripe_object("payment_intent_succeeded"),
+            status="requires_action",
+            amount_received=0,
+            latest_charge=None,
+            next_action={"type": "use_stripe_sdk", "use_stripe_sdk": {}},
+        ),
+    )
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.DECLINED
+    assert result.decline_code == "authentication_required"
+    assert result.reference == INTENT
+    assert result.charge_reference == ""
+
+
+def test_a_processing_intent_is_pending_not_paid(stripe_api: FakeStripe) -> None:
+    stripe_api.reply(200, variant(stripe_object("payment_intent_succeeded"), status="processing"))
+
+    result = gateway_for(stripe_api).charge(renewal())
+
+    assert result.status is ChargeStatus.PENDING
+    with pytest.raises(ValueError, match="not a payment attempt"):
+        result.attempt_fields()
+
+
+def test_the_library_retries_a_500_with_the_same_key_and_charges_once(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(500, api_error("api_error", "Something went wrong on Stripe's end."))
+
+    result = gateway_for(stripe_api, max_network_retries=1).charge(renewal())
+
+    assert result.status is ChargeStatus.SUCCEEDED
+    keys = [request.idempotency_key for request in stripe_api.requests]
+    assert keys == ["attempt-inv-1001-1", "attempt-inv-1001-1"]
+    assert len(stripe_api.charges) == 1
+
+
+def test_a_500_leaves_the_outcome_unknown_and_a_retry_with_the_same_key_charges_once(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(500, api_error("api_error", "Something went wrong on Stripe's end."))
+    gateway = gateway_for(stripe_api)
+
+    with pytest.raises(GatewayError) as raised:
+        gateway.charge(renewal())
+    assert raised.value.permanent is False
+    assert raised.value.outcome_unknown
+    assert raised.value.http_status == 500
+
+    first = gateway.charge(renewal())
+    again = gateway.charge(renewal())
+
+    assert first.status is again.status is ChargeStatus.SUCCEEDED
+    assert first.reference == again.reference == INTENT
+    assert {request.idempotency_key for request in stripe_api.requests} == {"attempt-inv-1001-1"}
+    assert len(stripe_api.requests) == 3
+    assert len(stripe_api.charges) == 1
+
+
+def test_a_timeout_is_temporary_and_the_retry_replays_the_charge_stripe_made(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(200, stripe_object("payment_intent_succeeded"), delay=3.0)
+    gateway = gateway_for(stripe_api, read_timeout=0.3)
+
+    with pytest.raises(GatewayError) as raised:
+        gateway.charge(renewal())
+    assert raised.value.permanent is False
+    assert "outcome is unknown" in str(raised.value)
+
+    result = gateway.charge(renewal())
+
+    assert result.status is ChargeStatus.SUCCEEDED
+    assert [r.idempotency_key for r in stripe_api.requests] == ["attempt-inv-1001-1"] * 2
+    assert len(stripe_api.charges) == 1
+
+
+def test_the_same_key_with_another_amount_is_refused_for_good(stripe_api: FakeStripe) -> None:
+    gateway = gateway_for(stripe_api)
+    gateway.charge(renewal())
+
+    with pytest.raises(GatewayError) as raised:
+        gateway.charge(renewal(amount=1500))
+
+    assert raised.value.permanent is True
+    assert raised.value.http_status == 400
+    assert len(stripe_api.charges) == 1
+
+
+def test_a_rate_limit_is_temporary(stripe_api: FakeStripe) -> None:
+    stripe_api.reply(
+        429,
+        api_error("invalid_request_error", "Too many requests.", code="rate_limit"),
+    )
+
+    with pytest.raises(GatewayError) as raised:
+        gateway_for(stripe_api).charge(renewal())
+
+    assert raised.value.permanent is False
+    assert stripe_api.charges == []
+
+
+def test_a_missing_payment_method_is_a_permanent_error_not_a_decline(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(
+        400,
+        api_error(
+            "invalid_request_error",
+            f"No such PaymentMethod: '{CARD}'",
+            code="resource_missing",
+            param="payment_method",
+        ),
+    )
+
+    with pytest.raises(GatewayError) as raised:
+        gateway_for(stripe_api).charge(renewal())
+
+    assert raised.value.permanent is True
+    assert raised.value.code == "resource_missing"
+    assert "No such PaymentMethod" in str(raised.value)
+
+
+def test_a_wrong_api_key_is_permanent_and_never_shown(
+    stripe_api: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "sk_test_51WrongKeyForDunning9999secret"
+    gateway = StripeGateway(api_key=wrong, api_base=stripe_api.url, max_network_retries=0)
+
+    with pytest.raises(GatewayError) as raised:
+        gateway.charge(renewal())
+
+    assert raised.value.permanent is True
+    assert raised.value.http_status == 401
+    assert wrong not in str(raised.value)
+    assert wrong[8:20] not in str(raised.value)
+    assert wrong not in caplog.text
+    assert wrong not in repr(gateway)
+
+
+def test_no_api_key_or_card_number_reaches_the_logs(
+    stripe_api: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stripe_api.reply(402, card_error(declined_intent("insufficient_funds")))
+    stripe_api.reply(500, api_error("api_error", "Something went wrong on Stripe's end."))
+    gateway = gateway_for(stripe_api)
+
+    gateway.charge(renewal("key-1"))
+    with pytest.raises(GatewayError):
+        gateway.charge(renewal("key-2"))
+    gateway.charge(renewal("key-2"))
+
+    assert "stripe charge for invoice in_1001" in caplog.text  # the logs were captured
+    assert stripe_api.api_key not in caplog.text
+    assert stripe_api.api_key[8:] not in caplog.text
+    assert "Bearer" not in caplog.text
+    assert not re.search(r"\d(?:[ -]?\d){12,18}", caplog.text)
+
+
+def test_it_reads_its_key_and_base_from_settings(
+    stripe_api: FakeStripe, settings: Settings
+) -> None:
+    settings.DUNNING_STRIPE_API_KEY = stripe_api.api_key
+    settings.DUNNING_STRIPE_API_BASE = stripe_api.url + "/"
+
+    result = StripeGateway.from_settings().charge(renewal())
+
+    assert result.succeeded
+    assert stripe_api.requests[0].headers["authorization"] == f"Bearer {stripe_api.api_key}"
+
+
+def test_it_refuses_to_start_without_a_key(settings: Settings) -> None:
+    settings.DUNNING_STRIPE_API_KEY = ""
+
+    with pytest.raises(ImproperlyConfigured, match="DUNNING_STRIPE_API_KEY"):
+        StripeGateway.from_settings()
