@@ -20,7 +20,7 @@ What it does, in one run:
    `build_email`, SMTP send over the transport's one connection, mark sent.
    Checks: every row sent, the server counted exactly N more messages.
 5. Baseline, in the same run: the same N rows turned into bytes before the
-   clock starts (`build_email(...).as_bytes()`, the delivery stage's own
+   clock starts (`to_wire(build_email(...))`, the delivery stage's own
    builder), then sent with smtplib `sendmail` over one connection to the
    same server: the floor for SMTP to this server from Python.
 6. Prints msgs/s for both, their ratio (goal >= 0.4), the CPU time of this
@@ -166,14 +166,15 @@ def run_figure(*, port: int, batch: int, seed: int) -> tuple[int, float, float]:
 
 def prebuilt_messages() -> list[tuple[str, str, bytes]]:
     """Every outbox row as (from, to, bytes), built by the delivery stage's own builder."""
-    from dunning.channels.email.message import build_email
+    from dunning.channels.email.message import build_email, to_wire
     from dunning.engine.delivery import _outgoing
     from dunning.engine.models import Message
 
     built = []
     for message in Message.objects.select_related("customer").order_by("id").iterator(2000):
-        email = build_email(_outgoing(message, now=NOW))
-        built.append((email["From"].addresses[0].addr_spec, message.to, email.as_bytes()))
+        outgoing = _outgoing(message, now=NOW)
+        email = build_email(outgoing)
+        built.append((outgoing.sender_address, message.to, to_wire(email)))
     return built
 
 

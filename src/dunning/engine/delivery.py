@@ -4,8 +4,9 @@ Runs after the decisions have committed, so a rolled-back decision never
 leaves the building.  A claim is a short transaction that pushes the rows'
 `send_after` forward by a lease; the send happens outside any transaction.
 A worker that dies mid-send leaves its rows to come due again when the lease
-ends: at worst one in-flight message is sent twice, with the same Message-ID
-(and provider idempotency key), and none is lost.
+ends: at worst the messages sent since its last flush (FLUSH_EVERY) are sent
+twice, with the same Message-ID (and provider idempotency key), and none is
+lost.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message as MimeMessage
 from typing import Protocol
 
 from django.conf import settings
@@ -28,10 +29,14 @@ from dunning.core.backoff import retry_delay, should_give_up
 from dunning.engine.models import CaseEvent, Message, MessageStatus
 
 LEASE = timedelta(minutes=5)
+# Sends are recorded this many at a time: one commit per message cost more than
+# the SMTP exchange.  A worker that dies between a send and its flush leaves at
+# most this many messages to be sent again, with their same Message-IDs.
+FLUSH_EVERY = 20
 
 
 class EmailTransport(Protocol):
-    def send(self, message: EmailMessage) -> str: ...
+    def send(self, message: MimeMessage) -> str: ...
 
     def close(self) -> None: ...
 
@@ -77,7 +82,8 @@ def deliver_due(
 def deliver(
     ids: Sequence[int], *, now: datetime, transport: EmailTransport, rng: random.Random
 ) -> DeliveryReport:
-    sent = retrying = failed = 0
+    sent: list[tuple[int, str]] = []  # (row, provider id), written every FLUSH_EVERY sends
+    retrying = failed = delivered = 0
     messages = Message.objects.filter(id__in=ids, status=MessageStatus.SCHEDULED).select_related(
         "customer"
     )
@@ -92,16 +98,51 @@ def deliver(
                 _retry_later(message, now=now, error=error, rng=rng)
                 retrying += 1
             continue
-        # Conditional: a row canceled while it was in flight keeps its status.
-        Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
-            status=MessageStatus.SENT,
-            sent_at=now,
-            provider_id=provider_id,
-            last_error="",
-            updated_at=now,
+        sent.append((message.pk, provider_id))
+        if len(sent) >= FLUSH_EVERY:
+            delivered += _mark_sent(sent, now=now)
+            sent = []
+    delivered += _mark_sent(sent, now=now)
+    return DeliveryReport(sent=delivered, retrying=retrying, failed=failed)
+
+
+def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
+    """Record sends in one transaction (one statement on PostgreSQL).
+
+    Conditional on the row still being scheduled: a row canceled while it was
+    in flight keeps its status.
+    """
+    if not sent:
+        return 0
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Message._meta.db_table} AS m"  # noqa: S608 (a model table name)
+                " SET status = %s, sent_at = %s, provider_id = v.provider_id,"
+                " last_error = '', updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[]) AS v(id, provider_id)"
+                " WHERE m.id = v.id AND m.status = %s",
+                [
+                    MessageStatus.SENT,
+                    now,
+                    now,
+                    [pk for pk, _ in sent],
+                    [provider_id for _, provider_id in sent],
+                    MessageStatus.SCHEDULED,
+                ],
+            )
+            return cursor.rowcount
+    with transaction.atomic():
+        return sum(
+            Message.objects.filter(pk=pk, status=MessageStatus.SCHEDULED).update(
+                status=MessageStatus.SENT,
+                sent_at=now,
+                provider_id=provider_id,
+                last_error="",
+                updated_at=now,
+            )
+            for pk, provider_id in sent
         )
-        sent += 1
-    return DeliveryReport(sent=sent, retrying=retrying, failed=failed)
 
 
 def _outgoing(message: Message, *, now: datetime) -> OutgoingEmail:

@@ -13,12 +13,13 @@ import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.message import Message
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from dunning.channels import TransportError
+from dunning.channels.email.message import to_wire
 
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
@@ -65,11 +66,17 @@ class SmtpTransport:
         self.config = config
         self._connection: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: Message) -> str:
         """Send `message`; returns its Message-ID.  Raises TransportError."""
         try:
             connection = self._connect()
-            refused = connection.send_message(message)
+            # sendmail with the bytes as built: send_message would flatten the
+            # message again under a slower policy.
+            refused = connection.sendmail(
+                parseaddr(str(message["From"]))[1],
+                [parseaddr(str(message["To"]))[1]],
+                to_wire(message),
+            )
         except smtplib.SMTPRecipientsRefused as error:
             self.close()
             codes = [code for code, _ in error.recipients.values()]
@@ -130,12 +137,12 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: Message) -> str:
         message_id = str(message["Message-ID"])
         name = message_id.strip("<>").partition("@")[0] + ".eml"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / name).write_bytes(message.as_bytes(policy=SMTP))
+            (self.folder / name).write_bytes(to_wire(message))
         except OSError as error:
             raise TransportError(
                 f"cannot write {name} ({error.strerror})", permanent=False
