@@ -1,5 +1,9 @@
-"""Inbound gateway webhooks, mounted under /webhooks/."""
+"""Inbound gateway webhooks, mounted under /webhooks/ (outside the /api/v1 API)."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from dunning.gateways.webhooks import stripe_webhook
+
+urlpatterns = [
+    path("stripe", stripe_webhook, name="stripe-webhook"),
+]

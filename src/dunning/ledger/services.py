@@ -546,3 +546,32 @@ def change_invoice_status(
         )
         invoice_changed.send(sender=Invoice, invoice=target, now=now, source=source)
         return target
+
+
+def set_gateway_retry(*, invoice: str, at: datetime | None, now: datetime, source: str) -> Invoice:
+    """Record when the gateway itself will charge the invoice again (None: it will not).
+
+    A paid or void invoice is never retried, so for one the time is cleared
+    whatever `at` says.  Writes (and records an event) only when it changes.
+    """
+    with transaction.atomic():
+        target = get_invoice(invoice, lock=True)
+        if target.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
+            at = None
+        if target.gateway_retry_at == at:
+            return target
+        previous = target.gateway_retry_at
+        target.gateway_retry_at, target.updated_at = at, now
+        target.save(update_fields=["gateway_retry_at", "updated_at"])
+        record_event(
+            type="invoice.gateway_retry_scheduled" if at else "invoice.gateway_retry_cleared",
+            now=now,
+            source=source,
+            customer=target.customer,
+            invoice=target,
+            data={
+                "at": at.isoformat() if at else None,
+                "previous": previous.isoformat() if previous else None,
+            },
+        )
+        return target

@@ -41,6 +41,11 @@ class Invoice(models.Model):
     # Free context for messages, e.g. {"plan": "Pro", "period": "March 2026"}.
     context = models.JSONField(default=dict, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # When the payment gateway (Stripe's own retry schedule: the invoice's
+    # next_payment_attempt) will charge this invoice again by itself; null when
+    # it will not.  dunning's retry scheduler must not charge while one is
+    # pending, so a customer is never charged twice for one invoice.
+    gateway_retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 

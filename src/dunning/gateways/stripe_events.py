@@ -1,0 +1,484 @@
+"""Stripe event payloads read as ledger facts: parsing only, no database, no clock.
+
+Each function takes the plain JSON of a Stripe object (an event's
+`data.object`) and returns a frozen dataclass holding what the ledger keeps.
+Writing those facts is `dunning.gateways.webhooks`' job.
+
+Stripe amounts are already integer minor units (2900 is USD 29.00, 1500 is
+JPY 1,500), so they stay integers; currencies arrive lower case and are kept
+upper case, as ISO 4217 and the ledger spell them.  Card numbers never reach
+Stripe webhooks and nothing here would keep one: a card is brand, last 4,
+expiry and issuing country.
+
+Shapes follow API version 2026-06-24.dahlia (the fixtures under
+shared/fixtures/external/stripe), with the older fields still read where they
+exist (2023-08-16: `invoice.charge`, `invoice.payment_intent`,
+`charge.invoice`, `payment_intent.invoice`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+PROVIDER = "stripe"
+
+Obj = Mapping[str, Any]
+
+
+class EventFormatError(ValueError):
+    """The body is not a Stripe event dunning can read; the message names the field."""
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A Stripe unix timestamp (seconds) as an aware UTC datetime; None stays None."""
+    if value is None or isinstance(value, bool):
+        return None
+    if not isinstance(value, int):
+        raise EventFormatError(f"expected a unix timestamp, got {value!r}")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _id(value: Any) -> str:
+    """An id field that may be expanded into its object."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventFormatError(f"expected an integer amount, got {value!r}")
+    return value
+
+
+def _currency(value: Any) -> str:
+    code = _str(value).upper()
+    if len(code) != 3:
+        raise EventFormatError(f"expected an ISO 4217 currency, got {value!r}")
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEvent:
+    id: str
+    type: str
+    created: datetime
+    object: Obj
+    previous_attributes: Obj = field(default_factory=dict)
+
+    @property
+    def object_id(self) -> str:
+        return _str(self.object.get("id"))
+
+
+def parse_event(body: Any) -> StripeEvent:
+    if not isinstance(body, Mapping):
+        raise EventFormatError("the body is not a JSON object")
+    if body.get("object") != "event":
+        raise EventFormatError("object: expected 'event'")
+    event_id, event_type = _str(body.get("id")), _str(body.get("type"))
+    if not event_id:
+        raise EventFormatError("id: missing")
+    if not event_type:
+        raise EventFormatError("type: missing")
+    created = to_datetime(body.get("created"))
+    if created is None:
+        raise EventFormatError("created: missing")
+    data = body.get("data")
+    if not isinstance(data, Mapping) or not isinstance(data.get("object"), Mapping):
+        raise EventFormatError("data.object: missing")
+    previous = data.get("previous_attributes")
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        created=created,
+        object=data["object"],
+        previous_attributes=previous if isinstance(previous, Mapping) else {},
+    )
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFacts:
+    external_id: str
+    # Only what Stripe stated: name, email, phone, locale, country.  A field
+    # Stripe leaves empty is left out, so it never erases what dunning knows.
+    values: Mapping[str, Any]
+    default_payment_method: str = ""
+
+
+def customer_facts(obj: Obj) -> CustomerFacts:
+    external_id = _str(obj.get("id"))
+    if not external_id.startswith("cus_"):
+        raise EventFormatError("customer.id: expected cus_...")
+    locales = obj.get("preferred_locales") or []
+    address = obj.get("address") or {}
+    values = {
+        "name": _str(obj.get("name")),
+        "email": _str(obj.get("email")),
+        "phone": _str(obj.get("phone")),
+        "locale": _str(locales[0]) if locales else "",
+        "country": _str(address.get("country")).upper(),
+    }
+    settings = obj.get("invoice_settings") or {}
+    return CustomerFacts(
+        external_id=external_id,
+        values={name: value for name, value in values.items() if value},
+        default_payment_method=_id(settings.get("default_payment_method"))
+        or _id(obj.get("default_source")),
+    )
+
+
+# --- payment methods -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodFacts:
+    external_id: str  # pm_... or a legacy card_...
+    customer: str
+    type: str  # the ledger's PaymentMethodType: card, bank_account, other
+    brand: str = ""
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+    country: str = ""
+    name: str = ""  # the cardholder's name, only to name a customer not met before
+
+    def ledger_values(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "brand": self.brand,
+            "last4": self.last4,
+            "exp_month": self.exp_month,
+            "exp_year": self.exp_year,
+            "country": self.country,
+        }
+
+
+def _card(card: Obj, *, external_id: str, customer: str, name: str = "") -> PaymentMethodFacts:
+    exp_month, exp_year = card.get("exp_month"), card.get("exp_year")
+    return PaymentMethodFacts(
+        external_id=external_id,
+        customer=customer,
+        type="card",
+        # Legacy Card objects say "Visa", payment methods "visa": one spelling.
+        brand=_str(card.get("brand")).lower().replace(" ", "_"),
+        last4=_str(card.get("last4"))[-4:],
+        exp_month=exp_month if isinstance(exp_month, int) and 1 <= exp_month <= 12 else None,
+        exp_year=exp_year if isinstance(exp_year, int) and exp_year > 0 else None,
+        country=_str(card.get("country")).upper()[:2],
+        name=name,
+    )
+
+
+def payment_method_facts(obj: Obj) -> PaymentMethodFacts:
+    """A PaymentMethod (pm_...) or a legacy source (card_..., ba_...)."""
+    external_id = _str(obj.get("id"))
+    if not external_id:
+        raise EventFormatError("payment method id: missing")
+    customer = _id(obj.get("customer"))
+    billing = obj.get("billing_details") or {}
+    name = _str(billing.get("name")) or _str(obj.get("name"))
+    if obj.get("object") == "card":  # a legacy Card source: the card fields are top level
+        return _card(obj, external_id=external_id, customer=customer, name=name)
+    kind = _str(obj.get("type")) or _str(obj.get("object"))
+    if kind == "card" and isinstance(obj.get("card"), Mapping):
+        return _card(obj["card"], external_id=external_id, customer=customer, name=name)
+    if kind in ("bank_account", "us_bank_account", "sepa_debit", "bacs_debit", "au_becs_debit"):
+        nested = obj.get(kind)
+        details: Obj = nested if isinstance(nested, Mapping) else obj
+        return PaymentMethodFacts(
+            external_id=external_id,
+            customer=customer,
+            type="bank_account",
+            brand=_str(details.get("bank_name"))[:32],
+            last4=_str(details.get("last4"))[-4:],
+            country=_str(details.get("country")).upper()[:2],
+            name=name,
+        )
+    return PaymentMethodFacts(
+        external_id=external_id, customer=customer, type="other", brand=kind[:32], name=name
+    )
+
+
+# --- invoices ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    description: str
+    quantity: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSnapshot:
+    external_id: str
+    customer: str
+    customer_values: Mapping[str, Any]  # name, email, phone, country as printed on the invoice
+    number: str
+    status: str  # draft, open, paid, void, uncollectible
+    currency: str
+    amount_due: int
+    amount_paid: int
+    amount_remaining: int
+    issued_at: datetime
+    due_at: datetime
+    collection_method: str
+    lines: tuple[Line, ...]
+    context: Mapping[str, Any]
+    next_payment_attempt: datetime | None
+    paid_at: datetime | None
+    attempt_count: int
+    # Payment intents and charges the invoice names (older API versions, or an
+    # expanded `payments` list): the references its payments are recorded under.
+    payment_refs: tuple[str, ...] = ()
+
+
+def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
+    """The invoice as the ledger keeps it; None for a preview (`invoice.upcoming` has no id)."""
+    external_id = _str(obj.get("id"))
+    if not external_id:
+        return None
+    customer = _id(obj.get("customer"))
+    if not customer:
+        raise EventFormatError("invoice.customer: missing")
+    transitions = obj.get("status_transitions") or {}
+    created = to_datetime(obj.get("created"))
+    if created is None:
+        raise EventFormatError("invoice.created: missing")
+    # An invoice takes effect when finalized; a charge_automatically invoice has
+    # no due_date and is due then (Stripe charges it at once).
+    issued_at = (
+        to_datetime(obj.get("effective_at"))
+        or to_datetime(transitions.get("finalized_at"))
+        or created
+    )
+    due_at = to_datetime(obj.get("due_date")) or issued_at
+    lines = tuple(
+        Line(
+            description=_str(line.get("description")),
+            quantity=line.get("quantity") if isinstance(line.get("quantity"), int) else 1,
+            amount=_int(line.get("amount")),
+        )
+        for line in (obj.get("lines") or {}).get("data") or []
+    )
+    periods = [line.get("period") or {} for line in (obj.get("lines") or {}).get("data") or []]
+    starts = [p["start"] for p in periods if isinstance(p.get("start"), int)]
+    ends = [p["end"] for p in periods if isinstance(p.get("end"), int)]
+    parent = obj.get("parent") or {}
+    subscription = _id((parent.get("subscription_details") or {}).get("subscription")) or _id(
+        obj.get("subscription")
+    )
+    context: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "subscription": subscription,
+            "billing_reason": _str(obj.get("billing_reason")),
+            "period_start": _iso(min(starts, default=None)),
+            "period_end": _iso(max(ends, default=None)),
+            "hosted_invoice_url": _str(obj.get("hosted_invoice_url")),
+        }.items()
+        if value
+    }
+    refs = [_id(obj.get("payment_intent")), _id(obj.get("charge"))]
+    for payment in (obj.get("payments") or {}).get("data") or []:
+        inner = payment.get("payment") or {}
+        refs += [_id(inner.get("payment_intent")), _id(inner.get("charge"))]
+    address = obj.get("customer_address") or {}
+    customer_values = {
+        "name": _str(obj.get("customer_name")),
+        "email": _str(obj.get("customer_email")),
+        "phone": _str(obj.get("customer_phone")),
+        "country": _str(address.get("country")).upper(),
+    }
+    amount_due = _int(obj.get("amount_due"))
+    amount_paid = _int(obj.get("amount_paid"))
+    return InvoiceSnapshot(
+        external_id=external_id,
+        customer=customer,
+        customer_values={name: value for name, value in customer_values.items() if value},
+        number=_str(obj.get("number")) or external_id,
+        status=_str(obj.get("status")) or "draft",
+        currency=_currency(obj.get("currency")),
+        amount_due=amount_due,
+        amount_paid=amount_paid,
+        amount_remaining=_int(obj.get("amount_remaining", amount_due - amount_paid)),
+        issued_at=issued_at,
+        due_at=due_at,
+        collection_method=_str(obj.get("collection_method")) or "charge_automatically",
+        lines=lines,
+        context=context,
+        next_payment_attempt=to_datetime(obj.get("next_payment_attempt")),
+        paid_at=to_datetime(transitions.get("paid_at")),
+        attempt_count=_int(obj.get("attempt_count") or 0),
+        payment_refs=tuple(dict.fromkeys(ref for ref in refs if ref)),
+    )
+
+
+def _iso(value: Any) -> str:
+    moment = to_datetime(value)
+    return moment.isoformat() if moment else ""
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePaymentLink:
+    """An invoice_payment: which payment intent (or charge) pays which invoice."""
+
+    invoice: str
+    payment_intent: str
+    charge: str
+
+
+def invoice_payment_link(obj: Obj) -> InvoicePaymentLink:
+    payment = obj.get("payment") or {}
+    invoice = _id(obj.get("invoice"))
+    if not invoice:
+        raise EventFormatError("invoice_payment.invoice: missing")
+    return InvoicePaymentLink(
+        invoice=invoice,
+        payment_intent=_id(payment.get("payment_intent")),
+        charge=_id(payment.get("charge")),
+    )
+
+
+# --- failed charges ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeFailure:
+    """One declined charge: the ledger's failed payment attempt."""
+
+    charge: str  # ch_...: the attempt's reference, shared by charge.failed and the PI event
+    payment_intent: str
+    customer: str
+    invoice: str  # named only by older API versions; otherwise found from the payment intent
+    amount: int
+    currency: str
+    attempted_at: datetime
+    decline_code: str
+    advice_code: str
+    network_code: str
+    message: str
+    payment_method: PaymentMethodFacts | None
+
+    def data(self) -> dict[str, Any]:
+        """What an event about this failure keeps (no card details beyond the method id)."""
+        return {
+            "charge": self.charge,
+            "payment_intent": self.payment_intent,
+            "invoice": self.invoice,
+            "amount": self.amount,
+            "currency": self.currency,
+            "attempted_at": self.attempted_at.isoformat(),
+            "decline_code": self.decline_code,
+            "advice_code": self.advice_code,
+            "network_code": self.network_code,
+            "payment_method": self.payment_method.external_id if self.payment_method else "",
+        }
+
+
+def charge_failure(obj: Obj) -> ChargeFailure:
+    """From a failed Charge: the decline is in `outcome` (reason, advice and network codes)."""
+    charge = _str(obj.get("id"))
+    if not charge:
+        raise EventFormatError("charge.id: missing")
+    outcome = obj.get("outcome") or {}
+    customer = _id(obj.get("customer"))
+    method = None
+    details = obj.get("payment_method_details") or {}
+    method_id = _id(obj.get("payment_method")) or _id(obj.get("source"))
+    billing_name = _str((obj.get("billing_details") or {}).get("name"))
+    if method_id and isinstance(details.get("card"), Mapping):
+        method = _card(details["card"], external_id=method_id, customer=customer, name=billing_name)
+    elif isinstance(obj.get("source"), Mapping):
+        method = payment_method_facts({**obj["source"], "customer": customer})
+    created = to_datetime(obj.get("created"))
+    if created is None:
+        raise EventFormatError("charge.created: missing")
+    return ChargeFailure(
+        charge=charge,
+        payment_intent=_id(obj.get("payment_intent")),
+        customer=customer,
+        invoice=_id(obj.get("invoice")),
+        amount=_int(obj.get("amount")),
+        currency=_currency(obj.get("currency")),
+        attempted_at=created,
+        decline_code=_str(outcome.get("reason")) or _str(obj.get("failure_code")),
+        advice_code=_str(outcome.get("advice_code")),
+        network_code=_str(outcome.get("network_decline_code")),
+        message=_str(obj.get("failure_message")),
+        payment_method=method,
+    )
+
+
+def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure | None:
+    """From a PaymentIntent's `last_payment_error`; None when there is none."""
+    error = obj.get("last_payment_error")
+    if not isinstance(error, Mapping):
+        return None
+    intent = _str(obj.get("id"))
+    customer = _id(obj.get("customer"))
+    method_obj = error.get("payment_method") or error.get("source")
+    method = None
+    if isinstance(method_obj, Mapping):
+        method = payment_method_facts(method_obj)
+        if not method.customer:
+            method = replace(method, customer=customer)
+    charge = _id(error.get("charge")) or _id(obj.get("latest_charge"))
+    return ChargeFailure(
+        # Without a charge (e.g. authentication required before any charge) the
+        # payment intent itself is the attempt's reference.
+        charge=charge or intent,
+        payment_intent=intent,
+        customer=customer,
+        invoice=_id(obj.get("invoice")),
+        amount=_int(obj.get("amount")),
+        currency=_currency(obj.get("currency")),
+        attempted_at=occurred_at,
+        decline_code=_str(error.get("decline_code")) or _str(error.get("code")),
+        advice_code=_str(error.get("advice_code")),
+        network_code=_str(error.get("network_decline_code")),
+        message=_str(error.get("message")),
+        payment_method=method,
+    )
+
+
+# --- notices: facts with no ledger noun ---------------------------------------------------
+
+
+def dispute_data(obj: Obj) -> dict[str, Any]:
+    evidence = obj.get("evidence_details") or {}
+    return {
+        "dispute": _str(obj.get("id")),
+        "charge": _id(obj.get("charge")),
+        "payment_intent": _id(obj.get("payment_intent")),
+        "amount": _int(obj.get("amount")),
+        "currency": _currency(obj.get("currency")),
+        "reason": _str(obj.get("reason")),
+        "status": _str(obj.get("status")),
+        "evidence_due_by": _iso(evidence.get("due_by")),
+    }
+
+
+def subscription_data(obj: Obj, previous: Obj) -> dict[str, Any]:
+    data = {
+        "subscription": _str(obj.get("id")),
+        "status": _str(obj.get("status")),
+        "latest_invoice": _id(obj.get("latest_invoice")),
+        "cancel_at": _iso(obj.get("cancel_at")),
+        "canceled_at": _iso(obj.get("canceled_at")),
+        "ended_at": _iso(obj.get("ended_at")),
+    }
+    if "status" in previous:
+        data["previous_status"] = _str(previous.get("status"))
+    return data

@@ -1,0 +1,598 @@
+"""Stripe events written into the ledger, through the ledger's services only.
+
+`apply_event` takes one verified, parsed event and records its facts; every
+write goes through `dunning.ledger.services`, so each leaves an Event behind
+and money arriving wakes the engine (the `invoice_changed` signal).  Facts
+with no ledger noun (disputes, subscription changes, an expiring card, an
+invoice about to fall due) are recorded as Events of type `stripe.<type>`.
+
+Out of order.  Stripe does not promise delivery order, and each event carries
+a snapshot of its object as it was at the event's `created` time.  For every
+object whose snapshot is applied (invoice, customer, payment method)
+`GatewayObject.last_event_created` keeps the `created` time of the newest
+event applied; a snapshot older than that is not applied (outcome `stale`).
+Stripe's `created` has one-second resolution, so two events of one second are
+both applied, and the ledger's own rules keep that safe: money is only ever
+added (the payment recorded is what Stripe's `amount_paid` has over the
+ledger's), and a paid or void invoice never goes back to open.  So an old
+`invoice.payment_failed` arriving after `invoice.paid` neither reopens nor
+unpays the invoice, nor sets a gateway retry on it.
+
+Declined charges.  The ledger's failed attempt is keyed by the charge id, which
+both `charge.failed` and `payment_intent.payment_failed` carry: whichever
+arrives first records the attempt (with decline, advice and network codes and
+the card), the other finds it and changes nothing.  Current API versions no
+longer name the invoice on a charge or payment intent, so the invoice is found
+from, in order: the object's own `invoice` field (older API versions); the
+invoice this payment intent was seen paying or failing before; the customer's
+single open, automatically charged invoice of that amount and currency.  A
+failure that fits no invoice yet is recorded as a `stripe.charge.failed` (or
+`stripe.payment_intent.payment_failed`) event with `matched: false`, and the
+next event about a fitting invoice turns it into the attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from dunning.gateways.models import GatewayObject, WebhookOutcome
+from dunning.gateways.stripe_events import (
+    PROVIDER,
+    ChargeFailure,
+    PaymentMethodFacts,
+    StripeEvent,
+    charge_failure,
+    customer_facts,
+    dispute_data,
+    invoice_payment_link,
+    invoice_snapshot,
+    payment_intent_failure,
+    payment_method_facts,
+    subscription_data,
+)
+from dunning.ledger import services
+from dunning.ledger.errors import LedgerError
+from dunning.ledger.models import (
+    AttemptOutcome,
+    CollectionMethod,
+    Customer,
+    Event,
+    Invoice,
+    InvoiceStatus,
+    PaymentAttempt,
+    PaymentMethod,
+)
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "stripe"
+TERMINAL = (InvoiceStatus.PAID, InvoiceStatus.VOID)
+UNMATCHED_FAILURE_TYPES = ("stripe.charge.failed", "stripe.payment_intent.payment_failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcome: str
+    notes: str = ""
+
+
+def apply_event(event: StripeEvent, *, now: datetime) -> Applied:
+    """Record `event`'s facts in the ledger; raises LedgerError when the ledger refuses one."""
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        return Applied(WebhookOutcome.IGNORED, "dunning does not use this event type")
+    return handler(event, now)
+
+
+# --- per-object ordering -------------------------------------------------------------------
+
+
+def _is_newest(event: StripeEvent, *, object_id: str, type: str, now: datetime) -> bool:
+    """True, and remembered, when `event` is not older than the last one applied to the object."""
+    record, _ = GatewayObject.objects.select_for_update().get_or_create(
+        provider=PROVIDER, object_id=object_id, defaults={"type": type, "updated_at": now}
+    )
+    if record.last_event_created and event.created < record.last_event_created:
+        return False
+    record.last_event_created, record.last_event_id, record.updated_at = (
+        event.created,
+        event.id,
+        now,
+    )
+    record.save(update_fields=["last_event_created", "last_event_id", "updated_at"])
+    return True
+
+
+def _link_payment_intent(payment_intent: str, *, invoice: str, now: datetime) -> None:
+    if not payment_intent:
+        return
+    GatewayObject.objects.update_or_create(
+        provider=PROVIDER,
+        object_id=payment_intent,
+        defaults={"invoice": invoice, "updated_at": now},
+        create_defaults={"type": "payment_intent", "invoice": invoice, "updated_at": now},
+    )
+
+
+def _linked_invoice(payment_intent: str) -> str:
+    if not payment_intent:
+        return ""
+    return (
+        GatewayObject.objects.filter(provider=PROVIDER, object_id=payment_intent)
+        .values_list("invoice", flat=True)
+        .first()
+        or ""
+    )
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+def _ensure_customer(
+    external_id: str, *, now: datetime, values: dict[str, Any] | None = None, name: str = ""
+) -> Customer:
+    """The customer, created from what this event knows when dunning has not met it yet.
+
+    Stripe often speaks of a customer (on an invoice, a card, a subscription)
+    before any customer.* event: the new customer is named from the event, or
+    by its id until a later event says its name.
+    """
+    values = dict(values or {})
+    customer = Customer.objects.filter(external_id=external_id).first()
+    if customer is not None:
+        # Fill what dunning does not know yet; never overwrite what it does
+        # (customer.* events are the ones that change a customer's details).
+        gaps = {
+            name: value
+            for name, value in values.items()
+            if value and (not getattr(customer, name) or getattr(customer, name) == external_id)
+        }
+        if gaps:
+            customer = _upsert_customer(external_id, gaps, now=now)
+        return customer
+    values["name"] = values.get("name") or name or values.get("email") or external_id
+    return _upsert_customer(external_id, values, now=now)
+
+
+def _upsert_customer(external_id: str, values: dict[str, Any], *, now: datetime) -> Customer:
+    try:
+        customer, _ = services.upsert_customer(
+            external_id=external_id, now=now, source=SOURCE, **values
+        )
+    except LedgerError as error:
+        if error.field != "phone":
+            raise
+        # A number dunning cannot read is no reason to lose the customer.
+        values.pop("phone")
+        customer, _ = services.upsert_customer(
+            external_id=external_id, now=now, source=SOURCE, **values
+        )
+    return customer
+
+
+def _on_customer(event: StripeEvent, now: datetime) -> Applied:
+    facts = customer_facts(event.object)
+    if not _is_newest(event, object_id=facts.external_id, type="customer", now=now):
+        return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
+    values = dict(facts.values)
+    exists = Customer.objects.filter(external_id=facts.external_id).exists()
+    if not exists:
+        values["name"] = values.get("name") or values.get("email") or facts.external_id
+    customer = _upsert_customer(facts.external_id, values, now=now)
+    notes = ""
+    if facts.default_payment_method:
+        method = PaymentMethod.objects.filter(
+            external_id=facts.default_payment_method, customer=customer
+        ).first()
+        if method is not None and not method.is_default:
+            services.upsert_payment_method(
+                external_id=method.external_id,
+                customer=customer.external_id,
+                now=now,
+                source=SOURCE,
+                is_default=True,
+            )
+            notes = f"default payment method {method.external_id}"
+    return Applied(WebhookOutcome.APPLIED, notes)
+
+
+# --- payment methods -----------------------------------------------------------------------
+
+
+def _save_payment_method(facts: PaymentMethodFacts, *, now: datetime) -> PaymentMethod | None:
+    """Create or update the method when something changed; None if it belongs to someone else."""
+    customer = _ensure_customer(facts.customer, now=now, name=facts.name)
+    method = PaymentMethod.objects.filter(external_id=facts.external_id).first()
+    if method is not None and method.customer_id != customer.pk:
+        return None
+    values = facts.ledger_values()
+    if method is not None and all(getattr(method, k) == v for k, v in values.items()):
+        return method
+    method, _ = services.upsert_payment_method(
+        external_id=facts.external_id,
+        customer=customer.external_id,
+        now=now,
+        source=SOURCE,
+        **values,
+    )
+    return method
+
+
+def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
+    """payment_method.attached/updated/automatically_updated, customer.source.*: a saved card."""
+    facts = payment_method_facts(event.object)
+    if not facts.customer:
+        return Applied(WebhookOutcome.IGNORED, "the payment method belongs to no customer")
+    newest = _is_newest(event, object_id=facts.external_id, type="payment_method", now=now)
+    method = _save_payment_method(facts, now=now) if newest else None
+    if newest and method is None:
+        return Applied(WebhookOutcome.IGNORED, "the payment method belongs to another customer")
+    if event.type in ("customer.source.expiring", "payment_method.automatically_updated"):
+        # Evidence for the timeline even when stale: the notice itself happened.
+        services.record_event(
+            type=f"stripe.{event.type}",
+            now=now,
+            source=SOURCE,
+            occurred_at=event.created,
+            customer=Customer.objects.filter(external_id=facts.customer).first(),
+            data={
+                "payment_method": facts.external_id,
+                "brand": facts.brand,
+                "last4": facts.last4,
+                "exp_month": facts.exp_month,
+                "exp_year": facts.exp_year,
+            },
+        )
+    if not newest:
+        return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
+    return Applied(WebhookOutcome.APPLIED)
+
+
+# --- invoices ------------------------------------------------------------------------------
+
+
+def _on_invoice(event: StripeEvent, now: datetime) -> Applied:
+    snapshot = invoice_snapshot(event.object)
+    if snapshot is None:
+        return Applied(WebhookOutcome.IGNORED, "a preview invoice (no id)")
+    existing = Invoice.objects.filter(external_id=snapshot.external_id).first()
+    if existing is None and snapshot.status == InvoiceStatus.DRAFT:
+        return Applied(WebhookOutcome.IGNORED, "a draft; dunning starts when it is finalized")
+    if not _is_newest(event, object_id=snapshot.external_id, type="invoice", now=now):
+        return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
+    customer = _ensure_customer(snapshot.customer, values=dict(snapshot.customer_values), now=now)
+    notes: list[str] = []
+    if existing is None or existing.status not in TERMINAL:
+        services.upsert_invoice(
+            facts=services.InvoiceFacts(
+                external_id=snapshot.external_id,
+                customer=customer.external_id,
+                number=snapshot.number,
+                currency=snapshot.currency,
+                amount_due=snapshot.amount_due,
+                issued_at=snapshot.issued_at,
+                due_at=snapshot.due_at,
+                collection_method=snapshot.collection_method,
+                status=(
+                    InvoiceStatus.DRAFT
+                    if snapshot.status == InvoiceStatus.DRAFT
+                    else InvoiceStatus.OPEN
+                ),
+                lines=[
+                    services.InvoiceLine(
+                        description=line.description, quantity=line.quantity, amount=line.amount
+                    )
+                    for line in snapshot.lines
+                ],
+                context=snapshot.context,
+            ),
+            now=now,
+            source=SOURCE,
+        )
+    invoice = Invoice.objects.get(external_id=snapshot.external_id)
+
+    # Money: only what Stripe has received beyond what the ledger holds.
+    unpaid = min(snapshot.amount_paid - invoice.amount_paid, invoice.amount_remaining)
+    if unpaid > 0 and invoice.status not in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
+        reference = _payment_reference(snapshot.payment_refs, invoice=invoice, event=event)
+        services.record_payment(
+            invoice=invoice.external_id,
+            amount=unpaid,
+            currency=invoice.currency,
+            received_at=snapshot.paid_at or event.created,
+            method="card",
+            reference=reference,
+            now=now,
+            source=SOURCE,
+        )
+        notes.append(f"payment {unpaid} {invoice.currency} ({reference})")
+        invoice.refresh_from_db()
+
+    if snapshot.status == InvoiceStatus.VOID and invoice.status != InvoiceStatus.VOID:
+        services.change_invoice_status(
+            invoice=invoice.external_id,
+            status=InvoiceStatus.VOID,
+            now=now,
+            source=SOURCE,
+            reason=f"stripe {event.type}",
+        )
+    elif snapshot.status == InvoiceStatus.UNCOLLECTIBLE and invoice.status == InvoiceStatus.OPEN:
+        services.change_invoice_status(
+            invoice=invoice.external_id,
+            status=InvoiceStatus.UNCOLLECTIBLE,
+            now=now,
+            source=SOURCE,
+            reason=f"stripe {event.type}",
+        )
+    elif snapshot.status == InvoiceStatus.PAID and invoice.status != InvoiceStatus.PAID:
+        notes.append(f"Stripe says paid; {invoice.amount_remaining} remains in the ledger")
+
+    services.set_gateway_retry(
+        invoice=invoice.external_id, at=snapshot.next_payment_attempt, now=now, source=SOURCE
+    )
+    if event.type in ("invoice.will_be_due", "invoice.overdue"):
+        services.record_event(
+            type=f"stripe.{event.type}",
+            now=now,
+            source=SOURCE,
+            occurred_at=event.created,
+            customer=customer,
+            invoice=invoice,
+            data={
+                "due_at": snapshot.due_at.isoformat(),
+                "amount_remaining": snapshot.amount_remaining,
+            },
+        )
+    claimed = _claim_unmatched_failures(Invoice.objects.get(pk=invoice.pk), now=now)
+    if claimed:
+        notes.append(f"{claimed} earlier declined charge(s) attached")
+    return Applied(WebhookOutcome.APPLIED, "; ".join(notes))
+
+
+def _payment_reference(refs: tuple[str, ...], *, invoice: Invoice, event: StripeEvent) -> str:
+    """The payment intent or charge that paid: named on the invoice, or learned before."""
+    linked = (
+        GatewayObject.objects.filter(provider=PROVIDER, invoice=invoice.external_id)
+        .order_by("-updated_at", "-id")
+        .values_list("object_id", flat=True)
+    )
+    used = set(invoice.payments.values_list("reference", flat=True))
+    for reference in [*refs, *linked]:
+        if reference not in used:
+            return reference
+    return event.id  # unique and stable across redeliveries
+
+
+def _on_invoice_payment(event: StripeEvent, now: datetime) -> Applied:
+    """invoice_payment.*: remember which payment intent pays which invoice."""
+    link = invoice_payment_link(event.object)
+    _link_payment_intent(link.payment_intent or link.charge, invoice=link.invoice, now=now)
+    return Applied(
+        WebhookOutcome.APPLIED, f"{link.payment_intent or link.charge} pays {link.invoice}"
+    )
+
+
+# --- declined charges ----------------------------------------------------------------------
+
+
+def _on_charge_failed(event: StripeEvent, now: datetime) -> Applied:
+    return _record_failure(charge_failure(event.object), event=event, now=now)
+
+
+def _on_payment_intent_failed(event: StripeEvent, now: datetime) -> Applied:
+    failure = payment_intent_failure(event.object, occurred_at=event.created)
+    if failure is None:
+        return Applied(WebhookOutcome.IGNORED, "no last_payment_error")
+    return _record_failure(failure, event=event, now=now)
+
+
+def _record_failure(failure: ChargeFailure, *, event: StripeEvent, now: datetime) -> Applied:
+    if not failure.customer:
+        return Applied(WebhookOutcome.IGNORED, "a charge for no customer")
+    name = failure.payment_method.name if failure.payment_method else ""
+    customer = _ensure_customer(failure.customer, now=now, name=name)
+    if failure.payment_method:
+        _save_payment_method(failure.payment_method, now=now)
+    invoice = _invoice_for(failure, customer=customer)
+    if invoice is None:
+        services.record_event(
+            type=f"stripe.{event.type}",
+            now=now,
+            source=SOURCE,
+            occurred_at=failure.attempted_at,
+            customer=customer,
+            data={**failure.data(), "matched": False},
+        )
+        return Applied(WebhookOutcome.APPLIED, "no invoice fits yet; kept as an unmatched decline")
+    return _record_attempt(invoice, failure, now=now)
+
+
+def _invoice_for(failure: ChargeFailure, *, customer: Customer) -> Invoice | None:
+    for external_id in (failure.invoice, _linked_invoice(failure.payment_intent)):
+        if external_id:
+            found = Invoice.objects.filter(external_id=external_id, customer=customer).first()
+            if found is not None:
+                return found
+    candidates = list(
+        Invoice.objects.filter(
+            customer=customer,
+            currency=failure.currency,
+            status=InvoiceStatus.OPEN,
+            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+            amount_remaining=failure.amount,
+        )[:2]
+    )
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _record_attempt(invoice: Invoice, failure: ChargeFailure, *, now: datetime) -> Applied:
+    # Locked, so a charge.failed and its payment_intent.payment_failed delivered
+    # at once record one attempt between them.
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    _link_payment_intent(failure.payment_intent, invoice=invoice.external_id, now=now)
+    if PaymentAttempt.objects.filter(
+        invoice=invoice, gateway=SOURCE, reference=failure.charge
+    ).exists():
+        return Applied(WebhookOutcome.IGNORED, f"the attempt {failure.charge} is already recorded")
+    method = failure.payment_method
+    known_method = (
+        method is not None
+        and PaymentMethod.objects.filter(
+            external_id=method.external_id, customer_id=invoice.customer_id
+        ).exists()
+    )
+    services.record_payment_attempt(
+        invoice=invoice.external_id,
+        attempted_at=failure.attempted_at,
+        outcome=AttemptOutcome.FAILED,
+        amount=failure.amount,
+        decline_code=failure.decline_code,
+        advice_code=failure.advice_code,
+        network_code=failure.network_code,
+        gateway=SOURCE,
+        reference=failure.charge,
+        payment_method=method.external_id if method and known_method else None,
+        now=now,
+        source=SOURCE,
+    )
+    return Applied(
+        WebhookOutcome.APPLIED,
+        f"failed attempt {failure.charge} ({failure.decline_code}) on {invoice.external_id}",
+    )
+
+
+def _claim_unmatched_failures(invoice: Invoice, *, now: datetime) -> int:
+    """Declines recorded before their invoice was known, that fit this invoice: now attempts."""
+    pending = Event.objects.filter(
+        customer_id=invoice.customer_id,
+        type__in=UNMATCHED_FAILURE_TYPES,
+        data__matched=False,
+        data__currency=invoice.currency,
+    ).filter(Q(data__invoice=invoice.external_id) | Q(data__amount=invoice.amount_due))
+    claimed = 0
+    for event in pending:
+        data = event.data
+        named = data.get("invoice") or _linked_invoice(data.get("payment_intent", ""))
+        if named and named != invoice.external_id:
+            continue
+        if not named and invoice.status != InvoiceStatus.OPEN:
+            continue
+        if PaymentAttempt.objects.filter(gateway=SOURCE, reference=data["charge"]).exists():
+            continue
+        failure = ChargeFailure(
+            charge=data["charge"],
+            payment_intent=data.get("payment_intent", ""),
+            customer=invoice.customer.external_id,
+            invoice=invoice.external_id,
+            amount=data["amount"],
+            currency=data["currency"],
+            attempted_at=datetime.fromisoformat(data["attempted_at"]),
+            decline_code=data.get("decline_code", ""),
+            advice_code=data.get("advice_code", ""),
+            network_code=data.get("network_code", ""),
+            message="",
+            payment_method=(
+                PaymentMethodFacts(
+                    external_id=data["payment_method"],
+                    customer=invoice.customer.external_id,
+                    type="card",
+                )
+                if data.get("payment_method")
+                else None
+            ),
+        )
+        _record_attempt(invoice, failure, now=now)
+        claimed += 1
+    return claimed
+
+
+# --- facts with no ledger noun -------------------------------------------------------------
+
+
+def _on_dispute(event: StripeEvent, now: datetime) -> Applied:
+    data = dispute_data(event.object)
+    linked = _linked_invoice(data["payment_intent"]) or _linked_invoice(data["charge"])
+    invoice = (
+        Invoice.objects.select_related("customer").filter(external_id=linked).first()
+        if linked
+        else None
+    )
+    services.record_event(
+        type=f"stripe.{event.type}",
+        now=now,
+        source=SOURCE,
+        occurred_at=event.created,
+        customer=invoice.customer if invoice else None,
+        invoice=invoice,
+        data=data,
+    )
+    return Applied(
+        WebhookOutcome.APPLIED,
+        f"dispute {data['dispute']} {data['status']}"
+        + ("" if invoice else "; its invoice is not known"),
+    )
+
+
+def _on_subscription(event: StripeEvent, now: datetime) -> Applied:
+    obj = event.object
+    customer_id = obj.get("customer")
+    customer = (
+        _ensure_customer(customer_id, now=now)
+        if isinstance(customer_id, str) and customer_id
+        else None
+    )
+    data = subscription_data(obj, event.previous_attributes)
+    services.record_event(
+        type=f"stripe.{event.type}",
+        now=now,
+        source=SOURCE,
+        occurred_at=event.created,
+        customer=customer,
+        data=data,
+    )
+    return Applied(WebhookOutcome.APPLIED, f"subscription {data['subscription']} {data['status']}")
+
+
+Handler = Callable[[StripeEvent, datetime], Applied]
+
+HANDLERS: dict[str, Handler] = {
+    "customer.created": _on_customer,
+    "customer.updated": _on_customer,
+    **{
+        f"invoice.{name}": _on_invoice
+        for name in (
+            "finalized",
+            "updated",
+            "paid",
+            "payment_failed",
+            "payment_succeeded",
+            "payment_action_required",
+            "voided",
+            "marked_uncollectible",
+            "overdue",
+            "will_be_due",
+        )
+    },
+    "invoice_payment.paid": _on_invoice_payment,
+    "payment_intent.payment_failed": _on_payment_intent_failed,
+    "charge.failed": _on_charge_failed,
+    "payment_method.attached": _on_payment_method,
+    "payment_method.updated": _on_payment_method,
+    "payment_method.automatically_updated": _on_payment_method,
+    "customer.source.created": _on_payment_method,
+    "customer.source.updated": _on_payment_method,
+    "customer.source.expiring": _on_payment_method,
+    "customer.subscription.updated": _on_subscription,
+    "customer.subscription.deleted": _on_subscription,
+    "charge.dispute.created": _on_dispute,
+    "charge.dispute.updated": _on_dispute,
+    "charge.dispute.funds_withdrawn": _on_dispute,
+    "charge.dispute.funds_reinstated": _on_dispute,
+    "charge.dispute.closed": _on_dispute,
+}

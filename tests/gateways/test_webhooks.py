@@ -1,0 +1,415 @@
+"""POST /webhooks/stripe: signatures (WH02), storing each event once, order, and the mapping."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import pytest
+
+from dunning.gateways import webhooks
+from dunning.gateways.models import WebhookEvent
+from dunning.ledger.models import (
+    Customer,
+    Event,
+    Invoice,
+    Payment,
+    PaymentAttempt,
+    PaymentMethod,
+)
+from tests.gateways.stripe_webhooks import (
+    SECRET,
+    StripePoster,
+    at,
+    body_of,
+    envelope,
+    load,
+    sign,
+    story,
+)
+
+VECTORS = load("webhook-signatures/stripe-signature.vectors.json")["vectors"]
+EXAMPLES = load("objects.examples.json")
+S1 = story("S1")
+S1_EVENTS = {event["id"]: event for event in S1["events"]}
+S1_VECTOR = next(v for v in VECTORS if v["name"].startswith("story S1"))
+
+
+def s1(seq: int) -> dict[str, Any]:
+    step = next(step for step in S1["timeline"] if step["seq"] == seq)
+    return copy.deepcopy(S1_EVENTS[step["event"]])
+
+
+@pytest.fixture
+def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
+    return StripePoster(monkeypatch)
+
+
+def ledger_events() -> int:
+    return Event.objects.count()
+
+
+# --- WH02: the signature --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_wh02_each_shared_vector_is_judged_as_it_expects(vector: dict[str, Any]) -> None:
+    verify_at = at(vector.get("verify_at", vector["timestamp"] + 10))
+    check = lambda: webhooks.verify_signature(  # noqa: E731
+        vector["payload"].encode(), vector["header"], [vector["secret"]], now=verify_at
+    )
+    if vector["expect"] == "valid":
+        check()
+    else:
+        with pytest.raises(webhooks.SignatureError):
+            check()
+
+
+def test_wh02_the_rules_vector_holds_and_the_secret_keeps_its_whsec_prefix() -> None:
+    payload = b'{"id":"evt_test_webhook","object":"event"}'
+    header = "t=1614265330,v1=3c5817089d739023dd6190f70a3757e04f7a2fd8b5dab12c2e000f51970dccff"
+    webhooks.verify_signature(payload, header, ["whsec_test_secret"], now=at(1614265330))
+    with pytest.raises(webhooks.SignatureError):
+        webhooks.verify_signature(payload, header, ["test_secret"], now=at(1614265330))
+
+
+def test_wh02_the_tolerance_is_300_seconds_and_a_future_timestamp_passes() -> None:
+    vector = S1_VECTOR
+    payload, header, t = vector["payload"].encode(), vector["header"], vector["timestamp"]
+    for offset in (0, 299, 300, -301):
+        webhooks.verify_signature(payload, header, [vector["secret"]], now=at(t + offset))
+    with pytest.raises(webhooks.SignatureError, match="300 s old"):
+        webhooks.verify_signature(payload, header, [vector["secret"]], now=at(t + 301))
+
+
+def test_wh02_a_payload_with_one_byte_changed_is_refused() -> None:
+    vector = S1_VECTOR
+    payload = vector["payload"].replace('"amount_due": 2900', '"amount_due": 2901').encode()
+    assert payload != vector["payload"].encode()
+    with pytest.raises(webhooks.SignatureError):
+        webhooks.verify_signature(
+            payload, vector["header"], [vector["secret"]], now=at(vector["verify_at"])
+        )
+
+
+def test_wh02_a_bad_v1_beside_a_good_one_passes_and_v0_alone_does_not() -> None:
+    vector = S1_VECTOR
+    payload, t = vector["payload"].encode(), vector["timestamp"]
+    good = vector["expected_v1_signature"]
+    now = at(vector["verify_at"])
+    webhooks.verify_signature(
+        payload, f"t={t},v1={'0' * 64},v1={good}", [vector["secret"]], now=now
+    )
+    with pytest.raises(webhooks.SignatureError):
+        webhooks.verify_signature(payload, f"t={t},v0={good}", [vector["secret"]], now=now)
+
+
+def test_wh02_the_shared_s1_vector_is_accepted_by_the_view_and_applied(
+    stripe: StripePoster, settings: Any
+) -> None:
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [S1_VECTOR["secret"]]
+    response = stripe.post(
+        S1_VECTOR["payload"].encode(), S1_VECTOR["header"], now=S1_VECTOR["verify_at"]
+    )
+    assert response.status_code == 200, response.content
+    assert response.json() == {"received": True, "outcome": "applied"}
+    invoice = Invoice.objects.get(external_id="in_1KlEfETRLm7QxR2nVbVed6zb")
+    assert (invoice.status, invoice.currency, invoice.amount_due) == ("open", "USD", 2900)
+    assert invoice.gateway_retry_at == at(1782900000)  # next_payment_attempt
+
+
+def test_wh02_the_view_refuses_the_s1_vector_301_seconds_late(
+    stripe: StripePoster, settings: Any
+) -> None:
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [S1_VECTOR["secret"]]
+    response = stripe.post(
+        S1_VECTOR["payload"].encode(), S1_VECTOR["header"], now=S1_VECTOR["timestamp"] + 301
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_signature"
+    assert not WebhookEvent.objects.exists()
+    assert not Invoice.objects.exists()
+
+
+def test_it_refuses_a_wrong_secret_and_logs_neither_secret_nor_body(
+    stripe: StripePoster, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = s1(8)
+    body = body_of(event)
+    header = sign(body, secret="whsec_someone_else", timestamp=event["created"])
+    with caplog.at_level(logging.WARNING, logger="dunning.gateways.webhooks"):
+        response = stripe.post(body, header, now=event["created"])
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "bad_signature",
+        "message": "The Stripe-Signature header is not valid.",
+    }
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    logged = caplog.text
+    assert SECRET not in logged and "whsec_someone_else" not in logged
+    assert "in_1KlEfETRLm7QxR2nVbVed6zb" not in logged and header not in logged
+    assert not WebhookEvent.objects.exists() and ledger_events() == 0
+
+
+def test_it_refuses_a_missing_or_malformed_header(stripe: StripePoster) -> None:
+    event = s1(8)
+    for header in (None, "", "i'm not even a real signature header"):
+        response = stripe.post(body_of(event), header, now=event["created"])
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "bad_signature"
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_rolled_secret_keeps_working_beside_the_new_one(
+    stripe: StripePoster, settings: Any
+) -> None:
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = ["whsec_the_new_one", SECRET]
+    assert stripe.send(s1(4)).status_code == 200
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = ["whsec_the_new_one"]
+    assert stripe.send(s1(8)).status_code == 400
+    assert stripe.send(s1(8), secret="whsec_the_new_one").status_code == 200
+
+
+def test_without_a_configured_secret_it_answers_503_and_stores_nothing(
+    stripe: StripePoster, settings: Any
+) -> None:
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = []
+    response = stripe.send(s1(8))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "not_configured"
+    assert not WebhookEvent.objects.exists()
+
+
+def test_only_post_is_allowed(stripe: StripePoster) -> None:
+    response = stripe.client.get("/webhooks/stripe")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_signed_body_that_is_not_an_event_is_refused(stripe: StripePoster) -> None:
+    body = b'{"id": "evt_1", "object": "event"}'
+    response = stripe.post(body, sign(body, timestamp=1782640809), now=1782640809)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+# --- once only, and in any order ------------------------------------------------------------
+
+
+def test_a_redelivered_event_is_processed_once(stripe: StripePoster) -> None:
+    stripe.send(s1(4))
+    first = stripe.send(s1(6))  # charge.failed
+    assert first.json() == {"received": True, "outcome": "applied"}
+    events_after_first = ledger_events()
+
+    again = stripe.send(s1(6), delay=3600)  # Stripe's retry, an hour later
+    assert again.status_code == 200
+    assert again.json() == {"received": True, "duplicate": True}
+    assert ledger_events() == events_after_first
+    assert PaymentAttempt.objects.count() == 1
+    assert WebhookEvent.objects.filter(event_id=s1(6)["id"]).count() == 1
+
+
+def test_a_charge_and_its_payment_intent_record_one_attempt_with_the_network_codes(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(4))
+    stripe.send(s1(7))  # payment_intent.payment_failed first, this time
+    stripe.send(s1(6))  # charge.failed: the same charge
+    (attempt,) = PaymentAttempt.objects.all()
+    assert attempt.outcome == "failed"
+    assert attempt.reference == "ch_1HnSoc82Lm7QxR2nVbpg4EUW"
+    assert (attempt.decline_code, attempt.advice_code, attempt.network_code) == (
+        "insufficient_funds",
+        "try_again_later",
+        "51",
+    )
+    assert (attempt.amount, attempt.currency, attempt.gateway) == (2900, "USD", "stripe")
+    assert attempt.attempted_at == at(1782640807)
+    method = attempt.payment_method
+    assert method is not None and method.external_id == "pm_1t42aEWCLm7QxR2nVbgkw1GV"
+    assert (method.brand, method.last4, method.exp_month, method.exp_year, method.country) == (
+        "visa",
+        "9995",
+        6,
+        2026,
+        "US",
+    )
+    outcomes = dict(WebhookEvent.objects.values_list("type", "outcome"))
+    assert outcomes["charge.failed"] == "ignored"
+
+
+def test_an_old_payment_failed_arriving_after_paid_neither_reopens_nor_unpays(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(4))  # finalized
+    stripe.send(s1(19))  # invoice.paid
+    late = stripe.send(s1(12), delay=86400)  # the second payment_failed, a day late
+    assert late.status_code == 200
+    assert late.json()["outcome"] == "stale"
+    invoice = Invoice.objects.get()
+    assert (invoice.status, invoice.amount_paid, invoice.amount_remaining) == ("paid", 2900, 0)
+    assert invoice.gateway_retry_at is None
+    assert Payment.objects.count() == 1
+
+
+def test_a_payment_failed_of_the_same_second_as_paid_cannot_reopen_it(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(4))
+    paid = s1(19)
+    stripe.send(paid)
+    failed = s1(12)
+    failed["created"] = paid["created"]  # a tie: both snapshots are applied
+    assert stripe.send(failed).json()["outcome"] == "applied"
+    invoice = Invoice.objects.get()
+    assert (invoice.status, invoice.amount_remaining, invoice.gateway_retry_at) == ("paid", 0, None)
+
+
+def test_a_decline_delivered_before_its_invoice_becomes_an_attempt_when_the_invoice_arrives(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(6))  # charge.failed: no invoice known yet
+    assert not PaymentAttempt.objects.exists()
+    assert Event.objects.filter(type="stripe.charge.failed", data__matched=False).count() == 1
+    stripe.send(s1(8))  # invoice.payment_failed brings the invoice
+    (attempt,) = PaymentAttempt.objects.all()
+    assert attempt.invoice.external_id == "in_1KlEfETRLm7QxR2nVbVed6zb"
+    assert attempt.decline_code == "insufficient_funds"
+    stripe.send(s1(4))  # the finalized event, last of all: older, so not applied
+    assert PaymentAttempt.objects.count() == 1
+    assert WebhookEvent.objects.get(event_id=s1(4)["id"]).outcome == "stale"
+
+
+def test_an_unknown_event_type_is_accepted_stored_and_ignored(stripe: StripePoster) -> None:
+    event = envelope(
+        "terminal.reader.action_succeeded",
+        {"id": "tmr_1", "object": "terminal.reader"},
+        id="evt_unknown_1",
+        created=1782640800,
+    )
+    response = stripe.send(event)
+    assert response.status_code == 200
+    assert response.json() == {"received": True, "outcome": "ignored"}
+    stored = WebhookEvent.objects.get()
+    assert (stored.provider, stored.event_id, stored.type, stored.outcome) == (
+        "stripe",
+        "evt_unknown_1",
+        "terminal.reader.action_succeeded",
+        "ignored",
+    )
+    assert stored.created == at(1782640800) and stored.processed_at == at(1782640801)
+    assert ledger_events() == 0
+
+
+def test_a_fact_the_ledger_refuses_is_stored_as_rejected_and_answered_200(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(4))
+    changed = s1(8)
+    changed["data"]["object"]["currency"] = "eur"  # an invoice cannot change currency
+    response = stripe.send(changed)
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "rejected"
+    stored = WebhookEvent.objects.get(event_id=changed["id"])
+    assert stored.notes.startswith("currency:")
+    assert Invoice.objects.get().currency == "USD"
+
+
+# --- the mapping, event by event ------------------------------------------------------------
+
+
+def test_customer_created_and_updated_keep_the_customers_details(stripe: StripePoster) -> None:
+    customer = copy.deepcopy(EXAMPLES["customer_delinquent"])
+    stripe.send(envelope("customer.created", customer, id="evt_c1", created=1765357200))
+    saved = Customer.objects.get(external_id="cus_DyyFsVku600HkP")
+    assert (saved.name, saved.email, saved.phone, saved.locale, saved.country) == (
+        "Avery Chen",
+        "avery.chen@example.com",
+        "+14155550123",
+        "en-US",
+        "US",
+    )
+    stripe.send(
+        envelope(
+            "payment_method.attached",
+            EXAMPLES["payment_method_card"],
+            id="evt_p1",
+            created=1782930001,
+        )
+    )
+    stripe.send(s1(14))  # customer.updated: the new card becomes the default
+    method = PaymentMethod.objects.get(external_id="pm_1gzWf2aZLm7QxR2nVbu9kVVj")
+    assert method.is_default and (method.brand, method.last4) == ("mastercard", "4444")
+    customer["name"] = "Avery Chen-Lee"
+    stripe.send(envelope("customer.updated", customer, id="evt_c0", created=1765357300))
+    assert Customer.objects.get().name == "Avery Chen"  # older than the update already applied
+
+
+def test_a_voided_invoice_is_void(stripe: StripePoster) -> None:
+    invoice = EXAMPLES["invoice_void"]
+    stripe.send(envelope("invoice.voided", invoice, id="evt_v1", created=1782640900))
+    saved = Invoice.objects.get(external_id=invoice["id"])
+    assert saved.status == "void" and saved.gateway_retry_at is None
+    assert Event.objects.filter(invoice=saved, type="invoice.voided", source="stripe").exists()
+
+
+def test_an_invoice_keeps_its_number_lines_period_and_amounts_in_minor_units(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(4))
+    invoice = Invoice.objects.get()
+    assert (invoice.number, invoice.collection_method, invoice.currency) == (
+        "BMQAJ5L9-0007",
+        "charge_automatically",
+        "USD",
+    )
+    assert (invoice.amount_due, invoice.amount_paid, invoice.amount_remaining) == (2900, 0, 2900)
+    assert invoice.due_at == invoice.issued_at == at(1782640800)
+    assert invoice.lines == [
+        # The multiplication sign is Stripe's own description.
+        {
+            "description": "1 \u00d7 Lumen Notes Pro (at $29.00 / month)",
+            "quantity": 1,
+            "amount": 2900,
+        }
+    ]
+    assert invoice.context["subscription"] == "sub_1VColBWtLm7QxR2nVbaIMWS7"
+    assert invoice.context["period_start"] == at(1782637200).isoformat()
+    assert invoice.context["period_end"] == at(1785229200).isoformat()
+    assert invoice.customer.name == "Avery Chen"
+
+
+def test_will_be_due_and_overdue_are_recorded_on_the_invoice(stripe: StripePoster) -> None:
+    base = EXAMPLES["invoice_open"]
+    stripe.send(envelope("invoice.will_be_due", base, id="evt_w1", created=1782640900))
+    stripe.send(envelope("invoice.overdue", base, id="evt_o1", created=1782641900))
+    types = list(
+        Event.objects.filter(invoice__external_id=base["id"]).values_list("type", flat=True)
+    )
+    assert "stripe.invoice.will_be_due" in types and "stripe.invoice.overdue" in types
+
+
+def test_a_card_updated_by_the_network_is_saved_and_noted(stripe: StripePoster) -> None:
+    card = copy.deepcopy(EXAMPLES["payment_method_card"])
+    stripe.send(envelope("payment_method.attached", card, id="evt_a1", created=1782930001))
+    card["card"]["exp_year"] = 2033
+    card["card"]["last4"] = "0005"
+    stripe.send(
+        envelope("payment_method.automatically_updated", card, id="evt_a2", created=1790000000)
+    )
+    method = PaymentMethod.objects.get()
+    assert (method.last4, method.exp_year) == ("0005", 2033)
+    assert Event.objects.filter(type="stripe.payment_method.automatically_updated").count() == 1
+
+
+def test_a_dispute_on_an_unknown_charge_is_still_recorded(stripe: StripePoster) -> None:
+    dispute = EXAMPLES["dispute_needs_response"]
+    stripe.send(envelope("charge.dispute.created", dispute, id="evt_d1", created=1784556000))
+    (event,) = Event.objects.filter(type="stripe.charge.dispute.created")
+    assert event.invoice is None
+    assert event.data["reason"] == "fraudulent" and event.data["amount"] == 1500
+    assert event.data["currency"] == "USD"
