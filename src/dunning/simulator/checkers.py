@@ -1,0 +1,381 @@
+"""Independent referees: count the network and contact rules a simulated run broke.
+
+These are written straight from reference/rules.md and deliberately share no
+code with the engine (`dunning.core.contact_rules`, the planner, the retry
+rules): a referee that imports the player's rulebook would agree with every
+mistake in it.  They are fed what actually happened (every charge attempt the
+simulated gateway saw, every message the customer received) and count
+breaches; they never advise.
+
+Each breach is one `Violation`: one attempt or message breaking one rule (an
+attempt that breaks two rules counts twice).  Attempts on one card must come
+in time order (the rolling windows depend on it); messages may come in any order.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
+
+# Network rules, reference/rules.md §2.
+VISA_MAX_REATTEMPTS = 15  # §2.1: at most 15 reattempts per card and charge in 30 days
+THIRTY_DAYS = timedelta(days=30)
+MASTERCARD_MAX_DECLINES_24H = 10  # §2.2 TPE: at most 10 declines per card in a rolling 24 h
+MASTERCARD_MAX_DECLINES_30D = 35  # §2.2 TPE: at most 35 per card (same amount) in 30 days
+DAY = timedelta(hours=24)
+# §2.3 (I): Amex and Discover publish no limits; apply Visa's until they do.
+VISA_RULE_BRANDS = frozenset({"visa", "amex", "discover"})
+
+# Never retry the same card for the same charge after these (§2.1, §1.2 analogue column):
+# Visa category 1 (04/07 pickup, 41 lost, 43 stolen, 57 not permitted, R0/R1/R3
+# revocations), plus 14 and 62, which older tables put in category 1 (§9 item 1).
+NEVER_RETRY_DECLINE_CODES = frozenset(
+    {
+        "pickup_card",  # Visa 04/07
+        "lost_card",  # 41
+        "stolen_card",  # 43
+        "not_permitted",  # 57
+        "transaction_not_allowed",  # 57
+        "stop_payment_order",  # R0
+        "revocation_of_authorization",  # R1
+        "revocation_of_all_authorizations",  # R3
+        "invalid_account",  # 14/46
+        "invalid_number",  # 14
+        "incorrect_number",  # 14
+        "restricted_card",  # 62, category 1 in the older table
+        "do_not_try_again",  # deprecated Stripe code that says so
+    }
+)
+# Stripe's advice_code overrides the decline code (§1.1).
+NEVER_RETRY_ADVICE_CODES = frozenset({"do_not_try_again"})
+# Mastercard MAC 03 (do not try again) and 21 (payment cancellation), §2.2.
+NEVER_RETRY_MASTERCARD_ADVICE = frozenset({"03", "21"})
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One breach: which rule, who (a card or a customer), when, and a sentence saying so."""
+
+    rule: str
+    at: datetime
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationReport:
+    count: int
+    violations: tuple[Violation, ...]
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        return tuple(v.message for v in self.violations)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeAttempt:
+    """One authorisation request the gateway saw, and the issuer's answer."""
+
+    at: datetime
+    card_id: str  # the card (PAN): the original and the replacement are different cards
+    brand: str
+    charge_id: str  # the charge being collected, e.g. the invoice id
+    succeeded: bool
+    decline_code: str | None = None
+    advice_code: str | None = None  # Stripe's advice_code
+    network_advice_code: str | None = None  # Mastercard MAC
+
+
+class _Referee:
+    def __init__(self) -> None:
+        self._violations: list[Violation] = []
+
+    @property
+    def count(self) -> int:
+        return len(self._violations)
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return tuple(self._violations)
+
+    def report(self) -> ViolationReport:
+        return ViolationReport(count=self.count, violations=self.violations)
+
+    @staticmethod
+    def _require_aware(at: datetime) -> None:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"{at!r} is naive; the checkers need aware times")
+
+    def _add(self, rule: str, at: datetime, subject: str, message: str) -> Violation:
+        violation = Violation(rule=rule, at=at, subject=subject, message=message)
+        self._violations.append(violation)
+        return violation
+
+
+class NetworkRuleChecker(_Referee):
+    """Counts attempts that break the card networks' retry rules (reference/rules.md §2).
+
+    - Visa (and, per §2.3, Amex and Discover): a reattempt is any attempt on a card
+      and charge after that pair's first decline; the 16th and later within a
+      rolling 30 days each count.
+    - Mastercard: each decline beyond 10 on a card in a rolling 24 h, and each
+      beyond 35 in 30 days.  Counted per card rather than per card and amount:
+      a subscription's invoices share one amount, and per card is the stricter.
+    - Every brand: any attempt on a card and charge after a never-retry answer
+      (Visa category 1 codes, advice do_not_try_again, Mastercard MAC 03/21).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._declined_pairs: set[tuple[str, str]] = set()
+        self._reattempts: defaultdict[tuple[str, str], deque[datetime]] = defaultdict(deque)
+        self._mc_declines: defaultdict[str, deque[datetime]] = defaultdict(deque)
+        self._never_retry: dict[tuple[str, str], str] = {}
+        self._last_at: dict[str, datetime] = {}
+
+    def record(self, attempt: ChargeAttempt) -> tuple[Violation, ...]:
+        """Judge one attempt; returns the violations it adds (usually none)."""
+        self._require_aware(attempt.at)
+        last = self._last_at.get(attempt.card_id)
+        if last is not None and attempt.at < last:
+            raise ValueError(
+                f"attempts on card {attempt.card_id} must come in time order: "
+                f"{attempt.at} is before {last}"
+            )
+        self._last_at[attempt.card_id] = attempt.at
+        at, pair = attempt.at, (attempt.card_id, attempt.charge_id)
+        found: list[Violation] = []
+        where = f"card {attempt.card_id} ({attempt.brand}), charge {attempt.charge_id}"
+
+        if pair in self._never_retry:
+            found.append(
+                self._add(
+                    "never_retry",
+                    at,
+                    attempt.card_id,
+                    f"{at.isoformat()}: {where} attempted again after a never-retry decline "
+                    f"({self._never_retry[pair]})",
+                )
+            )
+
+        brand = attempt.brand.lower()
+        if brand in VISA_RULE_BRANDS and pair in self._declined_pairs:
+            window = self._reattempts[pair]
+            window.append(at)
+            _drop_older(window, at - THIRTY_DAYS)
+            if len(window) > VISA_MAX_REATTEMPTS:
+                found.append(
+                    self._add(
+                        "visa_reattempts_30d",
+                        at,
+                        attempt.card_id,
+                        f"{at.isoformat()}: {where}: reattempt {len(window)} within 30 days "
+                        f"(at most {VISA_MAX_REATTEMPTS})",
+                    )
+                )
+
+        if not attempt.succeeded:
+            self._declined_pairs.add(pair)
+            reason = _never_retry_reason(attempt)
+            if reason is not None:
+                self._never_retry.setdefault(pair, reason)
+            if brand == "mastercard":
+                found.extend(self._judge_mastercard_decline(attempt, where))
+        return tuple(found)
+
+    def _judge_mastercard_decline(self, attempt: ChargeAttempt, where: str) -> list[Violation]:
+        at = attempt.at
+        declines = self._mc_declines[attempt.card_id]
+        declines.append(at)
+        _drop_older(declines, at - THIRTY_DAYS)
+        in_24h = sum(1 for d in declines if d > at - DAY)
+        found = []
+        if in_24h > MASTERCARD_MAX_DECLINES_24H:
+            found.append(
+                self._add(
+                    "mastercard_declines_24h",
+                    at,
+                    attempt.card_id,
+                    f"{at.isoformat()}: {where}: decline {in_24h} on the card within 24 h "
+                    f"(at most {MASTERCARD_MAX_DECLINES_24H})",
+                )
+            )
+        if len(declines) > MASTERCARD_MAX_DECLINES_30D:
+            found.append(
+                self._add(
+                    "mastercard_declines_30d",
+                    at,
+                    attempt.card_id,
+                    f"{at.isoformat()}: {where}: decline {len(declines)} on the card within "
+                    f"30 days (at most {MASTERCARD_MAX_DECLINES_30D})",
+                )
+            )
+        return found
+
+
+def _never_retry_reason(attempt: ChargeAttempt) -> str | None:
+    if attempt.advice_code in NEVER_RETRY_ADVICE_CODES:
+        return f"advice {attempt.advice_code}"
+    if attempt.decline_code in NEVER_RETRY_DECLINE_CODES:
+        return str(attempt.decline_code)
+    if attempt.network_advice_code in NEVER_RETRY_MASTERCARD_ADVICE:
+        return f"Mastercard MAC {attempt.network_advice_code}"
+    return None
+
+
+def _drop_older(times: deque[datetime], cutoff: datetime) -> None:
+    """Keep only the times strictly after `cutoff` (a rolling window)."""
+    while times and times[0] <= cutoff:
+        times.popleft()
+
+
+def check_attempts(attempts: Iterable[ChargeAttempt]) -> ViolationReport:
+    checker = NetworkRuleChecker()
+    for attempt in attempts:
+        checker.record(attempt)
+    return checker.report()
+
+
+# Contact rules, reference/rules.md §3.2 and §4.1.
+@dataclass(frozen=True, slots=True)
+class Hours:
+    """Allowed local wall-clock hours, half-open: [start, end)."""
+
+    start: time
+    end: time
+
+    def holds(self, moment: time) -> bool:
+        return self.start <= moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+# §4.1 s.9(3): Mon-Fri 08:00-20:00; official holidays 08:00-18:00, and (I) weekends are
+# official holidays too.
+TH_WORKING_DAY = Hours(time(8), time(20))
+TH_HOLIDAY = Hours(time(8), time(18))
+TH_MAX_CONTACTS_PER_DAY = 1  # §4.1 Committee notification 2019, across channels (I)
+# §3.2 Reg F / FDCPA: 08:00-21:00 local, every day.
+US_ANY_DAY = Hours(time(8), time(21))
+# Everyone else, and businesses: a courtesy window (Ireland's s.46 and common practice):
+# weekdays 08:00-20:00, Saturday 09:00-17:00, nothing on Sunday or a public holiday.
+OTHER_WEEKDAY = Hours(time(8), time(20))
+OTHER_SATURDAY = Hours(time(9), time(17))
+SATURDAY, SUNDAY = 5, 6
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """One message that reached a customer."""
+
+    at: datetime
+    customer_id: str
+    country: str  # ISO 3166 alpha-2
+    time_zone: str  # IANA
+    channel: str  # email, sms, line, call, letter ...
+    is_business: bool = False
+
+
+class ContactRuleChecker(_Referee):
+    """Counts messages sent outside the customer's lawful hours or over the daily cap.
+
+    - Thailand, individuals: Mon-Fri 08:00-20:00; Saturday, Sunday and Thai
+      public holidays 08:00-18:00; at most one contact per local day across
+      every channel (each further one counts).
+    - United States, individuals: 08:00-21:00 local.
+    - Everyone else, and businesses everywhere: weekdays 08:00-20:00, Saturday
+      09:00-17:00, none on Sunday or on the country's public holidays.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._contacts_on: defaultdict[tuple[str, date], int] = defaultdict(int)
+
+    def record(self, message: SentMessage) -> tuple[Violation, ...]:
+        """Judge one message; returns the violations it adds (usually none)."""
+        self._require_aware(message.at)
+        local = message.at.astimezone(ZoneInfo(message.time_zone))
+        day, clock = local.date(), local.time()
+        who = f"customer {message.customer_id} ({message.country}, {message.channel})"
+        stamp = f"{local.isoformat()} {local:%A}"
+        found: list[Violation] = []
+
+        hours, why = allowed_hours(message.country, day, is_business=message.is_business)
+        if hours is None or not hours.holds(clock):
+            allowed = "no contact" if hours is None else f"only {hours}"
+            found.append(
+                self._add(
+                    "contact_hours",
+                    message.at,
+                    message.customer_id,
+                    f"{stamp}: {who} contacted outside the allowed hours ({why}: {allowed})",
+                )
+            )
+
+        if message.country == "TH" and not message.is_business:
+            key = (message.customer_id, day)
+            self._contacts_on[key] += 1
+            if self._contacts_on[key] > TH_MAX_CONTACTS_PER_DAY:
+                found.append(
+                    self._add(
+                        "contact_once_per_day",
+                        message.at,
+                        message.customer_id,
+                        f"{stamp}: {who} contact {self._contacts_on[key]} on {day} "
+                        f"(Thailand allows {TH_MAX_CONTACTS_PER_DAY} a day)",
+                    )
+                )
+        return tuple(found)
+
+
+def allowed_hours(country: str, day: date, *, is_business: bool) -> tuple[Hours | None, str]:
+    """The local hours contact is allowed on `day`, and a few words saying why."""
+    weekday = day.weekday()
+    if country == "TH" and not is_business:
+        holiday = public_holiday(country, day)
+        if holiday is not None:
+            return TH_HOLIDAY, f"Thai public holiday ({holiday})"
+        if weekday >= SATURDAY:
+            return TH_HOLIDAY, "Thai weekend"
+        return TH_WORKING_DAY, "Thai working day"
+    if country == "US" and not is_business:
+        return US_ANY_DAY, "United States"
+    holiday = public_holiday(country, day)
+    if holiday is not None:
+        return None, f"public holiday ({holiday})"
+    if weekday == SUNDAY:
+        return None, "Sunday"
+    if weekday == SATURDAY:
+        return OTHER_SATURDAY, "Saturday"
+    return OTHER_WEEKDAY, "weekday"
+
+
+def public_holiday(country: str, day: date) -> str | None:
+    return _holidays(country, day.year).get(day)
+
+
+@functools.cache
+def _holidays(country: str, year: int) -> Mapping[date, str]:
+    try:
+        # language="en_US": otherwise the names follow the process locale (stack.md item 4).
+        found = holidays.country_holidays(country, years=year, language="en_US")
+    except NotImplementedError:  # a country the package does not know: no holidays
+        return {}
+    return dict(found.items())
+
+
+def check_messages(messages: Iterable[SentMessage]) -> ViolationReport:
+    checker = ContactRuleChecker()
+    for message in messages:
+        checker.record(message)
+    return checker.report()
