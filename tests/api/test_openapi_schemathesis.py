@@ -130,6 +130,10 @@ def test_the_openapi_document_covers_every_endpoint() -> None:
         "/api/v1/messages/{id}",
         "/api/v1/policies",
         "/api/v1/policies/{key}",
+        "/api/v1/templates",
+        "/api/v1/templates/resolved",
+        "/api/v1/templates/{id}",
+        "/api/v1/templates/{id}/preview",
     }
     security = schema.raw_schema["components"]["securitySchemes"]
     assert [s["scheme"] for s in security.values()] == ["bearer"]

@@ -16,6 +16,7 @@ from dunning.api.invoices import router as invoices
 from dunning.api.messages import router as messages_router
 from dunning.api.payments import attempts_router, methods_router, payments_router
 from dunning.api.policies import router as policies_router
+from dunning.api.templates import router as templates_router
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -94,3 +95,4 @@ api.add_router("/events", events)
 api.add_router("/cases", cases_router)
 api.add_router("/messages", messages_router)
 api.add_router("/policies", policies_router)
+api.add_router("/templates", templates_router)

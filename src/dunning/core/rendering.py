@@ -9,7 +9,15 @@ not HTML).  The subject is folded onto one line.
 
 A template is three sources, one per part: ``subject``, ``text`` and ``html``.
 The defaults ship in ``dunning/templates/messages/<locale>/<key>.subject.txt``,
-``<key>.txt`` and ``<key>.html``; `default_template` loads them.
+``<key>.txt`` and ``<key>.html``; `default_template` loads them.  Operators'
+edits are stored as versions in the database (`dunning.engine.templates`).
+
+An HTML part may ``{% extends "<locale>/_layout.html" %}``: the packaged layout
+of that language (head, greeting, contact details, security notice, sign-off,
+opt-out link), whose blocks ``content``, ``contact`` and ``security`` a
+template fills or replaces.  The sandbox's loader serves only the packaged
+layouts (files named ``_*.html`` under ``templates/messages/``), never a
+message, a file elsewhere or anything an operator saved.
 
 Placeholders (every message gets all of them; see also docs/templates.md)
 --------------------------------------------------------------------------
@@ -64,7 +72,15 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    pass_context,
+)
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -84,6 +100,9 @@ DEFAULT_TEMPLATE_KEYS: tuple[str, ...] = (
 FINAL_TEMPLATE_KEYS = frozenset({"send_invoice.final", "charge.final"})
 FALLBACK_LOCALE = "en"
 _KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
+# What the sandbox may extend: a packaged layout, "<locale>/_<name>.html" (or
+# ".txt" for the plain parts, none of which ships yet).
+_LAYOUT_NAME = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*/_[a-z0-9_]+\.(?:html|txt)$")
 
 Tone = Literal["friendly", "firm", "final"]
 Part = Literal["subject", "text", "html"]
@@ -197,6 +216,9 @@ class MessageTemplate:
     subject: str
     text: str
     html: str
+    # Where the sources came from, for the message's record: "default" (the
+    # packaged files) or "db:v3" (version 3 in the template store).
+    version: str = "default"
 
     def source(self, part: Part) -> str:
         return {"subject": self.subject, "text": self.text, "html": self.html}[part]
@@ -255,6 +277,9 @@ def _render_part(source: str, part: Part, variables: dict[str, Any]) -> str:
     except TemplateSyntaxError as error:
         detail = error.message or "invalid syntax"
         raise RenderError(part=part, kind="syntax", detail=detail, line=error.lineno) from None
+    except TemplateNotFound as error:  # before LookupError, which it also is
+        detail = f"no layout named {error.name!r}; {_LAYOUT_ADVICE}"
+        raise RenderError(part=part, kind="syntax", detail=detail) from None
     except SecurityError as error:  # before UndefinedError: the sandbox's refusals
         raise RenderError(part=part, kind="security", detail=str(error)) from None
     except UndefinedError as error:
@@ -286,8 +311,29 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator_name, left, right)
 
 
+_LAYOUT_ADVICE = 'a template may extend only a packaged layout, e.g. "en/_layout.html"'
+
+
+class _LayoutLoader(BaseLoader):
+    """Serves the packaged layouts of one kind (".html" or ".txt") and nothing else."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Any]:
+        if not _LAYOUT_NAME.match(template) or not template.endswith(self.suffix):
+            raise TemplateNotFound(template)
+        resource = resources.files("dunning").joinpath("templates", "messages", template)
+        if not resource.is_file():
+            raise TemplateNotFound(template)
+        source = resource.read_text(encoding="utf-8")
+        # Packaged files do not change while the process runs: never reload.
+        return source, template, lambda: True
+
+
 def _environment(*, autoescape: bool) -> _Sandbox:
     environment = _Sandbox(
+        loader=_LayoutLoader(".html" if autoescape else ".txt"),
         autoescape=autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -339,6 +385,18 @@ class UnknownTemplate(LookupError):
     """No default template has this key."""
 
 
+def is_template_key(key: str) -> bool:
+    """Lower-case words joined by dots: ``send_invoice.overdue_1``, ``charge.failed.short``."""
+    return len(key) <= 100 and _KEY.match(key) is not None
+
+
+def packaged_template(key: str, locale: str) -> MessageTemplate | None:
+    """The packaged default for `key` written in exactly `locale`, without fallback."""
+    if not is_template_key(key):
+        return None
+    return _load_default(key, locale)
+
+
 def default_template(key: str, locale: str) -> MessageTemplate:
     """The packaged default template for `key` in `locale`.
 
@@ -347,7 +405,7 @@ def default_template(key: str, locale: str) -> MessageTemplate:
     """
     if not _KEY.match(key):
         raise UnknownTemplate(f"not a template key: {key!r}")
-    for candidate in _locale_candidates(locale):
+    for candidate in locale_candidates(locale):
         template = _load_default(key, candidate)
         if template is not None:
             return template
@@ -356,7 +414,8 @@ def default_template(key: str, locale: str) -> MessageTemplate:
     )
 
 
-def _locale_candidates(locale: str) -> list[str]:
+def locale_candidates(locale: str) -> list[str]:
+    """The locales to look for a template in, closest first: th-TH, th, en."""
     tag = locale.replace("_", "-")
     candidates = [tag, _language(tag), FALLBACK_LOCALE]
     return list(dict.fromkeys(c for c in candidates if c))

@@ -4,8 +4,10 @@ A policy version is never edited: "Add" (or "New version from this one" on a
 version's page) takes the policy as JSON, checks it like the API does, and
 saves it through `engine.policies.save_policy` as the next version of its key.
 Problems are listed one per JSON field (``steps[2].templates.email: ...``).
-Cases, their timeline and messages are written by the worker only, so they are
-read-only here.
+Message templates work the same way: saving the form of a version (or "Add")
+lints the wording and saves it through `engine.templates.save_template` as the
+next version; a problem shows on the part at fault.  Cases, their timeline and
+messages are written by the worker only, so they are read-only here.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from dunning.core.policy import SEND_INVOICE_DEFAULT
 from dunning.core.policy_json import PolicyFormatError, check, from_dict, to_dict
-from dunning.engine import policies
-from dunning.engine.models import Case, CaseEvent, Message, PolicyVersion
+from dunning.core.rendering import RenderError, UnknownTemplate
+from dunning.engine import policies, templates
+from dunning.engine.models import Case, CaseEvent, Message, MessageTemplate, PolicyVersion
 from dunning.ledger.admin import ReadOnlyAdmin, money
 
 
@@ -187,3 +190,135 @@ class MessageAdmin(ReadOnlyAdmin):
     list_filter = ("status", "channel", "template")
     search_fields = ("to", "subject", "customer__external_id", "idempotency_key")
     list_select_related = ("case",)
+
+
+_SOURCE_WIDGET = {"rows": 24, "cols": 110, "spellcheck": "false", "style": "font-family:monospace"}
+
+
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ("key", "locale", "channel", "subject", "html", "text", "notes")
+        widgets = {
+            "subject": forms.TextInput(attrs={"size": 110}),
+            "html": forms.Textarea(attrs=_SOURCE_WIDGET),
+            "text": forms.Textarea(attrs=_SOURCE_WIDGET),
+            "notes": forms.Textarea(attrs={"rows": 3, "cols": 110}),
+        }
+        help_texts = {
+            "html": 'Jinja2, autoescaped. Start with {% extends "en/_layout.html" %} (or '
+            '"th/_layout.html") and fill {% block content %}; see docs/templates.md.',
+            "notes": "why this version was made",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        # On a version's page the key, locale and channel are shown, not edited.
+        names = ("key", "locale", "channel")
+        key, locale, channel = (cleaned.get(n, getattr(self.instance, n, "")) for n in names)
+        subject, html, text = (cleaned.get(part) for part in ("subject", "html", "text"))
+        if subject is None or html is None or text is None or not key or not locale:
+            return cleaned  # a required field is missing; the form already says which
+        problems = templates.check_template(key, locale, subject, html, text, channel=channel)
+        for field, message in problems:
+            self.add_error(field if field in self.fields else None, message)
+        return cleaned
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    form = MessageTemplateForm
+    list_display = ("key", "locale", "channel", "version", "is_active", "created_at", "created_by")
+    list_filter = ("is_active", "channel", "locale", "key")
+    search_fields = ("key", "subject", "notes")
+    actions = ("stop_using", "use_again")
+    _details = ("version", "is_active", "created_at", "created_by")
+    _sources = ("subject", "html", "text", "notes")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("key", "locale", "channel", *self._sources)
+        return ("key", "locale", "channel", *self._details, *self._sources, "preview")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        return ("key", "locale", "channel", *self._details, "preview")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # sent messages name the version they were written with
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # "Add" with ?key=...&locale=... starts from the wording in use now.
+        key, locale = request.GET.get("key", ""), request.GET.get("locale", "en")
+        try:
+            current = templates.resolve(key, locale)
+        except UnknownTemplate:
+            return {"locale": locale} if key else {}
+        return {
+            "key": current.key,
+            "locale": current.locale,
+            "subject": current.subject,
+            "html": current.html,
+            "text": current.text,
+        }
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Never an update: the edited wording becomes the next version, through the service.
+        data = form.cleaned_data
+        row = templates.save_template(
+            data.get("key", obj.key),
+            data.get("locale", obj.locale),
+            data["subject"],
+            data["html"],
+            data["text"],
+            now=timezone.now(),
+            channel=data.get("channel", obj.channel),
+            created_by=request.user.get_username(),
+            notes=data.get("notes", ""),
+        )
+        for field in MessageTemplate._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(row, field.attname))
+        obj._state.adding = False
+
+    @admin.action(description="Stop using the selected versions (fall back a step)")
+    def stop_using(self, request: HttpRequest, queryset: Any) -> None:
+        for row in queryset:
+            templates.set_active(row, active=False)
+
+    @admin.action(description="Use the selected versions again")
+    def use_again(self, request: HttpRequest, queryset: Any) -> None:
+        for row in queryset:
+            templates.set_active(row, active=True)
+
+    @admin.display(description="preview")
+    def preview(self, row: MessageTemplate) -> str:
+        """This version for a customer in its language, and what the other language gets now."""
+        today = timezone.now().date()
+        sections = []
+        for language in ("en", "th"):
+            if templates.normal_locale(row.locale).split("-")[0] == language:
+                template, title = templates.template_of(row), f"This version ({language})"
+            else:
+                try:
+                    template = templates.resolve(row.key, language)
+                except UnknownTemplate:
+                    continue
+                title = f"{language} customers get now: {template.locale}, {template.version}"
+            try:
+                shown = templates.preview(template, today=today, customer_locale=language)
+            except RenderError as error:
+                sections.append(format_html("<h3>{}</h3><p>{}</p>", title, str(error)))
+                continue
+            sections.append(
+                format_html(
+                    "<h3>{}</h3><p><strong>{}</strong></p>"
+                    '<iframe sandbox="" srcdoc="{}" style="width:100%;height:480px;'
+                    'border:1px solid #ccc"></iframe><pre>{}</pre>',
+                    title,
+                    shown.subject,
+                    shown.html,
+                    shown.text,
+                )
+            )
+        return format_html_join("", "{}", ((section,) for section in sections))

@@ -185,3 +185,51 @@ class ContactOptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} opted out of {self.channel}"
+
+
+class MessageTemplate(models.Model):
+    """One saved version of a message template: subject, HTML and text for a key and locale.
+
+    Versions are never edited: saving a template adds version N + 1 of its key,
+    channel and locale (`engine.templates.save_template`), so a message can name
+    the exact wording it was sent with.  The latest version is the one in use
+    when it is active; marking it inactive falls back to the packaged default.
+    """
+
+    key = models.CharField(max_length=100, help_text="e.g. send_invoice.overdue_1, or a variant")
+    channel = models.CharField(
+        max_length=16, choices=[(c.value, c.value) for c in Channel], default=Channel.EMAIL.value
+    )
+    locale = models.CharField(max_length=35, help_text="the language it is written in: en, th")
+    version = models.PositiveIntegerField()
+    subject = models.CharField(max_length=500)
+    html = models.TextField()
+    text = models.TextField()
+    # sha256 of the three parts: with the id and version, what compiled-template
+    # caches are keyed on, so a reused id (a rolled-back row on SQLite) never
+    # serves another row's wording.
+    digest = models.CharField(max_length=64)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["key", "channel", "locale", "-version"]
+        constraints = [
+            # Also the index `engine.templates.resolve` reads the latest version with.
+            models.UniqueConstraint(
+                fields=["key", "channel", "locale", "version"],
+                name="message_template_version_unique",
+            ),
+        ]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The wording of a version never changes; only whether it is in use does.
+        changed = set(kwargs.get("update_fields") or ())
+        if not self._state.adding and (not changed or changed - {"is_active"}):
+            raise ValueError("template versions are never edited; save a new version instead")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.channel}, {self.locale}) v{self.version}"
