@@ -336,9 +336,6 @@ def test_a_variant_without_a_template_falls_back_to_the_step_template(
 # ---------------------------------------------------------------- end to end
 
 
-# LEAD: this one passes once engine.writer calls templates.resolve (it still
-# calls default_template); then drop the xfail mark.
-@pytest.mark.xfail(reason="waits for engine.writer to call templates.resolve", strict=False)
 def test_a_saved_template_is_what_the_worker_sends(make_invoice: Any) -> None:
     from dunning.engine import policies
     from dunning.engine.cases import sync_cases

@@ -35,6 +35,7 @@ from dunning.engine.models import (
     MessageStatus,
     PolicyVersion,
 )
+from dunning.engine.templates import TemplateResolver
 from dunning.engine.writer import compose, consequences_of
 from dunning.ledger.models import Invoice
 from dunning.ledger.services import record_event
@@ -97,6 +98,7 @@ class Batch:
     actions: dict[int, list[CaseEvent]]  # by case: the step actions already taken
     owing: dict[int, list[Invoice]]  # by case
     policies: dict[int, Policy]  # by PolicyVersion id
+    templates: TemplateResolver  # the template store, read once
     new_messages: list[Message] = field(default_factory=list)
     new_events: list[CaseEvent] = field(default_factory=list)
     changed: list[Case] = field(default_factory=list)
@@ -141,6 +143,7 @@ class Batch:
         return cls(
             now=now,
             policies={version.pk: policies.load(version) for version in versions},
+            templates=TemplateResolver.load(),
             opted_out={key: frozenset(value) for key, value in opted_out.items()},
             messages=messages,
             actions=actions,
@@ -288,6 +291,7 @@ def decide_case(case: Case, *, batch: Batch, now: datetime, rules: ContactRules)
             )
             or None,
             is_final=action.deadline_at is not None,
+            templates=batch.templates.resolve,
         )
         if isinstance(message, str):
             batch.event(case, type="message.not_sent", reason=message)

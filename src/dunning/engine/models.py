@@ -50,6 +50,13 @@ class Case(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     # When the worker must look at the case again; null when nothing is planned.
     next_action_at = models.DateTimeField(null=True, blank=True)
+    # The charge retries (engine.retries): when the next one is planned and why,
+    # in words a person reads on the case ("funds usually arrive on the 25th").
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    retry_reason = models.CharField(max_length=300, blank=True)
+    # The idempotency key of a charge whose outcome is not known yet (a timeout):
+    # the next try reuses it, so the gateway never charges twice.
+    retry_key = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -70,6 +77,12 @@ class Case(models.Model):
                 fields=["next_action_at"],
                 name="case_due_idx",
                 condition=models.Q(state=CaseState.ACTIVE.value, next_action_at__isnull=False),
+            ),
+            # Claimed by the retry stage (engine.retries.claim_due_retries).
+            models.Index(
+                fields=["next_retry_at"],
+                name="case_retry_due_idx",
+                condition=models.Q(state=CaseState.ACTIVE.value, next_retry_at__isnull=False),
             ),
             models.Index(fields=["customer", "state"], name="case_customer_idx"),
         ]
@@ -92,7 +105,8 @@ class CaseInvoice(models.Model):
 class CaseEvent(models.Model):
     """The case's timeline: every transition, decision, deferral and block, with its reason."""
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    # Indexed by case_event_case_idx (case, id), which serves the foreign key too.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events", db_index=False)
     type = models.CharField(max_length=64)
     reason = models.TextField()
     from_state = models.CharField(max_length=16, blank=True)
@@ -120,8 +134,14 @@ class MessageStatus(models.TextChoices):
 class Message(models.Model):
     """One contact on one channel, stored exactly as sent: the outbox and the record in one row."""
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="messages")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="messages")
+    # Indexed by message_case_idx and message_customer_idx, which serve the keys too:
+    # every index is one more write per message, and the outbox is the hot table.
+    case = models.ForeignKey(
+        Case, on_delete=models.PROTECT, related_name="messages", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="messages", db_index=False
+    )
     channel = models.CharField(max_length=16, choices=[(c.value, c.value) for c in Channel])
     to = models.CharField(max_length=254)
     locale = models.CharField(max_length=35)
@@ -132,6 +152,8 @@ class Message(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     step = models.CharField(max_length=64)
     template = models.CharField(max_length=100)
+    # Which wording: "default" (the packaged file) or "db:v<N>" (a stored version).
+    template_version = models.CharField(max_length=16, blank=True)
     variant = models.CharField(max_length=32, blank=True)
     status = models.CharField(
         max_length=16, choices=MessageStatus.choices, default=MessageStatus.SCHEDULED
@@ -141,7 +163,9 @@ class Message(models.Model):
     send_after = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    # Unique through message_idempotency_key_unique (a constraint, not unique=True,
+    # which on PostgreSQL adds a second, LIKE-pattern index nobody queries).
+    idempotency_key = models.CharField(max_length=64)
     provider_id = models.CharField(max_length=255, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
@@ -158,6 +182,11 @@ class Message(models.Model):
             ),
             models.Index(fields=["case", "id"], name="message_case_idx"),
             models.Index(fields=["customer", "id"], name="message_customer_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="message_idempotency_key_unique"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import cast
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -22,16 +22,21 @@ from dunning.core.rendering import (
     Company,
     InvoiceSummary,
     MessageContext,
+    MessageTemplate,
     Tone,
-    default_template,
     render,
 )
 from dunning.core.rendering import (
     Customer as TemplateCustomer,
 )
-from dunning.engine import links
+from dunning.engine import links, templates
 from dunning.engine.models import Case, CaseEvent, Message
 from dunning.ledger.models import Invoice, InvoiceStatus
+
+
+class TemplateSource(Protocol):
+    def __call__(self, key: str, locale: str, *, variant: str = "") -> MessageTemplate: ...
+
 
 # What a final notice says will happen, per action and language.
 CONSEQUENCES = {
@@ -106,12 +111,15 @@ def compose(
     consequences: str | None = None,
     is_final: bool = False,
     paid: bool = False,
+    templates: TemplateSource = templates.resolve,
 ) -> Message | str:
     """The unsaved outbox row for one planned message, or why it cannot be sent.
 
-    Pure apart from reading settings: the caller loads `invoices` (the case's
-    owing ones, or its paid ones for a thank-you) and saves the row, so the
-    decide stage can do both for a whole batch in a few queries.
+    The caller loads `invoices` (the case's owing ones, or its paid ones for a
+    thank-you) and saves the row, so the decide stage can do both for a whole
+    batch in a few queries; it passes `templates` too, the store as read once
+    for the batch (`TemplateResolver.resolve`).  The row records the wording
+    used: the template's key (a variant's own, when it has one) and version.
     """
     customer = case.customer
     if channel != Channel.EMAIL:
@@ -120,7 +128,7 @@ def compose(
         return f"no email address for {customer.name}: step {step} not sent"
     if not invoices:
         return f"nothing owed on the case any more: step {step} not sent"
-    template = default_template(template_key, customer.locale)
+    template = templates(template_key, customer.locale, variant=variant)
     days_overdue = max(0, (now - case.due_at).days) if case.due_at else 0
     unsubscribe = links.unsubscribe_link(customer, channel)
     context = MessageContext(
@@ -147,7 +155,8 @@ def compose(
         body_html=rendered.html,
         headers={"unsubscribe_url": unsubscribe},
         step=step,
-        template=template_key,
+        template=template.key,
+        template_version=template.version,
         variant=variant,
         send_after=now,
         idempotency_key=idempotency_key(case, step, channel),

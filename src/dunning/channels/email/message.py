@@ -55,9 +55,10 @@ def build_email(email: OutgoingEmail) -> Message:
     if email.date.tzinfo is None:
         raise ValueError("the Date header needs an aware datetime")
     message = MIMEMultipart("alternative")
-    message["From"] = formataddr((email.sender_name, email.sender_address), charset="utf-8")
-    message["To"] = formataddr((email.to_name, email.to_address), charset="utf-8")
-    message["Subject"] = _header(email.subject)
+    # compat32 messages take Header objects, which typeshed's str-only setter omits.
+    message["From"] = _address(email.sender_name, email.sender_address)  # type: ignore[assignment]
+    message["To"] = _address(email.to_name, email.to_address)  # type: ignore[assignment]
+    message["Subject"] = _header(email.subject)  # type: ignore[assignment]
     message["Date"] = format_datetime(email.date)
     domain = email.sender_address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = message_id(email.idempotency_key, domain=domain)
@@ -69,9 +70,10 @@ def build_email(email: OutgoingEmail) -> Message:
         if email.unsubscribe_url:
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for name, value in email.headers.items():
-        message[name] = _header(value)
-    message.attach(MIMEText(email.text, "plain", _body_charset(email.text)))
-    message.attach(MIMEText(email.html, "html", _body_charset(email.html)))
+        message[name] = _header(value)  # type: ignore[assignment]
+    # MIMEText takes a Charset (it picks the body encoding); typeshed says str only.
+    message.attach(MIMEText(email.text, "plain", _body_charset(email.text)))  # type: ignore[arg-type]
+    message.attach(MIMEText(email.html, "html", _body_charset(email.html)))  # type: ignore[arg-type]
     return message
 
 
@@ -81,6 +83,15 @@ WIRE = compat32.clone(linesep="\r\n", cte_type="8bit")
 
 def to_wire(message: Message) -> bytes:
     return message.as_bytes(policy=WIRE)
+
+
+def _address(name: str, address: str) -> str | Header:
+    """'Name <address>', the name as RFC 2047 encoded words of at most 75 characters."""
+    if name.isascii():
+        return formataddr((name, address))
+    header = Header(name, "utf-8")
+    header.append(f"<{address}>", "us-ascii")
+    return header
 
 
 def _header(value: str) -> str | Header:
