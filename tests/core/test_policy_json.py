@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 
 from dunning.core.contacts import Channel
 from dunning.core.policy import (
+    CHARGE_AUTOMATICALLY_DEFAULT,
     DEFAULT_POLICIES,
+    MAX_RETRY_ATTEMPTS,
+    RETRY_WINDOWS,
     SEND_INVOICE_DEFAULT,
     Action,
     Anchor,
@@ -88,7 +91,12 @@ policies = st.builds(
         is_business=st.sampled_from([None, True, False]),
     ),
     steps=st.lists(steps, max_size=5).map(tuple),
-    retry=st.builds(RetryBudget, max_attempts=st.integers(0, 100), within=seconds),
+    retry=st.builds(
+        RetryBudget,
+        max_attempts=st.integers(0, MAX_RETRY_ATTEMPTS),
+        within=st.sampled_from(RETRY_WINDOWS),
+    )
+    | st.just(RetryBudget(max_attempts=0, within=timedelta(0))),
 )
 
 
@@ -226,3 +234,54 @@ def test_check_needs_at_least_one_step() -> None:
     assert check(from_dict({**send_invoice(), "steps": []})) == [
         ("steps", "a policy needs at least one step")
     ]
+
+
+# ---------------------------------------------------------------- retry budget
+
+
+def test_automatic_charges_retry_eight_times_within_two_weeks_by_default() -> None:
+    # Stripe's recommended default (reference/rules.md 1.1).
+    assert CHARGE_AUTOMATICALLY_DEFAULT.retry == RetryBudget(8, timedelta(weeks=2))
+    assert SEND_INVOICE_DEFAULT.retry.max_attempts == 0
+    assert to_dict(CHARGE_AUTOMATICALLY_DEFAULT)["retry"] == {"max_attempts": 8, "within": "P14D"}
+
+
+def test_a_policy_without_a_retry_field_gets_the_default_budget() -> None:
+    data = send_invoice()
+    del data["retry"]
+
+    assert from_dict(data).retry == RetryBudget(max_attempts=8, within=timedelta(days=14))
+
+
+@pytest.mark.parametrize("within", ["P7D", "P14D", "P21D", "P30D", "P60D"])
+def test_it_accepts_the_five_retry_windows(within: str) -> None:
+    data = {**send_invoice(), "retry": {"max_attempts": 15, "within": within}}
+
+    assert from_dict(data).retry.within == parse_duration(within)
+
+
+@pytest.mark.parametrize("within", ["P1D", "P13D", "P31D", "P90D", "PT336H1S"])
+def test_it_names_retry_within_for_any_other_window(within: str) -> None:
+    data = {**send_invoice(), "retry": {"max_attempts": 8, "within": within}}
+
+    assert problems_of(data).keys() == {"retry.within"}
+
+
+def test_a_zero_window_only_goes_with_no_retries() -> None:
+    none = {**send_invoice(), "retry": {"max_attempts": 0, "within": "PT0S"}}
+    some = {**send_invoice(), "retry": {"max_attempts": 1, "within": "PT0S"}}
+
+    assert from_dict(none).retry == RetryBudget(max_attempts=0, within=timedelta(0))
+    assert "zero (PT0S) only with no retries" in problems_of(some)["retry.within"]
+
+
+@pytest.mark.parametrize("attempts", [-1, 16, 100])
+def test_it_caps_retry_attempts_at_the_visa_limit(attempts: int) -> None:
+    data = {**send_invoice(), "retry": {"max_attempts": attempts, "within": "P14D"}}
+
+    assert problems_of(data) == {"retry.max_attempts": "must be between 0 and 15"}
+
+
+def test_an_unsound_budget_cannot_be_built() -> None:
+    with pytest.raises(ValueError, match=r"retry\.within"):
+        RetryBudget(max_attempts=3, within=timedelta(days=10))

@@ -137,12 +137,57 @@ class Criteria:
         )
 
 
+# The windows Stripe's Smart Retries offer (reference/rules.md 1.1); a month is
+# 30 days and two months 60, since a policy duration has a fixed length.
+RETRY_WINDOWS = (
+    timedelta(weeks=1),
+    timedelta(weeks=2),
+    timedelta(weeks=3),
+    timedelta(days=30),
+    timedelta(days=60),
+)
+# Visa charges for the 16th reattempt of a charge in 30 days (rules.md 2.1), so
+# no budget asks for more; the network caps bind the schedule in any case.
+MAX_RETRY_ATTEMPTS = 15
+
+
 @dataclass(frozen=True, slots=True)
 class RetryBudget:
-    """Placeholder for the charge-retry rules (a later issue fills it in)."""
+    """How often, and for how long after its first failure, a charge is retried.
 
-    max_attempts: int = 0
-    within: timedelta = timedelta(0)
+    The default is Stripe's recommendation, "8 tries within 2 weeks" (rules.md
+    1.1).  `max_attempts` counts the automatic attempts after the first failure.
+    A budget of no retries may leave `within` at zero; any other budget uses one
+    of `RETRY_WINDOWS`.  An unsound budget cannot be built: see `problems_with`.
+    """
+
+    max_attempts: int = 8
+    within: timedelta = timedelta(weeks=2)
+
+    def __post_init__(self) -> None:
+        found = self.problems_with(max_attempts=self.max_attempts, within=self.within)
+        if found:
+            raise ValueError("; ".join(f"retry.{name}: {message}" for name, message in found))
+
+    @staticmethod
+    def problems_with(*, max_attempts: int, within: timedelta) -> list[tuple[str, str]]:
+        """Each (field, message) that keeps these values from being a budget."""
+        problems = []
+        if not 0 <= max_attempts <= MAX_RETRY_ATTEMPTS:
+            problems.append(("max_attempts", f"must be between 0 and {MAX_RETRY_ATTEMPTS}"))
+        if within not in RETRY_WINDOWS and not (max_attempts == 0 and within == timedelta(0)):
+            problems.append(
+                (
+                    "within",
+                    "must be 1, 2 or 3 weeks (P7D, P14D, P21D), 1 month (P30D) or "
+                    "2 months (P60D); zero (PT0S) only with no retries",
+                )
+            )
+        return problems
+
+    @property
+    def allows_retries(self) -> bool:
+        return self.max_attempts > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +307,8 @@ SEND_INVOICE_DEFAULT = Policy(
     version=1,
     name="Invoices paid by the customer (default)",
     applies_to=Criteria(collection_method="send_invoice"),
+    # Nothing to charge: the customer pays these invoices by hand.
+    retry=RetryBudget(max_attempts=0, within=timedelta(0)),
     steps=(
         _by_email("courtesy", -3, Tone.FRIENDLY, "send_invoice.courtesy"),
         _by_email("overdue_1", 1, Tone.FRIENDLY, "send_invoice.overdue_1"),
@@ -282,6 +329,7 @@ CHARGE_AUTOMATICALLY_DEFAULT = Policy(
     version=1,
     name="Failed automatic payments (default)",
     applies_to=Criteria(collection_method="charge_automatically"),
+    retry=RetryBudget(max_attempts=8, within=timedelta(weeks=2)),  # Stripe's default, 1.1
     steps=(
         _by_email("failed", 0, Tone.FRIENDLY, "charge.failed", anchor=_FAILURE),
         _by_email("reminder_1", 3, Tone.FRIENDLY, "charge.reminder", anchor=_FAILURE),

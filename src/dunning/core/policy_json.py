@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from dunning.core.contacts import Channel
 from dunning.core.money import MAX_MINOR_UNITS as MAX_AMOUNT
 from dunning.core.policy import (
+    MAX_RETRY_ATTEMPTS,
     Action,
     Anchor,
     Criteria,
@@ -469,14 +470,20 @@ def _variant(data: Any, path: str, problems: list[Problem]) -> Variant | None:
 
 
 def _retry(data: Any, problems: list[Problem]) -> RetryBudget:
+    """The retry budget; a missing field takes `RetryBudget`'s default (8 within P14D)."""
+    default = RetryBudget()
     reader = _Reader.of(data, "retry", problems, {"max_attempts", "within"})
     if reader is None:
-        return RetryBudget()
-    max_attempts = reader.get("max_attempts", _integer(0, 100), default=0)
-    within = reader.get("within", _duration, default=timedelta(0))
+        return default
+    max_attempts = reader.get(
+        "max_attempts", _integer(0, MAX_RETRY_ATTEMPTS), default=default.max_attempts
+    )
+    within = reader.get("within", _duration, default=default.within)
     if max_attempts is None or within is None:
-        return RetryBudget()
-    return RetryBudget(max_attempts=max_attempts, within=within)
+        return default
+    found = RetryBudget.problems_with(max_attempts=max_attempts, within=within)
+    problems.extend((f"retry.{name}", message) for name, message in found)
+    return default if found else RetryBudget(max_attempts=max_attempts, within=within)
 
 
 # ---------------------------------------------------------------- soundness
