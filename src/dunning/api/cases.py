@@ -49,6 +49,12 @@ class CaseOut(Schema):
     next_action_at: datetime | None = Field(
         description="when the engine looks at the case again; null when nothing is planned"
     )
+    next_retry_at: datetime | None = Field(
+        description="when the declined charge is tried again; null when no retry will happen"
+    )
+    retry_reason: str = Field(
+        description='why that moment, or why no retry ("funds usually arrive on the 25th")'
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -59,6 +65,11 @@ class CaseOut(Schema):
     @staticmethod
     def resolve_status(obj: Case) -> str:
         return obj.state
+
+    @staticmethod
+    def resolve_next_retry_at(obj: Case) -> datetime | None:
+        # Only an active case is retried; a lease's wake-up is not a retry either.
+        return obj.next_retry_at if obj.state == "active" and obj.retry_key else None
 
     @staticmethod
     def resolve_policy(obj: Case) -> str:

@@ -101,8 +101,14 @@ def _add_to_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
     )
     refresh_amounts(case, now=now)
     if case.state == CaseState.ACTIVE:
-        # Decide again now: the next message lists the new invoices too.
-        Case.objects.filter(pk=case.pk).update(next_action_at=now)
+        # Decide again now: the next message lists the new invoices too, and
+        # the retry stage looks at the new declined charge.
+        retry = (
+            {"next_retry_at": now, "retry_key": ""}
+            if case.collection_method == (CollectionMethod.CHARGE_AUTOMATICALLY)
+            else {}
+        )
+        Case.objects.filter(pk=case.pk).update(next_action_at=now, **retry)
     return case
 
 
@@ -152,6 +158,8 @@ def _open_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
         failed_at=failed_at,
         opened_at=now,
         next_action_at=now,
+        # A declined charge: the retry stage plans its next try at once.
+        next_retry_at=now if method == CollectionMethod.CHARGE_AUTOMATICALLY else None,
         created_at=now,
         updated_at=now,
     )
@@ -209,7 +217,13 @@ def _recover(case: Case, *, now: datetime) -> None:
         status=MessageStatus.CANCELED, updated_at=now
     )
     Case.objects.filter(pk=case.pk).update(
-        state=CaseState.RECOVERED, closed_at=now, next_action_at=now, updated_at=now
+        state=CaseState.RECOVERED,
+        closed_at=now,
+        next_action_at=now,
+        next_retry_at=None,
+        retry_key="",
+        retry_reason="paid",
+        updated_at=now,
     )
     case.state = CaseState.RECOVERED
     if canceled:

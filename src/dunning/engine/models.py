@@ -262,3 +262,22 @@ class MessageTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.channel}, {self.locale}) v{self.version}"
+
+
+class RetryHourStat(models.Model):
+    """The tenant's own retry outcomes per local hour of the customer: what smart retries learn.
+
+    Updated after every retry the engine makes (`engine.retries`); 24 rows.
+    """
+
+    hour = models.PositiveSmallIntegerField(primary_key=True)
+    successes = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(hour__lte=23), name="retry_hour_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:02d}:00 {self.successes}/{self.attempts}"

@@ -30,7 +30,7 @@ from dunning.ledger.models import (
     PaymentAttempt,
     PaymentMethod,
 )
-from dunning.ledger.signals import invoice_changed
+from dunning.ledger.signals import attempt_recorded, invoice_changed, payment_method_changed
 
 CUSTOMER_FIELDS = (
     "name",
@@ -459,6 +459,7 @@ def record_payment_attempt(
                 "gateway": gateway,
             },
         )
+        attempt_recorded.send(sender=PaymentAttempt, attempt=attempt, now=now, source=source)
         if outcome == AttemptOutcome.SUCCEEDED:
             record_payment(
                 invoice=invoice,
@@ -511,6 +512,9 @@ def upsert_payment_method(
                 "exp_month": method.exp_month,
                 "exp_year": method.exp_year,
             },
+        )
+        payment_method_changed.send(
+            sender=PaymentMethod, method=method, created=created, now=now, source=source
         )
         return method, created
 

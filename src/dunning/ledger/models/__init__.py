@@ -1,4 +1,4 @@
-from dunning.ledger.models.customers import Customer, PaymentMethod
+from dunning.ledger.models.customers import Customer, PaymentMethod, PaymentMethodType
 from dunning.ledger.models.events import Event
 from dunning.ledger.models.invoices import CollectionMethod, Invoice, InvoiceStatus
 from dunning.ledger.models.payments import AttemptOutcome, Payment, PaymentAttempt
@@ -13,4 +13,5 @@ __all__ = [
     "Payment",
     "PaymentAttempt",
     "PaymentMethod",
+    "PaymentMethodType",
 ]

@@ -1,0 +1,288 @@
+"""When to retry a declined charge: the smart schedule and the fixed one it must beat.
+
+`plan_retry` is pure: the decline, the attempts so far, the window the network
+rules and the budget leave (`dunning.core.network_rules.earliest_retry`), the
+customer's time zone and payment habits, and the tenant's own outcomes in;
+the moment of the next retry (or none) and the reason, in words, out.
+
+The smart schedule scores every daytime hour left in the window and keeps the
+best one per day; of the days worth a try it takes the earliest.  What scores:
+
+- **Money.**  For declines that mean "no money now" (insufficient funds, over
+  a limit, or the issuer's catch-alls that usually hide it), the days just
+  after the customer's paydays, learned from their past successful payments
+  (a day of the month such as the 25th, the last business day, or a Friday
+  every two weeks); without a history, the common paydays.
+- **The hour.**  Issuers decline at night more than by day (maintenance and
+  risk rules): daytime local hours score above night ones, and once the
+  tenant has enough attempts of its own, its success rate per local hour
+  takes over (learned online: `HourStats`).
+- **Soon.**  Of two equal moments the sooner wins: recovery time matters.
+
+The fixed schedule is the competent baseline of the simulator: the budget
+spread evenly over the window, at the local time of the original charge.
+Both respect the same window: neither may break a network rule or the budget.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from dunning.core.declines import Classification
+from dunning.core.network_rules import RetryWindow
+from dunning.core.policy import RetryBudget
+
+
+class Strategy(StrEnum):
+    SMART = "smart"
+    FIXED = "fixed"
+
+
+# Declines that mostly mean "not enough money right now": the payday matters.
+FUNDS_CODES = frozenset(
+    {
+        "insufficient_funds",
+        "card_velocity_exceeded",
+        "withdrawal_count_limit_exceeded",
+        "do_not_honor",
+        "generic_decline",
+        "call_issuer",
+        "no_action_taken",
+        "try_again_later",
+    }
+)
+# Declines that mean "the issuer could not answer": retry soon, by day.
+AVAILABILITY_CODES = frozenset(
+    {"issuer_not_available", "processing_error", "reenter_transaction", "approve_with_id"}
+)
+
+# Money paid in lasts a few days: the days after a payday are the ones to try.
+FUNDS_LAST = timedelta(days=3)
+DAY_HOURS = range(8, 21)  # local hours a retry may be planned at
+PREFERRED_HOUR = 10  # mid-morning: issuers' batches are done, people are awake
+NIGHT = range(0, 6)
+MIN_HOUR_SAMPLES = 30  # a tenant's hour statistics count from this many attempts
+DAILY_DECAY = 0.97  # a day later is worth this much of today, other things equal
+
+
+@dataclass(frozen=True, slots=True)
+class Paydays:
+    """When money reaches the customer's account, as far as their history tells.
+
+    `days_of_month` are local days on which past payments succeeded at least
+    twice; `last_business_day` and `fridays` (every other Friday) are the other
+    two common rhythms.  Empty when there is no history to learn from.
+    """
+
+    days_of_month: frozenset[int] = frozenset()
+    last_business_day: bool = False
+    fridays: bool = False
+
+    @property
+    def known(self) -> bool:
+        return bool(self.days_of_month) or self.last_business_day or self.fridays
+
+    @classmethod
+    def learn(cls, successes: Sequence[datetime], zone: ZoneInfo) -> Paydays:
+        """Read the rhythm from the local dates of past successful payments."""
+        days = [moment.astimezone(zone).date() for moment in successes]
+        if len(days) < 2:
+            return cls()
+        by_day = Counter(day.day for day in days)
+        last_business = sum(1 for day in days if day == _last_business_day(day.year, day.month))
+        fridays = [day for day in days if day.weekday() == 4]
+        biweekly = len(fridays) >= 2 and all(
+            (later - earlier).days % 14 == 0 for earlier, later in pairwise(fridays)
+        )
+        return cls(
+            days_of_month=frozenset(d for d, n in by_day.items() if n >= 2),
+            last_business_day=last_business >= 2,
+            fridays=biweekly and len(fridays) * 2 >= len(days),
+        )
+
+    def recent_payday(self, day: date) -> date | None:
+        """The latest payday on or before `day` within FUNDS_LAST, if any."""
+        for back in range(FUNDS_LAST.days + 1):
+            candidate = day - timedelta(days=back)
+            if self._is_payday(candidate):
+                return candidate
+        return None
+
+    def _is_payday(self, day: date) -> bool:
+        if day.day in self.days_of_month:
+            return True
+        if self.last_business_day and day == _last_business_day(day.year, day.month):
+            return True
+        return self.fridays and day.weekday() == 4
+
+    def describe(self, payday: date) -> str:
+        if payday.day in self.days_of_month:
+            return f"funds usually arrive on the {_ordinal(payday.day)}"
+        if self.last_business_day and payday == _last_business_day(payday.year, payday.month):
+            return "funds usually arrive on the last business day of the month"
+        return "funds usually arrive on a Friday every two weeks"
+
+
+# With no history, the days most people are paid on.
+COMMON_PAYDAYS = Paydays(days_of_month=frozenset({1, 15, 25}), last_business_day=True)
+
+
+@dataclass(frozen=True, slots=True)
+class HourStats:
+    """The tenant's retry outcomes per local hour: (successes, attempts), 24 entries."""
+
+    hours: tuple[tuple[int, int], ...] = field(default=((0, 0),) * 24)
+
+    def rate(self, hour: int) -> float | None:
+        successes, attempts = self.hours[hour]
+        if attempts < MIN_HOUR_SAMPLES:
+            return None
+        # Laplace-smoothed, so a lucky streak does not dominate.
+        return (successes + 1) / (attempts + 2)
+
+    def record(self, hour: int, *, succeeded: bool) -> HourStats:
+        hours = list(self.hours)
+        successes, attempts = hours[hour]
+        hours[hour] = (successes + succeeded, attempts + 1)
+        return HourStats(tuple(hours))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryContext:
+    now: datetime
+    zone: ZoneInfo
+    decline_code: str
+    classification: Classification
+    first_failure_at: datetime
+    original_charge_at: datetime  # the first charge: the fixed schedule keeps its hour
+    retries_done: int  # attempts after the first failure
+    budget: RetryBudget
+    window: RetryWindow  # what the network rules and the budget allow
+    paydays: Paydays = Paydays()
+    hours: HourStats = HourStats()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    at: datetime | None  # None: no retry will happen
+    reason: str
+
+
+def plan_retry(context: RetryContext, strategy: Strategy) -> RetryPlan:
+    window = context.window
+    if window.allowed_at is None:
+        return RetryPlan(None, "; ".join(window.reasons) or "no retry allowed")
+    if not context.classification.allows_retry:
+        return RetryPlan(None, f"{context.decline_code}: not retried on the same card")
+    closes_at = context.first_failure_at + context.budget.within
+    if strategy is Strategy.FIXED:
+        return _fixed(context, earliest=window.allowed_at, closes_at=closes_at)
+    return _smart(context, earliest=window.allowed_at, closes_at=closes_at)
+
+
+def _fixed(context: RetryContext, *, earliest: datetime, closes_at: datetime) -> RetryPlan:
+    budget = context.budget
+    step = budget.within / max(budget.max_attempts, 1)
+    nth = context.retries_done + 1
+    target = context.first_failure_at + step * nth
+    zone = context.zone
+    clock = context.original_charge_at.astimezone(zone).timetz().replace(tzinfo=None)
+    at = datetime.combine(target.astimezone(zone).date(), clock, tzinfo=zone)
+    at = max(at, earliest)
+    if at > closes_at:
+        return RetryPlan(None, "the retry window has closed")
+    return RetryPlan(at, f"fixed schedule: retry {nth} of {budget.max_attempts}")
+
+
+def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) -> RetryPlan:
+    zone = context.zone
+    remaining = context.budget.max_attempts - context.retries_done
+    if remaining <= 0:
+        return RetryPlan(None, "the retry budget is spent")
+    best_per_day: list[tuple[float, datetime, str]] = []
+    day = earliest.astimezone(zone).date()
+    last_day = closes_at.astimezone(zone).date()
+    while day <= last_day:
+        slots = [
+            slot
+            for hour in DAY_HOURS
+            if earliest <= (slot := datetime.combine(day, time(hour), tzinfo=zone)) <= closes_at
+        ]
+        scored = [(_score(context, slot), slot) for slot in slots]
+        if scored:
+            score, slot = max(scored, key=lambda pair: (pair[0], -pair[1].timestamp()))
+            best_per_day.append((score, slot, _why(context, slot)))
+        day += timedelta(days=1)
+    if not best_per_day:
+        return RetryPlan(None, "no daytime moment is left in the retry window")
+    # Keep the `remaining` best days; the next retry is the earliest of them.
+    kept = sorted(best_per_day, key=lambda entry: -entry[0])[:remaining]
+    score, at, why = min(kept, key=lambda entry: entry[1])
+    local = at.astimezone(zone)
+    return RetryPlan(at, f"{why}: retry on {local:%d %b} at {local:%H:%M} local")
+
+
+def _score(context: RetryContext, slot: datetime) -> float:
+    local = slot.astimezone(context.zone)
+    return (
+        _money(context, local.date())
+        * _hour(context, local.hour)
+        * DAILY_DECAY ** ((slot - context.now).total_seconds() / 86_400)
+    )
+
+
+def _money(context: RetryContext, day: date) -> float:
+    code = context.decline_code
+    if code in AVAILABILITY_CODES:
+        return 0.9
+    if code not in FUNDS_CODES:
+        return 0.5
+    paydays = context.paydays if context.paydays.known else COMMON_PAYDAYS
+    if paydays.recent_payday(day) is not None:
+        return 1.0
+    return 0.15 if context.paydays.known else 0.35
+
+
+def _hour(context: RetryContext, hour: int) -> float:
+    learned = context.hours.rate(hour)
+    if learned is not None:
+        return learned
+    if hour in NIGHT:
+        return 0.3
+    return 1.0 if 9 <= hour <= 11 else 0.9
+
+
+def _why(context: RetryContext, slot: datetime) -> str:
+    local = slot.astimezone(context.zone)
+    code = context.decline_code
+    if code in FUNDS_CODES:
+        paydays = context.paydays if context.paydays.known else COMMON_PAYDAYS
+        payday = paydays.recent_payday(local.date())
+        if payday is not None:
+            told = paydays.describe(payday)
+            return told if context.paydays.known else f"{told} for most people"
+        return f"{code}: the best moment left before the next likely payday"
+    if code in AVAILABILITY_CODES:
+        return f"{code}: the issuer could not answer; retry by day"
+    if context.hours.rate(local.hour) is not None:
+        return f"{code}: your retries succeed most at {local.hour:02d}:00"
+    return f"{code}: retry mid-morning, when issuers decline least"
+
+
+def _last_business_day(year: int, month: int) -> date:
+    following = date(year + month // 12, month % 12 + 1, 1)
+    day = following - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

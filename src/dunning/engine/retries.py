@@ -1,0 +1,408 @@
+"""The retry stage: plan each declined charge's next try, and make it when it is due.
+
+A case's `next_retry_at` is its wake-up for this stage.  With no `retry_key`
+it means "plan": the core (`dunning.core.retry_timing.plan_retry`, inside the
+window `dunning.core.network_rules.earliest_retry` allows) picks the moment,
+which is stored with its reason and the idempotency key of the charge to
+come.  With a key it means "charge": the claim leases the case, the charge
+goes to the gateway outside any transaction, and the outcome is recorded
+through the ledger's services, which recover the case on success; a decline
+is planned again at once.
+
+A charge whose outcome is unknown (a timeout, a 5xx) keeps its key, so the
+next try is the same charge to the gateway and is never made twice.  An
+invoice the gateway retries itself (Stripe's `next_payment_attempt`, kept as
+`Invoice.gateway_retry_at`) is left to it.
+
+Replanning is asked for by the ledger's signals: a decline recorded from
+outside (a webhook) and a new or updated card (retried at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+
+from dunning.core.backoff import retry_delay
+from dunning.core.cases import CaseState
+from dunning.core.declines import Brand, Classification, classify_decline
+from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
+from dunning.core.retry_timing import (
+    HourStats,
+    Paydays,
+    RetryContext,
+    RetryPlan,
+    Strategy,
+    plan_retry,
+)
+from dunning.engine import policies
+from dunning.engine.models import Case, CaseEvent, RetryHourStat
+from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, Gateway, GatewayError
+from dunning.ledger.models import (
+    AttemptOutcome,
+    CollectionMethod,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentMethod,
+    PaymentMethodType,
+)
+from dunning.ledger.services import record_payment_attempt
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) and a day
+SOURCE = "engine"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryReport:
+    planned: int = 0
+    charged: int = 0
+    recovered: int = 0
+    declined: int = 0
+    unknown: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    case: Case
+    invoice: Invoice
+    method: PaymentMethod
+    key: str
+
+
+def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
+    """Active cases whose retry wake-up is due (case_retry_due_idx); locked until commit."""
+    due = (
+        Case.objects.filter(state=CaseState.ACTIVE, next_retry_at__lte=now)
+        .order_by("next_retry_at", "id")
+        .select_related("customer", "policy")
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True, of=("self",))
+    return list(due[:limit])
+
+
+def retry_due(
+    *,
+    now: datetime,
+    gateway: Gateway,
+    strategy: Strategy = Strategy.SMART,
+    limit: int = 100,
+    rng: random.Random | None = None,
+) -> RetryReport:
+    """Plan the cases that need a plan and charge the ones whose retry is due."""
+    rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+    planned = 0
+    charges: list[_Due] = []
+    with transaction.atomic():
+        hours = _hour_stats()
+        for case in claim_due_retries(now=now, limit=limit):
+            if case.retry_key:
+                due = _charge_target(case, now=now)
+                if due is not None:
+                    charges.append(due)
+                    continue
+            plan_case(case, now=now, strategy=strategy, hours=hours)
+            planned += 1
+        Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
+            next_retry_at=now + LEASE, updated_at=now
+        )
+    recovered = declined = unknown = 0
+    for due in charges:
+        outcome = _charge(due, now=now, gateway=gateway, strategy=strategy, rng=rng)
+        recovered += outcome == "recovered"
+        declined += outcome == "declined"
+        unknown += outcome == "unknown"
+    return RetryReport(
+        planned=planned,
+        charged=len(charges),
+        recovered=recovered,
+        declined=declined,
+        unknown=unknown,
+    )
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_case(
+    case: Case, *, now: datetime, strategy: Strategy, hours: HourStats | None = None
+) -> RetryPlan:
+    """Decide the case's next retry and store it (in the caller's transaction)."""
+    plan = _plan(case, now=now, strategy=strategy, hours=hours or _hour_stats())
+    key = ""
+    if plan.at is not None:
+        tries = PaymentAttempt.objects.filter(invoice__cases=case).count()
+        key = f"case{case.pk}:try{tries + 1}"
+    changed = (case.next_retry_at, case.retry_reason) != (plan.at, plan.reason[:300])
+    case.next_retry_at, case.retry_reason, case.retry_key = plan.at, plan.reason[:300], key
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=plan.at, retry_reason=case.retry_reason, retry_key=key, updated_at=now
+    )
+    if changed:
+        CaseEvent.objects.create(
+            case=case,
+            type="retry.planned" if plan.at else "retry.stopped",
+            reason=plan.reason,
+            data={"at": plan.at.isoformat() if plan.at else None, "strategy": strategy},
+            occurred_at=now,
+        )
+    return plan
+
+
+def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) -> RetryPlan:
+    if case.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
+        return RetryPlan(None, "invoices sent for payment are not charged")
+    invoice = _target_invoice(case)
+    if invoice is None:
+        return RetryPlan(None, "nothing left to charge")
+    if invoice.gateway_retry_at is not None:
+        return RetryPlan(
+            None,
+            "the gateway retries this invoice itself at "
+            f"{invoice.gateway_retry_at:%d %b %H:%M} UTC",
+        )
+    method = _payment_method(case.customer_id)
+    if method is None:
+        return RetryPlan(None, "no saved card to charge: waiting for the customer")
+    policy = policies.load(case.policy)
+    attempts = list(
+        PaymentAttempt.objects.filter(
+            Q(invoice=invoice) | Q(payment_method=method, attempted_at__gte=now - NETWORK_LOOKBACK)
+        )
+        .select_related("payment_method", "invoice")
+        .order_by("attempted_at", "id")
+    )
+    failures = [
+        a for a in attempts if a.invoice_id == invoice.pk and a.outcome == AttemptOutcome.FAILED
+    ]
+    if not failures:
+        return RetryPlan(None, "no declined charge to retry")
+    last = failures[-1]
+    zone = ZoneInfo(case.customer.time_zone)
+    card = _card(method)
+    charge = Charge(
+        invoice=invoice.external_id, amount=invoice.amount_remaining, currency=invoice.currency
+    )
+    past = [_past(attempt) for attempt in attempts]
+    new_card = last.payment_method_id is not None and last.payment_method_id != method.pk
+    window = earliest_retry(
+        now=now,
+        card=card,
+        charge=charge,
+        attempts=past,
+        budget=policy.retry,
+        first_failure_at=failures[0].attempted_at,
+    )
+    if new_card and window.allowed_at is not None:
+        return RetryPlan(window.allowed_at, "a new card is on file: retry at once")
+    classification = _classify(last)
+    context = RetryContext(
+        now=now,
+        zone=zone,
+        decline_code=last.decline_code or "generic_decline",
+        classification=classification,
+        first_failure_at=failures[0].attempted_at,
+        original_charge_at=attempts[0].attempted_at if attempts else failures[0].attempted_at,
+        retries_done=len(failures) - 1,
+        budget=policy.retry,
+        window=window,
+        paydays=Paydays.learn(_successes(case.customer_id), zone),
+        hours=hours,
+    )
+    return plan_retry(context, strategy)
+
+
+def _target_invoice(case: Case) -> Invoice | None:
+    return (
+        Invoice.objects.filter(
+            cases=case,
+            status=InvoiceStatus.OPEN,
+            amount_remaining__gt=0,
+            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+        )
+        .order_by("due_at", "id")
+        .first()
+    )
+
+
+def _payment_method(customer_id: int) -> PaymentMethod | None:
+    return (
+        PaymentMethod.objects.filter(customer_id=customer_id, type=PaymentMethodType.CARD)
+        .order_by("-is_default", "-updated_at", "-id")
+        .first()
+    )
+
+
+def _card(method: PaymentMethod) -> Card:
+    expiry = f"{method.exp_month}/{method.exp_year}" if method.exp_year else ""
+    return Card(number=method.external_id, brand=Brand.parse(method.brand), details=expiry)
+
+
+def _classify(attempt: PaymentAttempt) -> Classification:
+    brand = Brand.parse(attempt.payment_method.brand) if attempt.payment_method else Brand.OTHER
+    return classify_decline(
+        attempt.decline_code or "generic_decline",
+        advice_code=attempt.advice_code,
+        network_decline_code=attempt.network_code,
+        brand=brand,
+    )
+
+
+def _past(attempt: PaymentAttempt) -> PastAttempt:
+    method = attempt.payment_method
+    card = _card(method) if method else Card(number="unknown", brand=Brand.OTHER)
+    invoice = attempt.invoice
+    return PastAttempt(
+        at=attempt.attempted_at,
+        card=card,
+        charge=Charge(
+            invoice=invoice.external_id, amount=attempt.amount, currency=attempt.currency
+        ),
+        succeeded=attempt.outcome == AttemptOutcome.SUCCEEDED,
+        classification=None if attempt.outcome == AttemptOutcome.SUCCEEDED else _classify(attempt),
+    )
+
+
+def _successes(customer_id: int) -> list[datetime]:
+    """When the customer's money came in before: what their paydays are learned from."""
+    return list(
+        Payment.objects.filter(customer_id=customer_id)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)[:200]
+    )
+
+
+def _hour_stats() -> HourStats:
+    hours = [(0, 0)] * 24
+    for row in RetryHourStat.objects.all():
+        hours[row.hour] = (row.successes, row.attempts)
+    return HourStats(tuple(hours))
+
+
+# ---------------------------------------------------------------- charging
+
+
+def _charge_target(case: Case, *, now: datetime) -> _Due | None:
+    invoice = _target_invoice(case)
+    method = _payment_method(case.customer_id)
+    if invoice is None or method is None or invoice.gateway_retry_at is not None:
+        return None
+    return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
+
+
+def _charge(
+    due: _Due, *, now: datetime, gateway: Gateway, strategy: Strategy, rng: random.Random
+) -> str:
+    case, invoice, method = due.case, due.invoice, due.method
+    request = ChargeRequest(
+        amount=invoice.amount_remaining,
+        currency=invoice.currency,
+        customer_external_id=case.customer.external_id,
+        payment_method_external_id=method.external_id,
+        invoice_external_id=invoice.external_id,
+        idempotency_key=due.key,
+        description=f"Invoice {invoice.number}",
+        metadata={"dunning_case": str(case.pk)},
+    )
+    try:
+        result = gateway.charge(request)
+    except GatewayError as error:
+        return _charge_failed(case, error=error, now=now, rng=rng)
+    if result.status in (ChargeStatus.NOT_ATTEMPTED, ChargeStatus.PENDING):
+        return _not_settled(case, result=result, now=now)
+    local_hour = now.astimezone(ZoneInfo(case.customer.time_zone)).hour
+    with transaction.atomic():
+        record_payment_attempt(
+            invoice=invoice.external_id,
+            attempted_at=now,
+            now=now,
+            source=SOURCE,
+            payment_method=method.external_id,
+            **result.attempt_fields(),
+        )
+        _learn(local_hour, succeeded=result.succeeded)
+        case.refresh_from_db()
+        if case.state == CaseState.ACTIVE:
+            plan_case(case, now=now, strategy=strategy)
+    return "recovered" if result.succeeded else "declined"
+
+
+def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: random.Random) -> str:
+    if error.outcome_unknown:
+        # Same key next time: the gateway answers with the first charge's outcome.
+        wait = retry_delay(1, rng=rng)
+        Case.objects.filter(pk=case.pk).update(next_retry_at=now + wait, updated_at=now)
+        CaseEvent.objects.create(
+            case=case,
+            type="retry.unknown",
+            reason=f"the gateway did not answer ({error}); asking again with the same key",
+            occurred_at=now,
+        )
+        return "unknown"
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=None, retry_key="", retry_reason=f"the gateway refused: {error}"[:300]
+    )
+    CaseEvent.objects.create(
+        case=case,
+        type="retry.stopped",
+        reason=f"the gateway refused the charge: {error}",
+        occurred_at=now,
+    )
+    return "unknown"
+
+
+def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> str:
+    reason = (
+        "payments are collected manually"
+        if result.status == ChargeStatus.NOT_ATTEMPTED
+        else "the charge is processing; its webhook will settle it"
+    )
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=None, retry_key="", retry_reason=reason, updated_at=now
+    )
+    return "unknown"
+
+
+def _learn(hour: int, *, succeeded: bool) -> None:
+    updated = RetryHourStat.objects.filter(hour=hour).update(
+        attempts=F("attempts") + 1, successes=F("successes") + int(succeeded)
+    )
+    if not updated:
+        RetryHourStat.objects.get_or_create(
+            hour=hour, defaults={"attempts": 1, "successes": int(succeeded)}
+        )
+
+
+# ---------------------------------------------------------------- signals
+
+
+def on_attempt_recorded(*, attempt: PaymentAttempt, now: datetime, source: str, **_: Any) -> None:
+    """A decline recorded from outside (a webhook, the API): plan the case's next retry."""
+    if source == SOURCE or attempt.outcome != AttemptOutcome.FAILED:
+        return
+    _replan(Case.objects.filter(invoices=attempt.invoice_id), now=now)
+
+
+def on_payment_method_changed(
+    *, method: PaymentMethod, now: datetime, source: str, **_: Any
+) -> None:
+    """A new or updated card: plan again, which retries at once when the card is new."""
+    _replan(Case.objects.filter(customer_id=method.customer_id), now=now)
+
+
+def _replan(cases: Any, *, now: datetime) -> None:
+    cases.filter(
+        state=CaseState.ACTIVE, collection_method=CollectionMethod.CHARGE_AUTOMATICALLY
+    ).update(next_retry_at=now, retry_key="", updated_at=now)
