@@ -44,6 +44,11 @@ Placeholders (every message gets all of them; see also docs/templates.md)
 ``late_fee``                 a late fee in minor units of ``currency``, or None
 ``consequences``             what happens if nothing is done, in the customer's
                              language ("your subscription will be suspended"), or None
+``payment_problem``          for a declined card: what happened and what to do, in the
+                             customer's language ("The card we have on file has
+                             expired. Please update your card details."), or None.
+                             Neutral by construction (`dunning.core.declines.customer_text`):
+                             never the issuer's reason.  None: say it generically.
 ``tone``                     "friendly", "firm" or "final"
 ``is_final``                 True on final notices
 ``unsubscribe_link``         where to opt out of emails, or None (shown when given)
@@ -169,6 +174,7 @@ class MessageContext:
     late_fee: int | None = None
     consequences: str | None = None
     unsubscribe_link: str | None = None
+    payment_problem: str | None = None  # a declined card's explanation and request
     totals: tuple[Total, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -204,6 +210,7 @@ class MessageContext:
             "tone": self.tone,
             "is_final": self.is_final,
             "unsubscribe_link": self.unsubscribe_link,
+            "payment_problem": self.payment_problem,
         }
 
 

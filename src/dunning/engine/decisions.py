@@ -22,8 +22,17 @@ from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Channel, Contact, ContactRules, Debtor
+from dunning.core.declines import (
+    WORDING_TEXT,
+    Brand,
+    Classification,
+    Wording,
+    classify_decline,
+    customer_text,
+)
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
+from dunning.core.rendering import locale_candidates
 from dunning.engine import policies
 from dunning.engine.cases import OWING
 from dunning.engine.models import (
@@ -37,7 +46,7 @@ from dunning.engine.models import (
 )
 from dunning.engine.templates import TemplateResolver
 from dunning.engine.writer import compose, consequences_of
-from dunning.ledger.models import Invoice
+from dunning.ledger.models import AttemptOutcome, CollectionMethod, Invoice, PaymentAttempt
 from dunning.ledger.services import record_event
 
 ACTION_EVENT = "step.action"
@@ -99,6 +108,7 @@ class Batch:
     owing: dict[int, list[Invoice]]  # by case
     policies: dict[int, Policy]  # by PolicyVersion id
     templates: TemplateResolver  # the template store, read once
+    declines: dict[int, Classification] = field(default_factory=dict)  # by case: the latest
     new_messages: list[Message] = field(default_factory=list)
     new_events: list[CaseEvent] = field(default_factory=list)
     changed: list[Case] = field(default_factory=list)
@@ -139,6 +149,27 @@ class Batch:
         links = CaseInvoice.objects.filter(case_id__in=case_ids, invoice__status__in=OWING)
         for link in links.select_related("invoice"):
             owing[link.case_id].append(link.invoice)
+        # The latest declined charge of each card case: what its messages ask for.
+        charged = [
+            c.pk for c in cases if c.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
+        ]
+        declines: dict[int, Classification] = {}
+        failed = PaymentAttempt.objects.filter(
+            outcome=AttemptOutcome.FAILED, invoice__caseinvoice__case_id__in=charged
+        ).order_by("attempted_at", "id")
+        for case_id, decline, advice, network, brand in failed.values_list(
+            "invoice__caseinvoice__case_id",
+            "decline_code",
+            "advice_code",
+            "network_code",
+            "payment_method__brand",
+        ):
+            declines[case_id] = classify_decline(  # oldest first: the newest stays
+                decline,
+                advice_code=advice,
+                network_decline_code=network,
+                brand=Brand.parse(brand or ""),
+            )
         versions = PolicyVersion.objects.filter(pk__in={case.policy_id for case in cases})
         return cls(
             now=now,
@@ -148,6 +179,7 @@ class Batch:
             messages=messages,
             actions=actions,
             owing=owing,
+            declines=declines,
         )
 
     def policy(self, case: Case) -> Policy:
@@ -249,6 +281,25 @@ def _debtor(case: Case, batch: Batch) -> Debtor:
     )
 
 
+# The languages `customer_text` is written in.
+_DECLINE_TEXT_LANGUAGES = frozenset(WORDING_TEXT[Wording.BANK_DECLINED])
+
+
+def _payment_problem(case: Case, batch: Batch) -> str | None:
+    """What a charge_automatically message says of the case's latest decline, or None.
+
+    In the closest language there is to the customer's, as templates are chosen
+    (th-TH reads Thai; a language nobody wrote reads English).
+    """
+    decline = batch.declines.get(case.pk)  # only charge_automatically cases have one
+    if decline is None:
+        return None
+    for language in locale_candidates(case.customer.locale):
+        if language in _DECLINE_TEXT_LANGUAGES:
+            return customer_text(decline, language) or None
+    return None
+
+
 def _facts(case: Case) -> CaseFacts:
     return CaseFacts(
         case_id=str(case.pk),
@@ -291,6 +342,7 @@ def decide_case(case: Case, *, batch: Batch, now: datetime, rules: ContactRules)
             )
             or None,
             is_final=action.deadline_at is not None,
+            payment_problem=_payment_problem(case, batch),
             templates=batch.templates.resolve,
         )
         if isinstance(message, str):
