@@ -10,13 +10,14 @@ crash cannot write the same message twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from dunning.core.contacts import Channel
+from dunning.core.contact_rules import RulePackContactRules
+from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Channel, Contact, Debtor, Verdict
 from dunning.core.policy import PAYMENT_RECEIVED_TEMPLATE, Action
 from dunning.core.rendering import (
     Company,
@@ -30,7 +31,7 @@ from dunning.core.rendering import (
     Customer as TemplateCustomer,
 )
 from dunning.engine import links, templates
-from dunning.engine.models import Case, CaseEvent, Message
+from dunning.engine.models import Case, CaseEvent, ContactOptOut, Message, MessageStatus
 from dunning.ledger.models import Invoice, InvoiceStatus
 
 
@@ -111,6 +112,7 @@ def compose(
     consequences: str | None = None,
     is_final: bool = False,
     paid: bool = False,
+    payment_problem: str | None = None,
     templates: TemplateSource = templates.resolve,
 ) -> Message | str:
     """The unsaved outbox row for one planned message, or why it cannot be sent.
@@ -120,6 +122,8 @@ def compose(
     batch in a few queries; it passes `templates` too, the store as read once
     for the batch (`TemplateResolver.resolve`).  The row records the wording
     used: the template's key (a variant's own, when it has one) and version.
+    `payment_problem` is a declined card's neutral explanation and request, in
+    the customer's language (`dunning.core.declines.customer_text`), or None.
     """
     customer = case.customer
     if channel != Channel.EMAIL:
@@ -142,6 +146,7 @@ def compose(
         deadline=deadline,
         consequences=consequences,
         unsubscribe_link=unsubscribe,
+        payment_problem=payment_problem,
     )
     rendered = render(template, context)
     return Message(
@@ -196,5 +201,50 @@ def write_thank_you(case: Case, *, now: datetime) -> Message | None:
     existing = Message.objects.filter(idempotency_key=message.idempotency_key).first()
     if existing is not None:
         return existing
+    verdict = _contact_verdict(case, now=now)
+    if verdict.allowed_at is None:
+        CaseEvent.objects.create(
+            case=case,
+            type="message.blocked",
+            reason=f"payment_received by email held for good: {'; '.join(verdict.reasons)}",
+            occurred_at=now,
+        )
+        return None
+    # Even a thank-you is a contact: it waits for the customer's window and
+    # counts towards the daily cap (Thailand: one contact a day, any subject).
+    message.send_after = verdict.allowed_at
     message.save(force_insert=True)
+    if verdict.allowed_at > now:
+        CaseEvent.objects.create(
+            case=case,
+            type="message.deferred",
+            reason=f"payment_received by email held until {verdict.allowed_at.isoformat()}: "
+            + "; ".join(verdict.reasons),
+            occurred_at=now,
+        )
     return message
+
+
+def _contact_verdict(case: Case, *, now: datetime) -> Verdict:
+    customer = case.customer
+    recent = Message.objects.filter(
+        customer=customer, created_at__gte=now - timedelta(days=CONTACT_LOOKBACK_DAYS)
+    ).exclude(status__in=[MessageStatus.CANCELED, MessageStatus.FAILED])
+    history = [
+        Contact(at=m.sent_at or m.send_after, channel=Channel(m.channel), debt=str(m.case_id))
+        for m in recent.only("sent_at", "send_after", "channel", "case_id")
+    ]
+    debtor = Debtor(
+        time_zone=customer.time_zone,
+        country=customer.country,
+        is_business=customer.is_business,
+        opted_out=frozenset(
+            Channel(c)
+            for c in ContactOptOut.objects.filter(customer=customer).values_list(
+                "channel", flat=True
+            )
+        ),
+    )
+    return RulePackContactRules().earliest(
+        at=now, channel=Channel.EMAIL, debtor=debtor, history=history, debt=str(case.pk)
+    )
