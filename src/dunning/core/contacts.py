@@ -13,7 +13,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-
 # The longest span, in local days, that any contact rule may count contacts
 # over (the US 7-in-7 call cap, a conversation's 7-day wait, with room for a
 # tenant's stricter override).  Callers need pass no older history than this.

@@ -69,6 +69,7 @@ PREFERRED_HOUR = 10  # mid-morning: issuers' batches are done, people are awake
 NIGHT = range(0, 6)
 MIN_HOUR_SAMPLES = 30  # a tenant's hour statistics count from this many attempts
 DAILY_DECAY = 0.97  # a day later is worth this much of today, other things equal
+WORTH_A_TRY = 0.5  # a day scoring less than this share of the best day is skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,11 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
         return RetryPlan(None, "the retry budget is spent")
     best_per_day: list[tuple[float, datetime, str]] = []
     day = earliest.astimezone(zone).date()
+    today = context.now.astimezone(zone)
+    if day == today.date() and today.hour >= DAY_HOURS.start:
+        # One try per day: a charge declined by day (the engine plans right after
+        # each decline) is not tried again that same day, let alone at once.
+        day += timedelta(days=1)
     last_day = closes_at.astimezone(zone).date()
     while day <= last_day:
         slots = [
@@ -221,8 +227,12 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
         day += timedelta(days=1)
     if not best_per_day:
         return RetryPlan(None, "no daytime moment is left in the retry window")
-    # Keep the `remaining` best days; the next retry is the earliest of them.
-    kept = sorted(best_per_day, key=lambda entry: -entry[0])[:remaining]
+    # Days worth a try score at least half the best day: a day before the payday
+    # is not worth spending an attempt on when the payday is in reach.  Of those,
+    # keep the `remaining` best; the next retry is the earliest of them.
+    top = max(entry[0] for entry in best_per_day)
+    worth = [entry for entry in best_per_day if entry[0] >= top * WORTH_A_TRY]
+    kept = sorted(worth, key=lambda entry: -entry[0])[:remaining]
     score, at, why = min(kept, key=lambda entry: entry[1])
     local = at.astimezone(zone)
     return RetryPlan(at, f"{why}: retry on {local:%d %b} at {local:%H:%M} local")

@@ -108,6 +108,14 @@ def retry_due(
     with transaction.atomic():
         hours = _hour_stats()
         for case in claim_due_retries(now=now, limit=limit):
+            if gateway.name == "manual":
+                _store(
+                    case,
+                    RetryPlan(None, "charges are off: payments are collected manually"),
+                    now=now,
+                )
+                planned += 1
+                continue
             if case.retry_key:
                 due = _charge_target(case, now=now)
                 if due is not None:
@@ -141,6 +149,11 @@ def plan_case(
 ) -> RetryPlan:
     """Decide the case's next retry and store it (in the caller's transaction)."""
     plan = _plan(case, now=now, strategy=strategy, hours=hours or _hour_stats())
+    _store(case, plan, now=now, strategy=strategy)
+    return plan
+
+
+def _store(case: Case, plan: RetryPlan, *, now: datetime, strategy: Strategy | None = None) -> None:
     key = ""
     if plan.at is not None:
         tries = PaymentAttempt.objects.filter(invoice__cases=case).count()
@@ -155,10 +168,9 @@ def plan_case(
             case=case,
             type="retry.planned" if plan.at else "retry.stopped",
             reason=plan.reason,
-            data={"at": plan.at.isoformat() if plan.at else None, "strategy": strategy},
+            data={"at": plan.at.isoformat() if plan.at else None, "strategy": strategy or ""},
             occurred_at=now,
         )
-    return plan
 
 
 def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) -> RetryPlan:
@@ -214,7 +226,8 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
         decline_code=last.decline_code or "generic_decline",
         classification=classification,
         first_failure_at=failures[0].attempted_at,
-        original_charge_at=attempts[0].attempted_at if attempts else failures[0].attempted_at,
+        # This invoice's first charge: `attempts` also holds other invoices' on the card.
+        original_charge_at=next(a.attempted_at for a in attempts if a.invoice_id == invoice.pk),
         retries_done=len(failures) - 1,
         budget=policy.retry,
         window=window,

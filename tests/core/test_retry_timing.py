@@ -1,0 +1,485 @@
+"""When to retry a declined charge: paydays, daytime hours, the window, and the fixed baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dunning.core.declines import DECLINE_CODES, Brand, classify_decline
+from dunning.core.network_rules import Card, Charge, PastAttempt, RetryWindow, earliest_retry
+from dunning.core.policy import RETRY_WINDOWS, RetryBudget
+from dunning.core.retry_timing import (
+    MIN_HOUR_SAMPLES,
+    HourStats,
+    Paydays,
+    RetryContext,
+    RetryPlan,
+    Strategy,
+    plan_retry,
+)
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+NEW_YORK = ZoneInfo("America/New_York")
+BERLIN = ZoneInfo("Europe/Berlin")
+VISA = Card("fp_visa", Brand.VISA)
+INVOICE = Charge("in_1", 99000, "THB")
+DEFAULT = RetryBudget(max_attempts=8, within=timedelta(weeks=2))
+NO_PAYDAYS = Paydays()
+NO_HOURS = HourStats()
+
+
+def bkk(text: str) -> datetime:
+    """A Bangkok wall-clock time, as the UTC instant the engine would hold."""
+    return datetime.fromisoformat(text).replace(tzinfo=BANGKOK).astimezone(UTC)
+
+
+def local(moment: datetime | None, zone: ZoneInfo = BANGKOK) -> str:
+    assert moment is not None
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def declined(at: datetime, code: str = "insufficient_funds") -> PastAttempt:
+    return PastAttempt(
+        at, VISA, INVOICE, succeeded=False, classification=classify_decline(code, brand=VISA.brand)
+    )
+
+
+def context(
+    *,
+    now: datetime,
+    code: str = "insufficient_funds",
+    first_failure_at: datetime | None = None,
+    original_charge_at: datetime | None = None,
+    retries: Sequence[datetime] = (),
+    zone: ZoneInfo = BANGKOK,
+    budget: RetryBudget = DEFAULT,
+    window: RetryWindow | None = None,
+    paydays: Paydays = NO_PAYDAYS,
+    hours: HourStats = NO_HOURS,
+) -> RetryContext:
+    """A context whose window comes from the network rules over the failure and `retries`."""
+    first = first_failure_at or now
+    attempts = [declined(first, code), *(declined(at, code) for at in retries)]
+    if window is None:
+        window = earliest_retry(
+            now=now,
+            card=VISA,
+            charge=INVOICE,
+            attempts=attempts,
+            budget=budget,
+            first_failure_at=first,
+        )
+    return RetryContext(
+        now=now,
+        zone=zone,
+        decline_code=code,
+        classification=classify_decline(code, brand=VISA.brand),
+        first_failure_at=first,
+        original_charge_at=original_charge_at or first,
+        retries_done=len(retries),
+        budget=budget,
+        window=window,
+        paydays=paydays,
+        hours=hours,
+    )
+
+
+def stats(**hours: tuple[int, int]) -> HourStats:
+    """HourStats from h9=(successes, attempts) ..."""
+    table = [(0, 0)] * 24
+    for name, pair in hours.items():
+        table[int(name.removeprefix("h"))] = pair
+    return HourStats(tuple(table))
+
+
+# ---------------------------------------------------------------- paydays
+
+
+def test_it_learns_the_25th_from_local_dates() -> None:
+    # 03:00 on the 25th in Bangkok is still the 24th in UTC: the local date counts.
+    successes = [
+        datetime(2026, 1, 24, 20, 0, tzinfo=UTC),
+        datetime(2026, 2, 25, 3, 0, tzinfo=UTC),
+        datetime(2026, 3, 24, 22, 30, tzinfo=UTC),
+    ]
+
+    paydays = Paydays.learn(successes, BANGKOK)
+
+    assert paydays == Paydays(days_of_month=frozenset({25}))
+    assert paydays.known
+    assert Paydays.learn(successes, ZoneInfo("UTC")).days_of_month == frozenset({24})
+
+
+def test_it_learns_the_last_business_day_of_the_month() -> None:
+    # 30 Jan and 27 Feb 2026 are Fridays before a weekend month end; 31 Mar is a Tuesday.
+    successes = [bkk("2026-01-30T11:00"), bkk("2026-02-27T11:00"), bkk("2026-03-31T11:00")]
+
+    paydays = Paydays.learn(successes, BANGKOK)
+
+    assert paydays.last_business_day
+    assert paydays.days_of_month == frozenset()
+    assert paydays.recent_payday(date(2026, 4, 2)) == date(2026, 3, 31)
+    assert paydays.describe(date(2026, 3, 31)) == (
+        "funds usually arrive on the last business day of the month"
+    )
+
+
+def test_it_learns_fridays_every_two_weeks() -> None:
+    successes = [bkk(f"2026-{day}T09:00") for day in ("01-02", "01-16", "01-30", "02-13")]
+
+    paydays = Paydays.learn(successes, BANGKOK)
+
+    assert paydays.fridays and not paydays.days_of_month
+    assert paydays.describe(date(2026, 2, 27)) == (
+        "funds usually arrive on a Friday every two weeks"
+    )
+
+
+def test_weekly_fridays_are_not_a_two_week_rhythm() -> None:
+    successes = [bkk(f"2026-01-{day:02d}T09:00") for day in (2, 9, 16, 23)]
+
+    assert not Paydays.learn(successes, BANGKOK).fridays
+
+
+@pytest.mark.parametrize(
+    "successes",
+    [
+        [],
+        [bkk("2026-01-25T09:00")],
+        [bkk("2026-01-25T09:00"), bkk("2026-02-12T09:00")],
+    ],
+    ids=["none", "one", "two different days"],
+)
+def test_too_little_history_teaches_nothing(successes: list[datetime]) -> None:
+    assert not Paydays.learn(successes, BANGKOK).known
+
+
+# ---------------------------------------------------------------- smart
+
+
+TWENTY_FIFTH = Paydays(days_of_month=frozenset({25}))
+
+
+def test_smart_waits_for_the_payday_after_insufficient_funds() -> None:
+    # Six retries made since the 16th; two left, and the 25th is four days away.
+    first = bkk("2026-03-16T10:00")
+    retries = [bkk(f"2026-03-{day}T10:00") for day in (16, 17, 18, 19, 20, 20)]
+    ctx = context(
+        now=bkk("2026-03-21T10:00"), first_failure_at=first, retries=retries, paydays=TWENTY_FIFTH
+    )
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-25 09:00"
+    assert plan.reason.startswith("funds usually arrive on the 25th")
+    assert "25 Mar at 09:00 local" in plan.reason
+
+
+def test_smart_does_not_spend_a_fresh_budget_before_a_learned_payday() -> None:
+    # Declined on the 20th with all eight retries left: the 25th is in reach.
+    ctx = context(now=bkk("2026-03-20T10:00"), paydays=TWENTY_FIFTH)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-25 09:00"
+    assert plan.reason == "funds usually arrive on the 25th: retry on 25 Mar at 09:00 local"
+
+
+def test_smart_retries_by_day_when_no_payday_is_in_reach() -> None:
+    # Declined on the 2nd, the window closes on the 16th, and the customer is paid on the 25th.
+    ctx = context(now=bkk("2026-03-02T21:00"), paydays=TWENTY_FIFTH)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-03 09:00"
+    assert plan.reason.startswith("insufficient_funds: the best moment left before")
+
+
+def test_smart_uses_the_common_paydays_without_a_history() -> None:
+    first = bkk("2026-03-16T10:00")
+    retries = [bkk(f"2026-03-{day}T10:00") for day in (16, 17, 18, 19, 20, 20, 21)]
+    ctx = context(now=bkk("2026-03-22T10:00"), first_failure_at=first, retries=retries)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-25 09:00"
+    assert "for most people" in plan.reason
+
+
+def test_smart_retries_an_unavailable_issuer_the_next_morning() -> None:
+    # 22:00 in Bangkok: nothing more today, and the money is not the problem.
+    now = bkk("2026-03-16T22:00")
+    ctx = context(now=now, code="issuer_not_available", paydays=TWENTY_FIFTH)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-17 09:00"
+    assert "issuer could not answer" in plan.reason
+
+
+def test_smart_tries_once_a_day_never_again_the_day_of_a_daytime_decline() -> None:
+    # Declined at 09:00 on payday itself: the next try is the 26th, not 10:00.
+    first = bkk("2026-03-20T10:00")
+    payday = context(
+        now=bkk("2026-03-25T09:00"),
+        first_failure_at=first,
+        retries=[bkk("2026-03-25T09:00")],
+        paydays=TWENTY_FIFTH,
+    )
+    # Declined at 03:00: the day has not begun, so its morning is still free.
+    night = context(now=bkk("2026-03-17T03:00"), code="issuer_not_available")
+
+    assert local(plan_retry(payday, Strategy.SMART).at) == "2026-03-26 09:00"
+    assert local(plan_retry(night, Strategy.SMART).at) == "2026-03-17 09:00"
+
+
+def test_smart_never_plans_before_the_window_opens() -> None:
+    now = bkk("2026-03-16T10:00")
+    opens = bkk("2026-03-20T15:30")
+    ctx = context(now=now, code="issuer_not_available", window=RetryWindow(opens))
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-20 16:00"
+
+
+def test_smart_plans_nothing_when_no_daytime_hour_is_left_before_the_window_closes() -> None:
+    first = bkk("2026-03-16T21:30")  # the window closes at 21:30 on the 30th
+    ctx = context(
+        now=bkk("2026-03-30T20:30"),
+        first_failure_at=first,
+        code="issuer_not_available",
+        window=RetryWindow(bkk("2026-03-30T20:30")),
+    )
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert plan.at is None
+    assert plan.reason == "no daytime moment is left in the retry window"
+
+
+def test_a_learned_hour_changes_the_chosen_hour_only_from_enough_samples() -> None:
+    now = bkk("2026-03-16T22:00")
+    unlearned = plan_retry(context(now=now, code="issuer_not_available"), Strategy.SMART)
+    few = stats(h9=(0, MIN_HOUR_SAMPLES - 1))
+    enough = stats(h9=(0, MIN_HOUR_SAMPLES))
+
+    too_few = plan_retry(context(now=now, code="issuer_not_available", hours=few), Strategy.SMART)
+    learned = plan_retry(
+        context(now=now, code="issuer_not_available", hours=enough), Strategy.SMART
+    )
+
+    assert local(unlearned.at) == local(too_few.at) == "2026-03-17 09:00"
+    assert local(learned.at) == "2026-03-17 10:00"
+
+
+def test_with_every_daytime_hour_learned_the_best_one_wins() -> None:
+    hours = {f"h{hour}": (10, 100) for hour in range(8, 21)}
+    hours["h15"] = (60, 100)
+    ctx = context(now=bkk("2026-03-16T22:00"), code="an_unknown_code", hours=stats(**hours))
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-17 15:00"
+    assert "your retries succeed most at 15:00" in plan.reason
+
+
+def test_hour_stats_record_outcomes() -> None:
+    recorded = HourStats().record(9, succeeded=True).record(9, succeeded=False)
+
+    assert recorded.hours[9] == (1, 2)
+    assert recorded.rate(9) is None  # too few to count
+    assert stats(h9=(14, 30)).rate(9) == pytest.approx(15 / 32)
+
+
+# ---------------------------------------------------------------- never
+
+
+def test_nothing_is_planned_when_the_network_rules_say_never() -> None:
+    window = RetryWindow(None, ("invoice in_1 is already paid",))
+    ctx = context(now=bkk("2026-03-16T10:00"), window=window)
+
+    for strategy in Strategy:
+        assert plan_retry(ctx, strategy) == RetryPlan(None, "invoice in_1 is already paid")
+
+
+@pytest.mark.parametrize("code", ["expired_card", "lost_card", "stolen_card", "do_not_try_again"])
+def test_a_decline_that_forbids_retrying_the_card_is_never_retried(code: str) -> None:
+    now = bkk("2026-03-16T10:00")
+    # Even if a caller's window wrongly allowed it.
+    ctx = context(now=now, code=code, window=RetryWindow(now))
+
+    for strategy in Strategy:
+        plan = plan_retry(ctx, strategy)
+        assert plan.at is None
+        assert plan.reason == f"{code}: not retried on the same card"
+    assert plan_retry(context(now=now, code=code), Strategy.SMART).at is None
+
+
+def test_a_spent_budget_is_never_retried() -> None:
+    first = bkk("2026-03-16T10:00")
+    retries = [first + timedelta(days=day) for day in range(1, 9)]
+    ctx = context(now=bkk("2026-03-25T10:00"), first_failure_at=first, retries=retries)
+
+    assert ctx.window.never
+    assert plan_retry(ctx, Strategy.SMART).at is None
+    assert plan_retry(ctx, Strategy.FIXED).at is None
+
+
+# ---------------------------------------------------------------- fixed
+
+
+def test_fixed_spreads_the_budget_evenly_at_the_original_charges_local_time() -> None:
+    original = bkk("2026-03-16T07:17")
+    first = bkk("2026-03-16T07:17")
+    plans = []
+    for done in range(8):
+        retries = [first + timedelta(days=day) for day in range(1, done + 1)]
+        ctx = context(
+            now=first + timedelta(days=done),
+            first_failure_at=first,
+            original_charge_at=original,
+            retries=retries,
+        )
+        plans.append(plan_retry(ctx, Strategy.FIXED))
+
+    at = [plan.at for plan in plans]
+    assert all(moment is not None for moment in at)
+    assert [local(moment)[-5:] for moment in at] == ["07:17"] * 8
+    # 14 days / 8 retries: every 1.75 days, on the local date of each step.
+    assert [local(moment)[:10] for moment in at] == [
+        "2026-03-18",
+        "2026-03-19",
+        "2026-03-21",
+        "2026-03-23",
+        "2026-03-25",
+        "2026-03-26",
+        "2026-03-28",
+        "2026-03-30",
+    ]
+    assert plans[2].reason == "fixed schedule: retry 3 of 8"
+
+
+def test_fixed_waits_for_the_window_and_gives_up_after_it() -> None:
+    first = bkk("2026-03-16T10:00")
+    opens = bkk("2026-03-22T12:00")
+    waiting = context(now=first, first_failure_at=first, window=RetryWindow(opens))
+    late = context(now=first, first_failure_at=first, window=RetryWindow(bkk("2026-03-30T10:30")))
+
+    assert plan_retry(waiting, Strategy.FIXED).at == opens
+    assert plan_retry(late, Strategy.FIXED) == RetryPlan(None, "the retry window has closed")
+
+
+# ---------------------------------------------------------------- properties
+
+
+ZONES = [BANGKOK, NEW_YORK, BERLIN]
+CODES = sorted(DECLINE_CODES)
+
+
+@st.composite
+def contexts(draw: st.DrawFn) -> RetryContext:
+    zone = draw(st.sampled_from(ZONES))
+    first = draw(
+        st.datetimes(
+            min_value=datetime(2025, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+            max_value=datetime(2027, 12, 31),  # noqa: DTZ001
+            timezones=st.just(UTC),
+        )
+    )
+    budget = RetryBudget(
+        max_attempts=draw(st.integers(1, 15)), within=draw(st.sampled_from(RETRY_WINDOWS))
+    )
+    now = first + timedelta(minutes=draw(st.integers(0, int(budget.within.total_seconds()) // 60)))
+    allowed = draw(
+        st.none() | st.integers(0, 20 * 24 * 60).map(lambda m: now + timedelta(minutes=m))
+    )
+    code = draw(st.sampled_from(CODES))
+    brand = draw(st.sampled_from(list(Brand)))
+    advice = draw(st.sampled_from(["", "try_again_later", "do_not_try_again"]))
+    days = draw(st.frozensets(st.integers(1, 31), max_size=3))
+    hours = draw(
+        st.lists(
+            st.tuples(st.integers(0, 60), st.integers(0, 60)).map(lambda p: (min(p), max(p))),
+            min_size=24,
+            max_size=24,
+        )
+    )
+    return RetryContext(
+        now=now,
+        zone=zone,
+        decline_code=code,
+        classification=classify_decline(code, advice_code=advice, brand=brand),
+        first_failure_at=first,
+        original_charge_at=first - timedelta(minutes=draw(st.integers(0, 3 * 24 * 60))),
+        retries_done=draw(st.integers(0, budget.max_attempts + 1)),
+        budget=budget,
+        window=RetryWindow(allowed, () if allowed else ("never",)),
+        paydays=Paydays(days, draw(st.booleans()), draw(st.booleans())),
+        hours=HourStats(tuple(hours)),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(contexts())
+def test_smart_plans_only_by_day_inside_the_window(ctx: RetryContext) -> None:
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert plan.reason
+    if plan.at is not None:
+        assert ctx.window.allowed_at is not None
+        assert ctx.window.allowed_at <= plan.at <= ctx.first_failure_at + ctx.budget.within
+        moment = plan.at.astimezone(ctx.zone)
+        assert 8 <= moment.hour <= 20 and moment.minute == 0
+        assert ctx.retries_done < ctx.budget.max_attempts
+
+
+@settings(max_examples=300, deadline=None)
+@given(contexts())
+def test_fixed_plans_only_inside_the_window(ctx: RetryContext) -> None:
+    plan = plan_retry(ctx, Strategy.FIXED)
+
+    assert plan.reason
+    if plan.at is not None:
+        assert ctx.window.allowed_at is not None
+        assert ctx.window.allowed_at <= plan.at <= ctx.first_failure_at + ctx.budget.within
+
+
+@settings(max_examples=200, deadline=None)
+@given(contexts(), st.sampled_from(list(Strategy)))
+def test_the_same_facts_give_the_same_plan(ctx: RetryContext, strategy: Strategy) -> None:
+    again = RetryContext(
+        now=ctx.now,
+        zone=ZoneInfo(str(ctx.zone)),
+        decline_code=ctx.decline_code,
+        classification=ctx.classification,
+        first_failure_at=ctx.first_failure_at,
+        original_charge_at=ctx.original_charge_at,
+        retries_done=ctx.retries_done,
+        budget=ctx.budget,
+        window=RetryWindow(ctx.window.allowed_at, tuple(ctx.window.reasons)),
+        paydays=Paydays(
+            frozenset(ctx.paydays.days_of_month),
+            ctx.paydays.last_business_day,
+            ctx.paydays.fridays,
+        ),
+        hours=HourStats(tuple(ctx.hours.hours)),
+    )
+
+    assert plan_retry(ctx, strategy) == plan_retry(again, strategy)
+
+
+@settings(max_examples=300, deadline=None)
+@given(contexts(), st.sampled_from(list(Strategy)))
+def test_nothing_is_ever_planned_after_a_never_retry_decline(
+    ctx: RetryContext, strategy: Strategy
+) -> None:
+    plan = plan_retry(ctx, strategy)
+
+    if not ctx.classification.allows_retry or ctx.window.never:
+        assert plan.at is None

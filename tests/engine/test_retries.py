@@ -1,0 +1,477 @@
+"""The retry stage: plan each declined charge's next try, charge it when due, record what happened.
+
+Time is driven by the `now` each pass is given; the gateway is a SimulatedGateway
+whose answers the test queues.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dunning.core.retry_timing import Strategy
+from dunning.engine import policies
+from dunning.engine.cases import sync_cases
+from dunning.engine.decisions import decide_due_cases
+from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
+from dunning.engine.retries import RetryReport, retry_due
+from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
+from dunning.gateways.simulated import LostAnswer, SimulatedGateway, declined, succeeded
+from dunning.ledger import services
+from dunning.ledger.models import Invoice, Payment, PaymentAttempt
+from tests.conftest import ApiClient
+
+BANGKOK = ZoneInfo("Asia/Bangkok")
+# Friday 20 March 2026, 10:00 in Bangkok: the subscription's charge is declined.
+T0 = datetime(2026, 3, 20, 3, 0, tzinfo=UTC)
+AMOUNT = 99000
+Answer = Callable[[ChargeRequest], ChargeResult]
+
+
+def ok(request: ChargeRequest) -> ChargeResult:
+    return succeeded(request)
+
+
+def decline(code: str) -> Answer:
+    return lambda request: declined(request, code, network="visa")
+
+
+def timeout(request: ChargeRequest) -> ChargeResult:
+    # The request never reached the gateway: nothing charged, nothing remembered.
+    raise GatewayError("simulated connection reset", permanent=False)
+
+
+def lost(request: ChargeRequest) -> ChargeResult:
+    # The card was charged, but the answer never came back.
+    raise LostAnswer(succeeded(request))
+
+
+class Bank:
+    """A SimulatedGateway whose answers are queued; unqueued charges are declined for funds."""
+
+    def __init__(self) -> None:
+        self.answers: deque[Answer] = deque()
+        self.now = T0
+        self.gateway = SimulatedGateway(oracle=self._oracle, clock=lambda: self.now)
+
+    def _oracle(self, request: ChargeRequest, at: datetime) -> ChargeResult:
+        answer = self.answers.popleft() if self.answers else decline("insufficient_funds")
+        return answer(request)
+
+    def answer(self, *answers: Answer) -> None:
+        self.answers.extend(answers)
+
+    def run(self, now: datetime, strategy: Strategy = Strategy.SMART) -> RetryReport:
+        self.now = now
+        return retry_due(now=now, gateway=self.gateway, strategy=strategy)
+
+    @property
+    def keys(self) -> list[str]:
+        return [received.request.idempotency_key for received in self.gateway.received]
+
+
+@pytest.fixture
+def bank() -> Bank:
+    return Bank()
+
+
+def add_card(external_id: str, *, now: datetime, brand: str = "visa", last4: str = "4242") -> Any:
+    method, _ = services.upsert_payment_method(
+        external_id=external_id,
+        customer="cus_th",
+        now=now,
+        source="test",
+        type="card",
+        brand=brand,
+        last4=last4,
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
+    return method
+
+
+def add_invoice(external_id: str = "in_th", *, collection_method: str) -> Invoice:
+    invoice, _ = services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id=external_id,
+            customer="cus_th",
+            number="INV-2001",
+            currency="THB",
+            amount_due=AMOUNT,
+            issued_at=T0 - timedelta(days=1),
+            due_at=T0,
+            collection_method=collection_method,
+        ),
+        now=T0 - timedelta(days=1),
+        source="test",
+    )
+    return invoice
+
+
+def fail(invoice: str = "in_th", *, at: datetime = T0, code: str = "insufficient_funds") -> None:
+    services.record_payment_attempt(
+        invoice=invoice,
+        attempted_at=at,
+        outcome="failed",
+        now=at,
+        source="test",
+        decline_code=code,
+        gateway="stripe",
+        payment_method="pm_visa",
+    )
+
+
+@pytest.fixture
+def customer(db: None) -> None:
+    policies.ensure_default_policies(now=T0 - timedelta(days=30))
+    services.upsert_customer(
+        external_id="cus_th",
+        now=T0 - timedelta(days=30),
+        source="test",
+        name="Somchai Jaidee",
+        email="somchai@example.co.th",
+        locale="th",
+        country="TH",
+        time_zone="Asia/Bangkok",
+    )
+    add_card("pm_visa", now=T0 - timedelta(days=30))
+
+
+@pytest.fixture
+def case(customer: None) -> Case:
+    """A charge_automatically invoice whose charge was declined for funds at T0, in its case."""
+    add_invoice(collection_method="charge_automatically")
+    fail()
+    sync_cases(now=T0)
+    return Case.objects.get()
+
+
+def planned(bank: Bank, now: datetime = T0) -> Case:
+    """Run a pass that plans; the case as it is afterwards."""
+    report = bank.run(now)
+    assert report.planned == 1 and report.charged == 0, report
+    return Case.objects.get()
+
+
+def local(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment.astimezone(BANGKOK)
+
+
+# ---------------------------------------------------------------- planning
+
+
+def test_a_new_case_wakes_the_retry_stage_at_once(case: Case) -> None:
+    assert case.collection_method == "charge_automatically"
+    assert case.next_retry_at == T0 and case.retry_key == ""
+
+
+def test_the_first_pass_plans_a_daytime_retry_with_its_reason(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+
+    assert case.next_retry_at is not None and case.next_retry_at > T0
+    assert 8 <= local(case.next_retry_at).hour <= 20
+    assert case.retry_reason and case.retry_key
+    event = CaseEvent.objects.get(case=case, type="retry.planned")
+    assert event.reason == case.retry_reason
+    assert datetime.fromisoformat(event.data["at"]) == case.next_retry_at
+    # No payment history: the 25th, when most people are paid, 09:00 in Bangkok.
+    assert local(case.next_retry_at).strftime("%d %H:%M") == "25 09:00"
+    assert "25th" in case.retry_reason
+    assert bank.gateway.received == []
+
+
+def test_nothing_is_charged_before_the_planned_time(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    assert case.next_retry_at is not None
+
+    report = bank.run(case.next_retry_at - timedelta(minutes=1))
+
+    assert report == RetryReport()
+    assert bank.gateway.received == []
+
+
+def test_at_the_planned_time_it_charges_with_the_stored_key_and_a_success_recovers_the_case(
+    case: Case, bank: Bank
+) -> None:
+    decide_due_cases(now=T0)
+    scheduled = list(Message.objects.filter(case=case, status=MessageStatus.SCHEDULED))
+    assert scheduled, "the failed-payment message waits in the outbox"
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    bank.answer(ok)
+
+    report = bank.run(at)
+
+    assert report == RetryReport(charged=1, recovered=1)
+    [received] = bank.gateway.received
+    assert received.request.idempotency_key == key
+    assert received.request.amount == AMOUNT and received.request.currency == "THB"
+    assert received.request.payment_method_external_id == "pm_visa"
+    assert received.request.customer_external_id == "cus_th"
+    attempt = PaymentAttempt.objects.get(outcome="succeeded")
+    assert attempt.payment_method is not None
+    assert (attempt.attempted_at, attempt.gateway, attempt.payment_method.external_id) == (
+        at,
+        "simulated",
+        "pm_visa",
+    )
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.attempt_id, payment.reference) == (
+        AMOUNT,
+        attempt.pk,
+        attempt.reference,
+    )
+    assert Invoice.objects.get().status == "paid"
+    case.refresh_from_db()
+    assert case.state == "recovered"
+    assert (case.next_retry_at, case.retry_key) == (None, "")
+    for message in scheduled:
+        message.refresh_from_db()
+        assert message.status == MessageStatus.CANCELED
+    thanks = Message.objects.get(case=case, step="payment_received")
+    assert thanks.status == MessageStatus.SCHEDULED
+    # Nothing more to do for it.
+    assert bank.run(at + timedelta(days=1)) == RetryReport()
+
+
+def test_a_decline_plans_the_next_retry_with_a_new_key(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    bank.answer(decline("insufficient_funds"))
+
+    report = bank.run(at)
+
+    assert report == RetryReport(charged=1, declined=1)
+    case.refresh_from_db()
+    assert case.state == "active"
+    assert case.next_retry_at is not None and case.next_retry_at > at
+    assert case.retry_key and case.retry_key != key
+    assert PaymentAttempt.objects.filter(outcome="failed").count() == 2
+    assert CaseEvent.objects.filter(case=case, type="retry.planned").count() == 2
+
+
+@pytest.mark.parametrize("trouble", [timeout, lost], ids=["never arrived", "answer lost"])
+def test_an_unknown_outcome_is_asked_again_with_the_same_key_and_charges_once(
+    case: Case, bank: Bank, trouble: Answer
+) -> None:
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    bank.answer(trouble, ok)
+
+    first = bank.run(at)
+
+    assert first == RetryReport(charged=1, unknown=1)
+    case.refresh_from_db()
+    assert case.retry_key == key
+    assert case.next_retry_at is not None and at < case.next_retry_at <= at + timedelta(hours=1)
+    assert CaseEvent.objects.filter(case=case, type="retry.unknown").exists()
+    assert not PaymentAttempt.objects.filter(outcome="succeeded").exists()
+
+    second = bank.run(case.next_retry_at)
+
+    assert second == RetryReport(charged=1, recovered=1)
+    assert bank.keys == [key, key]
+    assert len(bank.gateway.charges) == 1
+    assert Payment.objects.get().amount == AMOUNT
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_never_retry_decline_stops_the_retries(case: Case, bank: Bank, api: ApiClient) -> None:
+    decide_due_cases(now=T0)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(decline("lost_card"))
+
+    bank.run(at)
+
+    case.refresh_from_db()
+    assert case.state == "active"
+    assert (case.next_retry_at, case.retry_key) == (None, "")
+    assert case.retry_reason
+    assert CaseEvent.objects.filter(case=case, type="retry.stopped").exists()
+    # Time goes on, the reminders go on, the card is never charged again.
+    for day in range(1, 15):
+        now = at + timedelta(days=day)
+        decide_due_cases(now=now)
+        assert bank.run(now) == RetryReport()
+    assert len(bank.gateway.received) == 1
+    body = api.get(f"/cases/{case.pk}").json()
+    assert body["next_retry_at"] is None and body["retry_reason"] == case.retry_reason
+    shown = [entry["message"] for entry in body["timeline"] if entry["kind"] == "message"]
+    after = [m for m in shown if m["created_at"] > at.isoformat().replace("+00:00", "Z")]
+    assert after, "reminders were written after the lost-card decline"
+    text = " ".join(
+        f"{m['subject']} {m['body_text']} {m.get('body_html', '')}" for m in shown
+    ).lower()
+    for word in ("lost", "stolen", "สูญหาย", "ถูกขโมย", "หาย"):
+        assert word not in text
+
+
+def test_a_new_default_card_is_retried_at_once(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(decline("lost_card"))
+    bank.run(at)
+    assert Case.objects.get().next_retry_at is None
+    changed = at + timedelta(days=2, hours=3)
+
+    add_card("pm_new", now=changed, brand="mastercard", last4="4444")
+
+    case.refresh_from_db()
+    assert (case.next_retry_at, case.retry_key) == (changed, "")
+    case = planned(bank, changed)
+    assert case.next_retry_at == changed
+    assert case.retry_reason == "a new card is on file: retry at once"
+    bank.answer(ok)
+    assert bank.run(changed) == RetryReport(charged=1, recovered=1)
+    assert bank.gateway.received[-1].request.payment_method_external_id == "pm_new"
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_decline_recorded_from_outside_replans(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    webhook_at = T0 + timedelta(days=1)
+
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=webhook_at,
+        outcome="failed",
+        now=webhook_at,
+        source="stripe",
+        decline_code="insufficient_funds",
+        payment_method="pm_visa",
+    )
+
+    case.refresh_from_db()
+    assert (case.next_retry_at, case.retry_key) == (webhook_at, "")
+    case = planned(bank, webhook_at)
+    assert case.next_retry_at is not None and case.next_retry_at > webhook_at
+
+
+def test_an_invoice_the_gateway_retries_itself_is_never_charged(customer: None, bank: Bank) -> None:
+    add_invoice(collection_method="charge_automatically")
+    fail()
+    services.set_gateway_retry(invoice="in_th", at=T0 + timedelta(days=3), now=T0, source="test")
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    assert case.next_retry_at is None
+    assert case.retry_reason.startswith("the gateway retries this invoice itself")
+    for day in range(15):
+        bank.run(T0 + timedelta(days=day))
+    assert bank.gateway.received == []
+
+
+def test_a_planned_charge_is_dropped_when_the_gateway_takes_the_invoice_over(
+    case: Case, bank: Bank
+) -> None:
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    services.set_gateway_retry(invoice="in_th", at=at + timedelta(days=1), now=T0, source="test")
+
+    bank.run(at)
+
+    assert bank.gateway.received == []
+    assert Case.objects.get().next_retry_at is None
+
+
+def test_a_send_invoice_case_is_never_charged(customer: None, bank: Bank) -> None:
+    add_invoice(collection_method="send_invoice")
+    fail()
+    sync_cases(now=T0)
+    case = Case.objects.get()
+    assert case.collection_method == "send_invoice" and case.next_retry_at is None
+    # Even woken by mistake, the stage does not charge it.
+    Case.objects.filter(pk=case.pk).update(next_retry_at=T0)
+
+    for day in range(15):
+        bank.run(T0 + timedelta(days=day))
+
+    assert bank.gateway.received == []
+    case.refresh_from_db()
+    assert case.next_retry_at is None
+    assert case.retry_reason == "invoices sent for payment are not charged"
+
+
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_a_run_of_declines_keeps_to_the_budget_and_the_network_caps(
+    case: Case, bank: Bank, strategy: Strategy
+) -> None:
+    now = T0
+    for _ in range(40):
+        case.refresh_from_db()
+        if case.next_retry_at is None:
+            break
+        now = max(now, case.next_retry_at)
+        bank.run(now, strategy)
+    case.refresh_from_db()
+    assert case.next_retry_at is None and case.retry_reason
+
+    charged = [received.at for received in bank.gateway.received]
+    assert 1 <= len(charged) <= 8
+    assert all(T0 < at <= T0 + timedelta(days=14) for at in charged)
+    assert len(set(bank.keys)) == len(charged), "a new key for every new charge"
+    on_card = PaymentAttempt.objects.filter(payment_method__external_id="pm_visa")
+    assert on_card.count() == 1 + len(charged)
+    if strategy is Strategy.SMART:
+        assert all(8 <= local(at).hour <= 20 for at in charged)
+    else:
+        assert len(charged) == 8
+    # Later passes change nothing.
+    assert bank.run(T0 + timedelta(days=30), strategy) == RetryReport()
+
+
+def test_the_api_shows_the_next_retry_and_its_reason(
+    case: Case, bank: Bank, api: ApiClient
+) -> None:
+    case = planned(bank)
+    assert case.next_retry_at is not None
+
+    response = api.get(f"/cases/{case.pk}")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    shown = datetime.fromisoformat(body["next_retry_at"].replace("Z", "+00:00"))
+    assert shown == case.next_retry_at
+    assert body["retry_reason"] == case.retry_reason != ""
+
+
+def test_the_fixed_schedule_keeps_the_hour_of_this_invoices_first_charge(
+    customer: None, bank: Bank
+) -> None:
+    # An older invoice on the same card was charged at 02:00 in Bangkok.
+    earlier = T0 - timedelta(days=20, hours=8)
+    add_invoice("in_old", collection_method="charge_automatically")
+    services.record_payment_attempt(
+        invoice="in_old",
+        attempted_at=earlier,
+        outcome="succeeded",
+        now=earlier,
+        source="test",
+        gateway="stripe",
+        payment_method="pm_visa",
+    )
+    add_invoice(collection_method="charge_automatically")
+    fail()
+    sync_cases(now=T0)
+
+    bank.run(T0, Strategy.FIXED)
+
+    case = Case.objects.get()
+    # 14 days / 8 retries: the first 1.75 days on, at 10:00 like the declined charge.
+    assert local(case.next_retry_at).strftime("%d %H:%M") == "22 10:00"
+    assert case.retry_reason == "fixed schedule: retry 1 of 8"

@@ -1,0 +1,172 @@
+"""The retry stage through the real Stripe adapter, against the loopback fake Stripe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dunning.engine import policies
+from dunning.engine.cases import sync_cases
+from dunning.engine.models import Case, CaseEvent
+from dunning.engine.retries import RetryReport, retry_due
+from dunning.gateways.stripe_gateway import StripeGateway
+from dunning.ledger import services
+from dunning.ledger.models import Invoice, Payment, PaymentAttempt
+from tests.gateways.stripe_server import (  # noqa: F401 - stripe_api is a fixture
+    PAYMENT_INTENTS,
+    FakeStripe,
+    api_error,
+    card_error,
+    stripe_api,
+    stripe_object,
+)
+
+# The customer and card of the fixtures' failed-then-recovered story.
+CUSTOMER = "cus_DyyFsVku600HkP"
+CARD = "pm_1t42aEWCLm7QxR2nVbgkw1GV"
+T0 = datetime(2026, 3, 20, 3, 0, tzinfo=UTC)  # Friday, 10:00 in Bangkok
+AMOUNT = 99000
+
+
+@pytest.fixture
+def gateway(stripe_api: FakeStripe) -> StripeGateway:  # noqa: F811 - the fixture above
+    return StripeGateway(
+        api_key=stripe_api.api_key,
+        api_base=stripe_api.url,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        max_network_retries=0,
+    )
+
+
+@pytest.fixture
+def case(db: None) -> Case:
+    """A THB subscription invoice whose automatic charge was declined for funds at T0."""
+    earlier = T0 - timedelta(days=30)
+    policies.ensure_default_policies(now=earlier)
+    services.upsert_customer(
+        external_id=CUSTOMER,
+        now=earlier,
+        source="test",
+        name="Somchai Jaidee",
+        email="somchai@example.co.th",
+        locale="th",
+        country="TH",
+        time_zone="Asia/Bangkok",
+    )
+    services.upsert_payment_method(
+        external_id=CARD,
+        customer=CUSTOMER,
+        now=earlier,
+        source="test",
+        type="card",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_2001",
+            customer=CUSTOMER,
+            number="INV-2001",
+            currency="THB",
+            amount_due=AMOUNT,
+            issued_at=T0 - timedelta(days=1),
+            due_at=T0,
+            collection_method="charge_automatically",
+        ),
+        now=T0,
+        source="test",
+    )
+    services.record_payment_attempt(
+        invoice="in_2001",
+        attempted_at=T0,
+        outcome="failed",
+        now=T0,
+        source="stripe",
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        payment_method=CARD,
+    )
+    sync_cases(now=T0)
+    return Case.objects.get()
+
+
+def plan(gateway: StripeGateway, now: datetime) -> Case:
+    report = retry_due(now=now, gateway=gateway)
+    assert report.planned == 1 and report.charged == 0, report
+    case = Case.objects.get()
+    assert case.next_retry_at is not None and case.retry_key
+    return case
+
+
+def test_a_decline_then_a_success_through_stripe_recovers_the_case(
+    case: Case,
+    gateway: StripeGateway,
+    stripe_api: FakeStripe,  # noqa: F811 - the fixture above
+) -> None:
+    case = plan(gateway, T0)
+    first_at, first_key = case.next_retry_at, case.retry_key
+    assert first_at is not None
+    stripe_api.reply(
+        402, card_error(stripe_object("payment_intent_last_payment_error_insufficient_funds"))
+    )
+
+    assert retry_due(now=first_at, gateway=gateway) == RetryReport(charged=1, declined=1)
+
+    case.refresh_from_db()
+    second_at, second_key = case.next_retry_at, case.retry_key
+    assert second_at is not None and second_at > first_at and second_key != first_key
+    declined = PaymentAttempt.objects.filter(outcome="failed").order_by("id").last()
+    assert declined is not None
+    assert (declined.decline_code, declined.gateway) == ("insufficient_funds", "stripe")
+
+    assert retry_due(now=second_at, gateway=gateway) == RetryReport(charged=1, recovered=1)
+
+    assert [charge.idempotency_key for charge in stripe_api.charges] == [first_key, second_key]
+    for charge in stripe_api.charges:
+        assert charge.path == PAYMENT_INTENTS
+        assert charge.form["amount"] == str(AMOUNT)
+        assert charge.form["currency"] == "thb"
+        assert charge.form["customer"] == CUSTOMER
+        assert charge.form["payment_method"] == CARD
+        assert charge.form["off_session"] == "true" and charge.form["confirm"] == "true"
+        assert charge.form["metadata[dunning_case]"] == str(case.pk)
+        assert charge.form["metadata[dunning_invoice]"] == "in_2001"
+    intent = stripe_object("payment_intent_succeeded")
+    attempt = PaymentAttempt.objects.get(outcome="succeeded")
+    assert (attempt.reference, attempt.amount, attempt.gateway) == (intent["id"], AMOUNT, "stripe")
+    assert Payment.objects.get().amount == AMOUNT
+    assert Invoice.objects.get().status == "paid"
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_stripe_500_is_asked_again_with_the_same_key_and_charges_once(
+    case: Case,
+    gateway: StripeGateway,
+    stripe_api: FakeStripe,  # noqa: F811 - the fixture above
+) -> None:
+    case = plan(gateway, T0)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    stripe_api.reply(500, api_error("api_error", "Something went wrong on Stripe's end."))
+
+    assert retry_due(now=at, gateway=gateway) == RetryReport(charged=1, unknown=1)
+
+    case.refresh_from_db()
+    assert case.retry_key == key and case.next_retry_at is not None
+    assert CaseEvent.objects.filter(case=case, type="retry.unknown").exists()
+    assert stripe_api.charges == []
+
+    assert retry_due(now=case.next_retry_at, gateway=gateway) == RetryReport(charged=1, recovered=1)
+
+    posts = [r for r in stripe_api.requests if r.path == PAYMENT_INTENTS]
+    assert [r.idempotency_key for r in posts] == [key, key]
+    assert posts[0].form == posts[1].form
+    assert len(stripe_api.charges) == 1
+    assert PaymentAttempt.objects.filter(outcome="succeeded").count() == 1
+    assert Payment.objects.get().amount == AMOUNT
+    assert Case.objects.get().state == "recovered"
