@@ -1,0 +1,484 @@
+"""Replaying a scenario through the real engine on a virtual clock.
+
+The simulator plays everyone else's part: the billing system (invoices, and
+each invoice's first charge at its due date), the issuers (the simulated
+gateway answers from the scenario's truth, `world.charge_outcome`), the card
+updater and the customers (a replacement card takes over when the scenario
+says), and the mail server (a transport that records who got what, when).
+The engine does its own part unchanged: cases, the planner and contact
+rules, the outbox and its delivery, and the retry stage with the strategy
+under test.
+
+Every hour of the scenario is one worker pass as of that hour; hours in
+which nothing is due are skipped.  The referees (`checkers`) watch the
+gateway's charges and the delivered messages on their own: they share no code
+with the engine, so a rule the engine breaks is counted, not excused.
+
+The database is whatever Django is configured with: the `simulate` command
+runs this in a throw-away SQLite file.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import Message as MimeMessage
+from email.utils import parseaddr
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Min
+
+from dunning.core.cases import CaseState
+from dunning.core.retry_timing import Strategy
+from dunning.engine import policies
+from dunning.engine.cases import sync_cases
+from dunning.engine.decisions import decide_due_cases
+from dunning.engine.delivery import deliver_due
+from dunning.engine.models import Case, Message, MessageStatus
+from dunning.engine.retries import retry_due
+from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus
+from dunning.gateways.simulated import SimulatedGateway, declined, succeeded
+from dunning.ledger.models import (
+    AttemptOutcome,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentMethod,
+)
+from dunning.ledger.services import record_payment_attempt, upsert_payment_method
+from dunning.simulator.checkers import (
+    ChargeAttempt,
+    ContactRuleChecker,
+    NetworkRuleChecker,
+    SentMessage,
+)
+from dunning.simulator.scenario import CardRole, ChargeOutcome, Scenario, SimCustomer
+from dunning.simulator.world import charge_outcome, replacement_takes_over
+
+SOURCE = "simulator"
+TICK = timedelta(hours=1)
+BATCH = 500
+
+
+@dataclass
+class _Mailbox:
+    """The mail server: who received which message when (the card trigger and the referee)."""
+
+    by_email: dict[str, SimCustomer]
+    now: datetime
+    received: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
+    contacts: ContactRuleChecker = field(default_factory=ContactRuleChecker)
+    sent: int = 0
+
+    def send(self, message: MimeMessage) -> str:
+        address = parseaddr(str(message["To"]))[1]
+        customer = self.by_email[address]
+        self.received[customer.id].append(self.now)
+        self.contacts.record(
+            SentMessage(
+                at=self.now,
+                customer_id=customer.id,
+                country=customer.country,
+                time_zone=customer.time_zone,
+                channel="email",
+            )
+        )
+        self.sent += 1
+        return str(message["Message-ID"])
+
+    def close(self) -> None:
+        pass
+
+
+class _Issuers:
+    """The oracle behind the simulated gateway: the scenario's truth, and the referee."""
+
+    def __init__(self, customers: dict[str, SimCustomer], clock: Callable[[], datetime]):
+        self.customers = customers
+        self.clock = clock
+        self.network = NetworkRuleChecker()
+
+    def __call__(self, request: ChargeRequest, at: datetime) -> ChargeResult:
+        customer = self.customers[request.customer_external_id]
+        role = (
+            CardRole.REPLACEMENT
+            if request.payment_method_external_id.endswith("_replacement")
+            else CardRole.ORIGINAL
+        )
+        outcome = charge_outcome(customer, at, role)
+        self.network.record(
+            ChargeAttempt(
+                at=at,
+                card_id=request.payment_method_external_id,
+                brand=customer.card.brand,
+                charge_id=request.invoice_external_id,
+                succeeded=outcome.succeeded,
+                decline_code=outcome.decline_code,
+                advice_code=outcome.advice_code,
+                network_advice_code=outcome.network_advice_code,
+            )
+        )
+        if outcome.succeeded:
+            return succeeded(request)
+        return declined(
+            request,
+            outcome.decline_code or "generic_decline",
+            advice_code=outcome.advice_code or "",
+            network_advice_code=outcome.network_advice_code or "",
+            network=customer.card.brand,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    strategy: str
+    customers: int
+    invoices: int
+    failed_invoices: int
+    recovered_invoices: int
+    amount_due: dict[str, int]
+    recovered: dict[str, int]
+    attempts: int
+    first_charges: int
+    messages: int
+    median_hours_to_recovery: float | None
+    network_rule_violations: int
+    contact_rule_violations: int
+    violations: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "customers": self.customers,
+            "invoices": self.invoices,
+            "failed_invoices": self.failed_invoices,
+            "recovered_invoices": self.recovered_invoices,
+            "amount_due": self.amount_due,
+            "recovered": self.recovered,
+            "attempts": self.attempts,
+            "first_charges": self.first_charges,
+            "messages": self.messages,
+            "median_hours_to_recovery": self.median_hours_to_recovery,
+            "network_rule_violations": self.network_rule_violations,
+            "contact_rule_violations": self.contact_rule_violations,
+            "violations": list(self.violations[:20]),
+        }
+
+
+def simulate(
+    scenario: Scenario,
+    strategy: Strategy,
+    *,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> SimulationResult:
+    say = progress or (lambda _: None)
+    customers = {customer.id: customer for customer in scenario.customers}
+    now = scenario.start
+    mailbox = _Mailbox(by_email={c.email: c for c in scenario.customers}, now=now)
+
+    def clock() -> datetime:
+        return now
+
+    issuers = _Issuers(customers, clock)
+    gateway = SimulatedGateway(oracle=issuers, clock=clock)
+    rng = random.Random(seed)  # noqa: S311 - delivery jitter, not a secret
+    say(f"loading {len(customers):,} customers ...")
+    _load(scenario)
+    first_charges = sorted(
+        (
+            (invoice.due_at, customer.id, invoice.id)
+            for customer in scenario.customers
+            for invoice in customer.invoices
+            if invoice.collection_method == "charge_automatically"
+        ),
+    )
+    replaced: set[str] = set()
+    updater = [c.id for c in scenario.customers if c.replacement_card and c.replacement_card.at]
+    next_charge = 0
+    hours = 0
+    while now <= scenario.end:
+        mailbox.now = now
+        # The billing system charges each invoice once, at its due date.
+        while next_charge < len(first_charges) and first_charges[next_charge][0] <= now:
+            _, customer_id, invoice_id = first_charges[next_charge]
+            _first_charge(customers[customer_id], invoice_id, now=now, gateway=gateway)
+            next_charge += 1
+        # Customers and card updaters bring a replacement card.
+        for customer_id in [*mailbox.received, *updater]:
+            if customer_id in replaced:
+                continue
+            customer = customers[customer_id]
+            takes_over = replacement_takes_over(customer, mailbox.received.get(customer_id, []))
+            if takes_over is not None and takes_over <= now:
+                _replace_card(customer, now=now)
+                replaced.add(customer_id)
+        _engine_pass(now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng)
+        hours += 1
+        if hours % (24 * 7) == 0:
+            say(f"{now:%Y-%m-%d}: {mailbox.sent:,} messages, {len(gateway.received):,} charges")
+        now = _next_moment(now, scenario.end, first_charges, next_charge)
+    return _result(scenario, strategy, mailbox=mailbox, issuers=issuers, gateway=gateway)
+
+
+def _engine_pass(
+    now: datetime,
+    *,
+    gateway: SimulatedGateway,
+    mailbox: _Mailbox,
+    strategy: Strategy,
+    rng: random.Random,
+) -> None:
+    sync_cases(now=now, limit=10_000)
+    while True:
+        retried = retry_due(now=now, gateway=gateway, strategy=strategy, limit=BATCH, rng=rng)
+        if retried.planned + retried.charged < BATCH:
+            break
+    while decide_due_cases(now=now, limit=BATCH).cases >= BATCH:
+        pass
+    while True:
+        report = deliver_due(now=now, transport=mailbox, rng=rng, limit=BATCH)
+        if report.sent + report.retrying + report.failed < BATCH:
+            break
+
+
+def _next_moment(
+    now: datetime, end: datetime, first_charges: list[tuple[datetime, str, str]], index: int
+) -> datetime:
+    """The next hour in which something is due: a charge, a case, a retry or a message."""
+    candidates = [
+        Case.objects.filter(state=CaseState.ACTIVE)
+        .aggregate(a=Min("next_action_at"), r=Min("next_retry_at"))
+        .values(),
+        [
+            Message.objects.filter(status=MessageStatus.SCHEDULED).aggregate(m=Min("send_after"))[
+                "m"
+            ]
+        ],
+        [first_charges[index][0]] if index < len(first_charges) else [],
+    ]
+    soonest = min(
+        (moment for group in candidates for moment in group if moment), default=end + TICK
+    )
+    following = now + TICK
+    if soonest <= following:
+        return following
+    # Skip to the hour that holds the next due moment.
+    skip = (soonest - now) // TICK
+    return now + TICK * max(1, skip + (1 if (soonest - now) % TICK else 0))
+
+
+# ---------------------------------------------------------------- the world's parts
+
+
+def _load(scenario: Scenario) -> None:
+    """Customers, cards, past payments and this run's invoices, in bulk."""
+    now = scenario.start
+    policies.ensure_default_policies(now=now)
+    with transaction.atomic():
+        Customer.objects.bulk_create(
+            [
+                Customer(
+                    external_id=c.id,
+                    name=c.name,
+                    email=c.email,
+                    locale=c.locale,
+                    time_zone=c.time_zone,
+                    country=c.country,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for c in scenario.customers
+            ],
+            batch_size=2000,
+        )
+        ids = dict(Customer.objects.values_list("external_id", "id"))
+        PaymentMethod.objects.bulk_create(
+            [
+                PaymentMethod(
+                    external_id=f"pm_{c.id}_original",
+                    customer_id=ids[c.id],
+                    type="card",
+                    brand=c.card.brand,
+                    last4="4242",
+                    exp_month=c.card.exp_month,
+                    exp_year=c.card.exp_year,
+                    is_default=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for c in scenario.customers
+            ],
+            batch_size=2000,
+        )
+        history: list[Invoice] = []
+        for c in scenario.customers:
+            for n, charge in enumerate(c.history):
+                if charge.outcome != ChargeOutcome.SUCCEEDED:
+                    continue
+                history.append(
+                    Invoice(
+                        external_id=f"hist_{c.id}_{n}",
+                        number=f"H-{c.id}-{n}",
+                        customer_id=ids[c.id],
+                        currency=charge.currency,
+                        amount_due=charge.amount,
+                        amount_paid=charge.amount,
+                        amount_remaining=0,
+                        issued_at=charge.at,
+                        due_at=charge.at,
+                        status=InvoiceStatus.PAID,
+                        collection_method="charge_automatically",
+                        paid_at=charge.at,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        Invoice.objects.bulk_create(history, batch_size=2000)
+        paid = Invoice.objects.filter(external_id__startswith="hist_")
+        Payment.objects.bulk_create(
+            [
+                Payment(
+                    invoice_id=invoice.pk,
+                    customer_id=invoice.customer_id,
+                    amount=invoice.amount_due,
+                    currency=invoice.currency,
+                    received_at=invoice.paid_at or invoice.due_at,
+                    method="card",
+                    created_at=now,
+                )
+                for invoice in paid.only("id", "customer_id", "amount_due", "currency", "paid_at")
+            ],
+            batch_size=2000,
+        )
+        Invoice.objects.bulk_create(
+            [
+                Invoice(
+                    external_id=invoice.id,
+                    number=invoice.number,
+                    customer_id=ids[c.id],
+                    currency=invoice.currency,
+                    amount_due=invoice.amount_due,
+                    amount_remaining=invoice.amount_due,
+                    issued_at=min(invoice.due_at, now),
+                    due_at=invoice.due_at,
+                    status=InvoiceStatus.OPEN,
+                    collection_method=invoice.collection_method,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for c in scenario.customers
+                for invoice in c.invoices
+            ],
+            batch_size=2000,
+        )
+
+
+def _first_charge(
+    customer: SimCustomer, invoice_id: str, *, now: datetime, gateway: SimulatedGateway
+) -> None:
+    invoice = Invoice.objects.get(external_id=invoice_id)
+    method = (
+        PaymentMethod.objects.filter(customer__external_id=customer.id)
+        .order_by("-is_default", "-id")
+        .first()
+    )
+    if method is None or invoice.status != InvoiceStatus.OPEN:
+        return
+    request = ChargeRequest(
+        amount=invoice.amount_remaining,
+        currency=invoice.currency,
+        customer_external_id=customer.id,
+        payment_method_external_id=method.external_id,
+        invoice_external_id=invoice_id,
+        idempotency_key=f"first:{invoice_id}",
+    )
+    result = gateway.charge(request)
+    if result.status not in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
+        return
+    record_payment_attempt(
+        invoice=invoice_id,
+        attempted_at=now,
+        now=now,
+        source=SOURCE,
+        payment_method=method.external_id,
+        **result.attempt_fields(),
+    )
+
+
+def _replace_card(customer: SimCustomer, *, now: datetime) -> None:
+    upsert_payment_method(
+        external_id=f"pm_{customer.id}_replacement",
+        customer=customer.id,
+        now=now,
+        source=SOURCE,
+        type="card",
+        brand=customer.card.brand,
+        last4="5555",
+        exp_month=customer.card.exp_month,
+        exp_year=customer.card.exp_year + 4,
+        is_default=True,
+    )
+
+
+# ---------------------------------------------------------------- the result
+
+
+def _result(
+    scenario: Scenario,
+    strategy: Strategy,
+    *,
+    mailbox: _Mailbox,
+    issuers: _Issuers,
+    gateway: SimulatedGateway,
+) -> SimulationResult:
+    run_ids = [invoice.id for c in scenario.customers for invoice in c.invoices]
+    failed_first = set(
+        PaymentAttempt.objects.filter(
+            invoice__external_id__in=run_ids, outcome=AttemptOutcome.FAILED
+        ).values_list("invoice_id", flat=True)
+    )
+    first_failure = dict(
+        PaymentAttempt.objects.filter(invoice_id__in=failed_first, outcome=AttemptOutcome.FAILED)
+        .values("invoice_id")
+        .annotate(first=Min("attempted_at"))
+        .values_list("invoice_id", "first")
+    )
+    amount_due: dict[str, int] = defaultdict(int)
+    recovered: dict[str, int] = defaultdict(int)
+    recovered_invoices = 0
+    hours: list[float] = []
+    for invoice in Invoice.objects.filter(pk__in=failed_first):
+        amount_due[invoice.currency] += invoice.amount_due
+        recovered[invoice.currency] += invoice.amount_paid
+        if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
+            recovered_invoices += 1
+            hours.append((invoice.paid_at - first_failure[invoice.pk]).total_seconds() / 3600)
+    first_charges = sum(
+        1 for charge in gateway.charges if charge.request.idempotency_key.startswith("first:")
+    )
+    network = issuers.network.report()
+    contacts = mailbox.contacts.report()
+    return SimulationResult(
+        strategy=str(strategy),
+        customers=len(scenario.customers),
+        invoices=len(run_ids),
+        failed_invoices=len(failed_first),
+        recovered_invoices=recovered_invoices,
+        amount_due=dict(sorted(amount_due.items())),
+        recovered=dict(sorted(recovered.items())),
+        attempts=len(gateway.charges) - first_charges,
+        first_charges=first_charges,
+        messages=mailbox.sent,
+        median_hours_to_recovery=round(statistics.median(hours), 1) if hours else None,
+        network_rule_violations=network.count,
+        contact_rule_violations=contacts.count,
+        violations=network.messages + contacts.messages,
+    )
