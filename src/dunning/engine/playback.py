@@ -1,6 +1,6 @@
 """Running the engine over a span of time on a virtual clock (the demo's history, simulations).
 
-Each step is a full worker pass (open cases, decide, deliver) as of that
+Each step is a full worker pass (open cases, retry, decide, deliver) as of that
 moment, so the message log looks as if the engine had been running all along.
 """
 
@@ -15,6 +15,8 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import EmailTransport, deliver_due
+from dunning.engine.retries import retry_due
+from dunning.gateways.registry import get_gateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,11 @@ def engine_pass(
     policies.ensure_default_policies(now=now)
     sync_cases(now=now)
     written = sent = 0
+    gateway = get_gateway()
+    while True:
+        retried = retry_due(now=now, gateway=gateway, limit=batch, rng=rng)
+        if retried.planned + retried.charged < batch:
+            break
     while True:
         report = decide_due_cases(now=now, limit=batch)
         written += report.messages

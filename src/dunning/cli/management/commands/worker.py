@@ -16,10 +16,15 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import deliver_due, email_transport
+from dunning.engine.retries import retry_due
+from dunning.gateways.registry import get_gateway
 
 
 class Command(BaseCommand):
-    help = "Run the engine: open cases, decide what is due, then deliver the outbox."
+    help = (
+        "Run the engine: open cases, retry declined charges, decide what is due, "
+        "then deliver the outbox."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one pass, then exit (for cron)")
@@ -39,11 +44,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         transport = email_transport()
+        gateway = get_gateway()
         rng = random.Random()  # noqa: S311 - retry jitter, not a secret
         try:
             while True:
                 moment = fixed or timezone.now()
-                self._pass(moment, transport=transport, rng=rng, batch=batch)
+                self._pass(moment, transport=transport, gateway=gateway, rng=rng, batch=batch)
                 if once or self.stopping:
                     return
                 time.sleep(sleep)
@@ -52,10 +58,18 @@ class Command(BaseCommand):
         finally:
             transport.close()
 
-    def _pass(self, now: datetime, *, transport: Any, rng: random.Random, batch: int) -> None:
+    def _pass(
+        self, now: datetime, *, transport: Any, gateway: Any, rng: random.Random, batch: int
+    ) -> None:
         policies.ensure_default_policies(now=now)
         opened = sync_cases(now=now)
-        decided = messages = sent = failed = 0
+        decided = messages = sent = failed = charged = recovered = 0
+        # Charges first: a retry that succeeds spares the customer a reminder.
+        while not self.stopping:
+            retried = retry_due(now=now, gateway=gateway, limit=batch, rng=rng)
+            charged, recovered = charged + retried.charged, recovered + retried.recovered
+            if retried.planned + retried.charged < batch:
+                break
         # Each batch is its own transaction; SIGTERM lets the current one finish.
         while not self.stopping:
             report = decide_due_cases(now=now, limit=batch)
@@ -68,10 +82,11 @@ class Command(BaseCommand):
             if delivery.sent + delivery.retrying + delivery.failed < batch:
                 break
         purge_expired(now=now)
-        if opened or decided or sent or failed:
+        if opened or decided or sent or failed or charged:
             self.stdout.write(
-                f"{now:%Y-%m-%d %H:%M} UTC: {opened} invoice(s) into cases, {decided} case(s) "
-                f"decided, {messages} message(s) written, {sent} sent, {failed} failed"
+                f"{now:%Y-%m-%d %H:%M} UTC: {opened} invoice(s) into cases, {charged} charge(s) "
+                f"retried ({recovered} recovered), {decided} case(s) decided, {messages} "
+                f"message(s) written, {sent} sent, {failed} failed"
             )
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
