@@ -113,10 +113,12 @@ def fill_outbox(url: str, *, messages: int) -> int:
     with psycopg.connect(url) as conn:
         conn.execute(
             'INSERT INTO engine_message (case_id, customer_id, channel, "to", locale, subject, '
-            "body_text, body_html, headers, step, template, variant, status, send_after, "
-            "attempts, last_error, idempotency_key, provider_id, created_at, updated_at) "
+            "body_text, body_html, headers, step, template, template_version, variant, status, "
+            "send_after, attempts, last_error, idempotency_key, provider_id, created_at, "
+            "updated_at) "
             "SELECT k.id, k.customer_id, m.channel, c.email, m.locale, m.subject, m.body_text, "
-            "m.body_html, m.headers, m.step, m.template, m.variant, 'scheduled', %(now)s, 0, '', "
+            "m.body_html, m.headers, m.step, m.template, m.template_version, m.variant, "
+            "'scheduled', %(now)s, 0, '', "
             "'case' || k.id || ':' || m.step || ':email', '', %(now)s, %(now)s "
             "FROM engine_case k JOIN ledger_customer c ON c.id = k.customer_id "
             "CROSS JOIN (SELECT * FROM engine_message ORDER BY id LIMIT 1) m "

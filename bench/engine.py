@@ -180,9 +180,10 @@ def add_open_cases(conn: psycopg.Connection, *, prefix: str, count: int, policy:
     )
     conn.execute(
         "INSERT INTO engine_case (customer_id, currency, state, collection_method, policy_id, "
-        "amount_due, due_at, opened_at, next_action_at, created_at, updated_at) "
+        "amount_due, due_at, opened_at, next_action_at, retry_reason, retry_key, created_at, "
+        "updated_at) "
         "SELECT i.customer_id, 'THB', 'active', 'send_invoice', %(policy)s, i.amount_remaining, "
-        "i.due_at, %(opened)s, %(now)s, %(opened)s, %(opened)s "
+        "i.due_at, %(opened)s, %(now)s, '', '', %(opened)s, %(opened)s "
         "FROM ledger_invoice i WHERE i.external_id LIKE 'inv_' || %(p)s || '%%' ORDER BY i.id",
         params | {"policy": policy, "opened": DUE_AT - timedelta(days=3)},
     )
@@ -215,9 +216,10 @@ def add_closed_cases(conn: psycopg.Connection, *, count: int, policy: int) -> No
     )
     conn.execute(
         "INSERT INTO engine_case (customer_id, currency, state, collection_method, policy_id, "
-        "amount_due, due_at, opened_at, closed_at, next_action_at, created_at, updated_at) "
+        "amount_due, due_at, opened_at, closed_at, next_action_at, retry_reason, retry_key, "
+        "created_at, updated_at) "
         "SELECT i.customer_id, 'THB', 'recovered', 'send_invoice', %(policy)s, 0, i.due_at, "
-        "i.due_at - interval '3 days', i.paid_at, i.paid_at, i.due_at, i.paid_at "
+        "i.due_at - interval '3 days', i.paid_at, i.paid_at, 'paid', '', i.due_at, i.paid_at "
         "FROM ledger_invoice i WHERE i.external_id LIKE 'inv_' || %(p)s || '%%' ORDER BY i.id",
         params | {"policy": policy},
     )
@@ -228,11 +230,12 @@ def add_closed_cases(conn: psycopg.Connection, *, count: int, policy: int) -> No
     )
     conn.execute(
         'INSERT INTO engine_message (case_id, customer_id, channel, "to", locale, subject, '
-        "body_text, body_html, headers, step, template, variant, status, send_after, attempts, "
-        "last_error, idempotency_key, provider_id, sent_at, created_at, updated_at) "
+        "body_text, body_html, headers, step, template, template_version, variant, status, "
+        "send_after, attempts, last_error, idempotency_key, provider_id, sent_at, created_at, "
+        "updated_at) "
         "SELECT k.id, k.customer_id, 'email', c.email, 'th', 'ใบแจ้งหนี้เกินกำหนดชำระ', "
         "'เรียน ลูกค้า ...', '<p>เรียน ลูกค้า ...</p>', '{}', 'overdue_1', "
-        "'send_invoice.overdue_1', '', 'sent', k.due_at + interval '1 day', 1, '', "
+        "'send_invoice.overdue_1', 'default', '', 'sent', k.due_at + interval '1 day', 1, '', "
         "'case' || k.id || ':overdue_1:email', '', k.due_at + interval '1 day', "
         "k.due_at + interval '1 day', k.due_at + interval '1 day' "
         "FROM engine_case k JOIN ledger_customer c ON c.id = k.customer_id "
@@ -383,10 +386,10 @@ WITH claimed AS (
     FROM claimed WHERE t.id = claimed.id RETURNING t.id, t.customer_id
 )
 INSERT INTO bench_base_message (case_id, customer_id, channel, "to", locale, subject, body_text,
-    body_html, headers, step, template, variant, status, send_after, attempts, last_error,
-    idempotency_key, provider_id, created_at, updated_at)
+    body_html, headers, step, template, template_version, variant, status, send_after, attempts,
+    last_error, idempotency_key, provider_id, created_at, updated_at)
 SELECT id, customer_id, 'email', 'customer@example.co.th', 'th', %(subject)s, %(text)s, %(html)s,
-    %(headers)s, 'overdue_1', 'send_invoice.overdue_1', '', 'scheduled', %(now)s, 0, '',
+    %(headers)s, 'overdue_1', 'send_invoice.overdue_1', 'default', '', 'scheduled', %(now)s, 0, '',
     'case' || id || ':overdue_1:email', '', %(now)s, %(now)s
 FROM moved
 """
