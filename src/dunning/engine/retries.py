@@ -20,6 +20,7 @@ outside (a webhook) and a new or updated card (retried at once).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from dunning.core.retry_timing import (
 from dunning.engine import policies
 from dunning.engine.models import Case, CaseEvent, RetryHourStat
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, Gateway, GatewayError
+from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
@@ -128,7 +130,19 @@ def retry_due(
         )
     recovered = declined = unknown = 0
     for due in charges:
-        outcome = _charge(due, now=now, gateway=gateway, strategy=strategy, rng=rng)
+        try:
+            outcome = _charge(due, now=now, gateway=gateway, strategy=strategy, rng=rng)
+        except LedgerError as error:
+            # The ledger refused the outcome (a webhook recorded the payment
+            # first, say): this case waits for its lease; the others go on.
+            log.warning("case %s: charge outcome not recorded: %s", due.case.pk, error)
+            CaseEvent.objects.create(
+                case=due.case,
+                type="retry.not_recorded",
+                reason=f"the charge's outcome was not recorded: {error}",
+                occurred_at=now,
+            )
+            continue
         recovered += outcome == "recovered"
         declined += outcome == "declined"
         unknown += outcome == "unknown"
@@ -154,10 +168,7 @@ def plan_case(
 
 
 def _store(case: Case, plan: RetryPlan, *, now: datetime, strategy: Strategy | None = None) -> None:
-    key = ""
-    if plan.at is not None:
-        tries = PaymentAttempt.objects.filter(invoice__cases=case).count()
-        key = f"case{case.pk}:try{tries + 1}"
+    key = _charge_key(case) if plan.at is not None else ""
     changed = (case.next_retry_at, case.retry_reason) != (plan.at, plan.reason[:300])
     case.next_retry_at, case.retry_reason, case.retry_key = plan.at, plan.reason[:300], key
     Case.objects.filter(pk=case.pk).update(
@@ -171,6 +182,24 @@ def _store(case: Case, plan: RetryPlan, *, now: datetime, strategy: Strategy | N
             data={"at": plan.at.isoformat() if plan.at else None, "strategy": strategy or ""},
             occurred_at=now,
         )
+
+
+def _charge_key(case: Case) -> str:
+    """The idempotency key of the case's next charge.
+
+    It names the charge's content (invoice, card, amount) and the number of
+    attempts recorded before it.  Planned again with the same content, as after
+    a charge whose outcome is unknown, it is the same key, so the gateway
+    answers with that charge's outcome instead of charging twice; a new card
+    or a new amount is a new charge with a new key.
+    """
+    invoice = _target_invoice(case)
+    method = _payment_method(case.customer_id)
+    tries = PaymentAttempt.objects.filter(invoice__cases=case).count()
+    content = f"{invoice.pk if invoice else 0}:{method.pk if method else 0}:"
+    content += f"{invoice.amount_remaining if invoice else 0}"
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return f"case{case.pk}:try{tries + 1}:{digest}"
 
 
 def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) -> RetryPlan:
@@ -292,7 +321,7 @@ def _successes(customer_id: int) -> list[datetime]:
     """When the customer's money came in before: what their paydays are learned from."""
     return list(
         Payment.objects.filter(customer_id=customer_id)
-        .order_by("received_at")
+        .order_by("-received_at")
         .values_list("received_at", flat=True)[:200]
     )
 
