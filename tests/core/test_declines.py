@@ -247,17 +247,21 @@ def test_N03b_mastercard_advice_21_also_cancels_the_recurring_agreement() -> Non
     assert classification.stop_recurring
 
 
+# Mastercard's timing advice codes and the waits they ask for (rules.md 2.2, case N04).
+MAC_WAITS = [
+    ("24", timedelta(hours=1)),
+    ("25", timedelta(hours=24)),
+    ("26", timedelta(days=2)),
+    ("27", timedelta(days=4)),
+    ("28", timedelta(days=6)),
+    ("29", timedelta(days=8)),
+    ("30", timedelta(days=10)),
+]
+
+
 @pytest.mark.parametrize(
     ("mac", "wait"),
-    [
-        ("24", timedelta(hours=1)),
-        ("25", timedelta(hours=24)),
-        ("26", timedelta(days=2)),
-        ("27", timedelta(days=4)),
-        ("28", timedelta(days=6)),
-        ("29", timedelta(days=8)),
-        ("30", timedelta(days=10)),
-    ],
+    MAC_WAITS,
 )
 def test_N04_mastercard_timing_advice_sets_the_wait(mac: str, wait: timedelta) -> None:
     classification = classify_decline(

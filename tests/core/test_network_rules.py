@@ -24,6 +24,7 @@ from dunning.core.policy import (
     SEND_INVOICE_DEFAULT,
     RetryBudget,
 )
+from tests.core.test_declines import MAC_WAITS
 
 VISA = Card("fp_visa", Brand.VISA)
 MASTERCARD = Card("fp_mc", Brand.MASTERCARD)
@@ -210,15 +211,7 @@ def test_N03_mastercard_do_not_retry_advice(mac: str, stops_the_card: bool) -> N
 
 @pytest.mark.parametrize(
     ("mac", "wait"),
-    [
-        ("24", timedelta(hours=1)),
-        ("25", timedelta(hours=24)),
-        ("26", timedelta(days=2)),
-        ("27", timedelta(days=4)),
-        ("28", timedelta(days=6)),
-        ("29", timedelta(days=8)),
-        ("30", timedelta(days=10)),
-    ],
+    MAC_WAITS,
 )
 def test_N04_a_retry_waits_for_the_time_mastercard_advised(mac: str, wait: timedelta) -> None:
     decline_at = utc("2025-06-02T10:00:00")
