@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/retries.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

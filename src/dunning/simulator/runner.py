@@ -65,6 +65,7 @@ from dunning.simulator.world import charge_outcome, replacement_takes_over
 SOURCE = "simulator"
 TICK = timedelta(hours=1)
 BATCH = 500
+MAX_RETRY_ROUNDS = 5
 
 
 @dataclass
@@ -76,11 +77,13 @@ class _Mailbox:
     received: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     contacts: ContactRuleChecker = field(default_factory=ContactRuleChecker)
     sent: int = 0
+    arrivals: set[str] = field(default_factory=set)  # customers who got mail since last asked
 
     def send(self, message: MimeMessage) -> str:
         address = parseaddr(str(message["To"]))[1]
         customer = self.by_email[address]
         self.received[customer.id].append(self.now)
+        self.arrivals.add(customer.id)
         self.contacts.record(
             SentMessage(
                 at=self.now,
@@ -95,6 +98,10 @@ class _Mailbox:
 
     def close(self) -> None:
         pass
+
+    def take_arrivals(self) -> set[str]:
+        arrivals, self.arrivals = self.arrivals, set()
+        return arrivals
 
 
 class _Issuers:
@@ -201,7 +208,14 @@ def simulate(
         ),
     )
     replaced: set[str] = set()
-    updater = [c.id for c in scenario.customers if c.replacement_card and c.replacement_card.at]
+    # When each customer's replacement card takes over, as far as is known yet: the
+    # card updater's date, then also the moment set by the messages received.  The
+    # clock stops at each, so a new card is not held back until the engine is due.
+    cards_to_come = {
+        c.id: takes_over
+        for c in scenario.customers
+        if (takes_over := replacement_takes_over(c, [])) is not None
+    }
     next_charge = 0
     hours = 0
     while now <= scenario.end:
@@ -212,19 +226,31 @@ def simulate(
             _first_charge(customers[customer_id], invoice_id, now=now, gateway=gateway)
             next_charge += 1
         # Customers and card updaters bring a replacement card.
-        for customer_id in [*mailbox.received, *updater]:
+        for customer_id, takes_over in list(cards_to_come.items()):
+            if takes_over <= now:
+                _replace_card(customers[customer_id], now=now)
+                replaced.add(customer_id)
+                del cards_to_come[customer_id]
+        _engine_pass(now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng)
+        # A message just received may be the one after which the customer brings a new card.
+        for customer_id in mailbox.take_arrivals():
             if customer_id in replaced:
                 continue
-            customer = customers[customer_id]
-            takes_over = replacement_takes_over(customer, mailbox.received.get(customer_id, []))
-            if takes_over is not None and takes_over <= now:
-                _replace_card(customer, now=now)
-                replaced.add(customer_id)
-        _engine_pass(now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng)
+            takes_over = replacement_takes_over(
+                customers[customer_id], mailbox.received[customer_id]
+            )
+            if takes_over is not None:
+                cards_to_come[customer_id] = takes_over
         hours += 1
         if hours % (24 * 7) == 0:
             say(f"{now:%Y-%m-%d}: {mailbox.sent:,} messages, {len(gateway.received):,} charges")
-        now = _next_moment(now, scenario.end, first_charges, next_charge)
+        now = _next_moment(
+            now,
+            scenario.end,
+            first_charges,
+            next_charge,
+            next_card=min(cards_to_come.values(), default=None),
+        )
     return _result(scenario, strategy, mailbox=mailbox, issuers=issuers, gateway=gateway)
 
 
@@ -237,9 +263,12 @@ def _engine_pass(
     rng: random.Random,
 ) -> None:
     sync_cases(now=now, limit=10_000)
-    while True:
+    # Again while there is work: a retry planned "at once" (a new card) is
+    # charged in this hour, not the next.  Bounded, in case a plan keeps
+    # landing on this very moment.
+    for _ in range(MAX_RETRY_ROUNDS):
         retried = retry_due(now=now, gateway=gateway, strategy=strategy, limit=BATCH, rng=rng)
-        if retried.planned + retried.charged < BATCH:
+        if retried.planned + retried.charged == 0:
             break
     while decide_due_cases(now=now, limit=BATCH).cases >= BATCH:
         pass
@@ -250,9 +279,16 @@ def _engine_pass(
 
 
 def _next_moment(
-    now: datetime, end: datetime, first_charges: list[tuple[datetime, str, str]], index: int
+    now: datetime,
+    end: datetime,
+    first_charges: list[tuple[datetime, str, str]],
+    index: int,
+    *,
+    next_card: datetime | None = None,
 ) -> datetime:
-    """The next hour in which something is due: a charge, a case, a retry or a message."""
+    """The next hour in which something is due: a charge, a case, a retry, a message
+    or a replacement card (`next_card`, so a new card is not held back until the
+    engine next has something to do)."""
     candidates = [
         Case.objects.filter(state=CaseState.ACTIVE)
         .aggregate(a=Min("next_action_at"), r=Min("next_retry_at"))
@@ -263,6 +299,7 @@ def _next_moment(
             ]
         ],
         [first_charges[index][0]] if index < len(first_charges) else [],
+        [next_card],
     ]
     soonest = min(
         (moment for group in candidates for moment in group if moment), default=end + TICK

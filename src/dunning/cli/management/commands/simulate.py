@@ -62,8 +62,9 @@ class Command(BaseCommand):
 
         if n < 1:
             raise CommandError("--generate: at least 1 customer")
-        json.dump(generate(n, seed, days=days), self.stdout, ensure_ascii=False)
-        self.stdout.write("")
+        # One write: Django's OutputWrapper ends every write with a newline, so json.dump
+        # (which writes token by token) would put each token on a line of its own.
+        self.stdout.write(json.dumps(generate(n, seed, days=days), ensure_ascii=False))
 
     def _run_in_scratch_database(self, path: Path, options: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="dunning-simulation-") as folder:

@@ -1,0 +1,113 @@
+"""`dunning simulate`: scenarios out with --generate, results out with --scenario, and
+never a write to the configured database."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.core.management import call_command
+
+from dunning.simulator.scenario import load_scenario
+
+
+def generated(*args: str) -> str:
+    out = io.StringIO()
+    call_command("simulate", *args, stdout=out)
+    return out.getvalue()
+
+
+def dunning(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The real entry point, in its own process; the configured database is a SQLite
+    file in tmp_path and the scratch folders go to tmp_path/tmp."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DUNNING_", "DATABASE_URL", "TEST_DATABASE_URL"))
+    }
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'configured.sqlite3'}",
+        "DUNNING_DATA_DIR": str(tmp_path / "data"),
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "dunning", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_generate_prints_one_line_of_json_the_loader_accepts_and_the_seed_repeats() -> None:
+    out = generated("--generate", "5", "--seed", "3")
+
+    assert out.count("\n") == 1
+    scenario = load_scenario(json.loads(out))
+    assert len(scenario.customers) == 5
+    assert generated("--generate", "5", "--seed", "3") == out
+    assert generated("--generate", "5", "--seed", "4") != out
+
+
+def test_a_bad_scenario_exits_non_zero_naming_the_json_path(tmp_path: Path) -> None:
+    scenario = json.loads(generated("--generate", "2", "--seed", "3", "--days", "30"))
+    scenario["customers"][1]["invoices"][0]["currency"] = "thb"
+    del scenario["customers"][0]["email"]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(scenario))
+
+    finished = dunning("simulate", "--scenario", str(path), "--json", tmp_path=tmp_path)
+
+    assert finished.returncode != 0
+    assert finished.stdout == ""
+    assert "customers[0]: 'email' is a required property" in finished.stderr
+    assert (
+        "customers[1].invoices[0].currency: 'thb' must be an ISO 4217 currency code"
+        in finished.stderr
+    )
+    assert not (tmp_path / "configured.sqlite3").exists()
+
+
+def test_json_prints_one_object_and_leaves_the_configured_database_alone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "scenario.json"
+    path.write_text(generated("--generate", "3", "--seed", "3", "--days", "30"))
+
+    finished = dunning(
+        "simulate", "--scenario", str(path), "--strategy", "fixed", "--json", tmp_path=tmp_path
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    result = json.loads(finished.stdout)
+    assert {
+        "strategy",
+        "customers",
+        "invoices",
+        "failed_invoices",
+        "recovered_invoices",
+        "amount_due",
+        "recovered",
+        "attempts",
+        "first_charges",
+        "messages",
+        "median_hours_to_recovery",
+        "network_rule_violations",
+        "contact_rule_violations",
+        "violations",
+        "seconds",
+    } <= result.keys()
+    assert (result["strategy"], result["customers"]) == ("fixed", 3)
+    assert (result["network_rule_violations"], result["contact_rule_violations"]) == (0, 0)
+    assert "scenario.json: 3 customers, strategy fixed" in finished.stderr
+    assert "simulated in" in finished.stderr
+    # The run's database lived in a scratch folder, gone now; the configured one was never made.
+    assert not (tmp_path / "configured.sqlite3").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
