@@ -30,15 +30,12 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-# tests/gateways/ -> the project root -> ../shared (the shared fixtures).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STRIPE_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "external" / "stripe"
+from tests.external import STRIPE_FIXTURES
 
 PAYMENT_INTENTS = "/v1/payment_intents"
 

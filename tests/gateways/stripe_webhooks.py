@@ -6,18 +6,14 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from dunning.gateways import webhooks
+from tests.external import STRIPE_FIXTURES
 
-# tests/gateways/ -> the project root -> ../shared (the shared fixtures).
-STRIPE_FIXTURES = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "external" / "stripe"
-)
 SECRET = "whsec_dunning_tests_5b0c9d2f"
 URL = "/webhooks/stripe"
 
