@@ -46,7 +46,13 @@ from dunning.engine.models import (
 )
 from dunning.engine.templates import TemplateResolver
 from dunning.engine.writer import compose, consequences_of
-from dunning.ledger.models import AttemptOutcome, CollectionMethod, Invoice, PaymentAttempt
+from dunning.ledger.models import (
+    AttemptOutcome,
+    CollectionMethod,
+    Customer,
+    Invoice,
+    PaymentAttempt,
+)
 from dunning.ledger.services import record_event
 
 ACTION_EVENT = "step.action"
@@ -60,15 +66,28 @@ class DecisionReport:
 
 
 def claim_due_cases(*, now: datetime, limit: int) -> list[Case]:
-    """Active cases whose next action is due (uses case_due_idx); locked until commit."""
-    due = (
-        Case.objects.filter(state=CaseState.ACTIVE, next_action_at__lte=now)
-        .order_by("next_action_at", "id")
-        .select_related("customer")  # not the policy: its JSON is read once per batch
+    """Active cases whose next action is due (uses case_due_idx); locked until commit.
+
+    The claim reads the case rows alone and their customers come in a second
+    query by primary key: joined into the claim, the planner may misjudge how
+    many rows are due (statistics lag behind a busy queue) and hash-join the
+    whole customer table for a batch of a hundred.
+    """
+    due = Case.objects.filter(state=CaseState.ACTIVE, next_action_at__lte=now).order_by(
+        "next_action_at", "id"
     )
     if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True, of=("self",))
-    return list(due[:limit])
+        due = due.select_for_update(skip_locked=True)
+    cases = list(due[:limit])
+    attach_customers(cases)
+    return cases
+
+
+def attach_customers(cases: Sequence[Case]) -> None:
+    """Load the cases' customers in one query by primary key."""
+    customers = Customer.objects.in_bulk({case.customer_id for case in cases})
+    for case in cases:
+        case.customer = customers[case.customer_id]
 
 
 def decide_due_cases(

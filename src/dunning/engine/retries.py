@@ -44,6 +44,7 @@ from dunning.core.retry_timing import (
     plan_retry,
 )
 from dunning.engine import policies
+from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, RetryHourStat
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, Gateway, GatewayError
 from dunning.ledger.errors import LedgerError
@@ -85,14 +86,14 @@ class _Due:
 
 def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
     """Active cases whose retry wake-up is due (case_retry_due_idx); locked until commit."""
-    due = (
-        Case.objects.filter(state=CaseState.ACTIVE, next_retry_at__lte=now)
-        .order_by("next_retry_at", "id")
-        .select_related("customer", "policy")
+    due = Case.objects.filter(state=CaseState.ACTIVE, next_retry_at__lte=now).order_by(
+        "next_retry_at", "id"
     )
     if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True, of=("self",))
-    return list(due[:limit])
+        due = due.select_for_update(skip_locked=True)
+    cases = list(due[:limit])
+    attach_customers(cases)  # by primary key, not joined into the claim (see decisions)
+    return cases
 
 
 def retry_due(
