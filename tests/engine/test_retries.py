@@ -340,6 +340,34 @@ def test_a_new_default_card_is_retried_at_once(case: Case, bank: Bank) -> None:
     assert Case.objects.get().state == "recovered"
 
 
+def test_a_card_updater_renewing_the_same_card_is_retried_at_once(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(decline("expired_card"))
+    bank.run(at)
+    case.refresh_from_db()
+    assert case.next_retry_at is None  # the customer must act: not the same details again
+    updated = at + timedelta(days=1, hours=2)
+
+    # The card updater keeps the payment method and brings a new expiry.
+    services.upsert_payment_method(
+        external_id="pm_visa",
+        customer="cus_th",
+        now=updated,
+        source="stripe",
+        exp_month=12,
+        exp_year=2031,
+    )
+
+    case = planned(bank, updated)
+    assert case.next_retry_at == updated
+    assert case.retry_reason == "the card on file was updated: retry at once"
+    bank.answer(ok)
+    assert bank.run(updated) == RetryReport(charged=1, recovered=1)
+    assert bank.gateway.received[-1].request.payment_method_external_id == "pm_visa"
+
+
 def test_a_decline_recorded_from_outside_replans(case: Case, bank: Bank) -> None:
     case = planned(bank)
     webhook_at = T0 + timedelta(days=1)

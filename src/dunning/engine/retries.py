@@ -238,7 +238,11 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
         invoice=invoice.external_id, amount=invoice.amount_remaining, currency=invoice.currency
     )
     past = [_past(attempt) for attempt in attempts]
-    new_card = last.payment_method_id is not None and last.payment_method_id != method.pk
+    # Another card, or this one updated since the decline (a card updater's new
+    # expiry, the customer's corrected details): worth a try at once.
+    new_card = last.payment_method_id is not None and (
+        last.payment_method_id != method.pk or method.updated_at > last.attempted_at
+    )
     window = earliest_retry(
         now=now,
         card=card,
@@ -248,7 +252,12 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
         first_failure_at=failures[0].attempted_at,
     )
     if new_card and window.allowed_at is not None:
-        return RetryPlan(window.allowed_at, "a new card is on file: retry at once")
+        told = (
+            "a new card is on file"
+            if last.payment_method_id != method.pk
+            else ("the card on file was updated")
+        )
+        return RetryPlan(window.allowed_at, f"{told}: retry at once")
     classification = _classify(last)
     context = RetryContext(
         now=now,
@@ -288,9 +297,19 @@ def _payment_method(customer_id: int) -> PaymentMethod | None:
     )
 
 
-def _card(method: PaymentMethod) -> Card:
-    expiry = f"{method.exp_month}/{method.exp_year}" if method.exp_year else ""
-    return Card(number=method.external_id, brand=Brand.parse(method.brand), details=expiry)
+def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
+    """The card as the network rules see it.
+
+    `details` is the version of what the customer or a card updater can change
+    without a new number (expiry, billing details): an attempt made before the
+    payment method's last update was made with other details, so a decline
+    that asked the customer to act does not block the updated card.
+    """
+    if used_at is not None and used_at < method.updated_at:
+        details = f"before {method.updated_at.isoformat()}"
+    else:
+        details = f"{method.exp_month}/{method.exp_year} as of {method.updated_at.isoformat()}"
+    return Card(number=method.external_id, brand=Brand.parse(method.brand), details=details)
 
 
 def _classify(attempt: PaymentAttempt) -> Classification:
@@ -305,7 +324,11 @@ def _classify(attempt: PaymentAttempt) -> Classification:
 
 def _past(attempt: PaymentAttempt) -> PastAttempt:
     method = attempt.payment_method
-    card = _card(method) if method else Card(number="unknown", brand=Brand.OTHER)
+    card = (
+        _card(method, used_at=attempt.attempted_at)
+        if method
+        else Card(number="unknown", brand=Brand.OTHER)
+    )
     invoice = attempt.invoice
     return PastAttempt(
         at=attempt.attempted_at,
