@@ -200,15 +200,27 @@ def test_smart_retries_by_day_when_no_payday_is_in_reach() -> None:
     assert plan.reason.startswith("insufficient_funds: the best moment left before")
 
 
-def test_smart_uses_the_common_paydays_without_a_history() -> None:
+def test_without_a_known_payday_the_tries_left_spread_over_the_window() -> None:
     first = bkk("2026-03-16T10:00")
     retries = [bkk(f"2026-03-{day}T10:00") for day in (16, 17, 18, 19, 20, 20, 21)]
     ctx = context(now=bkk("2026-03-22T10:00"), first_failure_at=first, retries=retries)
 
     plan = plan_retry(ctx, Strategy.SMART)
 
-    assert local(plan.at) == "2026-03-25 09:00"
-    assert "for most people" in plan.reason
+    # One try left and eight days of window: it goes on the last day, by morning.
+    assert local(plan.at) == "2026-03-30 09:00"
+    assert "no payday known" in plan.reason
+
+
+def test_a_payday_learned_from_a_payment_days_after_a_decline() -> None:
+    zone = ZoneInfo("Asia/Bangkok")
+    declines = [bkk("2026-01-10T10:00"), bkk("2026-02-10T10:00")]
+    paid = [bkk("2026-01-13T10:00"), bkk("2026-02-13T10:00"), bkk("2025-12-02T10:00")]
+
+    paydays = Paydays.learn(paid, zone, failures=declines)
+
+    # The 13th follows a decline; the 2nd does not, so it says nothing of paydays.
+    assert paydays.days_of_month == frozenset({13})
 
 
 def test_smart_retries_an_unavailable_issuer_the_next_morning() -> None:
@@ -266,8 +278,8 @@ def test_smart_plans_nothing_when_no_daytime_hour_is_left_before_the_window_clos
 def test_a_learned_hour_changes_the_chosen_hour_only_from_enough_samples() -> None:
     now = bkk("2026-03-16T22:00")
     unlearned = plan_retry(context(now=now, code="issuer_not_available"), Strategy.SMART)
-    few = stats(h9=(0, MIN_HOUR_SAMPLES - 1))
-    enough = stats(h9=(0, MIN_HOUR_SAMPLES))
+    few = stats(h9=(0, MIN_HOUR_SAMPLES - 1), h10=(15, MIN_HOUR_SAMPLES - 1))
+    enough = stats(h9=(0, MIN_HOUR_SAMPLES), h10=(15, MIN_HOUR_SAMPLES))
 
     too_few = plan_retry(context(now=now, code="issuer_not_available", hours=few), Strategy.SMART)
     learned = plan_retry(
@@ -276,6 +288,15 @@ def test_a_learned_hour_changes_the_chosen_hour_only_from_enough_samples() -> No
 
     assert local(unlearned.at) == local(too_few.at) == "2026-03-17 09:00"
     assert local(learned.at) == "2026-03-17 10:00"
+
+
+def test_an_hour_is_judged_against_the_other_learned_hours_not_the_untried_ones() -> None:
+    # Retries mostly fail: 09:00 at 20% is the tenant's best hour, and an
+    # untried hour is not preferred to it.
+    hours = stats(h9=(20, 100), h10=(5, 100), h11=(5, 100))
+    ctx = context(now=bkk("2026-03-16T22:00"), code="issuer_not_available", hours=hours)
+
+    assert local(plan_retry(ctx, Strategy.SMART).at) == "2026-03-17 09:00"
 
 
 def test_with_every_daytime_hour_learned_the_best_one_wins() -> None:

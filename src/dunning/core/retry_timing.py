@@ -10,13 +10,15 @@ best one per day; of the days worth a try it takes the earliest.  What scores:
 
 - **Money.**  For declines that mean "no money now" (insufficient funds, over
   a limit, or the issuer's catch-alls that usually hide it), the days just
-  after the customer's paydays, learned from their past successful payments
-  (a day of the month such as the 25th, the last business day, or a Friday
-  every two weeks); without a history, the common paydays.
+  after the customer's paydays, learned from their past payments (the days a
+  payment went through after a decline are the days money arrived: a day of
+  the month such as the 25th, the last business day, or a Friday every two
+  weeks).  With no payday known, the tries left are spread evenly over what
+  is left of the window.
 - **The hour.**  Issuers decline at night more than by day (maintenance and
   risk rules): daytime local hours score above night ones, and once the
-  tenant has enough attempts of its own, its success rate per local hour
-  takes over (learned online: `HourStats`).
+  tenant has enough attempts of its own, each hour is scaled by how it fares
+  against the tenant's other hours (learned online: `HourStats`).
 - **Soon.**  Of two equal moments the sooner wins: recovery time matters.
 
 The fixed schedule is the competent baseline of the simulator: the budget
@@ -90,11 +92,24 @@ class Paydays:
         return bool(self.days_of_month) or self.last_business_day or self.fridays
 
     @classmethod
-    def learn(cls, successes: Sequence[datetime], zone: ZoneInfo) -> Paydays:
-        """Read the rhythm from the local dates of past successful payments."""
-        days = [moment.astimezone(zone).date() for moment in successes]
-        if len(days) < 2:
+    def learn(
+        cls, successes: Sequence[datetime], zone: ZoneInfo, failures: Sequence[datetime] = ()
+    ) -> Paydays:
+        """Read the rhythm from the local dates of past payments.
+
+        With declines on record, the telling successes are those that follow a
+        decline within a few days: that is when money arrived.  A success with
+        no decline before it says only that money was there that day.
+        """
+        days = sorted(moment.astimezone(zone).date() for moment in successes)
+        declined = sorted(moment.astimezone(zone).date() for moment in failures)
+        arrivals = [day for day in days if any(day - FUNDS_LAST <= miss < day for miss in declined)]
+        if arrivals:
+            days = arrivals
+        elif len(days) < 2:
             return cls()
+        # Arrivals are sharp evidence: once is enough when there are few.
+        enough = 1 if arrivals and len(arrivals) < 3 else 2
         by_day = Counter(day.day for day in days)
         last_business = sum(1 for day in days if day == _last_business_day(day.year, day.month))
         fridays = [day for day in days if day.weekday() == 4]
@@ -102,7 +117,7 @@ class Paydays:
             (later - earlier).days % 14 == 0 for earlier, later in pairwise(fridays)
         )
         return cls(
-            days_of_month=frozenset(d for d, n in by_day.items() if n >= 2),
+            days_of_month=frozenset(d for d, n in by_day.items() if n >= enough),
             last_business_day=last_business >= 2,
             fridays=biweekly and len(fridays) * 2 >= len(days),
         )
@@ -130,10 +145,6 @@ class Paydays:
         return "funds usually arrive on a Friday every two weeks"
 
 
-# With no history, the days most people are paid on.
-COMMON_PAYDAYS = Paydays(days_of_month=frozenset({1, 15, 25}), last_business_day=True)
-
-
 @dataclass(frozen=True, slots=True)
 class HourStats:
     """The tenant's retry outcomes per local hour: (successes, attempts), 24 entries."""
@@ -146,6 +157,11 @@ class HourStats:
             return None
         # Laplace-smoothed, so a lucky streak does not dominate.
         return (successes + 1) / (attempts + 2)
+
+    def average(self) -> float | None:
+        """The mean rate of the hours with enough samples, or None."""
+        rates = [rate for hour in range(24) if (rate := self.rate(hour)) is not None]
+        return sum(rates) / len(rates) if rates else None
 
     def record(self, hour: int, *, succeeded: bool) -> HourStats:
         hours = list(self.hours)
@@ -214,6 +230,12 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
         # each decline) is not tried again that same day, let alone at once.
         day += timedelta(days=1)
     last_day = closes_at.astimezone(zone).date()
+    spread = context.decline_code in FUNDS_CODES and not context.paydays.known
+    if spread:
+        # No payday known: the remaining tries spread evenly over what is left
+        # of the window, each on the best hour of its day.
+        step = (closes_at - max(earliest, context.now)) / remaining
+        day = max(day, (max(earliest, context.now) + step).astimezone(zone).date())
     while day <= last_day:
         slots = [
             slot
@@ -253,30 +275,38 @@ def _money(context: RetryContext, day: date) -> float:
         return 0.9
     if code not in FUNDS_CODES:
         return 0.5
-    paydays = context.paydays if context.paydays.known else COMMON_PAYDAYS
-    if paydays.recent_payday(day) is not None:
+    if not context.paydays.known:
+        return 0.5  # no payday known: the spacing decides (see _smart)
+    if context.paydays.recent_payday(day) is not None:
         return 1.0
-    return 0.15 if context.paydays.known else 0.35
+    return 0.15
 
 
 def _hour(context: RetryContext, hour: int) -> float:
+    """The prior for the hour, scaled by how it fared against the tenant's other hours.
+
+    Relative, so an hour with many (mostly failed, as retries are) attempts is
+    not beaten by one nobody tried: an hour without enough samples counts as
+    average.
+    """
+    prior = 0.3 if hour in NIGHT else 1.0 if 9 <= hour <= 11 else 0.9
     learned = context.hours.rate(hour)
-    if learned is not None:
-        return learned
-    if hour in NIGHT:
-        return 0.3
-    return 1.0 if 9 <= hour <= 11 else 0.9
+    average = context.hours.average()
+    if learned is None or not average:
+        return prior
+    return prior * learned / average
 
 
 def _why(context: RetryContext, slot: datetime) -> str:
     local = slot.astimezone(context.zone)
     code = context.decline_code
     if code in FUNDS_CODES:
-        paydays = context.paydays if context.paydays.known else COMMON_PAYDAYS
-        payday = paydays.recent_payday(local.date())
+        if not context.paydays.known:
+            left = context.budget.max_attempts - context.retries_done
+            return f"{code}, no payday known: the {left} tries left spread over the window"
+        payday = context.paydays.recent_payday(local.date())
         if payday is not None:
-            told = paydays.describe(payday)
-            return told if context.paydays.known else f"{told} for most people"
+            return context.paydays.describe(payday)
         return f"{code}: the best moment left before the next likely payday"
     if code in AVAILABILITY_CODES:
         return f"{code}: the issuer could not answer; retry by day"

@@ -270,7 +270,11 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
         retries_done=len(failures) - 1,
         budget=policy.retry,
         window=window,
-        paydays=Paydays.learn(_successes(case.customer_id), zone),
+        paydays=Paydays.learn(
+            _successes(case.customer_id),
+            zone,
+            failures=_declines_before(case.customer_id, failures[0]),
+        ),
         hours=hours,
     )
     return plan_retry(context, strategy)
@@ -347,6 +351,19 @@ def _successes(customer_id: int) -> list[datetime]:
         Payment.objects.filter(customer_id=customer_id)
         .order_by("-received_at")
         .values_list("received_at", flat=True)[:200]
+    )
+
+
+def _declines_before(customer_id: int, first: PaymentAttempt) -> list[datetime]:
+    """The customer's earlier declines: a payment days after one shows when money arrived."""
+    return list(
+        PaymentAttempt.objects.filter(
+            customer_id=customer_id,
+            outcome=AttemptOutcome.FAILED,
+            attempted_at__lt=first.attempted_at,
+        )
+        .order_by("-attempted_at")
+        .values_list("attempted_at", flat=True)[:400]
     )
 
 

@@ -59,12 +59,19 @@ from dunning.simulator.checkers import (
     NetworkRuleChecker,
     SentMessage,
 )
-from dunning.simulator.scenario import CardRole, ChargeOutcome, Scenario, SimCustomer
+from dunning.simulator.scenario import (
+    CardRole,
+    ChargeOutcome,
+    HistoryCharge,
+    Scenario,
+    SimCustomer,
+)
 from dunning.simulator.world import charge_outcome, replacement_takes_over
 
 SOURCE = "simulator"
 TICK = timedelta(hours=1)
 BATCH = 500
+HISTORY_GROUP = timedelta(days=14)  # retries of one past charge fall within this
 MAX_RETRY_ROUNDS = 5
 
 
@@ -355,46 +362,7 @@ def _load(scenario: Scenario) -> None:
             ],
             batch_size=2000,
         )
-        history: list[Invoice] = []
-        for c in scenario.customers:
-            for n, charge in enumerate(c.history):
-                if charge.outcome != ChargeOutcome.SUCCEEDED:
-                    continue
-                history.append(
-                    Invoice(
-                        external_id=f"hist_{c.id}_{n}",
-                        number=f"H-{c.id}-{n}",
-                        customer_id=ids[c.id],
-                        currency=charge.currency,
-                        amount_due=charge.amount,
-                        amount_paid=charge.amount,
-                        amount_remaining=0,
-                        issued_at=charge.at,
-                        due_at=charge.at,
-                        status=InvoiceStatus.PAID,
-                        collection_method="charge_automatically",
-                        paid_at=charge.at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        Invoice.objects.bulk_create(history, batch_size=2000)
-        paid = Invoice.objects.filter(external_id__startswith="hist_")
-        Payment.objects.bulk_create(
-            [
-                Payment(
-                    invoice_id=invoice.pk,
-                    customer_id=invoice.customer_id,
-                    amount=invoice.amount_due,
-                    currency=invoice.currency,
-                    received_at=invoice.paid_at or invoice.due_at,
-                    method="card",
-                    created_at=now,
-                )
-                for invoice in paid.only("id", "customer_id", "amount_due", "currency", "paid_at")
-            ],
-            batch_size=2000,
-        )
+        _load_history(scenario, ids, now=now)
         Invoice.objects.bulk_create(
             [
                 Invoice(
@@ -416,6 +384,87 @@ def _load(scenario: Scenario) -> None:
             ],
             batch_size=2000,
         )
+
+
+def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> None:
+    """Past charges, as the ledger would hold them: what smart retries learn paydays from.
+
+    A charge and the retries that followed it (up to its success, within two
+    weeks) are one past invoice: paid when the last of them succeeded, void
+    when they gave up.  Every charge is an attempt; a success is a payment.
+    """
+    invoices: list[Invoice] = []
+    charges: list[list[HistoryCharge]] = []
+    for c in scenario.customers:
+        groups: list[list[HistoryCharge]] = []
+        for charge in sorted(c.history, key=lambda h: h.at):
+            last = groups[-1][-1] if groups else None
+            if (
+                last is None
+                or last.outcome == ChargeOutcome.SUCCEEDED
+                or charge.at - last.at > HISTORY_GROUP
+            ):
+                groups.append([])
+            groups[-1].append(charge)
+        for n, group in enumerate(groups):
+            first, last = group[0], group[-1]
+            paid = last.outcome == ChargeOutcome.SUCCEEDED
+            invoices.append(
+                Invoice(
+                    external_id=f"hist_{c.id}_{n}",
+                    number=f"H-{c.id}-{n}",
+                    customer_id=ids[c.id],
+                    currency=first.currency,
+                    amount_due=first.amount,
+                    amount_paid=first.amount if paid else 0,
+                    amount_remaining=0 if paid else first.amount,
+                    issued_at=first.at,
+                    due_at=first.at,
+                    status=InvoiceStatus.PAID if paid else InvoiceStatus.VOID,
+                    collection_method="charge_automatically",
+                    paid_at=last.at if paid else None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            charges.append(group)
+    Invoice.objects.bulk_create(invoices, batch_size=2000)
+    saved = dict(
+        Invoice.objects.filter(external_id__startswith="hist_").values_list("external_id", "id")
+    )
+    attempts: list[PaymentAttempt] = []
+    payments: list[Payment] = []
+    for invoice, group in zip(invoices, charges, strict=True):
+        pk = saved[invoice.external_id]
+        for charge in group:
+            succeeded = charge.outcome == ChargeOutcome.SUCCEEDED
+            attempts.append(
+                PaymentAttempt(
+                    invoice_id=pk,
+                    customer_id=invoice.customer_id,
+                    attempted_at=charge.at,
+                    outcome=AttemptOutcome.SUCCEEDED if succeeded else AttemptOutcome.FAILED,
+                    amount=charge.amount,
+                    currency=charge.currency,
+                    decline_code="" if succeeded else charge.decline_code or "generic_decline",
+                    gateway="history",
+                    created_at=now,
+                )
+            )
+            if succeeded:
+                payments.append(
+                    Payment(
+                        invoice_id=pk,
+                        customer_id=invoice.customer_id,
+                        amount=charge.amount,
+                        currency=charge.currency,
+                        received_at=charge.at,
+                        method="card",
+                        created_at=now,
+                    )
+                )
+    PaymentAttempt.objects.bulk_create(attempts, batch_size=2000)
+    Payment.objects.bulk_create(payments, batch_size=2000)
 
 
 def _first_charge(
