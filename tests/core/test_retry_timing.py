@@ -190,14 +190,15 @@ def test_smart_does_not_spend_a_fresh_budget_before_a_learned_payday() -> None:
     assert plan.reason == "funds usually arrive on the 25th: retry on 25 Mar at 09:00 local"
 
 
-def test_smart_retries_by_day_when_no_payday_is_in_reach() -> None:
-    # Declined on the 2nd, the window closes on the 16th, and the customer is paid on the 25th.
+def test_smart_spreads_the_tries_when_no_payday_is_in_reach() -> None:
+    # Declined on the 2nd, the window closes on the 16th, and the customer is
+    # paid on the 25th: eight tries every 1.75 days, not one a day until spent.
     ctx = context(now=bkk("2026-03-02T21:00"), paydays=TWENTY_FIFTH)
 
     plan = plan_retry(ctx, Strategy.SMART)
 
-    assert local(plan.at) == "2026-03-03 09:00"
-    assert plan.reason.startswith("insufficient_funds: the best moment left before")
+    assert local(plan.at) == "2026-03-04 09:00"
+    assert plan.reason.startswith("insufficient_funds, no payday before the window closes")
 
 
 def test_without_a_known_payday_the_tries_left_spread_over_the_window() -> None:

@@ -230,10 +230,11 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
         # each decline) is not tried again that same day, let alone at once.
         day += timedelta(days=1)
     last_day = closes_at.astimezone(zone).date()
-    spread = context.decline_code in FUNDS_CODES and not context.paydays.known
+    spread = context.decline_code in FUNDS_CODES and not _payday_in_reach(context, day, last_day)
     if spread:
-        # No payday known: the remaining tries spread evenly over what is left
-        # of the window, each on the best hour of its day.
+        # No payday known, or none before the window closes: the remaining
+        # tries spread evenly over what is left of it, each on the best hour
+        # of its day.
         step = (closes_at - max(earliest, context.now)) / remaining
         day = max(day, (max(earliest, context.now) + step).astimezone(zone).date())
     while day <= last_day:
@@ -258,6 +259,16 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     score, at, why = min(kept, key=lambda entry: entry[1])
     local = at.astimezone(zone)
     return RetryPlan(at, f"{why}: retry on {local:%d %b} at {local:%H:%M} local")
+
+
+def _payday_in_reach(context: RetryContext, first: date, last: date) -> bool:
+    paydays = context.paydays
+    if not paydays.known:
+        return False
+    return any(
+        paydays.recent_payday(first + timedelta(days=n)) is not None
+        for n in range((last - first).days + 1)
+    )
 
 
 def _score(context: RetryContext, slot: datetime) -> float:
@@ -304,6 +315,9 @@ def _why(context: RetryContext, slot: datetime) -> str:
         if not context.paydays.known:
             left = context.budget.max_attempts - context.retries_done
             return f"{code}, no payday known: the {left} tries left spread over the window"
+        if context.paydays.recent_payday(local.date()) is None and _money(context, local.date()):
+            left = context.budget.max_attempts - context.retries_done
+            return f"{code}, no payday before the window closes: the {left} tries left spread"
         payday = context.paydays.recent_payday(local.date())
         if payday is not None:
             return context.paydays.describe(payday)
