@@ -25,8 +25,9 @@ def test_every_default_template_passes_the_check(db: None) -> None:
     code, out = check()
 
     assert code == 0
-    assert out.strip().endswith("16 templates checked, 0 failed.")
+    assert out.strip().endswith("18 templates checked, 0 failed.")
     assert "ok    send_invoice.overdue_1/th/default" in out
+    assert "ok    card.expiring/th/default" in out
 
 
 def test_a_template_without_a_pay_link_fails_the_check(
@@ -77,7 +78,7 @@ def test_the_check_lints_the_stored_templates_in_use(db: None) -> None:
         "FAIL  send_invoice.final/th/db:v2: html: a final notice needs {{ deadline|date }}" in out
     )
     assert "/db:v1" not in out  # an older version is not in use
-    assert "17 templates checked, 1 failed." in out
+    assert "19 templates checked, 1 failed." in out
 
 
 def test_an_inactive_stored_version_is_not_checked(db: None) -> None:
@@ -95,4 +96,4 @@ def test_an_inactive_stored_version_is_not_checked(db: None) -> None:
 
     code, out = check()
 
-    assert code == 0 and "16 templates checked, 0 failed." in out
+    assert code == 0 and "18 templates checked, 0 failed." in out

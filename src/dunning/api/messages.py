@@ -20,7 +20,9 @@ ChannelName = Literal["email", "sms", "line", "letter", "call"]
 
 class MessageOut(Schema):
     id: int
-    case: int = Field(alias="case_id")
+    case: int | None = Field(
+        alias="case_id", description="the case it is about; null for a card about to expire"
+    )
     customer: str
     channel: str
     to: str

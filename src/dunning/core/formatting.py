@@ -16,6 +16,7 @@ from typing import Literal
 
 from babel import Locale
 from babel.dates import format_date as _babel_date
+from babel.dates import format_skeleton
 from babel.numbers import format_currency, format_decimal, get_currency_symbol
 
 from dunning.core.money import exponent, to_decimal
@@ -82,3 +83,38 @@ def format_day(day: date | datetime, *, locale: str, style: DateStyle = "long") 
             day.year + BUDDHIST_ERA_OFFSET
         )
     return _babel_date(day, style, locale=babel_locale)
+
+
+@lru_cache(maxsize=1024)
+def format_month(day: date | datetime, *, locale: str) -> str:
+    """The month of `day`: 'July 2026' in en; 'กรกฎาคม พ.ศ. 2569' in th (Buddhist era)."""
+    babel_locale = locale_for(locale)
+    if isinstance(day, datetime):
+        day = day.date()
+    if babel_locale.language == "th":
+        # The format-context month (MMMM): Babel's stand-alone Thai names (LLLL)
+        # came out as "M07" in some runs.
+        return _babel_date(day, "MMMM 'พ.ศ.' ", locale=babel_locale) + str(
+            day.year + BUDDHIST_ERA_OFFSET
+        )
+    return format_skeleton("yMMMM", day, locale=babel_locale)
+
+
+# Card brands as the gateways spell them ("visa", "american_express"), as people read them.
+_CARD_BRANDS = {
+    "amex": "American Express",
+    "american_express": "American Express",
+    "diners": "Diners Club",
+    "diners_club": "Diners Club",
+    "discover": "Discover",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+
+
+def card_brand_name(brand: str) -> str:
+    """'visa' -> 'Visa', 'american_express' -> 'American Express'; an unknown one title-cased."""
+    key = brand.strip().lower().replace(" ", "_")
+    return _CARD_BRANDS.get(key) or key.replace("_", " ").title()

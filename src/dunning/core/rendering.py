@@ -52,6 +52,13 @@ Placeholders (every message gets all of them; see also docs/templates.md)
 ``tone``                     "friendly", "firm" or "final"
 ``is_final``                 True on final notices
 ``unsubscribe_link``         where to opt out of emails, or None (shown when given)
+``card``                     the saved card a card message is about (``card.*`` keys,
+                             e.g. ``card.expiring``), or None.  Such a message lists no
+                             invoices (``invoices`` and ``totals`` are empty):
+  ``card.brand``             "Visa", "Mastercard" ...
+  ``card.last4``             the last four digits
+  ``card.expires``           the first day of its expiry month (a date: use ``|month``)
+  ``card.update_link``       the page where the customer updates the card
 ``locale``                   the locale the filters format in (see below)
 
 Filters
@@ -60,6 +67,7 @@ Filters
 ``{{ total|money }}``  (an entry of ``totals`` carries its own currency)
 ``{{ deadline|date }}``  ->  ``15 March 2026`` / ``15 มีนาคม พ.ศ. 2569``
 ``{{ deadline|date("full") }}``  (styles: "medium", "long" (default), "full")
+``{{ card.expires|month }}``  ->  ``July 2026`` / ``กรกฎาคม พ.ศ. 2569``
 
 Filters format in the customer's locale when the template is in the customer's
 language (an ``en`` template for an ``en-GB`` customer formats in ``en-GB``), and
@@ -89,9 +97,9 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from dunning.core.formatting import DateStyle, format_day, format_money
+from dunning.core.formatting import DateStyle, format_day, format_money, format_month
 
-# The steps of the two default policies, and the receipt.
+# The steps of the two default policies, and the receipt: what a policy step may name.
 DEFAULT_TEMPLATE_KEYS: tuple[str, ...] = (
     "send_invoice.courtesy",  # before the due date
     "send_invoice.overdue_1",
@@ -102,6 +110,12 @@ DEFAULT_TEMPLATE_KEYS: tuple[str, ...] = (
     "charge.final",
     "payment.received",
 )
+# Messages about the customer's saved card, not a debt: no invoices, no amount.
+CARD_TEMPLATE_KEYS: tuple[str, ...] = (
+    "card.expiring",  # pre-dunning: the card stops working before the next renewal
+)
+# Every packaged default (what `dunning templates check` lints).
+PACKAGED_TEMPLATE_KEYS = DEFAULT_TEMPLATE_KEYS + CARD_TEMPLATE_KEYS
 FINAL_TEMPLATE_KEYS = frozenset({"send_invoice.final", "charge.final"})
 FALLBACK_LOCALE = "en"
 _KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -149,6 +163,16 @@ class InvoiceSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class CardSummary:
+    """A saved card as a message shows it: never more than brand, last four and expiry."""
+
+    brand: str  # as the customer knows it: "Visa"
+    last4: str
+    expires: date  # the first day of the expiry month; the card works to its end
+    update_link: str
+
+
+@dataclass(frozen=True, slots=True)
 class Total:
     """What is still unpaid in one currency, in minor units."""
 
@@ -161,6 +185,7 @@ class MessageContext:
     """Everything a message template can show; see the module docstring for placeholders.
 
     A case holds one currency, so `late_fee` is in the currency of the invoices.
+    A message about a saved card (`card`) lists no invoices.
     """
 
     customer: Customer
@@ -175,11 +200,12 @@ class MessageContext:
     consequences: str | None = None
     unsubscribe_link: str | None = None
     payment_problem: str | None = None  # a declined card's explanation and request
+    card: CardSummary | None = None  # the saved card a card message is about
     totals: tuple[Total, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.invoices:
-            raise ValueError("a message is about at least one invoice")
+        if not self.invoices and self.card is None:
+            raise ValueError("a message is about at least one invoice, or a saved card")
         if self.is_final and (self.deadline is None or not self.consequences):
             raise ValueError("a final notice needs a deadline and the consequences")
         sums: dict[str, int] = {}
@@ -192,7 +218,7 @@ class MessageContext:
 
     @property
     def currency(self) -> str:
-        return self.invoices[0].currency
+        return self.invoices[0].currency if self.invoices else ""
 
     def variables(self) -> dict[str, Any]:
         """The names a template sees (without `locale`, which `render` adds)."""
@@ -211,6 +237,7 @@ class MessageContext:
             "is_final": self.is_final,
             "unsubscribe_link": self.unsubscribe_link,
             "payment_problem": self.payment_problem,
+            "card": self.card,
         }
 
 
@@ -349,6 +376,7 @@ def _environment(*, autoescape: bool) -> _Sandbox:
     )
     environment.filters["money"] = _money_filter
     environment.filters["date"] = _date_filter
+    environment.filters["month"] = _month_filter
     return environment
 
 
@@ -371,6 +399,13 @@ def _date_filter(context: Context, value: date, style: DateStyle = "long") -> st
     if style not in ("medium", "long", "full"):
         raise ValueError(f"date style must be medium, long or full, not {style!r}")
     return format_day(value, locale=context["locale"], style=style)
+
+
+@pass_context
+def _month_filter(context: Context, value: date) -> str:
+    if not isinstance(value, date):
+        raise TypeError(f"month formats a date, not {type(value).__name__}")
+    return format_month(value, locale=context["locale"])
 
 
 _ENVIRONMENTS = {True: _environment(autoescape=True), False: _environment(autoescape=False)}
@@ -417,7 +452,7 @@ def default_template(key: str, locale: str) -> MessageTemplate:
         if template is not None:
             return template
     raise UnknownTemplate(
-        f"no default template {key!r}; the keys are {', '.join(DEFAULT_TEMPLATE_KEYS)}"
+        f"no default template {key!r}; the keys are {', '.join(PACKAGED_TEMPLATE_KEYS)}"
     )
 
 

@@ -15,6 +15,11 @@ Collection Act s.11-12, reference/rules.md 4.1; no threats of legal action
 that is not intended or allowed, rules.md 3.5).  Messages about a declined card
 must not say stolen, lost or fraud: the customer hears "your bank declined the
 payment", whatever the decline code was.
+
+A message about the customer's saved card (`about_card`: a card about to
+expire) is about no debt: it is checked with no invoices at all, so it cannot
+show an amount, and must show the card (its last four digits) and the link to
+update it instead of invoices and a pay link.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from datetime import date
 
 from dunning.core.formatting import format_day, format_money
 from dunning.core.rendering import (
+    CardSummary,
     Company,
     Customer,
     InvoiceSummary,
@@ -129,6 +135,25 @@ _UNSUBSCRIBE_LINK = "https://pay.example.org/u/lint-unsub-9w2"
 _CONSEQUENCES = "LINT-CONSEQUENCE-5R8"
 _DEADLINE = date(2031, 7, 29)
 _LATE_FEE = 4321
+_CARD_LINK = "https://pay.example.org/card/lint-card-3m8"
+_CARD = CardSummary(
+    brand="Lintbrand", last4="7395", expires=date(2031, 8, 1), update_link=_CARD_LINK
+)
+
+
+def _card_sample(locale: str) -> MessageContext:
+    """A message about a saved card: no invoices, no amounts; the pay link is the card page."""
+    return replace(
+        _sample(locale, final=False),
+        invoices=(),
+        days_overdue=0,
+        pay_link=_CARD_LINK,
+        tone="friendly",
+        deadline=None,
+        late_fee=None,
+        consequences=None,
+        card=_CARD,
+    )
 
 
 def _sample(locale: str, *, final: bool) -> MessageContext:
@@ -192,15 +217,18 @@ def lint(
     final: bool,
     asks_for_payment: bool = True,
     declined_payment: bool = False,
+    about_card: bool = False,
 ) -> list[LintProblem]:
     """Every problem that should stop `template` from being used; empty when it is fine.
 
     `locale` is the customer locale to render the sample in; `final` asks for a
     deadline and consequences; `asks_for_payment=False` (a receipt) drops the
-    pay-link requirement; `declined_payment` adds the no-stolen/lost/fraud rule.
+    pay-link requirement; `declined_payment` adds the no-stolen/lost/fraud rule;
+    `about_card` renders it about a saved card and no invoices, and asks for the
+    card and its update link.
     """
     problems = _wording_problems(template, declined_payment=declined_payment)
-    sample = _sample(locale, final=final)
+    sample = _card_sample(locale) if about_card else _sample(locale, final=final)
     rendered: RenderedMessage | None = None
     for context in (sample, _sparse(sample)):
         try:
@@ -317,6 +345,15 @@ def _missing_elements(
         ]
     if asks_for_payment:
         required.append(("missing_pay_link", [_PAY_LINK], "no pay link: add {{ pay_link }}"))
+    if sample.card is not None:
+        required += [
+            ("missing_card", [sample.card.last4], "which card: add {{ card.last4 }}"),
+            (
+                "missing_card_link",
+                [sample.card.update_link],
+                "no link to update the card: add {{ card.update_link }}",
+            ),
+        ]
     if final:
         required += [
             ("missing_deadline", day(_DEADLINE), "a final notice needs {{ deadline|date }}"),

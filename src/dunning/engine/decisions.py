@@ -217,10 +217,10 @@ class Batch:
                     SentStep(message.step, at, Channel(message.channel), message.variant)
                 )
             else:
-                # Other debts count for the per-day caps (Thai law counts all debts).
-                history.append(
-                    Contact(at=at, channel=Channel(message.channel), debt=str(message.case_id))
-                )
+                # Other debts count for the per-day caps (Thai law counts all debts), and
+                # so do messages about none (a card about to expire): each is a contact.
+                debt = str(message.case_id or "")
+                history.append(Contact(at=at, channel=Channel(message.channel), debt=debt))
         for event in self.actions.get(case.pk, ()):
             history.append(SentStep(event.data["step"], event.occurred_at))
         return history

@@ -11,6 +11,7 @@ lost.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from dunning.channels.email.message import OutgoingEmail, build_email
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
 from dunning.core.backoff import retry_delay, should_give_up
 from dunning.engine.models import CaseEvent, Message, MessageStatus
+
+log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 # Sends are recorded this many at a time: one commit per message cost more than
@@ -179,12 +182,24 @@ def _mark_failed(message: Message, *, now: datetime, error: TransportError) -> N
         changed = Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
             status=MessageStatus.FAILED, last_error=str(error)[:500], updated_at=now
         )
-        if changed:
-            CaseEvent.objects.create(
-                case_id=message.case_id,
-                type="message.failed",
-                reason=f"{message.channel} to {message.to} failed after "
-                f"{message.attempts} tries: {error}",
-                data={"message": message.pk, "permanent": error.permanent},
-                occurred_at=now,
+        if not changed:
+            return
+        if message.case_id is None:
+            # A message about no case (a card about to expire): no timeline to write on.
+            log.warning(
+                "message %s (%s to %s) failed after %s tries: %s",
+                message.pk,
+                message.channel,
+                message.to,
+                message.attempts,
+                error,
             )
+            return
+        CaseEvent.objects.create(
+            case_id=message.case_id,
+            type="message.failed",
+            reason=f"{message.channel} to {message.to} failed after "
+            f"{message.attempts} tries: {error}",
+            data={"message": message.pk, "permanent": error.permanent},
+            occurred_at=now,
+        )

@@ -1,4 +1,4 @@
-"""Signed links put in messages: the pay page of a case and the unsubscribe page of a channel.
+"""Signed links put in messages: a case's pay page, a card's update page, a channel's opt-out.
 
 A token carries the ids it stands for, signed with SECRET_KEY (django.core.signing,
 HMAC-SHA256) under a salt per kind of link, so a pay token is never accepted as
@@ -18,9 +18,10 @@ from django.core import signing
 
 from dunning.core.contacts import Channel
 from dunning.engine.models import Case
-from dunning.ledger.models import Customer
+from dunning.ledger.models import Customer, PaymentMethod
 
 PAY_SALT = "dunning.links.pay"
+CARD_SALT = "dunning.links.card"
 UNSUBSCRIBE_SALT = "dunning.links.unsubscribe"
 
 
@@ -35,6 +36,12 @@ class PayTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class CardTarget:
+    customer_id: int
+    payment_method_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnsubscribeTarget:
     customer_id: int
     channel: Channel
@@ -42,6 +49,10 @@ class UnsubscribeTarget:
 
 def pay_token(customer_id: int, case_id: int) -> str:
     return signing.dumps([customer_id, case_id], salt=PAY_SALT)
+
+
+def card_token(customer_id: int, payment_method_id: int) -> str:
+    return signing.dumps([customer_id, payment_method_id], salt=CARD_SALT)
 
 
 def unsubscribe_token(customer_id: int, channel: Channel | str) -> str:
@@ -55,6 +66,13 @@ def pay_link(customer: Customer, case: Case) -> str:
     return f"{settings.DUNNING_PUBLIC_URL}/pay/{pay_token(customer.pk, case.pk)}"
 
 
+def card_link(customer: Customer, method: PaymentMethod) -> str:
+    """The absolute URL of the page where `customer` updates the saved card `method`."""
+    if method.customer_id != customer.pk:
+        raise ValueError(f"payment method {method.pk} is not customer {customer.pk}'s")
+    return f"{settings.DUNNING_PUBLIC_URL}/card/{card_token(customer.pk, method.pk)}"
+
+
 def unsubscribe_link(customer: Customer, channel: Channel | str) -> str:
     """The absolute URL that opts `customer` out of `channel` (RFC 8058 one-click target)."""
     return f"{settings.DUNNING_PUBLIC_URL}/u/{unsubscribe_token(customer.pk, channel)}"
@@ -63,6 +81,11 @@ def unsubscribe_link(customer: Customer, channel: Channel | str) -> str:
 def read_pay_token(token: str) -> PayTarget:
     customer_id, case_id = _ids(_load(token, PAY_SALT), 2)
     return PayTarget(customer_id=_positive(customer_id), case_id=_positive(case_id))
+
+
+def read_card_token(token: str) -> CardTarget:
+    customer_id, method_id = _ids(_load(token, CARD_SALT), 2)
+    return CardTarget(customer_id=_positive(customer_id), payment_method_id=_positive(method_id))
 
 
 def read_unsubscribe_token(token: str) -> UnsubscribeTarget:

@@ -136,8 +136,14 @@ class Message(models.Model):
 
     # Indexed by message_case_idx and message_customer_idx, which serve the keys too:
     # every index is one more write per message, and the outbox is the hot table.
+    # No case for a message about no debt: a card about to expire (engine.predunning).
     case = models.ForeignKey(
-        Case, on_delete=models.PROTECT, related_name="messages", db_index=False
+        Case,
+        on_delete=models.PROTECT,
+        related_name="messages",
+        db_index=False,
+        null=True,
+        blank=True,
     )
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, related_name="messages", db_index=False

@@ -1,7 +1,8 @@
 """Running the engine over a span of time on a virtual clock (the demo's history, simulations).
 
-Each step is a full worker pass (open cases, retry, decide, deliver) as of that
-moment, so the message log looks as if the engine had been running all along.
+Each step is a full worker pass (open cases, retry, decide, ask about expiring
+cards, deliver) as of that moment, so the message log looks as if the engine had
+been running all along.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import EmailTransport, deliver_due
+from dunning.engine.predunning import remind_expiring_cards
 from dunning.engine.retries import retry_due
 from dunning.gateways.registry import get_gateway
 
@@ -42,6 +44,11 @@ def engine_pass(
         report = decide_due_cases(now=now, limit=batch)
         written += report.messages
         if report.cases < batch:
+            break
+    while True:
+        reminded = remind_expiring_cards(now=now, limit=batch)
+        written += reminded
+        if reminded < batch:
             break
     while True:
         delivery = deliver_due(now=now, transport=transport, rng=rng, limit=batch)

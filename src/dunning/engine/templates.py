@@ -26,7 +26,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -41,6 +41,7 @@ from dunning.core.policy import PAYMENT_RECEIVED_TEMPLATE
 from dunning.core.rendering import (
     FINAL_TEMPLATE_KEYS,
     PARTS,
+    CardSummary,
     Company,
     Customer,
     InvoiceSummary,
@@ -88,6 +89,7 @@ class LintRules:
     final: bool  # a deadline and the consequences
     asks_for_payment: bool  # a pay link
     declined_payment: bool  # no "stolen, lost or fraud"
+    about_card: bool = False  # a saved card, no invoices: the card and its update link
 
 
 def lint_rules(key: str) -> LintRules:
@@ -96,15 +98,21 @@ def lint_rules(key: str) -> LintRules:
     Final notice: a default final key, or any key with a part named ``final``
     (``send_invoice.final.short``).  Receipt, no pay link asked for:
     ``payment.received`` and its variants.  A declined card, so never "stolen,
-    lost or fraud" (rules.md 1.2): ``charge.*``.
+    lost or fraud" (rules.md 1.2): ``charge.*``.  About the saved card, not a
+    debt, so no invoice, amount or pay link but the card and where to update it:
+    ``card.*`` (``card.expiring``, the pre-dunning request).
     """
     parts = key.split(".")
     receipt = key == PAYMENT_RECEIVED_TEMPLATE or key.startswith(PAYMENT_RECEIVED_TEMPLATE + ".")
+    about_card = parts[0] == "card"
     return LintRules(
-        final=key in FINAL_TEMPLATE_KEYS
-        or any(p == "final" or p.startswith("final_") for p in parts),
-        asks_for_payment=not receipt,
+        final=not about_card
+        and (
+            key in FINAL_TEMPLATE_KEYS or any(p == "final" or p.startswith("final_") for p in parts)
+        ),
+        asks_for_payment=not receipt and not about_card,
         declined_payment=parts[0] == "charge",
+        about_card=about_card,
     )
 
 
@@ -117,6 +125,7 @@ def lint_template(template: MessageTemplate) -> list[LintProblem]:
         final=rules.final,
         asks_for_payment=rules.asks_for_payment,
         declined_payment=rules.declined_payment,
+        about_card=rules.about_card,
     )
 
 
@@ -379,10 +388,13 @@ def preview(
 
 
 def sample_context(key: str, locale: str, today: date) -> MessageContext:
-    """A realistic case for previews: two invoices, one partly paid, in the customer's language."""
+    """A realistic case for previews: two invoices, one partly paid, in the customer's language.
+
+    For a message about the saved card (``card.*``): a Visa expiring this month, no invoices.
+    """
     thai = locale.lower().startswith("th")
     final = lint_rules(key).final
-    return MessageContext(
+    context = MessageContext(
         customer=Customer(name="สมชาย ใจดี" if thai else "Jane Smith", locale=locale),
         company=Company(
             name=settings.DUNNING_COMPANY_NAME,
@@ -421,3 +433,13 @@ def sample_context(key: str, locale: str, today: date) -> MessageContext:
         ),
         unsubscribe_link="https://pay.example.com/u/preview",
     )
+    if lint_rules(key).about_card:
+        # About the saved card, not a debt: no invoices, and the card page to act on.
+        link = "https://pay.example.com/card/preview"
+        card = CardSummary(
+            brand="Visa", last4="4242", expires=today.replace(day=1), update_link=link
+        )
+        return replace(
+            context, invoices=(), days_overdue=0, pay_link=link, tone="friendly", card=card
+        )
+    return context

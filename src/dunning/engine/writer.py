@@ -32,7 +32,7 @@ from dunning.core.rendering import (
 )
 from dunning.engine import links, templates
 from dunning.engine.models import Case, CaseEvent, ContactOptOut, Message, MessageStatus
-from dunning.ledger.models import Invoice, InvoiceStatus
+from dunning.ledger.models import Customer, Invoice, InvoiceStatus
 
 
 class TemplateSource(Protocol):
@@ -137,7 +137,7 @@ def compose(
     unsubscribe = links.unsubscribe_link(customer, channel)
     context = MessageContext(
         customer=TemplateCustomer(name=customer.name, locale=customer.locale),
-        company=_company(),
+        company=company(),
         invoices=summaries(invoices, zone=ZoneInfo(customer.time_zone), paid=paid),
         days_overdue=days_overdue,
         pay_link=links.pay_link(customer, case),
@@ -170,7 +170,8 @@ def compose(
     )
 
 
-def _company() -> Company:
+def company() -> Company:
+    """The sender as messages name it (settings)."""
     return Company(
         name=settings.DUNNING_COMPANY_NAME,
         support_email=settings.DUNNING_SUPPORT_EMAIL,
@@ -226,12 +227,25 @@ def write_thank_you(case: Case, *, now: datetime) -> Message | None:
 
 
 def _contact_verdict(case: Case, *, now: datetime) -> Verdict:
-    customer = case.customer
+    return contact_verdict(case.customer, debt=str(case.pk), now=now)
+
+
+def contact_verdict(customer: Customer, *, debt: str, now: datetime) -> Verdict:
+    """When the contact rules let an email to `customer` about `debt` go out (None: never).
+
+    `debt` is the case's id, or "" for a message about no debt (a card about to
+    expire), which the rules count against every debt.  Counts every message
+    the customer got or will get, whatever it was about: each is a contact.
+    """
     recent = Message.objects.filter(
         customer=customer, created_at__gte=now - timedelta(days=CONTACT_LOOKBACK_DAYS)
     ).exclude(status__in=[MessageStatus.CANCELED, MessageStatus.FAILED])
     history = [
-        Contact(at=m.sent_at or m.send_after, channel=Channel(m.channel), debt=str(m.case_id))
+        Contact(
+            at=m.sent_at or m.send_after,
+            channel=Channel(m.channel),
+            debt=str(m.case_id or ""),
+        )
         for m in recent.only("sent_at", "send_after", "channel", "case_id")
     ]
     debtor = Debtor(
@@ -246,5 +260,5 @@ def _contact_verdict(case: Case, *, now: datetime) -> Verdict:
         ),
     )
     return RulePackContactRules().earliest(
-        at=now, channel=Channel.EMAIL, debtor=debtor, history=history, debt=str(case.pk)
+        at=now, channel=Channel.EMAIL, debtor=debtor, history=history, debt=debt
     )

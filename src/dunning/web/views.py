@@ -1,4 +1,4 @@
-"""The pages a customer opens from a message: the pay page and the unsubscribe page.
+"""The pages a customer opens from a message: the pay page, the card page and the unsubscribe page.
 
 Both are reached by a signed token in the URL (`dunning.engine.links`), with no
 login.  The unsubscribe URL follows RFC 8058: a POST (the mail client's
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from babel.core import UnknownLocaleError
 from django.conf import settings
@@ -24,10 +24,10 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
-from dunning.core.formatting import format_day, format_money
+from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
 from dunning.engine import links
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
-from dunning.ledger.models import Customer
+from dunning.ledger.models import Customer, PaymentMethod
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 
@@ -92,6 +92,39 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         "settled": case.state in SETTLED or case.amount_due == 0,
     }
     return _page(request, f"web/pay_{language}.html", context, language=language)
+
+
+@require_safe
+def card_page(request: HttpRequest, token: str) -> HttpResponse:
+    """Where a customer updates a saved card (a pre-dunning request links here).
+
+    A placeholder until card updates go through the gateway: it names the card
+    (brand, last four, expiry; never more) and says how to reach us.
+    """
+    try:
+        target = links.read_card_token(token)
+    except links.BadLink:
+        return not_found(request)
+    method = (
+        PaymentMethod.objects.select_related("customer")
+        .filter(pk=target.payment_method_id, customer_id=target.customer_id)
+        .first()
+    )
+    if method is None:
+        return not_found(request)
+    customer = method.customer
+    language = language_of(customer.locale)
+    locale = _usable_locale(customer.locale, language)
+    expires = ""
+    if method.exp_month and method.exp_year:
+        expires = format_month(date(method.exp_year, method.exp_month, 1), locale=locale)
+    context = {
+        "customer_name": customer.name,
+        "brand": card_brand_name(method.brand),
+        "last4": method.last4,
+        "expires": expires,
+    }
+    return _page(request, f"web/card_{language}.html", context, language=language)
 
 
 @csrf_exempt

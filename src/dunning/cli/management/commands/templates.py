@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError
 
-from dunning.core.rendering import DEFAULT_TEMPLATE_KEYS, default_template
+from dunning.core.rendering import PACKAGED_TEMPLATE_KEYS, default_template
 from dunning.engine.templates import active_versions, lint_template, template_of
 
 LOCALES = ("en", "th")
@@ -32,7 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         templates = [
-            default_template(key, locale) for key in DEFAULT_TEMPLATE_KEYS for locale in LOCALES
+            default_template(key, locale) for key in PACKAGED_TEMPLATE_KEYS for locale in LOCALES
         ]
         try:
             templates += [template_of(row) for row in active_versions()]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import random
 import signal
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -16,14 +16,22 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import deliver_due, email_transport
+from dunning.engine.predunning import remind_expiring_cards
 from dunning.engine.retries import retry_due
 from dunning.gateways.registry import get_gateway
 
+# Expiring cards are looked for this often, not on every pass: expiry is by the
+# month and renewals by the day, and the search reads every default card.
+CARD_CHECK_EVERY = timedelta(minutes=15)
+
 
 class Command(BaseCommand):
+    stopping = False
+    # When the pass next looks for expiring cards; None: on the next pass.
+    next_card_check: datetime | None = None
     help = (
         "Run the engine: open cases, retry declined charges, decide what is due, "
-        "then deliver the outbox."
+        "ask about cards about to expire, then deliver the outbox."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,6 +49,7 @@ class Command(BaseCommand):
             raise CommandError("--now goes with --once")
         fixed = self._parse(now) if now else None
         self.stopping = False
+        self.next_card_check = None
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         transport = email_transport()
@@ -76,13 +85,20 @@ class Command(BaseCommand):
             decided, messages = decided + report.cases, messages + report.messages
             if report.cases < batch:
                 break
+        # Pre-dunning after the cases, so a reminder about a debt has the day's
+        # contact first; before delivery, so a request due now goes out now.
+        if not self.stopping and (self.next_card_check is None or now >= self.next_card_check):
+            reminded = remind_expiring_cards(now=now, limit=batch)
+            messages += reminded
+            # A full batch: more may be waiting, look again on the next pass.
+            self.next_card_check = now if reminded >= batch else now + CARD_CHECK_EVERY
         while not self.stopping:
             delivery = deliver_due(now=now, transport=transport, rng=rng, limit=batch)
             sent, failed = sent + delivery.sent, failed + delivery.failed
             if delivery.sent + delivery.retrying + delivery.failed < batch:
                 break
         purge_expired(now=now)
-        if opened or decided or sent or failed or charged:
+        if opened or decided or messages or sent or failed or charged:
             self.stdout.write(
                 f"{now:%Y-%m-%d %H:%M} UTC: {opened} invoice(s) into cases, {charged} charge(s) "
                 f"retried ({recovered} recovered), {decided} case(s) decided, {messages} "

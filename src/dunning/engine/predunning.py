@@ -1,0 +1,212 @@
+"""Pre-dunning: a friendly request to update a card that will stop working before the renewal.
+
+A default card stops working at the first instant of the month after its expiry
+month, in the customer's time zone.  When that comes before the customer's
+next renewal (the latest charge_automatically invoice's due date plus one
+calendar month), and that renewal is at most RENEWAL_HORIZON away, the customer
+gets one email asking them to update the card: shortly before it matters, not
+a year early, and before any payment has failed.
+
+The message belongs to no case (nothing is overdue) but it is a contact: it
+waits for the customer's contact window, counts towards the daily caps, and is
+never written to a customer who opted out of email.  Its idempotency key names
+the card and its expiry, so each expiry of each card is asked about once, ever;
+a card updated to a new expiry that is running out again is asked about again.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
+
+from dunning.core.contacts import Channel
+from dunning.core.formatting import card_brand_name
+from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
+from dunning.core.rendering import Customer as TemplateCustomer
+from dunning.engine import links, templates
+from dunning.engine.models import Message
+from dunning.engine.writer import company, contact_verdict
+from dunning.ledger.models import (
+    CollectionMethod,
+    Invoice,
+    PaymentMethod,
+    PaymentMethodType,
+)
+
+log = logging.getLogger(__name__)
+
+CARD_EXPIRING_TEMPLATE = "card.expiring"
+STEP = "card.expiring"
+# Ask when the renewal the card would miss is at most this far away: early
+# enough to update the card, late enough that the request still feels relevant.
+RENEWAL_HORIZON = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringCard:
+    method: PaymentMethod
+    stops_at: datetime  # the first instant the card no longer works
+    renewal: datetime  # when the next renewal will charge it
+
+    @property
+    def idempotency_key(self) -> str:
+        return expiring_card_key(self.method, Channel.EMAIL)
+
+
+def expiring_card_key(method: PaymentMethod, channel: Channel | str) -> str:
+    """One request per card, expiry and channel, however often the worker passes."""
+    return f"card{method.pk}:exp{method.exp_year}-{method.exp_month:02d}:{Channel(channel).value}"
+
+
+def remind_expiring_cards(*, now: datetime, limit: int = 500) -> int:
+    """Write the requests due as of `now` (at most `limit`); returns how many were written."""
+    due = expiring_cards(now=now)
+    if not due:
+        return 0
+    asked = set(
+        Message.objects.filter(
+            idempotency_key__in=[card.idempotency_key for card in due]
+        ).values_list("idempotency_key", flat=True)
+    )
+    written = 0
+    for card in due:
+        if written >= limit:
+            break
+        if card.idempotency_key not in asked and _write_request(card, now=now) is not None:
+            written += 1
+    return written
+
+
+def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
+    """Default cards that stop working before a renewal at most RENEWAL_HORIZON away."""
+    latest_due = Subquery(
+        Invoice.objects.filter(
+            customer=OuterRef("customer"),
+            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+        )
+        .order_by("-due_at")
+        .values("due_at")[:1]
+    )
+    # A coarse filter the database can answer; the exact test, in each
+    # customer's time zone, follows.  A card that stops between now and the
+    # horizon expires in one of these months (a day of slack for time zones).
+    months = Q()
+    for year, month in _months(now - timedelta(days=1), now + RENEWAL_HORIZON + timedelta(days=1)):
+        months |= Q(exp_year=year, exp_month=month)
+    # Renewal = latest due + 1 month, between now and now + horizon: the latest
+    # due date is at most a month (31 days) back and a few days ahead (February).
+    methods = (
+        PaymentMethod.objects.filter(months, type=PaymentMethodType.CARD, is_default=True)
+        # Nobody to write to: no address, or opted out of email (checked again on writing).
+        .exclude(customer__email="")
+        .exclude(customer__opt_outs__channel=Channel.EMAIL.value)
+        .annotate(latest_due=latest_due)
+        .filter(
+            latest_due__gte=now - timedelta(days=32),
+            latest_due__lte=now + RENEWAL_HORIZON - timedelta(days=27),
+        )
+        .select_related("customer")
+        .order_by("id")
+    )
+    cards = []
+    for method in methods:
+        try:
+            zone = ZoneInfo(method.customer.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("customer %s: unknown time zone; card not checked", method.customer_id)
+            continue
+        assert method.exp_year is not None and method.exp_month is not None  # filtered above
+        stops_at = _first_of_next_month(method.exp_year, method.exp_month, zone)
+        renewal = add_month(method.latest_due, zone)
+        if now < stops_at < renewal <= now + RENEWAL_HORIZON:
+            cards.append(ExpiringCard(method=method, stops_at=stops_at, renewal=renewal))
+    return cards
+
+
+def _write_request(card: ExpiringCard, *, now: datetime) -> Message | None:
+    method = card.method
+    customer = method.customer
+    verdict = contact_verdict(customer, debt="", now=now)
+    if verdict.allowed_at is None:
+        # Opted out of email, or no lawful window: the card stays the dunning's concern.
+        log.info("customer %s: card request held for good: %s", customer.pk, verdict.reasons)
+        return None
+    assert method.exp_year is not None and method.exp_month is not None
+    link = links.card_link(customer, method)
+    unsubscribe = links.unsubscribe_link(customer, Channel.EMAIL)
+    context = MessageContext(
+        customer=TemplateCustomer(name=customer.name, locale=customer.locale),
+        company=company(),
+        invoices=(),  # about the card, not a debt: no invoice, no amount
+        days_overdue=0,
+        pay_link=link,
+        tone="friendly",
+        unsubscribe_link=unsubscribe,
+        card=CardSummary(
+            brand=card_brand_name(method.brand),
+            last4=method.last4,
+            expires=date(method.exp_year, method.exp_month, 1),
+            update_link=link,
+        ),
+    )
+    template = templates.resolve(CARD_EXPIRING_TEMPLATE, customer.locale)
+    try:
+        rendered = render(template, context)
+    except RenderError:
+        log.exception("customer %s: the card request does not render", customer.pk)
+        return None
+    message = Message(
+        case=None,
+        customer=customer,
+        channel=Channel.EMAIL,
+        to=customer.email,
+        locale=template.locale,
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        headers={"unsubscribe_url": unsubscribe},
+        step=STEP,
+        template=template.key,
+        template_version=template.version,
+        variant="",
+        # The customer's window and the daily caps: a request is a contact too.
+        send_after=verdict.allowed_at,
+        idempotency_key=card.idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            message.save(force_insert=True)
+    except IntegrityError:
+        return None  # another worker wrote this request in the meantime
+    return message
+
+
+def add_month(moment: datetime, zone: ZoneInfo) -> datetime:
+    """The same local day and time a calendar month later (31 January -> 28 or 29 February)."""
+    local = moment.astimezone(zone)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day)
+
+
+def _first_of_next_month(year: int, month: int, zone: ZoneInfo) -> datetime:
+    """When a card expiring in `month` stops working: it is good through the month's end."""
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=zone)
+
+
+def _months(start: datetime, end: datetime) -> list[tuple[int, int]]:
+    months = []
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months

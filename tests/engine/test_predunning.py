@@ -1,0 +1,349 @@
+"""Pre-dunning: a friendly request to update a card that stops working before the renewal."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from dunning.channels.email.transport import SmtpConfig, SmtpTransport
+from dunning.core.rendering import default_template
+from dunning.engine import links
+from dunning.engine.delivery import deliver_due
+from dunning.engine.models import ContactOptOut, Message
+from dunning.engine.predunning import remind_expiring_cards
+from dunning.engine.templates import lint_rules, lint_template
+from dunning.engine.writer import contact_verdict
+from dunning.ledger import services
+from dunning.ledger.models import Customer, PaymentMethod
+from tests.conftest import ApiClient
+from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story
+from tests.smtp_server import SmtpServer
+
+# Monday 20 July 2026, 22:00 in Bangkok: after the Thai contact window.
+NIGHT = datetime(2026, 7, 20, 15, 0, tzinfo=UTC)
+NEXT_MORNING = datetime(2026, 7, 21, 1, 0, tzinfo=UTC)  # 08:00 Tuesday in Bangkok
+# The latest renewal: the next one is 5 August, after a card expiring in July stops.
+LAST_RENEWAL = datetime(2026, 7, 5, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def customer(make_customer: Callable[..., Customer]) -> Customer:
+    return make_customer("cus_th", time_zone="Asia/Bangkok")
+
+
+def card(
+    customer: Customer, *, exp_month: int = 7, exp_year: int = 2026, external_id: str = "pm_1"
+) -> PaymentMethod:
+    method, _ = services.upsert_payment_method(
+        external_id=external_id,
+        customer=customer.external_id,
+        now=NIGHT - timedelta(days=60),
+        source="test",
+        type="card",
+        brand="visa",
+        last4="4242",
+        exp_month=exp_month,
+        exp_year=exp_year,
+        is_default=True,
+    )
+    return method
+
+
+def renewal(
+    customer: Customer,
+    *,
+    due_at: datetime = LAST_RENEWAL,
+    method: str = "charge_automatically",
+    external_id: str = "in_renewal",
+) -> None:
+    """A renewal invoice, paid: nothing is overdue."""
+    facts = services.InvoiceFacts(
+        external_id=external_id,
+        customer=customer.external_id,
+        number=f"INV-{external_id}",
+        currency="THB",
+        amount_due=59900,
+        issued_at=due_at,
+        due_at=due_at,
+        collection_method=method,
+    )
+    services.upsert_invoice(facts=facts, now=due_at, source="test")
+    services.record_payment(
+        invoice=external_id,
+        amount=59900,
+        currency="THB",
+        received_at=due_at,
+        method="card",
+        now=due_at,
+        source="test",
+    )
+
+
+def test_a_thai_card_expiring_before_the_renewal_gets_one_request_in_thai_at_eight(
+    customer: Customer,
+) -> None:
+    method = card(customer)
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 1
+
+    message = Message.objects.get()
+    assert message.case is None and message.customer == customer
+    assert (message.step, message.template, message.template_version) == (
+        "card.expiring",
+        "card.expiring",
+        "default",
+    )
+    assert (message.to, message.locale, message.status) == (
+        "somchai@example.co.th",
+        "th",
+        "scheduled",
+    )
+    assert message.send_after == NEXT_MORNING
+    assert message.idempotency_key == f"card{method.pk}:exp2026-07:email"
+    assert message.subject == "โปรดอัปเดตข้อมูลบัตร Visa ที่ลงท้ายด้วย 4242 ก่อนบัตรหมดอายุ"
+    assert "สิ้นเดือนกรกฎาคม พ.ศ. 2569" in message.body_text
+    [token] = set(re.findall(r"/card/([\w:-]+)", message.body_text + message.body_html))
+    assert links.read_card_token(token) == links.CardTarget(customer.pk, method.pk)
+    assert "จะไม่ขอหมายเลขบัตร" in message.body_text
+    for amount in ("599", "฿", "INV-"):  # no amount, no invoice: nothing is owed
+        assert amount not in message.body_text and amount not in message.subject
+    unsubscribe = message.headers["unsubscribe_url"].rsplit("/u/", 1)[1]
+    assert links.read_unsubscribe_token(unsubscribe).customer_id == customer.pk
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+    assert remind_expiring_cards(now=NEXT_MORNING + timedelta(days=3)) == 0
+    assert Message.objects.count() == 1
+
+
+def test_a_card_that_still_works_at_the_renewal_gets_nothing(customer: Customer) -> None:
+    card(customer, exp_month=8)  # good through August; the renewal is 5 August
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+    assert not Message.objects.exists()
+
+
+def test_a_renewal_three_months_away_is_too_early_to_ask(customer: Customer) -> None:
+    card(customer)
+    renewal(customer, due_at=LAST_RENEWAL + timedelta(days=61))  # next renewal in October
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
+def test_a_card_that_has_already_stopped_is_the_dunning_s_business(customer: Customer) -> None:
+    card(customer, exp_month=6)
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
+def test_a_customer_who_opted_out_of_email_gets_nothing(customer: Customer) -> None:
+    card(customer)
+    renewal(customer)
+    ContactOptOut.objects.create(
+        customer=customer, channel="email", created_at=NIGHT, source="page"
+    )
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
+def test_a_customer_who_pays_by_invoice_only_gets_nothing(customer: Customer) -> None:
+    card(customer)
+    renewal(customer, method="send_invoice")
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
+def test_a_card_that_is_not_the_default_gets_nothing(customer: Customer) -> None:
+    card(customer)
+    card(customer, exp_year=2030, external_id="pm_2")  # the new default
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
+def test_an_english_customer_is_asked_in_english(make_customer: Callable[..., Customer]) -> None:
+    customer = make_customer(
+        "cus_en",
+        name="Jane Smith",
+        email="jane@example.com",
+        locale="en-US",
+        country="US",
+        time_zone="America/New_York",
+    )
+    card(customer)
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 1
+
+    message = Message.objects.get()
+    assert message.locale == "en"
+    assert message.subject == "Please update your Visa card ending in 4242 before it expires"
+    assert "expires at the end of July 2026" in message.body_text
+    assert "will never ask for your card number by email" in message.body_text
+
+
+def test_a_request_counts_against_the_daily_cap_of_a_dunning_reminder(
+    customer: Customer,
+) -> None:
+    # Thailand: one contact a day, whatever it is about.
+    card(customer)
+    renewal(customer)
+    remind_expiring_cards(now=NIGHT)
+    other = Message.objects.get()
+
+    verdict = contact_verdict(customer, debt="42", now=NEXT_MORNING)
+    assert verdict.allowed_at is not None and verdict.allowed_at > other.send_after
+
+
+def test_the_request_is_delivered_and_listed_without_a_case(
+    customer: Customer, smtp_server: SmtpServer, api: ApiClient
+) -> None:
+    card(customer)
+    renewal(customer)
+    remind_expiring_cards(now=NIGHT)
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+
+    assert deliver_due(now=NIGHT, transport=transport, rng=random.Random(1)).sent == 0
+    report = deliver_due(now=NEXT_MORNING, transport=transport, rng=random.Random(1))
+
+    assert report.sent == 1
+    [received] = smtp_server.mailbox.received
+    assert received["To"].addresses[0].addr_spec == "somchai@example.co.th"
+    assert "4242" in str(received["Subject"])
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    message = Message.objects.get()
+    listed = api.get("/messages").json()["results"]
+    assert [(m["id"], m["case"], m["status"], m["step"]) for m in listed] == [
+        (message.pk, None, "sent", "card.expiring")
+    ]
+    assert api.get("/messages", case=1).json()["results"] == []
+    assert api.get(f"/messages/{message.pk}").json()["case"] is None
+
+
+def test_a_failed_request_is_recorded_on_the_message_alone(
+    customer: Customer, smtp_server: SmtpServer
+) -> None:
+    card(customer)
+    renewal(customer)
+    remind_expiring_cards(now=NIGHT)
+    smtp_server.mailbox.answer = "550 no such user"
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+
+    report = deliver_due(now=NEXT_MORNING, transport=transport, rng=random.Random(1))
+
+    assert report.failed == 1
+    assert Message.objects.get().status == "failed"
+
+
+def test_the_card_link_opens_the_card_page_in_the_customer_s_language(
+    customer: Customer, client: Any
+) -> None:
+    method = card(customer)
+
+    response = client.get("/card/" + links.card_token(customer.pk, method.pk))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Visa" in page and "4242" in page and "กรกฎาคม พ.ศ. 2569" in page
+    assert response["Cache-Control"] == "no-store"
+    assert client.get("/card/" + links.pay_token(customer.pk, method.pk)).status_code == 404
+
+
+def test_the_card_template_asks_for_the_card_and_its_link_and_no_payment() -> None:
+    rules = lint_rules("card.expiring")
+    assert (rules.asks_for_payment, rules.final, rules.about_card) == (False, False, True)
+    for locale in ("en", "th"):
+        template = default_template("card.expiring", locale)
+        assert lint_template(template) == []
+        broken = template.__class__(
+            key=template.key,
+            locale=locale,
+            subject=template.subject,
+            text=template.text.replace("{{ card.update_link }}", "our website"),
+            html=template.html,
+        )
+        assert [p.code for p in lint_template(broken)] == ["missing_card_link"]
+
+
+def test_templates_check_lints_the_card_request_too(
+    db: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("templates", "check")
+
+    out = capsys.readouterr().out
+    assert "ok    card.expiring/en/default" in out and "ok    card.expiring/th/default" in out
+
+
+# ---------------------------------------------------------------- Stripe, story S4
+
+
+@pytest.fixture
+def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
+    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
+    return StripePoster(monkeypatch)
+
+
+def play_s4(stripe: StripePoster, *, skip: tuple[int, ...] = ()) -> dict[str, Any]:
+    told = story("S4")
+    for step, event in zip(told["timeline"], told["events"], strict=True):
+        if step["seq"] in skip:
+            continue
+        response = stripe.send(event)
+        assert response.status_code == 200, (step, response.content)
+    return told
+
+
+def worker_pass(now: str, settings: Any, tmp_path: Any) -> None:
+    settings.DUNNING_SMTP_URL = ""
+    settings.DUNNING_OUTBOX_DIR = tmp_path
+    call_command("worker", "--once", "--now", now)
+
+
+def test_s4_a_card_left_to_expire_gets_the_request_before_the_next_renewal(
+    stripe: StripePoster, settings: Any, tmp_path: Any
+) -> None:
+    # S4 as if the customer had not updated the card (seq 3): the July renewal is
+    # paid with it, and the August one (12 August) would come after it expires.
+    cast = play_s4(stripe, skip=(3,))["cast"]
+    method = PaymentMethod.objects.get(external_id="card_19qdvuUgLm7QxR2nVbt8R3St")
+    services.upsert_payment_method(
+        external_id=method.external_id,
+        customer=cast["customer"],
+        now=at(1783846808),
+        source="test",
+        is_default=True,  # the customer's default_source
+    )
+
+    worker_pass("2026-07-12T10:00:00Z", settings, tmp_path)  # a month before: too early
+    assert not Message.objects.exists()
+    worker_pass("2026-07-20T09:00:00Z", settings, tmp_path)  # Monday, 10:00 in Dublin
+
+    message = Message.objects.get()
+    assert (message.case, message.step, message.to, message.locale) == (
+        None,
+        "card.expiring",
+        cast["customer_email"],
+        "en",
+    )
+    assert "Visa card ending in 3220" in message.subject
+    assert "expires at the end of July 2026" in message.body_text
+    assert "€" not in message.body_text and "12.00" not in message.body_text
+
+
+def test_s4_as_told_the_updated_card_needs_no_request(
+    stripe: StripePoster, settings: Any, tmp_path: Any
+) -> None:
+    cast = play_s4(stripe)["cast"]
+    PaymentMethod.objects.filter(customer__external_id=cast["customer"]).update(is_default=True)
+
+    worker_pass("2026-07-20T09:00:00Z", settings, tmp_path)
+
+    assert not Message.objects.filter(step="card.expiring").exists()
