@@ -20,6 +20,10 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.models import Case, Message
+from dunning.engine.retries import retry_due
+from dunning.gateways.base import Gateway
+from dunning.gateways.manual import ManualGateway
+from dunning.gateways.simulated import SimulatedGateway, succeeded
 from dunning.ledger import services
 from dunning.ledger.models import PaymentAttempt
 
@@ -31,10 +35,18 @@ NEVER_SAID = re.compile(r"stolen|lost|fraud|theft|ถูกขโมย|ขโ�
 LOCALES = {"en": "en", "th": "th-TH"}
 
 
-def run(now: datetime) -> None:
+def run(now: datetime, *, gateway: Gateway | None = None) -> None:
+    """A worker pass as of `now`; with a gateway, the retry stage plans first."""
     policies.ensure_default_policies(now=now)
     sync_cases(now=now)
+    if gateway is not None:
+        retry_due(now=now, gateway=gateway)
     decide_due_cases(now=now)
+
+
+def charging_gateway() -> SimulatedGateway:
+    """A gateway that charges (the pass only plans, so it is never called)."""
+    return SimulatedGateway(oracle=lambda request, at: succeeded(request), clock=lambda: DUE)
 
 
 @pytest.fixture
@@ -110,8 +122,20 @@ def test_insufficient_funds_says_we_will_try_again_and_the_customer_may_pay_now(
     declined: Any, language: str
 ) -> None:
     declined("insufficient_funds", language=language)
+    services.upsert_payment_method(
+        external_id="pm_1",
+        customer="cus_1",
+        now=DUE,
+        source="test",
+        type="card",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
 
-    run(WEDNESDAY)
+    run(WEDNESDAY, gateway=charging_gateway())
 
     _, text, html = parts(only_message())
     wait = {
@@ -120,6 +144,24 @@ def test_insufficient_funds_says_we_will_try_again_and_the_customer_may_pay_now(
     }
     assert said(text, html, wait[language])
     assert "expired" not in text and "หมดอายุ" not in text
+
+
+@pytest.mark.parametrize("gateway", [None, ManualGateway()], ids=["no retry stage", "manual"])
+@pytest.mark.parametrize("language", ["en", "th"])
+def test_with_no_retry_planned_the_message_promises_none(
+    declined: Any, language: str, gateway: Gateway | None
+) -> None:
+    declined("insufficient_funds", language=language)
+
+    run(WEDNESDAY, gateway=gateway)
+
+    _, text, html = parts(only_message())
+    pay_now = {
+        "en": "Please pay on the payment page, or add another card.",
+        "th": "กรุณาชำระเงินผ่านหน้าชำระเงิน หรือเพิ่มบัตรใบอื่น",
+    }
+    assert said(text, html, pay_now[language])
+    assert "automatically" not in text and "โดยอัตโนมัติ" not in text
 
 
 @pytest.mark.parametrize("language", ["en", "th"])
@@ -173,10 +215,10 @@ def test_the_latest_decline_of_the_case_is_the_one_explained(
         attempted_at=DECLINED_AT + timedelta(hours=5)
     )
 
-    run(WEDNESDAY)
+    run(WEDNESDAY)  # no retry stage: the soft decline asks to pay now
 
     _, text, _ = parts(only_message())
-    assert CUSTOMER_TEXT[CustomerRequest.PAY_OR_WAIT]["en"] in text
+    assert CUSTOMER_TEXT[CustomerRequest.PAY_NOW]["en"] in text
     assert "expired" not in text
 
 

@@ -61,6 +61,7 @@ class CustomerRequest(StrEnum):
     """The one thing a message asks of the customer after this decline."""
 
     PAY_OR_WAIT = "pay_or_wait"  # nothing is required: we retry; paying now is welcome
+    PAY_NOW = "pay_now"  # a retryable decline, but no retry is coming (charges off, budget spent)
     CONTACT_BANK = "contact_bank"
     UPDATE_CARD = "update_card"
     CONFIRM_CARD_DATA = "confirm_card_data"
@@ -432,6 +433,10 @@ CUSTOMER_TEXT: Mapping[CustomerRequest, Mapping[Locale, str]] = MappingProxyType
         CustomerRequest.USE_ANOTHER_METHOD: {
             "en": "Please pay with another card or payment method.",
             "th": "กรุณาชำระเงินด้วยบัตรใบอื่นหรือช่องทางการชำระเงินอื่น",
+        },
+        CustomerRequest.PAY_NOW: {
+            "en": "Please pay on the payment page, or add another card.",
+            "th": "กรุณาชำระเงินผ่านหน้าชำระเงิน หรือเพิ่มบัตรใบอื่น",
         },
     }
 )

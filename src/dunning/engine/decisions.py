@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ from dunning.core.declines import (
     WORDING_TEXT,
     Brand,
     Classification,
+    CustomerRequest,
     Wording,
     classify_decline,
     customer_text,
@@ -313,6 +314,9 @@ def _payment_problem(case: Case, batch: Batch) -> str | None:
     decline = batch.declines.get(case.pk)  # only charge_automatically cases have one
     if decline is None:
         return None
+    if decline.request is CustomerRequest.PAY_OR_WAIT and not case.retry_key:
+        # No retry is planned (charges are off, or the budget is spent): promise none.
+        decline = replace(decline, request=CustomerRequest.PAY_NOW)
     for language in locale_candidates(case.customer.locale):
         if language in _DECLINE_TEXT_LANGUAGES:
             return customer_text(decline, language) or None
