@@ -154,6 +154,8 @@ class CaseAdmin(ReadOnlyAdmin):
         "policy",
         "opened_at",
         "next_action_at",
+        "next_retry_at",
+        "retry_reason",
     )
     list_filter = ("state", "currency", "collection_method")
     search_fields = ("customer__external_id", "customer__name", "customer__email")
