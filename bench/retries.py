@@ -84,11 +84,12 @@ def main() -> int:
         smart = simulate(scenario, "smart")
         print(f"  smart done in {smart['wall']:.0f} s", flush=True)
         rows.append((seed, fixed, smart))
-    report(rows, customers=args.customers)
-    return 0
+    return 0 if report(rows, customers=args.customers) else 1
 
 
-def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers: int) -> None:
+def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers: int) -> bool:
+    """Print the table and the verdicts; True when every goal is met."""
+    met = True
     print()
     header = (
         f"{'seed':>4} {'strategy':<8} {'failed':>7} {'recovered':>9} {'attempts':>8} "
@@ -116,6 +117,7 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers:
         attempts = smart["attempts"] / max(fixed["attempts"], 1)
         faster = (smart["median_hours_to_recovery"] or 0) < (fixed["median_hours_to_recovery"] or 0)
         money_ok = all(r >= GOAL_UPLIFT for r in ratios.values())
+        met = met and money_ok and attempts <= 1 and faster
         print(
             f"  seed {seed}: {money}  (goal >= {GOAL_UPLIFT}: {'ok' if money_ok else 'MISSED'}); "
             f"attempts ratio {attempts:.3f} ({'ok' if attempts <= 1 else 'MISSED'}); "
@@ -131,6 +133,7 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers:
     verdict = "ok" if slowest <= GOAL_SECONDS else "MISSED"
     scale = "" if customers == 10_000 else f" (at {customers:,} customers, not 10,000)"
     print(f"slowest run: {slowest:.1f} s, goal <= {GOAL_SECONDS:.0f} s{scale}: {verdict}")
+    return met and violations == 0 and verdict == "ok"
 
 
 if __name__ == "__main__":
