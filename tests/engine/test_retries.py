@@ -243,6 +243,23 @@ def test_at_the_planned_time_it_charges_with_the_stored_key_and_a_success_recove
     assert bank.run(at + timedelta(days=1)) == RetryReport()
 
 
+@pytest.mark.parametrize(("issued_by", "through_invoice"), [("simulated", True), ("", False)])
+def test_an_invoice_the_gateway_issued_is_collected_through_it(
+    case: Case, bank: Bank, issued_by: str, through_invoice: bool
+) -> None:
+    Invoice.objects.filter(external_id="in_th").update(
+        context={"gateway": issued_by} if issued_by else {}
+    )
+    case = planned(bank)
+    assert case.next_retry_at is not None
+    bank.answer(ok)
+
+    bank.run(case.next_retry_at)
+
+    [received] = bank.gateway.received
+    assert received.request.gateway_invoice is through_invoice
+
+
 def test_a_decline_plans_the_next_retry_with_a_new_key(case: Case, bank: Bank) -> None:
     case = planned(bank)
     at, key = case.next_retry_at, case.retry_key

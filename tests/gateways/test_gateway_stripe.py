@@ -378,3 +378,40 @@ def test_it_refuses_to_start_without_a_key(settings: Settings) -> None:
 
     with pytest.raises(ImproperlyConfigured, match="DUNNING_STRIPE_API_KEY"):
         StripeGateway.from_settings()
+
+
+# ---------------------------------------------------------------- Stripe Billing invoices
+
+BILLING_INVOICE = "in_1KlEfETRLm7QxR2nVbVed6zb"  # the paid invoice of the shared fixtures
+PAY = f"/v1/invoices/{BILLING_INVOICE}/pay"
+
+
+def test_a_stripe_billing_invoice_is_paid_through_the_invoice_not_beside_it(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(200, stripe_object("invoice_paid"), path=PAY)
+    request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+
+    result = gateway_for(stripe_api).charge(request)
+
+    assert result.status is ChargeStatus.SUCCEEDED
+    assert result.reference == BILLING_INVOICE
+    [sent] = stripe_api.requests
+    assert (sent.method, sent.path) == ("POST", PAY)
+    assert sent.form["payment_method"] == CARD
+    assert sent.form["off_session"] == "true"
+    assert sent.headers["idempotency-key"] == request.idempotency_key
+    assert stripe_api.charges == []  # no PaymentIntent beside Stripe's own invoice
+
+
+def test_a_declined_stripe_billing_invoice_reports_the_issuers_codes(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(402, card_error(declined_intent("insufficient_funds")), path=PAY)
+
+    result = gateway_for(stripe_api).charge(
+        renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+    )
+
+    assert result.status is ChargeStatus.DECLINED
+    assert (result.decline_code, result.advice_code) == ("insufficient_funds", "try_again_later")

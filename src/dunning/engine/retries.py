@@ -398,6 +398,7 @@ def _charge(
         idempotency_key=due.key,
         description=f"Invoice {invoice.number}",
         metadata={"dunning_case": str(case.pk)},
+        gateway_invoice=(invoice.context or {}).get("gateway") == gateway.name,
     )
     try:
         result = gateway.charge(request)

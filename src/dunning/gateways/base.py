@@ -76,6 +76,10 @@ class ChargeRequest:
     description: str = ""
     # Not hashed: a read-only mapping is not hashable; the key identifies the request.
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The gateway issued the invoice itself (a Stripe Billing invoice): collect
+    # it through that invoice, so the gateway's own record is paid too and its
+    # own retries stop, instead of taking the money beside it.
+    gateway_invoice: bool = False
 
     def __post_init__(self) -> None:
         if type(self.amount) is not int or self.amount <= 0:

@@ -287,6 +287,8 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
             "period_start": _iso(min(starts, default=None)),
             "period_end": _iso(max(ends, default=None)),
             "hosted_invoice_url": _str(obj.get("hosted_invoice_url")),
+            # Stripe Billing issued it: a retry pays this invoice on Stripe.
+            "gateway": "stripe",
         }.items()
         if value
     }

@@ -1,7 +1,10 @@
 """Stripe: charge a saved payment method with an off-session PaymentIntent.
 
 One call is `POST /v1/payment_intents` with `confirm=true, off_session=true`
-and our idempotency key as Stripe's `Idempotency-Key`.  Stripe answers 200 with
+and our idempotency key as Stripe's `Idempotency-Key`; for an invoice Stripe
+Billing issued (`ChargeRequest.gateway_invoice`) it is
+`POST /v1/invoices/{id}/pay` with the card and `off_session=true`, so Stripe's
+own invoice is paid and its own retries stop.  Stripe answers 200 with
 the PaymentIntent (succeeded, processing, or requires_action) or 402 with a
 card_error that carries the decline codes and the PaymentIntent.  Anything
 else is a `GatewayError`: transport failures, 5xx, 429 and lock conflicts may
@@ -87,10 +90,24 @@ class StripeGateway:
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
         try:
-            intent = self._client.v1.payment_intents.create(
-                params=payment_intent_params(request),
-                options={"idempotency_key": request.idempotency_key},
-            )
+            if request.gateway_invoice:
+                # A Stripe Billing invoice: pay it (POST /v1/invoices/{id}/pay), so
+                # Stripe marks it paid and stops its own retries.
+                invoice = self._client.v1.invoices.pay(
+                    request.invoice_external_id,
+                    params={
+                        "payment_method": request.payment_method_external_id,
+                        "off_session": True,
+                    },
+                    options={"idempotency_key": request.idempotency_key},
+                )
+                result = result_from_invoice(invoice.to_dict(), request)
+            else:
+                intent = self._client.v1.payment_intents.create(
+                    params=payment_intent_params(request),
+                    options={"idempotency_key": request.idempotency_key},
+                )
+                result = result_from_payment_intent(intent.to_dict(), request)
         except stripe.CardError as error:
             body = error.json_body if isinstance(error.json_body, Mapping) else {}
             result = result_from_card_error(body, request)
@@ -103,8 +120,6 @@ class StripeGateway:
                 failure,
             )
             raise failure from None
-        else:
-            result = result_from_payment_intent(intent.to_dict(), request)
         logger.info(
             "stripe charge for invoice %s (key %s): %s %s %s",
             request.invoice_external_id,
@@ -161,6 +176,27 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
         return _declined(error, intent, request)
     raise GatewayError(
         f"Stripe PaymentIntent {reference} is {status} after confirmation",
+        permanent=True,
+        code=str(status or ""),
+    )
+
+
+def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
+    """What paying a Stripe invoice came to: paid, or still open (processing)."""
+    reference = str(invoice.get("id") or "")
+    charge = ""
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        inner = payment.get("payment") or {}
+        charge = _id(inner.get("charge")) or _id(inner.get("payment_intent")) or charge
+    charge = charge or _id(invoice.get("charge")) or _id(invoice.get("payment_intent"))
+    status = invoice.get("status")
+    if status == "paid":
+        return _result(ChargeStatus.SUCCEEDED, request, reference=reference, charge=charge)
+    if status == "open":
+        # Accepted but not settled (a bank debit, say): the webhook settles it.
+        return _result(ChargeStatus.PENDING, request, reference=reference, charge=charge)
+    raise GatewayError(
+        f"Stripe invoice {reference} is {status} after paying it",
         permanent=True,
         code=str(status or ""),
     )
