@@ -163,13 +163,15 @@ def plan_case(
     case: Case, *, now: datetime, strategy: Strategy, hours: HourStats | None = None
 ) -> RetryPlan:
     """Decide the case's next retry and store it (in the caller's transaction)."""
-    plan = _plan(case, now=now, strategy=strategy, hours=hours or _hour_stats())
-    _store(case, plan, now=now, strategy=strategy)
+    plan, key = _plan(case, now=now, strategy=strategy, hours=hours or _hour_stats())
+    _store(case, plan, key=key, now=now, strategy=strategy)
     return plan
 
 
-def _store(case: Case, plan: RetryPlan, *, now: datetime, strategy: Strategy | None = None) -> None:
-    key = _charge_key(case) if plan.at is not None else ""
+def _store(
+    case: Case, plan: RetryPlan, *, key: str = "", now: datetime, strategy: Strategy | None = None
+) -> None:
+    key = key if plan.at is not None else ""
     changed = (case.next_retry_at, case.retry_reason) != (plan.at, plan.reason[:300])
     case.next_retry_at, case.retry_reason, case.retry_key = plan.at, plan.reason[:300], key
     Case.objects.filter(pk=case.pk).update(
@@ -185,7 +187,7 @@ def _store(case: Case, plan: RetryPlan, *, now: datetime, strategy: Strategy | N
         )
 
 
-def _charge_key(case: Case) -> str:
+def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod) -> str:
     """The idempotency key of the case's next charge.
 
     It names the charge's content (invoice, card, amount) and the number of
@@ -194,30 +196,30 @@ def _charge_key(case: Case) -> str:
     answers with that charge's outcome instead of charging twice; a new card
     or a new amount is a new charge with a new key.
     """
-    invoice = _target_invoice(case)
-    method = _payment_method(case.customer_id)
     tries = PaymentAttempt.objects.filter(invoice__cases=case).count()
-    content = f"{invoice.pk if invoice else 0}:{method.pk if method else 0}:"
-    content += f"{invoice.amount_remaining if invoice else 0}"
+    content = f"{invoice.pk}:{method.pk}:{invoice.amount_remaining}"
     digest = hashlib.sha256(content.encode()).hexdigest()[:16]
     return f"case{case.pk}:try{tries + 1}:{digest}"
 
 
-def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) -> RetryPlan:
+def _plan(
+    case: Case, *, now: datetime, strategy: Strategy, hours: HourStats
+) -> tuple[RetryPlan, str]:
+    """The plan, and the idempotency key of the charge it plans ("" for none)."""
     if case.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
-        return RetryPlan(None, "invoices sent for payment are not charged")
+        return RetryPlan(None, "invoices sent for payment are not charged"), ""
     invoice = _target_invoice(case)
     if invoice is None:
-        return RetryPlan(None, "nothing left to charge")
+        return RetryPlan(None, "nothing left to charge"), ""
     if invoice.gateway_retry_at is not None:
         return RetryPlan(
             None,
             "the gateway retries this invoice itself at "
             f"{invoice.gateway_retry_at:%d %b %H:%M} UTC",
-        )
+        ), ""
     method = _payment_method(case.customer_id)
     if method is None:
-        return RetryPlan(None, "no saved card to charge: waiting for the customer")
+        return RetryPlan(None, "no saved card to charge: waiting for the customer"), ""
     policy = policies.load(case.policy)
     attempts = list(
         PaymentAttempt.objects.filter(
@@ -230,7 +232,7 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
         a for a in attempts if a.invoice_id == invoice.pk and a.outcome == AttemptOutcome.FAILED
     ]
     if not failures:
-        return RetryPlan(None, "no declined charge to retry")
+        return RetryPlan(None, "no declined charge to retry"), ""
     last = failures[-1]
     zone = ZoneInfo(case.customer.time_zone)
     card = _card(method)
@@ -257,7 +259,9 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
             if last.payment_method_id != method.pk
             else ("the card on file was updated")
         )
-        return RetryPlan(window.allowed_at, f"{told}: retry at once")
+        return RetryPlan(window.allowed_at, f"{told}: retry at once"), _charge_key(
+            case, invoice, method
+        )
     classification = _classify(last)
     context = RetryContext(
         now=now,
@@ -277,7 +281,8 @@ def _plan(case: Case, *, now: datetime, strategy: Strategy, hours: HourStats) ->
         ),
         hours=hours,
     )
-    return plan_retry(context, strategy)
+    plan = plan_retry(context, strategy)
+    return plan, _charge_key(case, invoice, method) if plan.at is not None else ""
 
 
 def _target_invoice(case: Case) -> Invoice | None:
