@@ -13,9 +13,9 @@ from django.core.management import call_command
 
 from dunning.channels.email.transport import SmtpConfig, SmtpTransport
 from dunning.core.rendering import default_template
-from dunning.engine import links
+from dunning.engine import links, policies
 from dunning.engine.delivery import deliver_due
-from dunning.engine.models import ContactOptOut, Message
+from dunning.engine.models import Case, ContactOptOut, Message
 from dunning.engine.predunning import remind_expiring_cards
 from dunning.engine.templates import lint_rules, lint_template
 from dunning.engine.writer import contact_verdict
@@ -150,6 +150,31 @@ def test_a_customer_who_opted_out_of_email_gets_nothing(customer: Customer) -> N
     ContactOptOut.objects.create(
         customer=customer, channel="email", created_at=NIGHT, source="page"
     )
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
+def test_a_customer_already_in_dunning_gets_no_card_request(customer: Customer) -> None:
+    # The case's own messages ask for what is needed; a "nothing is owed"
+    # request would also use up the day's one contact.
+    from dunning.engine.cases import sync_cases
+
+    card(customer)
+    renewal(customer)
+    overdue = services.InvoiceFacts(
+        external_id="in_overdue",
+        customer=customer.external_id,
+        number="INV-overdue",
+        currency="THB",
+        amount_due=59900,
+        issued_at=NIGHT - timedelta(days=20),
+        due_at=NIGHT - timedelta(days=10),
+        collection_method="send_invoice",
+    )
+    services.upsert_invoice(facts=overdue, now=NIGHT - timedelta(days=20), source="test")
+    policies.ensure_default_policies(now=NIGHT)
+    sync_cases(now=NIGHT)
+    assert Case.objects.filter(customer=customer, state="active").exists()
 
     assert remind_expiring_cards(now=NIGHT) == 0
 

@@ -304,6 +304,89 @@ def test_an_unknown_outcome_is_asked_again_with_the_same_key_and_charges_once(
     assert Case.objects.get().state == "recovered"
 
 
+def test_a_charge_in_doubt_keeps_its_key_when_a_new_card_arrives(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    bank.answer(lost, ok)
+    bank.run(at)  # charged, but the answer was lost
+
+    add_card("pm_new", now=at + timedelta(minutes=5), brand="mastercard", last4="4444")
+
+    case.refresh_from_db()
+    assert case.retry_key == key and case.charge_in_doubt_since == at
+    assert case.next_retry_at is not None
+    bank.run(case.next_retry_at)
+    assert bank.keys == [key, key]  # asked again about the same charge, not a new one
+    assert len(bank.gateway.charges) == 1
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_charge_in_doubt_for_too_long_stops_for_an_operator(case: Case, bank: Bank) -> None:
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(*[timeout] * 100)
+    bank.run(at)
+    moment = at
+    while (case := Case.objects.get()).next_retry_at is not None:
+        moment = case.next_retry_at
+        bank.run(moment)
+        assert moment - at < timedelta(hours=21)
+
+    assert case.retry_key  # kept: whoever checks the gateway knows which charge
+    assert "check the gateway" in case.retry_reason
+    assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").exists()
+    times = [received.at for received in bank.gateway.received]
+    assert times[-1] - times[-2] > times[1] - times[0]  # it backed off
+
+
+def test_a_payment_landing_between_the_claim_and_the_charge_stops_the_charge(
+    case: Case, bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dunning.engine import retries
+
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    target = retries._charge_target
+
+    def target_then_pay(case: Case, *, now: datetime) -> object:
+        due = target(case, now=now)
+        # A partial payment through another door while the batch is charging.
+        Invoice.objects.filter(external_id="in_th").update(
+            amount_paid=100, amount_remaining=AMOUNT - 100
+        )
+        return due
+
+    monkeypatch.setattr(retries, "_charge_target", target_then_pay)
+    bank.answer(ok)
+
+    bank.run(at)
+
+    assert bank.gateway.received == []
+
+
+def test_one_cases_unexpected_failure_does_not_stop_the_others(
+    case: Case, bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+
+    def broken(request: ChargeRequest) -> ChargeResult:
+        raise RuntimeError("a bug in a gateway adapter")
+
+    bank.answer(broken)
+
+    report = bank.run(at)
+
+    assert report.unknown == 1
+    case.refresh_from_db()
+    assert case.retry_key and case.next_retry_at is not None and case.next_retry_at > at
+    assert CaseEvent.objects.filter(case=case, type="retry.unknown").exists()
+
+
 def test_a_never_retry_decline_stops_the_retries(case: Case, bank: Bank, api: ApiClient) -> None:
     decide_due_cases(now=T0)
     case = planned(bank)

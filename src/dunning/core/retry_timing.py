@@ -211,8 +211,10 @@ def _fixed(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     zone = context.zone
     clock = context.original_charge_at.astimezone(zone).timetz().replace(tzinfo=None)
     at = datetime.combine(target.astimezone(zone).date(), clock, tzinfo=zone)
-    at = max(at, earliest)
-    if at > closes_at:
+    # Never past the window: a charge clock later than the failure's would
+    # otherwise push the last try out of it.
+    at = min(max(at, earliest), closes_at)
+    if at < earliest:
         return RetryPlan(None, "the retry window has closed")
     return RetryPlan(at, f"fixed schedule: retry {nth} of {budget.max_attempts}")
 

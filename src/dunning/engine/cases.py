@@ -105,7 +105,9 @@ def _add_to_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
         # the retry stage looks at the new declined charge.
         retry = (
             {"next_retry_at": now, "retry_key": ""}
-            if case.collection_method == (CollectionMethod.CHARGE_AUTOMATICALLY)
+            if case.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
+            # A charge in doubt keeps its key until it is answered.
+            and case.charge_in_doubt_since is None
             else {}
         )
         Case.objects.filter(pk=case.pk).update(next_action_at=now, **retry)

@@ -57,6 +57,9 @@ class Case(models.Model):
     # The idempotency key of a charge whose outcome is not known yet (a timeout):
     # the next try reuses it, so the gateway never charges twice.
     retry_key = models.CharField(max_length=64, blank=True)
+    # Since when a charge under `retry_key` has had no answer (a timeout): until
+    # it is settled nothing replans the case, so no other key can charge twice.
+    charge_in_doubt_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 

@@ -30,7 +30,7 @@ from dunning.core.formatting import card_brand_name
 from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
 from dunning.core.rendering import Customer as TemplateCustomer
 from dunning.engine import links, templates
-from dunning.engine.models import Message
+from dunning.engine.models import OPEN_STATES, Message
 from dunning.engine.writer import company, contact_verdict
 from dunning.ledger.models import (
     CollectionMethod,
@@ -106,6 +106,9 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         # Nobody to write to: no address, or opted out of email (checked again on writing).
         .exclude(customer__email="")
         .exclude(customer__opt_outs__channel=Channel.EMAIL.value)
+        # In dunning already: the case's messages ask for what is needed, and a
+        # "nothing is owed" card request would use up the day's one contact.
+        .exclude(customer__cases__state__in=[state.value for state in OPEN_STATES])
         .annotate(latest_due=latest_due)
         .filter(
             latest_due__gte=now - timedelta(days=32),

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.db.models import F, Q
 
-from dunning.core.backoff import retry_delay
+from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
 from dunning.core.declines import Brand, Classification, classify_decline
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
@@ -63,6 +63,7 @@ from dunning.ledger.services import record_payment_attempt
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
+IN_DOUBT_LIMIT = timedelta(hours=20)  # under the gateways' idempotency-key lifetime (24 h)
 NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) and a day
 SOURCE = "engine"
 
@@ -111,7 +112,7 @@ def retry_due(
     with transaction.atomic():
         hours = _hour_stats()
         for case in claim_due_retries(now=now, limit=limit):
-            if gateway.name == "manual":
+            if gateway.name == "manual" and case.charge_in_doubt_since is None:
                 _store(
                     case,
                     RetryPlan(None, "charges are off: payments are collected manually"),
@@ -126,23 +127,27 @@ def retry_due(
                     continue
             plan_case(case, now=now, strategy=strategy, hours=hours)
             planned += 1
+        lease = now + LEASE
         Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
-            next_retry_at=now + LEASE, updated_at=now
+            next_retry_at=lease, updated_at=now
         )
     recovered = declined = unknown = 0
     for due in charges:
+        if not _still_ours(due, lease=lease):
+            continue
         try:
             outcome = _charge(due, now=now, gateway=gateway, strategy=strategy, rng=rng)
         except LedgerError as error:
             # The ledger refused the outcome (a webhook recorded the payment
-            # first, say): this case waits for its lease; the others go on.
-            log.warning("case %s: charge outcome not recorded: %s", due.case.pk, error)
-            CaseEvent.objects.create(
-                case=due.case,
-                type="retry.not_recorded",
-                reason=f"the charge's outcome was not recorded: {error}",
-                occurred_at=now,
-            )
+            # first, or the invoice changed under the charge).
+            _not_recorded(due, error=error, now=now)
+            continue
+        except Exception:
+            # Whatever went wrong stays with this case: the others are charged,
+            # and this one is asked again with the same key after a while.
+            log.exception("case %s: the retry failed", due.case.pk)
+            _in_doubt(due.case, now=now, rng=rng, reason="the retry failed unexpectedly")
+            unknown += 1
             continue
         recovered += outcome == "recovered"
         declined += outcome == "declined"
@@ -175,7 +180,11 @@ def _store(
     changed = (case.next_retry_at, case.retry_reason) != (plan.at, plan.reason[:300])
     case.next_retry_at, case.retry_reason, case.retry_key = plan.at, plan.reason[:300], key
     Case.objects.filter(pk=case.pk).update(
-        next_retry_at=plan.at, retry_reason=case.retry_reason, retry_key=key, updated_at=now
+        next_retry_at=plan.at,
+        retry_reason=case.retry_reason,
+        retry_key=key,
+        charge_in_doubt_since=None,
+        updated_at=now,
     )
     if changed:
         CaseEvent.objects.create(
@@ -191,12 +200,12 @@ def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod) -> str:
     """The idempotency key of the case's next charge.
 
     It names the charge's content (invoice, card, amount) and the number of
-    attempts recorded before it.  Planned again with the same content, as after
+    attempts recorded on that invoice before it.  Planned again with the same content, as after
     a charge whose outcome is unknown, it is the same key, so the gateway
     answers with that charge's outcome instead of charging twice; a new card
     or a new amount is a new charge with a new key.
     """
-    tries = PaymentAttempt.objects.filter(invoice__cases=case).count()
+    tries = PaymentAttempt.objects.filter(invoice=invoice).count()
     content = f"{invoice.pk}:{method.pk}:{invoice.amount_remaining}"
     digest = hashlib.sha256(content.encode()).hexdigest()[:16]
     return f"case{case.pk}:try{tries + 1}:{digest}"
@@ -384,10 +393,60 @@ def _hour_stats() -> HourStats:
 
 def _charge_target(case: Case, *, now: datetime) -> _Due | None:
     invoice = _target_invoice(case)
+    if invoice is None or invoice.gateway_retry_at is not None:
+        return None
     method = _payment_method(case.customer_id)
-    if invoice is None or method is None or invoice.gateway_retry_at is not None:
+    if case.charge_in_doubt_since is not None:
+        # Ask about the very charge in doubt: the card its key was made for,
+        # even if another card has become the default since.
+        cards = PaymentMethod.objects.filter(
+            customer_id=case.customer_id, type=PaymentMethodType.CARD
+        )
+        method = next(
+            (card for card in cards if _charge_key(case, invoice, card) == case.retry_key), None
+        )
+    if method is None:
         return None
     return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
+
+
+def _still_ours(due: _Due, *, lease: datetime) -> bool:
+    """Just before charging: the case is still this worker's and still owes the same.
+
+    The claim was taken at the start of the batch; charges before this one took
+    time.  Another worker that claimed the case since moved its lease, a
+    payment or a void changed the invoice: then this charge is not made.
+    """
+    case = (
+        Case.objects.filter(pk=due.case.pk, next_retry_at=lease, retry_key=due.key)
+        .only("state")
+        .first()
+    )
+    if case is None or case.state != CaseState.ACTIVE:
+        return False
+    invoice = Invoice.objects.filter(pk=due.invoice.pk).only("status", "amount_remaining").first()
+    return (
+        invoice is not None
+        and invoice.status == InvoiceStatus.OPEN
+        and invoice.amount_remaining == due.invoice.amount_remaining
+    )
+
+
+def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:
+    """The gateway answered, the ledger refused the answer: say so, loudly if money moved."""
+    CaseEvent.objects.create(
+        case=due.case,
+        type="retry.not_recorded",
+        reason=f"the charge's outcome was not recorded: {error}",
+        occurred_at=now,
+    )
+    log.error(
+        "case %s: charge %s was answered but not recorded (%s); "
+        "if the gateway took the money, a refund may be owed",
+        due.case.pk,
+        due.key,
+        error,
+    )
 
 
 def _charge(
@@ -430,15 +489,7 @@ def _charge(
 
 def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: random.Random) -> str:
     if error.outcome_unknown:
-        # Same key next time: the gateway answers with the first charge's outcome.
-        wait = retry_delay(1, rng=rng)
-        Case.objects.filter(pk=case.pk).update(next_retry_at=now + wait, updated_at=now)
-        CaseEvent.objects.create(
-            case=case,
-            type="retry.unknown",
-            reason=f"the gateway did not answer ({error}); asking again with the same key",
-            occurred_at=now,
-        )
+        _in_doubt(case, now=now, rng=rng, reason=f"the gateway did not answer ({error})")
         return "unknown"
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None, retry_key="", retry_reason=f"the gateway refused: {error}"[:300]
@@ -450,6 +501,42 @@ def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: rando
         occurred_at=now,
     )
     return "unknown"
+
+
+def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> None:
+    """A charge with no answer: ask again with the same key, backing off, for a while.
+
+    Gateways keep idempotency keys for about a day (Stripe: 24 hours); past
+    IN_DOUBT_LIMIT the same key could charge again, so the case stops and an
+    operator checks the gateway.
+    """
+    since = case.charge_in_doubt_since or now
+    waited = now - since
+    if waited >= IN_DOUBT_LIMIT:
+        Case.objects.filter(pk=case.pk).update(
+            next_retry_at=None,
+            retry_reason="a charge's outcome is unknown: check the gateway before charging again",
+            updated_at=now,
+        )
+        CaseEvent.objects.create(
+            case=case,
+            type="retry.in_doubt",
+            reason=f"{reason}; no answer for {waited}: retries stop until an operator checks",
+            occurred_at=now,
+        )
+        log.error("case %s: charge %s in doubt for %s", case.pk, case.retry_key, waited)
+        return
+    tries = min(1 + int(waited / timedelta(minutes=10)), MAX_ATTEMPTS)
+    wait = min(retry_delay(tries, rng=rng), IN_DOUBT_LIMIT - waited)
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=now + wait, charge_in_doubt_since=since, updated_at=now
+    )
+    CaseEvent.objects.create(
+        case=case,
+        type="retry.unknown",
+        reason=f"{reason}; asking again with the same key",
+        occurred_at=now,
+    )
 
 
 def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> str:
@@ -493,5 +580,9 @@ def on_payment_method_changed(
 
 def _replan(cases: Any, *, now: datetime) -> None:
     cases.filter(
-        state=CaseState.ACTIVE, collection_method=CollectionMethod.CHARGE_AUTOMATICALLY
+        state=CaseState.ACTIVE,
+        collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+        # A charge in doubt keeps its key until it is answered: a new key could
+        # charge twice.  Its answer replans the case anyway.
+        charge_in_doubt_since__isnull=True,
     ).update(next_retry_at=now, retry_key="", updated_at=now)

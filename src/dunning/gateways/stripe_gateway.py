@@ -183,12 +183,15 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
 
 def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
     """What paying a Stripe invoice came to: paid, or still open (processing)."""
-    reference = str(invoice.get("id") or "")
-    charge = ""
+    # The PaymentIntent that paid it, as a charge made directly would be
+    # recorded, so its webhooks find the same attempt; else the invoice's id.
+    intent = _id(invoice.get("payment_intent"))
+    charge = _id(invoice.get("charge"))
     for payment in (invoice.get("payments") or {}).get("data") or []:
         inner = payment.get("payment") or {}
-        charge = _id(inner.get("charge")) or _id(inner.get("payment_intent")) or charge
-    charge = charge or _id(invoice.get("charge")) or _id(invoice.get("payment_intent"))
+        intent = _id(inner.get("payment_intent")) or intent
+        charge = _id(inner.get("charge")) or charge
+    reference = intent or str(invoice.get("id") or "")
     status = invoice.get("status")
     if status == "paid":
         return _result(ChargeStatus.SUCCEEDED, request, reference=reference, charge=charge)

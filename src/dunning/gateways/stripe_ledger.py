@@ -436,8 +436,11 @@ def _record_attempt(invoice: Invoice, failure: ChargeFailure, *, now: datetime) 
     # at once record one attempt between them.
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     _link_payment_intent(failure.payment_intent, invoice=invoice.external_id, now=now)
+    # The engine records its own charges under the PaymentIntent's id; the
+    # webhook knows the charge and the PaymentIntent: either is the same attempt.
+    references = [ref for ref in (failure.charge, failure.payment_intent) if ref]
     if PaymentAttempt.objects.filter(
-        invoice=invoice, gateway=SOURCE, reference=failure.charge
+        invoice=invoice, gateway=SOURCE, reference__in=references
     ).exists():
         return Applied(WebhookOutcome.IGNORED, f"the attempt {failure.charge} is already recorded")
     method = failure.payment_method
