@@ -31,7 +31,7 @@ from dunning.core.rendering import CardSummary, MessageContext, RenderError, ren
 from dunning.core.rendering import Customer as TemplateCustomer
 from dunning.engine import links, templates
 from dunning.engine.models import OPEN_STATES, Message
-from dunning.engine.writer import company, contact_verdict
+from dunning.engine.writer import company, contact_verdict, outbox_row
 from dunning.ledger.models import (
     CollectionMethod,
     Invoice,
@@ -164,25 +164,19 @@ def _write_request(card: ExpiringCard, *, now: datetime) -> Message | None:
     except RenderError:
         log.exception("customer %s: the card request does not render", customer.pk)
         return None
-    message = Message(
+    message = outbox_row(
         case=None,
         customer=customer,
         channel=Channel.EMAIL,
-        to=customer.email,
-        locale=template.locale,
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        headers={"unsubscribe_url": unsubscribe},
+        template=template,
+        rendered=rendered,
+        unsubscribe=unsubscribe,
         step=STEP,
-        template=template.key,
-        template_version=template.version,
         variant="",
         # The customer's window and the daily caps: a request is a contact too.
         send_after=verdict.allowed_at,
-        idempotency_key=card.idempotency_key,
-        created_at=now,
-        updated_at=now,
+        key=card.idempotency_key,
+        now=now,
     )
     try:
         with transaction.atomic():

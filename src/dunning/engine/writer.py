@@ -24,6 +24,7 @@ from dunning.core.rendering import (
     InvoiceSummary,
     MessageContext,
     MessageTemplate,
+    RenderedMessage,
     Tone,
     render,
 )
@@ -148,7 +149,36 @@ def compose(
         unsubscribe_link=unsubscribe,
         payment_problem=payment_problem,
     )
-    rendered = render(template, context)
+    return outbox_row(
+        case=case,
+        customer=customer,
+        channel=channel,
+        template=template,
+        rendered=render(template, context),
+        unsubscribe=unsubscribe,
+        step=step,
+        variant=variant,
+        send_after=now,
+        key=idempotency_key(case, step, channel),
+        now=now,
+    )
+
+
+def outbox_row(
+    *,
+    case: Case | None,
+    customer: Customer,
+    channel: Channel,
+    template: MessageTemplate,
+    rendered: RenderedMessage,
+    unsubscribe: str,
+    step: str,
+    variant: str,
+    send_after: datetime,
+    key: str,
+    now: datetime,
+) -> Message:
+    """The unsaved outbox row for a rendered message, exactly as it will be sent."""
     return Message(
         case=case,
         customer=customer,
@@ -163,8 +193,8 @@ def compose(
         template=template.key,
         template_version=template.version,
         variant=variant,
-        send_after=now,
-        idempotency_key=idempotency_key(case, step, channel),
+        send_after=send_after,
+        idempotency_key=key,
         created_at=now,
         updated_at=now,
     )
