@@ -145,3 +145,23 @@ def test_a_claimed_message_is_not_claimed_again_until_its_lease_ends(case: Case)
     after_lease = claim_due_messages(now=NOW + timedelta(minutes=5))
 
     assert len(first) == 1 and again == [] and after_lease == first
+
+
+def test_a_message_delayed_past_the_customers_hours_waits_for_the_morning(
+    case: Case, tmp_path: Path
+) -> None:
+    # Due at 10:00 in Bangkok, but the worker was stopped until 22:30.
+    message = scheduled(case, "late")
+    night = NOW + timedelta(hours=12, minutes=30)
+    transport = FileTransport(tmp_path)
+
+    report = deliver_due(now=night, transport=transport, rng=random.Random(1))
+
+    message.refresh_from_db()
+    morning = NOW + timedelta(hours=22)  # Tuesday 08:00 in Bangkok
+    assert report.sent == 0 and list(tmp_path.iterdir()) == []
+    assert (message.status, message.send_after) == ("scheduled", morning)
+    event = CaseEvent.objects.get(case=case, type="message.deferred")
+    assert "contact hours" in event.reason
+
+    assert deliver_due(now=morning, transport=transport, rng=random.Random(1)).sent == 1

@@ -27,6 +27,8 @@ from dunning.channels import TransportError
 from dunning.channels.email.message import OutgoingEmail, build_email
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
 from dunning.core.backoff import retry_delay, should_give_up
+from dunning.core.contact_rules import RulePackContactRules
+from dunning.core.contacts import Channel, Debtor
 from dunning.engine.models import CaseEvent, Message, MessageStatus
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,11 @@ def deliver(
         "customer"
     )
     for message in messages.order_by("id"):
+        held_until = _outside_window(message, now=now)
+        if held_until is not None:
+            _hold(message, until=held_until, now=now)
+            retrying += 1
+            continue
         try:
             provider_id = transport.send(build_email(_outgoing(message, now=now)))
         except TransportError as error:
@@ -107,6 +114,41 @@ def deliver(
             sent = []
     delivered += _mark_sent(sent, now=now)
     return DeliveryReport(sent=delivered, retrying=retrying, failed=failed)
+
+
+def _outside_window(message: Message, *, now: datetime) -> datetime | None:
+    """When `message` may go out if now is outside the customer's contact hours, else None.
+
+    The hours and the daily caps were judged when the message was written; a
+    send delayed since (the server was down, a lease ran out, the worker was
+    stopped overnight) is judged against the hours again, so it never goes
+    out at night.  The caps still count it as planned, so only hours matter.
+    """
+    customer = message.customer
+    debtor = Debtor(
+        time_zone=customer.time_zone, country=customer.country, is_business=customer.is_business
+    )
+    verdict = _RULES.earliest(at=now, channel=Channel(message.channel), debtor=debtor, history=())
+    if verdict.allowed_at is not None and verdict.allowed_at <= now:
+        return None
+    return verdict.allowed_at or now + timedelta(days=1)
+
+
+def _hold(message: Message, *, until: datetime, now: datetime) -> None:
+    held = Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
+        send_after=until, updated_at=now
+    )
+    if held and message.case_id is not None:
+        CaseEvent.objects.create(
+            case_id=message.case_id,
+            type="message.deferred",
+            reason=f"{message.step} by {message.channel} was delayed past the customer's "
+            f"contact hours: held until {until.isoformat()}",
+            occurred_at=now,
+        )
+
+
+_RULES = RulePackContactRules()
 
 
 def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
