@@ -92,8 +92,13 @@ def deliver(
     messages = Message.objects.filter(id__in=ids, status=MessageStatus.SCHEDULED).select_related(
         "customer"
     )
+    hours: dict[tuple[str, str, bool, str], datetime | None] = {}  # one verdict per kind
     for message in messages.order_by("id"):
-        held_until = _outside_window(message, now=now)
+        customer = message.customer
+        kind = (customer.time_zone, customer.country, customer.is_business, message.channel)
+        if kind not in hours:
+            hours[kind] = _outside_window(message, now=now)
+        held_until = hours[kind]
         if held_until is not None:
             _hold(message, until=held_until, now=now)
             retrying += 1
