@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from dunning.core.network_rules import Card, Charge, PastAttempt, RetryWindow, e
 from dunning.core.policy import RETRY_WINDOWS, RetryBudget
 from dunning.core.retry_timing import (
     MIN_HOUR_SAMPLES,
+    CardChange,
     HourStats,
     Paydays,
     RetryContext,
@@ -505,3 +507,23 @@ def test_nothing_is_ever_planned_after_a_never_retry_decline(
 
     if not ctx.classification.allows_retry or ctx.window.never:
         assert plan.at is None
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (CardChange.NEW, "a new card is on file: retry at once"),
+        (CardChange.UPDATED, "the card on file was updated: retry at once"),
+    ],
+)
+def test_a_changed_card_is_tried_at_once_even_after_a_customer_action_decline(
+    change: CardChange, reason: str
+) -> None:
+    now = bkk("2026-03-16T22:00")
+    allowed = RetryWindow(now)
+    stuck = context(now=now, code="expired_card", window=allowed)
+
+    assert plan_retry(stuck, Strategy.SMART).at is None
+    for strategy in Strategy:
+        plan = plan_retry(replace(stuck, card_change=change), strategy)
+        assert (plan.at, plan.reason) == (now, reason)

@@ -46,6 +46,14 @@ class Strategy(StrEnum):
     FIXED = "fixed"
 
 
+class CardChange(StrEnum):
+    """What became of the card since the last decline."""
+
+    NONE = "none"
+    NEW = "new"  # another card is on file
+    UPDATED = "updated"  # the same card with new details (a card updater, the customer)
+
+
 # Declines that mostly mean "not enough money right now": the payday matters.
 FUNDS_CODES = frozenset(
     {
@@ -183,6 +191,7 @@ class RetryContext:
     window: RetryWindow  # what the network rules and the budget allow
     paydays: Paydays = Paydays()
     hours: HourStats = HourStats()
+    card_change: CardChange = CardChange.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,11 @@ def plan_retry(context: RetryContext, strategy: Strategy) -> RetryPlan:
     window = context.window
     if window.allowed_at is None:
         return RetryPlan(None, "; ".join(window.reasons) or "no retry allowed")
+    if context.card_change is CardChange.NEW:
+        # Whatever the old card's decline said, the new card deserves a try now.
+        return RetryPlan(window.allowed_at, "a new card is on file: retry at once")
+    if context.card_change is CardChange.UPDATED:
+        return RetryPlan(window.allowed_at, "the card on file was updated: retry at once")
     if not context.classification.allows_retry:
         return RetryPlan(None, f"{context.decline_code}: not retried on the same card")
     closes_at = context.first_failure_at + context.budget.within

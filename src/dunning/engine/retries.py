@@ -36,6 +36,7 @@ from dunning.core.cases import CaseState
 from dunning.core.declines import Brand, Classification, classify_decline
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
 from dunning.core.retry_timing import (
+    CardChange,
     HourStats,
     Paydays,
     RetryContext,
@@ -136,7 +137,9 @@ def retry_due(
         if not _still_ours(due, lease=lease):
             continue
         try:
-            outcome = _charge(due, now=now, gateway=gateway, strategy=strategy, rng=rng)
+            outcome = _charge(
+                due, now=now, gateway=gateway, strategy=strategy, rng=rng, hours=hours
+            )
         except LedgerError as error:
             # The ledger refused the outcome (a webhook recorded the payment
             # first, or the invoice changed under the charge).
@@ -249,11 +252,6 @@ def _plan(
         invoice=invoice.external_id, amount=invoice.amount_remaining, currency=invoice.currency
     )
     past = [_past(attempt) for attempt in attempts]
-    # Another card, or this one updated since the decline (a card updater's new
-    # expiry, the customer's corrected details): worth a try at once.
-    new_card = last.payment_method_id is not None and (
-        last.payment_method_id != method.pk or method.updated_at > last.attempted_at
-    )
     window = earliest_retry(
         now=now,
         card=card,
@@ -262,15 +260,6 @@ def _plan(
         budget=policy.retry,
         first_failure_at=failures[0].attempted_at,
     )
-    if new_card and window.allowed_at is not None:
-        told = (
-            "a new card is on file"
-            if last.payment_method_id != method.pk
-            else ("the card on file was updated")
-        )
-        return RetryPlan(window.allowed_at, f"{told}: retry at once"), _charge_key(
-            case, invoice, method
-        )
     classification = _classify(last)
     context = RetryContext(
         now=now,
@@ -289,9 +278,19 @@ def _plan(
             failures=_declines_before(case.customer_id, failures[0]),
         ),
         hours=hours,
+        card_change=_card_change(last, method),
     )
     plan = plan_retry(context, strategy)
     return plan, _charge_key(case, invoice, method) if plan.at is not None else ""
+
+
+def _card_change(last: PaymentAttempt, method: PaymentMethod) -> CardChange:
+    """Another card since the last decline, or this one updated (new expiry, details)."""
+    if last.payment_method_id is None:
+        return CardChange.NONE
+    if last.payment_method_id != method.pk:
+        return CardChange.NEW
+    return CardChange.UPDATED if method.updated_at > last.attempted_at else CardChange.NONE
 
 
 def _target_invoice(case: Case) -> Invoice | None:
@@ -450,7 +449,13 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:
 
 
 def _charge(
-    due: _Due, *, now: datetime, gateway: Gateway, strategy: Strategy, rng: random.Random
+    due: _Due,
+    *,
+    now: datetime,
+    gateway: Gateway,
+    strategy: Strategy,
+    rng: random.Random,
+    hours: HourStats,
 ) -> str:
     case, invoice, method = due.case, due.invoice, due.method
     request = ChargeRequest(
@@ -483,7 +488,7 @@ def _charge(
         _learn(local_hour, succeeded=result.succeeded)
         case.refresh_from_db()
         if case.state == CaseState.ACTIVE:
-            plan_case(case, now=now, strategy=strategy)
+            plan_case(case, now=now, strategy=strategy, hours=hours)
     return "recovered" if result.succeeded else "declined"
 
 
