@@ -440,3 +440,14 @@ def test_any_decline_reads_neutrally_and_never_loosens_a_never_retry_signal(
     if classification.kind is DeclineClass.NEVER_RETRY:
         assert classification.wording is Wording.BANK_DECLINED
     assert classification.retry_after is None or classification.allows_retry
+
+
+def test_with_no_retry_planned_a_soft_decline_asks_to_pay_instead_of_promising_one() -> None:
+    soft = classify_decline("insufficient_funds")
+
+    assert CUSTOMER_TEXT[CustomerRequest.PAY_OR_WAIT]["en"] in customer_text(soft, "en")
+    assert CUSTOMER_TEXT[CustomerRequest.PAY_NOW]["th"] in customer_text(
+        soft, "th", retry_planned=False
+    )
+    hard = classify_decline("lost_card")
+    assert customer_text(hard, "en", retry_planned=False) == customer_text(hard, "en")

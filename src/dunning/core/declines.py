@@ -477,13 +477,17 @@ WORDING_TEXT: Mapping[Wording, Mapping[Locale, str]] = MappingProxyType(
 )
 
 
-def customer_text(classification: Classification, locale: Locale) -> str:
-    """The explanation and the request, in `locale`; "" when the customer is not told."""
+def customer_text(
+    classification: Classification, locale: Locale, *, retry_planned: bool = True
+) -> str:
+    """The explanation and the request, in `locale`; "" when the customer is not told.
+
+    With no retry planned (charges are off, the budget is spent) a retryable
+    decline asks the customer to pay instead of promising a retry.
+    """
     if classification.wording is None or classification.request is None:
         return ""
-    return " ".join(
-        (
-            WORDING_TEXT[classification.wording][locale],
-            CUSTOMER_TEXT[classification.request][locale],
-        )
-    )
+    request = classification.request
+    if request is CustomerRequest.PAY_OR_WAIT and not retry_planned:
+        request = CustomerRequest.PAY_NOW
+    return " ".join((WORDING_TEXT[classification.wording][locale], CUSTOMER_TEXT[request][locale]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,6 @@ from dunning.core.declines import (
     WORDING_TEXT,
     Brand,
     Classification,
-    CustomerRequest,
     Wording,
     classify_decline,
     customer_text,
@@ -46,7 +45,7 @@ from dunning.engine.models import (
     PolicyVersion,
 )
 from dunning.engine.templates import TemplateResolver
-from dunning.engine.writer import compose, consequences_of
+from dunning.engine.writer import compose, consequences_of, debtor_of
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
@@ -292,13 +291,7 @@ def _update_cases(cases: Sequence[Case], *, now: datetime) -> None:
 
 
 def _debtor(case: Case, batch: Batch) -> Debtor:
-    customer = case.customer
-    return Debtor(
-        time_zone=customer.time_zone,
-        country=customer.country,
-        is_business=customer.is_business,
-        opted_out=batch.opted_out.get(customer.pk, frozenset()),
-    )
+    return debtor_of(case.customer, opted_out=batch.opted_out.get(case.customer_id, frozenset()))
 
 
 # The languages `customer_text` is written in.
@@ -314,12 +307,9 @@ def _payment_problem(case: Case, batch: Batch) -> str | None:
     decline = batch.declines.get(case.pk)  # only charge_automatically cases have one
     if decline is None:
         return None
-    if decline.request is CustomerRequest.PAY_OR_WAIT and not case.retry_key:
-        # No retry is planned (charges are off, or the budget is spent): promise none.
-        decline = replace(decline, request=CustomerRequest.PAY_NOW)
     for language in locale_candidates(case.customer.locale):
         if language in _DECLINE_TEXT_LANGUAGES:
-            return customer_text(decline, language) or None
+            return customer_text(decline, language, retry_planned=bool(case.retry_key)) or None
     return None
 
 

@@ -28,8 +28,9 @@ from dunning.channels.email.message import OutgoingEmail, build_email
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
 from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
-from dunning.core.contacts import Channel, Debtor
+from dunning.core.contacts import Channel
 from dunning.engine.models import CaseEvent, Message, MessageStatus
+from dunning.engine.writer import debtor_of
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,7 @@ def _outside_window(message: Message, *, now: datetime) -> datetime | None:
     stopped overnight) is judged against the hours again, so it never goes
     out at night.  The caps still count it as planned, so only hours matter.
     """
-    customer = message.customer
-    debtor = Debtor(
-        time_zone=customer.time_zone, country=customer.country, is_business=customer.is_business
-    )
+    debtor = debtor_of(message.customer)
     verdict = _RULES.earliest(at=now, channel=Channel(message.channel), debtor=debtor, history=())
     if verdict.allowed_at is not None and verdict.allowed_at <= now:
         return None

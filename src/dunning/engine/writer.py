@@ -278,17 +278,21 @@ def contact_verdict(customer: Customer, *, debt: str, now: datetime) -> Verdict:
         )
         for m in recent.only("sent_at", "send_after", "channel", "case_id")
     ]
-    debtor = Debtor(
+    opted_out = frozenset(
+        Channel(c)
+        for c in ContactOptOut.objects.filter(customer=customer).values_list("channel", flat=True)
+    )
+    debtor = debtor_of(customer, opted_out=opted_out)
+    return RulePackContactRules().earliest(
+        at=now, channel=Channel.EMAIL, debtor=debtor, history=history, debt=debt
+    )
+
+
+def debtor_of(customer: Customer, *, opted_out: frozenset[Channel] = frozenset()) -> Debtor:
+    """What the contact rules need to know of a customer."""
+    return Debtor(
         time_zone=customer.time_zone,
         country=customer.country,
         is_business=customer.is_business,
-        opted_out=frozenset(
-            Channel(c)
-            for c in ContactOptOut.objects.filter(customer=customer).values_list(
-                "channel", flat=True
-            )
-        ),
-    )
-    return RulePackContactRules().earliest(
-        at=now, channel=Channel.EMAIL, debtor=debtor, history=history, debt=debt
+        opted_out=opted_out,
     )
