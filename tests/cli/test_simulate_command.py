@@ -111,3 +111,21 @@ def test_json_prints_one_object_and_leaves_the_configured_database_alone(
     # The run's database lived in a scratch folder, gone now; the configured one was never made.
     assert not (tmp_path / "configured.sqlite3").exists()
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_budget_the_policies_cannot_hold_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.json"
+    path.write_text(generated("--generate", "1", "--seed", "3", "--days", "30"))
+
+    too_many = dunning("simulate", "--scenario", str(path), "--retries", "16", tmp_path=tmp_path)
+    odd_window = dunning("simulate", "--scenario", str(path), "--within", "P9D", tmp_path=tmp_path)
+    not_a_duration = dunning(
+        "simulate", "--scenario", str(path), "--within", "two weeks", tmp_path=tmp_path
+    )
+
+    assert too_many.returncode != 0
+    assert "--retries: must be between 0 and 15" in too_many.stderr
+    assert odd_window.returncode != 0
+    assert "--within: must be 1, 2 or 3 weeks" in odd_window.stderr
+    assert "--within: must be an ISO 8601 duration" in not_a_duration.stderr
+    assert not (tmp_path / "configured.sqlite3").exists()

@@ -14,12 +14,13 @@ January 2026, four customers, every moment fixed:
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from dunning.core.policy import RetryBudget
 from dunning.core.retry_timing import Strategy
 from dunning.engine.models import Message, MessageStatus
 from dunning.ledger.models import AttemptOutcome, Invoice, InvoiceStatus, PaymentAttempt
@@ -126,8 +127,8 @@ SCENARIO: dict[str, Any] = {
 }
 
 
-def run(strategy: Strategy) -> SimulationResult:
-    return simulate(load_scenario(SCENARIO), strategy)
+def run(strategy: Strategy, budget: RetryBudget | None = None) -> SimulationResult:
+    return simulate(load_scenario(SCENARIO), strategy, retry_budget=budget)
 
 
 def charges(invoice: str) -> list[tuple[datetime, str, str]]:
@@ -178,6 +179,18 @@ def test_fixed_spends_three_retries_at_the_hour_of_the_first_charge(db: None) ->
     assert Invoice.objects.get(external_id="in_payday").status == InvoiceStatus.PAID
 
 
+def test_a_smaller_budget_spreads_fewer_tries_over_the_same_window(db: None) -> None:
+    result = run(Strategy.FIXED, RetryBudget(max_attempts=4, within=timedelta(weeks=2)))
+
+    # 4 tries in 2 weeks: one every 84 hours, on that day at 09:00; payday is missed.
+    assert charges("in_payday")[:3] == [
+        (bkk(20, 9), "insufficient_funds", "pm_cus_payday_original"),
+        (bkk(23, 9), "insufficient_funds", "pm_cus_payday_original"),
+        (bkk(27, 9), AttemptOutcome.SUCCEEDED, "pm_cus_payday_original"),
+    ]
+    assert result.retry_budget == "4 tries within P14D"
+
+
 @pytest.mark.parametrize("strategy", list(Strategy))
 def test_a_lost_card_is_never_charged_again_after_its_first_decline(
     db: None, strategy: Strategy
@@ -219,6 +232,7 @@ def test_the_summary_counts_every_invoice_charge_and_message(
     assert json.loads(json.dumps(result)) == result
     assert result == {
         "strategy": str(strategy),
+        "retry_budget": "the policies' own",
         "customers": 4,
         "invoices": 5,
         # in_payday, in_lost and in_expired; cus_ok's two go through.

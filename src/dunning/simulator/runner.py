@@ -20,6 +20,7 @@ runs this in a throw-away SQLite file.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from collections import defaultdict
@@ -34,6 +35,8 @@ from django.db import transaction
 from django.db.models import Min
 
 from dunning.core.cases import CaseState
+from dunning.core.policy import DEFAULT_POLICIES, RetryBudget
+from dunning.core.policy_json import format_duration
 from dunning.core.retry_timing import Strategy
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
@@ -153,6 +156,7 @@ class _Issuers:
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
     strategy: str
+    retry_budget: str
     customers: int
     invoices: int
     failed_invoices: int
@@ -170,6 +174,7 @@ class SimulationResult:
     def as_json(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
+            "retry_budget": self.retry_budget,
             "customers": self.customers,
             "invoices": self.invoices,
             "failed_invoices": self.failed_invoices,
@@ -191,8 +196,10 @@ def simulate(
     strategy: Strategy,
     *,
     seed: int = 0,
+    retry_budget: RetryBudget | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SimulationResult:
+    """Replay `scenario` with `strategy`; `retry_budget` replaces the default policies' budget."""
     say = progress or (lambda _: None)
     customers = {customer.id: customer for customer in scenario.customers}
     now = scenario.start
@@ -205,7 +212,7 @@ def simulate(
     gateway = SimulatedGateway(oracle=issuers, clock=clock)
     rng = random.Random(seed)  # noqa: S311 - delivery jitter, not a secret
     say(f"loading {len(customers):,} customers ...")
-    _load(scenario)
+    _load(scenario, retry_budget=retry_budget)
     first_charges = sorted(
         (
             (invoice.due_at, customer.id, invoice.id)
@@ -258,7 +265,20 @@ def simulate(
             next_charge,
             next_card=min(cards_to_come.values(), default=None),
         )
-    return _result(scenario, strategy, mailbox=mailbox, issuers=issuers, gateway=gateway)
+    return _result(
+        scenario,
+        strategy,
+        retry_budget=_budget_text(retry_budget),
+        mailbox=mailbox,
+        issuers=issuers,
+        gateway=gateway,
+    )
+
+
+def _budget_text(budget: RetryBudget | None) -> str:
+    if budget is None:
+        return "the policies' own"
+    return f"{budget.max_attempts} tries within {format_duration(budget.within)}"
 
 
 def _engine_pass(
@@ -322,10 +342,13 @@ def _next_moment(
 # ---------------------------------------------------------------- the world's parts
 
 
-def _load(scenario: Scenario) -> None:
-    """Customers, cards, past payments and this run's invoices, in bulk."""
+def _load(scenario: Scenario, *, retry_budget: RetryBudget | None = None) -> None:
+    """The policies, customers, cards, past payments and this run's invoices, in bulk."""
     now = scenario.start
     policies.ensure_default_policies(now=now)
+    if retry_budget is not None:
+        for policy in DEFAULT_POLICIES:
+            policies.save_policy(dataclasses.replace(policy, retry=retry_budget), now=now)
     with transaction.atomic():
         Customer.objects.bulk_create(
             [
@@ -521,6 +544,7 @@ def _result(
     scenario: Scenario,
     strategy: Strategy,
     *,
+    retry_budget: str,
     mailbox: _Mailbox,
     issuers: _Issuers,
     gateway: SimulatedGateway,
@@ -554,6 +578,7 @@ def _result(
     contacts = mailbox.contacts.report()
     return SimulationResult(
         strategy=str(strategy),
+        retry_budget=retry_budget,
         customers=len(scenario.customers),
         invoices=len(run_ids),
         failed_invoices=len(failed_first),

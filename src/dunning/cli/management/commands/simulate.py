@@ -23,6 +23,8 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dunning.core.policy import RetryBudget
+from dunning.core.policy_json import parse_duration
 from dunning.core.retry_timing import Strategy
 
 INSIDE = "DUNNING_SIMULATION_DATABASE"
@@ -38,6 +40,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
         parser.add_argument(
+            "--retries",
+            type=int,
+            metavar="N",
+            help="the policies' retry budget: N tries (default: the policies' own, 8)",
+        )
+        parser.add_argument(
+            "--within",
+            metavar="DURATION",
+            help="the retry budget's window: P7D, P14D, P21D, P30D or P60D (default P14D)",
+        )
+        parser.add_argument(
             "--generate", type=int, metavar="N", help="write a scenario of N customers"
         )
         parser.add_argument("--seed", type=int, default=1, help="with --generate: the random seed")
@@ -52,10 +65,13 @@ class Command(BaseCommand):
         path = Path(options["scenario"])
         if not path.is_file():
             raise CommandError(f"--scenario: no file {path}")
+        budget = _budget(options["retries"], options["within"])
         if os.environ.get(INSIDE) != "1":
             self._run_in_scratch_database(path, options)
             return
-        self._run(path, strategy=Strategy(options["strategy"]), as_json=options["json"])
+        self._run(
+            path, strategy=Strategy(options["strategy"]), as_json=options["json"], budget=budget
+        )
 
     def _generate(self, n: int, *, seed: int, days: int) -> None:
         from dunning.simulator.generate import generate
@@ -86,12 +102,16 @@ class Command(BaseCommand):
                 "--strategy",
                 options["strategy"],
                 *(["--json"] if options["json"] else []),
+                *(["--retries", str(options["retries"])] if options["retries"] is not None else []),
+                *(["--within", options["within"]] if options["within"] else []),
             ]
             finished = subprocess.run(command, env=env, check=False)  # noqa: S603 - our own CLI
         if finished.returncode:
             sys.exit(finished.returncode)
 
-    def _run(self, path: Path, *, strategy: Strategy, as_json: bool) -> None:
+    def _run(
+        self, path: Path, *, strategy: Strategy, as_json: bool, budget: RetryBudget | None
+    ) -> None:
         from dunning.simulator.runner import simulate
         from dunning.simulator.scenario import ScenarioError, load_scenario
 
@@ -106,7 +126,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: {error}") from None
         progress(f"{path.name}: {len(scenario.customers):,} customers, strategy {strategy}")
         call_command("migrate", verbosity=0, interactive=False)
-        result = simulate(scenario, strategy, progress=progress)
+        result = simulate(scenario, strategy, retry_budget=budget, progress=progress)
         seconds = time.perf_counter() - started
         progress(f"simulated in {seconds:.1f} s")
         if as_json:
@@ -115,9 +135,27 @@ class Command(BaseCommand):
         self.stdout.write(_table(result.as_json()))
 
 
+def _budget(retries: int | None, within: str | None) -> RetryBudget | None:
+    """The retry budget the flags ask for; None leaves the policies' own."""
+    if retries is None and within is None:
+        return None
+    default = RetryBudget()
+    tries = default.max_attempts if retries is None else retries
+    try:
+        window = parse_duration(within) if within else default.within
+    except ValueError as error:
+        raise CommandError(f"--within: {error}") from None
+    problems = RetryBudget.problems_with(max_attempts=tries, within=window)
+    if problems:
+        flags = {"max_attempts": "--retries", "within": "--within"}
+        raise CommandError("; ".join(f"{flags[name]}: {message}" for name, message in problems))
+    return RetryBudget(max_attempts=tries, within=window)
+
+
 def _table(result: dict[str, Any]) -> str:
     rows = [
         ("strategy", result["strategy"]),
+        ("retry budget", result["retry_budget"]),
         ("customers", f"{result['customers']:,}"),
         ("invoices", f"{result['invoices']:,}"),
         ("failed at first charge", f"{result['failed_invoices']:,}"),
