@@ -349,17 +349,17 @@ def test_a_payment_landing_between_the_claim_and_the_charge_stops_the_charge(
     case = planned(bank)
     at = case.next_retry_at
     assert at is not None
-    target = retries._charge_target
+    target = retries.RetryBatch.charge_target
 
-    def target_then_pay(case: Case, *, now: datetime) -> object:
-        due = target(case, now=now)
+    def target_then_pay(batch: retries.RetryBatch, case: Case) -> object:
+        due = target(batch, case)
         # A partial payment through another door while the batch is charging.
         Invoice.objects.filter(external_id="in_th").update(
             amount_paid=100, amount_remaining=AMOUNT - 100
         )
         return due
 
-    monkeypatch.setattr(retries, "_charge_target", target_then_pay)
+    monkeypatch.setattr(retries.RetryBatch, "charge_target", target_then_pay)
     bank.answer(ok)
 
     bank.run(at)

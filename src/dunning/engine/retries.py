@@ -6,8 +6,14 @@ window `dunning.core.network_rules.earliest_retry` allows) picks the moment,
 which is stored with its reason and the idempotency key of the charge to
 come.  With a key it means "charge": the claim leases the case, the charge
 goes to the gateway outside any transaction, and the outcome is recorded
-through the ledger's services, which recover the case on success; a decline
-is planned again at once.
+through the ledger's services, which recover the case on success; a case
+still active afterwards is planned again in the same transaction.
+
+A batch is read in a fixed number of queries (`RetryBatch.load`): the cases'
+invoices to charge, their customers' cards, the attempts the network rules
+count, and the payments and declines paydays are learned from.  Each case is
+planned in memory and the plans are written together.  Charges are recorded
+in chunks of CHUNK, each chunk in one transaction.
 
 A charge whose outcome is unknown (a timeout, a 5xx) keeps its key, so the
 next try is the same charge to the gateway and is never made twice.  An
@@ -23,7 +29,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from dataclasses import dataclass
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +44,7 @@ from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
 from dunning.core.declines import Brand, Classification, classify_decline
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
+from dunning.core.policy import Policy
 from dunning.core.retry_timing import (
     CardChange,
     HourStats,
@@ -46,7 +56,7 @@ from dunning.core.retry_timing import (
 )
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
-from dunning.engine.models import Case, CaseEvent, RetryHourStat
+from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, Gateway, GatewayError
 from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
@@ -59,13 +69,20 @@ from dunning.ledger.models import (
     PaymentMethod,
     PaymentMethodType,
 )
-from dunning.ledger.services import record_payment_attempt
+from dunning.ledger.services import AttemptFacts, record_payment_attempts
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
 IN_DOUBT_LIMIT = timedelta(hours=20)  # under the gateways' idempotency-key lifetime (24 h)
 NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) and a day
+# Paydays are learned from the last year of payments and declines (and a month,
+# so a yearly rhythm's last beat is seen), at most this many of each.
+PAYDAY_LOOKBACK = timedelta(days=400)
+PAYDAY_SUCCESSES = 200
+PAYDAY_DECLINES = 400
+CHUNK = 20  # charges recorded per transaction
+RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
 SOURCE = "engine"
 
 
@@ -108,180 +125,333 @@ def retry_due(
 ) -> RetryReport:
     """Plan the cases that need a plan and charge the ones whose retry is due."""
     rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
-    planned = 0
-    charges: list[_Due] = []
     with transaction.atomic():
-        hours = _hour_stats()
-        for case in claim_due_retries(now=now, limit=limit):
+        cases = claim_due_retries(now=now, limit=limit)
+        if not cases:
+            return RetryReport()
+        batch = RetryBatch.load(cases, now=now, strategy=strategy)
+        charges: list[_Due] = []
+        for case in cases:
             if gateway.name == "manual" and case.charge_in_doubt_since is None:
-                _store(
-                    case,
-                    RetryPlan(None, "charges are off: payments are collected manually"),
-                    now=now,
+                batch.store(
+                    case, RetryPlan(None, "charges are off: payments are collected manually")
                 )
-                planned += 1
                 continue
-            if case.retry_key:
-                due = _charge_target(case, now=now)
-                if due is not None:
-                    charges.append(due)
-                    continue
-            plan_case(case, now=now, strategy=strategy, hours=hours)
-            planned += 1
+            due = batch.charge_target(case) if case.retry_key else None
+            if due is not None:
+                charges.append(due)
+                continue
+            batch.plan(case)
+        batch.save()
         lease = now + LEASE
         Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
             next_retry_at=lease, updated_at=now
         )
-    recovered = declined = unknown = 0
-    for due in charges:
-        if not _still_ours(due, lease=lease):
-            continue
-        try:
-            outcome = _charge(
-                due, now=now, gateway=gateway, strategy=strategy, rng=rng, hours=hours
-            )
-        except LedgerError as error:
-            # The ledger refused the outcome (a webhook recorded the payment
-            # first, or the invoice changed under the charge).
-            _not_recorded(due, error=error, now=now)
-            continue
-        except Exception:
-            # Whatever went wrong stays with this case: the others are charged,
-            # and this one is asked again with the same key after a while.
-            log.exception("case %s: the retry failed", due.case.pk)
-            _in_doubt(due.case, now=now, rng=rng, reason="the retry failed unexpectedly")
-            unknown += 1
-            continue
-        recovered += outcome == "recovered"
-        declined += outcome == "declined"
-        unknown += outcome == "unknown"
+    counts: Counter[str] = Counter()
+    for start in range(0, len(charges), CHUNK):
+        chunk = charges[start : start + CHUNK]
+        answered = _charge_chunk(
+            chunk, lease=lease, now=now, gateway=gateway, rng=rng, counts=counts
+        )
+        _record(answered, now=now, strategy=strategy, counts=counts)
     return RetryReport(
-        planned=planned,
+        planned=batch.planned,
         charged=len(charges),
-        recovered=recovered,
-        declined=declined,
-        unknown=unknown,
+        recovered=counts["recovered"],
+        declined=counts["declined"],
+        unknown=counts["unknown"],
     )
 
 
-# ---------------------------------------------------------------- planning
+# ---------------------------------------------------------------- the batch
 
 
-def plan_case(
-    case: Case, *, now: datetime, strategy: Strategy, hours: HourStats | None = None
-) -> RetryPlan:
-    """Decide the case's next retry and store it (in the caller's transaction)."""
-    plan, key = _plan(case, now=now, strategy=strategy, hours=hours or _hour_stats())
-    _store(case, plan, key=key, now=now, strategy=strategy)
-    return plan
+@dataclass
+class RetryBatch:
+    """What planning a batch of claimed cases needs, and the plans it will write."""
 
+    now: datetime
+    strategy: Strategy
+    hours: HourStats
+    policies: dict[int, Policy]  # by PolicyVersion id
+    targets: dict[int, Invoice]  # by case: the oldest invoice left to charge
+    cards: dict[int, list[PaymentMethod]]  # by customer: saved cards, the one to charge first
+    by_invoice: dict[int, list[PaymentAttempt]]  # the target invoices' attempts
+    by_card: dict[int, list[PaymentAttempt]]  # each card's attempts in the network windows
+    invoice_refs: dict[int, str]  # external ids of the invoices those attempts were on
+    payments: dict[int, list[datetime]]  # by customer, newest first
+    declines: dict[int, list[datetime]]  # by customer, newest first
+    planned: int = 0
+    updates: list[tuple[Case, RetryPlan, str]] = field(default_factory=list)
 
-def _store(
-    case: Case, plan: RetryPlan, *, key: str = "", now: datetime, strategy: Strategy | None = None
-) -> None:
-    key = key if plan.at is not None else ""
-    changed = (case.next_retry_at, case.retry_reason) != (plan.at, plan.reason[:300])
-    case.next_retry_at, case.retry_reason, case.retry_key = plan.at, plan.reason[:300], key
-    Case.objects.filter(pk=case.pk).update(
-        next_retry_at=plan.at,
-        retry_reason=case.retry_reason,
-        retry_key=key,
-        charge_in_doubt_since=None,
-        updated_at=now,
-    )
-    if changed:
-        CaseEvent.objects.create(
-            case=case,
-            type="retry.planned" if plan.at else "retry.stopped",
-            reason=plan.reason,
-            data={"at": plan.at.isoformat() if plan.at else None, "strategy": strategy or ""},
-            occurred_at=now,
+    @classmethod
+    def load(cls, cases: Sequence[Case], *, now: datetime, strategy: Strategy) -> RetryBatch:
+        case_ids = [case.pk for case in cases]
+        customer_ids = {case.customer_id for case in cases}
+        targets: dict[int, Invoice] = {}
+        links = (
+            CaseInvoice.objects.filter(
+                case_id__in=case_ids,
+                invoice__status=InvoiceStatus.OPEN,
+                invoice__amount_remaining__gt=0,
+                invoice__collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+            )
+            .select_related("invoice")
+            .order_by("invoice__due_at", "invoice_id")
+        )
+        for link in links:
+            targets.setdefault(link.case_id, link.invoice)
+        cards: dict[int, list[PaymentMethod]] = defaultdict(list)
+        for method in PaymentMethod.objects.filter(
+            customer_id__in=customer_ids, type=PaymentMethodType.CARD
+        ).order_by("-is_default", "-updated_at", "-id"):
+            cards[method.customer_id].append(method)
+        card_ids = {methods[0].pk for methods in cards.values()}
+        target_ids = {invoice.pk for invoice in targets.values()}
+        by_invoice: dict[int, list[PaymentAttempt]] = defaultdict(list)
+        by_card: dict[int, list[PaymentAttempt]] = defaultdict(list)
+        window = now - NETWORK_LOOKBACK
+        for attempt in (
+            PaymentAttempt.objects.filter(
+                Q(invoice_id__in=target_ids)
+                | Q(payment_method_id__in=card_ids, attempted_at__gte=window)
+            )
+            .select_related("payment_method")
+            .order_by("attempted_at", "id")
+        ):
+            if attempt.invoice_id in target_ids:
+                by_invoice[attempt.invoice_id].append(attempt)
+            if attempt.payment_method_id in card_ids and attempt.attempted_at >= window:
+                by_card[attempt.payment_method_id].append(attempt)
+        seen_invoices = {a.invoice_id for group in by_card.values() for a in group}
+        invoice_refs = {invoice.pk: invoice.external_id for invoice in targets.values()}
+        missing = seen_invoices - invoice_refs.keys()
+        if missing:
+            invoice_refs |= dict(
+                Invoice.objects.filter(pk__in=missing).values_list("pk", "external_id")
+            )
+        since = now - PAYDAY_LOOKBACK
+        payments: dict[int, list[datetime]] = defaultdict(list)
+        for customer_id, received_at in (
+            Payment.objects.filter(customer_id__in=customer_ids, received_at__gte=since)
+            .order_by("-received_at")
+            .values_list("customer_id", "received_at")
+        ):
+            payments[customer_id].append(received_at)
+        declines: dict[int, list[datetime]] = defaultdict(list)
+        for customer_id, attempted_at in (
+            PaymentAttempt.objects.filter(
+                customer_id__in=customer_ids,
+                outcome=AttemptOutcome.FAILED,
+                attempted_at__gte=since,
+            )
+            .order_by("-attempted_at")
+            .values_list("customer_id", "attempted_at")
+        ):
+            declines[customer_id].append(attempted_at)
+        versions = PolicyVersion.objects.in_bulk({case.policy_id for case in cases})
+        return cls(
+            now=now,
+            strategy=strategy,
+            hours=_hour_stats(),
+            policies={pk: policies.load(version) for pk, version in versions.items()},
+            targets=targets,
+            cards=cards,
+            by_invoice=by_invoice,
+            by_card=by_card,
+            invoice_refs=invoice_refs,
+            payments=payments,
+            declines=declines,
         )
 
+    # ------------------------------------------------------------ planning
 
-def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod) -> str:
+    def plan(self, case: Case) -> RetryPlan:
+        """Decide the case's next retry; written by `save`."""
+        plan, key = self._plan(case)
+        self.store(case, plan, key=key)
+        return plan
+
+    def store(self, case: Case, plan: RetryPlan, *, key: str = "") -> None:
+        self.updates.append((case, plan, key if plan.at is not None else ""))
+        self.planned += 1
+
+    def save(self) -> None:
+        """Write the plans: wake-ups, reasons and keys; a timeline entry for each change."""
+        events = []
+        for case, plan, key in self.updates:
+            reason = plan.reason[:300]
+            if (case.next_retry_at, case.retry_reason) != (plan.at, reason):
+                events.append(
+                    CaseEvent(
+                        case=case,
+                        type="retry.planned" if plan.at else "retry.stopped",
+                        reason=plan.reason,
+                        data={
+                            "at": plan.at.isoformat() if plan.at else None,
+                            "strategy": str(self.strategy),
+                        },
+                        occurred_at=self.now,
+                    )
+                )
+            case.next_retry_at, case.retry_reason, case.retry_key = plan.at, reason, key
+            case.charge_in_doubt_since, case.updated_at = None, self.now
+        _update_plans([case for case, _, _ in self.updates], now=self.now)
+        CaseEvent.objects.bulk_create(events)
+        self.updates = []
+
+    def _plan(self, case: Case) -> tuple[RetryPlan, str]:
+        """The plan, and the idempotency key of the charge it plans ("" for none)."""
+        if case.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
+            return RetryPlan(None, "invoices sent for payment are not charged"), ""
+        invoice = self.targets.get(case.pk)
+        if invoice is None:
+            return RetryPlan(None, "nothing left to charge"), ""
+        if invoice.gateway_retry_at is not None:
+            return RetryPlan(
+                None,
+                "the gateway retries this invoice itself at "
+                f"{invoice.gateway_retry_at:%d %b %H:%M} UTC",
+            ), ""
+        methods = self.cards.get(case.customer_id)
+        if not methods:
+            return RetryPlan(None, "no saved card to charge: waiting for the customer"), ""
+        method = methods[0]
+        on_invoice = self.by_invoice.get(invoice.pk, [])
+        failures = [a for a in on_invoice if a.outcome == AttemptOutcome.FAILED]
+        if not failures:
+            return RetryPlan(None, "no declined charge to retry"), ""
+        attempts = _merge(on_invoice, self.by_card.get(method.pk, []))
+        policy = self.policies[case.policy_id]
+        first, last = failures[0], failures[-1]
+        zone = ZoneInfo(case.customer.time_zone)
+        window = earliest_retry(
+            now=self.now,
+            card=_card(method),
+            charge=Charge(
+                invoice=invoice.external_id,
+                amount=invoice.amount_remaining,
+                currency=invoice.currency,
+            ),
+            attempts=[self._past(attempt) for attempt in attempts],
+            budget=policy.retry,
+            first_failure_at=first.attempted_at,
+        )
+        context = RetryContext(
+            now=self.now,
+            zone=zone,
+            decline_code=last.decline_code or "generic_decline",
+            classification=_classify(last),
+            first_failure_at=first.attempted_at,
+            original_charge_at=on_invoice[0].attempted_at,  # this invoice's first charge
+            retries_done=len(failures) - 1,
+            budget=policy.retry,
+            window=window,
+            paydays=Paydays.learn(
+                self.payments.get(case.customer_id, [])[:PAYDAY_SUCCESSES],
+                zone,
+                failures=[
+                    at for at in self.declines.get(case.customer_id, []) if at < first.attempted_at
+                ][:PAYDAY_DECLINES],
+            ),
+            hours=self.hours,
+            card_change=_card_change(last, method),
+        )
+        plan = plan_retry(context, self.strategy)
+        key = _charge_key(case, invoice, method, tries=len(on_invoice)) if plan.at else ""
+        return plan, key
+
+    def _past(self, attempt: PaymentAttempt) -> PastAttempt:
+        method = attempt.payment_method
+        card = (
+            _card(method, used_at=attempt.attempted_at)
+            if method
+            else Card(number="unknown", brand=Brand.OTHER)
+        )
+        succeeded = attempt.outcome == AttemptOutcome.SUCCEEDED
+        return PastAttempt(
+            at=attempt.attempted_at,
+            card=card,
+            charge=Charge(
+                invoice=self.invoice_refs.get(attempt.invoice_id, str(attempt.invoice_id)),
+                amount=attempt.amount,
+                currency=attempt.currency,
+            ),
+            succeeded=succeeded,
+            classification=None if succeeded else _classify(attempt),
+        )
+
+    # ------------------------------------------------------------ charging
+
+    def charge_target(self, case: Case) -> _Due | None:
+        """The charge a case's stored key names, or None when it can no longer be made."""
+        invoice = self.targets.get(case.pk)
+        if invoice is None or invoice.gateway_retry_at is not None:
+            return None
+        methods = self.cards.get(case.customer_id, [])
+        tries = len(self.by_invoice.get(invoice.pk, []))
+        if case.charge_in_doubt_since is not None:
+            # Ask about the very charge in doubt: the card its key was made for,
+            # even if another card has become the default since.
+            method = next(
+                (
+                    m
+                    for m in methods
+                    if _charge_key(case, invoice, m, tries=tries) == case.retry_key
+                ),
+                None,
+            )
+        else:
+            method = methods[0] if methods else None
+        if method is None:
+            return None
+        return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
+
+
+def _merge(*groups: Iterable[PaymentAttempt]) -> list[PaymentAttempt]:
+    """The attempts of all groups, each once, in the order they were made."""
+    unique = {attempt.pk: attempt for group in groups for attempt in group}
+    return sorted(unique.values(), key=lambda a: (a.attempted_at, a.pk))
+
+
+def _update_plans(cases: Sequence[Case], *, now: datetime) -> None:
+    """Store each case's wake-up, reason and key in one statement (PostgreSQL) or a few."""
+    if not cases:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Case._meta.db_table} AS c"  # noqa: S608 (a model table name)
+                " SET next_retry_at = v.next_retry_at, retry_reason = v.retry_reason,"
+                " retry_key = v.retry_key, charge_in_doubt_since = NULL, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[])"
+                " AS v(id, next_retry_at, retry_reason, retry_key) WHERE c.id = v.id",
+                [
+                    now,
+                    [case.pk for case in cases],
+                    [case.next_retry_at for case in cases],
+                    [case.retry_reason for case in cases],
+                    [case.retry_key for case in cases],
+                ],
+            )
+        return
+    Case.objects.bulk_update(
+        cases, ["next_retry_at", "retry_reason", "retry_key", "charge_in_doubt_since", "updated_at"]
+    )
+
+
+def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
     """The idempotency key of the case's next charge.
 
     It names the charge's content (invoice, card, amount) and the number of
-    attempts recorded on that invoice before it.  Planned again with the same content, as after
-    a charge whose outcome is unknown, it is the same key, so the gateway
-    answers with that charge's outcome instead of charging twice; a new card
-    or a new amount is a new charge with a new key.
+    attempts recorded on that invoice before it (`tries`).  Planned again with
+    the same content, as after a charge whose outcome is unknown, it is the
+    same key, so the gateway answers with that charge's outcome instead of
+    charging twice; a new card or a new amount is a new charge with a new key.
     """
-    tries = PaymentAttempt.objects.filter(invoice=invoice).count()
     content = f"{invoice.pk}:{method.pk}:{invoice.amount_remaining}"
     digest = hashlib.sha256(content.encode()).hexdigest()[:16]
     return f"case{case.pk}:try{tries + 1}:{digest}"
-
-
-def _plan(
-    case: Case, *, now: datetime, strategy: Strategy, hours: HourStats
-) -> tuple[RetryPlan, str]:
-    """The plan, and the idempotency key of the charge it plans ("" for none)."""
-    if case.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
-        return RetryPlan(None, "invoices sent for payment are not charged"), ""
-    invoice = _target_invoice(case)
-    if invoice is None:
-        return RetryPlan(None, "nothing left to charge"), ""
-    if invoice.gateway_retry_at is not None:
-        return RetryPlan(
-            None,
-            "the gateway retries this invoice itself at "
-            f"{invoice.gateway_retry_at:%d %b %H:%M} UTC",
-        ), ""
-    method = _payment_method(case.customer_id)
-    if method is None:
-        return RetryPlan(None, "no saved card to charge: waiting for the customer"), ""
-    policy = policies.load(case.policy)
-    attempts = list(
-        PaymentAttempt.objects.filter(
-            Q(invoice=invoice) | Q(payment_method=method, attempted_at__gte=now - NETWORK_LOOKBACK)
-        )
-        .select_related("payment_method", "invoice")
-        .order_by("attempted_at", "id")
-    )
-    failures = [
-        a for a in attempts if a.invoice_id == invoice.pk and a.outcome == AttemptOutcome.FAILED
-    ]
-    if not failures:
-        return RetryPlan(None, "no declined charge to retry"), ""
-    last = failures[-1]
-    zone = ZoneInfo(case.customer.time_zone)
-    card = _card(method)
-    charge = Charge(
-        invoice=invoice.external_id, amount=invoice.amount_remaining, currency=invoice.currency
-    )
-    past = [_past(attempt) for attempt in attempts]
-    window = earliest_retry(
-        now=now,
-        card=card,
-        charge=charge,
-        attempts=past,
-        budget=policy.retry,
-        first_failure_at=failures[0].attempted_at,
-    )
-    classification = _classify(last)
-    context = RetryContext(
-        now=now,
-        zone=zone,
-        decline_code=last.decline_code or "generic_decline",
-        classification=classification,
-        first_failure_at=failures[0].attempted_at,
-        # This invoice's first charge: `attempts` also holds other invoices' on the card.
-        original_charge_at=next(a.attempted_at for a in attempts if a.invoice_id == invoice.pk),
-        retries_done=len(failures) - 1,
-        budget=policy.retry,
-        window=window,
-        paydays=Paydays.learn(
-            _successes(case.customer_id),
-            zone,
-            failures=_declines_before(case.customer_id, failures[0]),
-        ),
-        hours=hours,
-        card_change=_card_change(last, method),
-    )
-    plan = plan_retry(context, strategy)
-    return plan, _charge_key(case, invoice, method) if plan.at is not None else ""
 
 
 def _card_change(last: PaymentAttempt, method: PaymentMethod) -> CardChange:
@@ -291,27 +461,6 @@ def _card_change(last: PaymentAttempt, method: PaymentMethod) -> CardChange:
     if last.payment_method_id != method.pk:
         return CardChange.NEW
     return CardChange.UPDATED if method.updated_at > last.attempted_at else CardChange.NONE
-
-
-def _target_invoice(case: Case) -> Invoice | None:
-    return (
-        Invoice.objects.filter(
-            cases=case,
-            status=InvoiceStatus.OPEN,
-            amount_remaining__gt=0,
-            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
-        )
-        .order_by("due_at", "id")
-        .first()
-    )
-
-
-def _payment_method(customer_id: int) -> PaymentMethod | None:
-    return (
-        PaymentMethod.objects.filter(customer_id=customer_id, type=PaymentMethodType.CARD)
-        .order_by("-is_default", "-updated_at", "-id")
-        .first()
-    )
 
 
 def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
@@ -339,47 +488,6 @@ def _classify(attempt: PaymentAttempt) -> Classification:
     )
 
 
-def _past(attempt: PaymentAttempt) -> PastAttempt:
-    method = attempt.payment_method
-    card = (
-        _card(method, used_at=attempt.attempted_at)
-        if method
-        else Card(number="unknown", brand=Brand.OTHER)
-    )
-    invoice = attempt.invoice
-    return PastAttempt(
-        at=attempt.attempted_at,
-        card=card,
-        charge=Charge(
-            invoice=invoice.external_id, amount=attempt.amount, currency=attempt.currency
-        ),
-        succeeded=attempt.outcome == AttemptOutcome.SUCCEEDED,
-        classification=None if attempt.outcome == AttemptOutcome.SUCCEEDED else _classify(attempt),
-    )
-
-
-def _successes(customer_id: int) -> list[datetime]:
-    """When the customer's money came in before: what their paydays are learned from."""
-    return list(
-        Payment.objects.filter(customer_id=customer_id)
-        .order_by("-received_at")
-        .values_list("received_at", flat=True)[:200]
-    )
-
-
-def _declines_before(customer_id: int, first: PaymentAttempt) -> list[datetime]:
-    """The customer's earlier declines: a payment days after one shows when money arrived."""
-    return list(
-        PaymentAttempt.objects.filter(
-            customer_id=customer_id,
-            outcome=AttemptOutcome.FAILED,
-            attempted_at__lt=first.attempted_at,
-        )
-        .order_by("-attempted_at")
-        .values_list("attempted_at", flat=True)[:400]
-    )
-
-
 def _hour_stats() -> HourStats:
     hours = [(0, 0)] * 24
     for row in RetryHourStat.objects.all():
@@ -390,45 +498,145 @@ def _hour_stats() -> HourStats:
 # ---------------------------------------------------------------- charging
 
 
-def _charge_target(case: Case, *, now: datetime) -> _Due | None:
-    invoice = _target_invoice(case)
-    if invoice is None or invoice.gateway_retry_at is not None:
-        return None
-    method = _payment_method(case.customer_id)
-    if case.charge_in_doubt_since is not None:
-        # Ask about the very charge in doubt: the card its key was made for,
-        # even if another card has become the default since.
-        cards = PaymentMethod.objects.filter(
-            customer_id=case.customer_id, type=PaymentMethodType.CARD
-        )
-        method = next(
-            (card for card in cards if _charge_key(case, invoice, card) == case.retry_key), None
-        )
-    if method is None:
-        return None
-    return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
+def _charge_chunk(
+    chunk: Sequence[_Due],
+    *,
+    lease: datetime,
+    now: datetime,
+    gateway: Gateway,
+    rng: random.Random,
+    counts: Counter[str],
+) -> list[tuple[_Due, ChargeResult]]:
+    """Charge each due case that is still this worker's; the answers to record.
 
-
-def _still_ours(due: _Due, *, lease: datetime) -> bool:
-    """Just before charging: the case is still this worker's and still owes the same.
-
-    The claim was taken at the start of the batch; charges before this one took
-    time.  Another worker that claimed the case since moved its lease, a
-    payment or a void changed the invoice: then this charge is not made.
+    The claim was taken at the start of the batch and charges take time, so a
+    case is checked again (`_still_ours`) before its charge whenever
+    RECHECK_AFTER seconds of charging have passed since the last check.
     """
-    case = (
-        Case.objects.filter(pk=due.case.pk, next_retry_at=lease, retry_key=due.key)
-        .only("state")
-        .first()
+    answered: list[tuple[_Due, ChargeResult]] = []
+    ours: set[int] = set()
+    checked = -RECHECK_AFTER
+    for index, due in enumerate(chunk):
+        if time.monotonic() - checked >= RECHECK_AFTER:
+            ours = _still_ours(chunk[index:], lease=lease)
+            checked = time.monotonic()
+        if due.case.pk not in ours:
+            continue
+        try:
+            result = gateway.charge(_request(due, gateway=gateway))
+        except GatewayError as error:
+            counts["unknown"] += 1
+            _charge_failed(due.case, error=error, now=now, rng=rng)
+            continue
+        except Exception:
+            # Whatever went wrong stays with this case: the others are charged,
+            # and this one is asked again with the same key after a while.
+            log.exception("case %s: the retry failed", due.case.pk)
+            counts["unknown"] += 1
+            _in_doubt(due.case, now=now, rng=rng, reason="the retry failed unexpectedly")
+            continue
+        if result.status in (ChargeStatus.NOT_ATTEMPTED, ChargeStatus.PENDING):
+            counts["unknown"] += 1
+            _not_settled(due.case, result=result, now=now)
+            continue
+        answered.append((due, result))
+    return answered
+
+
+def _request(due: _Due, *, gateway: Gateway) -> ChargeRequest:
+    case, invoice, method = due.case, due.invoice, due.method
+    return ChargeRequest(
+        amount=invoice.amount_remaining,
+        currency=invoice.currency,
+        customer_external_id=case.customer.external_id,
+        payment_method_external_id=method.external_id,
+        invoice_external_id=invoice.external_id,
+        idempotency_key=due.key,
+        description=f"Invoice {invoice.number}",
+        metadata={"dunning_case": str(case.pk)},
+        gateway_invoice=(invoice.context or {}).get("gateway") == gateway.name,
     )
-    if case is None or case.state != CaseState.ACTIVE:
-        return False
-    invoice = Invoice.objects.filter(pk=due.invoice.pk).only("status", "amount_remaining").first()
-    return (
-        invoice is not None
-        and invoice.status == InvoiceStatus.OPEN
-        and invoice.amount_remaining == due.invoice.amount_remaining
+
+
+def _still_ours(dues: Sequence[_Due], *, lease: datetime) -> set[int]:
+    """The cases among `dues` still leased by this worker and owing what they owed.
+
+    Another worker that claimed a case since moved its lease; a payment or a
+    void changed its invoice: then that charge is not made.
+    """
+    cases = {
+        pk: (state, wake, key)
+        for pk, state, wake, key in Case.objects.filter(
+            pk__in=[due.case.pk for due in dues]
+        ).values_list("pk", "state", "next_retry_at", "retry_key")
+    }
+    invoices = dict(
+        (pk, (status, remaining))
+        for pk, status, remaining in Invoice.objects.filter(
+            pk__in=[due.invoice.pk for due in dues]
+        ).values_list("pk", "status", "amount_remaining")
     )
+    return {
+        due.case.pk
+        for due in dues
+        if cases.get(due.case.pk) == (CaseState.ACTIVE, lease, due.key)
+        and invoices.get(due.invoice.pk) == (InvoiceStatus.OPEN, due.invoice.amount_remaining)
+    }
+
+
+def _record(
+    answered: Sequence[tuple[_Due, ChargeResult]],
+    *,
+    now: datetime,
+    strategy: Strategy,
+    counts: Counter[str],
+) -> None:
+    """Record a chunk's answers and plan again the cases still active, in one transaction.
+
+    The ledger judges each answer on its own (`record_payment_attempts`): one it
+    refuses (a webhook recorded the payment first) leaves the others.  A case
+    whose answer is recorded is planned in the same transaction, so a worker
+    stopped in between leaves nothing half done.
+    """
+    if not answered:
+        return
+    learned: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    with transaction.atomic():
+        outcomes = record_payment_attempts(
+            [
+                AttemptFacts(
+                    invoice=due.invoice.external_id,
+                    attempted_at=now,
+                    payment_method=due.method.external_id,
+                    **result.attempt_fields(),
+                )
+                for due, result in answered
+            ],
+            now=now,
+            source=SOURCE,
+        )
+        recorded: list[int] = []
+        for (due, result), outcome in zip(answered, outcomes, strict=True):
+            if isinstance(outcome, LedgerError):
+                # The ledger refused the outcome (a webhook recorded the payment
+                # first, or the invoice changed under the charge).
+                _not_recorded(due, error=outcome, now=now)
+                continue
+            counts["recovered" if result.succeeded else "declined"] += 1
+            recorded.append(due.case.pk)
+            hour = now.astimezone(ZoneInfo(due.case.customer.time_zone)).hour
+            successes, attempts = learned[hour]
+            learned[hour] = (successes + int(result.succeeded), attempts + 1)
+        _learn(learned)
+        active = list(
+            Case.objects.select_for_update().filter(pk__in=recorded, state=CaseState.ACTIVE)
+        )
+        if active:
+            attach_customers(active)
+            batch = RetryBatch.load(active, now=now, strategy=strategy)
+            for case in active:
+                batch.plan(case)
+            batch.save()
 
 
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:
@@ -448,54 +656,10 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:
     )
 
 
-def _charge(
-    due: _Due,
-    *,
-    now: datetime,
-    gateway: Gateway,
-    strategy: Strategy,
-    rng: random.Random,
-    hours: HourStats,
-) -> str:
-    case, invoice, method = due.case, due.invoice, due.method
-    request = ChargeRequest(
-        amount=invoice.amount_remaining,
-        currency=invoice.currency,
-        customer_external_id=case.customer.external_id,
-        payment_method_external_id=method.external_id,
-        invoice_external_id=invoice.external_id,
-        idempotency_key=due.key,
-        description=f"Invoice {invoice.number}",
-        metadata={"dunning_case": str(case.pk)},
-        gateway_invoice=(invoice.context or {}).get("gateway") == gateway.name,
-    )
-    try:
-        result = gateway.charge(request)
-    except GatewayError as error:
-        return _charge_failed(case, error=error, now=now, rng=rng)
-    if result.status in (ChargeStatus.NOT_ATTEMPTED, ChargeStatus.PENDING):
-        return _not_settled(case, result=result, now=now)
-    local_hour = now.astimezone(ZoneInfo(case.customer.time_zone)).hour
-    with transaction.atomic():
-        record_payment_attempt(
-            invoice=invoice.external_id,
-            attempted_at=now,
-            now=now,
-            source=SOURCE,
-            payment_method=method.external_id,
-            **result.attempt_fields(),
-        )
-        _learn(local_hour, succeeded=result.succeeded)
-        case.refresh_from_db()
-        if case.state == CaseState.ACTIVE:
-            plan_case(case, now=now, strategy=strategy, hours=hours)
-    return "recovered" if result.succeeded else "declined"
-
-
-def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: random.Random) -> str:
+def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: random.Random) -> None:
     if error.outcome_unknown:
         _in_doubt(case, now=now, rng=rng, reason=f"the gateway did not answer ({error})")
-        return "unknown"
+        return
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None, retry_key="", retry_reason=f"the gateway refused: {error}"[:300]
     )
@@ -505,7 +669,6 @@ def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: rando
         reason=f"the gateway refused the charge: {error}",
         occurred_at=now,
     )
-    return "unknown"
 
 
 def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> None:
@@ -544,7 +707,7 @@ def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> 
     )
 
 
-def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> str:
+def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:
     reason = (
         "payments are collected manually"
         if result.status == ChargeStatus.NOT_ATTEMPTED
@@ -553,17 +716,18 @@ def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> str:
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None, retry_key="", retry_reason=reason, updated_at=now
     )
-    return "unknown"
 
 
-def _learn(hour: int, *, succeeded: bool) -> None:
-    updated = RetryHourStat.objects.filter(hour=hour).update(
-        attempts=F("attempts") + 1, successes=F("successes") + int(succeeded)
-    )
-    if not updated:
-        RetryHourStat.objects.get_or_create(
-            hour=hour, defaults={"attempts": 1, "successes": int(succeeded)}
+def _learn(learned: dict[int, tuple[int, int]]) -> None:
+    """Add a chunk's outcomes to the tenant's success rate by local hour."""
+    for hour, (successes, attempts) in sorted(learned.items()):
+        updated = RetryHourStat.objects.filter(hour=hour).update(
+            attempts=F("attempts") + attempts, successes=F("successes") + successes
         )
+        if not updated:
+            RetryHourStat.objects.get_or_create(
+                hour=hour, defaults={"attempts": attempts, "successes": successes}
+            )
 
 
 # ---------------------------------------------------------------- signals

@@ -331,28 +331,13 @@ def record_payment(
     """Apply money received to an invoice; the invoice becomes paid when nothing remains."""
     with transaction.atomic():
         target = get_invoice(invoice, lock=True)
-        if target.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
-            raise LedgerError(
-                f"the invoice is {target.status} and takes no payments",
-                field="invoice",
-                code=ErrorCode.CONFLICT,
-            )
-        if currency != target.currency:
-            raise LedgerError(f"the invoice is in {target.currency}", field="currency")
-        if amount <= 0:
-            raise LedgerError("must be greater than zero", field="amount")
-        if reference and Payment.objects.filter(invoice=target, reference=reference).exists():
-            raise LedgerError(
-                "a payment with this reference is already recorded on this invoice",
-                field="reference",
-                code=ErrorCode.CONFLICT,
-            )
-        if amount > target.amount_remaining:
-            raise LedgerError(
-                f"more than the {target.amount_remaining} that remains on the invoice",
-                field="amount",
-                code=ErrorCode.CONFLICT,
-            )
+        _check_payment(
+            target,
+            amount=amount,
+            currency=currency,
+            reference_taken=bool(reference)
+            and Payment.objects.filter(invoice=target, reference=reference).exists(),
+        )
         payment = Payment.objects.create(
             invoice=target,
             customer=target.customer,
@@ -364,39 +349,107 @@ def record_payment(
             attempt=attempt,
             created_at=now,
         )
-        target.amount_paid += amount
-        target.amount_remaining -= amount
-        target.updated_at = now
-        update = ["amount_paid", "amount_remaining", "updated_at"]
-        if target.amount_remaining == 0:
-            target.status, target.paid_at = InvoiceStatus.PAID, received_at
-            update += ["status", "paid_at"]
-        target.save(update_fields=update)
-        record_event(
-            type="payment.recorded",
-            now=now,
-            source=source,
-            occurred_at=received_at,
-            customer=target.customer,
-            invoice=target,
-            data={
-                "payment": payment.pk,
-                "amount": amount,
-                "currency": currency,
-                "amount_remaining": target.amount_remaining,
-            },
+        applied = _apply_payment(target, payment, now=now)
+        target.save(
+            update_fields=["amount_paid", "amount_remaining", "status", "paid_at", "updated_at"]
         )
-        if target.status == InvoiceStatus.PAID:
-            record_event(
-                type="invoice.paid",
-                now=now,
-                source=source,
-                occurred_at=received_at,
-                customer=target.customer,
-                invoice=target,
-            )
+        Event.objects.bulk_create(_payment_events(applied, now=now, source=source))
         invoice_changed.send(sender=Invoice, invoice=target, now=now, source=source)
         return payment
+
+
+def _check_payment(target: Invoice, *, amount: int, currency: str, reference_taken: bool) -> None:
+    """Raise the LedgerError that refuses this payment on `target`, if any."""
+    if target.status in (InvoiceStatus.VOID, InvoiceStatus.DRAFT):
+        raise LedgerError(
+            f"the invoice is {target.status} and takes no payments",
+            field="invoice",
+            code=ErrorCode.CONFLICT,
+        )
+    if currency != target.currency:
+        raise LedgerError(f"the invoice is in {target.currency}", field="currency")
+    if amount <= 0:
+        raise LedgerError("must be greater than zero", field="amount")
+    if reference_taken:
+        raise LedgerError(
+            "a payment with this reference is already recorded on this invoice",
+            field="reference",
+            code=ErrorCode.CONFLICT,
+        )
+    if amount > target.amount_remaining:
+        raise LedgerError(
+            f"more than the {target.amount_remaining} that remains on the invoice",
+            field="amount",
+            code=ErrorCode.CONFLICT,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """A payment applied to its invoice: what remained after it, and whether it paid it off."""
+
+    payment: Payment
+    remaining: int
+    pays_off: bool
+
+
+def _apply_payment(target: Invoice, payment: Payment, *, now: datetime) -> _Applied:
+    """Apply `payment` to the invoice in memory; the invoice is paid when nothing remains."""
+    target.amount_paid += payment.amount
+    target.amount_remaining -= payment.amount
+    target.updated_at = now
+    pays_off = target.amount_remaining == 0
+    if pays_off:
+        target.status, target.paid_at = InvoiceStatus.PAID, payment.received_at
+    return _Applied(payment=payment, remaining=target.amount_remaining, pays_off=pays_off)
+
+
+def _payment_events(applied: _Applied, *, now: datetime, source: str) -> list[Event]:
+    payment = applied.payment
+    events = [
+        Event(
+            type="payment.recorded",
+            occurred_at=payment.received_at,
+            recorded_at=now,
+            source=source,
+            customer=payment.customer,
+            invoice=payment.invoice,
+            data={
+                "payment": payment.pk,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "amount_remaining": applied.remaining,
+            },
+        )
+    ]
+    if applied.pays_off:
+        events.append(
+            Event(
+                type="invoice.paid",
+                occurred_at=payment.received_at,
+                recorded_at=now,
+                source=source,
+                customer=payment.customer,
+                invoice=payment.invoice,
+            )
+        )
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFacts:
+    """One try to collect an invoice, as `record_payment_attempts` takes it."""
+
+    invoice: str  # external id
+    attempted_at: datetime
+    outcome: str
+    amount: int | None = None  # None: what remains on the invoice
+    decline_code: str = ""
+    advice_code: str = ""
+    network_code: str = ""
+    gateway: str = ""
+    reference: str = ""
+    payment_method: str | None = None  # external id
 
 
 def record_payment_attempt(
@@ -415,64 +468,189 @@ def record_payment_attempt(
     payment_method: str | None = None,
 ) -> PaymentAttempt:
     """Record one try to collect an invoice.  A success also records the payment."""
+    facts = AttemptFacts(
+        invoice=invoice,
+        attempted_at=attempted_at,
+        outcome=outcome,
+        amount=amount,
+        decline_code=decline_code,
+        advice_code=advice_code,
+        network_code=network_code,
+        gateway=gateway,
+        reference=reference,
+        payment_method=payment_method,
+    )
+    (recorded,) = record_payment_attempts([facts], now=now, source=source)
+    if isinstance(recorded, LedgerError):
+        raise recorded
+    return recorded
+
+
+def record_payment_attempts(
+    attempts: Sequence[AttemptFacts], *, now: datetime, source: str
+) -> list[PaymentAttempt | LedgerError]:
+    """Record tries to collect invoices, in a handful of statements whatever their number.
+
+    Each is judged as `record_payment_attempt` judges one, in the order given
+    (a second success on an invoice the first one paid is refused): a try the
+    ledger refuses takes its `LedgerError` in the returned list, in its place,
+    and writes nothing; the others are written, with their events, and a
+    success also records its payment.  The invoices are locked until the
+    caller's transaction ends.
+    """
     with transaction.atomic():
-        target = get_invoice(invoice, lock=True)
-        method = None
-        if payment_method:
-            method = PaymentMethod.objects.filter(external_id=payment_method).first()
-            if method is None or method.customer_id != target.customer_id:
-                raise LedgerError(
-                    "no payment method with this external_id for this customer",
-                    field="payment_method",
-                    code=ErrorCode.NOT_FOUND,
-                )
-        if outcome == AttemptOutcome.SUCCEEDED and decline_code:
-            raise LedgerError("a succeeded attempt has no decline code", field="decline_code")
-        charged = target.amount_remaining if amount is None else amount
-        attempt = PaymentAttempt.objects.create(
-            invoice=target,
-            customer=target.customer,
-            payment_method=method,
-            attempted_at=attempted_at,
-            outcome=outcome,
-            amount=charged,
-            currency=target.currency,
-            decline_code=decline_code,
-            advice_code=advice_code,
-            network_code=network_code,
-            gateway=gateway,
-            reference=reference,
-            created_at=now,
-        )
-        record_event(
-            type=f"payment_attempt.{outcome}",
-            now=now,
-            source=source,
-            occurred_at=attempted_at,
-            customer=target.customer,
-            invoice=target,
-            data={
-                "attempt": attempt.pk,
-                "amount": charged,
-                "decline_code": decline_code,
-                "advice_code": advice_code,
-                "gateway": gateway,
-            },
-        )
-        attempt_recorded.send(sender=PaymentAttempt, attempt=attempt, now=now, source=source)
-        if outcome == AttemptOutcome.SUCCEEDED:
-            record_payment(
-                invoice=invoice,
-                amount=charged,
-                currency=target.currency,
-                received_at=attempted_at,
-                method=method.type if method else "card",
-                reference=reference,
-                now=now,
-                source=source,
-                attempt=attempt,
+        invoices = {
+            invoice.external_id: invoice
+            for invoice in Invoice.objects.select_related("customer")
+            .select_for_update(of=("self",))
+            .filter(external_id__in={facts.invoice for facts in attempts})
+            .order_by("pk")  # one lock order for every worker
+        }
+        wanted = {facts.payment_method for facts in attempts if facts.payment_method}
+        methods = {
+            method.external_id: method
+            for method in PaymentMethod.objects.filter(external_id__in=wanted)
+        }
+        references = {facts.reference for facts in attempts if facts.reference}
+        taken: set[tuple[int, str]] = (
+            set(
+                Payment.objects.filter(
+                    invoice__in=list(invoices.values()), reference__in=references
+                ).values_list("invoice_id", "reference")
             )
-        return attempt
+            if references
+            else set()
+        )
+        results: list[PaymentAttempt | LedgerError] = []
+        paid: dict[int, tuple[PaymentAttempt, _Applied]] = {}  # by place in `results`
+        for facts in attempts:
+            try:
+                attempt, applied = _judge_attempt(facts, invoices, methods, taken, now=now)
+            except LedgerError as error:
+                results.append(error)
+                continue
+            if applied is not None:
+                paid[len(results)] = (attempt, applied)
+            results.append(attempt)
+        recorded = [attempt for attempt in results if isinstance(attempt, PaymentAttempt)]
+        PaymentAttempt.objects.bulk_create(recorded)
+        for attempt, applied in paid.values():
+            applied.payment.attempt = attempt
+        Payment.objects.bulk_create([applied.payment for _, applied in paid.values()])
+        changed = {
+            applied.payment.invoice_id: applied.payment.invoice for _, applied in paid.values()
+        }
+        Invoice.objects.bulk_update(
+            list(changed.values()),
+            ["amount_paid", "amount_remaining", "status", "paid_at", "updated_at"],
+        )
+        Event.objects.bulk_create(
+            [
+                event
+                for place, attempt in enumerate(results)
+                if isinstance(attempt, PaymentAttempt)
+                for event in _attempt_events(
+                    attempt, paid[place][1] if place in paid else None, now=now, source=source
+                )
+            ]
+        )
+        for attempt in recorded:
+            attempt_recorded.send(sender=PaymentAttempt, attempt=attempt, now=now, source=source)
+        for invoice in changed.values():
+            invoice_changed.send(sender=Invoice, invoice=invoice, now=now, source=source)
+        return results
+
+
+def _judge_attempt(
+    facts: AttemptFacts,
+    invoices: Mapping[str, Invoice],
+    methods: Mapping[str, PaymentMethod],
+    taken: set[tuple[int, str]],
+    *,
+    now: datetime,
+) -> tuple[PaymentAttempt, _Applied | None]:
+    """The rows one try writes, or the LedgerError that refuses it (nothing changed then).
+
+    A success is applied to its invoice in memory (`taken` and the invoice's
+    amounts), so the next try on the same invoice is judged against it.
+    """
+    target = invoices.get(facts.invoice)
+    if target is None:
+        raise LedgerError(
+            "no invoice with this external_id", field="invoice", code=ErrorCode.NOT_FOUND
+        )
+    method = None
+    if facts.payment_method:
+        method = methods.get(facts.payment_method)
+        if method is None or method.customer_id != target.customer_id:
+            raise LedgerError(
+                "no payment method with this external_id for this customer",
+                field="payment_method",
+                code=ErrorCode.NOT_FOUND,
+            )
+    if facts.outcome == AttemptOutcome.SUCCEEDED and facts.decline_code:
+        raise LedgerError("a succeeded attempt has no decline code", field="decline_code")
+    charged = target.amount_remaining if facts.amount is None else facts.amount
+    attempt = PaymentAttempt(
+        invoice=target,
+        customer=target.customer,
+        payment_method=method,
+        attempted_at=facts.attempted_at,
+        outcome=facts.outcome,
+        amount=charged,
+        currency=target.currency,
+        decline_code=facts.decline_code,
+        advice_code=facts.advice_code,
+        network_code=facts.network_code,
+        gateway=facts.gateway,
+        reference=facts.reference,
+        created_at=now,
+    )
+    if facts.outcome != AttemptOutcome.SUCCEEDED:
+        return attempt, None
+    _check_payment(
+        target,
+        amount=charged,
+        currency=target.currency,
+        reference_taken=bool(facts.reference) and (target.pk, facts.reference) in taken,
+    )
+    payment = Payment(
+        invoice=target,
+        customer=target.customer,
+        amount=charged,
+        currency=target.currency,
+        received_at=facts.attempted_at,
+        method=method.type if method else "card",
+        reference=facts.reference,
+        created_at=now,
+    )
+    if facts.reference:
+        taken.add((target.pk, facts.reference))
+    return attempt, _apply_payment(target, payment, now=now)
+
+
+def _attempt_events(
+    attempt: PaymentAttempt, applied: _Applied | None, *, now: datetime, source: str
+) -> list[Event]:
+    """The events one recorded try writes: the try, and for a success its payment."""
+    event = Event(
+        type=f"payment_attempt.{attempt.outcome}",
+        occurred_at=attempt.attempted_at,
+        recorded_at=now,
+        source=source,
+        customer=attempt.customer,
+        invoice=attempt.invoice,
+        data={
+            "attempt": attempt.pk,
+            "amount": attempt.amount,
+            "decline_code": attempt.decline_code,
+            "advice_code": attempt.advice_code,
+            "gateway": attempt.gateway,
+        },
+    )
+    if applied is None:
+        return [event]
+    return [event, *_payment_events(applied, now=now, source=source)]
 
 
 def upsert_payment_method(

@@ -55,7 +55,11 @@ from dunning.ledger.models import (
     PaymentAttempt,
     PaymentMethod,
 )
-from dunning.ledger.services import record_payment_attempt, upsert_payment_method
+from dunning.ledger.services import (
+    AttemptFacts,
+    record_payment_attempts,
+    upsert_payment_method,
+)
 from dunning.simulator.checkers import (
     ChargeAttempt,
     ContactRuleChecker,
@@ -235,10 +239,15 @@ def simulate(
     while now <= scenario.end:
         mailbox.now = now
         # The billing system charges each invoice once, at its due date.
-        while next_charge < len(first_charges) and first_charges[next_charge][0] <= now:
-            _, customer_id, invoice_id = first_charges[next_charge]
-            _first_charge(customers[customer_id], invoice_id, now=now, gateway=gateway)
-            next_charge += 1
+        due_now = next_charge
+        while due_now < len(first_charges) and first_charges[due_now][0] <= now:
+            due_now += 1
+        _first_charges(
+            [invoice_id for _, _, invoice_id in first_charges[next_charge:due_now]],
+            now=now,
+            gateway=gateway,
+        )
+        next_charge = due_now
         # Customers and card updaters bring a replacement card.
         for customer_id, takes_over in list(cards_to_come.items()):
             if takes_over <= now:
@@ -490,36 +499,44 @@ def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> 
     Payment.objects.bulk_create(payments, batch_size=2000)
 
 
-def _first_charge(
-    customer: SimCustomer, invoice_id: str, *, now: datetime, gateway: SimulatedGateway
-) -> None:
-    invoice = Invoice.objects.get(external_id=invoice_id)
-    method = (
-        PaymentMethod.objects.filter(customer__external_id=customer.id)
-        .order_by("-is_default", "-id")
-        .first()
-    )
-    if method is None or invoice.status != InvoiceStatus.OPEN:
+def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedGateway) -> None:
+    """The billing system's charges of these invoices, each on its customer's default card."""
+    if not invoice_ids:
         return
-    request = ChargeRequest(
-        amount=invoice.amount_remaining,
-        currency=invoice.currency,
-        customer_external_id=customer.id,
-        payment_method_external_id=method.external_id,
-        invoice_external_id=invoice_id,
-        idempotency_key=f"first:{invoice_id}",
-    )
-    result = gateway.charge(request)
-    if result.status not in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
-        return
-    record_payment_attempt(
-        invoice=invoice_id,
-        attempted_at=now,
-        now=now,
-        source=SOURCE,
-        payment_method=method.external_id,
-        **result.attempt_fields(),
-    )
+    invoices = Invoice.objects.filter(
+        external_id__in=invoice_ids, status=InvoiceStatus.OPEN
+    ).select_related("customer")
+    cards: dict[int, PaymentMethod] = {}
+    for card in PaymentMethod.objects.filter(
+        customer__invoices__external_id__in=invoice_ids
+    ).order_by("is_default", "id"):
+        cards[card.customer_id] = card  # the last one wins: the default, then the newest
+    order = {invoice_id: place for place, invoice_id in enumerate(invoice_ids)}
+    attempts = []
+    for invoice in sorted(invoices, key=lambda invoice: order[invoice.external_id]):
+        method = cards.get(invoice.customer_id)
+        if method is None:
+            continue
+        result = gateway.charge(
+            ChargeRequest(
+                amount=invoice.amount_remaining,
+                currency=invoice.currency,
+                customer_external_id=invoice.customer.external_id,
+                payment_method_external_id=method.external_id,
+                invoice_external_id=invoice.external_id,
+                idempotency_key=f"first:{invoice.external_id}",
+            )
+        )
+        if result.status in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
+            attempts.append(
+                AttemptFacts(
+                    invoice=invoice.external_id,
+                    attempted_at=now,
+                    payment_method=method.external_id,
+                    **result.attempt_fields(),
+                )
+            )
+    record_payment_attempts(attempts, now=now, source=SOURCE)
 
 
 def _replace_card(customer: SimCustomer, *, now: datetime) -> None:
