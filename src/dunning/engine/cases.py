@@ -18,9 +18,17 @@ from django.db.models import Exists, Min, OuterRef, Q, Sum
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
-from dunning.core.policy import choose_policy
+from dunning.core.policy import Policy, choose_policy
 from dunning.engine import policies
-from dunning.engine.models import OPEN_STATES, Case, CaseEvent, CaseInvoice, Message, MessageStatus
+from dunning.engine.models import (
+    OPEN_STATES,
+    Case,
+    CaseEvent,
+    CaseInvoice,
+    Message,
+    MessageStatus,
+    PolicyVersion,
+)
 from dunning.engine.writer import write_thank_you
 from dunning.ledger.models import (
     AttemptOutcome,
@@ -50,15 +58,15 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
     """
     failed = PaymentAttempt.objects.filter(invoice=OuterRef("pk"), outcome=AttemptOutcome.FAILED)
     in_case = CaseInvoice.objects.filter(invoice=OuterRef("pk"))
+    # The due date bounds the index range outright (not inside the OR), so open
+    # invoices not yet due are never read.
     return list(
-        Invoice.objects.filter(status=InvoiceStatus.OPEN, amount_remaining__gt=0)
+        Invoice.objects.filter(
+            status=InvoiceStatus.OPEN, amount_remaining__gt=0, due_at__lte=now + COURTESY_LEAD
+        )
         .filter(
-            Q(collection_method=CollectionMethod.SEND_INVOICE, due_at__lte=now + COURTESY_LEAD)
-            | Q(
-                Exists(failed),
-                collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
-                due_at__lte=now + COURTESY_LEAD,
-            )
+            Q(collection_method=CollectionMethod.SEND_INVOICE)
+            | Q(Exists(failed), collection_method=CollectionMethod.CHARGE_AUTOMATICALLY)
         )
         .exclude(Exists(in_case))
         .select_related("customer")
@@ -69,22 +77,27 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
 def sync_cases(*, now: datetime, limit: int = 500) -> int:
     """Put every invoice that needs dunning into its customer's case; returns how many."""
     invoices = invoices_needing_a_case(now=now, limit=limit)
+    if not invoices:
+        return 0
     groups: dict[tuple[int, str], list[Invoice]] = defaultdict(list)
     for invoice in invoices:
         groups[(invoice.customer_id, invoice.currency)].append(invoice)
+    active = policies.active_policies()  # once for every case this call may open
     for group in groups.values():
         try:
             with transaction.atomic():
-                _add_to_case(group, now=now)
+                _add_to_case(group, now=now, active=active)
         except IntegrityError:
             # Another worker opened this customer's case between our look and our
             # insert (case_one_open_per_customer_currency): add to its case instead.
             with transaction.atomic():
-                _add_to_case(group, now=now)
+                _add_to_case(group, now=now, active=active)
     return len(invoices)
 
 
-def _add_to_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
+def _add_to_case(
+    invoices: list[Invoice], *, now: datetime, active: list[tuple[PolicyVersion, Policy]]
+) -> Case | None:
     first = invoices[0]
     case = (
         Case.objects.select_for_update()
@@ -92,9 +105,13 @@ def _add_to_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
         .first()
     )
     if case is None:
-        case = _open_case(invoices, now=now)
-        if case is None:
-            return None
+        # A new case starts with these invoices' amounts and wakes both stages now.
+        case = _open_case(invoices, now=now, active=active)
+        if case is not None:
+            CaseInvoice.objects.bulk_create(
+                [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices]
+            )
+        return case
     CaseInvoice.objects.bulk_create(
         [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices],
         ignore_conflicts=True,
@@ -114,7 +131,9 @@ def _add_to_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
     return case
 
 
-def _open_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
+def _open_case(
+    invoices: list[Invoice], *, now: datetime, active: list[tuple[PolicyVersion, Policy]]
+) -> Case | None:
     first = invoices[0]
     customer = first.customer
     method = first.collection_method
@@ -134,7 +153,6 @@ def _open_case(invoices: list[Invoice], *, now: datetime) -> Case | None:
         due_at=min(invoice.due_at for invoice in invoices),
         failed_at=failed_at,
     )
-    active = policies.active_policies()
     chosen = choose_policy([policy for _, policy in active], facts)
     if chosen is None:
         return None

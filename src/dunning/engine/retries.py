@@ -54,6 +54,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
+from dunning.db import update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -166,32 +167,43 @@ def retry_due(
 # ---------------------------------------------------------------- the batch
 
 
-@dataclass
-class RetryBatch:
-    """What planning a batch of claimed cases needs, and the plans it will write."""
+@dataclass(frozen=True, slots=True)
+class _History:
+    """What planning needs beyond the invoice and the card: read only when a case is planned."""
 
-    now: datetime
-    strategy: Strategy
     hours: HourStats
     policies: dict[int, Policy]  # by PolicyVersion id
-    targets: dict[int, Invoice]  # by case: the oldest invoice left to charge
-    cards: dict[int, list[PaymentMethod]]  # by customer: saved cards, the one to charge first
     by_invoice: dict[int, list[PaymentAttempt]]  # the target invoices' attempts
     by_card: dict[int, list[PaymentAttempt]]  # each card's attempts in the network windows
     invoice_refs: dict[int, str]  # external ids of the invoices those attempts were on
     payments: dict[int, list[datetime]]  # by customer, newest first
     declines: dict[int, list[datetime]]  # by customer, newest first
+
+
+@dataclass
+class RetryBatch:
+    """What planning and charging a batch of claimed cases needs, and the plans it will write.
+
+    The invoices to charge and the customers' cards are read at once: a batch
+    of due charges needs nothing else.  The history the planner weighs is read
+    for the whole batch the first time a case is planned.
+    """
+
+    now: datetime
+    strategy: Strategy
+    cases: Sequence[Case]
+    targets: dict[int, Invoice]  # by case: the oldest invoice left to charge
+    cards: dict[int, list[PaymentMethod]]  # by customer: saved cards, the one to charge first
     planned: int = 0
     updates: list[tuple[Case, RetryPlan, str]] = field(default_factory=list)
+    _history: _History | None = None
 
     @classmethod
     def load(cls, cases: Sequence[Case], *, now: datetime, strategy: Strategy) -> RetryBatch:
-        case_ids = [case.pk for case in cases]
-        customer_ids = {case.customer_id for case in cases}
         targets: dict[int, Invoice] = {}
         links = (
             CaseInvoice.objects.filter(
-                case_id__in=case_ids,
+                case_id__in=[case.pk for case in cases],
                 invoice__status=InvoiceStatus.OPEN,
                 invoice__amount_remaining__gt=0,
                 invoice__collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
@@ -203,11 +215,21 @@ class RetryBatch:
             targets.setdefault(link.case_id, link.invoice)
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
         for method in PaymentMethod.objects.filter(
-            customer_id__in=customer_ids, type=PaymentMethodType.CARD
+            customer_id__in={case.customer_id for case in cases}, type=PaymentMethodType.CARD
         ).order_by("-is_default", "-updated_at", "-id"):
             cards[method.customer_id].append(method)
-        card_ids = {methods[0].pk for methods in cards.values()}
-        target_ids = {invoice.pk for invoice in targets.values()}
+        return cls(now=now, strategy=strategy, cases=cases, targets=targets, cards=cards)
+
+    def history(self) -> _History:
+        if self._history is None:
+            self._history = self._load_history()
+        return self._history
+
+    def _load_history(self) -> _History:
+        now = self.now
+        customer_ids = {case.customer_id for case in self.cases}
+        card_ids = {methods[0].pk for methods in self.cards.values()}
+        target_ids = {invoice.pk for invoice in self.targets.values()}
         by_invoice: dict[int, list[PaymentAttempt]] = defaultdict(list)
         by_card: dict[int, list[PaymentAttempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
@@ -224,7 +246,7 @@ class RetryBatch:
             if attempt.payment_method_id in card_ids and attempt.attempted_at >= window:
                 by_card[attempt.payment_method_id].append(attempt)
         seen_invoices = {a.invoice_id for group in by_card.values() for a in group}
-        invoice_refs = {invoice.pk: invoice.external_id for invoice in targets.values()}
+        invoice_refs = {invoice.pk: invoice.external_id for invoice in self.targets.values()}
         missing = seen_invoices - invoice_refs.keys()
         if missing:
             invoice_refs |= dict(
@@ -249,14 +271,10 @@ class RetryBatch:
             .values_list("customer_id", "attempted_at")
         ):
             declines[customer_id].append(attempted_at)
-        versions = PolicyVersion.objects.in_bulk({case.policy_id for case in cases})
-        return cls(
-            now=now,
-            strategy=strategy,
+        versions = PolicyVersion.objects.in_bulk({case.policy_id for case in self.cases})
+        return _History(
             hours=_hour_stats(),
             policies={pk: policies.load(version) for pk, version in versions.items()},
-            targets=targets,
-            cards=cards,
             by_invoice=by_invoice,
             by_card=by_card,
             invoice_refs=invoice_refs,
@@ -317,12 +335,13 @@ class RetryBatch:
         if not methods:
             return RetryPlan(None, "no saved card to charge: waiting for the customer"), ""
         method = methods[0]
-        on_invoice = self.by_invoice.get(invoice.pk, [])
+        history = self.history()
+        on_invoice = history.by_invoice.get(invoice.pk, [])
         failures = [a for a in on_invoice if a.outcome == AttemptOutcome.FAILED]
         if not failures:
             return RetryPlan(None, "no declined charge to retry"), ""
-        attempts = _merge(on_invoice, self.by_card.get(method.pk, []))
-        policy = self.policies[case.policy_id]
+        attempts = _merge(on_invoice, history.by_card.get(method.pk, []))
+        policy = history.policies[case.policy_id]
         first, last = failures[0], failures[-1]
         zone = ZoneInfo(case.customer.time_zone)
         window = earliest_retry(
@@ -333,7 +352,7 @@ class RetryBatch:
                 amount=invoice.amount_remaining,
                 currency=invoice.currency,
             ),
-            attempts=[self._past(attempt) for attempt in attempts],
+            attempts=[_past(attempt, history.invoice_refs) for attempt in attempts],
             budget=policy.retry,
             first_failure_at=first.attempted_at,
         )
@@ -348,38 +367,20 @@ class RetryBatch:
             budget=policy.retry,
             window=window,
             paydays=Paydays.learn(
-                self.payments.get(case.customer_id, [])[:PAYDAY_SUCCESSES],
+                history.payments.get(case.customer_id, [])[:PAYDAY_SUCCESSES],
                 zone,
                 failures=[
-                    at for at in self.declines.get(case.customer_id, []) if at < first.attempted_at
+                    at
+                    for at in history.declines.get(case.customer_id, [])
+                    if at < first.attempted_at
                 ][:PAYDAY_DECLINES],
             ),
-            hours=self.hours,
+            hours=history.hours,
             card_change=_card_change(last, method),
         )
         plan = plan_retry(context, self.strategy)
         key = _charge_key(case, invoice, method, tries=len(on_invoice)) if plan.at else ""
         return plan, key
-
-    def _past(self, attempt: PaymentAttempt) -> PastAttempt:
-        method = attempt.payment_method
-        card = (
-            _card(method, used_at=attempt.attempted_at)
-            if method
-            else Card(number="unknown", brand=Brand.OTHER)
-        )
-        succeeded = attempt.outcome == AttemptOutcome.SUCCEEDED
-        return PastAttempt(
-            at=attempt.attempted_at,
-            card=card,
-            charge=Charge(
-                invoice=self.invoice_refs.get(attempt.invoice_id, str(attempt.invoice_id)),
-                amount=attempt.amount,
-                currency=attempt.currency,
-            ),
-            succeeded=succeeded,
-            classification=None if succeeded else _classify(attempt),
-        )
 
     # ------------------------------------------------------------ charging
 
@@ -389,10 +390,10 @@ class RetryBatch:
         if invoice is None or invoice.gateway_retry_at is not None:
             return None
         methods = self.cards.get(case.customer_id, [])
-        tries = len(self.by_invoice.get(invoice.pk, []))
         if case.charge_in_doubt_since is not None:
             # Ask about the very charge in doubt: the card its key was made for,
             # even if another card has become the default since.
+            tries = len(self.history().by_invoice.get(invoice.pk, []))
             method = next(
                 (
                     m
@@ -406,6 +407,27 @@ class RetryBatch:
         if method is None:
             return None
         return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
+
+
+def _past(attempt: PaymentAttempt, invoice_refs: dict[int, str]) -> PastAttempt:
+    method = attempt.payment_method
+    card = (
+        _card(method, used_at=attempt.attempted_at)
+        if method
+        else Card(number="unknown", brand=Brand.OTHER)
+    )
+    succeeded = attempt.outcome == AttemptOutcome.SUCCEEDED
+    return PastAttempt(
+        at=attempt.attempted_at,
+        card=card,
+        charge=Charge(
+            invoice=invoice_refs.get(attempt.invoice_id, str(attempt.invoice_id)),
+            amount=attempt.amount,
+            currency=attempt.currency,
+        ),
+        succeeded=succeeded,
+        classification=None if succeeded else _classify(attempt),
+    )
 
 
 def _merge(*groups: Iterable[PaymentAttempt]) -> list[PaymentAttempt]:
@@ -435,7 +457,7 @@ def _update_plans(cases: Sequence[Case], *, now: datetime) -> None:
                 ],
             )
         return
-    Case.objects.bulk_update(
+    update_each(
         cases, ["next_retry_at", "retry_reason", "retry_key", "charge_in_doubt_since", "updated_at"]
     )
 

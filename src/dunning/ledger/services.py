@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from dunning.core import fields
+from dunning.db import update_each
 from dunning.ledger.errors import ErrorCode, LedgerError
 from dunning.ledger.models import (
     AttemptOutcome,
@@ -540,7 +541,7 @@ def record_payment_attempts(
         changed = {
             applied.payment.invoice_id: applied.payment.invoice for _, applied in paid.values()
         }
-        Invoice.objects.bulk_update(
+        update_each(
             list(changed.values()),
             ["amount_paid", "amount_remaining", "status", "paid_at", "updated_at"],
         )
