@@ -2,7 +2,7 @@
 
 `sync_cases` finds invoices that need dunning and are in no case yet, and
 groups them by customer and currency (account-level dunning: one case, one
-message listing every invoice).  `on_invoice_changed` reacts to money
+message listing every invoice).  `on_invoices_changed` reacts to money
 arriving: a partial payment reduces the case, a full one recovers it, cancels
 what was waiting to go out and thanks the customer.
 """
@@ -10,6 +10,7 @@ what was waiting to go out and thanks the customer.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -207,29 +208,48 @@ def refresh_amounts(case: Case, *, now: datetime) -> int:
     return amount
 
 
-def on_invoice_changed(*, invoice: Invoice, now: datetime, source: str, **_: Any) -> None:
-    """Money arrived or an invoice changed: reduce, recover or leave the invoice's open case."""
-    for case in Case.objects.select_for_update().filter(
-        state__in=[*OPEN_STATES, CaseState.EXHAUSTED], invoices=invoice
-    ):
-        before = case.amount_due
-        owed = refresh_amounts(case, now=now)
-        if owed == before:
-            continue
-        transition = core_cases.apply_payment(
-            CaseState(case.state), remaining=owed, reason=f"{source}: invoice {invoice.number}"
-        )
-        record_case_event(
-            case,
-            type=transition.event.type,
-            reason=transition.event.reason,
-            now=now,
-            frm=case.state,
-            to=transition.state,
-            amount_due=owed,
-        )
-        if transition.state == CaseState.RECOVERED:
-            _recover(case, now=now)
+def on_invoices_changed(
+    *, invoices: Sequence[Invoice], now: datetime, source: str, **_: Any
+) -> None:
+    """Money arrived or invoices changed: reduce, recover or leave their open cases.
+
+    One query finds the cases of all the invoices (most payments belong to
+    none: they went through at the first charge).
+    """
+    by_id = {invoice.pk: invoice for invoice in invoices}
+    links = (
+        CaseInvoice.objects.select_for_update(of=("case",))
+        .filter(invoice_id__in=list(by_id), case__state__in=[*OPEN_STATES, CaseState.EXHAUSTED])
+        .select_related("case")
+        .order_by("case_id", "invoice_id")
+    )
+    cases: dict[int, tuple[Case, Invoice]] = {}
+    for link in links:
+        cases.setdefault(link.case_id, (link.case, by_id[link.invoice_id]))
+    for case, invoice in cases.values():
+        _invoice_changed(case, invoice, now=now, source=source)
+
+
+def _invoice_changed(case: Case, invoice: Invoice, *, now: datetime, source: str) -> None:
+    """Reduce or recover `case` after money arrived on (or a change to) its `invoice`."""
+    before = case.amount_due
+    owed = refresh_amounts(case, now=now)
+    if owed == before:
+        return
+    transition = core_cases.apply_payment(
+        CaseState(case.state), remaining=owed, reason=f"{source}: invoice {invoice.number}"
+    )
+    record_case_event(
+        case,
+        type=transition.event.type,
+        reason=transition.event.reason,
+        now=now,
+        frm=case.state,
+        to=transition.state,
+        amount_due=owed,
+    )
+    if transition.state == CaseState.RECOVERED:
+        _recover(case, now=now)
 
 
 def _recover(case: Case, *, now: datetime) -> None:

@@ -755,11 +755,15 @@ def _learn(learned: dict[int, tuple[int, int]]) -> None:
 # ---------------------------------------------------------------- signals
 
 
-def on_attempt_recorded(*, attempt: PaymentAttempt, now: datetime, source: str, **_: Any) -> None:
-    """A decline recorded from outside (a webhook, the API): plan the case's next retry."""
-    if source == SOURCE or attempt.outcome != AttemptOutcome.FAILED:
+def on_attempts_recorded(
+    *, attempts: Sequence[PaymentAttempt], now: datetime, source: str, **_: Any
+) -> None:
+    """Declines recorded from outside (a webhook, the API): plan their cases' next retries."""
+    if source == SOURCE:
         return
-    _replan(Case.objects.filter(invoices=attempt.invoice_id), now=now)
+    declined = {a.invoice_id for a in attempts if a.outcome == AttemptOutcome.FAILED}
+    if declined:
+        _replan(Case.objects.filter(invoices__in=declined), now=now)
 
 
 def on_payment_method_changed(

@@ -2,7 +2,7 @@
 
 `apply_event` takes one verified, parsed event and records its facts; every
 write goes through `dunning.ledger.services`, so each leaves an Event behind
-and money arriving wakes the engine (the `invoice_changed` signal).  Facts
+and money arriving wakes the engine (the `invoices_changed` signal).  Facts
 with no ledger noun (disputes, subscription changes, an expiring card, an
 invoice about to fall due) are recorded as Events of type `stripe.<type>`.
 

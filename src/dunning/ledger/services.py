@@ -31,7 +31,7 @@ from dunning.ledger.models import (
     PaymentAttempt,
     PaymentMethod,
 )
-from dunning.ledger.signals import attempt_recorded, invoice_changed, payment_method_changed
+from dunning.ledger.signals import attempts_recorded, invoices_changed, payment_method_changed
 
 CUSTOMER_FIELDS = (
     "name",
@@ -303,7 +303,7 @@ def _update_invoice(
         record_event(
             type="invoice.paid", now=now, source=source, customer=customer, invoice=invoice
         )
-    invoice_changed.send(sender=Invoice, invoice=invoice, now=now, source=source)
+    invoices_changed.send(sender=Invoice, invoices=[invoice], now=now, source=source)
     return invoice
 
 
@@ -355,7 +355,7 @@ def record_payment(
             update_fields=["amount_paid", "amount_remaining", "status", "paid_at", "updated_at"]
         )
         Event.objects.bulk_create(_payment_events(applied, now=now, source=source))
-        invoice_changed.send(sender=Invoice, invoice=target, now=now, source=source)
+        invoices_changed.send(sender=Invoice, invoices=[target], now=now, source=source)
         return payment
 
 
@@ -555,10 +555,12 @@ def record_payment_attempts(
                 )
             ]
         )
-        for attempt in recorded:
-            attempt_recorded.send(sender=PaymentAttempt, attempt=attempt, now=now, source=source)
-        for invoice in changed.values():
-            invoice_changed.send(sender=Invoice, invoice=invoice, now=now, source=source)
+        if recorded:
+            attempts_recorded.send(sender=PaymentAttempt, attempts=recorded, now=now, source=source)
+        if changed:
+            invoices_changed.send(
+                sender=Invoice, invoices=list(changed.values()), now=now, source=source
+            )
         return results
 
 
@@ -727,7 +729,7 @@ def change_invoice_status(
             invoice=target,
             data={"from": previous, "reason": reason},
         )
-        invoice_changed.send(sender=Invoice, invoice=target, now=now, source=source)
+        invoices_changed.send(sender=Invoice, invoices=[target], now=now, source=source)
         return target
 
 

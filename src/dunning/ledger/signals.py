@@ -7,13 +7,15 @@ the engine.
 
 from django.dispatch import Signal
 
-# Sent with invoice=<Invoice>, now=<datetime>, source=<str> when money was
-# applied to an invoice or its status or amount changed.
-invoice_changed = Signal()
+# Sent with invoices=<list[Invoice]>, now=<datetime>, source=<str> when money
+# was applied to the invoices or their status or amount changed.  One write
+# sends one signal for all the invoices it changed, so a receiver can look
+# them up together.
+invoices_changed = Signal()
 
-# Sent with attempt=<PaymentAttempt>, now=<datetime>, source=<str> after a
-# charge attempt is recorded (the engine plans the next retry after a decline).
-attempt_recorded = Signal()
+# Sent with attempts=<list[PaymentAttempt]>, now=<datetime>, source=<str> after
+# charge attempts are recorded (the engine plans the next retry after a decline).
+attempts_recorded = Signal()
 
 # Sent with method=<PaymentMethod>, created=<bool>, now=<datetime>,
 # source=<str> after a saved payment method is added or changed (a new card
