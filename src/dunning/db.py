@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from django.db import connection, models
 
@@ -40,3 +42,44 @@ def update_each(instances: Sequence[models.Model], fields: Sequence[str]) -> Non
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def insert_rows(
+    model: type[models.Model], fields: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Insert plain tuples of `fields` values into `model`'s table; returns how many.
+
+    For loading many rows at once (a simulation's history): no model instance
+    is built, and each column's value goes through the one conversion its
+    field needs on this database (datetimes, JSON), chosen once per column.
+    Constraints are the table's own; nothing else is checked.
+    """
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    concrete = [field for field in columns if isinstance(field, models.Field)]
+    if len(concrete) != len(fields):
+        raise ValueError(f"{meta.label}: only concrete columns can be inserted, not {fields}")
+    convert = [_converter(field) for field in concrete]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (model table and column names)
+        f"({', '.join(quote(str(field.column)) for field in concrete)}) "
+        f"VALUES ({', '.join(['%s'] * len(concrete))})"
+    )
+    count = 0
+    remaining = iter(rows)
+    with connection.cursor() as cursor:
+        while batch := list(itertools.islice(remaining, 5_000)):
+            cursor.executemany(
+                sql, [[f(value) for f, value in zip(convert, row, strict=True)] for row in batch]
+            )
+            count += len(batch)
+    return count
+
+
+def _converter(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
+    if isinstance(field, models.DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, models.JSONField | models.DecimalField | models.DateField):
+        return lambda value: field.get_db_prep_save(value, connection)
+    return lambda value: value

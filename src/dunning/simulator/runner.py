@@ -38,6 +38,7 @@ from dunning.core.cases import CaseState
 from dunning.core.policy import DEFAULT_POLICIES, RetryBudget
 from dunning.core.policy_json import format_duration
 from dunning.core.retry_timing import Strategy
+from dunning.db import insert_rows
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
@@ -395,27 +396,52 @@ def _load(scenario: Scenario, *, retry_budget: RetryBudget | None = None) -> Non
             batch_size=2000,
         )
         _load_history(scenario, ids, now=now)
-        Invoice.objects.bulk_create(
-            [
-                Invoice(
-                    external_id=invoice.id,
-                    number=invoice.number,
-                    customer_id=ids[c.id],
-                    currency=invoice.currency,
-                    amount_due=invoice.amount_due,
-                    amount_remaining=invoice.amount_due,
-                    issued_at=min(invoice.due_at, now),
-                    due_at=invoice.due_at,
-                    status=InvoiceStatus.OPEN,
-                    collection_method=invoice.collection_method,
-                    created_at=now,
-                    updated_at=now,
+        insert_rows(
+            Invoice,
+            INVOICE_COLUMNS,
+            (
+                (
+                    invoice.id,
+                    invoice.number,
+                    ids[c.id],
+                    invoice.currency,
+                    invoice.amount_due,
+                    0,
+                    invoice.amount_due,
+                    min(invoice.due_at, now),
+                    invoice.due_at,
+                    InvoiceStatus.OPEN,
+                    invoice.collection_method,
+                    [],
+                    {},
+                    None,
+                    now,
+                    now,
                 )
                 for c in scenario.customers
                 for invoice in c.invoices
-            ],
-            batch_size=2000,
+            ),
         )
+
+
+INVOICE_COLUMNS = (
+    "external_id",
+    "number",
+    "customer",
+    "currency",
+    "amount_due",
+    "amount_paid",
+    "amount_remaining",
+    "issued_at",
+    "due_at",
+    "status",
+    "collection_method",
+    "lines",
+    "context",
+    "paid_at",
+    "created_at",
+    "updated_at",
+)
 
 
 def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> None:
@@ -424,9 +450,10 @@ def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> 
     A charge and the retries that followed it (up to its success, within two
     weeks) are one past invoice: paid when the last of them succeeded, void
     when they gave up.  Every charge is an attempt; a success is a payment.
+    Tens of thousands of rows: they go in as plain rows (`insert_rows`).
     """
-    invoices: list[Invoice] = []
-    charges: list[list[HistoryCharge]] = []
+    invoices: list[tuple[Any, ...]] = []
+    charges: list[tuple[int, list[HistoryCharge]]] = []  # (customer, charges) per invoice
     for c in scenario.customers:
         groups: list[list[HistoryCharge]] = []
         for charge in sorted(c.history, key=lambda h: h.at):
@@ -442,61 +469,81 @@ def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> 
             first, last = group[0], group[-1]
             paid = last.outcome == ChargeOutcome.SUCCEEDED
             invoices.append(
-                Invoice(
-                    external_id=f"hist_{c.id}_{n}",
-                    number=f"H-{c.id}-{n}",
-                    customer_id=ids[c.id],
-                    currency=first.currency,
-                    amount_due=first.amount,
-                    amount_paid=first.amount if paid else 0,
-                    amount_remaining=0 if paid else first.amount,
-                    issued_at=first.at,
-                    due_at=first.at,
-                    status=InvoiceStatus.PAID if paid else InvoiceStatus.VOID,
-                    collection_method="charge_automatically",
-                    paid_at=last.at if paid else None,
-                    created_at=now,
-                    updated_at=now,
+                (
+                    f"hist_{c.id}_{n}",
+                    f"H-{c.id}-{n}",
+                    ids[c.id],
+                    first.currency,
+                    first.amount,
+                    first.amount if paid else 0,
+                    0 if paid else first.amount,
+                    first.at,
+                    first.at,
+                    InvoiceStatus.PAID if paid else InvoiceStatus.VOID,
+                    "charge_automatically",
+                    [],
+                    {},
+                    last.at if paid else None,
+                    now,
+                    now,
                 )
             )
-            charges.append(group)
-    Invoice.objects.bulk_create(invoices, batch_size=2000)
+            charges.append((ids[c.id], group))
+    insert_rows(Invoice, INVOICE_COLUMNS, invoices)
     saved = dict(
         Invoice.objects.filter(external_id__startswith="hist_").values_list("external_id", "id")
     )
-    attempts: list[PaymentAttempt] = []
-    payments: list[Payment] = []
-    for invoice, group in zip(invoices, charges, strict=True):
-        pk = saved[invoice.external_id]
+    attempts: list[tuple[Any, ...]] = []
+    payments: list[tuple[Any, ...]] = []
+    for invoice, (customer, group) in zip(invoices, charges, strict=True):
+        pk = saved[invoice[0]]
         for charge in group:
             succeeded = charge.outcome == ChargeOutcome.SUCCEEDED
+            outcome = AttemptOutcome.SUCCEEDED if succeeded else AttemptOutcome.FAILED
+            code = "" if succeeded else charge.decline_code or "generic_decline"
+            # No advice or network code, gateway "history", no reference.
             attempts.append(
-                PaymentAttempt(
-                    invoice_id=pk,
-                    customer_id=invoice.customer_id,
-                    attempted_at=charge.at,
-                    outcome=AttemptOutcome.SUCCEEDED if succeeded else AttemptOutcome.FAILED,
-                    amount=charge.amount,
-                    currency=charge.currency,
-                    decline_code="" if succeeded else charge.decline_code or "generic_decline",
-                    gateway="history",
-                    created_at=now,
+                (
+                    *(pk, customer, charge.at, outcome, charge.amount, charge.currency, code, now),
+                    *("", "", "history", ""),
                 )
             )
             if succeeded:
                 payments.append(
-                    Payment(
-                        invoice_id=pk,
-                        customer_id=invoice.customer_id,
-                        amount=charge.amount,
-                        currency=charge.currency,
-                        received_at=charge.at,
-                        method="card",
-                        created_at=now,
-                    )
+                    (pk, customer, charge.amount, charge.currency, charge.at, now, "card", "")
                 )
-    PaymentAttempt.objects.bulk_create(attempts, batch_size=2000)
-    Payment.objects.bulk_create(payments, batch_size=2000)
+    insert_rows(
+        PaymentAttempt,
+        (
+            "invoice",
+            "customer",
+            "attempted_at",
+            "outcome",
+            "amount",
+            "currency",
+            "decline_code",
+            "created_at",
+            "advice_code",
+            "network_code",
+            "gateway",
+            "reference",
+        ),
+        attempts,
+    )
+    insert_rows(
+        Payment,
+        (
+            "invoice",
+            "customer",
+            "amount",
+            "currency",
+            "received_at",
+            "created_at",
+            "method",
+            "reference",
+        ),
+        payments,
+    )
 
 
 def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedGateway) -> None:
