@@ -161,6 +161,109 @@ def test_too_little_history_teaches_nothing(successes: list[datetime]) -> None:
     assert not Paydays.learn(successes, BANGKOK).known
 
 
+def test_fridays_every_two_weeks_keep_their_fortnight() -> None:
+    # Money came on Fridays 19 Sep and 17 Oct (after declines): the paydays are
+    # every other Friday from those, not every Friday, and the 19th and the 17th
+    # are no days of the month.
+    declines = [bkk("2025-09-18T10:00"), bkk("2025-10-16T10:00")]
+    paid = [bkk("2025-09-19T10:00"), bkk("2025-10-17T10:00")]
+
+    paydays = Paydays.learn(paid, BANGKOK, failures=declines)
+
+    assert paydays.fridays
+    assert paydays.fortnight == date(2025, 10, 17)
+    assert paydays.days_of_month == frozenset()
+    assert paydays.recent_payday(date(2026, 1, 16)) is None  # the other Friday
+    assert paydays.recent_payday(date(2026, 1, 23)) == date(2026, 1, 23)
+
+
+def test_smart_waits_for_the_fortnights_friday_not_the_next_friday() -> None:
+    paydays = Paydays(fridays=True, fortnight=date(2025, 10, 17))
+    ctx = context(now=bkk("2026-01-14T11:00"), paydays=paydays)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-01-23 09:00"
+    assert plan.reason.startswith("funds usually arrive on a Friday every two weeks")
+
+
+def test_a_month_end_friday_is_read_as_the_month_end_not_a_fortnight() -> None:
+    # Two month ends that were Fridays (31 Oct, 28 Nov), four weeks apart, and
+    # 30 Dec: the last business day explains the Fridays.
+    declines = [bkk(f"2025-{day}T10:00") for day in ("10-30", "11-27", "12-29")]
+    paid = [bkk(f"2025-{day}T10:00") for day in ("10-31", "11-28", "12-30")]
+
+    paydays = Paydays.learn(paid, BANGKOK, failures=declines)
+
+    assert paydays == Paydays(last_business_day=True)
+    assert paydays.recent_payday(date(2026, 1, 23)) is None
+    assert paydays.recent_payday(date(2026, 1, 30)) == date(2026, 1, 30)
+
+
+def test_more_fridays_two_weeks_apart_outweigh_two_month_ends() -> None:
+    # 31 Oct and 28 Nov were month ends and Fridays; 26 Dec was neither a month
+    # end nor the 31st: every other Friday explains all three.
+    declines = [bkk(f"2025-{day}T10:00") for day in ("10-30", "11-27", "12-25")]
+    paid = [bkk(f"2025-{day}T10:00") for day in ("10-31", "11-28", "12-26")]
+
+    paydays = Paydays.learn(paid, BANGKOK, failures=declines)
+
+    assert paydays == Paydays(fridays=True, fortnight=date(2025, 12, 26))
+    assert paydays.recent_payday(date(2026, 1, 23)) == date(2026, 1, 23)
+    assert paydays.recent_payday(date(2026, 1, 30)) is None
+
+
+def test_a_friday_payment_counts_for_the_weekend_after_it() -> None:
+    # The 25th, paid on Friday 24 Oct (the 25th a Saturday) and on Friday 23 Jan
+    # (a Sunday), and on 24 Dec (a holiday): the 24th, seen twice, is not learned,
+    # and neither are the 23rd and the 24th beside the 25th.
+    paid = [bkk(f"{day}T10:00") for day in ("2025-10-24", "2025-11-25", "2025-12-24", "2026-01-23")]
+    declines = [moment - timedelta(days=1) for moment in paid]
+
+    paydays = Paydays.learn(paid, BANGKOK, failures=declines)
+
+    assert paydays == Paydays(days_of_month=frozenset({25}))
+
+
+def test_a_lone_friday_payment_is_read_as_the_latest_day_it_may_stand_for() -> None:
+    # Paid on Friday 24 Oct after a decline: the 24th, 25th or 26th.  Money
+    # lasts a few days, so a try on the 26th still finds money that came on the
+    # 24th, where a try on the 24th misses money that comes on the 26th.
+    paydays = Paydays.learn([bkk("2025-10-24T10:00")], BANGKOK, failures=[bkk("2025-10-23T10:00")])
+
+    assert paydays.days_of_month == frozenset({26})
+
+
+def test_a_day_the_month_is_too_short_for_is_paid_on_its_last_day() -> None:
+    thirtieth = Paydays(days_of_month=frozenset({30}))
+
+    # 28 Feb 2026 is a Saturday: the 30th is paid on Friday the 27th.
+    assert thirtieth.recent_payday(date(2026, 2, 26)) is None
+    assert thirtieth.recent_payday(date(2026, 2, 27)) == date(2026, 2, 27)
+    assert thirtieth.describe(date(2026, 2, 27)) == (
+        "funds usually arrive on the 30th, this month on Friday 27 Feb"
+    )
+    # In April on the 30th itself (a Thursday); in May, the 30th a Saturday, on
+    # Friday the 29th, and the 31st is no payday of its own.
+    assert thirtieth.recent_payday(date(2026, 4, 30)) == date(2026, 4, 30)
+    assert thirtieth.recent_payday(date(2026, 5, 31)) == date(2026, 5, 29)
+
+
+def test_a_weekend_day_of_the_month_is_paid_the_friday_before() -> None:
+    # 25 Jan 2026 is a Sunday: the money comes on Friday the 23rd.
+    ctx = context(now=bkk("2026-01-20T10:00"), paydays=TWENTY_FIFTH)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert TWENTY_FIFTH.recent_payday(date(2026, 1, 23)) == date(2026, 1, 23)
+    assert TWENTY_FIFTH.recent_payday(date(2026, 1, 22)) is None
+    assert local(plan.at) == "2026-01-23 09:00"
+    assert plan.reason == (
+        "funds usually arrive on the 25th, this month on Friday 23 Jan: "
+        "retry on 23 Jan at 09:00 local"
+    )
+
+
 # ---------------------------------------------------------------- smart
 
 
@@ -224,6 +327,72 @@ def test_a_payday_learned_from_a_payment_days_after_a_decline() -> None:
 
     # The 13th follows a decline; the 2nd does not, so it says nothing of paydays.
     assert paydays.days_of_month == frozenset({13})
+
+
+def test_a_payday_declined_after_its_morning_gets_no_more_tries() -> None:
+    # The try on the 25th at 09:00 was declined: that payday brought nothing
+    # (or it is spent), so the 26th to 28th are ordinary days and the three
+    # tries left spread over the rest of the window (to 3 Apr 10:00).
+    first = bkk("2026-03-20T10:00")
+    ctx = context(
+        now=bkk("2026-03-25T09:00"),
+        first_failure_at=first,
+        retries=[bkk("2026-03-25T09:00")],
+        paydays=TWENTY_FIFTH,
+        budget=RetryBudget(max_attempts=4, within=timedelta(weeks=2)),
+    )
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    # Three tries over 9 days: the first of them 3 days on, not on the 26th.
+    assert local(plan.at) == "2026-03-28 09:00"
+    assert plan.reason == (
+        "insufficient_funds after the payday of 25 Mar (funds usually arrive on the 25th): "
+        "the 3 tries left spread over the window: retry on 28 Mar at 09:00 local"
+    )
+
+
+def test_a_first_charge_declined_days_after_the_payday_is_not_retried_in_its_days() -> None:
+    # Charged and declined on the 27th at 14:00: the money of the 25th is gone.
+    # Before, the 28th scored as a payday's day.
+    ctx = context(now=bkk("2026-03-27T14:00"), paydays=TWENTY_FIFTH)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    # Eight tries over the 14 days: every 1.75 days, the first on the 29th.
+    assert local(plan.at) == "2026-03-29 09:00"
+    assert "after the payday of 25 Mar" in plan.reason
+
+
+def test_a_decline_before_the_paydays_morning_leaves_the_payday_to_try() -> None:
+    # Declined at 03:00 on the 25th: the money may come by morning.
+    ctx = context(now=bkk("2026-03-25T03:00"), paydays=TWENTY_FIFTH)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-25 09:00"
+    assert plan.reason.startswith("funds usually arrive on the 25th")
+
+
+def test_the_last_spread_try_lands_on_the_windows_last_daytime_hour() -> None:
+    # The window closes at 02:00 on 2 Mar: the last try goes on 1 Mar by day,
+    # not on the night of the 2nd, which would leave it unmade.
+    first = bkk("2026-02-16T02:00")
+    retries = [bkk("2026-02-19T09:00"), bkk("2026-02-22T09:00"), bkk("2026-02-26T09:00")]
+    ctx = context(
+        now=bkk("2026-02-26T09:00"),
+        first_failure_at=first,
+        retries=retries,
+        budget=RetryBudget(max_attempts=4, within=timedelta(weeks=2)),
+    )
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-01 09:00"
+    assert plan.reason == (
+        "insufficient_funds, no payday known: the last try kept for the end of the window: "
+        "retry on 01 Mar at 09:00 local"
+    )
 
 
 def test_smart_retries_an_unavailable_issuer_the_next_morning() -> None:
@@ -444,7 +613,12 @@ def contexts(draw: st.DrawFn) -> RetryContext:
         retries_done=draw(st.integers(0, budget.max_attempts + 1)),
         budget=budget,
         window=RetryWindow(allowed, () if allowed else ("never",)),
-        paydays=Paydays(days, draw(st.booleans()), draw(st.booleans())),
+        paydays=Paydays(
+            days,
+            draw(st.booleans()),
+            draw(st.booleans()),
+            draw(st.none() | st.dates(date(2024, 1, 1), date(2027, 12, 31))),
+        ),
         hours=HourStats(tuple(hours)),
     )
 
@@ -491,6 +665,7 @@ def test_the_same_facts_give_the_same_plan(ctx: RetryContext, strategy: Strategy
             frozenset(ctx.paydays.days_of_month),
             ctx.paydays.last_business_day,
             ctx.paydays.fridays,
+            ctx.paydays.fortnight,
         ),
         hours=HourStats(tuple(ctx.hours.hours)),
     )

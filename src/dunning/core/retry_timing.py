@@ -12,9 +12,12 @@ best one per day; of the days worth a try it takes the earliest.  What scores:
   a limit, or the issuer's catch-alls that usually hide it), the days just
   after the customer's paydays, learned from their past payments (the days a
   payment went through after a decline are the days money arrived: a day of
-  the month such as the 25th, the last business day, or a Friday every two
-  weeks).  With no payday known, the tries left are spread evenly over what
-  is left of the window.
+  the month such as the 25th, paid the Friday before when it falls on a
+  weekend, the last business day, or a Friday every two weeks, in its own
+  fortnight).  A payday gets one try: declined on or after its morning, its
+  money did not come or is gone, and its days count as any other.  With no
+  payday known, or none left before the window closes, the tries left are
+  spread evenly over what is left of the window, up to its last daytime hour.
 - **The hour.**  Issuers decline at night more than by day (maintenance and
   risk rules): daytime local hours score above night ones, and once the
   tenant has enough attempts of its own, each hour is scaled by how it fares
@@ -87,13 +90,21 @@ class Paydays:
     """When money reaches the customer's account, as far as their history tells.
 
     `days_of_month` are local days on which past payments succeeded at least
-    twice; `last_business_day` and `fridays` (every other Friday) are the other
-    two common rhythms.  Empty when there is no history to learn from.
+    twice (once when there are few; a Friday counts for its weekend too, see
+    `_days_of_month`); `last_business_day` and `fridays` (every other Friday)
+    are the other two common rhythms.  `fortnight` is a Friday on which money arrived: with
+    `fridays`, the paydays are the Fridays a multiple of two weeks from it (any
+    Friday when it is not known).  Empty when there is no history to learn from.
+
+    A day of the month that falls on a weekend is paid the Friday before, as
+    salaries usually are (in Thailand and Japan, on the 25th, among others),
+    and one past the end of a shorter month on its last day.
     """
 
     days_of_month: frozenset[int] = frozenset()
     last_business_day: bool = False
     fridays: bool = False
+    fortnight: date | None = None
 
     @property
     def known(self) -> bool:
@@ -108,6 +119,12 @@ class Paydays:
         With declines on record, the telling successes are those that follow a
         decline within a few days: that is when money arrived.  A success with
         no decline before it says only that money was there that day.
+
+        A date one rhythm explains is not evidence for another: Fridays that
+        were month ends four weeks apart are read as the month end unless more
+        Fridays, two weeks apart, say otherwise; and a payment on a rhythm's day
+        says nothing of its day of the month (a fortnightly Friday is a
+        different date every month; with few payments, once would count).
         """
         days = sorted(moment.astimezone(zone).date() for moment in successes)
         declined = sorted(moment.astimezone(zone).date() for moment in failures)
@@ -118,16 +135,30 @@ class Paydays:
             return cls()
         # Arrivals are sharp evidence: once is enough when there are few.
         enough = 1 if arrivals and len(arrivals) < 3 else 2
-        by_day = Counter(day.day for day in days)
-        last_business = sum(1 for day in days if day == _last_business_day(day.year, day.month))
+        month_ends = {day for day in days if day == _last_business_day(day.year, day.month)}
         fridays = [day for day in days if day.weekday() == 4]
-        biweekly = len(fridays) >= 2 and all(
-            (later - earlier).days % 14 == 0 for earlier, later in pairwise(fridays)
+        fortnights = (
+            set(fridays)
+            if len(fridays) >= 2
+            and all((later - earlier).days % 14 == 0 for earlier, later in pairwise(fridays))
+            and len(fridays) * 2 >= len(days)
+            else set()
         )
+        if len(month_ends) < 2:
+            month_ends = set()
+        # Month ends that were Fridays four weeks apart fit both rhythms: the one
+        # that explains more of the payments wins, the month end when even.
+        if month_ends and fortnights:
+            if fortnights <= month_ends:
+                fortnights = set()
+            elif month_ends < fortnights:
+                month_ends = set()
+        explained = month_ends | fortnights
         return cls(
-            days_of_month=frozenset(d for d, n in by_day.items() if n >= enough),
-            last_business_day=last_business >= 2,
-            fridays=biweekly and len(fridays) * 2 >= len(days),
+            days_of_month=_days_of_month([day for day in days if day not in explained], enough),
+            last_business_day=bool(month_ends),
+            fridays=bool(fortnights),
+            fortnight=max(fortnights) if fortnights else None,
         )
 
     def recent_payday(self, day: date) -> date | None:
@@ -139,15 +170,45 @@ class Paydays:
         return None
 
     def _is_payday(self, day: date) -> bool:
-        if day.day in self.days_of_month:
-            return True
-        if self.last_business_day and day == _last_business_day(day.year, day.month):
-            return True
-        return self.fridays and day.weekday() == 4
+        return (
+            self._day_of_month(day) is not None
+            or (self.last_business_day and day == _last_business_day(day.year, day.month))
+            or self._fortnightly(day)
+        )
+
+    def _day_of_month(self, day: date) -> int | None:
+        """The learned day of the month paid on `day`, if any.
+
+        That day itself; on a Friday, also a day falling on the weekend after
+        it; on a month's last day, a learned day the month is too short for
+        (the 30th is paid on 28 February, or on the Friday before it).
+        """
+        if day.weekday() >= 5:
+            return None
+        ahead = range(3) if day.weekday() == 4 else range(1)
+        for n in ahead:
+            paid = day + timedelta(days=n)
+            if n and paid.weekday() < 5:
+                break
+            if paid.day in self.days_of_month:
+                return paid.day
+            if (paid + timedelta(days=1)).day == 1:
+                beyond = [due for due in self.days_of_month if due > paid.day]
+                if beyond:
+                    return min(beyond)
+        return None
+
+    def _fortnightly(self, day: date) -> bool:
+        if not self.fridays or day.weekday() != 4:
+            return False
+        return self.fortnight is None or (day - self.fortnight).days % 14 == 0
 
     def describe(self, payday: date) -> str:
-        if payday.day in self.days_of_month:
-            return f"funds usually arrive on the {_ordinal(payday.day)}"
+        due = self._day_of_month(payday)
+        if due == payday.day:
+            return f"funds usually arrive on the {_ordinal(due)}"
+        if due is not None:
+            return f"funds usually arrive on the {_ordinal(due)}, this month on {payday:%A %d %b}"
         if self.last_business_day and payday == _last_business_day(payday.year, payday.month):
             return "funds usually arrive on the last business day of the month"
         return "funds usually arrive on a Friday every two weeks"
@@ -238,7 +299,7 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     remaining = context.budget.max_attempts - context.retries_done
     if remaining <= 0:
         return RetryPlan(None, "the retry budget is spent")
-    best_per_day: list[tuple[float, datetime, str]] = []
+    best_per_day: list[tuple[float, datetime]] = []
     day = earliest.astimezone(zone).date()
     today = context.now.astimezone(zone)
     if day == today.date() and today.hour >= DAY_HOURS.start:
@@ -250,19 +311,24 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     if spread:
         # No payday known, or none before the window closes: the remaining
         # tries spread evenly over what is left of it, each on the best hour
-        # of its day.
-        step = (closes_at - max(earliest, context.now)) / remaining
-        day = max(day, (max(earliest, context.now) + step).astimezone(zone).date())
+        # of its day.  Up to the last daytime moment, not the window's end: a
+        # last try planned for a night the window closes in would never be made.
+        start = max(earliest, context.now)
+        horizon = _last_daytime(zone, earliest=earliest, closes_at=closes_at) or closes_at
+        step = max(horizon - start, timedelta(0)) / remaining
+        day = max(day, (start + step).astimezone(zone).date())
+    # A slot's score: the day's chance of money (`_money`) times the hour's
+    # weight (`_hour`, the same every day), decayed by how far off it is.
+    weights = {hour: _hour(context, hour) for hour in DAY_HOURS}
     while day <= last_day:
-        slots = [
-            slot
+        money = _money(context, day)
+        scored = [
+            (money * weights[hour] * _decay(context, slot), slot)
             for hour in DAY_HOURS
             if earliest <= (slot := datetime.combine(day, time(hour), tzinfo=zone)) <= closes_at
         ]
-        scored = [(_score(context, slot), slot) for slot in slots]
         if scored:
-            score, slot = max(scored, key=lambda pair: (pair[0], -pair[1].timestamp()))
-            best_per_day.append((score, slot, _why(context, slot)))
+            best_per_day.append(max(scored, key=lambda pair: (pair[0], -pair[1].timestamp())))
         day += timedelta(days=1)
     if not best_per_day:
         return RetryPlan(None, "no daytime moment is left in the retry window")
@@ -272,28 +338,58 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     top = max(entry[0] for entry in best_per_day)
     worth = [entry for entry in best_per_day if entry[0] >= top * WORTH_A_TRY]
     kept = sorted(worth, key=lambda entry: -entry[0])[:remaining]
-    score, at, why = min(kept, key=lambda entry: entry[1])
+    _, at = min(kept, key=lambda entry: entry[1])
     local = at.astimezone(zone)
-    return RetryPlan(at, f"{why}: retry on {local:%d %b} at {local:%H:%M} local")
+    return RetryPlan(at, f"{_why(context, at)}: retry on {local:%d %b} at {local:%H:%M} local")
+
+
+def _last_daytime(zone: ZoneInfo, *, earliest: datetime, closes_at: datetime) -> datetime | None:
+    """The last daytime hour at or before `closes_at` (and not before `earliest`), if any."""
+    day = closes_at.astimezone(zone).date()
+    while datetime.combine(day, time(DAY_HOURS.stop - 1), tzinfo=zone) >= earliest:
+        for hour in reversed(DAY_HOURS):
+            slot = datetime.combine(day, time(hour), tzinfo=zone)
+            if earliest <= slot <= closes_at:
+                return slot
+        day -= timedelta(days=1)
+    return None
 
 
 def _payday_in_reach(context: RetryContext, first: date, last: date) -> bool:
-    paydays = context.paydays
-    if not paydays.known:
+    if not context.paydays.known:
         return False
     return any(
-        paydays.recent_payday(first + timedelta(days=n)) is not None
+        _fresh_payday(context, first + timedelta(days=n)) is not None
         for n in range((last - first).days + 1)
     )
 
 
-def _score(context: RetryContext, slot: datetime) -> float:
-    local = slot.astimezone(context.zone)
-    return (
-        _money(context, local.date())
-        * _hour(context, local.hour)
-        * DAILY_DECAY ** ((slot - context.now).total_seconds() / 86_400)
-    )
+def _fresh_payday(context: RetryContext, day: date) -> date | None:
+    """The payday whose money `day` may still see, unless the decline says it is gone.
+
+    The engine plans right after each decline, so `now` is when the card was
+    last declined.  Declined for want of money on or after a payday's morning
+    (funds arrive overnight), the card says that payday brought nothing, or
+    that it was spent: the days after it are ordinary days for this charge,
+    not worth the tries a payday is, and the tries left go elsewhere.
+    """
+    payday = context.paydays.recent_payday(day)
+    if payday is None:
+        return None
+    morning = datetime.combine(payday, time(DAY_HOURS.start), tzinfo=context.zone)
+    return payday if context.now < morning else None
+
+
+def _missed_payday(context: RetryContext) -> date | None:
+    """The payday this decline came on or after (within FUNDS_LAST), if any."""
+    payday = context.paydays.recent_payday(context.now.astimezone(context.zone).date())
+    if payday is None or _fresh_payday(context, payday) is not None:
+        return None
+    return payday
+
+
+def _decay(context: RetryContext, slot: datetime) -> float:
+    return DAILY_DECAY ** ((slot - context.now).total_seconds() / 86_400)
 
 
 def _money(context: RetryContext, day: date) -> float:
@@ -304,7 +400,7 @@ def _money(context: RetryContext, day: date) -> float:
         return 0.5
     if not context.paydays.known:
         return 0.5  # no payday known: the spacing decides (see _smart)
-    if context.paydays.recent_payday(day) is not None:
+    if _fresh_payday(context, day) is not None:
         return 1.0
     return 0.15
 
@@ -328,21 +424,66 @@ def _why(context: RetryContext, slot: datetime) -> str:
     local = slot.astimezone(context.zone)
     code = context.decline_code
     if code in FUNDS_CODES:
+        left = _spread_text(context.budget.max_attempts - context.retries_done)
         if not context.paydays.known:
-            left = context.budget.max_attempts - context.retries_done
-            return f"{code}, no payday known: the {left} tries left spread over the window"
-        if context.paydays.recent_payday(local.date()) is None and _money(context, local.date()):
-            left = context.budget.max_attempts - context.retries_done
-            return f"{code}, no payday before the window closes: the {left} tries left spread"
-        payday = context.paydays.recent_payday(local.date())
+            return f"{code}, no payday known: {left}"
+        payday = _fresh_payday(context, local.date())
         if payday is not None:
             return context.paydays.describe(payday)
-        return f"{code}: the best moment left before the next likely payday"
+        missed = _missed_payday(context)
+        if missed is not None:
+            return (
+                f"{code} after the payday of {missed:%d %b} "
+                f"({context.paydays.describe(missed)}): {left}"
+            )
+        return f"{code}, no payday before the window closes: {left}"
     if code in AVAILABILITY_CODES:
         return f"{code}: the issuer could not answer; retry by day"
     if context.hours.rate(local.hour) is not None:
         return f"{code}: your retries succeed most at {local.hour:02d}:00"
     return f"{code}: retry mid-morning, when issuers decline least"
+
+
+def _spread_text(left: int) -> str:
+    """What becomes of the tries left when no payday decides: their share of the window."""
+    if left == 1:
+        return "the last try kept for the end of the window"
+    return f"the {left} tries left spread over the window"
+
+
+def _days_of_month(days: Sequence[date], enough: int) -> frozenset[int]:
+    """The days of the month that explain the payments on `days`, at least `enough` each.
+
+    A payday on a weekend is paid the Friday before (see `Paydays`), so a
+    payment on a Friday is evidence for the Saturday's and Sunday's dates too:
+    Friday 23 Jan 2026 may be the 25th paid early.  Each payment explains one
+    day only, the best supported first; otherwise the 25th paid on Friday the
+    23rd would also teach "the 23rd", wrong in most months.  Of two days as
+    well supported, the later wins (it reads more Friday payments as early
+    ones): money lasts a few days, so a try a day late still finds it, and a
+    try a day early never does.
+    """
+    left = list(days)
+    found: set[int] = set()
+    while left:
+        support: Counter[int] = Counter()
+        early: Counter[int] = Counter()  # days by which the payments came before the date
+        for paid in left:
+            for ahead, due in _due_days(paid):
+                support[due] += 1
+                early[due] += ahead
+        best = max(support, key=lambda due: (support[due], early[due], due))
+        if support[best] < enough:
+            break
+        found.add(best)
+        left = [paid for paid in left if all(due != best for _, due in _due_days(paid))]
+    return frozenset(found)
+
+
+def _due_days(paid: date) -> list[tuple[int, int]]:
+    """(days early, day of the month) for each date a payment on `paid` may have been due."""
+    ahead = 3 if paid.weekday() == 4 else 1
+    return [(n, (paid + timedelta(days=n)).day) for n in range(ahead)]
 
 
 def _last_business_day(year: int, month: int) -> date:

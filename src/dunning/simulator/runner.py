@@ -23,8 +23,10 @@ from __future__ import annotations
 import dataclasses
 import random
 import statistics
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message as MimeMessage
@@ -216,8 +218,10 @@ def simulate(
     issuers = _Issuers(customers, clock)
     gateway = SimulatedGateway(oracle=issuers, clock=clock)
     rng = random.Random(seed)  # noqa: S311 - delivery jitter, not a secret
+    clocks = _Stopwatch()
     say(f"loading {len(customers):,} customers ...")
-    _load(scenario, retry_budget=retry_budget)
+    with clocks("load"):
+        _load(scenario, retry_budget=retry_budget)
     first_charges = sorted(
         (
             (invoice.due_at, customer.id, invoice.id)
@@ -243,19 +247,23 @@ def simulate(
         due_now = next_charge
         while due_now < len(first_charges) and first_charges[due_now][0] <= now:
             due_now += 1
-        _first_charges(
-            [invoice_id for _, _, invoice_id in first_charges[next_charge:due_now]],
-            now=now,
-            gateway=gateway,
-        )
+        with clocks("billing"):
+            _first_charges(
+                [invoice_id for _, _, invoice_id in first_charges[next_charge:due_now]],
+                now=now,
+                gateway=gateway,
+            )
         next_charge = due_now
         # Customers and card updaters bring a replacement card.
-        for customer_id, takes_over in list(cards_to_come.items()):
-            if takes_over <= now:
-                _replace_card(customers[customer_id], now=now)
-                replaced.add(customer_id)
-                del cards_to_come[customer_id]
-        _engine_pass(now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng)
+        with clocks("cards"):
+            for customer_id, takes_over in list(cards_to_come.items()):
+                if takes_over <= now:
+                    _replace_card(customers[customer_id], now=now)
+                    replaced.add(customer_id)
+                    del cards_to_come[customer_id]
+        _engine_pass(
+            now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng, clocks=clocks
+        )
         # A message just received may be the one after which the customer brings a new card.
         for customer_id in mailbox.take_arrivals():
             if customer_id in replaced:
@@ -268,13 +276,15 @@ def simulate(
         hours += 1
         if hours % (24 * 7) == 0:
             say(f"{now:%Y-%m-%d}: {mailbox.sent:,} messages, {len(gateway.received):,} charges")
-        now = _next_moment(
-            now,
-            scenario.end,
-            first_charges,
-            next_charge,
-            next_card=min(cards_to_come.values(), default=None),
-        )
+        with clocks("clock"):
+            now = _next_moment(
+                now,
+                scenario.end,
+                first_charges,
+                next_charge,
+                next_card=min(cards_to_come.values(), default=None),
+            )
+    say(f"{hours:,} passes; wall seconds by stage: {clocks}")
     return _result(
         scenario,
         strategy,
@@ -298,21 +308,44 @@ def _engine_pass(
     mailbox: _Mailbox,
     strategy: Strategy,
     rng: random.Random,
+    clocks: _Stopwatch,
 ) -> None:
-    sync_cases(now=now, limit=10_000)
+    with clocks("cases"):
+        sync_cases(now=now, limit=10_000)
     # Again while there is work: a retry planned "at once" (a new card) is
     # charged in this hour, not the next.  Bounded, in case a plan keeps
     # landing on this very moment.
-    for _ in range(MAX_RETRY_ROUNDS):
-        retried = retry_due(now=now, gateway=gateway, strategy=strategy, limit=BATCH, rng=rng)
-        if retried.planned + retried.charged == 0:
-            break
-    while decide_due_cases(now=now, limit=BATCH).cases >= BATCH:
-        pass
-    while True:
-        report = deliver_due(now=now, transport=mailbox, rng=rng, limit=BATCH)
-        if report.sent + report.retrying + report.failed < BATCH:
-            break
+    with clocks("retries"):
+        for _ in range(MAX_RETRY_ROUNDS):
+            retried = retry_due(now=now, gateway=gateway, strategy=strategy, limit=BATCH, rng=rng)
+            if retried.planned + retried.charged == 0:
+                break
+    with clocks("decide"):
+        while decide_due_cases(now=now, limit=BATCH).cases >= BATCH:
+            pass
+    with clocks("delivery"):
+        while True:
+            report = deliver_due(now=now, transport=mailbox, rng=rng, limit=BATCH)
+            if report.sent + report.retrying + report.failed < BATCH:
+                break
+
+
+class _Stopwatch:
+    """Wall seconds spent in each stage of the run, for the progress report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in self.seconds.items())
 
 
 def _next_moment(
