@@ -604,3 +604,75 @@ def test_the_fixed_schedule_keeps_the_hour_of_this_invoices_first_charge(
     # 14 days / 8 retries: the first 1.75 days on, at 10:00 like the declined charge.
     assert local(case.next_retry_at).strftime("%d %H:%M") == "22 10:00"
     assert case.retry_reason == "fixed schedule: retry 1 of 8"
+
+
+def test_a_batch_is_charged_and_recorded_in_chunks_and_a_case_lost_meanwhile_is_skipped(
+    customer: None, bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dunning.engine import retries
+
+    # Five customers' declined invoices, each in its own case, recorded two at a time.
+    for n in range(5):
+        services.upsert_customer(
+            external_id=f"cus_{n}",
+            now=T0 - timedelta(days=30),
+            source="test",
+            name=f"Customer {n}",
+            email=f"c{n}@example.com",
+            locale="en",
+            country="TH",
+        )
+        services.upsert_payment_method(
+            external_id=f"pm_{n}",
+            customer=f"cus_{n}",
+            now=T0 - timedelta(days=30),
+            source="test",
+            type="card",
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=2030,
+            is_default=True,
+        )
+        services.upsert_invoice(
+            facts=services.InvoiceFacts(
+                external_id=f"in_{n}",
+                customer=f"cus_{n}",
+                number=f"INV-{n}",
+                currency="THB",
+                amount_due=AMOUNT,
+                issued_at=T0 - timedelta(days=1),
+                due_at=T0,
+                collection_method="charge_automatically",
+            ),
+            now=T0 - timedelta(days=1),
+            source="test",
+        )
+        services.record_payment_attempt(
+            invoice=f"in_{n}",
+            attempted_at=T0,
+            outcome="failed",
+            now=T0,
+            source="test",
+            decline_code="insufficient_funds",
+            payment_method=f"pm_{n}",
+        )
+    sync_cases(now=T0)
+    assert bank.run(T0).planned == 5
+    at = max(case.next_retry_at for case in Case.objects.all() if case.next_retry_at)
+    monkeypatch.setattr(retries, "CHUNK", 2)
+    still_ours = retries._still_ours
+    taken = Case.objects.get(invoices__external_id="in_3")
+
+    def another_worker_took_one(dues: Any, *, lease: datetime) -> set[int]:
+        return still_ours(dues, lease=lease) - {taken.pk}
+
+    monkeypatch.setattr(retries, "_still_ours", another_worker_took_one)
+    bank.answer(ok, ok, ok, ok)
+
+    report = bank.run(at)
+
+    assert (report.charged, report.recovered) == (5, 4)
+    charged = {received.request.invoice_external_id for received in bank.gateway.received}
+    assert charged == {"in_0", "in_1", "in_2", "in_4"}
+    assert Invoice.objects.filter(status="paid").count() == 4

@@ -13,7 +13,9 @@ A batch is read in a fixed number of queries (`RetryBatch.load`): the cases'
 invoices to charge, their customers' cards, the attempts the network rules
 count, and the payments and declines paydays are learned from.  Each case is
 planned in memory and the plans are written together.  Charges are recorded
-in chunks of CHUNK, each chunk in one transaction.
+in chunks, each in one transaction: up to CHUNK answers, or what came back in
+RECORD_AFTER seconds, whichever is first (a real gateway's answers are
+recorded within a second of arriving; a simulated one's, a hundred at a time).
 
 A charge whose outcome is unknown (a timeout, a 5xx) keeps its key, so the
 next try is the same charge to the gateway and is never made twice.  An
@@ -82,7 +84,8 @@ NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) an
 PAYDAY_LOOKBACK = timedelta(days=400)
 PAYDAY_SUCCESSES = 200
 PAYDAY_DECLINES = 400
-CHUNK = 20  # charges recorded per transaction
+CHUNK = 100  # at most this many answers are recorded per transaction
+RECORD_AFTER = 1.0  # seconds of charging after which the answers so far are recorded
 RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
 SOURCE = "engine"
 
@@ -149,10 +152,10 @@ def retry_due(
             next_retry_at=lease, updated_at=now
         )
     counts: Counter[str] = Counter()
-    for start in range(0, len(charges), CHUNK):
-        chunk = charges[start : start + CHUNK]
-        answered = _charge_chunk(
-            chunk, lease=lease, now=now, gateway=gateway, rng=rng, counts=counts
+    start = 0
+    while start < len(charges):
+        answered, start = _charge_chunk(
+            charges, start, lease=lease, now=now, gateway=gateway, rng=rng, counts=counts
         )
         _record(answered, now=now, strategy=strategy, counts=counts)
     return RetryReport(
@@ -521,15 +524,18 @@ def _hour_stats() -> HourStats:
 
 
 def _charge_chunk(
-    chunk: Sequence[_Due],
+    dues: Sequence[_Due],
+    start: int,
     *,
     lease: datetime,
     now: datetime,
     gateway: Gateway,
     rng: random.Random,
     counts: Counter[str],
-) -> list[tuple[_Due, ChargeResult]]:
-    """Charge each due case that is still this worker's; the answers to record.
+) -> tuple[list[tuple[_Due, ChargeResult]], int]:
+    """Charge the due cases from `start` on that are still this worker's, until CHUNK
+    answers are in or RECORD_AFTER seconds have passed; the answers to record, and
+    where the next chunk starts.
 
     The claim was taken at the start of the batch and charges take time, so a
     case is checked again (`_still_ours`) before its charge whenever
@@ -537,11 +543,18 @@ def _charge_chunk(
     """
     answered: list[tuple[_Due, ChargeResult]] = []
     ours: set[int] = set()
-    checked = -RECHECK_AFTER
-    for index, due in enumerate(chunk):
-        if time.monotonic() - checked >= RECHECK_AFTER:
-            ours = _still_ours(chunk[index:], lease=lease)
+    began = time.monotonic()
+    checked, checked_until = began - RECHECK_AFTER, start
+    index = start
+    while index < len(dues) and len(answered) < CHUNK:
+        if answered and time.monotonic() - began >= RECORD_AFTER:
+            break
+        if index >= checked_until or time.monotonic() - checked >= RECHECK_AFTER:
+            checked_until = min(index + CHUNK, len(dues))
+            ours = _still_ours(dues[index:checked_until], lease=lease)
             checked = time.monotonic()
+        due = dues[index]
+        index += 1
         if due.case.pk not in ours:
             continue
         try:
@@ -562,7 +575,7 @@ def _charge_chunk(
             _not_settled(due.case, result=result, now=now)
             continue
         answered.append((due, result))
-    return answered
+    return answered, index
 
 
 def _request(due: _Due, *, gateway: Gateway) -> ChargeRequest:
