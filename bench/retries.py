@@ -1,6 +1,7 @@
 """Smart retries against the fixed schedule, on generated scenarios, through the real engine.
 
     .venv/bin/python bench/retries.py [--customers 10000] [--days 90] [--seeds 1,2,3]
+                                      [--retries N] [--within P14D]
 
 For each seed: `dunning simulate --generate N --seed S` writes a scenario to
 bench/out/, then `dunning simulate --scenario ... --strategy fixed --json` and
@@ -39,13 +40,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--retries", type=int, help="both strategies' budget: N tries")
+    parser.add_argument("--within", help="the budget's window (P7D, P14D, P21D, P30D, P60D)")
     return parser.parse_args()
 
 
-def simulate(scenario: Path, strategy: str) -> dict[str, Any]:
+def simulate(scenario: Path, strategy: str, budget: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     finished = subprocess.run(
-        [*DUNNING, "simulate", "--scenario", str(scenario), "--strategy", strategy, "--json"],
+        [
+            *DUNNING,
+            "simulate",
+            "--scenario",
+            str(scenario),
+            "--strategy",
+            strategy,
+            "--json",
+            *budget,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -61,6 +73,10 @@ def main() -> int:
     args = parse_args()
     OUT.mkdir(exist_ok=True)
     rows: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    budget = [
+        *(["--retries", str(args.retries)] if args.retries is not None else []),
+        *(["--within", args.within] if args.within else []),
+    ]
     for seed in (int(s) for s in args.seeds.split(",")):
         scenario = OUT / f"scenario-{args.customers}-{args.days}d-seed{seed}.json"
         with scenario.open("w") as out:
@@ -78,10 +94,14 @@ def main() -> int:
                 stdout=out,
                 check=True,
             )
-        print(f"seed {seed}: {args.customers:,} customers, {args.days} days", flush=True)
-        fixed = simulate(scenario, "fixed")
+        print(
+            f"seed {seed}: {args.customers:,} customers, {args.days} days, "
+            f"budget: {' '.join(budget) or 'the policies own (8 tries within P14D)'}",
+            flush=True,
+        )
+        fixed = simulate(scenario, "fixed", budget)
         print(f"  fixed done in {fixed['wall']:.0f} s", flush=True)
-        smart = simulate(scenario, "smart")
+        smart = simulate(scenario, "smart", budget)
         print(f"  smart done in {smart['wall']:.0f} s", flush=True)
         rows.append((seed, fixed, smart))
     return 0 if report(rows, customers=args.customers) else 1
