@@ -76,7 +76,14 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
 
 
 def sync_cases(*, now: datetime, limit: int = 500) -> int:
-    """Put every invoice that needs dunning into its customer's case; returns how many."""
+    """Put every invoice that needs dunning into its customer's case; returns how many.
+
+    The invoices are grouped by customer and currency and written together:
+    the new cases, their timeline entries and their invoices in one statement
+    each.  A customer whose case another worker opened meanwhile (the
+    case_one_open_per_customer_currency constraint) sends the call the slow
+    way: one group at a time, each joining the case that exists by then.
+    """
     invoices = invoices_needing_a_case(now=now, limit=limit)
     if not invoices:
         return 0
@@ -84,16 +91,62 @@ def sync_cases(*, now: datetime, limit: int = 500) -> int:
     for invoice in invoices:
         groups[(invoice.customer_id, invoice.currency)].append(invoice)
     active = policies.active_policies()  # once for every case this call may open
-    for group in groups.values():
-        try:
-            with transaction.atomic():
-                _add_to_case(group, now=now, active=active)
-        except IntegrityError:
-            # Another worker opened this customer's case between our look and our
-            # insert (case_one_open_per_customer_currency): add to its case instead.
+    try:
+        with transaction.atomic():
+            _add_to_cases(groups, now=now, active=active)
+    except IntegrityError:
+        for group in groups.values():
             with transaction.atomic():
                 _add_to_case(group, now=now, active=active)
     return len(invoices)
+
+
+def _add_to_cases(
+    groups: dict[tuple[int, str], list[Invoice]],
+    *,
+    now: datetime,
+    active: list[tuple[PolicyVersion, Policy]],
+) -> None:
+    """Each group into its customer's open case in that currency, or a new one."""
+    existing = {
+        (case.customer_id, case.currency): case
+        for case in Case.objects.select_for_update().filter(
+            customer_id__in={customer for customer, _ in groups}, state__in=OPEN_STATES
+        )
+    }
+    new = [group for key, group in groups.items() if key not in existing]
+    first_failures = dict(
+        PaymentAttempt.objects.filter(
+            invoice__in=[invoice for group in new for invoice in group],
+            outcome=AttemptOutcome.FAILED,
+        )
+        .values("invoice_id")
+        .annotate(first=Min("attempted_at"))
+        .values_list("invoice_id", "first")
+    )
+    opened: list[tuple[Case, CaseEvent, list[Invoice]]] = []
+    for group in new:
+        failed_at = min(
+            (first_failures[invoice.pk] for invoice in group if invoice.pk in first_failures),
+            default=None,
+        )
+        made = _new_case(group, failed_at=failed_at, now=now, active=active)
+        if made is not None:
+            opened.append((*made, group))
+    Case.objects.bulk_create([case for case, _, _ in opened])
+    for case, event, _ in opened:
+        event.case = case
+    CaseEvent.objects.bulk_create([event for _, event, _ in opened])
+    CaseInvoice.objects.bulk_create(
+        [
+            CaseInvoice(case=case, invoice=invoice, added_at=now)
+            for case, _, group in opened
+            for invoice in group
+        ]
+    )
+    for key, case in existing.items():
+        if key in groups:
+            _extend_case(case, groups[key], now=now)
 
 
 def _add_to_case(
@@ -105,14 +158,29 @@ def _add_to_case(
         .filter(customer_id=first.customer_id, currency=first.currency, state__in=OPEN_STATES)
         .first()
     )
-    if case is None:
-        # A new case starts with these invoices' amounts and wakes both stages now.
-        case = _open_case(invoices, now=now, active=active)
-        if case is not None:
-            CaseInvoice.objects.bulk_create(
-                [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices]
-            )
+    if case is not None:
+        _extend_case(case, invoices, now=now)
         return case
+    failed_at = (
+        PaymentAttempt.objects.filter(invoice__in=invoices, outcome=AttemptOutcome.FAILED)
+        .aggregate(first=Min("attempted_at"))
+        .get("first")
+    )
+    made = _new_case(invoices, failed_at=failed_at, now=now, active=active)
+    if made is None:
+        return None
+    case, event = made
+    case.save(force_insert=True)
+    event.case = case
+    event.save()
+    CaseInvoice.objects.bulk_create(
+        [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices]
+    )
+    return case
+
+
+def _extend_case(case: Case, invoices: list[Invoice], *, now: datetime) -> None:
+    """Add invoices to an open case: its amounts grow and both stages look again now."""
     CaseInvoice.objects.bulk_create(
         [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices],
         ignore_conflicts=True,
@@ -129,20 +197,20 @@ def _add_to_case(
             else {}
         )
         Case.objects.filter(pk=case.pk).update(next_action_at=now, **retry)
-    return case
 
 
-def _open_case(
-    invoices: list[Invoice], *, now: datetime, active: list[tuple[PolicyVersion, Policy]]
-) -> Case | None:
+def _new_case(
+    invoices: list[Invoice],
+    *,
+    failed_at: datetime | None,
+    now: datetime,
+    active: list[tuple[PolicyVersion, Policy]],
+) -> tuple[Case, CaseEvent] | None:
+    """The case these invoices open and its first timeline entry, unsaved; None when no
+    active policy applies to them.  A new case wakes both stages now."""
     first = invoices[0]
     customer = first.customer
     method = first.collection_method
-    failed_at = (
-        PaymentAttempt.objects.filter(invoice__in=invoices, outcome=AttemptOutcome.FAILED)
-        .aggregate(first=Min("attempted_at"))
-        .get("first")
-    )
     facts = CaseFacts(
         case_id="new",
         state=CaseState.ACTIVE,
@@ -168,7 +236,7 @@ def _open_case(
         )
     )
     transition = core_cases.open_case(reason=reason)
-    case = Case.objects.create(
+    case = Case(
         customer=customer,
         currency=first.currency,
         state=transition.state,
@@ -184,15 +252,15 @@ def _open_case(
         created_at=now,
         updated_at=now,
     )
-    record_case_event(
-        case,
+    event = CaseEvent(
         type=transition.event.type,
         reason=transition.event.reason,
-        now=now,
-        to=transition.state,
-        policy=f"{version.key} v{version.version}",
+        from_state="",
+        to_state=transition.state,
+        data={"policy": f"{version.key} v{version.version}"},
+        occurred_at=now,
     )
-    return case
+    return case, event
 
 
 def refresh_amounts(case: Case, *, now: datetime) -> int:
