@@ -66,6 +66,10 @@ def simulate(scenario: Path, strategy: str, budget: list[str]) -> dict[str, Any]
         raise SystemExit(f"simulate {strategy} failed:\n{finished.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(finished.stdout)
     result["wall"] = time.perf_counter() - started
+    # The run's own account of where its time went (a progress line on stderr).
+    result["stages"] = next(
+        (line for line in finished.stderr.splitlines() if "seconds by stage" in line), ""
+    )
     return result
 
 
@@ -100,9 +104,9 @@ def main() -> int:
             flush=True,
         )
         fixed = simulate(scenario, "fixed", budget)
-        print(f"  fixed done in {fixed['wall']:.0f} s", flush=True)
+        print(f"  fixed done in {fixed['wall']:.0f} s: {fixed['stages']}", flush=True)
         smart = simulate(scenario, "smart", budget)
-        print(f"  smart done in {smart['wall']:.0f} s", flush=True)
+        print(f"  smart done in {smart['wall']:.0f} s: {smart['stages']}", flush=True)
         rows.append((seed, fixed, smart))
     return 0 if report(rows, customers=args.customers) else 1
 
