@@ -234,6 +234,45 @@ def test_a_lone_friday_payment_is_read_as_the_latest_day_it_may_stand_for() -> N
     assert paydays.days_of_month == frozenset({26})
 
 
+def test_a_lone_friday_arrival_is_also_read_as_a_fortnight() -> None:
+    # Declined daily from Friday 19 Dec, paid on Friday 26 Dec: the 28th paid
+    # early, or a Friday every two weeks.  Both are kept until more payments tell.
+    declines = [datetime(2025, 12, day, 10, tzinfo=NEW_YORK) for day in range(19, 26)]
+
+    paydays = Paydays.learn(
+        [datetime(2025, 12, 26, 10, tzinfo=NEW_YORK)], NEW_YORK, failures=declines
+    )
+
+    assert paydays == Paydays(
+        days_of_month=frozenset({28}), fridays=True, fortnight=date(2025, 12, 26)
+    )
+
+
+def test_a_friday_another_arrivals_day_of_month_explains_is_no_fortnight() -> None:
+    # The 24th, paid on Wednesday 24 Dec and on Friday 23 Jan (the 24th a
+    # Saturday): the Friday is the 24th paid early, not a fortnight.
+    paid = [datetime(2025, 12, 24, 10, tzinfo=NEW_YORK), datetime(2026, 1, 23, 10, tzinfo=NEW_YORK)]
+    declines = [moment - timedelta(days=1) for moment in paid]
+
+    paydays = Paydays.learn(paid, NEW_YORK, failures=declines)
+
+    assert paydays == Paydays(days_of_month=frozenset({24}))
+
+
+def test_smart_tries_the_lone_fridays_fortnight_before_its_day_of_month() -> None:
+    declines = [datetime(2025, 12, day, 10, tzinfo=NEW_YORK) for day in range(19, 26)]
+    paydays = Paydays.learn(
+        [datetime(2025, 12, 26, 10, tzinfo=NEW_YORK)], NEW_YORK, failures=declines
+    )
+    failed = datetime(2026, 2, 19, 5, tzinfo=NEW_YORK)  # a Thursday
+
+    plan = plan_retry(context(now=failed, zone=NEW_YORK, paydays=paydays), Strategy.SMART)
+
+    # Friday 20 Feb is eight weeks after 26 Dec; the 28th (paid Friday 27 Feb) comes later.
+    assert local(plan.at, NEW_YORK) == "2026-02-20 09:00"
+    assert plan.reason.startswith("funds usually arrive on a Friday every two weeks")
+
+
 def test_a_day_the_month_is_too_short_for_is_paid_on_its_last_day() -> None:
     thirtieth = Paydays(days_of_month=frozenset({30}))
 

@@ -94,7 +94,9 @@ class Paydays:
     `_days_of_month`); `last_business_day` and `fridays` (every other Friday)
     are the other two common rhythms.  `fortnight` is a Friday on which money arrived: with
     `fridays`, the paydays are the Fridays a multiple of two weeks from it (any
-    Friday when it is not known).  Empty when there is no history to learn from.
+    Friday when it is not known).  A lone Friday arrival stands for both a day
+    of the month and a fortnight (see `learn`).  Empty when there is no history
+    to learn from.
 
     A day of the month that falls on a weekend is paid the Friday before, as
     salaries usually are (in Thailand and Japan, on the 25th, among others),
@@ -154,11 +156,25 @@ class Paydays:
             elif month_ends < fortnights:
                 month_ends = set()
         explained = month_ends | fortnights
+        rest = [day for day in days if day not in explained]
+        # A lone Friday among a few arrivals, no other arrival's day of the month
+        # explains, is as much a Friday every two weeks as a day of the month:
+        # both are kept, one try each, until more payments tell them apart.
+        # Read as a day of the month only, a fortnightly payday would be waited
+        # for on the wrong date for months.
+        lone = [day for day in rest if day.weekday() == 4]
+        others = _days_of_month([day for day in rest if day not in lone], enough)
+        hedge = (
+            enough == 1
+            and not fortnights
+            and len(lone) == 1
+            and all(due not in others for _, due in _due_days(lone[0]))
+        )
         return cls(
-            days_of_month=_days_of_month([day for day in days if day not in explained], enough),
+            days_of_month=_days_of_month(rest, enough),
             last_business_day=bool(month_ends),
-            fridays=bool(fortnights),
-            fortnight=max(fortnights) if fortnights else None,
+            fridays=bool(fortnights) or hedge,
+            fortnight=max(fortnights) if fortnights else lone[0] if hedge else None,
         )
 
     def recent_payday(self, day: date) -> date | None:
