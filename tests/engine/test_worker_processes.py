@@ -29,6 +29,7 @@ from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import LEASE
 from dunning.engine.models import Case, Message, MessageStatus
+from dunning.ledger.models import Customer
 from tests.smtp_server import Mailbox, SmtpServer, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -149,9 +150,18 @@ def due_messages(due_cases: None) -> None:
     """One reminder per case in the outbox, due; no case wants a decision again."""
     while decide_due_cases(now=WHEN, limit=100).cases:
         pass
-    # Workers that read the real clock must find nothing to decide, only to send.
+    # Workers that read the real clock must find nothing to decide, only to send,
+    # and send now: delivery judges the customers' hours by that clock, so the
+    # customers live where it is midday.
     Case.objects.update(next_action_at=None)
+    Customer.objects.update(time_zone=zone_at_midday(datetime.now(UTC)))
     assert Message.objects.filter(status=MessageStatus.SCHEDULED, attempts=0).count() == CASES
+
+
+def zone_at_midday(now: datetime) -> str:
+    """A fixed-offset zone in which `now` falls between 11:00 and 12:59."""
+    hours = 12 - now.hour  # UTC-11 to UTC+12
+    return "Etc/GMT" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
 
 
 def message_ids(mailbox: Mailbox) -> Counter[str]:
