@@ -10,38 +10,46 @@ from django.db import connection, models
 
 
 def update_each(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
-    """Write `fields` of each instance to its row: one UPDATE by primary key, executed many times.
+    """Write `fields` of each instance to its row, in one round trip.
 
-    Django's `bulk_update` builds one CASE WHEN per field over every row; for
-    the few dozen rows a batch changes, compiling that costs more than running
-    the plain statements, which the driver prepares once.
+    On PostgreSQL one UPDATE joins the rows to one array per column
+    (`unnest`); elsewhere one UPDATE by primary key is prepared once and run
+    for each row.  Django's `bulk_update` builds a CASE WHEN per field over
+    every row, which for a batch's few dozen rows costs more to compile than
+    the update itself.
     """
     if not instances:
         return
     meta = instances[0]._meta
     concrete = [meta.get_field(name) for name in fields]
-    columns = [field.column for field in concrete if isinstance(field, models.Field)]
-    if len(columns) != len(fields) or None in columns or meta.pk is None:
+    columns = [field for field in concrete if isinstance(field, models.Field)]
+    pk = meta.pk
+    if len(columns) != len(fields) or pk is None:
         raise ValueError(f"{meta.label}: only concrete columns can be updated, not {fields}")
     quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608 (model table and column names)
-        + ", ".join(f"{quote(str(column))} = %s" for column in columns)
-        + f" WHERE {quote(str(meta.pk.column))} = %s"
-    )
-    rows = [
-        [
-            *(
-                field.get_db_prep_save(getattr(instance, field.attname), connection)
-                for field in concrete
-                if isinstance(field, models.Field)
-            ),
-            instance.pk,
-        ]
+    table = quote(meta.db_table)
+    values = [
+        [field.get_db_prep_save(getattr(instance, field.attname), connection) for field in columns]
         for instance in instances
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            names = [quote(str(field.column)) for field in columns]
+            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
+            cursor.execute(
+                f"UPDATE {table} AS t SET "  # noqa: S608 (model table and column names)
+                + ", ".join(f"{name} = v.{name}" for name in names)
+                + f" FROM unnest({arrays}) AS v(_pk, {', '.join(names)})"
+                + f" WHERE t.{quote(str(pk.column))} = v._pk",
+                [[instance.pk for instance in instances], *map(list, zip(*values, strict=True))],
+            )
+            return
+        cursor.executemany(
+            f"UPDATE {table} SET "  # noqa: S608 (model table and column names)
+            + ", ".join(f"{quote(str(field.column))} = %s" for field in columns)
+            + f" WHERE {quote(str(pk.column))} = %s",
+            [[*row, instance.pk] for row, instance in zip(values, instances, strict=True)],
+        )
 
 
 def insert_rows(

@@ -33,6 +33,7 @@ from dunning.core.declines import (
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.core.rendering import locale_candidates
+from dunning.db import update_each
 from dunning.engine import policies
 from dunning.engine.cases import OWING
 from dunning.engine.models import (
@@ -255,39 +256,10 @@ class Batch:
         # conflict clause only guards a replay against a row written meanwhile.
         Message.objects.bulk_create(self.new_messages, ignore_conflicts=True)
         CaseEvent.objects.bulk_create(self.new_events)
-        _update_cases(self.changed, now=self.now)
+        for case in self.changed:
+            case.updated_at = self.now
+        update_each(self.changed, ["state", "next_action_at", "updated_at"])
         return len(self.new_messages)
-
-
-def _update_cases(cases: Sequence[Case], *, now: datetime) -> None:
-    """Store each case's new state and wake-up time in one statement.
-
-    On PostgreSQL one UPDATE joins the rows to three arrays; `bulk_update`'s
-    CASE WHEN per row costs more to build than the update itself.  SQLite (one
-    worker, small data) updates per distinct (state, wake-up) pair.
-    """
-    if not cases:
-        return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {Case._meta.db_table} AS c"  # noqa: S608 (a model table name)
-                " SET state = v.state, next_action_at = v.next_action_at, updated_at = %s"
-                " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])"
-                " AS v(id, state, next_action_at) WHERE c.id = v.id",
-                [
-                    now,
-                    [case.pk for case in cases],
-                    [case.state for case in cases],
-                    [case.next_action_at for case in cases],
-                ],
-            )
-        return
-    groups: dict[tuple[str, datetime | None], list[int]] = defaultdict(list)
-    for case in cases:
-        groups[(case.state, case.next_action_at)].append(case.pk)
-    for (state, wake), ids in groups.items():
-        Case.objects.filter(pk__in=ids).update(state=state, next_action_at=wake, updated_at=now)
 
 
 def _debtor(case: Case, batch: Batch) -> Debtor:

@@ -317,7 +317,10 @@ class RetryBatch:
                 )
             case.next_retry_at, case.retry_reason, case.retry_key = plan.at, reason, key
             case.charge_in_doubt_since, case.updated_at = None, self.now
-        _update_plans([case for case, _, _ in self.updates], now=self.now)
+        update_each(
+            [case for case, _, _ in self.updates],
+            ["next_retry_at", "retry_reason", "retry_key", "charge_in_doubt_since", "updated_at"],
+        )
         CaseEvent.objects.bulk_create(events)
         self.updates = []
 
@@ -437,32 +440,6 @@ def _merge(*groups: Iterable[PaymentAttempt]) -> list[PaymentAttempt]:
     """The attempts of all groups, each once, in the order they were made."""
     unique = {attempt.pk: attempt for group in groups for attempt in group}
     return sorted(unique.values(), key=lambda a: (a.attempted_at, a.pk))
-
-
-def _update_plans(cases: Sequence[Case], *, now: datetime) -> None:
-    """Store each case's wake-up, reason and key in one statement (PostgreSQL) or a few."""
-    if not cases:
-        return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {Case._meta.db_table} AS c"  # noqa: S608 (a model table name)
-                " SET next_retry_at = v.next_retry_at, retry_reason = v.retry_reason,"
-                " retry_key = v.retry_key, charge_in_doubt_since = NULL, updated_at = %s"
-                " FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[])"
-                " AS v(id, next_retry_at, retry_reason, retry_key) WHERE c.id = v.id",
-                [
-                    now,
-                    [case.pk for case in cases],
-                    [case.next_retry_at for case in cases],
-                    [case.retry_reason for case in cases],
-                    [case.retry_key for case in cases],
-                ],
-            )
-        return
-    update_each(
-        cases, ["next_retry_at", "retry_reason", "retry_key", "charge_in_doubt_since", "updated_at"]
-    )
 
 
 def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
