@@ -89,6 +89,37 @@ def test_a_payment_recovers_the_case_cancels_what_waits_and_thanks_the_customer(
     assert CaseEvent.objects.filter(case=case, type="recovered").exists()
 
 
+def test_two_cases_paid_in_one_call_are_thanked_one_a_day_in_thailand(make_invoice: Any) -> None:
+    # One Thai customer owes in two currencies: two cases.  Both are paid by
+    # one recorded batch; the thank-yous are judged together, and Thailand's
+    # one contact a day holds the second until the next morning.
+    make_invoice("in_thb", amount_due=123450, due_at=DUE, number="INV-THB")
+    make_invoice("in_usd", amount_due=5000, currency="USD", due_at=DUE, number="INV-USD")
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)  # Wednesday 10:00 in Bangkok
+    policies.ensure_default_policies(now=when)
+    sync_cases(now=when)
+    assert Case.objects.count() == 2
+
+    services.record_payment_attempts(
+        [
+            services.AttemptFacts(invoice="in_thb", attempted_at=when, outcome="succeeded"),
+            services.AttemptFacts(invoice="in_usd", attempted_at=when, outcome="succeeded"),
+        ],
+        now=when,
+        source="test",
+    )
+
+    assert set(Case.objects.values_list("state", flat=True)) == {"recovered"}
+    thanks = sorted(
+        Message.objects.filter(step="payment_received").values_list("send_after", flat=True)
+    )
+    assert thanks[0] == when
+    assert thanks[1] == datetime(2026, 3, 19, 1, 0, tzinfo=UTC)  # Thursday 08:00 in Bangkok
+    deferred = CaseEvent.objects.get(type="message.deferred")
+    assert "payment_received" in deferred.reason
+    assert CaseEvent.objects.filter(type="recovered").count() == 2
+
+
 def test_a_partial_payment_reduces_the_case_and_dunning_goes_on(overdue: Any) -> None:
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Min, OuterRef, Q, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
 from dunning.core.policy import Policy, choose_policy
+from dunning.db import update_each
 from dunning.engine import policies
 from dunning.engine.models import (
     OPEN_STATES,
@@ -30,7 +31,7 @@ from dunning.engine.models import (
     MessageStatus,
     PolicyVersion,
 )
-from dunning.engine.writer import write_thank_you
+from dunning.engine.writer import write_thank_yous
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
@@ -43,14 +44,6 @@ from dunning.ledger.models import (
 # courtesy reminder (3 days before, in the default policy) can go out.
 COURTESY_LEAD = timedelta(days=3)
 OWING = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
-
-
-def record_case_event(
-    case: Case, *, type: str, reason: str, now: datetime, frm: str = "", to: str = "", **data: Any
-) -> CaseEvent:
-    return CaseEvent.objects.create(
-        case=case, type=type, reason=reason, from_state=frm, to_state=to, data=data, occurred_at=now
-    )
 
 
 def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
@@ -265,15 +258,25 @@ def _new_case(
 
 def refresh_amounts(case: Case, *, now: datetime) -> int:
     """Recompute what the case's invoices still owe; returns it."""
-    owed = case.invoices.filter(status__in=OWING).aggregate(
-        owed=Sum("amount_remaining"), due=Min("due_at")
-    )
-    amount = owed["owed"] or 0
-    Case.objects.filter(pk=case.pk).update(
-        amount_due=amount, due_at=owed["due"] or case.due_at, updated_at=now
-    )
-    case.amount_due = amount
-    return amount
+    _refresh_amounts([case], now=now)
+    return case.amount_due
+
+
+def _refresh_amounts(cases: Sequence[Case], *, now: datetime) -> None:
+    """Recompute what each case's invoices still owe and their earliest due date (2 queries)."""
+    owed = {
+        case_id: (amount, due)
+        for case_id, amount, due in CaseInvoice.objects.filter(
+            case__in=cases, invoice__status__in=OWING
+        )
+        .values("case_id")
+        .annotate(amount=Sum("invoice__amount_remaining"), due=Min("invoice__due_at"))
+        .values_list("case_id", "amount", "due")
+    }
+    for case in cases:
+        amount, due = owed.get(case.pk, (0, None))
+        case.amount_due, case.due_at, case.updated_at = amount or 0, due or case.due_at, now
+    update_each(cases, ["amount_due", "due_at", "updated_at"])
 
 
 def on_invoices_changed(
@@ -281,64 +284,83 @@ def on_invoices_changed(
 ) -> None:
     """Money arrived or invoices changed: reduce, recover or leave their open cases.
 
-    One query finds the cases of all the invoices (most payments belong to
-    none: they went through at the first charge).
+    A handful of queries whatever the number of invoices: one finds the cases
+    of all of them (most payments belong to none: they went through at the
+    first charge), one sums what each case still owes, and the recovered ones
+    are closed and thanked together.
     """
     by_id = {invoice.pk: invoice for invoice in invoices}
     links = (
         CaseInvoice.objects.select_for_update(of=("case",))
         .filter(invoice_id__in=list(by_id), case__state__in=[*OPEN_STATES, CaseState.EXHAUSTED])
-        .select_related("case")
+        .select_related("case__customer")
         .order_by("case_id", "invoice_id")
     )
-    cases: dict[int, tuple[Case, Invoice]] = {}
+    changed: dict[int, tuple[Case, Invoice]] = {}
     for link in links:
-        cases.setdefault(link.case_id, (link.case, by_id[link.invoice_id]))
-    for case, invoice in cases.values():
-        _invoice_changed(case, invoice, now=now, source=source)
-
-
-def _invoice_changed(case: Case, invoice: Invoice, *, now: datetime, source: str) -> None:
-    """Reduce or recover `case` after money arrived on (or a change to) its `invoice`."""
-    before = case.amount_due
-    owed = refresh_amounts(case, now=now)
-    if owed == before:
+        changed.setdefault(link.case_id, (link.case, by_id[link.invoice_id]))
+    if not changed:
         return
-    transition = core_cases.apply_payment(
-        CaseState(case.state), remaining=owed, reason=f"{source}: invoice {invoice.number}"
-    )
-    record_case_event(
-        case,
-        type=transition.event.type,
-        reason=transition.event.reason,
-        now=now,
-        frm=case.state,
-        to=transition.state,
-        amount_due=owed,
-    )
-    if transition.state == CaseState.RECOVERED:
-        _recover(case, now=now)
-
-
-def _recover(case: Case, *, now: datetime) -> None:
-    canceled = Message.objects.filter(case=case, status=MessageStatus.SCHEDULED).update(
-        status=MessageStatus.CANCELED, updated_at=now
-    )
-    Case.objects.filter(pk=case.pk).update(
-        state=CaseState.RECOVERED,
-        closed_at=now,
-        next_action_at=now,
-        next_retry_at=None,
-        retry_key="",
-        retry_reason="paid",
-        updated_at=now,
-    )
-    case.state = CaseState.RECOVERED
-    if canceled:
-        record_case_event(
-            case,
-            type="messages.canceled",
-            reason=f"{canceled} unsent message(s): paid",
-            now=now,
+    before = {case_id: case.amount_due for case_id, (case, _) in changed.items()}
+    _refresh_amounts([case for case, _ in changed.values()], now=now)
+    events: list[CaseEvent] = []
+    recovered: list[Case] = []
+    for case, invoice in changed.values():
+        if case.amount_due == before[case.pk]:
+            continue
+        transition = core_cases.apply_payment(
+            CaseState(case.state),
+            remaining=case.amount_due,
+            reason=f"{source}: invoice {invoice.number}",
         )
-    write_thank_you(case, now=now)
+        events.append(
+            CaseEvent(
+                case=case,
+                type=transition.event.type,
+                reason=transition.event.reason,
+                from_state=case.state,
+                to_state=transition.state,
+                data={"amount_due": case.amount_due},
+                occurred_at=now,
+            )
+        )
+        if transition.state == CaseState.RECOVERED:
+            recovered.append(case)
+    CaseEvent.objects.bulk_create(events)
+    if recovered:
+        _recover(recovered, now=now)
+
+
+def _recover(cases: Sequence[Case], *, now: datetime) -> None:
+    """Close paid cases: cancel what waits to go out, and thank each customer."""
+    ids = [case.pk for case in cases]
+    waiting = Message.objects.filter(case_id__in=ids, status=MessageStatus.SCHEDULED)
+    canceled = dict(waiting.values("case_id").annotate(n=Count("id")).values_list("case_id", "n"))
+    if canceled:
+        waiting.update(status=MessageStatus.CANCELED, updated_at=now)
+    closed = {
+        "state": CaseState.RECOVERED,
+        "closed_at": now,
+        "next_action_at": now,
+        "next_retry_at": None,
+        "retry_key": "",
+        "retry_reason": "paid",
+        "updated_at": now,
+    }
+    Case.objects.filter(pk__in=ids).update(**closed)
+    for case in cases:
+        for name, value in closed.items():
+            setattr(case, name, value)
+    CaseEvent.objects.bulk_create(
+        [
+            CaseEvent(
+                case=case,
+                type="messages.canceled",
+                reason=f"{canceled[case.pk]} unsent message(s): paid",
+                occurred_at=now,
+            )
+            for case in cases
+            if case.pk in canceled
+        ]
+    )
+    write_thank_yous(cases, now=now)

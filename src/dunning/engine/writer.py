@@ -9,6 +9,7 @@ crash cannot write the same message twice.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Protocol, cast
@@ -32,7 +33,15 @@ from dunning.core.rendering import (
     Customer as TemplateCustomer,
 )
 from dunning.engine import links, templates
-from dunning.engine.models import Case, CaseEvent, ContactOptOut, Message, MessageStatus
+from dunning.engine.models import (
+    Case,
+    CaseEvent,
+    CaseInvoice,
+    ContactOptOut,
+    Message,
+    MessageStatus,
+)
+from dunning.engine.templates import TemplateResolver
 from dunning.ledger.models import Customer, Invoice, InvoiceStatus
 
 
@@ -209,83 +218,139 @@ def company() -> Company:
     )
 
 
-def write_thank_you(case: Case, *, now: datetime) -> Message | None:
-    """The one "thank you, payment received" message of a recovered case."""
+def write_thank_yous(cases: Sequence[Case], *, now: datetime) -> list[Message]:
+    """The one "thank you, payment received" message of each recovered case, in a few queries.
+
+    Even a thank-you is a contact: it waits for the customer's window and
+    counts towards the daily cap (Thailand: one contact a day, any subject),
+    so two cases of one customer recovered together are judged one after the
+    other.  A case thanked before (a replay) is left as it is.
+    """
     step, channel = "payment_received", Channel.EMAIL
-    paid = Invoice.objects.filter(cases=case, status=InvoiceStatus.PAID)
-    message = compose(
-        case,
-        invoices=list(paid),
-        step=step,
-        channel=channel,
-        template_key=PAYMENT_RECEIVED_TEMPLATE,
-        variant="",
-        tone="friendly",
-        now=now,
-        paid=True,
+    keys = {case.pk: idempotency_key(case, step, channel) for case in cases}
+    written = set(
+        Message.objects.filter(idempotency_key__in=keys.values()).values_list(
+            "idempotency_key", flat=True
+        )
     )
-    if isinstance(message, str):
-        CaseEvent.objects.create(
-            case=case, type="message.not_sent", reason=message, occurred_at=now
+    cases = [case for case in cases if keys[case.pk] not in written]
+    if not cases:
+        return []
+    paid: dict[int, list[Invoice]] = defaultdict(list)
+    for link in CaseInvoice.objects.filter(
+        case__in=cases, invoice__status=InvoiceStatus.PAID
+    ).select_related("invoice"):
+        paid[link.case_id].append(link.invoice)
+    book = ContactBook.load([case.customer for case in cases], now=now)
+    resolve = TemplateResolver.load().resolve
+    messages: list[Message] = []
+    events: list[CaseEvent] = []
+    for case in cases:
+        message = compose(
+            case,
+            invoices=paid[case.pk],
+            step=step,
+            channel=channel,
+            template_key=PAYMENT_RECEIVED_TEMPLATE,
+            variant="",
+            tone="friendly",
+            now=now,
+            paid=True,
+            templates=resolve,
         )
-        return None
-    existing = Message.objects.filter(idempotency_key=message.idempotency_key).first()
-    if existing is not None:
-        return existing
-    verdict = _contact_verdict(case, now=now)
-    if verdict.allowed_at is None:
-        CaseEvent.objects.create(
-            case=case,
-            type="message.blocked",
-            reason=f"payment_received by email held for good: {'; '.join(verdict.reasons)}",
-            occurred_at=now,
-        )
-        return None
-    # Even a thank-you is a contact: it waits for the customer's window and
-    # counts towards the daily cap (Thailand: one contact a day, any subject).
-    message.send_after = verdict.allowed_at
-    message.save(force_insert=True)
-    if verdict.allowed_at > now:
-        CaseEvent.objects.create(
-            case=case,
-            type="message.deferred",
-            reason=f"payment_received by email held until {verdict.allowed_at.isoformat()}: "
-            + "; ".join(verdict.reasons),
-            occurred_at=now,
-        )
-    return message
+        if isinstance(message, str):
+            events.append(
+                CaseEvent(case=case, type="message.not_sent", reason=message, occurred_at=now)
+            )
+            continue
+        verdict = book.verdict(case.customer, debt=str(case.pk), now=now)
+        if verdict.allowed_at is None:
+            events.append(
+                CaseEvent(
+                    case=case,
+                    type="message.blocked",
+                    reason="payment_received by email held for good: " + "; ".join(verdict.reasons),
+                    occurred_at=now,
+                )
+            )
+            continue
+        message.send_after = verdict.allowed_at
+        book.add(case.customer_id, at=verdict.allowed_at, debt=str(case.pk))
+        messages.append(message)
+        if verdict.allowed_at > now:
+            events.append(
+                CaseEvent(
+                    case=case,
+                    type="message.deferred",
+                    reason="payment_received by email held until "
+                    f"{verdict.allowed_at.isoformat()}: " + "; ".join(verdict.reasons),
+                    occurred_at=now,
+                )
+            )
+    Message.objects.bulk_create(messages)
+    CaseEvent.objects.bulk_create(events)
+    return messages
 
 
-def _contact_verdict(case: Case, *, now: datetime) -> Verdict:
-    return contact_verdict(case.customer, debt=str(case.pk), now=now)
+class ContactBook:
+    """Customers' recent contacts and opt-outs, read in two queries, to judge emails by.
+
+    Counts every message a customer got or will get, whatever it was about:
+    each is a contact.  `add` counts one more, so the next verdict for the
+    same customer sees it.
+    """
+
+    def __init__(
+        self, contacts: dict[int, list[Contact]], opted_out: dict[int, frozenset[Channel]]
+    ):
+        self._contacts = contacts
+        self._opted_out = opted_out
+
+    @classmethod
+    def load(cls, customers: Iterable[Customer], *, now: datetime) -> ContactBook:
+        ids = {customer.pk for customer in customers}
+        contacts: dict[int, list[Contact]] = defaultdict(list)
+        recent = Message.objects.filter(
+            customer_id__in=ids, created_at__gte=now - timedelta(days=CONTACT_LOOKBACK_DAYS)
+        ).exclude(status__in=[MessageStatus.CANCELED, MessageStatus.FAILED])
+        for customer_id, sent_at, send_after, channel, case_id in recent.values_list(
+            "customer_id", "sent_at", "send_after", "channel", "case_id"
+        ):
+            contacts[customer_id].append(
+                Contact(at=sent_at or send_after, channel=Channel(channel), debt=str(case_id or ""))
+            )
+        opted_out: dict[int, set[Channel]] = defaultdict(set)
+        for customer_id, channel in ContactOptOut.objects.filter(customer_id__in=ids).values_list(
+            "customer_id", "channel"
+        ):
+            opted_out[customer_id].add(Channel(channel))
+        return cls(contacts, {key: frozenset(value) for key, value in opted_out.items()})
+
+    def verdict(self, customer: Customer, *, debt: str, now: datetime) -> Verdict:
+        """When the contact rules let an email to `customer` about `debt` go out (None: never)."""
+        debtor = debtor_of(customer, opted_out=self._opted_out.get(customer.pk, frozenset()))
+        return _RULES.earliest(
+            at=now,
+            channel=Channel.EMAIL,
+            debtor=debtor,
+            history=self._contacts.get(customer.pk, []),
+            debt=debt,
+        )
+
+    def add(self, customer_id: int, *, at: datetime, debt: str) -> None:
+        self._contacts[customer_id].append(Contact(at=at, channel=Channel.EMAIL, debt=debt))
+
+
+_RULES = RulePackContactRules()
 
 
 def contact_verdict(customer: Customer, *, debt: str, now: datetime) -> Verdict:
     """When the contact rules let an email to `customer` about `debt` go out (None: never).
 
     `debt` is the case's id, or "" for a message about no debt (a card about to
-    expire), which the rules count against every debt.  Counts every message
-    the customer got or will get, whatever it was about: each is a contact.
+    expire), which the rules count against every debt.
     """
-    recent = Message.objects.filter(
-        customer=customer, created_at__gte=now - timedelta(days=CONTACT_LOOKBACK_DAYS)
-    ).exclude(status__in=[MessageStatus.CANCELED, MessageStatus.FAILED])
-    history = [
-        Contact(
-            at=m.sent_at or m.send_after,
-            channel=Channel(m.channel),
-            debt=str(m.case_id or ""),
-        )
-        for m in recent.only("sent_at", "send_after", "channel", "case_id")
-    ]
-    opted_out = frozenset(
-        Channel(c)
-        for c in ContactOptOut.objects.filter(customer=customer).values_list("channel", flat=True)
-    )
-    debtor = debtor_of(customer, opted_out=opted_out)
-    return RulePackContactRules().earliest(
-        at=now, channel=Channel.EMAIL, debtor=debtor, history=history, debt=debt
-    )
+    return ContactBook.load([customer], now=now).verdict(customer, debt=debt, now=now)
 
 
 def debtor_of(customer: Customer, *, opted_out: frozenset[Channel] = frozenset()) -> Debtor:
