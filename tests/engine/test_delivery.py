@@ -137,6 +137,29 @@ def test_a_canceled_message_is_never_sent(case: Case, tmp_path: Path) -> None:
     assert report.sent == 0 and list(tmp_path.iterdir()) == []
 
 
+def test_a_message_canceled_while_in_flight_keeps_its_status(case: Case, tmp_path: Path) -> None:
+    # The payment arrives while the email is on its way: the send is not undone,
+    # but the row stays canceled and is not counted as sent.
+    kept, canceled = scheduled(case, "k1"), scheduled(case, "k2")
+    files = FileTransport(tmp_path)
+
+    class CancelsOnSend:
+        def send(self, message: Any) -> str:
+            Message.objects.filter(pk=canceled.pk).update(status=MessageStatus.CANCELED)
+            return files.send(message)
+
+        def close(self) -> None:
+            files.close()
+
+    report = deliver_due(now=NOW, transport=CancelsOnSend(), rng=random.Random(1))
+
+    assert report.sent == 1
+    assert dict(Message.objects.values_list("pk", "status")) == {
+        kept.pk: MessageStatus.SENT,
+        canceled.pk: MessageStatus.CANCELED,
+    }
+
+
 def test_a_claimed_message_is_not_claimed_again_until_its_lease_ends(case: Case) -> None:
     scheduled(case, "k1")
 

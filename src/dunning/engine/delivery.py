@@ -155,7 +155,7 @@ _RULES = RulePackContactRules()
 
 
 def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
-    """Record sends in one transaction (one statement on PostgreSQL).
+    """Record sends in one transaction (one statement on PostgreSQL, one prepared elsewhere).
 
     Conditional on the row still being scheduled: a row canceled while it was
     in flight keeps its status.
@@ -180,17 +180,19 @@ def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
                 ],
             )
             return cursor.rowcount
-    with transaction.atomic():
-        return sum(
-            Message.objects.filter(pk=pk, status=MessageStatus.SCHEDULED).update(
-                status=MessageStatus.SENT,
-                sent_at=now,
-                provider_id=provider_id,
-                last_error="",
-                updated_at=now,
-            )
-            for pk, provider_id in sent
+    # Elsewhere one conditional UPDATE, prepared once and run for each row.
+    at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {Message._meta.db_table}"  # noqa: S608 (a model table name)
+            " SET status = %s, sent_at = %s, provider_id = %s, last_error = '', updated_at = %s"
+            " WHERE id = %s AND status = %s",
+            [
+                [MessageStatus.SENT, at, provider_id, at, pk, MessageStatus.SCHEDULED]
+                for pk, provider_id in sent
+            ],
         )
+        return cursor.rowcount
 
 
 def _outgoing(message: Message, *, now: datetime) -> OutgoingEmail:
