@@ -189,6 +189,45 @@ def test_the_first_pass_plans_a_daytime_retry_with_its_reason(case: Case, bank: 
     assert bank.gateway.received == []
 
 
+def test_a_payday_is_learned_from_a_decline_almost_four_days_before_a_payment(
+    customer: None, bank: Bank
+) -> None:
+    # Last month: declined early on the 22nd, paid late on the 25th (Bangkok).
+    # That decline is within three local days of the payment, though nearly
+    # four days before it in hours: the 25th is when money arrives.
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_feb",
+            customer="cus_th",
+            number="INV-1901",
+            currency="THB",
+            amount_due=AMOUNT,
+            issued_at=datetime(2026, 2, 20, tzinfo=UTC),
+            due_at=datetime(2026, 2, 21, tzinfo=UTC),
+            collection_method="charge_automatically",
+        ),
+        now=datetime(2026, 2, 20, tzinfo=UTC),
+        source="test",
+    )
+    fail("in_feb", at=datetime(2026, 2, 22, 0, 30, tzinfo=BANGKOK))
+    services.record_payment_attempt(
+        invoice="in_feb",
+        attempted_at=datetime(2026, 2, 25, 23, 30, tzinfo=BANGKOK),
+        outcome="succeeded",
+        now=datetime(2026, 2, 25, 23, 30, tzinfo=BANGKOK),
+        source="test",
+        payment_method="pm_visa",
+    )
+    add_invoice(collection_method="charge_automatically")
+    fail()
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    assert "funds usually arrive on the 25th" in case.retry_reason
+    assert local(case.next_retry_at).strftime("%Y-%m-%d") == "2026-03-25"
+
+
 def test_nothing_is_charged_before_the_planned_time(case: Case, bank: Bank) -> None:
     case = planned(bank)
     assert case.next_retry_at is not None

@@ -40,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
@@ -48,6 +48,7 @@ from dunning.core.declines import Brand, Classification, classify_decline
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
 from dunning.core.policy import Policy
 from dunning.core.retry_timing import (
+    FUNDS_LAST,
     CardChange,
     HourStats,
     Paydays,
@@ -84,6 +85,9 @@ NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) an
 PAYDAY_LOOKBACK = timedelta(days=400)
 PAYDAY_SUCCESSES = 200
 PAYDAY_DECLINES = 400
+# A decline is evidence of a payday only within FUNDS_LAST local days before a
+# payment; in UTC that is within a day more for time zones, and one for summer time.
+ARRIVAL_WITHIN = FUNDS_LAST + timedelta(days=2)
 CHUNK = 100  # at most this many answers are recorded per transaction
 RECORD_AFTER = 1.0  # seconds of charging after which the answers so far are recorded
 RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
@@ -263,6 +267,13 @@ class RetryBatch:
             .values_list("customer_id", "received_at")
         ):
             payments[customer_id].append(received_at)
+        # Only a decline shortly before a payment tells when money arrived
+        # (`Paydays.learn`): the others, most of a struggling customer's, stay unread.
+        arrival = Payment.objects.filter(
+            customer_id=OuterRef("customer_id"),
+            received_at__gt=OuterRef("attempted_at"),
+            received_at__lte=OuterRef("attempted_at") + ARRIVAL_WITHIN,
+        )
         declines: dict[int, list[datetime]] = defaultdict(list)
         for customer_id, attempted_at in (
             PaymentAttempt.objects.filter(
@@ -270,6 +281,7 @@ class RetryBatch:
                 outcome=AttemptOutcome.FAILED,
                 attempted_at__gte=since,
             )
+            .filter(Exists(arrival))
             .order_by("-attempted_at")
             .values_list("customer_id", "attempted_at")
         ):
