@@ -46,7 +46,7 @@ from dunning.engine.models import (
     PolicyVersion,
 )
 from dunning.engine.templates import TemplateResolver
-from dunning.engine.writer import compose, consequences_of, debtor_of
+from dunning.engine.writer import compose, consequences_of, debtor_of, lock_contacts
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
@@ -104,6 +104,10 @@ def decide_due_cases(
     rules = rules or RulePackContactRules()
     with transaction.atomic():
         cases = claim_due_cases(now=now, limit=limit)
+        # The customers' contacts are judged under their lock (`lock_contacts`); a
+        # customer another transaction is writing to now waits for the next pass.
+        held = lock_contacts((case.customer_id for case in cases), skip_locked=True)
+        cases = [case for case in cases if case.customer_id in held]
         if not cases:
             return DecisionReport()
         batch = Batch.load(cases, now=now)

@@ -31,7 +31,7 @@ from dunning.core.rendering import CardSummary, MessageContext, RenderError, ren
 from dunning.core.rendering import Customer as TemplateCustomer
 from dunning.engine import links, templates
 from dunning.engine.models import OPEN_STATES, Message
-from dunning.engine.writer import company, contact_verdict, outbox_row
+from dunning.engine.writer import company, contact_verdict, lock_contacts, outbox_row
 from dunning.ledger.models import (
     CollectionMethod,
     Invoice,
@@ -133,6 +133,12 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
 
 
 def _write_request(card: ExpiringCard, *, now: datetime) -> Message | None:
+    with transaction.atomic():
+        lock_contacts([card.method.customer_id])
+        return _request(card, now=now)
+
+
+def _request(card: ExpiringCard, *, now: datetime) -> Message | None:
     method = card.method
     customer = method.customer
     verdict = contact_verdict(customer, debt="", now=now)

@@ -16,6 +16,7 @@ from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Channel, Contact, Debtor, Verdict
@@ -241,6 +242,7 @@ def write_thank_yous(cases: Sequence[Case], *, now: datetime) -> list[Message]:
         case__in=cases, invoice__status=InvoiceStatus.PAID
     ).select_related("invoice"):
         paid[link.case_id].append(link.invoice)
+    lock_contacts(case.customer_id for case in cases)
     book = ContactBook.load([case.customer for case in cases], now=now)
     resolve = TemplateResolver.load().resolve
     messages: list[Message] = []
@@ -290,6 +292,31 @@ def write_thank_yous(cases: Sequence[Case], *, now: datetime) -> list[Message]:
     Message.objects.bulk_create(messages)
     CaseEvent.objects.bulk_create(events)
     return messages
+
+
+def lock_contacts(customer_ids: Iterable[int], *, skip_locked: bool = False) -> set[int]:
+    """Hold these customers' contacts until commit; returns the ids now held.
+
+    Two transactions judging one customer's contacts at once (a webhook's
+    thank-you and the decide stage's reminder) would each miss the other's
+    message and both send today, where Thailand allows one contact a day.  A
+    row lock on each customer serialises them: the second judges after the
+    first commits, and sees its message.  FOR NO KEY UPDATE leaves rows that
+    merely reference the customer free to be written.  Locks are taken in id
+    order.  With `skip_locked` a customer another transaction holds is left
+    out instead of waited for: the decide stage, which holds its claimed cases
+    meanwhile, never waits, so it cannot close a cycle of waits.  SQLite has
+    one writer at a time, which serialises them already.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids or not connection.features.has_select_for_update:
+        return set(ids)
+    return set(
+        Customer.objects.select_for_update(no_key=True, skip_locked=skip_locked)
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 class ContactBook:
