@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.base import (
+    Authentication,
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    GatewayError,
+)
 from dunning.gateways.simulated import LostAnswer, SimulatedGateway, declined, succeeded
 
 START = datetime(2026, 3, 16, 3, 0, tzinfo=UTC)
@@ -141,3 +147,31 @@ def test_runs_repeat_exactly_and_charges_are_counted_per_invoice() -> None:
     assert first == second
     assert [r.status for r in first][-1] is ChargeStatus.SUCCEEDED
     assert len({r.reference for r in first}) == 5
+
+
+def test_on_session_a_bank_asking_for_authentication_sends_the_customer_back_paid() -> None:
+    gateway = SimulatedGateway(
+        oracle=lambda r, at: declined(r, "authentication_required"), clock=VirtualClock()
+    )
+    charge = request("pay-1")
+
+    answer = gateway.charge_on_session(charge, return_url="https://pay.example.com/pay/t/return")
+
+    assert isinstance(answer, Authentication)
+    assert answer.url == f"https://pay.example.com/pay/t/return?payment_intent={answer.reference}"
+    result = gateway.outcome(answer.reference, charge)
+    assert isinstance(result, ChargeResult) and result.succeeded
+    # The same key replays the authenticated payment, never a second charge.
+    assert gateway.charge_on_session(charge, return_url="x") == result
+    with pytest.raises(GatewayError, match="no simulated payment"):
+        gateway.outcome("sim_pi_other", charge)
+
+
+def test_on_session_any_other_answer_is_the_charge_s_own() -> None:
+    gateway = SimulatedGateway(
+        oracle=lambda r, at: declined(r, "expired_card"), clock=VirtualClock()
+    )
+
+    answer = gateway.charge_on_session(request("pay-2"), return_url="https://x/return")
+
+    assert isinstance(answer, ChargeResult) and answer.decline_code == "expired_card"

@@ -73,7 +73,9 @@ def test_the_page_shows_the_customer_their_invoices_and_total_in_english(
     assert format_money(4999, "USD", locale="en-US") in html  # $49.99
     assert "$49.99" in html
     assert "Mar 15, 2026" in html
-    assert "Online payment on this page is coming soon" in html
+    # The default (manual) gateway charges nothing online: the page says how to pay.
+    assert "To pay, please contact us and we will help you." in html
+    assert "<form" not in html
     assert "help@example.com" in html and "+66 2 123 4567" in html
     assert 'href="tel:+6621234567"' in html
 
@@ -84,7 +86,7 @@ def test_a_thai_customer_reads_the_page_in_thai(client: Client, thai_case: Case)
     assert status == 200
     assert '<html lang="th">' in html
     assert "เรียน สมชาย ใจดี" in html
-    assert "การชำระเงินออนไลน์ผ่านหน้านี้จะเปิดให้บริการเร็ว ๆ นี้" in html
+    assert "หากต้องการชำระเงิน โปรดติดต่อเรา แล้วเราจะช่วยคุณ" in html
     assert "฿1,234.50" in html and "฿500.00" in html
     assert format_money(173450, "THB", locale="th-TH") in html  # the total
     assert "ยอดรวมที่ต้องชำระ" in html
@@ -104,7 +106,7 @@ def test_a_settled_case_says_nothing_is_owed(
 
     assert status == 200
     assert "Nothing is owed on these invoices any more" in html
-    assert "coming soon" not in html
+    assert "To pay, please contact us" not in html
 
 
 def test_the_customer_s_name_is_escaped(

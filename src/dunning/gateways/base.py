@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from dunning.channels import TransportError
 
@@ -164,6 +164,43 @@ class Gateway(Protocol):
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key.  Raises GatewayError when the outcome is unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """The bank wants the customer to confirm the payment (3-D Secure) at `url`.
+
+    `reference` is the gateway's payment (a Stripe PaymentIntent).  The
+    customer comes back to the return URL given with the charge, and
+    `OnSessionGateway.outcome` says what became of the payment.
+    """
+
+    url: str
+    reference: str
+
+
+@runtime_checkable
+class OnSessionGateway(Gateway, Protocol):
+    """A gateway that can also charge with the customer present, on the pay page.
+
+    That is how a decline asking for authentication is settled: no retry can
+    answer the bank's question, the customer can.  The same idempotency key
+    rules hold: a second click sends the same key and gets the same payment.
+    """
+
+    def charge_on_session(
+        self, request: ChargeRequest, *, return_url: str
+    ) -> ChargeResult | Authentication:
+        """Charge now; an `Authentication` when the customer must confirm it first."""
+        ...
+
+    def outcome(self, reference: str, request: ChargeRequest) -> ChargeResult | Authentication:
+        """What became of payment `reference`, made for `request`, after the customer's return.
+
+        Raises GatewayError (permanent) when `reference` is not a payment of
+        that invoice and customer: a return URL can be edited.
+        """
         ...
 
 

@@ -22,8 +22,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
-from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.base import (
+    Authentication,
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    GatewayError,
+)
 
 Oracle = Callable[[ChargeRequest, datetime], ChargeResult]
 Clock = Callable[[], datetime]
@@ -92,6 +99,35 @@ class SimulatedGateway:
                 ) from None
             self._remember(Charge(request, at, result))
             return result
+
+    def charge_on_session(
+        self, request: ChargeRequest, *, return_url: str
+    ) -> ChargeResult | Authentication:
+        """As `charge`; a decline asking for authentication becomes the bank's question.
+
+        The simulated bank asks nothing on its page: its URL is the return URL,
+        and the customer's confirmation turns the payment into a success.
+        """
+        result = self.charge(request)
+        if result.declined and result.decline_code == "authentication_required":
+            query = urlencode({"payment_intent": result.reference})
+            return Authentication(url=f"{return_url}?{query}", reference=result.reference)
+        return result
+
+    def outcome(self, reference: str, request: ChargeRequest) -> ChargeResult | Authentication:
+        with self._lock:
+            earlier = self._by_key.get(request.idempotency_key)
+            if (
+                earlier is None
+                or earlier.request != request
+                or earlier.result.reference != reference
+            ):
+                raise GatewayError(
+                    f"no simulated payment {reference} for this request", permanent=True
+                )
+            if earlier.result.declined and earlier.result.decline_code == "authentication_required":
+                self._remember(Charge(request, self._clock(), succeeded(request)))
+            return self._by_key[request.idempotency_key].result
 
     def _remember(self, charge: Charge) -> None:
         self._by_key[charge.request.idempotency_key] = charge

@@ -11,6 +11,11 @@ else is a `GatewayError`: transport failures, 5xx, 429 and lock conflicts may
 have charged or not (retry with the same key), the other 4xx will not go
 better by retrying.
 
+On the pay page the same PaymentIntent is made on-session, with a
+`return_url`: when the bank wants 3-D Secure, Stripe answers `requires_action`
+with a `redirect_to_url`; the customer confirms on the bank's page, comes back,
+and `outcome` reads the PaymentIntent (checked to be that invoice's).
+
 The API key lives only in the `StripeClient`; nothing here logs it, and the
 card is only ever named by its brand.
 """
@@ -27,6 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 from stripe.params import PaymentIntentCreateParams
 
 from dunning.gateways.base import (
+    Authentication,
     ChargeRequest,
     ChargeResult,
     ChargeStatus,
@@ -130,21 +136,84 @@ class StripeGateway:
         )
         return result
 
+    def charge_on_session(
+        self, request: ChargeRequest, *, return_url: str
+    ) -> ChargeResult | Authentication:
+        """Charge with the customer on the pay page: 3-D Secure sends them to the bank."""
+        try:
+            intent = self._client.v1.payment_intents.create(
+                params=payment_intent_params(request, return_url=return_url),
+                options={"idempotency_key": request.idempotency_key},
+            )
+        except stripe.CardError as error:
+            body = error.json_body if isinstance(error.json_body, Mapping) else {}
+            return result_from_card_error(body, request)
+        except stripe.StripeError as error:
+            raise gateway_error(error) from None
+        return on_session_result(intent.to_dict(), request)
 
-def payment_intent_params(request: ChargeRequest) -> PaymentIntentCreateParams:
-    """The form Stripe receives.  Amounts are minor units on both sides."""
+    def outcome(self, reference: str, request: ChargeRequest) -> ChargeResult | Authentication:
+        try:
+            intent = self._client.v1.payment_intents.retrieve(reference).to_dict()
+        except stripe.StripeError as error:
+            raise gateway_error(error) from None
+        metadata = intent.get("metadata") or {}
+        if (
+            metadata.get(INVOICE_METADATA_KEY) != request.invoice_external_id
+            or _id(intent.get("customer")) != request.customer_external_id
+        ):
+            raise GatewayError(
+                f"Stripe PaymentIntent {reference} is not a payment of invoice "
+                f"{request.invoice_external_id}",
+                permanent=True,
+            )
+        return on_session_result(intent, request)
+
+
+def on_session_result(
+    intent: Mapping[str, Any], request: ChargeRequest
+) -> ChargeResult | Authentication:
+    """An on-session PaymentIntent: the bank's redirect while it waits for the customer."""
+    if intent.get("status") == "requires_action":
+        action = intent.get("next_action") or {}
+        url = str((action.get("redirect_to_url") or {}).get("url") or "")
+        if url:
+            return Authentication(url=url, reference=str(intent.get("id") or ""))
+        raise GatewayError(
+            f"Stripe PaymentIntent {intent.get('id')} waits for {action.get('type')}, "
+            "which the pay page cannot offer",
+            permanent=True,
+            code="requires_action",
+        )
+    return result_from_payment_intent(intent, request)
+
+
+def payment_intent_params(
+    request: ChargeRequest, *, return_url: str = ""
+) -> PaymentIntentCreateParams:
+    """The form Stripe receives.  Amounts are minor units on both sides.
+
+    Off-session (no `return_url`) by default; with a `return_url`, on-session:
+    the customer is on the pay page and can follow the bank's redirect.
+    """
     params: PaymentIntentCreateParams = {
         "amount": request.amount,
         "currency": request.currency.lower(),
         "customer": request.customer_external_id,
         "payment_method": request.payment_method_external_id,
         "confirm": True,
-        "off_session": True,
-        # Off-session nobody can follow a redirect; without this Stripe asks
-        # for a return_url whenever automatic payment methods are on.
-        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
         "metadata": {**request.metadata, INVOICE_METADATA_KEY: request.invoice_external_id},
     }
+    if return_url:
+        # 3-D Secure comes back as next_action.redirect_to_url: a page of the
+        # bank's, then back to `return_url`.  No Stripe.js on our pages.
+        params["return_url"] = return_url
+        params["automatic_payment_methods"] = {"enabled": True}
+    else:
+        params["off_session"] = True
+        # Off-session nobody can follow a redirect; without this Stripe asks
+        # for a return_url whenever automatic payment methods are on.
+        params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
     if request.description:
         params["description"] = request.description
     return params

@@ -16,18 +16,21 @@ from datetime import date, datetime
 from babel.core import UnknownLocaleError
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
+from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
-from dunning.engine import links
+from dunning.engine import links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
-from dunning.ledger.models import Customer, PaymentMethod
+from dunning.gateways.base import OnSessionGateway
+from dunning.gateways.registry import get_gateway
+from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 
@@ -61,17 +64,21 @@ def language_of(locale: str) -> str:
     return "th" if locale.lower().startswith("th") else "en"
 
 
-@require_safe
-def pay_page(request: HttpRequest, token: str) -> HttpResponse:
+def _case_of(token: str) -> Case | None:
     try:
         target = links.read_pay_token(token)
     except links.BadLink:
-        return not_found(request)
-    case = (
+        return None
+    return (
         Case.objects.select_related("customer")
         .filter(pk=target.case_id, customer_id=target.customer_id)
         .first()
     )
+
+
+@require_safe
+def pay_page(request: HttpRequest, token: str) -> HttpResponse:
+    case = _case_of(token)
     if case is None:
         return not_found(request)
     customer = case.customer
@@ -85,13 +92,111 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         )
         for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
     ]
+    offer = pay_now.offer_for(case, get_gateway())
     context = {
         "customer_name": customer.name,
         "invoices": invoices,
         "total": format_money(case.amount_due, case.currency, locale=locale),
         "settled": case.state in SETTLED or case.amount_due == 0,
+        "pay_now": _offer_text(offer, locale=locale) if offer else None,
+        "token": token,
     }
     return _page(request, f"web/pay_{language}.html", context, language=language)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferText:
+    invoice: str
+    amount: str
+    card: str
+    last4: str
+
+
+def _offer_text(offer: pay_now.Offer, *, locale: str) -> OfferText:
+    return OfferText(
+        invoice=offer.invoice.number,
+        amount=format_money(offer.invoice.amount_remaining, offer.invoice.currency, locale=locale),
+        card=card_brand_name(offer.method.brand),
+        last4=offer.method.last4,
+    )
+
+
+@require_POST
+def pay_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """Pay the offered invoice now with the saved card: done, declined, or off to the bank."""
+    case = _case_of(token)
+    if case is None:
+        return not_found(request)
+    gateway = get_gateway()
+    offer = pay_now.offer_for(case, gateway)
+    if offer is None or not isinstance(gateway, OnSessionGateway):
+        return redirect("web:pay", token=token)
+    attempt = pay_now.start(offer, gateway=gateway, token=token, now=timezone.now())
+    if attempt.outcome is pay_now.Outcome.AUTHENTICATE:
+        return HttpResponseRedirect(attempt.redirect_to, status=303)
+    return _paid_page(request, case, offer, attempt, token=token)
+
+
+@require_safe
+def pay_return(request: HttpRequest, token: str) -> HttpResponse:
+    """The customer is back from the bank's page (Stripe adds `payment_intent`)."""
+    case = _case_of(token)
+    reference = request.GET.get("payment_intent", "")
+    if case is None or not reference or len(reference) > 255:
+        return not_found(request)
+    gateway = get_gateway()
+    offer = pay_now.offer_for(case, gateway) or _paid_offer(case, reference)
+    if offer is None or not isinstance(gateway, OnSessionGateway):
+        return redirect("web:pay", token=token)
+    attempt = pay_now.finish(offer, reference, gateway=gateway, now=timezone.now())
+    if attempt.outcome is pay_now.Outcome.AUTHENTICATE:
+        return HttpResponseRedirect(attempt.redirect_to, status=303)
+    return _paid_page(request, case, offer, attempt, token=token)
+
+
+def _paid_offer(case: Case, reference: str) -> pay_now.Offer | None:
+    """The offer a payment already recorded (a reload, or its webhook came first) was for."""
+    attempt = (
+        PaymentAttempt.objects.filter(
+            invoice__cases=case, reference=reference, payment_method__isnull=False
+        )
+        .select_related("invoice", "payment_method")
+        .first()
+    )
+    if attempt is None or attempt.payment_method is None:
+        return None
+    return pay_now.Offer(case=case, invoice=attempt.invoice, method=attempt.payment_method)
+
+
+def _paid_page(
+    request: HttpRequest,
+    case: Case,
+    offer: pay_now.Offer,
+    attempt: pay_now.Attempt,
+    *,
+    token: str,
+) -> HttpResponse:
+    customer = case.customer
+    language = language_of(customer.locale)
+    locale = _usable_locale(customer.locale, language)
+    problem = ""
+    if attempt.outcome is pay_now.Outcome.DECLINED and attempt.result is not None:
+        decline = classify_decline(
+            attempt.result.decline_code,
+            advice_code=attempt.result.advice_code,
+            network_decline_code=attempt.result.network_decline_code,
+            brand=Brand.parse(offer.method.brand),
+        )
+        if decline.wording is not None:  # why, in neutral words; never "stolen" or "fraud"
+            problem = WORDING_TEXT[decline.wording]["th" if language == "th" else "en"]
+    context = {
+        "customer_name": customer.name,
+        "outcome": str(attempt.outcome),
+        "offer": _offer_text(offer, locale=locale),
+        "problem": problem,
+        "token": token,
+    }
+    return _page(request, f"web/paid_{language}.html", context, language=language)
 
 
 @require_safe

@@ -1,0 +1,213 @@
+"""Paying on the pay page with the saved card, the customer present (on-session).
+
+This is how a decline that asks for the customer is settled when the card is
+fine: a bank that wants 3-D Secure ("authentication_required") declines every
+charge made without the customer, so no retry can succeed; on the pay page the
+customer can answer the bank.  It works for any open invoice of the case, the
+oldest first, on the customer's default card, through a gateway that can
+charge on-session (`OnSessionGateway`: Stripe, the simulated one); with the
+manual gateway the page offers no button.
+
+`start` charges: the answer is a result, or the bank's page to send the
+customer to.  The customer comes back to the return URL and `finish` asks the
+gateway what became of the payment.  A result is recorded through the ledger
+like any other attempt (a success recovers the case and thanks the customer),
+once: a reloaded return page, or the webhook about the same PaymentIntent,
+finds it recorded under the gateway's reference.
+
+The idempotency key names the invoice, the card, the amount and the number of
+attempts on the invoice so far, like the retry stage's keys, under its own
+prefix: a second click, or a click after the bank's page was left half way,
+is the same payment, never a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from django.conf import settings
+
+from dunning.core.cases import CaseState
+from dunning.engine.models import Case
+from dunning.gateways.base import (
+    Authentication,
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    Gateway,
+    GatewayError,
+    OnSessionGateway,
+)
+from dunning.ledger.errors import LedgerError
+from dunning.ledger.models import (
+    AttemptOutcome,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAttempt,
+    PaymentMethod,
+    PaymentMethodType,
+)
+from dunning.ledger.services import AttemptFacts, record_payment_attempts
+
+log = logging.getLogger(__name__)
+
+SOURCE = "pay_page"
+OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED)
+
+
+class Outcome(StrEnum):
+    PAID = "paid"
+    DECLINED = "declined"
+    PROCESSING = "processing"
+    AUTHENTICATE = "authenticate"
+    UNAVAILABLE = "unavailable"  # the gateway could not be reached or refused the request
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What the pay page offers to pay now: the oldest open invoice, on the default card."""
+
+    case: Case
+    invoice: Invoice
+    method: PaymentMethod
+
+    def request(self, *, tries: int) -> ChargeRequest:
+        invoice, method = self.invoice, self.method
+        content = f"{invoice.pk}:{method.pk}:{invoice.amount_remaining}"
+        digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+        return ChargeRequest(
+            amount=invoice.amount_remaining,
+            currency=invoice.currency,
+            customer_external_id=self.case.customer.external_id,
+            payment_method_external_id=method.external_id,
+            invoice_external_id=invoice.external_id,
+            idempotency_key=f"pay{self.case.pk}:try{tries + 1}:{digest}",
+            description=f"Invoice {invoice.number}",
+            metadata={"dunning_case": str(self.case.pk), "dunning_on_session": "true"},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    outcome: Outcome
+    result: ChargeResult | None = None  # for PAID and DECLINED
+    redirect_to: str = ""  # for AUTHENTICATE
+
+
+def offer_for(case: Case, gateway: Gateway) -> Offer | None:
+    """What can be paid now on the page, or None (nothing owed, no card, no online gateway)."""
+    if not isinstance(gateway, OnSessionGateway) or case.state not in OPEN_STATES:
+        return None
+    invoice = (
+        Invoice.objects.filter(
+            cases=case, status=InvoiceStatus.OPEN, amount_remaining__gt=0, gateway_retry_at=None
+        )
+        .order_by("due_at", "id")
+        .first()
+    )
+    method = (
+        PaymentMethod.objects.filter(customer_id=case.customer_id, type=PaymentMethodType.CARD)
+        .order_by("-is_default", "-updated_at", "-id")
+        .first()
+    )
+    if invoice is None or method is None:
+        return None
+    return Offer(case=case, invoice=invoice, method=method)
+
+
+def return_url(token: str) -> str:
+    """Where the bank's page sends the customer back to."""
+    return f"{settings.DUNNING_PUBLIC_URL}/pay/{token}/return"
+
+
+def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime) -> Attempt:
+    """Charge the offer's invoice now; the bank's page when it wants the customer first."""
+    request = offer.request(tries=_tries(offer.invoice))
+    try:
+        answer = gateway.charge_on_session(request, return_url=return_url(token))
+    except GatewayError as error:
+        log.warning("case %s: paying on the page failed: %s", offer.case.pk, error)
+        return Attempt(Outcome.UNAVAILABLE)
+    return _settle(offer, answer, now=now)
+
+
+def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
+    """What became of payment `reference` after the customer came back from the bank's page.
+
+    A payment already on the ledger (the page reloaded, or its webhook came
+    first) is told as recorded, without asking the gateway again.
+    """
+    recorded = _recorded_outcome(offer.invoice, reference)
+    if recorded is not None:
+        return Attempt(recorded)
+    try:
+        answer = gateway.outcome(reference, offer.request(tries=_tries(offer.invoice)))
+    except GatewayError as error:
+        log.warning("case %s: payment %s could not be read: %s", offer.case.pk, reference, error)
+        return Attempt(Outcome.UNAVAILABLE)
+    return _settle(offer, answer, now=now)
+
+
+def _settle(offer: Offer, answer: ChargeResult | Authentication, *, now: datetime) -> Attempt:
+    if isinstance(answer, Authentication):
+        return Attempt(Outcome.AUTHENTICATE, redirect_to=answer.url)
+    if answer.status is ChargeStatus.PENDING:
+        return Attempt(Outcome.PROCESSING)
+    if answer.status is ChargeStatus.NOT_ATTEMPTED:
+        return Attempt(Outcome.UNAVAILABLE)
+    if not _recorded(offer.invoice, answer.reference, answer.charge_reference):
+        (recorded,) = record_payment_attempts(
+            [
+                AttemptFacts(
+                    invoice=offer.invoice.external_id,
+                    attempted_at=now,
+                    payment_method=offer.method.external_id,
+                    **answer.attempt_fields(),
+                )
+            ],
+            now=now,
+            source=SOURCE,
+        )
+        if isinstance(recorded, LedgerError):
+            # Paid meanwhile by another route (a webhook, a transfer): nothing is
+            # owed, but if this payment took money too, a refund is due.
+            log.error(
+                "case %s: payment %s on the pay page was not recorded (%s); "
+                "if it took money, a refund may be owed",
+                offer.case.pk,
+                answer.reference,
+                recorded,
+            )
+    return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
+
+
+def _tries(invoice: Invoice) -> int:
+    return PaymentAttempt.objects.filter(invoice=invoice).count()
+
+
+def _recorded_outcome(invoice: Invoice, reference: str) -> Outcome | None:
+    if Payment.objects.filter(invoice=invoice, reference=reference).exists():
+        return Outcome.PAID
+    outcome = (
+        PaymentAttempt.objects.filter(invoice=invoice, reference=reference)
+        .values_list("outcome", flat=True)
+        .first()
+    )
+    if outcome is None:
+        return None
+    return Outcome.PAID if outcome == AttemptOutcome.SUCCEEDED else Outcome.DECLINED
+
+
+def _recorded(invoice: Invoice, *references: str) -> bool:
+    """Whether the payment is on the ledger already, under its own id or its charge's
+    (a webhook names the charge, the engine the PaymentIntent)."""
+    named = [reference for reference in references if reference]
+    return bool(named) and (
+        PaymentAttempt.objects.filter(invoice=invoice, reference__in=named).exists()
+        or Payment.objects.filter(invoice=invoice, reference__in=named).exists()
+    )

@@ -1,0 +1,251 @@
+"""Paying on the pay page with the saved card, through Stripe on loopback, 3-D Secure included.
+
+The fake Stripe (tests/gateways/stripe_server.py) answers with Stripe's own
+PaymentIntent fixture, changed only in the fields that say what this test
+needs (status, next_action, metadata, customer).  The browser's part is the
+Django test client with CSRF checks on: it opens the page, posts its form,
+and follows the bank's redirect back to the return URL as Stripe would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import Client, override_settings
+
+from dunning.engine import links
+from dunning.engine.models import Case, Message
+from dunning.ledger import services
+from dunning.ledger.models import Invoice, PaymentAttempt
+from tests.case_factories import make_case
+from tests.conftest import NOW
+from tests.gateways.stripe_server import (
+    PAYMENT_INTENTS,
+    FakeStripe,
+    card_error,
+    stripe_api,  # noqa: F401 - fixture
+    stripe_object,
+    variant,
+)
+
+BANK_PAGE = "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1&payment_intent=pi_x"
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def stripe_gateway(stripe_api: FakeStripe) -> Iterator[FakeStripe]:  # noqa: F811
+    with override_settings(
+        DUNNING_GATEWAY="stripe",
+        DUNNING_STRIPE_API_KEY=stripe_api.api_key,
+        DUNNING_STRIPE_API_BASE=stripe_api.url,
+    ):
+        yield stripe_api
+
+
+def add_card(customer: str) -> None:
+    services.upsert_payment_method(
+        external_id=f"pm_{customer}",
+        customer=customer,
+        now=NOW,
+        source="test",
+        type="card",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
+
+
+@pytest.fixture
+def case(make_customer: Callable[..., Any], make_invoice: Callable[..., Any]) -> Case:
+    make_customer("cus_en", name="Jane Doe", locale="en-US", country="US", email="jane@example.com")
+    add_card("cus_en")
+    return make_case(
+        make_invoice(
+            "in_3",
+            customer="cus_en",
+            number="A-17",
+            currency="USD",
+            amount_due=4999,
+            collection_method="charge_automatically",
+        )
+    )
+
+
+def intent(status: str, **changes: Any) -> dict[str, Any]:
+    """Stripe's PaymentIntent fixture as this invoice's, in `status`."""
+    return variant(
+        stripe_object("payment_intent_succeeded"),
+        status=status,
+        customer="cus_en",
+        metadata={"dunning_invoice": "in_3", "dunning_case": "1"},
+        **changes,
+    )
+
+
+def needs_3ds() -> dict[str, Any]:
+    return intent(
+        "requires_action",
+        next_action={
+            "type": "redirect_to_url",
+            "redirect_to_url": {"url": BANK_PAGE, "return_url": "https://pay.example.com/x"},
+        },
+    )
+
+
+def path_of(case: Case) -> str:
+    return links.pay_link(case.customer, case).removeprefix("https://pay.example.com")
+
+
+def pay(client: Client, case: Case) -> Any:
+    """Open the page and press its button, as a browser would (CSRF cookie and field)."""
+    page = client.get(path_of(case))
+    assert page.status_code == 200
+    token = client.cookies["csrftoken"].value
+    return client.post(f"{path_of(case)}/confirm", {"csrfmiddlewaretoken": token})
+
+
+def test_the_page_offers_to_pay_the_oldest_invoice_with_the_saved_card(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Pay invoice A-17 now: <strong>$49.99</strong>" in html
+    assert "Visa card ending in 4242" in html
+    assert "Pay $49.99 now</button>" in html
+    assert "To pay, please contact us" not in html
+
+
+def test_a_thai_customer_is_offered_it_in_thai(
+    client: Client,
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
+    add_card("cus_th")
+    thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
+
+    html = client.get(path_of(thai)).content.decode()
+
+    assert "ชำระใบแจ้งหนี้ INV-9 ตอนนี้ <strong>฿990.00</strong>" in html
+    assert "ชำระ ฿990.00 ตอนนี้</button>" in html
+
+
+def test_a_bank_asking_for_3d_secure_sends_the_customer_there_and_back_to_a_paid_invoice(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    stripe_gateway.reply(200, needs_3ds())
+
+    response = pay(client, case)
+
+    # Off to the bank's page, nothing recorded yet.
+    assert response.status_code == 303 and response["Location"] == BANK_PAGE
+    [sent] = stripe_gateway.charges
+    assert sent.form["confirm"] == "true" and "off_session" not in sent.form
+    assert sent.form["return_url"] == f"https://pay.example.com{path_of(case)}/return"
+    assert sent.form["amount"] == "4999" and sent.form["currency"] == "usd"
+    assert sent.form["payment_method"] == "pm_cus_en"
+    assert sent.form["metadata[dunning_invoice]"] == "in_3"
+    assert (sent.idempotency_key or "").startswith(f"pay{case.pk}:try1:")
+    assert not PaymentAttempt.objects.exists()
+
+    # The customer confirms; the bank sends them back with the PaymentIntent's id.
+    reference = needs_3ds()["id"]
+    stripe_gateway.reply(
+        200, intent("succeeded"), method="GET", path=f"{PAYMENT_INTENTS}/{reference}"
+    )
+    back = client.get(f"{path_of(case)}/return", {"payment_intent": reference})
+
+    html = back.content.decode()
+    assert back.status_code == 200
+    assert "Thank you: payment received" in html and "$49.99" in html
+    attempt = PaymentAttempt.objects.get()
+    assert (attempt.outcome, attempt.reference, attempt.gateway) == (
+        "succeeded",
+        reference,
+        "stripe",
+    )
+    assert Invoice.objects.get(external_id="in_3").status == "paid"
+    case.refresh_from_db()
+    assert case.state == "recovered"
+    assert Message.objects.filter(case=case, step="payment_received").exists()
+
+    # A reload of the return page records nothing twice.
+    stripe_gateway.reply(
+        200, intent("succeeded"), method="GET", path=f"{PAYMENT_INTENTS}/{reference}"
+    )
+    again = client.get(f"{path_of(case)}/return", {"payment_intent": reference})
+    assert "Thank you: payment received" in again.content.decode()
+    assert PaymentAttempt.objects.count() == 1
+
+
+def test_pressing_twice_before_the_bank_answers_is_one_payment(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    stripe_gateway.reply(200, needs_3ds())
+
+    first, second = pay(client, case), pay(client, case)
+
+    assert first["Location"] == second["Location"] == BANK_PAGE
+    keys = {request.idempotency_key for request in stripe_gateway.requests}
+    assert len(keys) == 1 and len(stripe_gateway.charges) == 1  # the second was a replay
+
+
+def test_a_return_naming_another_invoice_s_payment_records_nothing(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    reference = needs_3ds()["id"]
+    someone_elses = variant(
+        intent("succeeded"), metadata={"dunning_invoice": "in_other"}, customer="cus_other"
+    )
+    stripe_gateway.reply(200, someone_elses, method="GET", path=f"{PAYMENT_INTENTS}/{reference}")
+
+    back = client.get(f"{path_of(case)}/return", {"payment_intent": reference})
+
+    assert "We could not take the payment just now" in back.content.decode()
+    assert not PaymentAttempt.objects.exists()
+    assert Invoice.objects.get(external_id="in_3").status == "open"
+
+
+def test_a_decline_on_the_page_is_recorded_and_told_in_neutral_words(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    declined = stripe_object("payment_intent_last_payment_error_insufficient_funds")
+    stripe_gateway.reply(402, card_error(declined))
+
+    response = pay(client, case)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "The payment did not go through" in html
+    assert "try again" in html
+    for word in ("stolen", "lost", "fraud"):
+        assert word not in html.lower()
+    attempt = PaymentAttempt.objects.get()
+    assert (attempt.outcome, attempt.decline_code) == ("failed", "insufficient_funds")
+
+
+def test_the_return_page_needs_a_payment_and_a_good_token(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    assert client.get(f"{path_of(case)}/return").status_code == 404
+    assert client.get("/pay/forged/return", {"payment_intent": "pi_1"}).status_code == 404
+    assert client.get(f"{path_of(case)}/confirm").status_code == 405
+    assert not stripe_gateway.requests
+
+
+def test_a_post_without_the_csrf_token_is_refused(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    response = client.post(f"{path_of(case)}/confirm")
+
+    assert response.status_code == 403
+    assert not stripe_gateway.requests
