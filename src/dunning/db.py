@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.db.models import Func
 
 
 def update_each(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -91,3 +92,23 @@ def _converter(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
     if isinstance(field, models.JSONField | models.DecimalField | models.DateField):
         return lambda value: field.get_db_prep_save(value, connection)
     return lambda value: value
+
+
+class PlusDays(Func):
+    """A datetime expression plus whole `days`, computed by the database itself.
+
+    Django's own `F(...) + timedelta` calls back into Python for every row on
+    SQLite (its django_format_dtdelta function); SQLite's datetime() does the
+    same in C, and PostgreSQL adds an interval.  On SQLite the result has whole
+    seconds: fine for ranges measured in days.
+    """
+
+    output_field = models.DateTimeField()
+
+    def __init__(self, expression: Any, days: int) -> None:
+        self.days = int(days)
+        super().__init__(expression, template=f"(%(expressions)s + interval '{self.days} days')")
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        template = f"datetime(%(expressions)s, '{self.days:+d} days')"
+        return self.as_sql(compiler, connection, template=template, **extra_context)

@@ -57,7 +57,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import update_each
+from dunning.db import PlusDays, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -272,7 +272,7 @@ class RetryBatch:
         arrival = Payment.objects.filter(
             customer_id=OuterRef("customer_id"),
             received_at__gt=OuterRef("attempted_at"),
-            received_at__lte=OuterRef("attempted_at") + ARRIVAL_WITHIN,
+            received_at__lte=PlusDays(OuterRef("attempted_at"), ARRIVAL_WITHIN.days),
         )
         declines: dict[int, list[datetime]] = defaultdict(list)
         for customer_id, attempted_at in (
