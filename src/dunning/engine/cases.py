@@ -53,16 +53,17 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
     failed = PaymentAttempt.objects.filter(invoice=OuterRef("pk"), outcome=AttemptOutcome.FAILED)
     in_case = CaseInvoice.objects.filter(invoice=OuterRef("pk"))
     # The due date bounds the index range outright (not inside the OR), so open
-    # invoices not yet due are never read.
+    # invoices not yet due are never read.  "In no case" comes before the OR:
+    # most open invoices past due are in a case, and one probe rules them out.
     return list(
         Invoice.objects.filter(
             status=InvoiceStatus.OPEN, amount_remaining__gt=0, due_at__lte=now + COURTESY_LEAD
         )
+        .exclude(Exists(in_case))
         .filter(
             Q(collection_method=CollectionMethod.SEND_INVOICE)
             | Q(Exists(failed), collection_method=CollectionMethod.CHARGE_AUTOMATICALLY)
         )
-        .exclude(Exists(in_case))
         .select_related("customer")
         .order_by("due_at", "id")[:limit]
     )
