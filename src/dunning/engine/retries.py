@@ -101,6 +101,9 @@ class RetryReport:
     recovered: int = 0
     declined: int = 0
     unknown: int = 0
+    # Another call now may find work: the claim was full, or a plan landed at
+    # or before now (a new card is retried at once).
+    more_due: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,7 @@ def retry_due(
         recovered=counts["recovered"],
         declined=counts["declined"],
         unknown=counts["unknown"],
+        more_due=len(cases) >= limit or batch.due_now + counts["due_now"] > 0,
     )
 
 
@@ -202,6 +206,7 @@ class RetryBatch:
     targets: dict[int, Invoice]  # by case: the oldest invoice left to charge
     cards: dict[int, list[PaymentMethod]]  # by customer: saved cards, the one to charge first
     planned: int = 0
+    due_now: int = 0  # plans at or before now: the claim's next call takes them
     updates: list[tuple[Case, RetryPlan, str]] = field(default_factory=list)
     _history: _History | None = None
 
@@ -308,6 +313,8 @@ class RetryBatch:
     def store(self, case: Case, plan: RetryPlan, *, key: str = "") -> None:
         self.updates.append((case, plan, key if plan.at is not None else ""))
         self.planned += 1
+        if plan.at is not None and plan.at <= self.now:
+            self.due_now += 1
 
     def save(self) -> None:
         """Write the plans: wake-ups, reasons and keys; a timeline entry for each change."""
@@ -661,6 +668,7 @@ def _record(
             for case in active:
                 batch.plan(case)
             batch.save()
+            counts["due_now"] += batch.due_now
 
 
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:

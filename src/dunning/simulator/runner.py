@@ -318,7 +318,7 @@ def _engine_pass(
     with clocks("retries"):
         for _ in range(MAX_RETRY_ROUNDS):
             retried = retry_due(now=now, gateway=gateway, strategy=strategy, limit=BATCH, rng=rng)
-            if retried.planned + retried.charged == 0:
+            if not retried.more_due:
                 break
     with clocks("decide"):
         while decide_due_cases(now=now, limit=BATCH).cases >= BATCH:
