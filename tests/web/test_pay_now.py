@@ -10,6 +10,7 @@ and follows the bank's redirect back to the return URL as Stripe would.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from django.test import Client, override_settings
 
 from dunning.engine import links
 from dunning.engine.models import Case, Message
+from dunning.engine.retries import LEASE
 from dunning.ledger import services
 from dunning.ledger.models import Invoice, PaymentAttempt
 from tests.case_factories import make_case
@@ -249,3 +251,24 @@ def test_a_post_without_the_csrf_token_is_refused(
 
     assert response.status_code == 403
     assert not stripe_gateway.requests
+
+
+def test_a_retry_under_way_is_not_paid_twice_and_a_payment_holds_the_retries_off(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    # A worker's lease: the retry stage may be charging this invoice right now.
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=NOW + timedelta(minutes=5), retry_key="case1:try2:abc"
+    )
+
+    busy = pay(client, case)
+
+    assert "Please try again in a few minutes" in busy.content.decode()
+    assert not stripe_gateway.requests
+
+    # Once the lease is over, the page pays, and holds the retry stage off meanwhile.
+    Case.objects.filter(pk=case.pk).update(next_retry_at=NOW - timedelta(minutes=1))
+    stripe_gateway.reply(200, needs_3ds())
+    assert pay(client, case).status_code == 303
+    case.refresh_from_db()
+    assert case.next_retry_at == NOW + LEASE and case.retry_key == ""

@@ -30,9 +30,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
+from django.db import transaction
 
 from dunning.core.cases import CaseState
 from dunning.engine.models import Case
+from dunning.engine.retries import LEASE
 from dunning.gateways.base import (
     Authentication,
     ChargeRequest,
@@ -66,6 +68,7 @@ class Outcome(StrEnum):
     PROCESSING = "processing"
     AUTHENTICATE = "authenticate"
     UNAVAILABLE = "unavailable"  # the gateway could not be reached or refused the request
+    BUSY = "busy"  # a retry of the same invoice may be under way: try again shortly
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,22 @@ def return_url(token: str) -> str:
 
 
 def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime) -> Attempt:
-    """Charge the offer's invoice now; the bank's page when it wants the customer first."""
+    """Charge the offer's invoice now; the bank's page when it wants the customer first.
+
+    The retry stage must not charge the same invoice meanwhile: a case whose
+    retry wake-up falls within a worker's lease from now may be being charged
+    at this moment, so the page asks the customer to try again shortly;
+    otherwise the wake-up moves a lease ahead (the worker plans afresh then),
+    and a worker that claimed the case earlier sees its lease gone at its next
+    check and skips the charge.
+    """
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=offer.case.pk)
+        if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
+            return Attempt(Outcome.BUSY)
+        Case.objects.filter(pk=case.pk).update(
+            next_retry_at=now + LEASE, retry_key="", updated_at=now
+        )
     request = offer.request(tries=_tries(offer.invoice))
     try:
         answer = gateway.charge_on_session(request, return_url=return_url(token))
