@@ -178,14 +178,45 @@ def retry_due(
 # ---------------------------------------------------------------- the batch
 
 
+_ATTEMPT_FIELDS = (
+    "pk",
+    "invoice_id",
+    "payment_method_id",
+    "attempted_at",
+    "outcome",
+    "amount",
+    "currency",
+    "decline_code",
+    "advice_code",
+    "network_code",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """A recorded attempt as the planner reads it: plain values, not a model instance."""
+
+    pk: int
+    invoice_id: int
+    payment_method_id: int | None
+    attempted_at: datetime
+    outcome: str
+    amount: int
+    currency: str
+    decline_code: str
+    advice_code: str
+    network_code: str
+    payment_method: PaymentMethod | None
+
+
 @dataclass(frozen=True, slots=True)
 class _History:
     """What planning needs beyond the invoice and the card: read only when a case is planned."""
 
     hours: HourStats
     policies: dict[int, Policy]  # by PolicyVersion id
-    by_invoice: dict[int, list[PaymentAttempt]]  # the target invoices' attempts
-    by_card: dict[int, list[PaymentAttempt]]  # each card's attempts in the network windows
+    by_invoice: dict[int, list[_Attempt]]  # the target invoices' attempts
+    by_card: dict[int, list[_Attempt]]  # each card's attempts in the network windows
     invoice_refs: dict[int, str]  # external ids of the invoices those attempts were on
     payments: dict[int, list[datetime]]  # by customer, newest first
     declines: dict[int, list[datetime]]  # by customer, newest first
@@ -242,17 +273,36 @@ class RetryBatch:
         customer_ids = {case.customer_id for case in self.cases}
         card_ids = {methods[0].pk for methods in self.cards.values()}
         target_ids = {invoice.pk for invoice in self.targets.values()}
-        by_invoice: dict[int, list[PaymentAttempt]] = defaultdict(list)
-        by_card: dict[int, list[PaymentAttempt]] = defaultdict(list)
+        by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
+        by_card: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
-        for attempt in (
+        rows = list(
             PaymentAttempt.objects.filter(
                 Q(invoice_id__in=target_ids)
                 | Q(payment_method_id__in=card_ids, attempted_at__gte=window)
             )
-            .select_related("payment_method")
             .order_by("attempted_at", "id")
-        ):
+            .values_list(*_ATTEMPT_FIELDS)
+        )
+        # The cards those attempts were made on: mostly the batch's own, read already.
+        known = {method.pk: method for methods in self.cards.values() for method in methods}
+        wanted = {row[2] for row in rows if row[2] is not None} - known.keys()
+        if wanted:
+            known |= PaymentMethod.objects.in_bulk(wanted)
+        for pk, invoice_id, method_id, at, outcome, amount, currency, decline, advice, net in rows:
+            attempt = _Attempt(
+                pk=pk,
+                invoice_id=invoice_id,
+                payment_method_id=method_id,
+                attempted_at=at,
+                outcome=outcome,
+                amount=amount,
+                currency=currency,
+                decline_code=decline,
+                advice_code=advice,
+                network_code=net,
+                payment_method=known.get(method_id) if method_id else None,
+            )
             if attempt.invoice_id in target_ids:
                 by_invoice[attempt.invoice_id].append(attempt)
             if attempt.payment_method_id in card_ids and attempt.attempted_at >= window:
@@ -434,7 +484,7 @@ class RetryBatch:
         return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
 
 
-def _past(attempt: PaymentAttempt, invoice_refs: dict[int, str]) -> PastAttempt:
+def _past(attempt: _Attempt, invoice_refs: dict[int, str]) -> PastAttempt:
     method = attempt.payment_method
     card = (
         _card(method, used_at=attempt.attempted_at)
@@ -455,7 +505,7 @@ def _past(attempt: PaymentAttempt, invoice_refs: dict[int, str]) -> PastAttempt:
     )
 
 
-def _merge(*groups: Iterable[PaymentAttempt]) -> list[PaymentAttempt]:
+def _merge(*groups: Iterable[_Attempt]) -> list[_Attempt]:
     """The attempts of all groups, each once, in the order they were made."""
     unique = {attempt.pk: attempt for group in groups for attempt in group}
     return sorted(unique.values(), key=lambda a: (a.attempted_at, a.pk))
@@ -475,7 +525,7 @@ def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: i
     return f"case{case.pk}:try{tries + 1}:{digest}"
 
 
-def _card_change(last: PaymentAttempt, method: PaymentMethod) -> CardChange:
+def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
     """Another card since the last decline, or this one updated (new expiry, details)."""
     if last.payment_method_id is None:
         return CardChange.NONE
@@ -499,7 +549,7 @@ def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
     return Card(number=method.external_id, brand=Brand.parse(method.brand), details=details)
 
 
-def _classify(attempt: PaymentAttempt) -> Classification:
+def _classify(attempt: _Attempt) -> Classification:
     brand = Brand.parse(attempt.payment_method.brand) if attempt.payment_method else Brand.OTHER
     return classify_decline(
         attempt.decline_code or "generic_decline",
