@@ -239,6 +239,8 @@ def test_the_return_page_needs_a_payment_and_a_good_token(
     client: Client, case: Case, stripe_gateway: FakeStripe
 ) -> None:
     assert client.get(f"{path_of(case)}/return").status_code == 404
+    for odd in ("pi_1/../../v1/customers", "pi_1?expand[]=customer", "pi 1"):
+        assert client.get(f"{path_of(case)}/return", {"payment_intent": odd}).status_code == 404
     assert client.get("/pay/forged/return", {"payment_intent": "pi_1"}).status_code == 404
     assert client.get(f"{path_of(case)}/confirm").status_code == 405
     assert not stripe_gateway.requests

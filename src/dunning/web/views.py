@@ -9,6 +9,7 @@ the page with the button, because link scanners fetch every URL in a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +34,7 @@ from dunning.gateways.registry import get_gateway
 from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
+PAYMENT_REFERENCE = re.compile(r"[A-Za-z0-9_]{1,255}")
 
 CHANNEL_NAMES = {
     "en": {
@@ -142,7 +144,8 @@ def pay_return(request: HttpRequest, token: str) -> HttpResponse:
     """The customer is back from the bank's page (Stripe adds `payment_intent`)."""
     case = _case_of(token)
     reference = request.GET.get("payment_intent", "")
-    if case is None or not reference or len(reference) > 255:
+    # A gateway's id, nothing else: it goes into the gateway's URL.
+    if case is None or not PAYMENT_REFERENCE.fullmatch(reference):
         return not_found(request)
     gateway = get_gateway()
     offer = pay_now.offer_for(case, gateway) or _paid_offer(case, reference)
