@@ -9,6 +9,7 @@ and follows the bank's redirect back to the return URL as Stripe would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,8 +18,8 @@ import pytest
 from django.test import Client, override_settings
 
 from dunning.engine import links
-from dunning.engine.models import Case, Message
-from dunning.engine.retries import LEASE
+from dunning.engine.models import Case, CaseInvoice, Message
+from dunning.engine.pay_now import AUTHENTICATION_WINDOW
 from dunning.ledger import services
 from dunning.ledger.models import Invoice, PaymentAttempt
 from tests.case_factories import make_case
@@ -86,6 +87,7 @@ def intent(status: str, **changes: Any) -> dict[str, Any]:
     return variant(
         stripe_object("payment_intent_succeeded"),
         status=status,
+        amount=4999,
         customer="cus_en",
         metadata={"dunning_invoice": "in_3", "dunning_case": "1"},
         **changes,
@@ -106,12 +108,16 @@ def path_of(case: Case) -> str:
     return links.pay_link(case.customer, case).removeprefix("https://pay.example.com")
 
 
+def form_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's form, as a browser would send them."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', html))
+
+
 def pay(client: Client, case: Case) -> Any:
     """Open the page and press its button, as a browser would (CSRF cookie and field)."""
     page = client.get(path_of(case))
     assert page.status_code == 200
-    token = client.cookies["csrftoken"].value
-    return client.post(f"{path_of(case)}/confirm", {"csrfmiddlewaretoken": token})
+    return client.post(f"{path_of(case)}/confirm", form_fields(page.content.decode()))
 
 
 def test_the_page_offers_to_pay_the_oldest_invoice_with_the_saved_card(
@@ -268,9 +274,46 @@ def test_a_retry_under_way_is_not_paid_twice_and_a_payment_holds_the_retries_off
     assert "Please try again in a few minutes" in busy.content.decode()
     assert not stripe_gateway.requests
 
-    # Once the lease is over, the page pays, and holds the retry stage off meanwhile.
-    Case.objects.filter(pk=case.pk).update(next_retry_at=NOW - timedelta(minutes=1))
+    # A retry whose outcome is unknown: another charge could take the money twice.
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=NOW + timedelta(minutes=30), charge_in_doubt_since=NOW
+    )
+    assert "Please try again in a few minutes" in pay(client, case).content.decode()
+    assert not stripe_gateway.requests
+
+    # Otherwise the page pays, and holds the retry stage off while the customer
+    # is at the bank.
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=NOW - timedelta(minutes=1), charge_in_doubt_since=None
+    )
     stripe_gateway.reply(200, needs_3ds())
     assert pay(client, case).status_code == 303
     case.refresh_from_db()
-    assert case.next_retry_at == NOW + LEASE and case.retry_key == ""
+    assert case.next_retry_at == NOW + AUTHENTICATION_WINDOW
+
+
+def test_a_resubmitted_form_never_pays_an_invoice_the_customer_did_not_see(
+    client: Client, case: Case, make_invoice: Callable[..., Any], stripe_gateway: FakeStripe
+) -> None:
+    later = make_invoice(
+        "in_4",
+        customer="cus_en",
+        number="A-18",
+        currency="USD",
+        amount_due=2500,
+        collection_method="charge_automatically",
+    )
+    CaseInvoice.objects.create(case=case, invoice=later, added_at=NOW)
+    fields = form_fields(client.get(path_of(case)).content.decode())
+    assert fields["invoice"] == "in_3"
+    stripe_gateway.reply(200, intent("succeeded"))
+    assert (
+        "Thank you: payment received"
+        in client.post(f"{path_of(case)}/confirm", fields).content.decode()
+    )
+
+    # The result page reloaded: the same form again, while A-18 is now the one offered.
+    again = client.post(f"{path_of(case)}/confirm", fields)
+
+    assert again.status_code == 302 and again["Location"] == path_of(case)
+    assert len(stripe_gateway.charges) == 1

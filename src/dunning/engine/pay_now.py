@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.conf import settings
@@ -59,6 +59,8 @@ from dunning.ledger.services import AttemptFacts, record_payment_attempts
 log = logging.getLogger(__name__)
 
 SOURCE = "pay_page"
+# How long retries wait for a customer sent to the bank's page to confirm.
+AUTHENTICATION_WINDOW = timedelta(hours=1)
 OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED)
 
 
@@ -67,7 +69,8 @@ class Outcome(StrEnum):
     DECLINED = "declined"
     PROCESSING = "processing"
     AUTHENTICATE = "authenticate"
-    UNAVAILABLE = "unavailable"  # the gateway could not be reached or refused the request
+    UNAVAILABLE = "unavailable"  # the gateway refused the request: nothing was charged
+    UNKNOWN = "unknown"  # no answer: the payment may or may not have gone through
     BUSY = "busy"  # a retry of the same invoice may be under way: try again shortly
 
 
@@ -106,12 +109,21 @@ def offer_for(case: Case, gateway: Gateway) -> Offer | None:
     """What can be paid now on the page, or None (nothing owed, no card, no online gateway)."""
     if not isinstance(gateway, OnSessionGateway) or case.state not in OPEN_STATES:
         return None
-    invoice = (
-        Invoice.objects.filter(
-            cases=case, status=InvoiceStatus.OPEN, amount_remaining__gt=0, gateway_retry_at=None
-        )
-        .order_by("due_at", "id")
-        .first()
+    # An invoice the gateway issued itself (Stripe Billing) is paid through that
+    # invoice, on the gateway's own page: a PaymentIntent beside it would leave
+    # it open there.
+    invoice = next(
+        (
+            invoice
+            for invoice in Invoice.objects.filter(
+                cases=case,
+                status=InvoiceStatus.OPEN,
+                amount_remaining__gt=0,
+                gateway_retry_at=None,
+            ).order_by("due_at", "id")
+            if (invoice.context or {}).get("gateway") != gateway.name
+        ),
+        None,
     )
     method = (
         PaymentMethod.objects.filter(customer_id=case.customer_id, type=PaymentMethodType.CARD)
@@ -140,18 +152,31 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
     """
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=offer.case.pk)
+        if case.charge_in_doubt_since is not None:
+            # A retry's outcome is unknown: until the gateway answers it, another
+            # charge could take the money twice.
+            return Attempt(Outcome.BUSY)
         if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
             return Attempt(Outcome.BUSY)
-        Case.objects.filter(pk=case.pk).update(
-            next_retry_at=now + LEASE, retry_key="", updated_at=now
-        )
+        _hold_retries(case, until=now + LEASE, now=now)
     request = offer.request(tries=_tries(offer.invoice))
     try:
         answer = gateway.charge_on_session(request, return_url=return_url(token))
     except GatewayError as error:
         log.warning("case %s: paying on the page failed: %s", offer.case.pk, error)
-        return Attempt(Outcome.UNAVAILABLE)
+        return Attempt(Outcome.UNKNOWN if error.outcome_unknown else Outcome.UNAVAILABLE)
+    if isinstance(answer, Authentication):
+        # The customer is at the bank: no retry while they may still confirm.
+        with transaction.atomic():
+            case = Case.objects.select_for_update().get(pk=offer.case.pk)
+            _hold_retries(case, until=now + AUTHENTICATION_WINDOW, now=now)
     return _settle(offer, answer, now=now)
+
+
+def _hold_retries(case: Case, *, until: datetime, now: datetime) -> None:
+    """Move a planned retry to `until` at the earliest; a case with none keeps none."""
+    if case.next_retry_at is not None and case.next_retry_at < until:
+        Case.objects.filter(pk=case.pk).update(next_retry_at=until, updated_at=now)
 
 
 def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
@@ -167,7 +192,7 @@ def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: date
         answer = gateway.outcome(reference, offer.request(tries=_tries(offer.invoice)))
     except GatewayError as error:
         log.warning("case %s: payment %s could not be read: %s", offer.case.pk, reference, error)
-        return Attempt(Outcome.UNAVAILABLE)
+        return Attempt(Outcome.UNKNOWN if error.outcome_unknown else Outcome.UNAVAILABLE)
     return _settle(offer, answer, now=now)
 
 
@@ -178,7 +203,12 @@ def _settle(offer: Offer, answer: ChargeResult | Authentication, *, now: datetim
         return Attempt(Outcome.PROCESSING)
     if answer.status is ChargeStatus.NOT_ATTEMPTED:
         return Attempt(Outcome.UNAVAILABLE)
-    if not _recorded(offer.invoice, answer.reference, answer.charge_reference):
+    with transaction.atomic():
+        # Under the invoice's lock, as the webhooks record: the same payment's
+        # webhook and the customer's return cannot both record it.
+        list(Invoice.objects.select_for_update().filter(pk=offer.invoice.pk).values_list("pk"))
+        if _recorded(offer.invoice, answer.reference, answer.charge_reference):
+            return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
         (recorded,) = record_payment_attempts(
             [
                 AttemptFacts(

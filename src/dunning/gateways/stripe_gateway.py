@@ -22,6 +22,7 @@ card is only ever named by its brand.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -167,6 +168,17 @@ class StripeGateway:
                 f"{request.invoice_external_id}",
                 permanent=True,
             )
+        if str(intent.get("currency") or "").upper() != request.currency:
+            raise GatewayError(
+                f"Stripe PaymentIntent {reference} is in {intent.get('currency')}, "
+                f"not {request.currency}",
+                permanent=True,
+            )
+        # What it took, even if the invoice's balance changed while the customer
+        # was at the bank.
+        amount = intent.get("amount")
+        if isinstance(amount, int) and amount > 0:
+            request = dataclasses.replace(request, amount=amount)
         return on_session_result(intent, request)
 
 

@@ -112,10 +112,14 @@ class OfferText:
     amount: str
     card: str
     last4: str
+    invoice_id: str  # the form's own fields: what the customer agrees to pay
+    minor_units: int
 
 
 def _offer_text(offer: pay_now.Offer, *, locale: str) -> OfferText:
     return OfferText(
+        invoice_id=offer.invoice.external_id,
+        minor_units=offer.invoice.amount_remaining,
         invoice=offer.invoice.number,
         amount=format_money(offer.invoice.amount_remaining, offer.invoice.currency, locale=locale),
         card=card_brand_name(offer.method.brand),
@@ -131,7 +135,14 @@ def pay_confirm(request: HttpRequest, token: str) -> HttpResponse:
         return not_found(request)
     gateway = get_gateway()
     offer = pay_now.offer_for(case, gateway)
-    if offer is None or not isinstance(gateway, OnSessionGateway):
+    if (
+        offer is None
+        or not isinstance(gateway, OnSessionGateway)
+        # What the customer saw and agreed to pay: a resubmitted form (the
+        # result page reloaded) must not pay the next invoice unseen.
+        or request.POST.get("invoice") != offer.invoice.external_id
+        or request.POST.get("amount") != str(offer.invoice.amount_remaining)
+    ):
         return redirect("web:pay", token=token)
     attempt = pay_now.start(offer, gateway=gateway, token=token, now=timezone.now())
     if attempt.outcome is pay_now.Outcome.AUTHENTICATE:
@@ -148,7 +159,7 @@ def pay_return(request: HttpRequest, token: str) -> HttpResponse:
     if case is None or not PAYMENT_REFERENCE.fullmatch(reference):
         return not_found(request)
     gateway = get_gateway()
-    offer = pay_now.offer_for(case, gateway) or _paid_offer(case, reference)
+    offer = _paid_offer(case, reference) or pay_now.offer_for(case, gateway)
     if offer is None or not isinstance(gateway, OnSessionGateway):
         return redirect("web:pay", token=token)
     attempt = pay_now.finish(offer, reference, gateway=gateway, now=timezone.now())
