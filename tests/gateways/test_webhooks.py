@@ -413,3 +413,41 @@ def test_a_dispute_on_an_unknown_charge_is_still_recorded(stripe: StripePoster) 
     assert event.invoice is None
     assert event.data["reason"] == "fraudulent" and event.data["amount"] == 1500
     assert event.data["currency"] == "USD"
+
+
+def test_a_payment_intent_dunning_made_is_recorded_by_its_webhook_once(
+    stripe: StripePoster, make_invoice: Any
+) -> None:
+    # The customer confirmed the pay page's payment in their banking app and
+    # never came back to the page: the webhook records it, once.
+    intent = copy.deepcopy(EXAMPLES["payment_intent_succeeded"])
+    make_invoice(
+        "in_pay",
+        customer=intent["customer"],
+        currency="USD",
+        amount_due=intent["amount"],
+        collection_method="charge_automatically",
+    )
+    intent["metadata"] = {"dunning_invoice": "in_pay", "dunning_case": "1"}
+    event = envelope("payment_intent.succeeded", intent, id="evt_pi_ok_1", created=1782640900)
+
+    assert stripe.send(event).json() == {"received": True, "outcome": "applied"}
+    again = envelope("payment_intent.succeeded", intent, id="evt_pi_ok_2", created=1782640901)
+    assert stripe.send(again).json() == {"received": True, "outcome": "ignored"}
+
+    (attempt,) = PaymentAttempt.objects.all()
+    assert (attempt.outcome, attempt.reference, attempt.amount) == (
+        "succeeded",
+        intent["id"],
+        intent["amount"],
+    )
+    assert Invoice.objects.get(external_id="in_pay").status == "paid"
+    assert Payment.objects.count() == 1
+
+
+def test_a_payment_intent_dunning_did_not_make_is_ignored(stripe: StripePoster) -> None:
+    intent = copy.deepcopy(EXAMPLES["payment_intent_succeeded"])  # no dunning_invoice
+    event = envelope("payment_intent.succeeded", intent, id="evt_pi_other", created=1782640900)
+
+    assert stripe.send(event).json() == {"received": True, "outcome": "ignored"}
+    assert not PaymentAttempt.objects.exists()

@@ -161,7 +161,7 @@ class StripeGateway:
         metadata = intent.get("metadata") or {}
         if (
             metadata.get(INVOICE_METADATA_KEY) != request.invoice_external_id
-            or _id(intent.get("customer")) != request.customer_external_id
+            or stripe_id(intent.get("customer")) != request.customer_external_id
         ):
             raise GatewayError(
                 f"Stripe PaymentIntent {reference} is not a payment of invoice "
@@ -234,7 +234,7 @@ def payment_intent_params(
 def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
     status = intent.get("status")
     reference = str(intent.get("id") or "")
-    charge = _id(intent.get("latest_charge"))
+    charge = stripe_id(intent.get("latest_charge"))
     if status == "succeeded":
         return _result(ChargeStatus.SUCCEEDED, request, reference=reference, charge=charge)
     if status == "processing":
@@ -266,12 +266,12 @@ def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> C
     """What paying a Stripe invoice came to: paid, or still open (processing)."""
     # The PaymentIntent that paid it, as a charge made directly would be
     # recorded, so its webhooks find the same attempt; else the invoice's id.
-    intent = _id(invoice.get("payment_intent"))
-    charge = _id(invoice.get("charge"))
+    intent = stripe_id(invoice.get("payment_intent"))
+    charge = stripe_id(invoice.get("charge"))
     for payment in (invoice.get("payments") or {}).get("data") or []:
         inner = payment.get("payment") or {}
-        intent = _id(inner.get("payment_intent")) or intent
-        charge = _id(inner.get("charge")) or charge
+        intent = stripe_id(inner.get("payment_intent")) or intent
+        charge = stripe_id(inner.get("charge")) or charge
     reference = intent or str(invoice.get("id") or "")
     status = invoice.get("status")
     if status == "paid":
@@ -332,7 +332,7 @@ def _declined(
         ChargeStatus.DECLINED,
         request,
         reference=str(intent.get("id") or ""),
-        charge=_id(error.get("charge")) or _id(intent.get("latest_charge")),
+        charge=stripe_id(error.get("charge")) or stripe_id(intent.get("latest_charge")),
         error_code=code,
         decline_code=decline,
         advice_code=str(error.get("advice_code") or ""),
@@ -357,7 +357,7 @@ def _result(
     )
 
 
-def _id(value: Any) -> str:
+def stripe_id(value: Any) -> str:
     """An id, whether Stripe sent it bare or as an expanded object."""
     if isinstance(value, Mapping):
         return str(value.get("id") or "")

@@ -56,6 +56,7 @@ from dunning.gateways.stripe_events import (
     payment_method_facts,
     subscription_data,
 )
+from dunning.gateways.stripe_gateway import INVOICE_METADATA_KEY, stripe_id
 from dunning.ledger import services
 from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
@@ -65,6 +66,7 @@ from dunning.ledger.models import (
     Event,
     Invoice,
     InvoiceStatus,
+    Payment,
     PaymentAttempt,
     PaymentMethod,
 )
@@ -392,6 +394,67 @@ def _on_payment_intent_failed(event: StripeEvent, now: datetime) -> Applied:
     return _record_failure(failure, event=event, now=now)
 
 
+def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
+    """A PaymentIntent dunning made succeeded: recorded here if nobody recorded its answer.
+
+    The pay page records the payment when the customer comes back from the
+    bank; one who confirms in a banking app and never returns is recorded by
+    this event.  Only PaymentIntents that name a dunning invoice in their
+    metadata are ours; Stripe Billing's own are recorded through `invoice.paid`.
+    """
+    obj = event.object
+    invoice_id = str((obj.get("metadata") or {}).get(INVOICE_METADATA_KEY) or "")
+    if not invoice_id:
+        return Applied(WebhookOutcome.IGNORED, "not a payment dunning made")
+    customer = stripe_id(obj.get("customer"))
+    invoice = (
+        Invoice.objects.select_for_update()
+        .filter(external_id=invoice_id, customer__external_id=customer)
+        .first()
+    )
+    if invoice is None:
+        return Applied(WebhookOutcome.IGNORED, f"no invoice {invoice_id} of customer {customer}")
+    reference, charge = str(obj.get("id") or ""), stripe_id(obj.get("latest_charge"))
+    references = [ref for ref in (reference, charge) if ref]
+    if (
+        PaymentAttempt.objects.filter(invoice=invoice, reference__in=references).exists()
+        or Payment.objects.filter(invoice=invoice, reference__in=references).exists()
+    ):
+        return Applied(WebhookOutcome.IGNORED, f"the payment {reference} is already recorded")
+    amount = obj.get("amount_received") or obj.get("amount")
+    if str(obj.get("currency") or "").upper() != invoice.currency or not isinstance(amount, int):
+        return Applied(WebhookOutcome.IGNORED, f"{reference} is not in {invoice.currency}")
+    method = stripe_id(obj.get("payment_method"))
+    known = (
+        bool(method)
+        and PaymentMethod.objects.filter(
+            external_id=method, customer_id=invoice.customer_id
+        ).exists()
+    )
+    try:
+        services.record_payment_attempt(
+            invoice=invoice.external_id,
+            attempted_at=event.created,
+            outcome=AttemptOutcome.SUCCEEDED,
+            amount=amount,
+            gateway=SOURCE,
+            reference=reference,
+            payment_method=method if known else None,
+            now=now,
+            source=SOURCE,
+        )
+    except LedgerError as error:
+        logger.error(
+            "stripe %s: payment %s on invoice %s not recorded (%s); a refund may be owed",
+            event.id,
+            reference,
+            invoice.external_id,
+            error,
+        )
+        return Applied(WebhookOutcome.IGNORED, f"not recorded: {error}")
+    return Applied(WebhookOutcome.APPLIED, f"payment {reference} on {invoice.external_id}")
+
+
 def _record_failure(failure: ChargeFailure, *, event: StripeEvent, now: datetime) -> Applied:
     if not failure.customer:
         return Applied(WebhookOutcome.IGNORED, "a charge for no customer")
@@ -584,6 +647,7 @@ HANDLERS: dict[str, Handler] = {
     },
     "invoice_payment.paid": _on_invoice_payment,
     "payment_intent.payment_failed": _on_payment_intent_failed,
+    "payment_intent.succeeded": _on_payment_intent_succeeded,
     "charge.failed": _on_charge_failed,
     "payment_method.attached": _on_payment_method,
     "payment_method.updated": _on_payment_method,
