@@ -238,6 +238,62 @@ def test_nothing_is_charged_before_the_planned_time(case: Case, bank: Bank) -> N
     assert bank.gateway.received == []
 
 
+def test_a_success_its_webhook_recorded_first_is_not_reported_as_unrecorded(
+    case: Case, bank: Bank
+) -> None:
+    case = planned(bank)
+    assert case.next_retry_at is not None
+
+    def webhook_first(request: ChargeRequest) -> ChargeResult:
+        # Stripe's payment_intent.succeeded lands before the worker records its answer.
+        result = succeeded(request)
+        services.record_payment_attempt(
+            invoice=request.invoice_external_id,
+            attempted_at=case.next_retry_at,
+            outcome="succeeded",
+            now=case.next_retry_at,
+            source="stripe",
+            gateway="simulated",
+            reference=result.reference,
+        )
+        return result
+
+    bank.answer(webhook_first)
+    report = bank.run(case.next_retry_at)
+
+    assert report == RetryReport(charged=1, recovered=1)
+    assert PaymentAttempt.objects.filter(outcome="succeeded").count() == 1
+    assert not CaseEvent.objects.filter(type="retry.not_recorded").exists()
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_success_on_an_invoice_paid_another_way_meanwhile_is_flagged(
+    case: Case, bank: Bank
+) -> None:
+    case = planned(bank)
+    assert case.next_retry_at is not None
+
+    def paid_by_transfer_meanwhile(request: ChargeRequest) -> ChargeResult:
+        services.record_payment(
+            invoice=request.invoice_external_id,
+            amount=AMOUNT,
+            currency="THB",
+            received_at=case.next_retry_at,
+            method="bank_transfer",
+            reference="transfer-1",
+            now=case.next_retry_at,
+            source="test",
+        )
+        return succeeded(request)
+
+    bank.answer(paid_by_transfer_meanwhile)
+    bank.run(case.next_retry_at)
+
+    # The card was charged too: someone has to look at a refund.
+    event = CaseEvent.objects.get(type="retry.not_recorded")
+    assert "was not recorded" in event.reason
+
+
 def test_at_the_planned_time_it_charges_with_the_stored_key_and_a_success_recovers_the_case(
     case: Case, bank: Bank
 ) -> None:

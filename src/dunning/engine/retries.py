@@ -699,8 +699,12 @@ def _record(
         recorded: list[int] = []
         for (due, result), outcome in zip(answered, outcomes, strict=True):
             if isinstance(outcome, LedgerError):
-                # The ledger refused the outcome (a webhook recorded the payment
-                # first, or the invoice changed under the charge).
+                if _recorded_by_webhook(due, result):
+                    # Its own webhook (payment_intent.succeeded) was quicker.
+                    counts["recovered" if result.succeeded else "declined"] += 1
+                    continue
+                # The ledger refused the outcome (the invoice was paid another
+                # way, or changed under the charge).
                 _not_recorded(due, error=outcome, now=now)
                 continue
             counts["recovered" if result.succeeded else "declined"] += 1
@@ -719,6 +723,15 @@ def _record(
                 batch.plan(case)
             batch.save()
             counts["due_now"] += batch.due_now
+
+
+def _recorded_by_webhook(due: _Due, result: ChargeResult) -> bool:
+    """Whether this very charge is on the ledger already, under its own reference."""
+    references = [ref for ref in (result.reference, result.charge_reference) if ref]
+    return (
+        bool(references)
+        and PaymentAttempt.objects.filter(invoice=due.invoice, reference__in=references).exists()
+    )
 
 
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:
