@@ -258,13 +258,36 @@ def test_a_success_its_webhook_recorded_first_is_not_reported_as_unrecorded(
         )
         return result
 
+    # A second declined invoice in the same case: after the first is paid, the
+    # case goes on, and its next charge needs a plan (and a key) of its own.
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_th2",
+            customer="cus_th",
+            number="INV-2002",
+            currency="THB",
+            amount_due=AMOUNT,
+            issued_at=T0,
+            due_at=T0 + timedelta(hours=1),
+            collection_method="charge_automatically",
+        ),
+        now=T0,
+        source="test",
+    )
+    fail("in_th2", at=T0 + timedelta(hours=1))
+    sync_cases(now=T0 + timedelta(hours=1))
+    case = planned(bank, T0 + timedelta(hours=1))
+    assert case.next_retry_at is not None
+    charged_key = case.retry_key
+
     bank.answer(webhook_first)
     report = bank.run(case.next_retry_at)
 
     assert report == RetryReport(charged=1, recovered=1)
     assert PaymentAttempt.objects.filter(outcome="succeeded").count() == 1
     assert not CaseEvent.objects.filter(type="retry.not_recorded").exists()
-    assert Case.objects.get().state == "recovered"
+    case = Case.objects.get()
+    assert case.state == "active" and case.retry_key != charged_key  # planned afresh
 
 
 def test_a_success_on_an_invoice_paid_another_way_meanwhile_is_flagged(

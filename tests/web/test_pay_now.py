@@ -27,6 +27,7 @@ from tests.conftest import NOW
 from tests.gateways.stripe_server import (
     PAYMENT_INTENTS,
     FakeStripe,
+    api_error,
     card_error,
     stripe_api,  # noqa: F401 - fixture
     stripe_object,
@@ -192,6 +193,7 @@ def test_a_bank_asking_for_3d_secure_sends_the_customer_there_and_back_to_a_paid
     )
     again = client.get(f"{path_of(case)}/return", {"payment_intent": reference})
     assert "Thank you: payment received" in again.content.decode()
+    assert "we have received $49.99 for invoice A-17" in again.content.decode()
     assert PaymentAttempt.objects.count() == 1
 
 
@@ -278,7 +280,7 @@ def test_a_retry_under_way_is_not_paid_twice_and_a_payment_holds_the_retries_off
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=NOW + timedelta(minutes=30), charge_in_doubt_since=NOW
     )
-    assert "Please try again in a few minutes" in pay(client, case).content.decode()
+    assert "We are checking an earlier payment" in pay(client, case).content.decode()
     assert not stripe_gateway.requests
 
     # Otherwise the page pays, and holds the retry stage off while the customer
@@ -317,3 +319,20 @@ def test_a_resubmitted_form_never_pays_an_invoice_the_customer_did_not_see(
 
     assert again.status_code == 302 and again["Location"] == path_of(case)
     assert len(stripe_gateway.charges) == 1
+
+
+def test_a_payment_with_no_answer_is_told_as_unknown_and_holds_the_retries_off(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    Case.objects.filter(pk=case.pk).update(next_retry_at=NOW + timedelta(minutes=30))
+    for _ in range(3):  # the library's own two retries included
+        stripe_gateway.reply(500, api_error("api_error", "Something went wrong on Stripe's end."))
+
+    html = pay(client, case).content.decode()
+
+    assert "We could not confirm your payment just now" in html
+    assert "nothing was charged" not in html
+    assert not PaymentAttempt.objects.exists()
+    case.refresh_from_db()
+    # The money may have moved: no off-session retry until its webhook can say.
+    assert case.next_retry_at == NOW + AUTHENTICATION_WINDOW

@@ -72,6 +72,7 @@ class Outcome(StrEnum):
     UNAVAILABLE = "unavailable"  # the gateway refused the request: nothing was charged
     UNKNOWN = "unknown"  # no answer: the payment may or may not have gone through
     BUSY = "busy"  # a retry of the same invoice may be under way: try again shortly
+    CHECKING = "checking"  # an earlier charge's outcome is unknown until it is checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class Offer:
     case: Case
     invoice: Invoice
     method: PaymentMethod
+    paid: int | None = None  # what a recorded payment took (the invoice owes nothing now)
 
     def request(self, *, tries: int) -> ChargeRequest:
         invoice, method = self.invoice, self.method
@@ -153,23 +155,31 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=offer.case.pk)
         if case.charge_in_doubt_since is not None:
-            # A retry's outcome is unknown: until the gateway answers it, another
-            # charge could take the money twice.
-            return Attempt(Outcome.BUSY)
+            # A retry's outcome is unknown: until the gateway answers it (or an
+            # operator checks), another charge could take the money twice.
+            return Attempt(Outcome.CHECKING)
         if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
             return Attempt(Outcome.BUSY)
         _hold_retries(case, until=now + LEASE, now=now)
     request = offer.request(tries=_tries(offer.invoice))
     try:
-        answer = gateway.charge_on_session(request, return_url=return_url(token))
+        answer: ChargeResult | Authentication | None = gateway.charge_on_session(
+            request, return_url=return_url(token)
+        )
     except GatewayError as error:
         log.warning("case %s: paying on the page failed: %s", offer.case.pk, error)
-        return Attempt(Outcome.UNKNOWN if error.outcome_unknown else Outcome.UNAVAILABLE)
-    if isinstance(answer, Authentication):
-        # The customer is at the bank: no retry while they may still confirm.
+        if not error.outcome_unknown:
+            return Attempt(Outcome.UNAVAILABLE)
+        answer = None
+    waiting = answer is None or isinstance(answer, Authentication)
+    if waiting or (isinstance(answer, ChargeResult) and answer.status is ChargeStatus.PENDING):
+        # The customer is at the bank, or the payment may have gone through and
+        # its webhook will say: no retry meanwhile, or the card could pay twice.
         with transaction.atomic():
             case = Case.objects.select_for_update().get(pk=offer.case.pk)
             _hold_retries(case, until=now + AUTHENTICATION_WINDOW, now=now)
+    if answer is None:
+        return Attempt(Outcome.UNKNOWN)
     return _settle(offer, answer, now=now)
 
 

@@ -683,30 +683,35 @@ def _record(
         return
     learned: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
     with transaction.atomic():
-        outcomes = record_payment_attempts(
-            [
-                AttemptFacts(
-                    invoice=due.invoice.external_id,
-                    attempted_at=now,
-                    payment_method=due.method.external_id,
-                    **result.attempt_fields(),
-                )
-                for due, result in answered
-            ],
-            now=now,
-            source=SOURCE,
+        # An answer its own webhook (payment_intent.*) recorded first is on the
+        # ledger already, under the same reference: it is not recorded twice.
+        # Judged under the invoices' locks, which the webhooks take too.
+        seen = _recorded_already(answered)
+        fresh = [pair for pair in answered if pair not in seen]
+        outcomes = iter(
+            record_payment_attempts(
+                [
+                    AttemptFacts(
+                        invoice=due.invoice.external_id,
+                        attempted_at=now,
+                        payment_method=due.method.external_id,
+                        **result.attempt_fields(),
+                    )
+                    for due, result in fresh
+                ],
+                now=now,
+                source=SOURCE,
+            )
         )
         recorded: list[int] = []
-        for (due, result), outcome in zip(answered, outcomes, strict=True):
-            if isinstance(outcome, LedgerError):
-                if _recorded_by_webhook(due, result):
-                    # Its own webhook (payment_intent.succeeded) was quicker.
-                    counts["recovered" if result.succeeded else "declined"] += 1
+        for due, result in answered:
+            if (due, result) not in seen:
+                outcome = next(outcomes)
+                if isinstance(outcome, LedgerError):
+                    # The ledger refused the outcome (the invoice was paid another
+                    # way, or changed under the charge).
+                    _not_recorded(due, error=outcome, now=now)
                     continue
-                # The ledger refused the outcome (the invoice was paid another
-                # way, or changed under the charge).
-                _not_recorded(due, error=outcome, now=now)
-                continue
             counts["recovered" if result.succeeded else "declined"] += 1
             recorded.append(due.case.pk)
             hour = now.astimezone(ZoneInfo(due.case.customer.time_zone)).hour
@@ -725,13 +730,34 @@ def _record(
             counts["due_now"] += batch.due_now
 
 
-def _recorded_by_webhook(due: _Due, result: ChargeResult) -> bool:
-    """Whether this very charge is on the ledger already, under its own reference."""
-    references = [ref for ref in (result.reference, result.charge_reference) if ref]
-    return (
-        bool(references)
-        and PaymentAttempt.objects.filter(invoice=due.invoice, reference__in=references).exists()
+def _recorded_already(
+    answered: Sequence[tuple[_Due, ChargeResult]],
+) -> set[tuple[_Due, ChargeResult]]:
+    """The answers the ledger holds already: an attempt on the same invoice, with the
+    same outcome, under the charge's reference or the payment's (a webhook names
+    either).  Locks the invoices first, in the ledger's order, so that no webhook
+    records one meanwhile."""
+    invoices = sorted({due.invoice.pk for due, _ in answered})
+    list(Invoice.objects.select_for_update().filter(pk__in=invoices).order_by("pk").values("pk"))
+    references = {
+        ref for _, result in answered for ref in (result.reference, result.charge_reference) if ref
+    }
+    if not references:
+        return set()
+    held = set(
+        PaymentAttempt.objects.filter(
+            invoice_id__in=invoices, reference__in=references
+        ).values_list("invoice_id", "reference", "outcome")
     )
+    return {
+        (due, result)
+        for due, result in answered
+        if any(
+            (due.invoice.pk, ref, result.attempt_fields()["outcome"]) in held
+            for ref in (result.reference, result.charge_reference)
+            if ref
+        )
+    }
 
 
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:

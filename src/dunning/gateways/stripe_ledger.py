@@ -408,7 +408,7 @@ def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         return Applied(WebhookOutcome.IGNORED, "not a payment dunning made")
     customer = stripe_id(obj.get("customer"))
     invoice = (
-        Invoice.objects.select_for_update()
+        Invoice.objects.select_for_update(of=("self",))
         .filter(external_id=invoice_id, customer__external_id=customer)
         .first()
     )

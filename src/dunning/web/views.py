@@ -121,7 +121,11 @@ def _offer_text(offer: pay_now.Offer, *, locale: str) -> OfferText:
         invoice_id=offer.invoice.external_id,
         minor_units=offer.invoice.amount_remaining,
         invoice=offer.invoice.number,
-        amount=format_money(offer.invoice.amount_remaining, offer.invoice.currency, locale=locale),
+        amount=format_money(
+            offer.invoice.amount_remaining if offer.paid is None else offer.paid,
+            offer.invoice.currency,
+            locale=locale,
+        ),
         card=card_brand_name(offer.method.brand),
         last4=offer.method.last4,
     )
@@ -179,7 +183,9 @@ def _paid_offer(case: Case, reference: str) -> pay_now.Offer | None:
     )
     if attempt is None or attempt.payment_method is None:
         return None
-    return pay_now.Offer(case=case, invoice=attempt.invoice, method=attempt.payment_method)
+    return pay_now.Offer(
+        case=case, invoice=attempt.invoice, method=attempt.payment_method, paid=attempt.amount
+    )
 
 
 def _paid_page(
