@@ -23,7 +23,6 @@ is the same payment, never a second one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +33,7 @@ from django.db import transaction
 
 from dunning.core.cases import CaseState
 from dunning.engine.models import Case
-from dunning.engine.retries import LEASE
+from dunning.engine.retries import CARD_ORDER, LEASE, charge_key
 from dunning.gateways.base import (
     Authentication,
     ChargeRequest,
@@ -86,15 +85,13 @@ class Offer:
 
     def request(self, *, tries: int) -> ChargeRequest:
         invoice, method = self.invoice, self.method
-        content = f"{invoice.pk}:{method.pk}:{invoice.amount_remaining}"
-        digest = hashlib.sha256(content.encode()).hexdigest()[:16]
         return ChargeRequest(
             amount=invoice.amount_remaining,
             currency=invoice.currency,
             customer_external_id=self.case.customer.external_id,
             payment_method_external_id=method.external_id,
             invoice_external_id=invoice.external_id,
-            idempotency_key=f"pay{self.case.pk}:try{tries + 1}:{digest}",
+            idempotency_key=charge_key(f"pay{self.case.pk}", invoice, method, tries=tries),
             description=f"Invoice {invoice.number}",
             metadata={"dunning_case": str(self.case.pk), "dunning_on_session": "true"},
         )
@@ -129,7 +126,7 @@ def offer_for(case: Case, gateway: Gateway) -> Offer | None:
     )
     method = (
         PaymentMethod.objects.filter(customer_id=case.customer_id, type=PaymentMethodType.CARD)
-        .order_by("-is_default", "-updated_at", "-id")
+        .order_by(*CARD_ORDER)
         .first()
     )
     if invoice is None or method is None:

@@ -92,6 +92,8 @@ CHUNK = 100  # at most this many answers are recorded per transaction
 RECORD_AFTER = 1.0  # seconds of charging after which the answers so far are recorded
 RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
 SOURCE = "engine"
+# A customer's saved cards, the one to charge first: the default, then the newest.
+CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +261,7 @@ class RetryBatch:
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
         for method in PaymentMethod.objects.filter(
             customer_id__in={case.customer_id for case in cases}, type=PaymentMethodType.CARD
-        ).order_by("-is_default", "-updated_at", "-id"):
+        ).order_by(*CARD_ORDER):
             cards[method.customer_id].append(method)
         return cls(now=now, strategy=strategy, cases=cases, targets=targets, cards=cards)
 
@@ -512,17 +514,22 @@ def _merge(*groups: Iterable[_Attempt]) -> list[_Attempt]:
 
 
 def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
-    """The idempotency key of the case's next charge.
+    """The idempotency key of the case's next charge (`charge_key` under "case<id>")."""
+    return charge_key(f"case{case.pk}", invoice, method, tries=tries)
+
+
+def charge_key(prefix: str, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
+    """An idempotency key for charging `invoice` on `method`; `prefix` names who charges.
 
     It names the charge's content (invoice, card, amount) and the number of
-    attempts recorded on that invoice before it (`tries`).  Planned again with
+    attempts recorded on that invoice before it (`tries`).  Made again with
     the same content, as after a charge whose outcome is unknown, it is the
     same key, so the gateway answers with that charge's outcome instead of
     charging twice; a new card or a new amount is a new charge with a new key.
     """
     content = f"{invoice.pk}:{method.pk}:{invoice.amount_remaining}"
     digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return f"case{case.pk}:try{tries + 1}:{digest}"
+    return f"{prefix}:try{tries + 1}:{digest}"
 
 
 def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
