@@ -101,6 +101,31 @@ def make_customer(db: None) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def make_card(db: None) -> Callable[..., Any]:
+    """A saved card (Visa 4242, 12/2030, the default unless told) for a customer that exists."""
+    from dunning.ledger import services
+
+    def make(
+        external_id: str = "pm_1", *, customer: str = "cus_1", now: datetime = NOW, **values: Any
+    ) -> Any:
+        card = {
+            "type": "card",
+            "brand": "visa",
+            "last4": "4242",
+            "exp_month": 12,
+            "exp_year": 2030,
+            "is_default": True,
+            **values,
+        }
+        method, _ = services.upsert_payment_method(
+            external_id=external_id, customer=customer, now=now, source="test", **card
+        )
+        return method
+
+    return make
+
+
+@pytest.fixture
 def make_invoice(make_customer: Callable[..., Any]) -> Callable[..., Any]:
     from dunning.ledger import services
 

@@ -119,21 +119,10 @@ def test_an_expired_card_asks_the_customer_for_new_card_details(
 
 @pytest.mark.parametrize("language", ["en", "th"])
 def test_insufficient_funds_says_we_will_try_again_and_the_customer_may_pay_now(
-    declined: Any, language: str
+    declined: Any, language: str, make_card: Any
 ) -> None:
     declined("insufficient_funds", language=language)
-    services.upsert_payment_method(
-        external_id="pm_1",
-        customer="cus_1",
-        now=DUE,
-        source="test",
-        type="card",
-        brand="visa",
-        last4="4242",
-        exp_month=12,
-        exp_year=2030,
-        is_default=True,
-    )
+    make_card("pm_1", customer="cus_1", now=DUE)
 
     run(WEDNESDAY, gateway=charging_gateway())
 

@@ -97,19 +97,27 @@ def add_card(external_id: str, *, now: datetime, brand: str = "visa", last4: str
     return method
 
 
-def add_invoice(external_id: str = "in_th", *, collection_method: str) -> Invoice:
+def add_invoice(
+    external_id: str = "in_th",
+    *,
+    collection_method: str,
+    number: str = "INV-2001",
+    due_at: datetime = T0,
+) -> Invoice:
+    """An invoice of cus_th for AMOUNT THB, issued (and known) a day before it is due."""
+    issued_at = due_at - timedelta(days=1)
     invoice, _ = services.upsert_invoice(
         facts=services.InvoiceFacts(
             external_id=external_id,
             customer="cus_th",
-            number="INV-2001",
+            number=number,
             currency="THB",
             amount_due=AMOUNT,
-            issued_at=T0 - timedelta(days=1),
-            due_at=T0,
+            issued_at=issued_at,
+            due_at=due_at,
             collection_method=collection_method,
         ),
-        now=T0 - timedelta(days=1),
+        now=issued_at,
         source="test",
     )
     return invoice
@@ -195,19 +203,11 @@ def test_a_payday_is_learned_from_a_decline_almost_four_days_before_a_payment(
     # Last month: declined early on the 22nd, paid late on the 25th (Bangkok).
     # That decline is within three local days of the payment, though nearly
     # four days before it in hours: the 25th is when money arrives.
-    services.upsert_invoice(
-        facts=services.InvoiceFacts(
-            external_id="in_feb",
-            customer="cus_th",
-            number="INV-1901",
-            currency="THB",
-            amount_due=AMOUNT,
-            issued_at=datetime(2026, 2, 20, tzinfo=UTC),
-            due_at=datetime(2026, 2, 21, tzinfo=UTC),
-            collection_method="charge_automatically",
-        ),
-        now=datetime(2026, 2, 20, tzinfo=UTC),
-        source="test",
+    add_invoice(
+        "in_feb",
+        number="INV-1901",
+        due_at=datetime(2026, 2, 21, tzinfo=UTC),
+        collection_method="charge_automatically",
     )
     fail("in_feb", at=datetime(2026, 2, 22, 0, 30, tzinfo=BANGKOK))
     services.record_payment_attempt(
@@ -260,19 +260,11 @@ def test_a_success_its_webhook_recorded_first_is_not_reported_as_unrecorded(
 
     # A second declined invoice in the same case: after the first is paid, the
     # case goes on, and its next charge needs a plan (and a key) of its own.
-    services.upsert_invoice(
-        facts=services.InvoiceFacts(
-            external_id="in_th2",
-            customer="cus_th",
-            number="INV-2002",
-            currency="THB",
-            amount_due=AMOUNT,
-            issued_at=T0,
-            due_at=T0 + timedelta(hours=1),
-            collection_method="charge_automatically",
-        ),
-        now=T0,
-        source="test",
+    add_invoice(
+        "in_th2",
+        number="INV-2002",
+        due_at=T0 + timedelta(hours=1),
+        collection_method="charge_automatically",
     )
     fail("in_th2", at=T0 + timedelta(hours=1))
     sync_cases(now=T0 + timedelta(hours=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def gateway(stripe_api: FakeStripe) -> StripeGateway:  # noqa: F811 - the fixtur
 
 
 @pytest.fixture
-def case(db: None) -> Case:
+def case(make_card: Any) -> Case:
     """A THB subscription invoice whose automatic charge was declined for funds at T0."""
     earlier = T0 - timedelta(days=30)
     policies.ensure_default_policies(now=earlier)
@@ -55,18 +56,7 @@ def case(db: None) -> Case:
         country="TH",
         time_zone="Asia/Bangkok",
     )
-    services.upsert_payment_method(
-        external_id=CARD,
-        customer=CUSTOMER,
-        now=earlier,
-        source="test",
-        type="card",
-        brand="visa",
-        last4="4242",
-        exp_month=12,
-        exp_year=2030,
-        is_default=True,
-    )
+    make_card(CARD, customer=CUSTOMER, now=earlier)
     services.upsert_invoice(
         facts=services.InvoiceFacts(
             external_id="in_2001",

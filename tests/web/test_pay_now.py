@@ -20,7 +20,6 @@ from django.test import Client, override_settings
 from dunning.engine import links
 from dunning.engine.models import Case, CaseInvoice, Message
 from dunning.engine.pay_now import AUTHENTICATION_WINDOW
-from dunning.ledger import services
 from dunning.ledger.models import Invoice, PaymentAttempt
 from tests.case_factories import make_case
 from tests.conftest import NOW
@@ -52,25 +51,14 @@ def stripe_gateway(stripe_api: FakeStripe) -> Iterator[FakeStripe]:  # noqa: F81
         yield stripe_api
 
 
-def add_card(customer: str) -> None:
-    services.upsert_payment_method(
-        external_id=f"pm_{customer}",
-        customer=customer,
-        now=NOW,
-        source="test",
-        type="card",
-        brand="visa",
-        last4="4242",
-        exp_month=12,
-        exp_year=2030,
-        is_default=True,
-    )
-
-
 @pytest.fixture
-def case(make_customer: Callable[..., Any], make_invoice: Callable[..., Any]) -> Case:
+def case(
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
+) -> Case:
     make_customer("cus_en", name="Jane Doe", locale="en-US", country="US", email="jane@example.com")
-    add_card("cus_en")
+    make_card("pm_cus_en", customer="cus_en")
     return make_case(
         make_invoice(
             "in_3",
@@ -136,10 +124,11 @@ def test_a_thai_customer_is_offered_it_in_thai(
     client: Client,
     make_customer: Callable[..., Any],
     make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
     stripe_gateway: FakeStripe,
 ) -> None:
     make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
-    add_card("cus_th")
+    make_card("pm_cus_th", customer="cus_th")
     thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
 
     html = client.get(path_of(thai)).content.decode()
