@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from dunning.core.cases import CaseState
-from dunning.core.policy import DEFAULT_POLICIES, RetryBudget
+from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, DEFAULT_POLICIES, RetryBudget
 from dunning.core.policy_json import format_duration
 from dunning.core.retry_timing import Strategy
 from dunning.db import insert_rows
@@ -63,6 +63,7 @@ from dunning.ledger.services import (
     record_payment_attempts,
     upsert_payment_method,
 )
+from dunning.simulator.ceiling import Grid, first_chance
 from dunning.simulator.checkers import (
     ChargeAttempt,
     ContactRuleChecker,
@@ -170,6 +171,7 @@ class SimulationResult:
     recovered_invoices: int
     amount_due: dict[str, int]
     recovered: dict[str, int]
+    recoverable: dict[str, int]
     attempts: int
     first_charges: int
     messages: int
@@ -188,6 +190,7 @@ class SimulationResult:
             "recovered_invoices": self.recovered_invoices,
             "amount_due": self.amount_due,
             "recovered": self.recovered,
+            "recoverable": self.recoverable,
             "attempts": self.attempts,
             "first_charges": self.first_charges,
             "messages": self.messages,
@@ -230,7 +233,7 @@ def simulate(
             if invoice.collection_method == "charge_automatically"
         ),
     )
-    replaced: set[str] = set()
+    replaced: dict[str, datetime] = {}  # customer -> when the replacement card took over
     # When each customer's replacement card takes over, as far as is known yet: the
     # card updater's date, then also the moment set by the messages received.  The
     # clock stops at each, so a new card is not held back until the engine is due.
@@ -259,7 +262,7 @@ def simulate(
             for customer_id, takes_over in list(cards_to_come.items()):
                 if takes_over <= now:
                     _replace_card(customers[customer_id], now=now)
-                    replaced.add(customer_id)
+                    replaced[customer_id] = takes_over
                     del cards_to_come[customer_id]
         _engine_pass(
             now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng, clocks=clocks
@@ -288,7 +291,8 @@ def simulate(
     return _result(
         scenario,
         strategy,
-        retry_budget=_budget_text(retry_budget),
+        retry_budget=retry_budget,
+        replaced=replaced,
         mailbox=mailbox,
         issuers=issuers,
         gateway=gateway,
@@ -641,33 +645,49 @@ def _result(
     scenario: Scenario,
     strategy: Strategy,
     *,
-    retry_budget: str,
+    retry_budget: RetryBudget | None,
+    replaced: dict[str, datetime],
     mailbox: _Mailbox,
     issuers: _Issuers,
     gateway: SimulatedGateway,
 ) -> SimulationResult:
     run_ids = [invoice.id for c in scenario.customers for invoice in c.invoices]
-    failed_first = set(
+    first_failure: dict[int, tuple[datetime, CardRole]] = {}
+    for invoice_id, at, card in (
         PaymentAttempt.objects.filter(
             invoice__external_id__in=run_ids, outcome=AttemptOutcome.FAILED
-        ).values_list("invoice_id", flat=True)
-    )
-    first_failure = dict(
-        PaymentAttempt.objects.filter(invoice_id__in=failed_first, outcome=AttemptOutcome.FAILED)
-        .values("invoice_id")
-        .annotate(first=Min("attempted_at"))
-        .values_list("invoice_id", "first")
-    )
+        )
+        .order_by("attempted_at", "id")
+        .values_list("invoice_id", "attempted_at", "payment_method__external_id")
+    ):
+        if invoice_id not in first_failure:
+            role = CardRole.REPLACEMENT if card.endswith("_replacement") else CardRole.ORIGINAL
+            first_failure[invoice_id] = (at, role)
+    budget = retry_budget or CHARGE_AUTOMATICALLY_DEFAULT.retry
+    grid = Grid(scenario.start, TICK)
+    customers = {c.id: c for c in scenario.customers}
     amount_due: dict[str, int] = defaultdict(int)
     recovered: dict[str, int] = defaultdict(int)
+    recoverable: dict[str, int] = defaultdict(int)
     recovered_invoices = 0
     hours: list[float] = []
-    for invoice in Invoice.objects.filter(pk__in=failed_first):
+    for invoice in Invoice.objects.filter(pk__in=first_failure).select_related("customer"):
+        failed_at, failed_on = first_failure[invoice.pk]
         amount_due[invoice.currency] += invoice.amount_due
         recovered[invoice.currency] += invoice.amount_paid
         if invoice.status == InvoiceStatus.PAID and invoice.paid_at:
             recovered_invoices += 1
-            hours.append((invoice.paid_at - first_failure[invoice.pk]).total_seconds() / 3600)
+            hours.append((invoice.paid_at - failed_at).total_seconds() / 3600)
+        customer_id = invoice.customer.external_id
+        within_reach = budget.max_attempts > 0 and first_chance(
+            customers[customer_id],
+            failed_at=failed_at,
+            failed_on=failed_on,
+            closes_at=min(failed_at + budget.within, scenario.end),
+            replaced_at=replaced.get(customer_id),
+            grid=grid,
+        )
+        recoverable[invoice.currency] += invoice.amount_due if within_reach else 0
     first_charges = sum(
         1 for charge in gateway.charges if charge.request.idempotency_key.startswith("first:")
     )
@@ -675,13 +695,14 @@ def _result(
     contacts = mailbox.contacts.report()
     return SimulationResult(
         strategy=str(strategy),
-        retry_budget=retry_budget,
+        retry_budget=_budget_text(retry_budget),
         customers=len(scenario.customers),
         invoices=len(run_ids),
-        failed_invoices=len(failed_first),
+        failed_invoices=len(first_failure),
         recovered_invoices=recovered_invoices,
         amount_due=dict(sorted(amount_due.items())),
         recovered=dict(sorted(recovered.items())),
+        recoverable=dict(sorted(recoverable.items())),
         attempts=len(gateway.charges) - first_charges,
         first_charges=first_charges,
         messages=mailbox.sent,

@@ -168,6 +168,10 @@ def _table(result: dict[str, Any]) -> str:
             (f"recovered {currency}", f"{amount:,}")
             for currency, amount in result["recovered"].items()
         ),
+        *(
+            (f"recoverable {currency} (ceiling)", f"{amount:,}")
+            for currency, amount in result["recoverable"].items()
+        ),
         ("retry attempts", f"{result['attempts']:,}"),
         ("messages", f"{result['messages']:,}"),
         ("median hours to recovery", str(result["median_hours_to_recovery"])),
