@@ -7,6 +7,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import NOW
+from tests.gateways.stripe_server import FakeStripe, stripe_api  # noqa: F401 - fixture
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +26,14 @@ def public_settings() -> Iterator[None]:
         DUNNING_SUPPORT_PHONE="+66 2 123 4567",
     ):
         yield
+
+
+@pytest.fixture
+def stripe_gateway(stripe_api: FakeStripe) -> Iterator[FakeStripe]:  # noqa: F811
+    """The gateway is Stripe, at the fake on loopback (tests/gateways/stripe_server.py)."""
+    with override_settings(
+        DUNNING_GATEWAY="stripe",
+        DUNNING_STRIPE_API_KEY=stripe_api.api_key,
+        DUNNING_STRIPE_API_BASE=stripe_api.url,
+    ):
+        yield stripe_api

@@ -10,12 +10,12 @@ and follows the bank's redirect back to the return URL as Stripe would.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client, override_settings
+from django.test import Client
 
 from dunning.engine import links
 from dunning.engine.models import Case, CaseInvoice, Message
@@ -28,7 +28,6 @@ from tests.gateways.stripe_server import (
     FakeStripe,
     api_error,
     card_error,
-    stripe_api,  # noqa: F401 - fixture
     stripe_object,
     variant,
 )
@@ -39,16 +38,6 @@ BANK_PAGE = "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1&payment
 @pytest.fixture
 def client() -> Client:
     return Client(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def stripe_gateway(stripe_api: FakeStripe) -> Iterator[FakeStripe]:  # noqa: F811
-    with override_settings(
-        DUNNING_GATEWAY="stripe",
-        DUNNING_STRIPE_API_KEY=stripe_api.api_key,
-        DUNNING_STRIPE_API_BASE=stripe_api.url,
-    ):
-        yield stripe_api
 
 
 @pytest.fixture

@@ -329,8 +329,10 @@ def _page(
     }
     response = render(request, template, context, status=status)
     # The token in the URL is the customer's key to the page: keep it out of
-    # caches, search engines and the Referer header of any link followed.
+    # caches, search engines and the Referer header of any link to another site.
+    # Not "no-referrer": under it a browser sends "Origin: null" with the page's
+    # own forms, which Django's CSRF check rightly refuses (the pay button).
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
