@@ -27,7 +27,7 @@ import pytest
 from django.test import override_settings
 
 from dunning.engine import links
-from dunning.engine.models import Case, Message
+from dunning.engine.models import Case, ContactOptOut, Message
 from dunning.ledger.models import Invoice, PaymentAttempt
 from tests.case_factories import make_case
 from tests.gateways.stripe_server import (
@@ -252,3 +252,18 @@ def test_a_declined_card_is_told_in_neutral_words_and_the_customer_can_try_again
 
     page.get_by_role("link", name="try again").click()
     assert page.get_by_role("button", name="Pay $49.99 now").is_visible()
+
+
+def test_a_thai_customer_unsubscribes_with_the_page_s_button(
+    page: Any, site: str, make_customer: Callable[..., Any], shots: Callable[[Any, str], None]
+) -> None:
+    customer = make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH", country="TH")
+
+    page.goto(links.unsubscribe_link(customer, "email"))
+    shots(page, "unsubscribe-th")
+    page.get_by_role("button", name="ยกเลิกการรับการแจ้งเตือน").click()
+    page.get_by_role("heading", name="ยกเลิกการรับการแจ้งเตือนเรียบร้อยแล้ว").wait_for()
+    shots(page, "unsubscribed-th")
+
+    assert ContactOptOut.objects.filter(customer=customer, channel="email").exists()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
