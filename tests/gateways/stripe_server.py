@@ -52,6 +52,13 @@ def stripe_object(name: str) -> dict[str, Any]:
     return copy.deepcopy(_load("objects.examples.json")[name])
 
 
+def stripe_resource(name: str) -> dict[str, Any]:
+    """A fresh copy of one resource from stripe/openapi's fixtures3 (for objects
+    objects.examples.json lacks, such as the setup_intent)."""
+    resources = _load("fixtures3.stripe-openapi.f0758b1.dunning-resources.json")["resources"]
+    return copy.deepcopy(resources[name])
+
+
 def variant(obj: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     """A copy of a fixture object with some existing fields changed (never new ones)."""
     unknown = set(changes) - set(obj)

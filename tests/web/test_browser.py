@@ -28,7 +28,7 @@ from django.test import override_settings
 
 from dunning.engine import links
 from dunning.engine.models import Case, ContactOptOut, Message
-from dunning.ledger.models import Invoice, PaymentAttempt
+from dunning.ledger.models import Invoice, PaymentAttempt, PaymentMethod
 from tests.case_factories import make_case
 from tests.gateways.stripe_server import (
     PAYMENT_INTENTS,
@@ -86,20 +86,29 @@ def shots(tmp_path: Path) -> Callable[[Any, str], None]:
     return shoot
 
 
-class _BankPage(BaseHTTPRequestHandler):
-    """The bank's 3-D Secure page: one button that sends the customer back."""
+class _HostedPages(BaseHTTPRequestHandler):
+    """Pages of others': the bank's 3-D Secure page and Stripe's page for a new card.
+
+    Each has one link that sends the customer back, as the real ones do once done.
+    """
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        if url.path != "/3ds":  # the browser's favicon.ico
+        query = parse_qs(url.query)
+        if url.path == "/3ds":
+            back = f"{query['return_to'][0]}?payment_intent={query['payment_intent'][0]}"
+            body = (
+                "<!doctype html><title>Bank</title><h1>Confirm your payment</h1>"
+                f'<a id="confirm" href="{back}&redirect_status=succeeded">Confirm</a>'
+            ).encode()
+        elif url.path == "/checkout":
+            body = (
+                "<!doctype html><title>Stripe</title><h1>Save a card</h1>"
+                f'<a id="save" href="{query["return_to"][0]}">Save card</a>'
+            ).encode()
+        else:  # the browser's favicon.ico
             self.send_error(404)
             return
-        query = parse_qs(url.query)
-        back = f"{query['return_to'][0]}?payment_intent={query['payment_intent'][0]}"
-        body = (
-            "<!doctype html><title>Bank</title><h1>Confirm your payment</h1>"
-            f'<a id="confirm" href="{back}&redirect_status=succeeded">Confirm</a>'
-        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -112,7 +121,7 @@ class _BankPage(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def bank() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BankPage)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostedPages)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -267,3 +276,38 @@ def test_a_thai_customer_unsubscribes_with_the_page_s_button(
 
     assert ContactOptOut.objects.filter(customer=customer, channel="email").exists()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_customer_whose_card_expired_saves_a_new_one_on_stripe_s_page(
+    page: Any,
+    thai_case: Case,
+    stripe_gateway: FakeStripe,
+    bank: str,
+    shots: Callable[[Any, str], None],
+) -> None:
+    from tests.web.test_new_card import SESSION_ID, SESSIONS, session
+
+    pay_url = links.pay_link(thai_case.customer, thai_case)
+    back = f"{pay_url}/card/return?session_id={SESSION_ID}"
+    stripe_page = f"{bank}/checkout?return_to={quote(back, safe='')}"
+    stripe_gateway.reply(
+        200, {**session("open", customer="cus_th"), "url": stripe_page}, path=SESSIONS
+    )
+    saved = session(customer="cus_th")
+    saved["setup_intent"]["customer"] = saved["setup_intent"]["payment_method"]["customer"] = (
+        "cus_th"
+    )
+    stripe_gateway.reply(200, saved, method="GET", path=f"{SESSIONS}/{SESSION_ID}")
+    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_th")
+
+    page.goto(pay_url)
+    shots(page, "pay-th-new-card")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="ใช้บัตรใบใหม่").click()
+    page.wait_for_url(f"{bank}/checkout*")
+    page.click("#save")
+    page.get_by_role("heading", name="บันทึกบัตรใบใหม่ของคุณแล้ว").wait_for()
+    shots(page, "card-saved-th")
+
+    assert "ลงท้ายด้วย 4444" in page.inner_text("main")
+    assert PaymentMethod.objects.get(external_id="pm_new").is_default

@@ -204,6 +204,53 @@ class OnSessionGateway(Gateway, Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class CardSetupRequest:
+    """Ask the gateway for a page where the customer saves a new card.
+
+    The gateway's page sends the customer to `return_url` with its reference
+    added (a Stripe Checkout Session id), or to `cancel_url` if they give up.
+    `locale` is the page's language ("th", "en").
+    """
+
+    customer_external_id: str
+    return_url: str
+    cancel_url: str
+    locale: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewCard:
+    """A card the customer saved: what the ledger keeps of it, never more."""
+
+    external_id: str
+    brand: str
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+
+
+@runtime_checkable
+class CardSetupGateway(Protocol):
+    """A gateway that hosts a page where the customer saves a new card.
+
+    The card number never touches dunning: the customer types it on the
+    gateway's page, and dunning learns the new card's id, brand, last four and
+    expiry, then charges it like any saved card (a new card is retried at once).
+    """
+
+    def start_card_setup(self, request: CardSetupRequest) -> str:
+        """The URL of the gateway's page.  Raises GatewayError when it cannot be made."""
+        ...
+
+    def card_setup_result(self, reference: str, *, customer_external_id: str) -> NewCard | None:
+        """The card saved in setup `reference`, made it the customer's default; None while
+        the customer has not finished.  Raises GatewayError (permanent) when `reference`
+        is not a setup of that customer's: a return URL can be edited."""
+        ...
+
+
 # Secret and publishable API keys, webhook secrets, and runs of 12 to 19 digits
 # (card numbers, with or without spaces or dashes between the groups).
 _SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z*]+|\bwhsec_[0-9A-Za-z+/=]+")

@@ -16,6 +16,12 @@ On the pay page the same PaymentIntent is made on-session, with a
 with a `redirect_to_url`; the customer confirms on the bank's page, comes back,
 and `outcome` reads the PaymentIntent (checked to be that invoice's).
 
+A new card is saved on Stripe's own page, a Checkout Session in setup mode
+(`start_card_setup`); back on the return URL, `card_setup_result` reads the
+session, checks it is that customer's, and makes the card their default for
+invoices, so Stripe Billing charges it too.  The card number never reaches
+dunning.
+
 The API key lives only in the `StripeClient`; nothing here logs it, and the
 card is only ever named by its brand.
 """
@@ -31,13 +37,16 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from stripe.params import PaymentIntentCreateParams
+from stripe.params.checkout import SessionCreateParams
 
 from dunning.gateways.base import (
     Authentication,
+    CardSetupRequest,
     ChargeRequest,
     ChargeResult,
     ChargeStatus,
     GatewayError,
+    NewCard,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,6 +65,8 @@ MAX_NETWORK_RETRIES = 2
 TEMPORARY_CODES = frozenset({"idempotency_key_in_use", "lock_timeout", "rate_limit"})
 # Our invoice id on the PaymentIntent, so its webhooks can find the invoice.
 INVOICE_METADATA_KEY = "dunning_invoice"
+# Stripe puts the Checkout Session's id where the return URL says this.
+SESSION_ID_TEMPLATE = "{CHECKOUT_SESSION_ID}"
 
 
 class StripeGateway:
@@ -180,6 +191,67 @@ class StripeGateway:
         if isinstance(amount, int) and amount > 0:
             request = dataclasses.replace(request, amount=amount)
         return on_session_result(intent, request)
+
+    def start_card_setup(self, request: CardSetupRequest) -> str:
+        """A Checkout Session in setup mode: Stripe's page, where the customer saves a card."""
+        separator = "&" if "?" in request.return_url else "?"
+        params: SessionCreateParams = {
+            "mode": "setup",
+            "customer": request.customer_external_id,
+            "allowed_payment_method_types": ["card"],  # the engine retries cards
+            "locale": request.locale,
+            "success_url": f"{request.return_url}{separator}session_id={SESSION_ID_TEMPLATE}",
+            "cancel_url": request.cancel_url,
+        }
+        try:
+            session = self._client.v1.checkout.sessions.create(
+                params=params, options={"idempotency_key": request.idempotency_key}
+            )
+        except stripe.StripeError as error:
+            raise gateway_error(error) from None
+        if not session.url:
+            raise GatewayError(f"Stripe Checkout Session {session.id} has no URL", permanent=True)
+        return str(session.url)
+
+    def card_setup_result(self, reference: str, *, customer_external_id: str) -> NewCard | None:
+        try:
+            session = self._client.v1.checkout.sessions.retrieve(
+                reference, params={"expand": ["setup_intent.payment_method"]}
+            ).to_dict()
+        except stripe.StripeError as error:
+            raise gateway_error(error) from None
+        if session.get("mode") != "setup" or stripe_id(session.get("customer")) != (
+            customer_external_id
+        ):
+            raise GatewayError(
+                f"Stripe Checkout Session {reference} is not a card setup of this customer",
+                permanent=True,
+            )
+        intent = session.get("setup_intent") or {}
+        method = intent.get("payment_method") if isinstance(intent, Mapping) else None
+        if (
+            session.get("status") != "complete"
+            or intent.get("status") != "succeeded"
+            or not isinstance(method, Mapping)
+        ):
+            return None
+        card = method.get("card") or {}
+        try:
+            # The customer's default for invoices: Stripe Billing's own retries use it too.
+            self._client.v1.customers.update(
+                customer_external_id,
+                params={"invoice_settings": {"default_payment_method": str(method["id"])}},
+                options={"idempotency_key": f"default:{reference}"},
+            )
+        except stripe.StripeError as error:
+            raise gateway_error(error) from None
+        return NewCard(
+            external_id=str(method["id"]),
+            brand=str(card.get("brand") or ""),
+            last4=str(card.get("last4") or ""),
+            exp_month=card.get("exp_month"),
+            exp_year=card.get("exp_year"),
+        )
 
 
 def on_session_result(

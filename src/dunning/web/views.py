@@ -1,5 +1,9 @@
 """The pages a customer opens from a message: the pay page, the card page and the unsubscribe page.
 
+The pay page and the card page also let the customer save a new card on the
+gateway's own page (`dunning.engine.card_setup`) and come back to a page that
+says it is saved and will be charged.
+
 Both are reached by a signed token in the URL (`dunning.engine.links`), with no
 login.  The unsubscribe URL follows RFC 8058: a POST (the mail client's
 `List-Unsubscribe=One-Click`, or the page's button) opts out at once and answers
@@ -9,6 +13,7 @@ the page with the button, because link scanners fetch every URL in a message.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -27,14 +33,15 @@ from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
-from dunning.engine import links, pay_now
+from dunning.engine import card_setup, links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
-from dunning.gateways.base import OnSessionGateway
+from dunning.gateways.base import GatewayError, OnSessionGateway
 from dunning.gateways.registry import get_gateway
 from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 PAYMENT_REFERENCE = re.compile(r"[A-Za-z0-9_]{1,255}")
+logger = logging.getLogger(__name__)
 
 CHANNEL_NAMES = {
     "en": {
@@ -94,10 +101,12 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         )
         for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
     ]
-    offer = pay_now.offer_for(case, get_gateway())
+    gateway = get_gateway()
+    offer = pay_now.offer_for(case, gateway)
     context = {
         "customer_name": customer.name,
         "invoices": invoices,
+        "new_card": card_setup.offered(gateway),
         "total": format_money(case.amount_due, case.currency, locale=locale),
         "settled": case.state in SETTLED or case.amount_due == 0,
         "pay_now": _offer_text(offer, locale=locale) if offer else None,
@@ -223,18 +232,11 @@ def _paid_page(
 def card_page(request: HttpRequest, token: str) -> HttpResponse:
     """Where a customer updates a saved card (a pre-dunning request links here).
 
-    A placeholder until card updates go through the gateway: it names the card
-    (brand, last four, expiry; never more) and says how to reach us.
+    It names the card (brand, last four, expiry; never more) and, when the
+    gateway hosts a card page, offers to save a new one there; else it says
+    how to reach us.
     """
-    try:
-        target = links.read_card_token(token)
-    except links.BadLink:
-        return not_found(request)
-    method = (
-        PaymentMethod.objects.select_related("customer")
-        .filter(pk=target.payment_method_id, customer_id=target.customer_id)
-        .first()
-    )
+    method = _card_of(token)
     if method is None:
         return not_found(request)
     customer = method.customer
@@ -248,8 +250,120 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
         "brand": card_brand_name(method.brand),
         "last4": method.last4,
         "expires": expires,
+        "new_card": card_setup.offered(get_gateway()),
+        "token": token,
     }
     return _page(request, f"web/card_{language}.html", context, language=language)
+
+
+def _card_of(token: str) -> PaymentMethod | None:
+    try:
+        target = links.read_card_token(token)
+    except links.BadLink:
+        return None
+    return (
+        PaymentMethod.objects.select_related("customer")
+        .filter(pk=target.payment_method_id, customer_id=target.customer_id)
+        .first()
+    )
+
+
+def _card_owner(token: str) -> Customer | None:
+    method = _card_of(token)
+    return method.customer if method is not None else None
+
+
+# ---------------------------------------------------------------- a new card
+
+
+@require_POST
+def pay_new_card(request: HttpRequest, token: str) -> HttpResponse:
+    """Off to the gateway's page for a new card, from the pay page."""
+    case = _case_of(token)
+    if case is None:
+        return not_found(request)
+    return _new_card(request, case.customer, route="web:pay", token=token)
+
+
+@require_safe
+def pay_new_card_return(request: HttpRequest, token: str) -> HttpResponse:
+    case = _case_of(token)
+    if case is None:
+        return not_found(request)
+    return _new_card_saved(request, case.customer, route="web:pay", token=token)
+
+
+@require_POST
+def card_new(request: HttpRequest, token: str) -> HttpResponse:
+    """Off to the gateway's page for a new card, from the card page."""
+    customer = _card_owner(token)
+    if customer is None:
+        return not_found(request)
+    return _new_card(request, customer, route="web:card", token=token)
+
+
+@require_safe
+def card_new_return(request: HttpRequest, token: str) -> HttpResponse:
+    customer = _card_owner(token)
+    if customer is None:
+        return not_found(request)
+    return _new_card_saved(request, customer, route="web:card", token=token)
+
+
+def _new_card(request: HttpRequest, customer: Customer, *, route: str, token: str) -> HttpResponse:
+    public = settings.DUNNING_PUBLIC_URL
+    try:
+        url = card_setup.start(
+            customer,
+            gateway=get_gateway(),
+            return_url=f"{public}{reverse(f'{route}_new_card_return', args=[token])}",
+            cancel_url=f"{public}{reverse(route, args=[token])}",
+            language=language_of(customer.locale),
+            now=timezone.now(),
+        )
+    except GatewayError as error:
+        logger.warning("card setup for customer %s: %s", customer.external_id, error)
+        return _card_saved_page(request, customer, None, route=route, token=token, failed=True)
+    if url is None:
+        return redirect(route, token=token)
+    return HttpResponseRedirect(url, status=303)
+
+
+def _new_card_saved(
+    request: HttpRequest, customer: Customer, *, route: str, token: str
+) -> HttpResponse:
+    """Back from the gateway's page (Stripe adds `session_id`): the card, saved or not."""
+    reference = request.GET.get("session_id", "")
+    if not PAYMENT_REFERENCE.fullmatch(reference):  # it goes into the gateway's URL
+        return not_found(request)
+    try:
+        method = card_setup.finish(customer, reference, gateway=get_gateway(), now=timezone.now())
+    except GatewayError as error:
+        logger.warning("card setup %s for customer %s: %s", reference, customer.external_id, error)
+        if error.permanent:
+            return not_found(request)
+        return _card_saved_page(request, customer, None, route=route, token=token, failed=True)
+    return _card_saved_page(request, customer, method, route=route, token=token)
+
+
+def _card_saved_page(
+    request: HttpRequest,
+    customer: Customer,
+    method: PaymentMethod | None,
+    *,
+    route: str,
+    token: str,
+    failed: bool = False,
+) -> HttpResponse:
+    language = language_of(customer.locale)
+    context = {
+        "customer_name": customer.name,
+        "outcome": "failed" if failed else "saved" if method is not None else "waiting",
+        "brand": card_brand_name(method.brand) if method is not None else "",
+        "last4": method.last4 if method is not None else "",
+        "back": reverse(route, args=[token]),
+    }
+    return _page(request, f"web/card_saved_{language}.html", context, language=language)
 
 
 @csrf_exempt

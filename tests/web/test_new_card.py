@@ -1,0 +1,281 @@
+"""A new card, saved on Stripe's own page (Checkout in setup mode) and retried at once.
+
+The fake Stripe on loopback answers the Checkout Session calls.  Stripe's shared
+fixtures hold no Checkout Session, so the session is written here with the
+fields stripe-python's `checkout.Session` declares (id, object, mode, status,
+customer, url, setup_intent); the SetupIntent and the card inside it are the
+shared fixtures' own, changed only where this test needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.test import Client, override_settings
+
+from dunning.engine import links, policies
+from dunning.engine.cases import sync_cases
+from dunning.engine.models import Case, CaseEvent
+from dunning.engine.retries import retry_due
+from dunning.gateways.registry import get_gateway
+from dunning.ledger import services
+from dunning.ledger.models import Event, PaymentMethod
+from tests.conftest import NOW
+from tests.gateways.stripe_server import (
+    FakeStripe,
+    api_error,
+    stripe_object,
+    stripe_resource,
+    variant,
+)
+from tests.web.test_pay_now import form_fields
+
+SESSIONS = "/v1/checkout/sessions"
+SESSION_ID = "cs_test_a1NewCard0000000000000000000000000000000000000000"
+STRIPE_PAGE = f"https://checkout.stripe.com/c/pay/{SESSION_ID}"
+
+
+def setup_intent(status: str = "succeeded", **card: Any) -> dict[str, Any]:
+    method = stripe_object("payment_method_card")
+    method = variant(method, id="pm_new", customer="cus_en", card={**method["card"], **card})
+    return variant(
+        stripe_resource("setup_intent"), status=status, customer="cus_en", payment_method=method
+    )
+
+
+def session(
+    status: str = "complete", *, customer: str = "cus_en", intent: Any = None
+) -> dict[str, Any]:
+    return {
+        "id": SESSION_ID,
+        "object": "checkout.session",
+        "mode": "setup",
+        "status": status,
+        "customer": customer,
+        "url": STRIPE_PAGE if status == "open" else None,
+        "setup_intent": intent if intent is not None else setup_intent(),
+        "livemode": False,
+    }
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def case(
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
+) -> Case:
+    make_customer("cus_en", name="Jane Doe", locale="en-US", country="US", email="jane@example.com")
+    make_card("pm_cus_en", customer="cus_en")
+    make_invoice(
+        "in_3",
+        customer="cus_en",
+        number="A-17",
+        currency="USD",
+        amount_due=4999,
+        collection_method="charge_automatically",
+    )
+    # The card on file has expired: no retry on it until the customer brings another.
+    failed_at = NOW - timedelta(days=1)
+    services.record_payment_attempt(
+        invoice="in_3",
+        attempted_at=failed_at,
+        outcome="failed",
+        now=failed_at,
+        source="test",
+        decline_code="expired_card",
+        gateway="stripe",
+        payment_method="pm_cus_en",
+    )
+    policies.ensure_default_policies(now=failed_at)
+    sync_cases(now=failed_at)
+    return Case.objects.get()
+
+
+def pay_path(case: Case) -> str:
+    return links.pay_link(case.customer, case).removeprefix("https://pay.example.com")
+
+
+def press_new_card(client: Client, page: str) -> Any:
+    html = client.get(page).content.decode()
+    action = re.search(r'<form method="post" action="([^"]+)" class="new-card">', html)
+    assert action, "the page offers a new card"
+    return client.post(action[1], form_fields(html))
+
+
+def test_the_pay_page_sends_the_customer_to_stripe_for_a_new_card(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    stripe_gateway.reply(200, session("open"), path=SESSIONS)
+
+    response = press_new_card(client, pay_path(case))
+
+    assert response.status_code == 303 and response["Location"] == STRIPE_PAGE
+    [sent] = [r for r in stripe_gateway.requests if r.path == SESSIONS]
+    assert sent.form["mode"] == "setup" and sent.form["customer"] == "cus_en"
+    assert sent.form["allowed_payment_method_types[0]"] == "card"
+    assert sent.form["locale"] == "en"
+    assert sent.form["success_url"] == (
+        f"https://pay.example.com{pay_path(case)}/card/return?session_id={{CHECKOUT_SESSION_ID}}"
+    )
+    assert sent.form["cancel_url"] == f"https://pay.example.com{pay_path(case)}"
+    assert (sent.idempotency_key or "").startswith("card:cus_en:")
+    assert not PaymentMethod.objects.filter(external_id="pm_new").exists()
+
+
+def test_back_from_stripe_the_new_card_is_the_default_and_is_retried_at_once(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
+    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+
+    back = client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
+
+    html = back.content.decode()
+    assert back.status_code == 200
+    assert "Your new card is saved" in html and "Mastercard card ending in 4444" in html
+    [read, made_default] = stripe_gateway.requests
+    assert parse_qs(urlsplit(read.path).query) == {} and read.form == {
+        "expand[0]": "setup_intent.payment_method"
+    }
+    assert made_default.form == {"invoice_settings[default_payment_method]": "pm_new"}
+    new = PaymentMethod.objects.get(external_id="pm_new")
+    assert (new.is_default, new.brand, new.last4, new.exp_month, new.exp_year) == (
+        True,
+        "mastercard",
+        "4444",
+        3,
+        2030,
+    )
+    assert not PaymentMethod.objects.get(external_id="pm_cus_en").is_default
+    # The retry stage's next pass charges the new card at once, and the invoice is paid.
+    case.refresh_from_db()
+    assert (case.next_retry_at, case.retry_key) == (NOW, "")
+    planned = retry_due(now=NOW, gateway=get_gateway())
+    assert (planned.planned, planned.more_due) == (1, True)
+    assert retry_due(now=NOW, gateway=get_gateway()).recovered == 1
+    charge = stripe_gateway.charges[-1]
+    assert (charge.form["payment_method"], charge.form["off_session"]) == ("pm_new", "true")
+    case.refresh_from_db()
+    assert case.state == "recovered"
+    assert "a new card is on file: retry at once" in CaseEvent.objects.filter(
+        case=case, type="retry.planned"
+    ).values_list("reason", flat=True)
+
+    # A reload saves nothing twice and plans no second retry.
+    events = Event.objects.count()
+    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
+    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    again = client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
+    assert "Your new card is saved" in again.content.decode()
+    assert Event.objects.count() == events
+
+
+def test_a_session_not_finished_saves_nothing(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    unfinished = session("open", intent=setup_intent("requires_payment_method"))
+    stripe_gateway.reply(200, unfinished, method="GET", path=f"{SESSIONS}/{SESSION_ID}")
+
+    back = client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
+
+    assert "Your new card is not saved yet" in back.content.decode()
+    assert not PaymentMethod.objects.filter(external_id="pm_new").exists()
+    assert [r.path for r in stripe_gateway.requests] == [f"{SESSIONS}/{SESSION_ID}"]
+
+
+def test_someone_else_s_session_is_not_found_and_saves_nothing(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    stripe_gateway.reply(
+        200, session(customer="cus_other"), method="GET", path=f"{SESSIONS}/{SESSION_ID}"
+    )
+
+    back = client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
+
+    assert back.status_code == 404
+    assert not PaymentMethod.objects.filter(external_id="pm_new").exists()
+
+
+def test_the_return_needs_a_session_id_that_is_only_an_id(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    for odd in ("", "cs_1/../../v1/customers", "cs 1"):
+        response = client.get(f"{pay_path(case)}/card/return", {"session_id": odd})
+        assert response.status_code == 404
+    assert client.get("/pay/forged/card/return", {"session_id": "cs_1"}).status_code == 404
+    assert client.get(f"{pay_path(case)}/card").status_code == 405
+    assert client.post(f"{pay_path(case)}/card").status_code == 403  # no CSRF token
+    assert not stripe_gateway.requests
+
+
+def test_stripe_down_is_told_plainly_and_nothing_changes(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    for _ in range(3):  # the library's own two retries included
+        stripe_gateway.reply(
+            500, api_error("api_error", "Something went wrong on Stripe's end."), path=SESSIONS
+        )
+
+    response = press_new_card(client, pay_path(case))
+
+    assert response.status_code == 200
+    assert "We could not reach the card page just now" in response.content.decode()
+    assert PaymentMethod.objects.count() == 1
+
+
+def test_a_thai_customer_updates_the_card_from_the_card_page(
+    client: Client,
+    make_customer: Callable[..., Any],
+    make_card: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    customer = make_customer("cus_en", name="สมชาย ใจดี", locale="th-TH", country="TH")
+    old = make_card("pm_cus_en", customer="cus_en")
+    page = links.card_link(customer, old).removeprefix("https://pay.example.com")
+    html = client.get(page).content.decode()
+    assert "อัปเดตบัตรของฉัน</button>" in html
+    stripe_gateway.reply(200, session("open"), path=SESSIONS)
+
+    response = client.post(f"{page}/new", form_fields(html))
+
+    assert response.status_code == 303 and response["Location"] == STRIPE_PAGE
+    [sent] = stripe_gateway.requests
+    assert sent.form["locale"] == "th"
+    assert sent.form["success_url"].startswith(f"https://pay.example.com{page}/new/return?")
+    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
+    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    back = client.get(f"{page}/new/return", {"session_id": SESSION_ID}).content.decode()
+    assert "บันทึกบัตรใบใหม่ของคุณแล้ว" in back and "ลงท้ายด้วย 4444" in back
+    assert PaymentMethod.objects.get(external_id="pm_new").is_default
+
+
+@override_settings(DUNNING_GATEWAY="manual")
+def test_without_a_card_page_at_the_gateway_the_pages_say_to_contact_us(
+    client: Client, case: Case
+) -> None:
+    html = client.get(pay_path(case)).content.decode()
+    assert "Use a new card" not in html
+    assert "please contact us" in html
+    method = PaymentMethod.objects.get(external_id="pm_cus_en")
+    card_page = links.card_link(case.customer, method).removeprefix("https://pay.example.com")
+    assert "Update my card" not in client.get(card_page).content.decode()
+
+
+def test_the_session_s_fields_are_stripe_s(stripe_gateway: FakeStripe) -> None:
+    """The hand-written session uses only fields stripe-python's Session declares."""
+    import stripe
+
+    declared = set(stripe.checkout.Session.__annotations__)
+    assert set(session()) <= declared | {"id", "object"}
+    assert json.loads(json.dumps(session()))  # plain JSON
