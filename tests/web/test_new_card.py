@@ -117,8 +117,9 @@ def test_the_pay_page_sends_the_customer_to_stripe_for_a_new_card(
     client: Client, case: Case, stripe_gateway: FakeStripe
 ) -> None:
     stripe_gateway.reply(200, session("open"), path=SESSIONS)
+    page = pay_path(case)  # once: a link made a second later is signed differently
 
-    response = press_new_card(client, pay_path(case))
+    response = press_new_card(client, page)
 
     assert response.status_code == 303 and response["Location"] == STRIPE_PAGE
     [sent] = [r for r in stripe_gateway.requests if r.path == SESSIONS]
@@ -126,9 +127,9 @@ def test_the_pay_page_sends_the_customer_to_stripe_for_a_new_card(
     assert sent.form["allowed_payment_method_types[0]"] == "card"
     assert sent.form["locale"] == "en"
     assert sent.form["success_url"] == (
-        f"https://pay.example.com{pay_path(case)}/card/return?session_id={{CHECKOUT_SESSION_ID}}"
+        f"https://pay.example.com{page}/card/return?session_id={{CHECKOUT_SESSION_ID}}"
     )
-    assert sent.form["cancel_url"] == f"https://pay.example.com{pay_path(case)}"
+    assert sent.form["cancel_url"] == f"https://pay.example.com{page}"
     assert (sent.idempotency_key or "").startswith("card:cus_en:")
     assert not PaymentMethod.objects.filter(external_id="pm_new").exists()
 

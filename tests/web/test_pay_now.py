@@ -18,8 +18,9 @@ import pytest
 from django.test import Client
 
 from dunning.engine import links
-from dunning.engine.models import Case, CaseInvoice, Message
+from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.engine.pay_now import AUTHENTICATION_WINDOW
+from dunning.ledger import services
 from dunning.ledger.models import Invoice, PaymentAttempt
 from tests.case_factories import make_case
 from tests.conftest import NOW
@@ -314,3 +315,55 @@ def test_a_payment_with_no_answer_is_told_as_unknown_and_holds_the_retries_off(
     case.refresh_from_db()
     # The money may have moved: no off-session retry until its webhook can say.
     assert case.next_retry_at == NOW + AUTHENTICATION_WINDOW
+
+
+def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_was_taken(
+    client: Client,
+    case: Case,
+    make_invoice: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    later = make_invoice(
+        "in_4",
+        customer="cus_en",
+        number="A-18",
+        currency="USD",
+        amount_due=2500,
+        collection_method="charge_automatically",
+    )
+    CaseInvoice.objects.create(case=case, invoice=later, added_at=NOW)
+    path = path_of(case)
+    stripe_gateway.reply(200, needs_3ds())
+    assert pay(client, case).status_code == 303
+    reference = needs_3ds()["id"]
+    event = CaseEvent.objects.get(case=case, type="pay_page.authentication")
+    assert event.data == {
+        "reference": reference,
+        "invoice": "in_3",
+        "payment_method": "pm_cus_en",
+        "amount": 4999,
+    }
+    # Meanwhile A-17 is paid by bank transfer: the page would offer A-18 now.
+    services.record_payment(
+        invoice="in_3",
+        amount=4999,
+        currency="USD",
+        received_at=NOW,
+        method="bank_transfer",
+        now=NOW,
+        source="test",
+    )
+    stripe_gateway.reply(
+        200, intent("succeeded"), method="GET", path=f"{PAYMENT_INTENTS}/{reference}"
+    )
+
+    back = client.get(f"{path}/return", {"payment_intent": reference})
+
+    # The bank took A-17's amount: say so, and flag the double payment for a refund.
+    html = back.content.decode()
+    assert "Thank you: payment received" in html
+    assert "we have received $49.99 for invoice A-17" in html
+    assert "a refund may be owed" in caplog.text
+    assert Invoice.objects.get(external_id="in_4").status == "open"
+    assert not PaymentAttempt.objects.filter(invoice=later).exists()

@@ -9,8 +9,11 @@ charge on-session (`OnSessionGateway`: Stripe, the simulated one); with the
 manual gateway the page offers no button.
 
 `start` charges: the answer is a result, or the bank's page to send the
-customer to.  The customer comes back to the return URL and `finish` asks the
-gateway what became of the payment.  A result is recorded through the ledger
+customer to (noted on the case's timeline with the payment's reference, the
+invoice and the card).  The customer comes back to the return URL;
+`offer_for_return` finds what that payment was for by its reference, even if
+the page would offer something else by now, and `finish` asks the gateway
+what became of it.  A result is recorded through the ledger
 like any other attempt (a success recovers the case and thanks the customer),
 once: a reloaded return page, or the webhook about the same PaymentIntent,
 finds it recorded under the gateway's reference.
@@ -32,7 +35,7 @@ from django.conf import settings
 from django.db import transaction
 
 from dunning.core.cases import CaseState
-from dunning.engine.models import Case
+from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import CARD_ORDER, LEASE, charge_key
 from dunning.gateways.base import (
     Authentication,
@@ -58,6 +61,8 @@ from dunning.ledger.services import AttemptFacts, record_payment_attempts
 log = logging.getLogger(__name__)
 
 SOURCE = "pay_page"
+# On the case's timeline: the customer was sent to the bank to confirm a payment.
+SENT_TO_BANK = "pay_page.authentication"
 # How long retries wait for a customer sent to the bank's page to confirm.
 AUTHENTICATION_WINDOW = timedelta(hours=1)
 OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED)
@@ -82,11 +87,20 @@ class Offer:
     invoice: Invoice
     method: PaymentMethod
     paid: int | None = None  # what a recorded payment took (the invoice owes nothing now)
+    asked: int | None = None  # what a payment under way was for, if the invoice changed since
+
+    @property
+    def amount(self) -> int:
+        """The amount in question: taken, asked for, or else what the invoice owes."""
+        for amount in (self.paid, self.asked):
+            if amount is not None:
+                return amount
+        return self.invoice.amount_remaining
 
     def request(self, *, tries: int) -> ChargeRequest:
         invoice, method = self.invoice, self.method
         return ChargeRequest(
-            amount=invoice.amount_remaining,
+            amount=self.asked if self.asked is not None else invoice.amount_remaining,
             currency=invoice.currency,
             customer_external_id=self.case.customer.external_id,
             payment_method_external_id=method.external_id,
@@ -177,7 +191,42 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
             _hold_retries(case, until=now + AUTHENTICATION_WINDOW, now=now)
     if answer is None:
         return Attempt(Outcome.UNKNOWN)
+    if isinstance(answer, Authentication):
+        CaseEvent.objects.create(
+            case=offer.case,
+            type=SENT_TO_BANK,
+            reason=f"the customer was sent to the bank to confirm paying invoice "
+            f"{offer.invoice.number} on the pay page",
+            data={
+                "reference": answer.reference,
+                "invoice": offer.invoice.external_id,
+                "payment_method": offer.method.external_id,
+                "amount": request.amount,
+            },
+            occurred_at=now,
+        )
     return _settle(offer, answer, now=now)
+
+
+def offer_for_return(case: Case, reference: str, gateway: Gateway) -> Offer | None:
+    """What payment `reference`, made on the page, was for: the invoice and card it was
+    started with, whatever the page offers by now (that invoice may have been paid
+    another way meanwhile); else what the page offers now."""
+    sent = (
+        CaseEvent.objects.filter(case=case, type=SENT_TO_BANK, data__reference=reference)
+        .values_list("data", flat=True)
+        .first()
+    )
+    if sent is None or not isinstance(gateway, OnSessionGateway):
+        return offer_for(case, gateway)
+    invoice = Invoice.objects.filter(cases=case, external_id=sent.get("invoice")).first()
+    method = PaymentMethod.objects.filter(
+        customer_id=case.customer_id, external_id=sent.get("payment_method")
+    ).first()
+    asked = sent.get("amount")
+    if invoice is None or method is None or not isinstance(asked, int):
+        return offer_for(case, gateway)
+    return Offer(case=case, invoice=invoice, method=method, asked=asked)
 
 
 def _hold_retries(case: Case, *, until: datetime, now: datetime) -> None:

@@ -130,11 +130,7 @@ def _offer_text(offer: pay_now.Offer, *, locale: str) -> OfferText:
         invoice_id=offer.invoice.external_id,
         minor_units=offer.invoice.amount_remaining,
         invoice=offer.invoice.number,
-        amount=format_money(
-            offer.invoice.amount_remaining if offer.paid is None else offer.paid,
-            offer.invoice.currency,
-            locale=locale,
-        ),
+        amount=format_money(offer.amount, offer.invoice.currency, locale=locale),
         card=card_brand_name(offer.method.brand),
         last4=offer.method.last4,
     )
@@ -172,7 +168,7 @@ def pay_return(request: HttpRequest, token: str) -> HttpResponse:
     if case is None or not PAYMENT_REFERENCE.fullmatch(reference):
         return not_found(request)
     gateway = get_gateway()
-    offer = _paid_offer(case, reference) or pay_now.offer_for(case, gateway)
+    offer = _paid_offer(case, reference) or pay_now.offer_for_return(case, reference, gateway)
     if offer is None or not isinstance(gateway, OnSessionGateway):
         return redirect("web:pay", token=token)
     attempt = pay_now.finish(offer, reference, gateway=gateway, now=timezone.now())
