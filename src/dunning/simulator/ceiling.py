@@ -53,7 +53,8 @@ def first_chance(
     """The first moment a retry of this invoice would have been accepted, or None.
 
     `failed_at` and `failed_on`: the invoice's first decline and the card it was on;
-    `closes_at`: the end of the retry window (or of the run, if sooner);
+    `closes_at`: the last moment a retry may happen (the retry window's end, or
+    the run's last instant, if sooner);
     `replaced_at`: when the customer's replacement card took over, if it did.
     """
     chances: list[datetime | None] = []

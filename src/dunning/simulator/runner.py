@@ -84,6 +84,7 @@ TICK = timedelta(hours=1)
 BATCH = 500
 HISTORY_GROUP = timedelta(days=14)  # retries of one past charge fall within this
 MAX_RETRY_ROUNDS = 5
+LAST_INSTANT = timedelta(microseconds=1)  # the clock stops before `end`, so charges do too
 
 
 @dataclass
@@ -244,7 +245,7 @@ def simulate(
     }
     next_charge = 0
     hours = 0
-    while now <= scenario.end:
+    while now < scenario.end:  # the clock stops before `end` (docs/simulator.md)
         mailbox.now = now
         # The billing system charges each invoice once, at its due date.
         due_now = next_charge
@@ -683,7 +684,7 @@ def _result(
             customers[customer_id],
             failed_at=failed_at,
             failed_on=failed_on,
-            closes_at=min(failed_at + budget.within, scenario.end),
+            closes_at=min(failed_at + budget.within, scenario.end - LAST_INSTANT),
             replaced_at=replaced.get(customer_id),
             grid=grid,
         )
