@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from tests.conftest import NOW
@@ -37,3 +38,19 @@ def stripe_gateway(stripe_api: FakeStripe) -> Iterator[FakeStripe]:  # noqa: F81
         DUNNING_STRIPE_API_BASE=stripe_api.url,
     ):
         yield stripe_api
+
+
+@pytest.fixture
+def client() -> Client:
+    """A client that makes the CSRF round trip a browser makes (pytest-django's skips it)."""
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def jane(make_customer: Callable[..., Any], make_card: Callable[..., Any]) -> Any:
+    """Jane Doe, in the US, English, with a saved Visa card (pm_cus_en)."""
+    customer = make_customer(
+        "cus_en", name="Jane Doe", locale="en-US", country="US", email="jane@example.com"
+    )
+    make_card("pm_cus_en", customer="cus_en")
+    return customer

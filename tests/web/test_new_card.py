@@ -25,7 +25,7 @@ from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import retry_due
 from dunning.gateways.registry import get_gateway
 from dunning.ledger import services
-from dunning.ledger.models import Event, PaymentMethod
+from dunning.ledger.models import Customer, Event, PaymentMethod
 from tests.conftest import NOW
 from tests.gateways.stripe_server import (
     FakeStripe,
@@ -65,18 +65,7 @@ def session(
 
 
 @pytest.fixture
-def client() -> Client:
-    return Client(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def case(
-    make_customer: Callable[..., Any],
-    make_invoice: Callable[..., Any],
-    make_card: Callable[..., Any],
-) -> Case:
-    make_customer("cus_en", name="Jane Doe", locale="en-US", country="US", email="jane@example.com")
-    make_card("pm_cus_en", customer="cus_en")
+def case(jane: Customer, make_invoice: Callable[..., Any]) -> Case:
     make_invoice(
         "in_3",
         customer="cus_en",

@@ -21,7 +21,7 @@ from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.engine.pay_now import AUTHENTICATION_WINDOW
 from dunning.ledger import services
-from dunning.ledger.models import Invoice, PaymentAttempt
+from dunning.ledger.models import Customer, Invoice, PaymentAttempt
 from tests.case_factories import make_case
 from tests.conftest import NOW
 from tests.gateways.stripe_server import (
@@ -37,18 +37,7 @@ BANK_PAGE = "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1&payment
 
 
 @pytest.fixture
-def client() -> Client:
-    return Client(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def case(
-    make_customer: Callable[..., Any],
-    make_invoice: Callable[..., Any],
-    make_card: Callable[..., Any],
-) -> Case:
-    make_customer("cus_en", name="Jane Doe", locale="en-US", country="US", email="jane@example.com")
-    make_card("pm_cus_en", customer="cus_en")
+def case(jane: Customer, make_invoice: Callable[..., Any]) -> Case:
     return make_case(
         make_invoice(
             "in_3",
@@ -59,6 +48,20 @@ def case(
             collection_method="charge_automatically",
         )
     )
+
+
+def add_younger_invoice(case: Case, make_invoice: Callable[..., Any]) -> Any:
+    """Jane's next invoice, A-18, in the same case: the page offers A-17 first."""
+    later = make_invoice(
+        "in_4",
+        customer="cus_en",
+        number="A-18",
+        currency="USD",
+        amount_due=2500,
+        collection_method="charge_automatically",
+    )
+    CaseInvoice.objects.create(case=case, invoice=later, added_at=NOW)
+    return later
 
 
 def intent(status: str, **changes: Any) -> dict[str, Any]:
@@ -276,15 +279,7 @@ def test_a_retry_under_way_is_not_paid_twice_and_a_payment_holds_the_retries_off
 def test_a_resubmitted_form_never_pays_an_invoice_the_customer_did_not_see(
     client: Client, case: Case, make_invoice: Callable[..., Any], stripe_gateway: FakeStripe
 ) -> None:
-    later = make_invoice(
-        "in_4",
-        customer="cus_en",
-        number="A-18",
-        currency="USD",
-        amount_due=2500,
-        collection_method="charge_automatically",
-    )
-    CaseInvoice.objects.create(case=case, invoice=later, added_at=NOW)
+    add_younger_invoice(case, make_invoice)
     fields = form_fields(client.get(path_of(case)).content.decode())
     assert fields["invoice"] == "in_3"
     stripe_gateway.reply(200, intent("succeeded"))
@@ -324,15 +319,7 @@ def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_wa
     stripe_gateway: FakeStripe,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    later = make_invoice(
-        "in_4",
-        customer="cus_en",
-        number="A-18",
-        currency="USD",
-        amount_due=2500,
-        collection_method="charge_automatically",
-    )
-    CaseInvoice.objects.create(case=case, invoice=later, added_at=NOW)
+    later = add_younger_invoice(case, make_invoice)
     path = path_of(case)
     stripe_gateway.reply(200, needs_3ds())
     assert pay(client, case).status_code == 303

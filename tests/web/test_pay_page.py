@@ -13,11 +13,6 @@ from dunning.engine.models import Case
 from tests.case_factories import make_case
 
 
-@pytest.fixture
-def client() -> Client:
-    return Client(enforce_csrf_checks=True)
-
-
 def page_of(client: Client, url: str) -> tuple[int, str]:
     response = client.get(url.removeprefix("https://pay.example.com"))
     return response.status_code, response.content.decode()

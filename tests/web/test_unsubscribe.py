@@ -17,12 +17,6 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 @pytest.fixture
-def client() -> Client:
-    """A mail client's POST: no cookies, no auth, and CSRF checks on as in production."""
-    return Client(enforce_csrf_checks=True)
-
-
-@pytest.fixture
 def customer(make_customer: Callable[..., Any]) -> Customer:
     return make_customer("cus_en", name="Jane Doe", locale="en-GB")
 
