@@ -180,8 +180,9 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers:
     )
     if out_of_reach:
         print(
-            f"where even the ceiling is below {GOAL_UPLIFT} x fixed, no strategy can meet the "
-            f"money goal: {', '.join(out_of_reach)}"
+            f"where even the ceiling of smart's run is below {GOAL_UPLIFT} x fixed's money, "
+            "no retry timing could have met the money goal with the same messages and new "
+            f"cards: {', '.join(out_of_reach)}"
         )
     violations = sum(
         r["network_rule_violations"] + r["contact_rule_violations"]

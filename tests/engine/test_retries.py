@@ -24,7 +24,7 @@ from dunning.engine.retries import RetryReport, retry_due
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import LostAnswer, SimulatedGateway, declined, succeeded
 from dunning.ledger import services
-from dunning.ledger.models import Invoice, Payment, PaymentAttempt
+from dunning.ledger.models import Invoice, Payment, PaymentAttempt, PaymentMethod
 from tests.conftest import ApiClient
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -581,6 +581,32 @@ def test_a_card_updater_renewing_the_same_card_is_retried_at_once(case: Case, ba
     bank.answer(ok)
     assert bank.run(updated) == RetryReport(charged=1, recovered=1)
     assert bank.gateway.received[-1].request.payment_method_external_id == "pm_visa"
+
+
+def test_an_update_that_leaves_the_card_s_details_is_not_a_renewed_card(
+    case: Case, bank: Bank
+) -> None:
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(decline("expired_card"))
+    bank.run(at)
+
+    # A webhook fills in the issuing country and the default flag: the same card
+    # with the same expiry, still expired.
+    services.upsert_payment_method(
+        external_id="pm_visa",
+        customer="cus_th",
+        now=at + timedelta(seconds=5),
+        source="stripe",
+        country="TH",
+        is_default=True,
+    )
+
+    case = planned(bank, at + timedelta(seconds=5))
+    assert case.next_retry_at is None
+    assert len(bank.gateway.received) == 1
+    assert PaymentMethod.objects.get(external_id="pm_visa").details_changed_at is None
 
 
 def test_a_decline_recorded_from_outside_replans(case: Case, bank: Bank) -> None:

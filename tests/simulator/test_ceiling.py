@@ -101,9 +101,20 @@ class TestTheReplacementCard:
         who = customer(declines=(window(bkk(2026, 1, 20), bkk(2026, 2, 28), "expired_card"),))
         assert chance(who, replaced_at=bkk(2026, 1, 23, 14, 5)) == bkk(2026, 1, 23, 15)
 
-    def test_a_card_already_on_file_is_tried_at_the_next_pass(self) -> None:
+    def test_a_card_that_took_over_by_the_failure_s_pass_is_tried_in_that_pass(self) -> None:
+        # The pass charges first (declined on the old card), then takes the new
+        # card, then retries: all at the same moment.
         who = customer(declines=(window(bkk(2026, 1, 20), bkk(2026, 2, 28), "stolen_card"),))
-        assert chance(who, replaced_at=bkk(2026, 1, 20, 9, 30)) == bkk(2026, 1, 20, 10)
+        failed = bkk(2026, 1, 20, 10)
+        on_grid = first_chance(
+            who,
+            failed_at=failed,
+            failed_on=ORIGINAL,
+            closes_at=failed + timedelta(weeks=2),
+            replaced_at=bkk(2026, 1, 20, 9, 30),
+            grid=HOURLY,
+        )
+        assert on_grid == failed
 
     def test_the_earlier_of_the_two_cards(self) -> None:
         who = customer(declines=(window(bkk(2026, 1, 20), bkk(2026, 1, 22)),))

@@ -162,13 +162,13 @@ def test_back_from_stripe_the_new_card_is_the_default_and_is_retried_at_once(
         case=case, type="retry.planned"
     ).values_list("reason", flat=True)
 
-    # A reload saves nothing twice and plans no second retry.
-    events = Event.objects.count()
-    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
-    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    # A reload saves nothing twice, plans no second retry, and asks Stripe nothing.
+    events, asked = Event.objects.count(), len(stripe_gateway.requests)
     again = client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
     assert "Your new card is saved" in again.content.decode()
+    assert "Mastercard card ending in 4444" in again.content.decode()
     assert Event.objects.count() == events
+    assert len(stripe_gateway.requests) == asked
 
 
 def test_a_session_not_finished_saves_nothing(
@@ -248,6 +248,8 @@ def test_a_thai_customer_updates_the_card_from_the_card_page(
     back = client.get(f"{page}/new/return", {"session_id": SESSION_ID}).content.decode()
     assert "บันทึกบัตรใบใหม่ของคุณแล้ว" in back and "ลงท้ายด้วย 4444" in back
     assert PaymentMethod.objects.get(external_id="pm_new").is_default
+    # The old card's link now shows the card we charge.
+    assert "หมายเลขลงท้าย 4444" in client.get(page).content.decode()
 
 
 @override_settings(DUNNING_GATEWAY="manual")

@@ -15,11 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.engine.pay_now import AUTHENTICATION_WINDOW
+from dunning.gateways.registry import use_gateway
+from dunning.gateways.simulated import SimulatedGateway, declined
 from dunning.ledger import services
 from dunning.ledger.models import Customer, Invoice, PaymentAttempt
 from tests.case_factories import make_case
@@ -330,6 +332,7 @@ def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_wa
         "invoice": "in_3",
         "payment_method": "pm_cus_en",
         "amount": 4999,
+        "key": stripe_gateway.charges[0].idempotency_key,
     }
     # Meanwhile A-17 is paid by bank transfer: the page would offer A-18 now.
     services.record_payment(
@@ -354,3 +357,39 @@ def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_wa
     assert "a refund may be owed" in caplog.text
     assert Invoice.objects.get(external_id="in_4").status == "open"
     assert not PaymentAttempt.objects.filter(invoice=later).exists()
+
+
+def test_the_simulated_bank_s_return_also_finds_a_payment_whose_invoice_was_paid_meanwhile(
+    client: Client, jane: Customer, make_invoice: Callable[..., Any]
+) -> None:
+    # The simulated gateway names a payment by its idempotency key: the return
+    # must use the key the payment was started with, not one made afresh.
+    case = make_case(
+        make_invoice(
+            "in_3",
+            customer="cus_en",
+            number="A-17",
+            currency="USD",
+            amount_due=4999,
+            collection_method="charge_automatically",
+        )
+    )
+    add_younger_invoice(case, make_invoice)
+    bank = SimulatedGateway(
+        oracle=lambda request, at: declined(request, "authentication_required"), clock=lambda: NOW
+    )
+    with override_settings(DUNNING_GATEWAY="simulated"), use_gateway(bank):
+        response = pay(client, case)
+        assert response.status_code == 303
+        services.record_payment(
+            invoice="in_3",
+            amount=4999,
+            currency="USD",
+            received_at=NOW,
+            method="bank_transfer",
+            now=NOW,
+            source="test",
+        )
+        back = client.get(response["Location"].removeprefix("https://pay.example.com"))
+
+    assert "we have received $49.99 for invoice A-17" in back.content.decode()

@@ -9,8 +9,12 @@ payment-method signal has the retry stage plan a retry of every open case of
 that customer at once ("a new card is on file"), within the card networks'
 rules and the policy's budget like any other retry.
 
-Coming back twice (a reload) records nothing twice: a card already on file as
-the default with the same details is left alone, so it is not retried again.
+A setup is acted on once, noted in the ledger (`card_setup.saved`, with the
+gateway's reference): coming back again (a reload, an old tab, a link from the
+browser's history) shows the card saved then, and neither asks the gateway
+again nor makes that card the default again over one saved since.  A card
+already on file as the default with the same details is left alone too (its
+webhook came first), so it is not retried again.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from django.db import transaction
+
 from dunning.gateways.base import CardSetupGateway, CardSetupRequest, Gateway, NewCard
-from dunning.ledger.models import Customer, PaymentMethod
-from dunning.ledger.services import upsert_payment_method
+from dunning.ledger.models import Customer, Event, PaymentMethod
+from dunning.ledger.services import record_event, upsert_payment_method
 
 SOURCE = "card_page"
+SAVED = "card_setup.saved"  # the ledger's note of a setup acted on
 
 
 def offered(gateway: Gateway) -> bool:
@@ -67,12 +74,30 @@ def finish(
     Raises GatewayError when the gateway cannot say, or when `reference` is
     not this customer's setup (a return URL can be edited).
     """
+    done = (
+        Event.objects.filter(customer=customer, type=SAVED, data__reference=reference)
+        .values_list("data", flat=True)
+        .first()
+    )
+    if done is not None:
+        return PaymentMethod.objects.filter(
+            customer=customer, external_id=done.get("payment_method")
+        ).first()
     if not isinstance(gateway, CardSetupGateway):
         return None
     card = gateway.card_setup_result(reference, customer_external_id=customer.external_id)
     if card is None:
         return None
-    return _save(customer, card, now=now)
+    with transaction.atomic():
+        method = _save(customer, card, now=now)
+        record_event(
+            type=SAVED,
+            now=now,
+            source=SOURCE,
+            customer=customer,
+            data={"reference": reference, "payment_method": card.external_id},
+        )
+    return method
 
 
 def _save(customer: Customer, card: NewCard, *, now: datetime) -> PaymentMethod:

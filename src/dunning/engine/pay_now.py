@@ -88,6 +88,7 @@ class Offer:
     method: PaymentMethod
     paid: int | None = None  # what a recorded payment took (the invoice owes nothing now)
     asked: int | None = None  # what a payment under way was for, if the invoice changed since
+    key: str = ""  # that payment's idempotency key: it names the payment to the gateway
 
     @property
     def amount(self) -> int:
@@ -105,7 +106,8 @@ class Offer:
             customer_external_id=self.case.customer.external_id,
             payment_method_external_id=method.external_id,
             invoice_external_id=invoice.external_id,
-            idempotency_key=charge_key(f"pay{self.case.pk}", invoice, method, tries=tries),
+            idempotency_key=self.key
+            or charge_key(f"pay{self.case.pk}", invoice, method, tries=tries),
             description=f"Invoice {invoice.number}",
             metadata={"dunning_case": str(self.case.pk), "dunning_on_session": "true"},
         )
@@ -202,6 +204,7 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
                 "invoice": offer.invoice.external_id,
                 "payment_method": offer.method.external_id,
                 "amount": request.amount,
+                "key": request.idempotency_key,
             },
             occurred_at=now,
         )
@@ -226,7 +229,9 @@ def offer_for_return(case: Case, reference: str, gateway: Gateway) -> Offer | No
     asked = sent.get("amount")
     if invoice is None or method is None or not isinstance(asked, int):
         return offer_for(case, gateway)
-    return Offer(case=case, invoice=invoice, method=method, asked=asked)
+    return Offer(
+        case=case, invoice=invoice, method=method, asked=asked, key=str(sent.get("key") or "")
+    )
 
 
 def _hold_retries(case: Case, *, until: datetime, now: datetime) -> None:

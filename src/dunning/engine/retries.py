@@ -538,21 +538,24 @@ def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
         return CardChange.NONE
     if last.payment_method_id != method.pk:
         return CardChange.NEW
-    return CardChange.UPDATED if method.updated_at > last.attempted_at else CardChange.NONE
+    changed = method.details_changed_at
+    return CardChange.UPDATED if changed and changed > last.attempted_at else CardChange.NONE
 
 
 def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
     """The card as the network rules see it.
 
     `details` is the version of what the customer or a card updater can change
-    without a new number (expiry, billing details): an attempt made before the
-    payment method's last update was made with other details, so a decline
-    that asked the customer to act does not block the updated card.
+    without a new number (the expiry): an attempt made before the card's
+    details last changed was made with other details, so a decline that asked
+    the customer to act does not block the updated card.  Other updates (the
+    country, the default flag) leave the details as they were.
     """
-    if used_at is not None and used_at < method.updated_at:
-        details = f"before {method.updated_at.isoformat()}"
+    since = method.details_since
+    if used_at is not None and used_at < since:
+        details = f"before {since.isoformat()}"
     else:
-        details = f"{method.exp_month}/{method.exp_year} as of {method.updated_at.isoformat()}"
+        details = f"{method.exp_month}/{method.exp_year} as of {since.isoformat()}"
     return Card(number=method.external_id, brand=Brand.parse(method.brand), details=details)
 
 

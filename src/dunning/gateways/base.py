@@ -231,6 +231,10 @@ class NewCard:
     exp_year: int | None
 
 
+# GatewayError.code when a reference from a return URL is someone else's.
+NOT_THIS_CUSTOMERS = "not_this_customers"
+
+
 @runtime_checkable
 class CardSetupGateway(Protocol):
     """A gateway that hosts a page where the customer saves a new card.
@@ -246,8 +250,9 @@ class CardSetupGateway(Protocol):
 
     def card_setup_result(self, reference: str, *, customer_external_id: str) -> NewCard | None:
         """The card saved in setup `reference`, made it the customer's default; None while
-        the customer has not finished.  Raises GatewayError (permanent) when `reference`
-        is not a setup of that customer's: a return URL can be edited."""
+        the customer has not finished.  Raises GatewayError (permanent, code
+        NOT_THIS_CUSTOMERS) when `reference` is not a setup of that customer's: a
+        return URL can be edited."""
         ...
 
 

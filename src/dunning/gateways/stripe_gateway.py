@@ -40,6 +40,7 @@ from stripe.params import PaymentIntentCreateParams
 from stripe.params.checkout import SessionCreateParams
 
 from dunning.gateways.base import (
+    NOT_THIS_CUSTOMERS,
     Authentication,
     CardSetupRequest,
     ChargeRequest,
@@ -226,6 +227,7 @@ class StripeGateway:
             raise GatewayError(
                 f"Stripe Checkout Session {reference} is not a card setup of this customer",
                 permanent=True,
+                code=NOT_THIS_CUSTOMERS,
             )
         intent = session.get("setup_intent") or {}
         method = intent.get("payment_method") if isinstance(intent, Mapping) else None

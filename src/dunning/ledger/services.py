@@ -672,6 +672,11 @@ def upsert_payment_method(
                 field="customer",
                 code=ErrorCode.CONFLICT,
             )
+        details = ("type", "brand", "last4", "exp_month", "exp_year")
+        if not created and any(
+            name in details and getattr(method, name) != value for name, value in values.items()
+        ):
+            method.details_changed_at = now
         for name, value in values.items():
             setattr(method, name, value)
         method.updated_at = now

@@ -63,8 +63,10 @@ def first_chance(
             _first_accepted(customer, failed_on, after=failed_at, until=closes_at, grid=grid)
         )
     if failed_on is CardRole.ORIGINAL and replaced_at is not None:
-        # From the first pass after the failure at which the new card is on file.
-        after = max(failed_at, replaced_at - _INSTANT)
+        # From the first pass at or after both the failure and the takeover: a
+        # pass charges first, then takes the new card, then retries, so a card
+        # that took over since the last pass is tried in the failure's own pass.
+        after = max(failed_at, replaced_at) - _INSTANT
         chances.append(
             _first_accepted(customer, CardRole.REPLACEMENT, after=after, until=closes_at, grid=grid)
         )

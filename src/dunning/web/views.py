@@ -35,9 +35,10 @@ from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
 from dunning.engine import card_setup, links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
-from dunning.gateways.base import GatewayError, OnSessionGateway
+from dunning.engine.retries import CARD_ORDER
+from dunning.gateways.base import NOT_THIS_CUSTOMERS, GatewayError, OnSessionGateway
 from dunning.gateways.registry import get_gateway
-from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod
+from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod, PaymentMethodType
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 PAYMENT_REFERENCE = re.compile(r"[A-Za-z0-9_]{1,255}")
@@ -232,10 +233,16 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
     gateway hosts a card page, offers to save a new one there; else it says
     how to reach us.
     """
-    method = _card_of(token)
-    if method is None:
+    named = _card_of(token)
+    if named is None:
         return not_found(request)
-    customer = method.customer
+    customer = named.customer
+    # The card we charge now: the one the link names, unless another took its place.
+    method = (
+        PaymentMethod.objects.filter(customer=customer, type=PaymentMethodType.CARD)
+        .order_by(*CARD_ORDER)
+        .first()
+    ) or named
     language = language_of(customer.locale)
     locale = _usable_locale(customer.locale, language)
     expires = ""
@@ -336,7 +343,7 @@ def _new_card_saved(
         method = card_setup.finish(customer, reference, gateway=get_gateway(), now=timezone.now())
     except GatewayError as error:
         logger.warning("card setup %s for customer %s: %s", reference, customer.external_id, error)
-        if error.permanent:
+        if error.code == NOT_THIS_CUSTOMERS:
             return not_found(request)
         return _card_saved_page(request, customer, None, route=route, token=token, failed=True)
     return _card_saved_page(request, customer, method, route=route, token=token)
@@ -358,6 +365,7 @@ def _card_saved_page(
         "brand": card_brand_name(method.brand) if method is not None else "",
         "last4": method.last4 if method is not None else "",
         "back": reverse(route, args=[token]),
+        "balance": route == "web:pay",  # back to the balance, where it can be paid now
     }
     return _page(request, f"web/card_saved_{language}.html", context, language=language)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 
@@ -46,6 +48,11 @@ class PaymentMethod(models.Model):
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # When what a charge is made with (brand, last four, expiry) last changed after
+    # the card was saved: a card updater or the customer.  Null: never.  Other
+    # updates (the issuing country, the default flag) leave it, so they neither
+    # count as an updated card nor lift a decline that asked for new details.
+    details_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -58,6 +65,11 @@ class PaymentMethod(models.Model):
                 name="payment_method_exp_month_valid",
             ),
         ]
+
+    @property
+    def details_since(self) -> datetime:
+        """Since when the card's charge details are what they are now."""
+        return self.details_changed_at or self.created_at
 
     def __str__(self) -> str:
         if self.type == PaymentMethodType.CARD:
