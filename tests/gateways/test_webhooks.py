@@ -18,6 +18,7 @@ from dunning.ledger.models import (
     PaymentAttempt,
     PaymentMethod,
 )
+from tests.gateways.stripe_server import stripe_resource, variant
 from tests.gateways.stripe_webhooks import (
     SECRET,
     StripePoster,
@@ -451,3 +452,47 @@ def test_a_payment_intent_dunning_did_not_make_is_ignored(stripe: StripePoster) 
 
     assert stripe.send(event).json() == {"received": True, "outcome": "ignored"}
     assert not PaymentAttempt.objects.exists()
+
+
+def card_page_setup(**changes: Any) -> dict[str, Any]:
+    """The SetupIntent of a card saved on the card page's Stripe page (its metadata marks it)."""
+    values = {
+        "status": "succeeded",
+        "customer": "cus_en",
+        "payment_method": "pm_new",
+        "metadata": {"dunning_card_setup": "true"},
+        **changes,
+    }
+    return variant(stripe_resource("setup_intent"), **values)
+
+
+def test_a_card_saved_on_stripe_s_page_is_the_default_even_if_the_customer_never_returns(
+    stripe: StripePoster, make_customer: Any, make_card: Any
+) -> None:
+    make_customer("cus_en")
+    make_card("pm_old", customer="cus_en")
+    card = variant(EXAMPLES["payment_method_card"], id="pm_new", customer="cus_en")
+
+    # The setup's webhook may come before the card's own.
+    stripe.send(
+        envelope("setup_intent.succeeded", card_page_setup(), id="evt_s1", created=1790000000)
+    )
+    stripe.send(envelope("payment_method.attached", card, id="evt_a1", created=1790000001))
+
+    new = PaymentMethod.objects.get(external_id="pm_new")
+    assert (new.is_default, new.brand, new.last4) == (True, "mastercard", "4444")
+    assert new.details_changed_at is None  # details filled in, not a renewed card
+    assert not PaymentMethod.objects.get(external_id="pm_old").is_default
+
+
+def test_a_card_saved_elsewhere_is_left_to_the_business(
+    stripe: StripePoster, make_customer: Any, make_card: Any
+) -> None:
+    make_customer("cus_en")
+    make_card("pm_old", customer="cus_en")
+    unmarked = card_page_setup(metadata={})
+
+    stripe.send(envelope("setup_intent.succeeded", unmarked, id="evt_s2", created=1790000000))
+
+    assert not PaymentMethod.objects.filter(external_id="pm_new").exists()
+    assert PaymentMethod.objects.get(external_id="pm_old").is_default

@@ -115,6 +115,7 @@ def test_the_pay_page_sends_the_customer_to_stripe_for_a_new_card(
     assert sent.form["mode"] == "setup" and sent.form["customer"] == "cus_en"
     assert sent.form["allowed_payment_method_types[0]"] == "card"
     assert sent.form["locale"] == "en"
+    assert sent.form["setup_intent_data[metadata][dunning_card_setup]"] == "true"
     assert sent.form["success_url"] == (
         f"https://pay.example.com{page}/card/return?session_id={{CHECKOUT_SESSION_ID}}"
     )

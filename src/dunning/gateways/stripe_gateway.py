@@ -68,6 +68,9 @@ TEMPORARY_CODES = frozenset({"idempotency_key_in_use", "lock_timeout", "rate_lim
 INVOICE_METADATA_KEY = "dunning_invoice"
 # Stripe puts the Checkout Session's id where the return URL says this.
 SESSION_ID_TEMPLATE = "{CHECKOUT_SESSION_ID}"
+# On the SetupIntent of a card page's session: its webhook makes the card the
+# default even if the customer never comes back to the return page.
+CARD_SETUP_METADATA_KEY = "dunning_card_setup"
 
 
 class StripeGateway:
@@ -203,6 +206,7 @@ class StripeGateway:
             "locale": request.locale,
             "success_url": f"{request.return_url}{separator}session_id={SESSION_ID_TEMPLATE}",
             "cancel_url": request.cancel_url,
+            "setup_intent_data": {"metadata": {CARD_SETUP_METADATA_KEY: "true"}},
         }
         try:
             session = self._client.v1.checkout.sessions.create(

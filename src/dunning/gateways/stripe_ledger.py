@@ -56,7 +56,11 @@ from dunning.gateways.stripe_events import (
     payment_method_facts,
     subscription_data,
 )
-from dunning.gateways.stripe_gateway import INVOICE_METADATA_KEY, stripe_id
+from dunning.gateways.stripe_gateway import (
+    CARD_SETUP_METADATA_KEY,
+    INVOICE_METADATA_KEY,
+    stripe_id,
+)
 from dunning.ledger import services
 from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
@@ -254,6 +258,39 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
     if not newest:
         return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
     return Applied(WebhookOutcome.APPLIED)
+
+
+def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
+    """A card the customer saved on the card page's Stripe page becomes their default.
+
+    The return page does this too; this is for a customer who never came back
+    to it (a closed tab, a lost redirect).  Only setups the card page started
+    (marked in their metadata): a card saved elsewhere is the business's call.
+    A card not on file yet is added without its details, which its
+    `payment_method.attached` fills in.
+    """
+    intent = event.object
+    if (intent.get("metadata") or {}).get(CARD_SETUP_METADATA_KEY) != "true":
+        return Applied(WebhookOutcome.IGNORED, "not a card saved from dunning's pages")
+    customer_id = stripe_id(intent.get("customer"))
+    method_id = stripe_id(intent.get("payment_method"))
+    customer = Customer.objects.filter(external_id=customer_id).first() if customer_id else None
+    if customer is None or not method_id:
+        return Applied(WebhookOutcome.IGNORED, "no customer or card of ours")
+    method = PaymentMethod.objects.filter(external_id=method_id).first()
+    if method is not None and method.customer_id != customer.pk:
+        return Applied(WebhookOutcome.IGNORED, "the payment method belongs to another customer")
+    if method is not None and method.is_default:
+        return Applied(WebhookOutcome.APPLIED, f"{method_id} is the default already")
+    services.upsert_payment_method(
+        external_id=method_id,
+        customer=customer_id,
+        now=now,
+        source=SOURCE,
+        **({} if method is not None else {"type": "card"}),
+        is_default=True,
+    )
+    return Applied(WebhookOutcome.APPLIED, f"default payment method {method_id}")
 
 
 # --- invoices ------------------------------------------------------------------------------
@@ -650,6 +687,7 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _on_payment_intent_succeeded,
     "charge.failed": _on_charge_failed,
     "payment_method.attached": _on_payment_method,
+    "setup_intent.succeeded": _on_setup_intent_succeeded,
     "payment_method.updated": _on_payment_method,
     "payment_method.automatically_updated": _on_payment_method,
     "customer.source.created": _on_payment_method,

@@ -672,9 +672,12 @@ def upsert_payment_method(
                 field="customer",
                 code=ErrorCode.CONFLICT,
             )
+        # Details filled in where none were known (a card first seen without
+        # them) are not a change: only a known value replaced by another.
         details = ("type", "brand", "last4", "exp_month", "exp_year")
         if not created and any(
-            name in details and getattr(method, name) != value for name, value in values.items()
+            name in details and getattr(method, name) not in ("", None, value)
+            for name, value in values.items()
         ):
             method.details_changed_at = now
         for name, value in values.items():
