@@ -521,6 +521,20 @@ def test_with_every_daytime_hour_learned_the_best_one_wins() -> None:
     assert "your retries succeed most at 15:00" in plan.reason
 
 
+def test_a_payday_s_try_keeps_to_mid_morning_whatever_the_hour_statistics_say() -> None:
+    # Payday tries made at 20:00 succeeded often: because they were payday tries.
+    hours = {f"h{hour}": (5, 100) for hour in range(8, 21)}
+    hours["h20"] = (40, 100)
+    ctx = context(now=bkk("2026-03-20T10:00"), paydays=TWENTY_FIFTH, hours=stats(**hours))
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-25 09:00"
+    # Other days still follow the statistics.
+    other = context(now=bkk("2026-03-16T22:00"), code="an_unknown_code", hours=stats(**hours))
+    assert local(plan_retry(other, Strategy.SMART).at) == "2026-03-17 20:00"
+
+
 def test_hour_stats_record_outcomes() -> None:
     recorded = HourStats().record(9, succeeded=True).record(9, succeeded=False)
 

@@ -21,7 +21,8 @@ best one per day; of the days worth a try it takes the earliest.  What scores:
 - **The hour.**  Issuers decline at night more than by day (maintenance and
   risk rules): daytime local hours score above night ones, and once the
   tenant has enough attempts of its own, each hour is scaled by how it fares
-  against the tenant's other hours (learned online: `HourStats`).
+  against the tenant's other hours (learned online: `HourStats`), except on
+  a payday, whose try keeps to mid-morning (see `_smart`).
 - **Soon.**  Of two equal moments the sooner wins: recovery time matters.
 
 The fixed schedule is the competent baseline of the simulator: the budget
@@ -83,6 +84,7 @@ NIGHT = range(0, 6)
 MIN_HOUR_SAMPLES = 30  # a tenant's hour statistics count from this many attempts
 DAILY_DECAY = 0.97  # a day later is worth this much of today, other things equal
 WORTH_A_TRY = 0.5  # a day scoring less than this share of the best day is skipped
+PAYDAY_MONEY = 1.0  # a day that may still see a payday's money
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,10 +336,18 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
         step = max(horizon - start, timedelta(0)) / remaining
         day = max(day, (start + step).astimezone(zone).date())
     # A slot's score: the day's chance of money (`_money`) times the hour's
-    # weight (`_hour`, the same every day), decayed by how far off it is.
-    weights = {hour: _hour(context, hour) for hour in DAY_HOURS}
+    # weight, decayed by how far off it is.  On a payday the hour is the prior's
+    # alone (mid-morning, the sooner of equals): the tenant's hour statistics
+    # count every retry, and payday tries succeed more wherever they are made,
+    # so an hour chosen for paydays by those statistics would only confirm itself
+    # (they drifted to 20:00 in the simulator).  Other days follow the statistics.
+    # Both scaled to a best hour of 1: the hour orders a day's slots, the day's
+    # money orders the days.
+    learned = _scaled({hour: _hour(context, hour) for hour in DAY_HOURS})
+    prior = _scaled({hour: _hour_prior(hour) for hour in DAY_HOURS})
     while day <= last_day:
         money = _money(context, day)
+        weights = prior if money >= PAYDAY_MONEY else learned
         scored = [
             (money * weights[hour] * _decay(context, slot), slot)
             for hour in DAY_HOURS
@@ -417,8 +427,17 @@ def _money(context: RetryContext, day: date) -> float:
     if not context.paydays.known:
         return 0.5  # no payday known: the spacing decides (see _smart)
     if _fresh_payday(context, day) is not None:
-        return 1.0
+        return PAYDAY_MONEY
     return 0.15
+
+
+def _scaled(weights: dict[int, float]) -> dict[int, float]:
+    best = max(weights.values())
+    return {hour: weight / best for hour, weight in weights.items()} if best > 0 else weights
+
+
+def _hour_prior(hour: int) -> float:
+    return 0.3 if hour in NIGHT else 1.0 if 9 <= hour <= 11 else 0.9
 
 
 def _hour(context: RetryContext, hour: int) -> float:
@@ -428,7 +447,7 @@ def _hour(context: RetryContext, hour: int) -> float:
     not beaten by one nobody tried: an hour without enough samples counts as
     average.
     """
-    prior = 0.3 if hour in NIGHT else 1.0 if 9 <= hour <= 11 else 0.9
+    prior = _hour_prior(hour)
     learned = context.hours.rate(hour)
     average = context.hours.average()
     if learned is None or not average:
