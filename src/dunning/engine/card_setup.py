@@ -54,7 +54,9 @@ def start(
     """
     if not isinstance(gateway, CardSetupGateway):
         return None
-    page = hashlib.sha256(return_url.encode()).hexdigest()[:16]
+    # What the request says besides the customer: the same key never carries
+    # other parameters (Stripe refuses that as an idempotency error).
+    page = hashlib.sha256(f"{return_url}|{cancel_url}|{language}".encode()).hexdigest()[:16]
     return gateway.start_card_setup(
         CardSetupRequest(
             customer_external_id=customer.external_id,
