@@ -220,7 +220,7 @@ def test_stripe_down_is_told_plainly_and_nothing_changes(
 
     response = press_new_card(client, pay_path(case))
 
-    assert response.status_code == 200
+    assert response.status_code == 503
     assert "We could not reach the card page just now" in response.content.decode()
     assert PaymentMethod.objects.count() == 1
 

@@ -367,7 +367,13 @@ def _card_saved_page(
         "back": reverse(route, args=[token]),
         "balance": route == "web:pay",  # back to the balance, where it can be paid now
     }
-    return _page(request, f"web/card_saved_{language}.html", context, language=language)
+    return _page(
+        request,
+        f"web/card_saved_{language}.html",
+        context,
+        language=language,
+        status=503 if failed else 200,  # the gateway could not be reached: try again later
+    )
 
 
 @csrf_exempt
