@@ -272,3 +272,28 @@ def test_the_session_s_fields_are_stripe_s(stripe_gateway: FakeStripe) -> None:
     declared = set(stripe.checkout.Session.__annotations__)
     assert set(session()) <= declared | {"id", "object"}
     assert json.loads(json.dumps(session()))  # plain JSON
+
+
+def test_an_old_return_link_never_brings_back_an_older_card(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    first = f"{pay_path(case)}/card/return"
+    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
+    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    client.get(first, {"session_id": SESSION_ID})
+    # A second new card later, from another session.
+    later = "cs_test_b2LaterCard00000000000000000000000000000000000000"
+    newer = session(intent=setup_intent(last4="1881"))
+    newer["setup_intent"]["payment_method"]["id"] = "pm_newer"
+    stripe_gateway.reply(200, {**newer, "id": later}, method="GET", path=f"{SESSIONS}/{later}")
+    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    client.get(first, {"session_id": later})
+    assert PaymentMethod.objects.get(is_default=True).external_id == "pm_newer"
+    asked = len(stripe_gateway.requests)
+
+    # The first session's link, from the browser's history.
+    again = client.get(first, {"session_id": SESSION_ID}).content.decode()
+
+    assert "ending in 4444" in again
+    assert PaymentMethod.objects.get(is_default=True).external_id == "pm_newer"
+    assert len(stripe_gateway.requests) == asked  # Stripe's default is not touched either
