@@ -34,7 +34,7 @@ from tests.gateways.stripe_server import (
     stripe_resource,
     variant,
 )
-from tests.web.test_pay_now import form_fields
+from tests.web.test_pay_now import form_fields, jane_s_invoice
 
 SESSIONS = "/v1/checkout/sessions"
 SESSION_ID = "cs_test_a1NewCard0000000000000000000000000000000000000000"
@@ -66,14 +66,7 @@ def session(
 
 @pytest.fixture
 def case(jane: Customer, make_invoice: Callable[..., Any]) -> Case:
-    make_invoice(
-        "in_3",
-        customer="cus_en",
-        number="A-17",
-        currency="USD",
-        amount_due=4999,
-        collection_method="charge_automatically",
-    )
+    jane_s_invoice(make_invoice)
     # The card on file has expired: no retry on it until the customer brings another.
     failed_at = NOW - timedelta(days=1)
     services.record_payment_attempt(

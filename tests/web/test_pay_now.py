@@ -40,15 +40,31 @@ BANK_PAGE = "https://hooks.stripe.com/3d_secure_2/hosted?merchant=acct_1&payment
 
 @pytest.fixture
 def case(jane: Customer, make_invoice: Callable[..., Any]) -> Case:
-    return make_case(
-        make_invoice(
-            "in_3",
-            customer="cus_en",
-            number="A-17",
-            currency="USD",
-            amount_due=4999,
-            collection_method="charge_automatically",
-        )
+    return make_case(jane_s_invoice(make_invoice))
+
+
+def jane_s_invoice(make_invoice: Callable[..., Any]) -> Any:
+    """Jane's invoice A-17, $49.99, charged automatically."""
+    return make_invoice(
+        "in_3",
+        customer="cus_en",
+        number="A-17",
+        currency="USD",
+        amount_due=4999,
+        collection_method="charge_automatically",
+    )
+
+
+def paid_by_transfer() -> None:
+    """A-17 paid in full by bank transfer, recorded by someone else."""
+    services.record_payment(
+        invoice="in_3",
+        amount=4999,
+        currency="USD",
+        received_at=NOW,
+        method="bank_transfer",
+        now=NOW,
+        source="test",
     )
 
 
@@ -335,15 +351,7 @@ def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_wa
         "key": stripe_gateway.charges[0].idempotency_key,
     }
     # Meanwhile A-17 is paid by bank transfer: the page would offer A-18 now.
-    services.record_payment(
-        invoice="in_3",
-        amount=4999,
-        currency="USD",
-        received_at=NOW,
-        method="bank_transfer",
-        now=NOW,
-        source="test",
-    )
+    paid_by_transfer()
     stripe_gateway.reply(
         200, intent("succeeded"), method="GET", path=f"{PAYMENT_INTENTS}/{reference}"
     )
@@ -364,16 +372,7 @@ def test_the_simulated_bank_s_return_also_finds_a_payment_whose_invoice_was_paid
 ) -> None:
     # The simulated gateway names a payment by its idempotency key: the return
     # must use the key the payment was started with, not one made afresh.
-    case = make_case(
-        make_invoice(
-            "in_3",
-            customer="cus_en",
-            number="A-17",
-            currency="USD",
-            amount_due=4999,
-            collection_method="charge_automatically",
-        )
-    )
+    case = make_case(jane_s_invoice(make_invoice))
     add_younger_invoice(case, make_invoice)
     bank = SimulatedGateway(
         oracle=lambda request, at: declined(request, "authentication_required"), clock=lambda: NOW
@@ -381,15 +380,7 @@ def test_the_simulated_bank_s_return_also_finds_a_payment_whose_invoice_was_paid
     with override_settings(DUNNING_GATEWAY="simulated"), use_gateway(bank):
         response = pay(client, case)
         assert response.status_code == 303
-        services.record_payment(
-            invoice="in_3",
-            amount=4999,
-            currency="USD",
-            received_at=NOW,
-            method="bank_transfer",
-            now=NOW,
-            source="test",
-        )
+        paid_by_transfer()
         back = client.get(response["Location"].removeprefix("https://pay.example.com"))
 
     assert "we have received $49.99 for invoice A-17" in back.content.decode()
