@@ -194,7 +194,7 @@ def test_a_thai_customer_pays_through_3d_secure_on_a_phone(
     shots(page, "pay-th")
 
     button = page.get_by_role("button", name="ชำระ ฿990.00 ตอนนี้")
-    assert button.is_visible()
+    playwright.expect(button).to_be_visible()
     # The page's own Sarabun draws the Thai, not a fallback: the face was fetched and used.
     assert page.evaluate("document.fonts.check('16px Sarabun', 'ชำระ')")
     assert page.evaluate(
@@ -215,7 +215,9 @@ def test_a_thai_customer_pays_through_3d_secure_on_a_phone(
     page.wait_for_url(f"{return_url}*")
     shots(page, "paid-th")
 
-    assert page.get_by_role("heading", name="ขอบคุณ เราได้รับการชำระเงินแล้ว").is_visible()
+    playwright.expect(
+        page.get_by_role("heading", name="ขอบคุณ เราได้รับการชำระเงินแล้ว")
+    ).to_be_visible()
     assert "฿990.00" in page.inner_text("main")
     assert Invoice.objects.get(external_id="in_th").status == "paid"
     assert PaymentAttempt.objects.get().reference == reference
@@ -260,7 +262,8 @@ def test_a_declined_card_is_told_in_neutral_words_and_the_customer_can_try_again
     assert PaymentAttempt.objects.get().decline_code == "insufficient_funds"
 
     page.get_by_role("link", name="try again").click()
-    assert page.get_by_role("button", name="Pay $49.99 now").is_visible()
+    # Visible once the link's page has loaded: expect waits for it, is_visible would not.
+    playwright.expect(page.get_by_role("button", name="Pay $49.99 now")).to_be_visible()
 
 
 def test_a_thai_customer_unsubscribes_with_the_page_s_button(
