@@ -288,7 +288,7 @@ def test_a_customer_whose_card_expired_saves_a_new_one_on_stripe_s_page(
     bank: str,
     shots: Callable[[Any, str], None],
 ) -> None:
-    from tests.web.test_new_card import SESSION_ID, SESSIONS, session
+    from tests.web.test_new_card import SESSION_ID, SESSIONS, session, stripe_saves
 
     pay_url = links.pay_link(thai_case.customer, thai_case)
     back = f"{pay_url}/card/return?session_id={SESSION_ID}"
@@ -300,8 +300,7 @@ def test_a_customer_whose_card_expired_saves_a_new_one_on_stripe_s_page(
     saved["setup_intent"]["customer"] = saved["setup_intent"]["payment_method"]["customer"] = (
         "cus_th"
     )
-    stripe_gateway.reply(200, saved, method="GET", path=f"{SESSIONS}/{SESSION_ID}")
-    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_th")
+    stripe_saves(stripe_gateway, saved, customer="cus_th")
 
     page.goto(pay_url)
     shots(page, "pay-th-new-card")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -37,6 +37,7 @@ from tests.gateways.stripe_server import (
 from tests.web.test_pay_now import form_fields, jane_s_invoice
 
 SESSIONS = "/v1/checkout/sessions"
+SUBSCRIPTIONS = "/v1/subscriptions"
 SESSION_ID = "cs_test_a1NewCard0000000000000000000000000000000000000000"
 STRIPE_PAGE = f"https://checkout.stripe.com/c/pay/{SESSION_ID}"
 
@@ -62,6 +63,27 @@ def session(
         "setup_intent": intent if intent is not None else setup_intent(),
         "livemode": False,
     }
+
+
+def stripe_saves(
+    stripe: FakeStripe,
+    saved: dict[str, Any] | None = None,
+    *,
+    customer: str = "cus_en",
+    subscriptions: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Stripe's answers when the customer comes back: the finished session, the customer
+    made to default to the card, and the customer's subscriptions."""
+    saved = saved or session(customer=customer)
+    stripe.reply(200, saved, method="GET", path=f"{SESSIONS}/{saved['id']}")
+    stripe.reply(200, stripe_object("customer_delinquent"), path=f"/v1/customers/{customer}")
+    listed = {
+        "object": "list",
+        "data": list(subscriptions),
+        "has_more": False,
+        "url": SUBSCRIPTIONS,
+    }
+    stripe.reply(200, listed, method="GET", path=SUBSCRIPTIONS)
 
 
 @pytest.fixture
@@ -120,19 +142,19 @@ def test_the_pay_page_sends_the_customer_to_stripe_for_a_new_card(
 def test_back_from_stripe_the_new_card_is_the_default_and_is_retried_at_once(
     client: Client, case: Case, stripe_gateway: FakeStripe
 ) -> None:
-    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
-    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    stripe_saves(stripe_gateway)
 
     back = client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
 
     html = back.content.decode()
     assert back.status_code == 200
     assert "Your new card is saved" in html and "Mastercard card ending in 4444" in html
-    [read, made_default] = stripe_gateway.requests
+    [read, made_default, listed] = stripe_gateway.requests
     assert parse_qs(urlsplit(read.path).query) == {} and read.form == {
         "expand[0]": "setup_intent.payment_method"
     }
     assert made_default.form == {"invoice_settings[default_payment_method]": "pm_new"}
+    assert listed.form == {"customer": "cus_en", "status": "all", "limit": "100"}
     new = PaymentMethod.objects.get(external_id="pm_new")
     assert (new.is_default, new.brand, new.last4, new.exp_month, new.exp_year) == (
         True,
@@ -237,8 +259,7 @@ def test_a_thai_customer_updates_the_card_from_the_card_page(
     [sent] = stripe_gateway.requests
     assert sent.form["locale"] == "th"
     assert sent.form["success_url"].startswith(f"https://pay.example.com{page}/new/return?")
-    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
-    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    stripe_saves(stripe_gateway)
     back = client.get(f"{page}/new/return", {"session_id": SESSION_ID}).content.decode()
     assert "บันทึกบัตรใบใหม่ของคุณแล้ว" in back and "ลงท้ายด้วย 4444" in back
     assert PaymentMethod.objects.get(external_id="pm_new").is_default
@@ -271,15 +292,13 @@ def test_an_old_return_link_never_brings_back_an_older_card(
     client: Client, case: Case, stripe_gateway: FakeStripe
 ) -> None:
     first = f"{pay_path(case)}/card/return"
-    stripe_gateway.reply(200, session(), method="GET", path=f"{SESSIONS}/{SESSION_ID}")
-    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    stripe_saves(stripe_gateway)
     client.get(first, {"session_id": SESSION_ID})
     # A second new card later, from another session.
     later = "cs_test_b2LaterCard00000000000000000000000000000000000000"
     newer = session(intent=setup_intent(last4="1881"))
     newer["setup_intent"]["payment_method"]["id"] = "pm_newer"
-    stripe_gateway.reply(200, {**newer, "id": later}, method="GET", path=f"{SESSIONS}/{later}")
-    stripe_gateway.reply(200, stripe_object("customer_delinquent"), path="/v1/customers/cus_en")
+    stripe_saves(stripe_gateway, {**newer, "id": later})
     client.get(first, {"session_id": later})
     assert PaymentMethod.objects.get(is_default=True).external_id == "pm_newer"
     asked = len(stripe_gateway.requests)
@@ -290,3 +309,26 @@ def test_an_old_return_link_never_brings_back_an_older_card(
     assert "ending in 4444" in again
     assert PaymentMethod.objects.get(is_default=True).external_id == "pm_newer"
     assert len(stripe_gateway.requests) == asked  # Stripe's default is not touched either
+
+
+def test_a_subscription_that_names_the_old_card_is_moved_to_the_new_one(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    # Stripe charges a subscription's own default card before the customer's.
+    overdue = variant(
+        stripe_object("subscription_past_due"),
+        customer="cus_en",
+        default_payment_method="pm_cus_en",
+    )
+    ended = variant(
+        stripe_object("subscription_canceled"), customer="cus_en", default_payment_method="pm_x"
+    )
+    stripe_saves(stripe_gateway, subscriptions=[overdue, ended])
+    stripe_gateway.reply(200, overdue, path=f"{SUBSCRIPTIONS}/{overdue['id']}")
+
+    client.get(f"{pay_path(case)}/card/return", {"session_id": SESSION_ID})
+
+    [moved] = [r for r in stripe_gateway.requests if r.path.startswith(f"{SUBSCRIPTIONS}/")]
+    assert moved.path == f"{SUBSCRIPTIONS}/{overdue['id']}"
+    assert moved.form == {"default_payment_method": "pm_new"}
+    assert moved.idempotency_key == f"default:{SESSION_ID}:{overdue['id']}"

@@ -71,6 +71,8 @@ SESSION_ID_TEMPLATE = "{CHECKOUT_SESSION_ID}"
 # On the SetupIntent of a card page's session: its webhook makes the card the
 # default even if the customer never comes back to the return page.
 CARD_SETUP_METADATA_KEY = "dunning_card_setup"
+# Subscriptions that still charge: a new card replaces the one they name.
+LIVE_SUBSCRIPTIONS = frozenset({"active", "trialing", "past_due", "unpaid", "incomplete"})
 
 
 class StripeGateway:
@@ -243,12 +245,7 @@ class StripeGateway:
             return None
         card = method.get("card") or {}
         try:
-            # The customer's default for invoices: Stripe Billing's own retries use it too.
-            self._client.v1.customers.update(
-                customer_external_id,
-                params={"invoice_settings": {"default_payment_method": str(method["id"])}},
-                options={"idempotency_key": f"default:{reference}"},
-            )
+            self._make_default(customer_external_id, str(method["id"]), reference=reference)
         except stripe.StripeError as error:
             raise gateway_error(error) from None
         return NewCard(
@@ -258,6 +255,28 @@ class StripeGateway:
             exp_month=card.get("exp_month"),
             exp_year=card.get("exp_year"),
         )
+
+    def _make_default(self, customer: str, method: str, *, reference: str) -> None:
+        """The customer's default for invoices, and for each live subscription that names
+        a card of its own (Stripe charges that one first): Stripe Billing's own retries
+        then use the new card too."""
+        self._client.v1.customers.update(
+            customer,
+            params={"invoice_settings": {"default_payment_method": method}},
+            options={"idempotency_key": f"default:{reference}"},
+        )
+        subscriptions = self._client.v1.subscriptions.list(
+            params={"customer": customer, "status": "all", "limit": 100}
+        )
+        for found in subscriptions.auto_paging_iter():
+            subscription = found.to_dict()
+            own = stripe_id(subscription.get("default_payment_method"))
+            if subscription.get("status") in LIVE_SUBSCRIPTIONS and own and own != method:
+                self._client.v1.subscriptions.update(
+                    str(subscription["id"]),
+                    params={"default_payment_method": method},
+                    options={"idempotency_key": f"default:{reference}:{subscription['id']}"},
+                )
 
 
 def on_session_result(
