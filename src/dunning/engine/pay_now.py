@@ -36,7 +36,7 @@ from django.db import transaction
 
 from dunning.core.cases import CaseState
 from dunning.engine.models import Case, CaseEvent
-from dunning.engine.retries import CARD_ORDER, LEASE, charge_key
+from dunning.engine.retries import LEASE, card_to_charge, charge_key
 from dunning.gateways.base import (
     Authentication,
     ChargeRequest,
@@ -54,7 +54,6 @@ from dunning.ledger.models import (
     Payment,
     PaymentAttempt,
     PaymentMethod,
-    PaymentMethodType,
 )
 from dunning.ledger.services import AttemptFacts, record_payment_attempts
 
@@ -140,11 +139,7 @@ def offer_for(case: Case, gateway: Gateway) -> Offer | None:
         ),
         None,
     )
-    method = (
-        PaymentMethod.objects.filter(customer_id=case.customer_id, type=PaymentMethodType.CARD)
-        .order_by(*CARD_ORDER)
-        .first()
-    )
+    method = card_to_charge(case.customer_id)
     if invoice is None or method is None:
         return None
     return Offer(case=case, invoice=invoice, method=method)

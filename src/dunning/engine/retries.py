@@ -96,6 +96,15 @@ SOURCE = "engine"
 CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
 
+def card_to_charge(customer_id: int) -> PaymentMethod | None:
+    """The card a charge of this customer's goes on (the first in CARD_ORDER), if any."""
+    return (
+        PaymentMethod.objects.filter(customer_id=customer_id, type=PaymentMethodType.CARD)
+        .order_by(*CARD_ORDER)
+        .first()
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RetryReport:
     planned: int = 0

@@ -84,6 +84,7 @@ TICK = timedelta(hours=1)
 BATCH = 500
 HISTORY_GROUP = timedelta(days=14)  # retries of one past charge fall within this
 MAX_RETRY_ROUNDS = 5
+REPLACEMENT_SUFFIX = "_replacement"  # of the replacement card's id: pm_<customer>_replacement
 LAST_INSTANT = timedelta(microseconds=1)  # the clock stops before `end`, so charges do too
 
 
@@ -133,12 +134,7 @@ class _Issuers:
 
     def __call__(self, request: ChargeRequest, at: datetime) -> ChargeResult:
         customer = self.customers[request.customer_external_id]
-        role = (
-            CardRole.REPLACEMENT
-            if request.payment_method_external_id.endswith("_replacement")
-            else CardRole.ORIGINAL
-        )
-        outcome = charge_outcome(customer, at, role)
+        outcome = charge_outcome(customer, at, _card_role(request.payment_method_external_id))
         self.network.record(
             ChargeAttempt(
                 at=at,
@@ -624,9 +620,15 @@ def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedG
     record_payment_attempts(attempts, now=now, source=SOURCE)
 
 
+def _card_role(external_id: str) -> CardRole:
+    """Which of the scenario's two cards a saved card is (the ids `_load` and
+    `_replace_card` give them)."""
+    return CardRole.REPLACEMENT if external_id.endswith(REPLACEMENT_SUFFIX) else CardRole.ORIGINAL
+
+
 def _replace_card(customer: SimCustomer, *, now: datetime) -> None:
     upsert_payment_method(
-        external_id=f"pm_{customer.id}_replacement",
+        external_id=f"pm_{customer.id}{REPLACEMENT_SUFFIX}",
         customer=customer.id,
         now=now,
         source=SOURCE,
@@ -662,8 +664,7 @@ def _result(
         .values_list("invoice_id", "attempted_at", "payment_method__external_id")
     ):
         if invoice_id not in first_failure:
-            role = CardRole.REPLACEMENT if card.endswith("_replacement") else CardRole.ORIGINAL
-            first_failure[invoice_id] = (at, role)
+            first_failure[invoice_id] = (at, _card_role(card))
     budget = retry_budget or CHARGE_AUTOMATICALLY_DEFAULT.retry
     grid = Grid(scenario.start, TICK)
     customers = {c.id: c for c in scenario.customers}

@@ -35,10 +35,10 @@ from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
 from dunning.engine import card_setup, links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
-from dunning.engine.retries import CARD_ORDER
+from dunning.engine.retries import card_to_charge
 from dunning.gateways.base import NOT_THIS_CUSTOMERS, GatewayError, OnSessionGateway
 from dunning.gateways.registry import get_gateway
-from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod, PaymentMethodType
+from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 PAYMENT_REFERENCE = re.compile(r"[A-Za-z0-9_]{1,255}")
@@ -238,11 +238,7 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
         return not_found(request)
     customer = named.customer
     # The card we charge now: the one the link names, unless another took its place.
-    method = (
-        PaymentMethod.objects.filter(customer=customer, type=PaymentMethodType.CARD)
-        .order_by(*CARD_ORDER)
-        .first()
-    ) or named
+    method = card_to_charge(customer.pk) or named
     language = language_of(customer.locale)
     locale = _usable_locale(customer.locale, language)
     expires = ""
