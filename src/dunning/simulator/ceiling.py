@@ -9,7 +9,8 @@ still plays by the rules every strategy plays by:
   passes (whole ticks from the start, the only moments a charge can happen);
 - it tries the card that failed again only when that decline allows a retry
   (not after a never-retry or customer-action decline);
-- it tries a replacement card from the moment that card took over in this run.
+- it tries a replacement card from the first pass at or after both the
+  failure and the moment that card took over in this run.
 
 So no strategy recovers more than this, and `(smart - fixed) / (ceiling - fixed)`
 is the share of the money fixed left behind that smart brought in.  Like the
