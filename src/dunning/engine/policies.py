@@ -10,6 +10,8 @@ saving a new version brings it back.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 from datetime import datetime
 
@@ -107,6 +109,17 @@ def latest_version(key: str) -> PolicyVersion | None:
 
 
 def load(version: PolicyVersion) -> Policy:
-    """The core policy a stored version describes; its key, number and name come from the row."""
-    policy = from_dict(version.definition)
-    return dataclasses.replace(policy, id=version.key, version=version.version, name=version.name)
+    """The core policy a stored version describes; its key, number and name come from the row.
+
+    Every batch of every worker pass reads its cases' policies, and a version
+    is never edited, so each is parsed once per process: by its content, not
+    its id (a rolled-back id may come back with other content).
+    """
+    text = json.dumps(version.definition, sort_keys=True, separators=(",", ":"))
+    return _parsed(text, version.key, version.version, version.name)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(definition: str, key: str, number: int, name: str) -> Policy:
+    policy = from_dict(json.loads(definition))  # a Policy is immutable: one may be shared
+    return dataclasses.replace(policy, id=key, version=number, name=name)
