@@ -51,10 +51,11 @@ from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
     Customer,
+    Event,
     Invoice,
     PaymentAttempt,
 )
-from dunning.ledger.services import record_event
+from dunning.ledger.services import new_event
 
 ACTION_EVENT = "step.action"
 
@@ -135,6 +136,7 @@ class Batch:
     declines: dict[int, Classification] = field(default_factory=dict)  # by case: the latest
     new_messages: list[Message] = field(default_factory=list)
     new_events: list[CaseEvent] = field(default_factory=list)
+    ledger_events: list[Event] = field(default_factory=list)  # for the business's systems
     changed: list[Case] = field(default_factory=list)
 
     @classmethod
@@ -260,6 +262,7 @@ class Batch:
         # conflict clause only guards a replay against a row written meanwhile.
         Message.objects.bulk_create(self.new_messages, ignore_conflicts=True)
         CaseEvent.objects.bulk_create(self.new_events)
+        Event.objects.bulk_create(self.ledger_events)
         for case in self.changed:
             case.updated_at = self.now
         update_each(self.changed, ["state", "next_action_at", "updated_at"])
@@ -359,17 +362,19 @@ def decide_case(case: Case, *, batch: Batch, now: datetime, rules: ContactRules)
             action=effect.action,
         )
         # For the business's systems: they pause service, cancel, hand over.
-        record_event(
-            type=f"dunning.{effect.action}",
-            now=now,
-            source="engine",
-            customer=case.customer,
-            data={
-                "case": case.pk,
-                "step": effect.step,
-                "currency": case.currency,
-                "amount_due": case.amount_due,
-            },
+        batch.ledger_events.append(
+            new_event(
+                type=f"dunning.{effect.action}",
+                now=now,
+                source="engine",
+                customer=case.customer,
+                data={
+                    "case": case.pk,
+                    "step": effect.step,
+                    "currency": case.currency,
+                    "amount_due": case.amount_due,
+                },
+            )
         )
     final = any(effect.action.is_final for effect in result.effects)
     if final:

@@ -55,7 +55,31 @@ def record_event(
     invoice: Invoice | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> Event:
-    return Event.objects.create(
+    event = new_event(
+        type=type,
+        now=now,
+        source=source,
+        occurred_at=occurred_at,
+        customer=customer,
+        invoice=invoice,
+        data=data,
+    )
+    event.save()
+    return event
+
+
+def new_event(
+    *,
+    type: str,
+    now: datetime,
+    source: str,
+    occurred_at: datetime | None = None,
+    customer: Customer | None = None,
+    invoice: Invoice | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Event:
+    """The event `record_event` writes, not saved yet: for a batch to write many at once."""
+    return Event(
         type=type,
         occurred_at=occurred_at or now,
         recorded_at=now,
