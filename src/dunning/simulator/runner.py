@@ -34,7 +34,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import QuerySet
 
 from dunning.core.cases import CaseState
 from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, DEFAULT_POLICIES, RetryBudget
@@ -360,27 +360,34 @@ def _next_moment(
     """The next hour in which something is due: a charge, a case, a retry, a message
     or a replacement card (`next_card`, so a new card is not held back until the
     engine next has something to do)."""
+    active = Case.objects.filter(state=CaseState.ACTIVE)
     candidates = [
-        Case.objects.filter(state=CaseState.ACTIVE)
-        .aggregate(a=Min("next_action_at"), r=Min("next_retry_at"))
-        .values(),
-        [
-            Message.objects.filter(status=MessageStatus.SCHEDULED).aggregate(m=Min("send_after"))[
-                "m"
-            ]
-        ],
-        [first_charges[index][0]] if index < len(first_charges) else [],
-        [next_card],
+        # One query per wake-up, each the first entry of its partial index
+        # (case_due_idx, case_retry_due_idx, message_due_idx); both of a case's
+        # in one MIN would read every active case.
+        _first(active, "next_action_at"),
+        _first(active, "next_retry_at"),
+        _first(Message.objects.filter(status=MessageStatus.SCHEDULED), "send_after"),
+        first_charges[index][0] if index < len(first_charges) else None,
+        next_card,
     ]
-    soonest = min(
-        (moment for group in candidates for moment in group if moment), default=end + TICK
-    )
+    soonest = min((moment for moment in candidates if moment), default=end + TICK)
     following = now + TICK
     if soonest <= following:
         return following
     # Skip to the hour that holds the next due moment.
     skip = (soonest - now) // TICK
     return now + TICK * max(1, skip + (1 if (soonest - now) % TICK else 0))
+
+
+def _first(rows: QuerySet[Any], column: str) -> datetime | None:
+    """The soonest non-null `column` among `rows`."""
+    return (
+        rows.filter(**{f"{column}__isnull": False})
+        .order_by(column)
+        .values_list(column, flat=True)
+        .first()
+    )
 
 
 # ---------------------------------------------------------------- the world's parts
