@@ -44,6 +44,21 @@ def test_a_stored_default_loads_as_the_same_policy(db: None) -> None:
     assert loaded == {p.id: p for p in DEFAULT_POLICIES}
 
 
+def test_a_version_is_read_by_its_content_not_its_id() -> None:
+    """Parsed versions are kept per process; a rolled-back id may come back with other
+    content (tests, SQLite), so the same id with another definition is another policy."""
+    shorter = replace(SEND_INVOICE_DEFAULT, steps=SEND_INVOICE_DEFAULT.steps[:1])
+
+    def row(policy: Any) -> PolicyVersion:
+        return PolicyVersion(
+            pk=7, key=policy.id, version=1, name=policy.name, definition=to_dict(policy)
+        )
+
+    assert policies.load(row(SEND_INVOICE_DEFAULT)) == SEND_INVOICE_DEFAULT
+    assert policies.load(row(shorter)) == shorter
+    assert policies.load(row(SEND_INVOICE_DEFAULT)) == SEND_INVOICE_DEFAULT
+
+
 def test_a_save_adds_the_next_version_and_leaves_the_old_one_as_it_was(db: None) -> None:
     policies.ensure_default_policies(NOW)
     first = PolicyVersion.objects.get(key=SEND_INVOICE_DEFAULT.id)
