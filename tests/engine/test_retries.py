@@ -20,7 +20,7 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
-from dunning.engine.retries import RetryReport, retry_due
+from dunning.engine.retries import IN_DOUBT_LIMIT, LOOKUP_LIMIT, RetryReport, retry_due
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import LostAnswer, SimulatedGateway, declined, succeeded
 from dunning.ledger import services
@@ -55,10 +55,10 @@ def lost(request: ChargeRequest) -> ChargeResult:
 class Bank:
     """A SimulatedGateway whose answers are queued; unqueued charges are declined for funds."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: type[SimulatedGateway] = SimulatedGateway) -> None:
         self.answers: deque[Answer] = deque()
         self.now = T0
-        self.gateway = SimulatedGateway(oracle=self._oracle, clock=lambda: self.now)
+        self.gateway = kind(oracle=self._oracle, clock=lambda: self.now)
 
     def _oracle(self, request: ChargeRequest, at: datetime) -> ChargeResult:
         answer = self.answers.popleft() if self.answers else decline("insufficient_funds")
@@ -433,7 +433,141 @@ def test_a_charge_in_doubt_keeps_its_key_when_a_new_card_arrives(case: Case, ban
     assert Case.objects.get().state == "recovered"
 
 
-def test_a_charge_in_doubt_for_too_long_stops_for_an_operator(case: Case, bank: Bank) -> None:
+class CutOff(SimulatedGateway):
+    """The simulated gateway behind a link that can go down: then no charge reaches it,
+    not even a replay of a key it knows."""
+
+    down = False
+    lookups_fail = False
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        if self.down:
+            raise GatewayError("simulated connection reset", permanent=False)
+        return super().charge(request)
+
+    def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
+        if self.lookups_fail:
+            raise GatewayError("simulated 503 from the list endpoint", permanent=False)
+        return super().find_charge(request, since=since)
+
+
+class Forgetful:
+    """A gateway that cannot look a charge up: charges only (the simulated one's)."""
+
+    name = "simulated"
+
+    def __init__(self, oracle: Any, clock: Callable[[], datetime]) -> None:
+        self.inner = SimulatedGateway(oracle=oracle, clock=clock)
+        self.received = self.inner.received
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        return self.inner.charge(request)
+
+
+def ask_until_the_limit(bank: Bank, at: datetime) -> None:
+    """After the unanswered charge at `at`: every question with its key until IN_DOUBT_LIMIT."""
+    while (case := Case.objects.get()).next_retry_at is not None and (
+        case.next_retry_at - at < IN_DOUBT_LIMIT
+    ):
+        bank.run(case.next_retry_at)
+
+
+def test_a_charge_whose_answer_is_lost_past_the_key_lifetime_is_found_and_recorded(
+    case: Case,
+) -> None:
+    bank = Bank(CutOff)
+    gateway = bank.gateway
+    assert isinstance(gateway, CutOff)
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    bank.answer(lost)  # the card is charged, the answer lost, then the link goes down
+    bank.run(at)
+    gateway.down = True
+    ask_until_the_limit(bank, at)
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at
+    assert case.next_retry_at == at + IN_DOUBT_LIMIT  # the last question: asked, not charged
+
+    report = bank.run(case.next_retry_at)
+
+    assert report == RetryReport(recovered=1, looked_up=1)
+    assert len(gateway.charges) == 1  # charged once, found once
+    assert [r.request.idempotency_key for r in gateway.received] == [key] * len(gateway.received)
+    payment = Payment.objects.get()
+    assert payment.amount == AMOUNT
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_charge_that_never_happened_is_planned_afresh_once_the_gateway_says_so(
+    case: Case,
+) -> None:
+    bank = Bank(CutOff)
+    gateway = bank.gateway
+    assert isinstance(gateway, CutOff)
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    gateway.down = True  # nothing reaches the gateway: no charge is made
+    bank.run(at)
+    ask_until_the_limit(bank, at)
+    looked_up = Case.objects.get().next_retry_at
+    assert looked_up == at + IN_DOUBT_LIMIT
+
+    report = bank.run(looked_up)
+
+    assert report.looked_up == 1 and report.charged == 0 and report.more_due
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since is None
+    assert (case.next_retry_at, case.retry_key) == (looked_up, "")  # to be planned at once
+    event = CaseEvent.objects.get(case=case, type="retry.not_charged")
+    assert key in event.reason and "never happened" in event.reason
+
+    assert bank.run(looked_up).planned == 1
+    case = Case.objects.get()
+    assert case.next_retry_at is not None and case.next_retry_at > looked_up
+    assert case.retry_key  # the next retry, planned within the rules as any other
+    assert not PaymentAttempt.objects.filter(attempted_at__gt=T0).exists()
+    assert gateway.charges == []
+
+    gateway.down = False
+    bank.answer(ok)
+    bank.run(case.next_retry_at)
+
+    assert Case.objects.get().state == "recovered"
+    assert len(gateway.charges) == 1
+
+
+def test_a_gateway_that_cannot_say_for_a_week_leaves_the_charge_to_an_operator(
+    case: Case,
+) -> None:
+    bank = Bank(CutOff)
+    gateway = bank.gateway
+    assert isinstance(gateway, CutOff)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    gateway.down = gateway.lookups_fail = True
+    bank.run(at)
+    ask_until_the_limit(bank, at)
+    moment = at
+    lookups = 0
+    while (case := Case.objects.get()).next_retry_at is not None:
+        moment = case.next_retry_at
+        lookups += bank.run(moment).looked_up
+        assert moment - at <= LOOKUP_LIMIT
+
+    assert lookups > 1  # asked again, backing off
+    assert moment == at + LOOKUP_LIMIT
+    assert case.retry_key and case.charge_in_doubt_since == at
+    assert "check the gateway" in case.retry_reason
+    assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").exists()
+    assert gateway.charges == []
+
+
+def test_a_charge_in_doubt_for_too_long_stops_for_an_operator(case: Case) -> None:
+    """With a gateway that cannot look a charge up, past IN_DOUBT_LIMIT."""
+    bank = Bank(Forgetful)  # type: ignore[arg-type]
     case = planned(bank)
     at = case.next_retry_at
     assert at is not None

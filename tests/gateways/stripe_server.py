@@ -176,8 +176,8 @@ class FakeStripe:
             if reply.status in (200, 402):
                 if request.method == "POST" and key:
                     self._saved[key] = (request.form, reply)
-                if request.path == PAYMENT_INTENTS:
-                    self.charges.append(request)
+                if (request.method, request.path) == ("POST", PAYMENT_INTENTS):
+                    self.charges.append(request)  # a list (GET) charges nothing
             return reply
 
     def next_request_id(self) -> str:

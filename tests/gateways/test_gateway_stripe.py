@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -83,6 +84,7 @@ def test_it_charges_a_saved_card_off_session_with_our_idempotency_key(
         "description": "Invoice 1001: renewal of the Pro plan",
         "metadata[case]": "42",
         "metadata[dunning_invoice]": "in_1001",
+        "metadata[dunning_key]": "attempt-inv-1001-1",
     }
 
 
@@ -415,3 +417,101 @@ def test_a_declined_stripe_billing_invoice_reports_the_issuers_codes(
 
     assert result.status is ChargeStatus.DECLINED
     assert (result.decline_code, result.advice_code) == ("insufficient_funds", "try_again_later")
+
+
+# ---------------------------------------------------------------- finding a lost charge
+
+SINCE = datetime(2026, 6, 28, 10, 0, tzinfo=UTC)  # just before the fixtures' PaymentIntents
+
+
+def intents(*found: dict[str, object]) -> dict[str, object]:
+    """Stripe's answer to GET /v1/payment_intents: a list object."""
+    return {"object": "list", "url": PAYMENT_INTENTS, "has_more": False, "data": list(found)}
+
+
+def ours(intent: dict[str, object], key: str = "attempt-inv-1001-1") -> dict[str, object]:
+    metadata = {"dunning_invoice": "in_1001", "dunning_key": key}
+    return variant(intent, metadata=metadata)
+
+
+def test_a_lost_charge_is_found_by_the_key_in_its_metadata(stripe_api: FakeStripe) -> None:
+    other = ours(stripe_object("payment_intent_succeeded"), key="attempt-inv-1001-0")
+    stripe_api.reply(
+        200,
+        intents(other, ours(stripe_object("payment_intent_succeeded"))),
+        path=PAYMENT_INTENTS,
+        method="GET",
+    )
+
+    result = gateway_for(stripe_api).find_charge(renewal(), since=SINCE)
+
+    assert result is not None and result.status is ChargeStatus.SUCCEEDED
+    assert (result.reference, result.amount) == (INTENT, 2900)
+    [sent] = stripe_api.requests
+    assert (sent.method, sent.path) == ("GET", PAYMENT_INTENTS)
+    assert sent.form["customer"] == CUSTOMER
+    # A few minutes before `since`, for the two clocks.
+    assert int(sent.form["created[gte]"]) == int(SINCE.timestamp()) - 300
+    assert stripe_api.charges == []  # asking charges nothing
+
+
+def test_a_lost_decline_is_found_with_the_issuers_codes(stripe_api: FakeStripe) -> None:
+    declined = ours(declined_intent("insufficient_funds"))
+    stripe_api.reply(200, intents(declined), path=PAYMENT_INTENTS, method="GET")
+
+    result = gateway_for(stripe_api).find_charge(renewal(), since=SINCE)
+
+    assert result is not None and result.status is ChargeStatus.DECLINED
+    assert (result.decline_code, result.advice_code) == ("insufficient_funds", "try_again_later")
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        pytest.param([], id="no payment intent since"),
+        pytest.param(
+            [ours(stripe_object("payment_intent_succeeded"), key="someone-else")],
+            id="another key",
+        ),
+        pytest.param(
+            [variant(ours(stripe_object("payment_intent_succeeded")), status="canceled")],
+            id="canceled",
+        ),
+    ],
+)
+def test_no_charge_under_the_key_is_none(
+    stripe_api: FakeStripe, found: list[dict[str, object]]
+) -> None:
+    stripe_api.reply(200, intents(*found), path=PAYMENT_INTENTS, method="GET")
+
+    assert gateway_for(stripe_api).find_charge(renewal(), since=SINCE) is None
+
+
+def test_a_list_that_fails_leaves_the_question_open(stripe_api: FakeStripe) -> None:
+    stripe_api.reply(
+        500, api_error("api_error", "Something went wrong"), path=PAYMENT_INTENTS, method="GET"
+    )
+
+    with pytest.raises(GatewayError) as raised:
+        gateway_for(stripe_api).find_charge(renewal(), since=SINCE)
+
+    assert raised.value.outcome_unknown
+
+
+@pytest.mark.parametrize(
+    ("invoice", "paid"),
+    [("invoice_paid", True), ("invoice_open_after_failed_attempt", False)],
+)
+def test_a_stripe_billing_invoice_says_itself_whether_it_was_paid(
+    stripe_api: FakeStripe, invoice: str, paid: bool
+) -> None:
+    path = f"/v1/invoices/{BILLING_INVOICE}"
+    stripe_api.reply(200, stripe_object(invoice), path=path, method="GET")
+    request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+
+    result = gateway_for(stripe_api).find_charge(request, since=SINCE)
+
+    assert (result is not None and result.status is ChargeStatus.SUCCEEDED) == paid
+    assert result is None or paid
+    [sent] = stripe_api.requests
+    assert (sent.method, sent.path) == ("GET", path)

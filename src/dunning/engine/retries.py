@@ -18,7 +18,11 @@ RECORD_AFTER seconds, whichever is first (a real gateway's answers are
 recorded within a second of arriving; a simulated one's, a hundred at a time).
 
 A charge whose outcome is unknown (a timeout, a 5xx) keeps its key, so the
-next try is the same charge to the gateway and is never made twice.  An
+next try is the same charge to the gateway and is never made twice.  Past
+IN_DOUBT_LIMIT (before the gateway forgets the key) it is no longer charged
+again: a gateway that can find a charge by its key is asked what became of it
+(recorded when found, planned afresh when the charge never happened); with
+another gateway, or when no answer comes within LOOKUP_LIMIT, an operator checks.  An
 invoice the gateway retries itself (Stripe's `next_payment_attempt`, kept as
 `Invoice.gateway_retry_at`) is left to it.
 
@@ -61,7 +65,14 @@ from dunning.db import PlusDays, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
-from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, Gateway, GatewayError
+from dunning.gateways.base import (
+    ChargeLookupGateway,
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    Gateway,
+    GatewayError,
+)
 from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
     AttemptOutcome,
@@ -79,6 +90,9 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
 IN_DOUBT_LIMIT = timedelta(hours=20)  # under the gateways' idempotency-key lifetime (24 h)
+# Past IN_DOUBT_LIMIT a gateway that can find a charge by its key is asked for it
+# (`ChargeLookupGateway`) until it can tell, for at most this long; then an operator.
+LOOKUP_LIMIT = timedelta(days=7)
 NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) and a day
 # Paydays are learned from the last year of payments and declines (and a month,
 # so a yearly rhythm's last beat is seen), at most this many of each.
@@ -112,6 +126,7 @@ class RetryReport:
     recovered: int = 0
     declined: int = 0
     unknown: int = 0
+    looked_up: int = 0  # charges in doubt asked about (`ChargeLookupGateway.find_charge`)
     # Another call now may find work: the claim was full, or a plan landed at
     # or before now (a new card is retried at once).
     more_due: bool = False
@@ -153,6 +168,7 @@ def retry_due(
             return RetryReport()
         batch = RetryBatch.load(cases, now=now, strategy=strategy)
         charges: list[_Due] = []
+        lookups: list[_Due] = []
         for case in cases:
             if gateway.name == "manual" and case.charge_in_doubt_since is None:
                 batch.store(
@@ -161,15 +177,18 @@ def retry_due(
                 continue
             due = batch.charge_target(case) if case.retry_key else None
             if due is not None:
-                charges.append(due)
+                (lookups if _to_look_up(case, now=now, gateway=gateway) else charges).append(due)
                 continue
             batch.plan(case)
         batch.save()
         lease = now + LEASE
-        Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
+        Case.objects.filter(pk__in=[due.case.pk for due in charges + lookups]).update(
             next_retry_at=lease, updated_at=now
         )
     counts: Counter[str] = Counter()
+    if lookups:
+        found = _look_up(lookups, now=now, gateway=gateway, rng=rng, counts=counts)
+        _record(found, now=now, strategy=strategy, counts=counts)
     start = 0
     while start < len(charges):
         answered, start = _charge_chunk(
@@ -182,6 +201,7 @@ def retry_due(
         recovered=counts["recovered"],
         declined=counts["declined"],
         unknown=counts["unknown"],
+        looked_up=len(lookups),
         more_due=len(cases) >= limit or batch.due_now + counts["due_now"] > 0,
     )
 
@@ -815,24 +835,15 @@ def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> 
     """A charge with no answer: ask again with the same key, backing off, for a while.
 
     Gateways keep idempotency keys for about a day (Stripe: 24 hours); past
-    IN_DOUBT_LIMIT the same key could charge again, so the case stops and an
-    operator checks the gateway.
+    IN_DOUBT_LIMIT the same key could charge again, so the charge is not made
+    again.  The last question falls on the limit: there a gateway that can find
+    the charge by its key is asked for it instead (`_to_look_up`, `_look_up`);
+    with any other, the case stops and an operator checks.
     """
     since = case.charge_in_doubt_since or now
     waited = now - since
     if waited >= IN_DOUBT_LIMIT:
-        Case.objects.filter(pk=case.pk).update(
-            next_retry_at=None,
-            retry_reason="a charge's outcome is unknown: check the gateway before charging again",
-            updated_at=now,
-        )
-        CaseEvent.objects.create(
-            case=case,
-            type="retry.in_doubt",
-            reason=f"{reason}; no answer for {waited}: retries stop until an operator checks",
-            occurred_at=now,
-        )
-        log.error("case %s: charge %s in doubt for %s", case.pk, case.retry_key, waited)
+        _stop_in_doubt(case, now=now, reason=f"{reason}; no answer for {waited}")
         return
     tries = min(1 + int(waited / timedelta(minutes=10)), MAX_ATTEMPTS)
     wait = min(retry_delay(tries, rng=rng), IN_DOUBT_LIMIT - waited)
@@ -845,6 +856,108 @@ def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> 
         reason=f"{reason}; asking again with the same key",
         occurred_at=now,
     )
+
+
+def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=None,
+        retry_reason="a charge's outcome is unknown: check the gateway before charging again",
+        updated_at=now,
+    )
+    CaseEvent.objects.create(
+        case=case,
+        type="retry.in_doubt",
+        reason=f"{reason}: retries stop until an operator checks",
+        occurred_at=now,
+    )
+    log.error(
+        "case %s: charge %s in doubt since %s",
+        case.pk,
+        case.retry_key,
+        case.charge_in_doubt_since,
+    )
+
+
+def _to_look_up(case: Case, *, now: datetime, gateway: Gateway) -> bool:
+    """A charge in doubt past IN_DOUBT_LIMIT is asked about, not made again."""
+    since = case.charge_in_doubt_since
+    return (
+        since is not None
+        and now - since >= IN_DOUBT_LIMIT
+        and isinstance(gateway, ChargeLookupGateway)
+    )
+
+
+def _look_up(
+    dues: Sequence[_Due],
+    *,
+    now: datetime,
+    gateway: Gateway,
+    rng: random.Random,
+    counts: Counter[str],
+) -> list[tuple[_Due, ChargeResult]]:
+    """Ask the gateway what became of each charge in doubt; the answers to record.
+
+    Found and settled: recorded like any answer (`_record`), which plans the
+    case again.  Found and still settling: its webhook will say.  Not found:
+    the charge never happened, and the case is planned afresh.  No answer:
+    asked again later, backing off, until LOOKUP_LIMIT.
+    """
+    assert isinstance(gateway, ChargeLookupGateway)  # chosen by `_to_look_up`
+    found: list[tuple[_Due, ChargeResult]] = []
+    for due in dues:
+        case = due.case
+        since = case.charge_in_doubt_since
+        assert since is not None
+        try:
+            result = gateway.find_charge(_request(due, gateway=gateway), since=since)
+        except GatewayError as error:
+            counts["unknown"] += 1
+            waited = now - since
+            if waited >= LOOKUP_LIMIT:
+                _stop_in_doubt(
+                    case,
+                    now=now,
+                    reason=f"the gateway could not say what became of the charge ({error}) "
+                    f"for {waited}",
+                )
+                continue
+            tries = min(1 + int((waited - IN_DOUBT_LIMIT) / timedelta(minutes=10)), MAX_ATTEMPTS)
+            Case.objects.filter(pk=case.pk).update(
+                next_retry_at=now + min(retry_delay(tries, rng=rng), LOOKUP_LIMIT - waited),
+                updated_at=now,
+            )
+            CaseEvent.objects.create(
+                case=case,
+                type="retry.unknown",
+                reason=f"the gateway could not say what became of the charge ({error}); "
+                "asking again later",
+                occurred_at=now,
+            )
+            continue
+        if result is None:
+            Case.objects.filter(pk=case.pk).update(
+                next_retry_at=now,
+                retry_key="",
+                retry_reason="",
+                charge_in_doubt_since=None,
+                updated_at=now,
+            )
+            CaseEvent.objects.create(
+                case=case,
+                type="retry.not_charged",
+                reason=f"the gateway holds no charge under key {due.key} since "
+                f"{since:%d %b %H:%M} UTC: it never happened; the next retry is planned afresh",
+                occurred_at=now,
+            )
+            counts["due_now"] += 1  # planned by the claim's next call
+            continue
+        if result.status in (ChargeStatus.NOT_ATTEMPTED, ChargeStatus.PENDING):
+            counts["unknown"] += 1
+            _not_settled(case, result=result, now=now)
+            continue
+        found.append((due, result))
+    return found
 
 
 def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:

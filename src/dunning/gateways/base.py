@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -164,6 +165,23 @@ class Gateway(Protocol):
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key.  Raises GatewayError when the outcome is unknown."""
+        ...
+
+
+@runtime_checkable
+class ChargeLookupGateway(Protocol):
+    """A gateway that can say, after the fact, what became of a charge whose answer was lost.
+
+    An idempotency key settles a lost answer only while the gateway keeps it
+    (Stripe: 24 hours); past that, asking again could charge twice.  A charge
+    also carries its key where the gateway can search for it (Stripe: the
+    PaymentIntent's metadata), so it can still be found.
+    """
+
+    def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
+        """The charge made for `request` (by its idempotency key) at or after `since`, or
+        None when the gateway holds none: no money moved and nothing was declined.
+        Raises GatewayError when the gateway cannot tell now."""
         ...
 
 

@@ -129,6 +129,14 @@ class SimulatedGateway:
                 self._remember(Charge(request, self._clock(), succeeded(request)))
             return self._by_key[request.idempotency_key].result
 
+    def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
+        """The charge made under the request's key (a lost answer's too), if any."""
+        with self._lock:
+            earlier = self._by_key.get(request.idempotency_key)
+            if earlier is None or earlier.at < since or earlier.request != request:
+                return None
+            return earlier.result
+
     def _remember(self, charge: Charge) -> None:
         self._by_key[charge.request.idempotency_key] = charge
         self.charges.append(charge)

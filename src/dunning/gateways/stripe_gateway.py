@@ -16,6 +16,10 @@ On the pay page the same PaymentIntent is made on-session, with a
 with a `redirect_to_url`; the customer confirms on the bank's page, comes back,
 and `outcome` reads the PaymentIntent (checked to be that invoice's).
 
+Each PaymentIntent carries our idempotency key in its metadata: a charge whose
+answer was lost and whose key Stripe has since forgotten (after 24 hours) is
+found by listing the customer's PaymentIntents (`find_charge`).
+
 A new card is saved on Stripe's own page, a Checkout Session in setup mode
 (`start_card_setup`); back on the return URL, `card_setup_result` reads the
 session, checks it is that customer's, and makes the card their default for
@@ -31,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -66,6 +71,13 @@ MAX_NETWORK_RETRIES = 2
 TEMPORARY_CODES = frozenset({"idempotency_key_in_use", "lock_timeout", "rate_limit"})
 # Our invoice id on the PaymentIntent, so its webhooks can find the invoice.
 INVOICE_METADATA_KEY = "dunning_invoice"
+# Our idempotency key on the PaymentIntent, so a charge whose answer was lost can
+# be found after Stripe has forgotten the key (`find_charge`).
+KEY_METADATA_KEY = "dunning_key"
+# PaymentIntents that took no money and carry no decline: never confirmed, or dropped.
+NOT_CHARGED = frozenset({"requires_confirmation", "canceled"})
+# Stripe's clock and ours may differ a little: look a little before `since`.
+CLOCK_SKEW = 300  # seconds
 # Stripe puts the Checkout Session's id where the return URL says this.
 SESSION_ID_TEMPLATE = "{CHECKOUT_SESSION_ID}"
 # On the SetupIntent of a card page's session: its webhook makes the card the
@@ -153,6 +165,46 @@ class StripeGateway:
             result.decline_code,
         )
         return result
+
+    def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
+        """The customer's PaymentIntents made since `since` (a list, which Stripe keeps
+        consistent, unlike its search), the one carrying the request's key; for a
+        Stripe Billing invoice, the invoice itself: paid, or not by us."""
+        try:
+            if request.gateway_invoice:
+                invoice = self._client.v1.invoices.retrieve(request.invoice_external_id).to_dict()
+                return (
+                    result_from_invoice(invoice, request)
+                    if invoice.get("status") == "paid"
+                    else None
+                )
+            intents = self._client.v1.payment_intents.list(
+                params={
+                    "customer": request.customer_external_id,
+                    "created": {"gte": int(since.timestamp()) - CLOCK_SKEW},
+                    "limit": 100,
+                }
+            )
+            for found in intents.auto_paging_iter():
+                intent = found.to_dict()
+                if (intent.get("metadata") or {}).get(KEY_METADATA_KEY) != request.idempotency_key:
+                    continue
+                status = intent.get("status")
+                if status in NOT_CHARGED or (
+                    status == "requires_payment_method" and not intent.get("last_payment_error")
+                ):
+                    return None
+                return result_from_payment_intent(intent, request)
+        except stripe.StripeError as error:
+            failure = gateway_error(error)
+            logger.warning(
+                "stripe lookup of key %s for invoice %s failed: %s",
+                request.idempotency_key,
+                request.invoice_external_id,
+                failure,
+            )
+            raise failure from None
+        return None
 
     def charge_on_session(
         self, request: ChargeRequest, *, return_url: str
@@ -311,7 +363,11 @@ def payment_intent_params(
         "customer": request.customer_external_id,
         "payment_method": request.payment_method_external_id,
         "confirm": True,
-        "metadata": {**request.metadata, INVOICE_METADATA_KEY: request.invoice_external_id},
+        "metadata": {
+            **request.metadata,
+            INVOICE_METADATA_KEY: request.invoice_external_id,
+            KEY_METADATA_KEY: request.idempotency_key,
+        },
     }
     if return_url:
         # 3-D Secure comes back as next_action.redirect_to_url: a page of the
