@@ -472,13 +472,18 @@ def ask_until_the_limit(bank: Bank, at: datetime) -> None:
         bank.run(case.next_retry_at)
 
 
-def test_a_charge_whose_answer_is_lost_past_the_key_lifetime_is_found_and_recorded(
-    case: Case,
-) -> None:
+@pytest.fixture
+def cut_off(case: Case) -> tuple[Bank, CutOff, Case]:
+    """A bank behind a link that can go down, and the case with its retry planned."""
     bank = Bank(CutOff)
-    gateway = bank.gateway
-    assert isinstance(gateway, CutOff)
-    case = planned(bank)
+    assert isinstance(bank.gateway, CutOff)
+    return bank, bank.gateway, planned(bank)
+
+
+def test_a_charge_whose_answer_is_lost_past_the_key_lifetime_is_found_and_recorded(
+    cut_off: tuple[Bank, CutOff, Case],
+) -> None:
+    bank, gateway, case = cut_off
     at, key = case.next_retry_at, case.retry_key
     assert at is not None
     bank.answer(lost)  # the card is charged, the answer lost, then the link goes down
@@ -500,12 +505,9 @@ def test_a_charge_whose_answer_is_lost_past_the_key_lifetime_is_found_and_record
 
 
 def test_a_charge_that_never_happened_is_planned_afresh_once_the_gateway_says_so(
-    case: Case,
+    cut_off: tuple[Bank, CutOff, Case],
 ) -> None:
-    bank = Bank(CutOff)
-    gateway = bank.gateway
-    assert isinstance(gateway, CutOff)
-    case = planned(bank)
+    bank, gateway, case = cut_off
     at, key = case.next_retry_at, case.retry_key
     assert at is not None
     gateway.down = True  # nothing reaches the gateway: no charge is made
@@ -539,12 +541,9 @@ def test_a_charge_that_never_happened_is_planned_afresh_once_the_gateway_says_so
 
 
 def test_a_gateway_that_cannot_say_for_a_week_leaves_the_charge_to_an_operator(
-    case: Case,
+    cut_off: tuple[Bank, CutOff, Case],
 ) -> None:
-    bank = Bank(CutOff)
-    gateway = bank.gateway
-    assert isinstance(gateway, CutOff)
-    case = planned(bank)
+    bank, gateway, case = cut_off
     at = case.next_retry_at
     assert at is not None
     gateway.down = gateway.lookups_fail = True

@@ -148,14 +148,7 @@ class StripeGateway:
             body = error.json_body if isinstance(error.json_body, Mapping) else {}
             result = result_from_card_error(body, request)
         except stripe.StripeError as error:
-            failure = gateway_error(error)
-            logger.warning(
-                "stripe charge for invoice %s (key %s) failed: %s",
-                request.invoice_external_id,
-                request.idempotency_key,
-                failure,
-            )
-            raise failure from None
+            raise _failed("charge", error, request) from None
         logger.info(
             "stripe charge for invoice %s (key %s): %s %s %s",
             request.invoice_external_id,
@@ -196,14 +189,7 @@ class StripeGateway:
                     return None
                 return result_from_payment_intent(intent, request)
         except stripe.StripeError as error:
-            failure = gateway_error(error)
-            logger.warning(
-                "stripe lookup of key %s for invoice %s failed: %s",
-                request.idempotency_key,
-                request.invoice_external_id,
-                failure,
-            )
-            raise failure from None
+            raise _failed("lookup", error, request) from None
         return None
 
     def charge_on_session(
@@ -442,6 +428,18 @@ def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> C
 def result_from_card_error(body: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
     error = body.get("error") or {}
     return _declined(error, error.get("payment_intent") or {}, request)
+
+
+def _failed(doing: str, error: stripe.StripeError, request: ChargeRequest) -> GatewayError:
+    failure = gateway_error(error)
+    logger.warning(
+        "stripe %s for invoice %s (key %s) failed: %s",
+        doing,
+        request.invoice_external_id,
+        request.idempotency_key,
+        failure,
+    )
+    return failure
 
 
 def gateway_error(error: stripe.StripeError) -> GatewayError:

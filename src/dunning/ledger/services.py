@@ -10,10 +10,10 @@ ledger.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 from django.db import IntegrityError, transaction
 
@@ -33,6 +33,8 @@ from dunning.ledger.models import (
 )
 from dunning.ledger.signals import attempts_recorded, invoices_changed, payment_method_changed
 
+P = ParamSpec("P")
+
 CUSTOMER_FIELDS = (
     "name",
     "email",
@@ -45,29 +47,6 @@ CUSTOMER_FIELDS = (
 )
 
 
-def record_event(
-    *,
-    type: str,
-    now: datetime,
-    source: str,
-    occurred_at: datetime | None = None,
-    customer: Customer | None = None,
-    invoice: Invoice | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> Event:
-    event = new_event(
-        type=type,
-        now=now,
-        source=source,
-        occurred_at=occurred_at,
-        customer=customer,
-        invoice=invoice,
-        data=data,
-    )
-    event.save()
-    return event
-
-
 def new_event(
     *,
     type: str,
@@ -78,7 +57,8 @@ def new_event(
     invoice: Invoice | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> Event:
-    """The event `record_event` writes, not saved yet: for a batch to write many at once."""
+    """An event of the ledger's, not saved yet: for a batch to write many at once.
+    `record_event` takes the same arguments and writes it at once."""
     return Event(
         type=type,
         occurred_at=occurred_at or now,
@@ -88,6 +68,18 @@ def new_event(
         invoice=invoice,
         data=dict(data or {}),
     )
+
+
+def _saved(make: Callable[P, Event]) -> Callable[P, Event]:
+    def save(*args: P.args, **kwargs: P.kwargs) -> Event:
+        event = make(*args, **kwargs)
+        event.save()
+        return event
+
+    return save
+
+
+record_event = _saved(new_event)  # `new_event`'s event, written at once
 
 
 def upsert_customer(
