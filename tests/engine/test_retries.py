@@ -403,6 +403,9 @@ def test_an_unknown_outcome_is_asked_again_with_the_same_key_and_charges_once(
     case.refresh_from_db()
     assert case.retry_key == key
     assert case.next_retry_at is not None and at < case.next_retry_at <= at + timedelta(hours=1)
+    assert case.retry_reason == (
+        "a charge's outcome is unknown: asking the gateway again with the same key"
+    )
     assert CaseEvent.objects.filter(case=case, type="retry.unknown").exists()
     assert not PaymentAttempt.objects.filter(outcome="succeeded").exists()
 
@@ -557,6 +560,10 @@ def test_a_gateway_that_cannot_say_for_a_week_leaves_the_charge_to_an_operator(
         assert moment - at <= LOOKUP_LIMIT
 
     assert lookups > 1  # asked again, backing off
+    reasons = CaseEvent.objects.filter(case=case, type="retry.unknown").values_list(
+        "reason", flat=True
+    )
+    assert any("could not say what became of the charge" in reason for reason in reasons)
     assert moment == at + LOOKUP_LIMIT
     assert case.retry_key and case.charge_in_doubt_since == at
     assert "check the gateway" in case.retry_reason

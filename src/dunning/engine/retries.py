@@ -848,7 +848,10 @@ def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> 
     tries = min(1 + int(waited / timedelta(minutes=10)), MAX_ATTEMPTS)
     wait = min(retry_delay(tries, rng=rng), IN_DOUBT_LIMIT - waited)
     Case.objects.filter(pk=case.pk).update(
-        next_retry_at=now + wait, charge_in_doubt_since=since, updated_at=now
+        next_retry_at=now + wait,
+        charge_in_doubt_since=since,
+        retry_reason="a charge's outcome is unknown: asking the gateway again with the same key",
+        updated_at=now,
     )
     CaseEvent.objects.create(
         case=case,
@@ -925,6 +928,7 @@ def _look_up(
             tries = min(1 + int((waited - IN_DOUBT_LIMIT) / timedelta(minutes=10)), MAX_ATTEMPTS)
             Case.objects.filter(pk=case.pk).update(
                 next_retry_at=now + min(retry_delay(tries, rng=rng), LOOKUP_LIMIT - waited),
+                retry_reason="a charge's outcome is unknown: asking the gateway for it by its key",
                 updated_at=now,
             )
             CaseEvent.objects.create(
