@@ -11,6 +11,7 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import RetryReport, retry_due
+from dunning.gateways import stripe_gateway
 from dunning.gateways.stripe_gateway import StripeGateway
 from dunning.ledger import services
 from dunning.ledger.models import Invoice, Payment, PaymentAttempt
@@ -160,3 +161,48 @@ def test_a_stripe_500_is_asked_again_with_the_same_key_and_charges_once(
     assert PaymentAttempt.objects.filter(outcome="succeeded").count() == 1
     assert Payment.objects.get().amount == AMOUNT
     assert Case.objects.get().state == "recovered"
+
+
+def test_a_charge_in_doubt_across_the_upgrade_that_added_its_key_stops_for_an_operator(
+    case: Case,
+    stripe_api: FakeStripe,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Made by the release before charges carried their key; asked again after it, the
+    same key comes with other parameters and Stripe refuses it: the first charge may have
+    gone through, so it is left to an operator, not dropped as a refusal."""
+    gateway = StripeGateway(
+        api_key=stripe_api.api_key,
+        api_base=stripe_api.url,
+        connect_timeout=2.0,
+        read_timeout=1.0,
+        max_network_retries=0,
+    )
+    case = plan(gateway, case.next_retry_at)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    keyed = stripe_gateway.payment_intent_params
+
+    def before_the_upgrade(request: Any, **options: Any) -> Any:
+        params = keyed(request, **options)
+        del params["metadata"][stripe_gateway.KEY_METADATA_KEY]  # type: ignore[misc]
+        return params
+
+    monkeypatch.setattr(stripe_gateway, "payment_intent_params", before_the_upgrade)
+    # Stripe charges, but answers after the client gave up.
+    stripe_api.reply(200, stripe_object("payment_intent_succeeded"), delay=3.0)
+    retry_due(now=at, gateway=gateway)
+    case.refresh_from_db()
+    assert case.charge_in_doubt_since == at and len(stripe_api.charges) == 1
+    monkeypatch.undo()  # the upgrade
+
+    retry_due(now=case.next_retry_at, gateway=gateway)
+
+    case.refresh_from_db()
+    assert stripe_api.requests[-1].headers["idempotency-key"] == key
+    assert len(stripe_api.charges) == 1  # refused: idempotency_error
+    assert case.next_retry_at is None and case.retry_key == key
+    assert case.charge_in_doubt_since == at
+    assert "check the gateway" in case.retry_reason
+    assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").exists()
+    assert not CaseEvent.objects.filter(case=case, type="retry.stopped").exists()

@@ -515,3 +515,31 @@ def test_a_stripe_billing_invoice_says_itself_whether_it_was_paid(
     assert result is None or paid
     [sent] = stripe_api.requests
     assert (sent.method, sent.path) == ("GET", path)
+
+
+def test_a_payment_of_the_invoice_without_our_key_cannot_be_told_apart(
+    stripe_api: FakeStripe,
+) -> None:
+    """Made before charges carried their key (across an upgrade): it may be the very
+    charge, so it is neither "found" nor "never made"; an operator looks."""
+    unkeyed = variant(
+        stripe_object("payment_intent_succeeded"), metadata={"dunning_invoice": "in_1001"}
+    )
+    stripe_api.reply(200, intents(unkeyed), path=PAYMENT_INTENTS, method="GET")
+
+    with pytest.raises(GatewayError) as raised:
+        gateway_for(stripe_api).find_charge(renewal(), since=SINCE)
+
+    assert raised.value.permanent and raised.value.code == "unkeyed_payment_intent"
+
+
+def test_a_dropped_payment_intent_does_not_hide_the_one_that_charged(
+    stripe_api: FakeStripe,
+) -> None:
+    dropped = variant(ours(stripe_object("payment_intent_succeeded")), status="canceled")
+    charged = ours(stripe_object("payment_intent_succeeded"))
+    stripe_api.reply(200, intents(dropped, charged), path=PAYMENT_INTENTS, method="GET")
+
+    result = gateway_for(stripe_api).find_charge(renewal(), since=SINCE)
+
+    assert result is not None and result.status is ChargeStatus.SUCCEEDED

@@ -32,6 +32,7 @@ outside (a webhook) and a new or updated card (retried at once).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import random
@@ -138,6 +139,8 @@ class _Due:
     invoice: Invoice
     method: PaymentMethod
     key: str
+    # For a lookup: the key cannot have been used before this (it was made after it).
+    since: datetime | None = None
 
 
 def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
@@ -160,7 +163,8 @@ def retry_due(
     limit: int = 100,
     rng: random.Random | None = None,
 ) -> RetryReport:
-    """Plan the cases that need a plan and charge the ones whose retry is due."""
+    """Plan the cases that need a plan and charge the ones whose retry is due; a charge
+    in doubt past IN_DOUBT_LIMIT is looked up instead (`_look_up`)."""
     rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
     with transaction.atomic():
         cases = claim_due_retries(now=now, limit=limit)
@@ -169,6 +173,7 @@ def retry_due(
         batch = RetryBatch.load(cases, now=now, strategy=strategy)
         charges: list[_Due] = []
         lookups: list[_Due] = []
+        stopped: list[Case] = []
         for case in cases:
             if gateway.name == "manual" and case.charge_in_doubt_since is None:
                 batch.store(
@@ -177,7 +182,16 @@ def retry_due(
                 continue
             due = batch.charge_target(case) if case.retry_key else None
             if due is not None:
-                (lookups if _to_look_up(case, now=now, gateway=gateway) else charges).append(due)
+                if _to_look_up(case, now=now, gateway=gateway):
+                    lookups.append(dataclasses.replace(due, since=batch.key_made_at(case)))
+                else:
+                    charges.append(due)
+                continue
+            if batch.unanswered_in_doubt(case):
+                # The charge in doubt can no longer be named (its amount or card
+                # changed) and nothing has answered it: a new charge could be a
+                # second one.
+                stopped.append(case)
                 continue
             batch.plan(case)
         batch.save()
@@ -185,6 +199,13 @@ def retry_due(
         Case.objects.filter(pk__in=[due.case.pk for due in charges + lookups]).update(
             next_retry_at=lease, updated_at=now
         )
+        for case in stopped:
+            _stop_in_doubt(
+                case,
+                now=now,
+                reason="the charge in doubt can no longer be named: its invoice's amount or "
+                "its card changed, and no answer to it was recorded",
+            )
     counts: Counter[str] = Counter()
     if lookups:
         found = _look_up(lookups, now=now, gateway=gateway, rng=rng, counts=counts)
@@ -514,6 +535,22 @@ class RetryBatch:
             return None
         return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
 
+    def key_made_at(self, case: Case) -> datetime | None:
+        """When the case's key was made at the latest: its invoice's last attempt, after
+        which the key was planned (it counts the attempts before it)."""
+        invoice = self.targets.get(case.pk)
+        attempts = self.history().by_invoice.get(invoice.pk, []) if invoice else []
+        return attempts[-1].attempted_at if attempts else None
+
+    def unanswered_in_doubt(self, case: Case) -> bool:
+        """A case in doubt whose charge `charge_target` cannot name, with no attempt
+        recorded since its key was made: nothing says whether that charge took money."""
+        invoice = self.targets.get(case.pk)
+        if case.charge_in_doubt_since is None or invoice is None:
+            return False
+        made_after = len(self.history().by_invoice.get(invoice.pk, []))
+        return _key_tries(case.retry_key) == made_after + 1
+
 
 def _past(attempt: _Attempt, invoice_refs: dict[int, str]) -> PastAttempt:
     method = attempt.payment_method
@@ -540,6 +577,13 @@ def _merge(*groups: Iterable[_Attempt]) -> list[_Attempt]:
     """The attempts of all groups, each once, in the order they were made."""
     unique = {attempt.pk: attempt for group in groups for attempt in group}
     return sorted(unique.values(), key=lambda a: (a.attempted_at, a.pk))
+
+
+def _key_tries(key: str) -> int | None:
+    """The try number a key of `charge_key`'s names ("case7:try3:..." -> 3)."""
+    parts = key.split(":")
+    number = parts[1].removeprefix("try") if len(parts) == 3 else ""
+    return int(number) if number.isdigit() else None
 
 
 def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
@@ -820,6 +864,11 @@ def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: rando
     if error.outcome_unknown:
         _in_doubt(case, now=now, rng=rng, reason=f"the gateway did not answer ({error})")
         return
+    if case.charge_in_doubt_since is not None:
+        # Asked again about a charge in doubt, the gateway refuses the question (a
+        # key it saved with other parameters): the first charge may have gone through.
+        _stop_in_doubt(case, now=now, reason=f"the gateway refused the same charge again ({error})")
+        return
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None, retry_key="", retry_reason=f"the gateway refused: {error}"[:300]
     )
@@ -901,10 +950,13 @@ def _look_up(
 ) -> list[tuple[_Due, ChargeResult]]:
     """Ask the gateway what became of each charge in doubt; the answers to record.
 
-    Found and settled: recorded like any answer (`_record`), which plans the
-    case again.  Found and still settling: its webhook will say.  Not found:
-    the charge never happened, and the case is planned afresh.  No answer:
-    asked again later, backing off, until LOOKUP_LIMIT.
+    The gateway looks from the moment the key can first have been used (the
+    invoice's last attempt, after which it was made).  Found and settled:
+    recorded like any answer (`_record`), which plans the case again.  Not
+    found: the charge never happened, and the case is planned afresh.  Still
+    settling, no answer, or an unexpected failure: asked again later, backing
+    off, until LOOKUP_LIMIT.  A gateway that cannot say for good (a permanent
+    error): an operator checks.
     """
     assert isinstance(gateway, ChargeLookupGateway)  # chosen by `_to_look_up`
     found: list[tuple[_Due, ChargeResult]] = []
@@ -912,32 +964,35 @@ def _look_up(
         case = due.case
         since = case.charge_in_doubt_since
         assert since is not None
+        first_use = min(since, due.since or since)
         try:
-            result = gateway.find_charge(_request(due, gateway=gateway), since=since)
+            result = gateway.find_charge(_request(due, gateway=gateway), since=first_use)
         except GatewayError as error:
             counts["unknown"] += 1
-            waited = now - since
-            if waited >= LOOKUP_LIMIT:
+            if not error.outcome_unknown:
                 _stop_in_doubt(
-                    case,
-                    now=now,
-                    reason=f"the gateway could not say what became of the charge ({error}) "
-                    f"for {waited}",
+                    case, now=now, reason=f"the gateway cannot say what became of it ({error})"
                 )
                 continue
-            tries = min(1 + int((waited - IN_DOUBT_LIMIT) / timedelta(minutes=10)), MAX_ATTEMPTS)
-            Case.objects.filter(pk=case.pk).update(
-                next_retry_at=now + min(retry_delay(tries, rng=rng), LOOKUP_LIMIT - waited),
-                retry_reason="a charge's outcome is unknown: asking the gateway for it by its key",
-                updated_at=now,
+            _ask_later(
+                case,
+                now=now,
+                rng=rng,
+                reason=f"the gateway could not say what became of the charge ({error})",
             )
-            CaseEvent.objects.create(
-                case=case,
-                type="retry.unknown",
-                reason=f"the gateway could not say what became of the charge ({error}); "
-                "asking again later",
-                occurred_at=now,
-            )
+            continue
+        except Exception:
+            # As with a charge: whatever went wrong stays with this case.
+            log.exception("case %s: looking up charge %s failed", case.pk, due.key)
+            counts["unknown"] += 1
+            _ask_later(case, now=now, rng=rng, reason="looking the charge up failed unexpectedly")
+            continue
+        if result is not None and result.status in (
+            ChargeStatus.NOT_ATTEMPTED,
+            ChargeStatus.PENDING,
+        ):
+            counts["unknown"] += 1
+            _ask_later(case, now=now, rng=rng, reason="the charge found is still settling")
             continue
         if result is None:
             Case.objects.filter(pk=case.pk).update(
@@ -951,17 +1006,36 @@ def _look_up(
                 case=case,
                 type="retry.not_charged",
                 reason=f"the gateway holds no charge under key {due.key} since "
-                f"{since:%d %b %H:%M} UTC: it never happened; the next retry is planned afresh",
+                f"{first_use:%d %b %H:%M} UTC: it never happened; the next retry is planned "
+                "afresh",
                 occurred_at=now,
             )
             counts["due_now"] += 1  # planned by the claim's next call
             continue
-        if result.status in (ChargeStatus.NOT_ATTEMPTED, ChargeStatus.PENDING):
-            counts["unknown"] += 1
-            _not_settled(case, result=result, now=now)
-            continue
         found.append((due, result))
     return found
+
+
+def _ask_later(case: Case, *, now: datetime, rng: random.Random, reason: str) -> None:
+    """Look the charge in doubt up again later, backing off, until LOOKUP_LIMIT."""
+    since = case.charge_in_doubt_since
+    assert since is not None
+    waited = now - since
+    if waited >= LOOKUP_LIMIT:
+        _stop_in_doubt(case, now=now, reason=f"{reason}, for {waited}")
+        return
+    tries = min(1 + int((waited - IN_DOUBT_LIMIT) / timedelta(minutes=10)), MAX_ATTEMPTS)
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=now + min(retry_delay(tries, rng=rng), LOOKUP_LIMIT - waited),
+        retry_reason="a charge's outcome is unknown: asking the gateway for it by its key",
+        updated_at=now,
+    )
+    CaseEvent.objects.create(
+        case=case,
+        type="retry.unknown",
+        reason=f"{reason}; asking again later",
+        occurred_at=now,
+    )
 
 
 def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:
@@ -970,8 +1044,13 @@ def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:
         if result.status == ChargeStatus.NOT_ATTEMPTED
         else "the charge is processing; its webhook will settle it"
     )
+    # Answered: no longer in doubt, so the webhook's decline, if it comes, replans.
     Case.objects.filter(pk=case.pk).update(
-        next_retry_at=None, retry_key="", retry_reason=reason, updated_at=now
+        next_retry_at=None,
+        retry_key="",
+        retry_reason=reason,
+        charge_in_doubt_since=None,
+        updated_at=now,
     )
 
 

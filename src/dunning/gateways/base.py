@@ -180,8 +180,9 @@ class ChargeLookupGateway(Protocol):
 
     def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
         """The charge made for `request` (by its idempotency key) at or after `since`, or
-        None when the gateway holds none: no money moved and nothing was declined.
-        Raises GatewayError when the gateway cannot tell now."""
+        None when the gateway holds none that took money or was declined.  Raises
+        GatewayError when it cannot tell: temporary (ask again later) or permanent
+        (an operator has to look)."""
         ...
 
 

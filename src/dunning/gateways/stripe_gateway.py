@@ -180,13 +180,25 @@ class StripeGateway:
             )
             for found in intents.auto_paging_iter():
                 intent = found.to_dict()
-                if (intent.get("metadata") or {}).get(KEY_METADATA_KEY) != request.idempotency_key:
+                metadata = intent.get("metadata") or {}
+                if KEY_METADATA_KEY not in metadata and (
+                    metadata.get(INVOICE_METADATA_KEY) == request.invoice_external_id
+                ):
+                    # Made for this invoice before charges carried their key: it
+                    # may be the very charge, and nothing here can tell.
+                    raise GatewayError(
+                        f"Stripe PaymentIntent {intent.get('id')} of invoice "
+                        f"{request.invoice_external_id} carries no key to compare",
+                        permanent=True,
+                        code="unkeyed_payment_intent",
+                    )
+                if metadata.get(KEY_METADATA_KEY) != request.idempotency_key:
                     continue
                 status = intent.get("status")
                 if status in NOT_CHARGED or (
                     status == "requires_payment_method" and not intent.get("last_payment_error")
                 ):
-                    return None
+                    continue  # took no money: another with the key may have
                 return result_from_payment_intent(intent, request)
         except stripe.StripeError as error:
             raise _failed("lookup", error, request) from None

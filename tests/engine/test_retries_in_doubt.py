@@ -1,0 +1,378 @@
+"""Charges in doubt past IN_DOUBT_LIMIT, against a gateway that forgets keys as Stripe does.
+
+Each story ends with the card charged at most once for the invoice: a charge
+whose answer was lost is found, recorded or left to an operator, never made again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from dunning.engine import pay_now
+from dunning.engine.cases import sync_cases
+from dunning.engine.models import Case, CaseEvent
+from dunning.engine.retries import LEASE
+from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.simulated import LostAnswer, declined, reference_for
+from dunning.ledger import services
+from dunning.ledger.models import Payment
+from tests.engine.test_retries import (
+    AMOUNT,
+    T0,
+    Bank,
+    CutOff,
+    ask_until_the_limit,
+    case,
+    customer,
+    ok,
+    planned,
+)
+
+__all__ = ["case", "customer"]  # fixtures
+
+KEY_LIFETIME = timedelta(hours=24)
+SKEW = timedelta(minutes=5)
+
+
+class Killed(BaseException):
+    """The worker is stopped (SIGTERM -> SystemExit, OOM kill) right after the gateway answered."""
+
+
+class StripeLike(CutOff):
+    """CutOff that forgets a key 24 h after its first use and finds charges the way the
+    Stripe adapter does: by key, among the charges created since `since` - 5 min."""
+
+    kill_after_charge = False
+    lookups_raise: BaseException | None = None
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        with self._lock:
+            earlier = self._by_key.get(request.idempotency_key)
+            if earlier is not None and self._clock() - earlier.at >= KEY_LIFETIME:
+                del self._by_key[request.idempotency_key]  # Stripe pruned the key
+        result = super().charge(request)
+        if self.kill_after_charge:
+            self.kill_after_charge = False
+            raise Killed
+        return result
+
+    def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
+        if self.lookups_raise is not None:
+            raise self.lookups_raise
+        if self.lookups_fail:
+            raise GatewayError("simulated 503 from the list endpoint", permanent=False)
+        for charge in reversed(self.charges):  # newest first, as Stripe lists
+            if (
+                charge.request.idempotency_key == request.idempotency_key
+                and charge.at >= since - SKEW
+            ):
+                return charge.result
+        return None
+
+
+def succeeded_charges(gateway: StripeLike) -> int:
+    return sum(1 for charge in gateway.charges if charge.result.succeeded)
+
+
+# ---------------------------------------------------------------- the key's first use
+
+
+def test_a_charge_made_before_the_in_doubt_mark_is_found_not_declared_never_made(
+    case: Case,
+) -> None:
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    # The card is charged under the case's key, and the worker dies before recording it.
+    bank.answer(ok)
+    gateway.kill_after_charge = True
+    with pytest.raises(Killed):
+        bank.run(at)
+    assert succeeded_charges(gateway) == 1
+    # Its lease runs out; the next worker asks again with the same key, but Stripe is down:
+    # the charge is "in doubt since" the lease's end, not since the key's first use.
+    gateway.down = True
+    retried = at + LEASE
+    bank.run(retried)
+    assert Case.objects.get().charge_in_doubt_since == retried
+    ask_until_the_limit(bank, retried)
+
+    bank.run(Case.objects.get().next_retry_at)  # the lookup
+
+    # The charge under the key exists at the gateway: it must not be "never happened".
+    assert not CaseEvent.objects.filter(type="retry.not_charged").exists(), [
+        e.reason for e in CaseEvent.objects.filter(type="retry.not_charged")
+    ]
+    assert Case.objects.get().state == "recovered"
+
+
+def test_the_card_is_charged_once_when_the_story_runs_on(case: Case) -> None:
+    """The same story to its end: had the lookup missed it, the plan afresh would reuse
+    the key after Stripe forgot it, and charge the card again."""
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(ok)
+    gateway.kill_after_charge = True
+    with pytest.raises(Killed):
+        bank.run(at)
+    gateway.down = True
+    bank.run(at + LEASE)
+    ask_until_the_limit(bank, at + LEASE)
+    bank.run(Case.objects.get().next_retry_at)
+    gateway.down = False
+    bank.answer(*[ok] * 5)
+    moment = at
+    while (case := Case.objects.get()).state == "active" and case.next_retry_at is not None:
+        moment = max(case.next_retry_at, moment)
+        bank.run(moment)
+
+    assert succeeded_charges(gateway) == 1
+
+
+# ---------------------------------------------------------------- found still settling
+
+
+def lost_pending(request: ChargeRequest) -> ChargeResult:
+    raise LostAnswer(
+        ChargeResult(
+            status=ChargeStatus.PENDING,
+            gateway="simulated",
+            amount=request.amount,
+            currency=request.currency,
+            reference=reference_for(request),
+        )
+    )
+
+
+def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(
+    case: Case,
+) -> None:
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(lost_pending)  # accepted, processing; the answer lost
+    bank.run(at)
+    gateway.down = True
+    ask_until_the_limit(bank, at)
+    looked_up = Case.objects.get().next_retry_at
+    assert looked_up is not None
+    report = bank.run(looked_up)  # found: processing, asked again later
+    assert report.looked_up == 1 and report.unknown == 1
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and case.next_retry_at is not None
+    later = looked_up + timedelta(hours=2)
+    services.record_payment_attempt(  # the webhook: declined
+        invoice="in_th",
+        attempted_at=later,
+        outcome="failed",
+        now=later,
+        source="stripe",
+        decline_code="insufficient_funds",
+        gateway="simulated",
+        reference=reference_for(gateway.charges[0].request),
+        payment_method="pm_visa",
+    )
+    gateway.down = False
+    if (wake := Case.objects.get().next_retry_at) is not None:
+        bank.run(max(wake, later))
+
+    case = Case.objects.get()
+    assert case.state == "active"
+    # The webhook answered the charge in doubt: the case is planned again,
+    assert case.charge_in_doubt_since is None
+    assert case.next_retry_at is not None
+    # and the pay page takes the customer's payment again.
+    offer = pay_now.offer_for(case, gateway)
+    assert offer is not None
+    attempt = pay_now.start(offer, gateway=gateway, token="t", now=later + timedelta(days=3))
+    assert attempt.outcome is not pay_now.Outcome.CHECKING
+
+
+# ---------------------------------------------------------------- an unexpected error
+
+
+def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(
+    case: Case,
+) -> None:
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    gateway.down = True
+    bank.run(at)
+    ask_until_the_limit(bank, at)
+    lookup_at = Case.objects.get(pk=case.pk).next_retry_at
+    assert lookup_at is not None
+    # Another customer's case, its retry due at the same moment.
+    services.upsert_customer(
+        external_id="cus_two",
+        now=T0 - timedelta(days=30),
+        source="test",
+        name="Two",
+        email="two@example.com",
+        locale="en",
+        country="TH",
+        time_zone="Asia/Bangkok",
+    )
+    services.upsert_payment_method(
+        external_id="pm_two",
+        customer="cus_two",
+        now=T0,
+        source="test",
+        type="card",
+        brand="visa",
+        last4="1111",
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_two",
+            customer="cus_two",
+            number="INV-2",
+            currency="THB",
+            amount_due=AMOUNT,
+            issued_at=T0 - timedelta(days=1),
+            due_at=T0,
+            collection_method="charge_automatically",
+        ),
+        now=T0,
+        source="test",
+    )
+    services.record_payment_attempt(
+        invoice="in_two",
+        attempted_at=T0,
+        outcome="failed",
+        now=T0,
+        source="test",
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        payment_method="pm_two",
+    )
+    sync_cases(now=T0)
+    other = Case.objects.exclude(pk=case.pk).get()
+    Case.objects.filter(pk=other.pk).update(next_retry_at=lookup_at, retry_key="case-two-key")
+    gateway.down = False
+    gateway.lookups_raise = KeyError("metadata")  # a bug, an unexpected answer ...
+    bank.answer(ok)
+
+    bank.run(lookup_at)
+
+    assert Case.objects.get(pk=other.pk).state == "recovered"  # charged all the same
+    assert Payment.objects.count() == 1
+    assert Case.objects.get(pk=case.pk).charge_in_doubt_since == at  # asked again later
+
+
+# ---------------------------------------------------------------- the charge can no longer be named
+
+
+def test_a_charge_in_doubt_is_left_to_an_operator_when_part_of_the_invoice_is_paid(
+    case: Case,
+) -> None:
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
+    bank.run(at)  # charged in full; the answer (and its webhook) lost
+    # A part is paid another way meanwhile: the amount, so the key, changes.
+    services.record_payment(
+        invoice="in_th",
+        amount=1000,
+        currency="THB",
+        method="bank_transfer",
+        received_at=at + timedelta(minutes=5),
+        now=at + timedelta(minutes=5),
+        source="test",
+        reference="bank-transfer-1",
+    )
+    bank.answer(*[ok] * 5)
+    moment = at
+    while (case := Case.objects.get()).state == "active" and case.next_retry_at is not None:
+        moment = max(case.next_retry_at, moment)
+        bank.run(moment)
+
+    taken = sum(c.result.amount for c in gateway.charges if c.result.succeeded)
+    assert taken == AMOUNT  # the first charge only
+    case = Case.objects.get()
+    assert case.next_retry_at is None and case.retry_key
+    assert "check the gateway" in case.retry_reason
+    stopped = CaseEvent.objects.get(case=case, type="retry.in_doubt")
+    assert "can no longer be named" in stopped.reason
+
+
+def test_a_charge_in_doubt_answered_by_its_webhook_is_planned_again(case: Case) -> None:
+    """Its answer (a decline, recorded from the webhook) changes the invoice's attempts,
+    so the key cannot be named any more, and that is no reason to stop."""
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(decline(request))))
+    bank.run(at)
+    later = at + timedelta(minutes=3)
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at,
+        outcome="failed",
+        now=later,
+        source="stripe",
+        decline_code="insufficient_funds",
+        gateway="simulated",
+        reference=reference_for(gateway.charges[0].request),
+        payment_method="pm_visa",
+    )
+    case = Case.objects.get()
+    assert case.next_retry_at is not None
+
+    bank.run(case.next_retry_at)
+
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since is None
+    assert case.next_retry_at is not None and case.next_retry_at > later
+    assert not CaseEvent.objects.filter(case=case, type="retry.in_doubt").exists()
+
+
+def decline(request: ChargeRequest) -> ChargeResult:
+    return declined(request, "insufficient_funds", network="visa")
+
+
+def test_a_gateway_that_cannot_say_for_good_leaves_the_charge_to_an_operator_at_once(
+    case: Case,
+) -> None:
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    gateway.down = True
+    bank.run(at)
+    ask_until_the_limit(bank, at)
+    gateway.lookups_raise = GatewayError("PaymentIntent is requires_capture", permanent=True)
+
+    assert bank.run(Case.objects.get().next_retry_at).looked_up == 1
+
+    case = Case.objects.get()
+    assert case.next_retry_at is None and case.charge_in_doubt_since == at
+    assert "check the gateway" in case.retry_reason
+    assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").count() == 1
