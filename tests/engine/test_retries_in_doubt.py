@@ -13,8 +13,9 @@ import pytest
 from dunning.engine import pay_now
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case, CaseEvent
-from dunning.engine.retries import LEASE
+from dunning.engine.retries import LEASE, retry_due
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.manual import ManualGateway
 from dunning.gateways.simulated import LostAnswer, declined, reference_for
 from dunning.ledger import services
 from dunning.ledger.models import Payment
@@ -315,7 +316,7 @@ def test_a_charge_in_doubt_is_left_to_an_operator_when_part_of_the_invoice_is_pa
     assert case.next_retry_at is None and case.retry_key
     assert "check the gateway" in case.retry_reason
     stopped = CaseEvent.objects.get(case=case, type="retry.in_doubt")
-    assert "can no longer be named" in stopped.reason
+    assert "can no longer be asked about with the same parameters" in stopped.reason
 
 
 def test_a_charge_in_doubt_answered_by_its_webhook_is_planned_again(case: Case) -> None:
@@ -376,3 +377,22 @@ def test_a_gateway_that_cannot_say_for_good_leaves_the_charge_to_an_operator_at_
     assert case.next_retry_at is None and case.charge_in_doubt_since == at
     assert "check the gateway" in case.retry_reason
     assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").count() == 1
+
+
+def test_turning_charges_off_leaves_a_charge_in_doubt_to_an_operator(case: Case) -> None:
+    bank = Bank(StripeLike)
+    case = planned(bank)
+    at = case.next_retry_at
+    assert at is not None
+    bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
+    bank.run(at)
+    wake = Case.objects.get().next_retry_at
+    assert wake is not None
+
+    report = retry_due(now=wake, gateway=ManualGateway())  # the tenant turned charges off
+
+    assert report.stopped == 1
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and case.retry_key
+    stopped = CaseEvent.objects.get(case=case, type="retry.in_doubt")
+    assert "charges are off while a charge is in doubt" in stopped.reason

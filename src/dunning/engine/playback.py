@@ -38,7 +38,7 @@ def engine_pass(
     gateway = get_gateway()
     while True:
         retried = retry_due(now=now, gateway=gateway, limit=batch, rng=rng)
-        if retried.planned + retried.charged + retried.looked_up < batch:
+        if retried.planned + retried.charged + retried.looked_up + retried.stopped < batch:
             break
     while True:
         report = decide_due_cases(now=now, limit=batch)

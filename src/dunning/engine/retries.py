@@ -21,8 +21,10 @@ A charge whose outcome is unknown (a timeout, a 5xx) keeps its key, so the
 next try is the same charge to the gateway and is never made twice.  Past
 IN_DOUBT_LIMIT (before the gateway forgets the key) it is no longer charged
 again: a gateway that can find a charge by its key is asked what became of it
-(recorded when found, planned afresh when the charge never happened); with
-another gateway, or when no answer comes within LOOKUP_LIMIT, an operator checks.  An
+(recorded when found, planned afresh when the charge never happened).  An
+operator checks when the gateway cannot look it up or cannot tell (for
+LOOKUP_LIMIT, or for good), when it refuses the same charge asked again, and
+when the charge can no longer be named (`RetryBatch.unanswered_in_doubt`).  An
 invoice the gateway retries itself (Stripe's `next_payment_attempt`, kept as
 `Invoice.gateway_retry_at`) is left to it.
 
@@ -128,6 +130,7 @@ class RetryReport:
     declined: int = 0
     unknown: int = 0
     looked_up: int = 0  # charges in doubt asked about (`ChargeLookupGateway.find_charge`)
+    stopped: int = 0  # charges in doubt left to an operator by the claim
     # Another call now may find work: the claim was full, or a plan landed at
     # or before now (a new card is retried at once).
     more_due: bool = False
@@ -173,9 +176,13 @@ def retry_due(
         batch = RetryBatch.load(cases, now=now, strategy=strategy)
         charges: list[_Due] = []
         lookups: list[_Due] = []
-        stopped: list[Case] = []
+        stopped: list[tuple[Case, str]] = []
         for case in cases:
-            if gateway.name == "manual" and case.charge_in_doubt_since is None:
+            if gateway.name == "manual":
+                if case.charge_in_doubt_since is not None:
+                    # Charges were turned off while one was in doubt: nobody can ask.
+                    stopped.append((case, "charges are off while a charge is in doubt"))
+                    continue
                 batch.store(
                     case, RetryPlan(None, "charges are off: payments are collected manually")
                 )
@@ -188,10 +195,16 @@ def retry_due(
                     charges.append(due)
                 continue
             if batch.unanswered_in_doubt(case):
-                # The charge in doubt can no longer be named (its amount or card
-                # changed) and nothing has answered it: a new charge could be a
-                # second one.
-                stopped.append(case)
+                # The charge in doubt can no longer be named and nothing seems to
+                # have answered it: a new charge could be a second one.
+                stopped.append(
+                    (
+                        case,
+                        "the charge in doubt can no longer be asked about with the same "
+                        "parameters (its invoice, amount or card changed), and no answer "
+                        "to it was recorded",
+                    )
+                )
                 continue
             batch.plan(case)
         batch.save()
@@ -199,13 +212,8 @@ def retry_due(
         Case.objects.filter(pk__in=[due.case.pk for due in charges + lookups]).update(
             next_retry_at=lease, updated_at=now
         )
-        for case in stopped:
-            _stop_in_doubt(
-                case,
-                now=now,
-                reason="the charge in doubt can no longer be named: its invoice's amount or "
-                "its card changed, and no answer to it was recorded",
-            )
+        for case, reason in stopped:
+            _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
     if lookups:
         found = _look_up(lookups, now=now, gateway=gateway, rng=rng, counts=counts)
@@ -223,6 +231,7 @@ def retry_due(
         declined=counts["declined"],
         unknown=counts["unknown"],
         looked_up=len(lookups),
+        stopped=len(stopped),
         more_due=len(cases) >= limit or batch.due_now + counts["due_now"] > 0,
     )
 
@@ -543,8 +552,14 @@ class RetryBatch:
         return attempts[-1].attempted_at if attempts else None
 
     def unanswered_in_doubt(self, case: Case) -> bool:
-        """A case in doubt whose charge `charge_target` cannot name, with no attempt
-        recorded since its key was made: nothing says whether that charge took money."""
+        """A case in doubt whose charge `charge_target` cannot name, and whose invoice to
+        charge has as many attempts as when the key was made (the key counts them).
+
+        One more attempt is taken for the answer (the charge's webhook recorded it);
+        an attempt recorded from elsewhere would pass for it too, as would the same
+        count on another invoice when the one to charge changed: the charge's own
+        parameters are not stored with the case, so this is the best guess there is.
+        """
         invoice = self.targets.get(case.pk)
         if case.charge_in_doubt_since is None or invoice is None:
             return False
@@ -910,6 +925,7 @@ def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> 
     )
 
 
+@transaction.atomic
 def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None,
@@ -1016,6 +1032,7 @@ def _look_up(
     return found
 
 
+@transaction.atomic
 def _ask_later(case: Case, *, now: datetime, rng: random.Random, reason: str) -> None:
     """Look the charge in doubt up again later, backing off, until LOOKUP_LIMIT."""
     since = case.charge_in_doubt_since
@@ -1044,7 +1061,8 @@ def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:
         if result.status == ChargeStatus.NOT_ATTEMPTED
         else "the charge is processing; its webhook will settle it"
     )
-    # Answered: no longer in doubt, so the webhook's decline, if it comes, replans.
+    # Answered (the manual gateway never gets here in doubt): no longer in doubt, so
+    # the webhook's decline, if it comes, replans.
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None,
         retry_key="",

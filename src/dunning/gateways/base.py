@@ -180,9 +180,10 @@ class ChargeLookupGateway(Protocol):
 
     def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
         """The charge made for `request` (by its idempotency key) at or after `since`, or
-        None when the gateway holds none that took money or was declined.  Raises
-        GatewayError when it cannot tell: temporary (ask again later) or permanent
-        (an operator has to look)."""
+        None when the gateway holds none that took money.  A decline may read as
+        None where the gateway keeps none under the key (a Stripe Billing
+        invoice still open); its webhook records it.  Raises GatewayError when it
+        cannot tell: temporary (ask again later) or permanent (an operator looks)."""
         ...
 
 

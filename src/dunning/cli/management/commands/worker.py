@@ -77,7 +77,7 @@ class Command(BaseCommand):
         while not self.stopping:
             retried = retry_due(now=now, gateway=gateway, limit=batch, rng=rng)
             charged, recovered = charged + retried.charged, recovered + retried.recovered
-            if retried.planned + retried.charged + retried.looked_up < batch:
+            if retried.planned + retried.charged + retried.looked_up + retried.stopped < batch:
                 break
         # Each batch is its own transaction; SIGTERM lets the current one finish.
         while not self.stopping:
