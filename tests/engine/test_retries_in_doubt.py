@@ -6,6 +6,7 @@ whose answer was lost is found, recorded or left to an operator, never made agai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
@@ -73,6 +74,39 @@ class StripeLike(CutOff):
         return None
 
 
+def webhook_declines(gateway: StripeLike, *, at: datetime, now: datetime) -> None:
+    """The first charge's webhook, recorded at `now`: declined for funds at `at`."""
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at,
+        outcome="failed",
+        now=now,
+        source="stripe",
+        decline_code="insufficient_funds",
+        gateway="simulated",
+        reference=reference_for(gateway.charges[0].request),
+        payment_method="pm_visa",
+    )
+
+
+@dataclass(frozen=True)
+class Story:
+    """A case whose retry is planned, at a gateway that forgets keys as Stripe does."""
+
+    bank: Bank
+    gateway: StripeLike
+    at: datetime  # when the planned retry is due
+
+
+@pytest.fixture
+def story(case: Case) -> Story:
+    bank = Bank(StripeLike)
+    assert isinstance(bank.gateway, StripeLike)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    return Story(bank, bank.gateway, at)
+
+
 def succeeded_charges(gateway: StripeLike) -> int:
     return sum(1 for charge in gateway.charges if charge.result.succeeded)
 
@@ -81,14 +115,9 @@ def succeeded_charges(gateway: StripeLike) -> int:
 
 
 def test_a_charge_made_before_the_in_doubt_mark_is_found_not_declared_never_made(
-    case: Case,
+    story: Story,
 ) -> None:
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+    bank, gateway, at = story.bank, story.gateway, story.at
     # The card is charged under the case's key, and the worker dies before recording it.
     bank.answer(ok)
     gateway.kill_after_charge = True
@@ -112,15 +141,10 @@ def test_a_charge_made_before_the_in_doubt_mark_is_found_not_declared_never_made
     assert Case.objects.get().state == "recovered"
 
 
-def test_the_card_is_charged_once_when_the_story_runs_on(case: Case) -> None:
+def test_the_card_is_charged_once_when_the_story_runs_on(story: Story) -> None:
     """The same story to its end: had the lookup missed it, the plan afresh would reuse
     the key after Stripe forgot it, and charge the card again."""
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+    bank, gateway, at = story.bank, story.gateway, story.at
     bank.answer(ok)
     gateway.kill_after_charge = True
     with pytest.raises(Killed):
@@ -154,15 +178,8 @@ def lost_pending(request: ChargeRequest) -> ChargeResult:
     )
 
 
-def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(
-    case: Case,
-) -> None:
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(story: Story) -> None:
+    bank, gateway, at = story.bank, story.gateway, story.at
     bank.answer(lost_pending)  # accepted, processing; the answer lost
     bank.run(at)
     gateway.down = True
@@ -174,17 +191,7 @@ def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(
     case = Case.objects.get()
     assert case.charge_in_doubt_since == at and case.next_retry_at is not None
     later = looked_up + timedelta(hours=2)
-    services.record_payment_attempt(  # the webhook: declined
-        invoice="in_th",
-        attempted_at=later,
-        outcome="failed",
-        now=later,
-        source="stripe",
-        decline_code="insufficient_funds",
-        gateway="simulated",
-        reference=reference_for(gateway.charges[0].request),
-        payment_method="pm_visa",
-    )
+    webhook_declines(gateway, at=later, now=later)
     gateway.down = False
     if (wake := Case.objects.get().next_retry_at) is not None:
         bank.run(max(wake, later))
@@ -204,15 +211,9 @@ def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(
 # ---------------------------------------------------------------- an unexpected error
 
 
-def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(
-    case: Case,
-) -> None:
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(story: Story) -> None:
+    bank, gateway, at = story.bank, story.gateway, story.at
+    case = Case.objects.get()
     gateway.down = True
     bank.run(at)
     ask_until_the_limit(bank, at)
@@ -283,14 +284,9 @@ def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(
 
 
 def test_a_charge_in_doubt_is_left_to_an_operator_when_part_of_the_invoice_is_paid(
-    case: Case,
+    story: Story,
 ) -> None:
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+    bank, gateway, at = story.bank, story.gateway, story.at
     bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
     bank.run(at)  # charged in full; the answer (and its webhook) lost
     # A part is paid another way meanwhile: the amount, so the key, changes.
@@ -319,29 +315,14 @@ def test_a_charge_in_doubt_is_left_to_an_operator_when_part_of_the_invoice_is_pa
     assert "can no longer be asked about with the same parameters" in stopped.reason
 
 
-def test_a_charge_in_doubt_answered_by_its_webhook_is_planned_again(case: Case) -> None:
+def test_a_charge_in_doubt_answered_by_its_webhook_is_planned_again(story: Story) -> None:
     """Its answer (a decline, recorded from the webhook) changes the invoice's attempts,
     so the key cannot be named any more, and that is no reason to stop."""
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+    bank, gateway, at = story.bank, story.gateway, story.at
     bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(decline(request))))
     bank.run(at)
     later = at + timedelta(minutes=3)
-    services.record_payment_attempt(
-        invoice="in_th",
-        attempted_at=at,
-        outcome="failed",
-        now=later,
-        source="stripe",
-        decline_code="insufficient_funds",
-        gateway="simulated",
-        reference=reference_for(gateway.charges[0].request),
-        payment_method="pm_visa",
-    )
+    webhook_declines(gateway, at=at, now=later)
     case = Case.objects.get()
     assert case.next_retry_at is not None
 
@@ -358,14 +339,9 @@ def decline(request: ChargeRequest) -> ChargeResult:
 
 
 def test_a_gateway_that_cannot_say_for_good_leaves_the_charge_to_an_operator_at_once(
-    case: Case,
+    story: Story,
 ) -> None:
-    bank = Bank(StripeLike)
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    case = planned(bank)
-    at = case.next_retry_at
-    assert at is not None
+    bank, gateway, at = story.bank, story.gateway, story.at
     gateway.down = True
     bank.run(at)
     ask_until_the_limit(bank, at)

@@ -905,24 +905,44 @@ def _in_doubt(case: Case, *, now: datetime, rng: random.Random, reason: str) -> 
     with any other, the case stops and an operator checks.
     """
     since = case.charge_in_doubt_since or now
-    waited = now - since
-    if waited >= IN_DOUBT_LIMIT:
-        _stop_in_doubt(case, now=now, reason=f"{reason}; no answer for {waited}")
-        return
-    tries = min(1 + int(waited / timedelta(minutes=10)), MAX_ATTEMPTS)
-    wait = min(retry_delay(tries, rng=rng), IN_DOUBT_LIMIT - waited)
-    Case.objects.filter(pk=case.pk).update(
-        next_retry_at=now + wait,
-        charge_in_doubt_since=since,
+    _ask_again(
+        case,
+        since=since,
+        now=now,
+        rng=rng,
+        between=(since, since + IN_DOUBT_LIMIT),
         retry_reason="a charge's outcome is unknown: asking the gateway again with the same key",
+        event_reason=f"{reason}; asking again with the same key",
+        stop_reason=f"{reason}; no answer for {now - since}",
+    )
+
+
+@transaction.atomic
+def _ask_again(
+    case: Case,
+    *,
+    since: datetime,
+    now: datetime,
+    rng: random.Random,
+    between: tuple[datetime, datetime],
+    retry_reason: str,
+    event_reason: str,
+    stop_reason: str,
+) -> None:
+    """Ask about the charge in doubt again later: backing off from the first moment of
+    `between` on, never past its last; from then on, an operator checks."""
+    first, last = between
+    if now >= last:
+        _stop_in_doubt(case, now=now, reason=stop_reason)
+        return
+    tries = min(1 + int((now - first) / timedelta(minutes=10)), MAX_ATTEMPTS)
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=now + min(retry_delay(tries, rng=rng), last - now),
+        charge_in_doubt_since=since,
+        retry_reason=retry_reason,
         updated_at=now,
     )
-    CaseEvent.objects.create(
-        case=case,
-        type="retry.unknown",
-        reason=f"{reason}; asking again with the same key",
-        occurred_at=now,
-    )
+    CaseEvent.objects.create(case=case, type="retry.unknown", reason=event_reason, occurred_at=now)
 
 
 @transaction.atomic
@@ -1032,26 +1052,19 @@ def _look_up(
     return found
 
 
-@transaction.atomic
 def _ask_later(case: Case, *, now: datetime, rng: random.Random, reason: str) -> None:
     """Look the charge in doubt up again later, backing off, until LOOKUP_LIMIT."""
     since = case.charge_in_doubt_since
     assert since is not None
-    waited = now - since
-    if waited >= LOOKUP_LIMIT:
-        _stop_in_doubt(case, now=now, reason=f"{reason}, for {waited}")
-        return
-    tries = min(1 + int((waited - IN_DOUBT_LIMIT) / timedelta(minutes=10)), MAX_ATTEMPTS)
-    Case.objects.filter(pk=case.pk).update(
-        next_retry_at=now + min(retry_delay(tries, rng=rng), LOOKUP_LIMIT - waited),
+    _ask_again(
+        case,
+        since=since,
+        now=now,
+        rng=rng,
+        between=(since + IN_DOUBT_LIMIT, since + LOOKUP_LIMIT),
         retry_reason="a charge's outcome is unknown: asking the gateway for it by its key",
-        updated_at=now,
-    )
-    CaseEvent.objects.create(
-        case=case,
-        type="retry.unknown",
-        reason=f"{reason}; asking again later",
-        occurred_at=now,
+        event_reason=f"{reason}; asking again later",
+        stop_reason=f"{reason}, for {now - since}",
     )
 
 
