@@ -24,7 +24,7 @@ from dunning.engine.retries import IN_DOUBT_LIMIT, LOOKUP_LIMIT, RetryReport, re
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import LostAnswer, SimulatedGateway, declined, succeeded
 from dunning.ledger import services
-from dunning.ledger.models import Invoice, Payment, PaymentAttempt, PaymentMethod
+from dunning.ledger.models import Event, Invoice, Payment, PaymentAttempt, PaymentMethod
 from tests.conftest import ApiClient
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -747,6 +747,35 @@ def test_an_update_that_leaves_the_card_s_details_is_not_a_renewed_card(
     assert case.next_retry_at is None
     assert len(bank.gateway.received) == 1
     assert PaymentMethod.objects.get(external_id="pm_visa").details_changed_at is None
+
+
+@pytest.mark.parametrize("skip_unchanged", [True, False])
+def test_an_unchanged_card_is_written_again_only_when_asked(
+    case: Case, bank: Bank, skip_unchanged: bool
+) -> None:
+    """A webhook's replay or a reloaded page (skip_unchanged) changes nothing: no event,
+    no replan; the API's PUT records its update whatever it held."""
+    case = planned(bank)
+    before = Event.objects.filter(type="payment_method.updated").count()
+    method = PaymentMethod.objects.get(external_id="pm_visa")
+
+    same, created = services.upsert_payment_method(
+        external_id="pm_visa",
+        customer="cus_th",
+        now=T0 + timedelta(minutes=5),
+        source="stripe",
+        skip_unchanged=skip_unchanged,
+        brand=method.brand,
+        last4=method.last4,
+        is_default=method.is_default,
+    )
+
+    assert same.pk == method.pk and not created
+    updated = Event.objects.filter(type="payment_method.updated").count() - before
+    assert updated == (0 if skip_unchanged else 1)
+    assert Case.objects.get().next_retry_at == (
+        case.next_retry_at if skip_unchanged else T0 + timedelta(minutes=5)
+    )
 
 
 def test_a_decline_recorded_from_outside_replans(case: Case, bank: Bank) -> None:

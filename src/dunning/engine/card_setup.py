@@ -111,14 +111,12 @@ def _save(customer: Customer, card: NewCard, *, now: datetime) -> PaymentMethod:
         "exp_year": card.exp_year,
         "is_default": True,
     }
-    known = PaymentMethod.objects.filter(external_id=card.external_id, customer=customer).first()
-    if known is not None and all(getattr(known, name) == value for name, value in values.items()):
-        return known  # a reload, or its webhook came first
     method, _ = upsert_payment_method(
         external_id=card.external_id,
         customer=customer.external_id,
         now=now,
         source=SOURCE,
+        skip_unchanged=True,  # a reload, or its webhook came first
         **values,
     )
     return method

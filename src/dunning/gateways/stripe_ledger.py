@@ -217,15 +217,13 @@ def _save_payment_method(facts: PaymentMethodFacts, *, now: datetime) -> Payment
     method = PaymentMethod.objects.filter(external_id=facts.external_id).first()
     if method is not None and method.customer_id != customer.pk:
         return None
-    values = facts.ledger_values()
-    if method is not None and all(getattr(method, k) == v for k, v in values.items()):
-        return method
     method, _ = services.upsert_payment_method(
         external_id=facts.external_id,
         customer=customer.external_id,
         now=now,
         source=SOURCE,
-        **values,
+        skip_unchanged=True,
+        **facts.ledger_values(),
     )
     return method
 
@@ -282,13 +280,14 @@ def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         return Applied(WebhookOutcome.IGNORED, "the payment method belongs to another customer")
     if method is not None and method.is_default:
         return Applied(WebhookOutcome.APPLIED, f"{method_id} is the default already")
+    known: dict[str, Any] = {} if method is not None else {"type": "card"}
     services.upsert_payment_method(
         external_id=method_id,
         customer=customer_id,
         now=now,
         source=SOURCE,
-        **({} if method is not None else {"type": "card"}),
         is_default=True,
+        **known,
     )
     return Applied(WebhookOutcome.APPLIED, f"default payment method {method_id}")
 

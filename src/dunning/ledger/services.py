@@ -673,9 +673,20 @@ def _attempt_events(
 
 
 def upsert_payment_method(
-    *, external_id: str, customer: str, now: datetime, source: str, **values: Any
+    *,
+    external_id: str,
+    customer: str,
+    now: datetime,
+    source: str,
+    skip_unchanged: bool = False,
+    **values: Any,
 ) -> tuple[PaymentMethod, bool]:
-    """Create or update a saved payment method (card brand, last 4, expiry; never the number)."""
+    """Create or update a saved payment method (card brand, last 4, expiry; never the number).
+
+    Every call records an update (the API's PUT says it was made).  With
+    `skip_unchanged`, a method that already holds these values is returned as
+    it is, with no event and no replan: a webhook's replay, a reloaded page.
+    """
     with transaction.atomic():
         owner = get_customer(customer)
         method = PaymentMethod.objects.select_for_update().filter(external_id=external_id).first()
@@ -688,6 +699,8 @@ def upsert_payment_method(
                 field="customer",
                 code=ErrorCode.CONFLICT,
             )
+        elif skip_unchanged and all(getattr(method, k) == v for k, v in values.items()):
+            return method, False
         # Details filled in where none were known (a card first seen without
         # them) are not a change: only a known value replaced by another.
         details = ("type", "brand", "last4", "exp_month", "exp_year")
