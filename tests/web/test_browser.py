@@ -37,6 +37,7 @@ from tests.gateways.stripe_server import (
     stripe_object,
     variant,
 )
+from tests.web.test_new_card import SESSION_ID, SESSIONS, session, stripe_saves
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -288,8 +289,6 @@ def test_a_customer_whose_card_expired_saves_a_new_one_on_stripe_s_page(
     bank: str,
     shots: Callable[[Any, str], None],
 ) -> None:
-    from tests.web.test_new_card import SESSION_ID, SESSIONS, session, stripe_saves
-
     pay_url = links.pay_link(thai_case.customer, thai_case)
     back = f"{pay_url}/card/return?session_id={SESSION_ID}"
     stripe_page = f"{bank}/checkout?return_to={quote(back, safe='')}"
