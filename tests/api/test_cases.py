@@ -194,3 +194,57 @@ def test_a_repeated_pause_with_the_same_idempotency_key_is_replayed(
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json()
     assert CaseEvent.objects.filter(case=case).count() == 1
+
+
+def in_doubt(case: Case) -> Case:
+    """The case's last retry got no answer, and the engine stopped asking."""
+    Case.objects.filter(pk=case.pk).update(
+        next_retry_at=None,
+        retry_key="case1:try2:0123456789abcdef",
+        retry_reason="a charge's outcome is unknown: check the gateway",
+        charge_in_doubt_since=T0,
+    )
+    case.refresh_from_db()
+    return case
+
+
+def test_a_charge_in_doubt_shows_and_an_operator_can_release_it(api: ApiClient, case: Case) -> None:
+    case = in_doubt(case)
+    assert api.get(f"/cases/{case.pk}").json()["charge_in_doubt_since"] == "2026-03-15T03:00:00Z"
+
+    response = api.post(
+        f"/cases/{case.pk}/charge-in-doubt/release", {"reason": "no charge in the dashboard"}
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["charge_in_doubt_since"] is None
+    assert body["next_retry_at"] is None and body["retry_reason"] == ""  # not planned yet
+    entry = body["timeline"][-1]["event"]
+    assert (entry["type"], entry["reason"]) == ("retry.released", "no charge in the dashboard")
+    case.refresh_from_db()
+    assert (case.retry_key, case.charge_in_doubt_since, case.updated_at) == ("", None, NOW)
+    assert case.next_retry_at == NOW  # the retry stage's next pass plans it afresh
+
+
+def test_releasing_with_no_charge_in_doubt_is_a_conflict_and_changes_nothing(
+    api: ApiClient, case: Case
+) -> None:
+    before = Case.objects.values().get(pk=case.pk)
+
+    error = error_of(
+        api.post(f"/cases/{case.pk}/charge-in-doubt/release", {"reason": "secret words"}), 409
+    )
+
+    assert error["code"] == "conflict"
+    assert "no charge in doubt" in error["message"]
+    assert "secret words" not in error["message"]
+    assert Case.objects.values().get(pk=case.pk) == before
+    assert not CaseEvent.objects.filter(case=case).exists()
+
+
+def test_a_release_needs_a_reason_and_a_case(api: ApiClient, case: Case) -> None:
+    case = in_doubt(case)
+    assert "reason" in fields_of(api.post(f"/cases/{case.pk}/charge-in-doubt/release", {}))
+    assert Case.objects.get(pk=case.pk).charge_in_doubt_since == T0
+    error_of(api.post(f"/cases/{case.pk + 1}/charge-in-doubt/release", {"reason": "x"}), 404)

@@ -126,6 +126,7 @@ def test_the_openapi_document_covers_every_endpoint() -> None:
         "/api/v1/cases/{id}",
         "/api/v1/cases/{id}/pause",
         "/api/v1/cases/{id}/resume",
+        "/api/v1/cases/{id}/charge-in-doubt/release",
         "/api/v1/messages",
         "/api/v1/messages/{id}",
         "/api/v1/policies",

@@ -14,7 +14,12 @@ import pytest
 from dunning.engine import pay_now
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case, CaseEvent
-from dunning.engine.retries import LEASE, retry_due
+from dunning.engine.retries import (
+    LEASE,
+    NoChargeInDoubt,
+    release_charge_in_doubt,
+    retry_due,
+)
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
 from dunning.gateways.manual import ManualGateway
 from dunning.gateways.simulated import LostAnswer, declined, reference_for
@@ -372,3 +377,66 @@ def test_turning_charges_off_leaves_a_charge_in_doubt_to_an_operator(case: Case)
     assert case.charge_in_doubt_since == at and case.retry_key
     stopped = CaseEvent.objects.get(case=case, type="retry.in_doubt")
     assert "charges are off while a charge is in doubt" in stopped.reason
+
+
+# ---------------------------------------------------------------- an operator releases the charge
+
+
+def stopped_in_doubt(story: Story) -> Case:
+    """The planned retry never reaches the gateway, which cannot say so for good: the
+    case waits for an operator."""
+    bank, gateway, at = story.bank, story.gateway, story.at
+    gateway.down = True
+    bank.run(at)
+    ask_until_the_limit(bank, at)
+    gateway.lookups_raise = GatewayError("the list endpoint is not enabled", permanent=True)
+    bank.run(Case.objects.get().next_retry_at)
+    case = Case.objects.get()
+    assert case.next_retry_at is None and case.charge_in_doubt_since == at
+    assert gateway.charges == []  # nothing was ever charged
+    gateway.down, gateway.lookups_raise = False, None
+    return case
+
+
+def test_a_released_charge_is_planned_afresh_and_the_card_charged_once(story: Story) -> None:
+    bank, gateway = story.bank, story.gateway
+    case = stopped_in_doubt(story)
+    key = case.retry_key
+    checked = story.at + timedelta(days=8)
+
+    released = release_charge_in_doubt(
+        case.pk, now=checked, reason="no PaymentIntent under the key in the dashboard", source="api"
+    )
+
+    assert (released.next_retry_at, released.retry_key, released.charge_in_doubt_since) == (
+        checked,
+        "",
+        None,
+    )
+    event = CaseEvent.objects.get(case=case, type="retry.released")
+    assert event.reason == "no PaymentIntent under the key in the dashboard"
+    assert event.data == {"source": "api", "key": key, "in_doubt_since": story.at.isoformat()}
+    assert bank.run(checked).planned == 1
+    # Afresh: the key names the same charge content and attempt count (none was
+    # recorded), so it comes out the same, which the gateway has long forgotten.
+    case = Case.objects.get()
+    assert case.next_retry_at is not None and case.retry_key == key
+    bank.answer(ok)
+    bank.run(case.next_retry_at)
+    assert Case.objects.get().state == "recovered"
+    assert succeeded_charges(gateway) == 1
+    assert Payment.objects.get().amount == AMOUNT
+
+
+def test_only_a_charge_in_doubt_can_be_released(story: Story) -> None:
+    case = Case.objects.get()
+    before = (case.next_retry_at, case.retry_key, case.retry_reason, case.updated_at)
+
+    with pytest.raises(NoChargeInDoubt):
+        release_charge_in_doubt(case.pk, now=story.at, reason="checked", source="api")
+
+    case = Case.objects.get()
+    assert (case.next_retry_at, case.retry_key, case.retry_reason, case.updated_at) == before
+    assert not CaseEvent.objects.filter(type="retry.released").exists()
+    with pytest.raises(Case.DoesNotExist):
+        release_charge_in_doubt(case.pk + 1, now=story.at, reason="checked", source="api")

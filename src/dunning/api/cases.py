@@ -1,4 +1,4 @@
-"""`/cases`: what the engine is collecting, its timeline, and pausing or resuming it."""
+"""`/cases`: what the engine is collecting, its timeline; pausing, resuming, releasing a charge."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +14,7 @@ from dunning.api.common import SOURCE, NewestFirst, ObjectId, not_found, now
 from dunning.api.messages import MessageOut
 from dunning.api.schemas import Currency, ExternalId, Input, _text
 from dunning.core.cases import CaseTransitionError
-from dunning.engine import actions
+from dunning.engine import actions, retries
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.ledger.errors import ErrorCode, LedgerError
 
@@ -54,6 +54,11 @@ class CaseOut(Schema):
     )
     retry_reason: str = Field(
         description='why that moment, or why no retry ("funds usually arrive on the 25th")'
+    )
+    charge_in_doubt_since: datetime | None = Field(
+        description="since when a retry's outcome has been unknown (a timeout, a lost answer); "
+        "null when none is.  With no next_retry_at, the engine has stopped asking: an "
+        "operator checks the gateway, then records the payment or releases the charge"
     )
     created_at: datetime
     updated_at: datetime
@@ -197,6 +202,28 @@ def resume_case(request: HttpRequest, id: ObjectId, payload: CaseActionIn) -> Ca
         raise not_found("case", id) from None
     except CaseTransitionError:
         raise _conflict(id, "resumed", "a paused") from None
+    return _get(id)
+
+
+@router.post(
+    "/{id}/charge-in-doubt/release",
+    response=CaseDetailOut,
+    summary="Release a charge in doubt that took no money",
+)
+def release_charge_in_doubt(request: HttpRequest, id: ObjectId, payload: CaseActionIn) -> Case:
+    """For an operator who checked the gateway and found the charge in doubt missing,
+    declined or canceled: the case forgets the charge's key and the engine plans the
+    next retry afresh.  If the gateway took the money, record the payment instead
+    (`POST /payments` with the gateway's reference): that recovers the case, where a
+    release would charge the card again.  Only an open case with a charge in doubt."""
+    try:
+        retries.release_charge_in_doubt(id, now=now(request), reason=payload.reason, source=SOURCE)
+    except Case.DoesNotExist:
+        raise not_found("case", id) from None
+    except retries.NoChargeInDoubt:
+        raise LedgerError(
+            f"case {id} has no charge in doubt to release", code=ErrorCode.CONFLICT
+        ) from None
     return _get(id)
 
 

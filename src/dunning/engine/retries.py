@@ -26,7 +26,9 @@ operator checks when the gateway cannot look it up or cannot tell (for
 LOOKUP_LIMIT, or for good), when it refuses the same charge asked again, and
 when the charge can no longer be named (`RetryBatch.unanswered_in_doubt`).  An
 invoice the gateway retries itself (Stripe's `next_payment_attempt`, kept as
-`Invoice.gateway_retry_at`) is left to it.
+`Invoice.gateway_retry_at`) is left to it.  The operator who checked the
+gateway and found no charge releases the case (`release_charge_in_doubt`);
+one who found the money taken records the payment.
 
 Replanning is asked for by the ledger's signals: a decline recorded from
 outside (a webhook) and a new or updated card (retried at once).
@@ -67,7 +69,14 @@ from dunning.core.retry_timing import (
 from dunning.db import PlusDays, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
-from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
+from dunning.engine.models import (
+    OPEN_STATES,
+    Case,
+    CaseEvent,
+    CaseInvoice,
+    PolicyVersion,
+    RetryHourStat,
+)
 from dunning.gateways.base import (
     ChargeLookupGateway,
     ChargeRequest,
@@ -949,7 +958,10 @@ def _ask_again(
 def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=None,
-        retry_reason="a charge's outcome is unknown: check the gateway before charging again",
+        retry_reason=(
+            "a charge's outcome is unknown: check the gateway, then record the payment "
+            "or release the charge in doubt"
+        ),
         updated_at=now,
     )
     CaseEvent.objects.create(
@@ -1066,6 +1078,50 @@ def _ask_later(case: Case, *, now: datetime, rng: random.Random, reason: str) ->
         event_reason=f"{reason}; asking again later",
         stop_reason=f"{reason}, for {now - since}",
     )
+
+
+class NoChargeInDoubt(Exception):
+    """The case is closed or holds no charge in doubt: there is nothing to release."""
+
+
+def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source: str) -> Case:
+    """An operator checked the gateway: the charge in doubt took no money.
+
+    For a charge the gateway does not hold, or holds as declined or canceled:
+    the case forgets its key and the retry stage plans it afresh at its next
+    pass, as when a lookup finds no charge (`_look_up`).  A charge that did take
+    the money is not released but recorded, as a payment with the gateway's
+    reference (`record_payment`), which recovers the case; releasing it would
+    charge the card a second time.  The timeline keeps who released which key
+    and why.  Raises `Case.DoesNotExist`, or `NoChargeInDoubt` for a case that
+    is closed or has no charge in doubt; either way nothing changes.
+    """
+    with transaction.atomic():
+        case = Case.objects.select_for_update().get(pk=case_id)
+        since = case.charge_in_doubt_since
+        if case.state not in OPEN_STATES or since is None:
+            raise NoChargeInDoubt(f"case {case_id} has no charge in doubt")
+        key = case.retry_key
+        case.next_retry_at, case.retry_key, case.retry_reason = now, "", ""
+        case.charge_in_doubt_since, case.updated_at = None, now
+        case.save(
+            update_fields=[
+                "next_retry_at",
+                "retry_key",
+                "retry_reason",
+                "charge_in_doubt_since",
+                "updated_at",
+            ]
+        )
+        CaseEvent.objects.create(
+            case=case,
+            type="retry.released",
+            reason=reason,
+            data={"source": source, "key": key, "in_doubt_since": since.isoformat()},
+            occurred_at=now,
+        )
+    log.info("case %s: charge %s in doubt released by %s", case.pk, key, source)
+    return case
 
 
 def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:
