@@ -5,6 +5,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 
 from dunning.engine.models import Case, CaseEvent, Message
 from tests.api.conftest import error_of, fields_of
@@ -248,3 +250,18 @@ def test_a_release_needs_a_reason_and_a_case(api: ApiClient, case: Case) -> None
     assert "reason" in fields_of(api.post(f"/cases/{case.pk}/charge-in-doubt/release", {}))
     assert Case.objects.get(pk=case.pk).charge_in_doubt_since == T0
     error_of(api.post(f"/cases/{case.pk + 1}/charge-in-doubt/release", {"reason": "x"}), 404)
+
+
+def test_operators_find_the_cases_waiting_for_them_in_the_admin(
+    case: Case, make_invoice: Callable[..., Any]
+) -> None:
+    other = make_case(make_invoice("in_9", customer="cus_9"))  # not in doubt
+    case = in_doubt(case)
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "a-long-password"))
+
+    listing = client.get("/admin/engine/case/", {"in_doubt": "stopped"})
+
+    assert listing.status_code == 200
+    shown = [row.pk for row in listing.context["cl"].result_list]
+    assert shown == [case.pk] and other.pk not in shown

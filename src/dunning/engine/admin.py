@@ -143,6 +143,24 @@ class CaseEventInline(admin.TabularInline):
         return False
 
 
+class ChargeInDoubtFilter(admin.SimpleListFilter):
+    """The cases whose last retry has no answer, and those waiting for an operator."""
+
+    title = "charge in doubt"
+    parameter_name = "in_doubt"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("any", "in doubt"), ("stopped", "in doubt, waiting for an operator")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "any":
+            return queryset.filter(charge_in_doubt_since__isnull=False)
+        if self.value() == "stopped":
+            # Released with POST /api/v1/cases/{id}/charge-in-doubt/release.
+            return queryset.filter(charge_in_doubt_since__isnull=False, next_retry_at__isnull=True)
+        return queryset
+
+
 @admin.register(Case)
 class CaseAdmin(ReadOnlyAdmin):
     list_display = (
@@ -156,8 +174,9 @@ class CaseAdmin(ReadOnlyAdmin):
         "next_action_at",
         "next_retry_at",
         "retry_reason",
+        "charge_in_doubt_since",
     )
-    list_filter = ("state", "currency", "collection_method")
+    list_filter = ("state", ChargeInDoubtFilter, "currency", "collection_method")
     search_fields = ("customer__external_id", "customer__name", "customer__email")
     list_select_related = ("customer", "policy")
     inlines = [CaseEventInline]
