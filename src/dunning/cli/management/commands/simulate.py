@@ -22,6 +22,7 @@ from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from dunning.core.policy import RetryBudget
 from dunning.core.policy_json import parse_duration
@@ -129,6 +130,7 @@ class Command(BaseCommand):
             raise CommandError(f"{path}: {error}") from None
         progress(f"{path.name}: {len(scenario.customers):,} customers, strategy {strategy}")
         call_command("migrate", verbosity=0, interactive=False)
+        _scratch_settings()
         result = simulate(scenario, strategy, retry_budget=budget, progress=progress)
         seconds = time.perf_counter() - started
         progress(f"simulated in {seconds:.1f} s")
@@ -136,6 +138,18 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({**result.as_json(), "seconds": round(seconds, 1)}))
             return
         self.stdout.write(_table(result.as_json()))
+
+
+def _scratch_settings() -> None:
+    """The run's database is deleted when it ends, so nothing in it must survive a crash:
+    SQLite need not wait for the disk, and a page cache of 200 MB holds a 10,000-customer
+    run's working set (about a tenth off the run's time)."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.execute("PRAGMA cache_size=-200000")  # in KiB
+        cursor.execute("PRAGMA temp_store=MEMORY")
 
 
 def _budget(retries: int | None, within: str | None) -> RetryBudget | None:
