@@ -603,7 +603,7 @@ def test_a_payment_landing_between_the_claim_and_the_charge_stops_the_charge(
     case = planned(bank)
     at = case.next_retry_at
     assert at is not None
-    target = retries.RetryBatch.charge_target
+    target = retries.RetryBatch.named_charge
 
     def target_then_pay(batch: retries.RetryBatch, case: Case) -> object:
         due = target(batch, case)
@@ -613,12 +613,16 @@ def test_a_payment_landing_between_the_claim_and_the_charge_stops_the_charge(
         )
         return due
 
-    monkeypatch.setattr(retries.RetryBatch, "charge_target", target_then_pay)
+    monkeypatch.setattr(retries.RetryBatch, "named_charge", target_then_pay)
     bank.answer(ok)
 
     bank.run(at)
 
     assert bank.gateway.received == []
+    # Never sent, so not in doubt: looked at again at once, and planned afresh.
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since is None and case.next_retry_at == at
+    assert bank.run(at).planned == 1
 
 
 def test_one_cases_unexpected_failure_does_not_stop_the_others(
@@ -973,8 +977,8 @@ def test_a_batch_is_charged_and_recorded_in_chunks_and_a_case_lost_meanwhile_is_
     still_ours = retries._still_ours
     taken = Case.objects.get(invoices__external_id="in_3")
 
-    def another_worker_took_one(dues: Any, *, lease: datetime) -> set[int]:
-        return still_ours(dues, lease=lease) - {taken.pk}
+    def another_worker_took_one(dues: Any, *, lease: datetime, now: datetime) -> set[int]:
+        return still_ours(dues, lease=lease, now=now) - {taken.pk}
 
     monkeypatch.setattr(retries, "_still_ours", another_worker_took_one)
     bank.answer(ok, ok, ok, ok)
@@ -985,3 +989,79 @@ def test_a_batch_is_charged_and_recorded_in_chunks_and_a_case_lost_meanwhile_is_
     charged = {received.request.invoice_external_id for received in bank.gateway.received}
     assert charged == {"in_0", "in_1", "in_2", "in_4"}
     assert Invoice.objects.filter(status="paid").count() == 4
+
+
+# ---------------------------------------------------------------- the charge stored with its key
+
+
+def test_a_planned_charge_is_stored_with_the_invoice_card_and_amount_its_key_names(
+    case: Case, bank: Bank
+) -> None:
+    case = planned(bank)
+
+    assert case.retry_key
+    assert case.retry_invoice is not None and case.retry_invoice.external_id == "in_th"
+    assert case.retry_payment_method is not None
+    assert case.retry_payment_method.external_id == "pm_visa"
+    assert case.retry_amount == AMOUNT
+
+
+def test_a_charge_planned_before_a_partial_payment_is_planned_afresh_not_made(
+    case: Case, bank: Bank
+) -> None:
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    services.record_payment(
+        invoice="in_th",
+        amount=1000,
+        currency="THB",
+        method="bank_transfer",
+        received_at=at - timedelta(hours=1),
+        now=at - timedelta(hours=1),
+        source="test",
+        reference="transfer-1",
+    )
+
+    report = bank.run(at)
+
+    assert (report.charged, report.planned) == (0, 1)
+    case = Case.objects.get()
+    assert case.retry_amount == AMOUNT - 1000 and case.retry_key != key
+    bank.answer(ok)
+    bank.run(case.next_retry_at or at)
+    [received] = bank.gateway.received
+    assert received.request.amount == AMOUNT - 1000
+    assert received.request.idempotency_key == case.retry_key
+
+
+def test_a_charge_sent_is_in_doubt_until_its_answer_is_recorded(case: Case, bank: Bank) -> None:
+    at = planned(bank).next_retry_at
+    assert at is not None
+    seen: list[datetime | None] = []
+
+    def look_then_decline(request: ChargeRequest) -> ChargeResult:
+        seen.append(Case.objects.get().charge_in_doubt_since)
+        return declined(request, "insufficient_funds", network="visa")
+
+    bank.answer(look_then_decline)
+    bank.run(at)
+
+    assert seen == [at]  # while the gateway had it
+    assert Case.objects.get().charge_in_doubt_since is None  # answered and recorded
+
+
+def test_a_charge_in_doubt_from_before_charges_were_stored_waits_for_an_operator(
+    case: Case, bank: Bank
+) -> None:
+    at = planned(bank).next_retry_at
+    assert at is not None
+    Case.objects.update(
+        charge_in_doubt_since=at, retry_invoice=None, retry_payment_method=None, retry_amount=None
+    )
+
+    report = bank.run(at + timedelta(hours=1))
+
+    assert report.stopped == 1 and bank.gateway.received == []
+    stopped = CaseEvent.objects.get(type="retry.in_doubt")
+    assert "not known in full" in stopped.reason

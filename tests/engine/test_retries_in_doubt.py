@@ -24,12 +24,13 @@ from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, Gat
 from dunning.gateways.manual import ManualGateway
 from dunning.gateways.simulated import LostAnswer, declined, reference_for
 from dunning.ledger import services
-from dunning.ledger.models import Payment
+from dunning.ledger.models import Invoice, Payment, PaymentMethod
 from tests.engine.test_retries import (
     AMOUNT,
     T0,
     Bank,
     CutOff,
+    Forgetful,
     ask_until_the_limit,
     case,
     customer,
@@ -129,13 +130,13 @@ def test_a_charge_made_before_the_in_doubt_mark_is_found_not_declared_never_made
     with pytest.raises(Killed):
         bank.run(at)
     assert succeeded_charges(gateway) == 1
-    # Its lease runs out; the next worker asks again with the same key, but Stripe is down:
-    # the charge is "in doubt since" the lease's end, not since the key's first use.
+    # In doubt since it was sent.  Its lease runs out; the next worker asks again with
+    # the same key, but Stripe is down.
+    assert Case.objects.get().charge_in_doubt_since == at
     gateway.down = True
-    retried = at + LEASE
-    bank.run(retried)
-    assert Case.objects.get().charge_in_doubt_since == retried
-    ask_until_the_limit(bank, retried)
+    bank.run(at + LEASE)
+    assert Case.objects.get().charge_in_doubt_since == at
+    ask_until_the_limit(bank, at)
 
     bank.run(Case.objects.get().next_retry_at)  # the lookup
 
@@ -156,7 +157,7 @@ def test_the_card_is_charged_once_when_the_story_runs_on(story: Story) -> None:
         bank.run(at)
     gateway.down = True
     bank.run(at + LEASE)
-    ask_until_the_limit(bank, at + LEASE)
+    ask_until_the_limit(bank, at)
     bank.run(Case.objects.get().next_retry_at)
     gateway.down = False
     bank.answer(*[ok] * 5)
@@ -273,7 +274,13 @@ def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(st
     )
     sync_cases(now=T0)
     other = Case.objects.exclude(pk=case.pk).get()
-    Case.objects.filter(pk=other.pk).update(next_retry_at=lookup_at, retry_key="case-two-key")
+    Case.objects.filter(pk=other.pk).update(
+        next_retry_at=lookup_at,
+        retry_key="case-two-key",
+        retry_invoice=Invoice.objects.get(external_id="in_two"),
+        retry_payment_method=PaymentMethod.objects.get(external_id="pm_two"),
+        retry_amount=AMOUNT,
+    )
     gateway.down = False
     gateway.lookups_raise = KeyError("metadata")  # a bug, an unexpected answer ...
     bank.answer(ok)
@@ -288,36 +295,61 @@ def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(st
 # ---------------------------------------------------------------- the charge can no longer be named
 
 
-def test_a_charge_in_doubt_is_left_to_an_operator_when_part_of_the_invoice_is_paid(
-    story: Story,
-) -> None:
-    bank, gateway, at = story.bank, story.gateway, story.at
-    bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
-    bank.run(at)  # charged in full; the answer (and its webhook) lost
-    # A part is paid another way meanwhile: the amount, so the key, changes.
+def pay_part_by_transfer(at: datetime) -> None:
     services.record_payment(
         invoice="in_th",
         amount=1000,
         currency="THB",
         method="bank_transfer",
-        received_at=at + timedelta(minutes=5),
-        now=at + timedelta(minutes=5),
+        received_at=at,
+        now=at,
         source="test",
         reference="bank-transfer-1",
     )
-    bank.answer(*[ok] * 5)
-    moment = at
-    while (case := Case.objects.get()).state == "active" and case.next_retry_at is not None:
-        moment = max(case.next_retry_at, moment)
-        bank.run(moment)
 
+
+def test_a_charge_in_doubt_on_an_invoice_that_changed_is_looked_up_not_sent_again(
+    story: Story,
+) -> None:
+    bank, gateway, at = story.bank, story.gateway, story.at
+    bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
+    bank.run(at)  # charged in full; the answer (and its webhook) lost
+    pay_part_by_transfer(at + timedelta(minutes=5))  # so the same request would be another
+    bank.answer(*[ok] * 5)
+
+    report = bank.run(Case.objects.get().next_retry_at)
+
+    assert report.looked_up == 1 and report.charged == 0
     taken = sum(c.result.amount for c in gateway.charges if c.result.succeeded)
     assert taken == AMOUNT  # the first charge only
+    # Found: the card paid more than remains.  The ledger refuses it, and the case
+    # waits for an operator to refund (or apply) the money before any other charge.
     case = Case.objects.get()
-    assert case.next_retry_at is None and case.retry_key
-    assert "check the gateway" in case.retry_reason
+    assert case.state == "active" and case.next_retry_at is None
+    assert case.charge_in_doubt_since is None and case.retry_key == ""
+    assert "check for a refund" in case.retry_reason
+    refused = CaseEvent.objects.get(case=case, type="retry.not_recorded")
+    assert "more than the" in refused.reason
+
+
+def test_a_charge_in_doubt_on_an_invoice_that_changed_waits_for_an_operator_without_lookups(
+    case: Case,
+) -> None:
+    bank = Bank(Forgetful)  # type: ignore[arg-type]
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
+    bank.run(at)
+    pay_part_by_transfer(at + timedelta(minutes=5))
+
+    report = bank.run(Case.objects.get().next_retry_at)
+
+    assert report.stopped == 1 and report.charged == 0
+    assert len(bank.gateway.received) == 1
+    case = Case.objects.get()
+    assert case.next_retry_at is None and case.charge_in_doubt_since == at and case.retry_key
     stopped = CaseEvent.objects.get(case=case, type="retry.in_doubt")
-    assert "can no longer be asked about with the same parameters" in stopped.reason
+    assert "its invoice changed since it was sent" in stopped.reason
 
 
 def test_a_charge_in_doubt_answered_by_its_webhook_is_planned_again(story: Story) -> None:

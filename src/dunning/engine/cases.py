@@ -346,6 +346,7 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
         "next_retry_at": None,
         "retry_key": "",
         "retry_reason": "paid",
+        "charge_in_doubt_since": None,
         "updated_at": now,
     }
     Case.objects.filter(pk__in=ids).update(**closed)

@@ -8,7 +8,7 @@ from django.db import models
 
 from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
-from dunning.ledger.models import Customer, Invoice
+from dunning.ledger.models import Customer, Invoice, PaymentMethod
 
 OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED)
 
@@ -57,8 +57,25 @@ class Case(models.Model):
     # The idempotency key of a charge whose outcome is not known yet (a timeout):
     # the next try reuses it, so the gateway never charges twice.
     retry_key = models.CharField(max_length=64, blank=True)
-    # Since when a charge under `retry_key` has had no answer (a timeout): until
-    # it is settled nothing replans the case, so no other key can charge twice.
+    # What the charge under `retry_key` is: the invoice, card and amount the key
+    # was made for, so the charge asked again is the very same request whatever
+    # has changed since.  Only meaningful with a key; the plan sets them together.
+    retry_invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    retry_payment_method = models.ForeignKey(
+        PaymentMethod,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    retry_amount = models.BigIntegerField(null=True, blank=True)
+    # Since when the charge under `retry_key` has had no recorded answer: from
+    # the moment a worker sends it until its answer is recorded, and on after a
+    # timeout or a worker that died.  Until it is settled nothing replans the
+    # case, so no other key can charge twice.
     charge_in_doubt_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

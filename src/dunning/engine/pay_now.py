@@ -162,12 +162,13 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
     """
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=offer.case.pk)
+        if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
+            # A worker is sending a retry (or asks about one again) within minutes.
+            return Attempt(Outcome.BUSY)
         if case.charge_in_doubt_since is not None:
             # A retry's outcome is unknown: until the gateway answers it (or an
             # operator checks), another charge could take the money twice.
             return Attempt(Outcome.CHECKING)
-        if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
-            return Attempt(Outcome.BUSY)
         _hold_retries(case, until=now + LEASE, now=now)
     request = offer.request(tries=_tries(offer.invoice))
     try:

@@ -17,18 +17,22 @@ in chunks, each in one transaction: up to CHUNK answers, or what came back in
 RECORD_AFTER seconds, whichever is first (a real gateway's answers are
 recorded within a second of arriving; a simulated one's, a hundred at a time).
 
-A charge whose outcome is unknown (a timeout, a 5xx) keeps its key, so the
-next try is the same charge to the gateway and is never made twice.  Past
-IN_DOUBT_LIMIT (before the gateway forgets the key) it is no longer charged
-again: a gateway that can find a charge by its key is asked what became of it
-(recorded when found, planned afresh when the charge never happened).  An
+A planned charge is stored with its key: the invoice, card and amount the
+key was made for (`Case.retry_invoice`, `retry_payment_method`,
+`retry_amount`).  From the moment a worker sends it until its answer is
+recorded, it is in doubt (`Case.charge_in_doubt_since`): a timeout, a 5xx or
+a worker that dies leaves it so, and it is asked about again as the very same
+request under the same key, which the gateway answers once.  Past
+IN_DOUBT_LIMIT (before the gateway forgets the key), or once its invoice has
+changed (another request could be a second charge), it is no longer sent
+again: a gateway that can find a charge by its key is asked what became of
+it (recorded when found, planned afresh when the charge never happened).  An
 operator checks when the gateway cannot look it up or cannot tell (for
-LOOKUP_LIMIT, or for good), when it refuses the same charge asked again, and
-when the charge can no longer be named (`RetryBatch.unanswered_in_doubt`).  An
-invoice the gateway retries itself (Stripe's `next_payment_attempt`, kept as
-`Invoice.gateway_retry_at`) is left to it.  The operator who checked the
-gateway and found no charge releases the case (`release_charge_in_doubt`);
-one who found the money taken records the payment.
+LOOKUP_LIMIT, or for good), and when it refuses the same charge asked again.
+The operator who checked the gateway and found no charge releases the case
+(`release_charge_in_doubt`); one who found the money taken records the
+payment.  An invoice the gateway retries itself (Stripe's
+`next_payment_attempt`, kept as `Invoice.gateway_retry_at`) is left to it.
 
 Replanning is asked for by the ledger's signals: a decline recorded from
 outside (a webhook) and a new or updated card (retried at once).
@@ -36,7 +40,6 @@ outside (a webhook) and a new or updated card (retried at once).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import random
@@ -49,7 +52,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import DateTimeField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
@@ -114,6 +118,9 @@ PAYDAY_DECLINES = 400
 # A decline is evidence of a payday only within FUNDS_LAST local days before a
 # payment; in UTC that is within a day more for time zones, and one for summer time.
 ARRIVAL_WITHIN = FUNDS_LAST + timedelta(days=2)
+# A gateway's clock may run behind ours: an answer dated up to this long before the
+# charge was sent is still taken for its answer.
+ANSWER_SKEW = timedelta(minutes=5)
 CHUNK = 100  # at most this many answers are recorded per transaction
 RECORD_AFTER = 1.0  # seconds of charging after which the answers so far are recorded
 RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
@@ -147,12 +154,13 @@ class RetryReport:
 
 @dataclass(frozen=True, slots=True)
 class _Due:
+    """A charge to make or ask about: exactly what its key was made for."""
+
     case: Case
     invoice: Invoice
     method: PaymentMethod
     key: str
-    # For a lookup: the key cannot have been used before this (it was made after it).
-    since: datetime | None = None
+    amount: int
 
 
 def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
@@ -187,8 +195,9 @@ def retry_due(
         lookups: list[_Due] = []
         stopped: list[tuple[Case, str]] = []
         for case in cases:
+            in_doubt = case.charge_in_doubt_since is not None
             if gateway.name == "manual":
-                if case.charge_in_doubt_since is not None:
+                if in_doubt:
                     # Charges were turned off while one was in doubt: nobody can ask.
                     stopped.append((case, "charges are off while a charge is in doubt"))
                     continue
@@ -196,30 +205,41 @@ def retry_due(
                     case, RetryPlan(None, "charges are off: payments are collected manually")
                 )
                 continue
-            due = batch.charge_target(case) if case.retry_key else None
-            if due is not None:
-                if _to_look_up(case, now=now, gateway=gateway):
-                    lookups.append(dataclasses.replace(due, since=batch.key_made_at(case)))
+            due = batch.named_charge(case) if case.retry_key else None
+            if in_doubt:
+                if due is None:
+                    # A case from before charges were stored with their key.
+                    stopped.append((case, "the charge in doubt is not known in full"))
+                elif batch.answered(due):
+                    batch.plan(case)  # its decline came in from elsewhere (a webhook)
+                elif batch.can_make(due) and not _past_the_key(case, now=now, gateway=gateway):
+                    charges.append(due)  # the same request: the gateway answers it once
+                elif isinstance(gateway, ChargeLookupGateway):
+                    lookups.append(due)
                 else:
-                    charges.append(due)
+                    # Past the key's lifetime, or asked again for an invoice that has
+                    # changed since, the same request could be a second charge.
+                    stopped.append((case, _cannot_ask(case, due, batch=batch, now=now)))
                 continue
-            if batch.unanswered_in_doubt(case):
-                # The charge in doubt can no longer be named and nothing seems to
-                # have answered it: a new charge could be a second one.
-                stopped.append(
-                    (
-                        case,
-                        "the charge in doubt can no longer be asked about with the same "
-                        "parameters (its invoice, amount or card changed), and no answer "
-                        "to it was recorded",
-                    )
-                )
+            if due is not None and batch.can_make(due):
+                charges.append(due)
                 continue
+            # No charge planned, or its invoice or card changed since: planned afresh.
             batch.plan(case)
         batch.save()
         lease = now + LEASE
-        Case.objects.filter(pk__in=[due.case.pk for due in charges + lookups]).update(
+        Case.objects.filter(pk__in=[due.case.pk for due in lookups]).update(
             next_retry_at=lease, updated_at=now
+        )
+        # From the moment it is sent until its answer is recorded, a charge is in
+        # doubt: a worker that dies in between leaves it to be asked about, not
+        # charged afresh under another key.
+        Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
+            next_retry_at=lease,
+            charge_in_doubt_since=Coalesce(
+                "charge_in_doubt_since", Value(now, output_field=DateTimeField())
+            ),
+            updated_at=now,
         )
         for case, reason in stopped:
             _stop_in_doubt(case, now=now, reason=reason)
@@ -306,9 +326,10 @@ class RetryBatch:
     cases: Sequence[Case]
     targets: dict[int, Invoice]  # by case: the oldest invoice left to charge
     cards: dict[int, list[PaymentMethod]]  # by customer: saved cards, the one to charge first
+    owing: dict[int, dict[int, Invoice]]  # by case: the invoices left to charge, by id
     planned: int = 0
     due_now: int = 0  # plans at or before now: the claim's next call takes them
-    updates: list[tuple[Case, RetryPlan, str]] = field(default_factory=list)
+    updates: list[tuple[Case, RetryPlan, _Due | None]] = field(default_factory=list)
     _history: _History | None = None
 
     @classmethod
@@ -324,14 +345,18 @@ class RetryBatch:
             .select_related("invoice")
             .order_by("invoice__due_at", "invoice_id")
         )
+        owing: dict[int, dict[int, Invoice]] = defaultdict(dict)
         for link in links:
             targets.setdefault(link.case_id, link.invoice)
+            owing[link.case_id][link.invoice_id] = link.invoice
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
         for method in PaymentMethod.objects.filter(
             customer_id__in={case.customer_id for case in cases}, type=PaymentMethodType.CARD
         ).order_by(*CARD_ORDER):
             cards[method.customer_id].append(method)
-        return cls(now=now, strategy=strategy, cases=cases, targets=targets, cards=cards)
+        return cls(
+            now=now, strategy=strategy, cases=cases, targets=targets, cards=cards, owing=owing
+        )
 
     def history(self) -> _History:
         if self._history is None:
@@ -342,7 +367,12 @@ class RetryBatch:
         now = self.now
         customer_ids = {case.customer_id for case in self.cases}
         card_ids = {methods[0].pk for methods in self.cards.values()}
-        target_ids = {invoice.pk for invoice in self.targets.values()}
+        # The invoices to charge, and those of charges in doubt (`answered`).
+        target_ids = {invoice.pk for invoice in self.targets.values()} | {
+            case.retry_invoice_id
+            for case in self.cases
+            if case.charge_in_doubt_since is not None and case.retry_invoice_id is not None
+        }
         by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
         by_card: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
@@ -426,20 +456,21 @@ class RetryBatch:
 
     def plan(self, case: Case) -> RetryPlan:
         """Decide the case's next retry; written by `save`."""
-        plan, key = self._plan(case)
-        self.store(case, plan, key=key)
+        plan, charge = self._plan(case)
+        self.store(case, plan, charge=charge)
         return plan
 
-    def store(self, case: Case, plan: RetryPlan, *, key: str = "") -> None:
-        self.updates.append((case, plan, key if plan.at is not None else ""))
+    def store(self, case: Case, plan: RetryPlan, *, charge: _Due | None = None) -> None:
+        self.updates.append((case, plan, charge if plan.at is not None else None))
         self.planned += 1
         if plan.at is not None and plan.at <= self.now:
             self.due_now += 1
 
     def save(self) -> None:
-        """Write the plans: wake-ups, reasons and keys; a timeline entry for each change."""
+        """Write the plans: wake-ups, reasons, and the charges planned with their keys; a
+        timeline entry for each change."""
         events = []
-        for case, plan, key in self.updates:
+        for case, plan, charge in self.updates:
             reason = plan.reason[:300]
             if (case.next_retry_at, case.retry_reason) != (plan.at, reason):
                 events.append(
@@ -454,37 +485,50 @@ class RetryBatch:
                         occurred_at=self.now,
                     )
                 )
-            case.next_retry_at, case.retry_reason, case.retry_key = plan.at, reason, key
+            case.next_retry_at, case.retry_reason = plan.at, reason
+            case.retry_key = charge.key if charge else ""
+            case.retry_invoice = charge.invoice if charge else None
+            case.retry_payment_method = charge.method if charge else None
+            case.retry_amount = charge.amount if charge else None
             case.charge_in_doubt_since, case.updated_at = None, self.now
         update_each(
             [case for case, _, _ in self.updates],
-            ["next_retry_at", "retry_reason", "retry_key", "charge_in_doubt_since", "updated_at"],
+            [
+                "next_retry_at",
+                "retry_reason",
+                "retry_key",
+                "retry_invoice",
+                "retry_payment_method",
+                "retry_amount",
+                "charge_in_doubt_since",
+                "updated_at",
+            ],
         )
         CaseEvent.objects.bulk_create(events)
         self.updates = []
 
-    def _plan(self, case: Case) -> tuple[RetryPlan, str]:
-        """The plan, and the idempotency key of the charge it plans ("" for none)."""
+    def _plan(self, case: Case) -> tuple[RetryPlan, _Due | None]:
+        """The plan, and the charge it plans with its idempotency key (None for none)."""
         if case.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
-            return RetryPlan(None, "invoices sent for payment are not charged"), ""
+            return RetryPlan(None, "invoices sent for payment are not charged"), None
         invoice = self.targets.get(case.pk)
         if invoice is None:
-            return RetryPlan(None, "nothing left to charge"), ""
+            return RetryPlan(None, "nothing left to charge"), None
         if invoice.gateway_retry_at is not None:
             return RetryPlan(
                 None,
                 "the gateway retries this invoice itself at "
                 f"{invoice.gateway_retry_at:%d %b %H:%M} UTC",
-            ), ""
+            ), None
         methods = self.cards.get(case.customer_id)
         if not methods:
-            return RetryPlan(None, "no saved card to charge: waiting for the customer"), ""
+            return RetryPlan(None, "no saved card to charge: waiting for the customer"), None
         method = methods[0]
         history = self.history()
         on_invoice = history.by_invoice.get(invoice.pk, [])
         failures = [a for a in on_invoice if a.outcome == AttemptOutcome.FAILED]
         if not failures:
-            return RetryPlan(None, "no declined charge to retry"), ""
+            return RetryPlan(None, "no declined charge to retry"), None
         attempts = _merge(on_invoice, history.by_card.get(method.pk, []))
         policy = history.policies[case.policy_id]
         first, last = failures[0], failures[-1]
@@ -524,56 +568,87 @@ class RetryBatch:
             card_change=_card_change(last, method),
         )
         plan = plan_retry(context, self.strategy)
-        key = _charge_key(case, invoice, method, tries=len(on_invoice)) if plan.at else ""
-        return plan, key
+        if plan.at is None:
+            return plan, None
+        key = _charge_key(case, invoice, method, tries=len(on_invoice))
+        return plan, _Due(case, invoice, method, key, amount=invoice.amount_remaining)
 
     # ------------------------------------------------------------ charging
 
-    def charge_target(self, case: Case) -> _Due | None:
-        """The charge a case's stored key names, or None when it can no longer be made."""
-        invoice = self.targets.get(case.pk)
-        if invoice is None or invoice.gateway_retry_at is not None:
+    def named_charge(self, case: Case) -> _Due | None:
+        """The charge the case's key was made for: its invoice, card and amount as stored
+        with the key; None for a case from before they were stored."""
+        invoice_id, method_id = case.retry_invoice_id, case.retry_payment_method_id
+        if invoice_id is None or method_id is None or case.retry_amount is None:
             return None
+        invoice = self.owing.get(case.pk, {}).get(invoice_id)
+        if invoice is None:
+            # Paid, voided or out of the case since: read for a lookup.
+            invoice = self._invoice(invoice_id)
         methods = self.cards.get(case.customer_id, [])
-        if case.charge_in_doubt_since is not None:
-            # Ask about the very charge in doubt: the card its key was made for,
-            # even if another card has become the default since.
-            tries = len(self.history().by_invoice.get(invoice.pk, []))
-            method = next(
-                (
-                    m
-                    for m in methods
-                    if _charge_key(case, invoice, m, tries=tries) == case.retry_key
-                ),
-                None,
-            )
-        else:
-            method = methods[0] if methods else None
-        if method is None:
+        method = next((m for m in methods if m.pk == method_id), None)
+        if invoice is None or method is None:
             return None
-        return _Due(case=case, invoice=invoice, method=method, key=case.retry_key)
+        return _Due(case, invoice, method, case.retry_key, amount=case.retry_amount)
 
-    def key_made_at(self, case: Case) -> datetime | None:
-        """When the case's key was made at the latest: its invoice's last attempt, after
-        which the key was planned (it counts the attempts before it)."""
-        invoice = self.targets.get(case.pk)
-        attempts = self.history().by_invoice.get(invoice.pk, []) if invoice else []
-        return attempts[-1].attempted_at if attempts else None
+    def can_make(self, due: _Due) -> bool:
+        """Whether the charge can be made as it was planned: its invoice still owes that
+        amount, to be charged by dunning, on a card still the one to charge first."""
+        invoice = self.owing.get(due.case.pk, {}).get(due.invoice.pk)
+        methods = self.cards.get(due.case.customer_id, [])
+        return (
+            invoice is not None
+            and invoice.amount_remaining == due.amount
+            and invoice.gateway_retry_at is None
+            and (
+                due.case.charge_in_doubt_since is not None
+                or (bool(methods) and methods[0].pk == due.method.pk)
+            )
+        )
 
-    def unanswered_in_doubt(self, case: Case) -> bool:
-        """A case in doubt whose charge `charge_target` cannot name, and whose invoice to
-        charge has as many attempts as when the key was made (the key counts them).
+    def answered(self, due: _Due) -> bool:
+        """Whether the charge in doubt has been answered from elsewhere (its webhook): a
+        decline on its invoice, card and amount recorded since it was sent.
 
-        One more attempt is taken for the answer (the charge's webhook recorded it);
-        an attempt recorded from elsewhere would pass for it too, as would the same
-        count on another invoice when the one to charge changed: the charge's own
-        parameters are not stored with the case, so this is the best guess there is.
+        While a charge is in doubt nothing else of dunning's charges that invoice
+        (the pay page waits too), so such a decline is its answer; a success would
+        have paid the invoice and closed the case.
         """
-        invoice = self.targets.get(case.pk)
-        if case.charge_in_doubt_since is None or invoice is None:
+        since = due.case.charge_in_doubt_since
+        if since is None:
             return False
-        made_after = len(self.history().by_invoice.get(invoice.pk, []))
-        return _key_tries(case.retry_key) == made_after + 1
+        return any(
+            attempt.outcome == AttemptOutcome.FAILED
+            and attempt.payment_method_id == due.method.pk
+            and attempt.amount == due.amount
+            and attempt.attempted_at >= since - ANSWER_SKEW
+            for attempt in self.history().by_invoice.get(due.invoice.pk, [])
+        )
+
+    def _invoice(self, pk: int) -> Invoice | None:
+        return Invoice.objects.filter(pk=pk).first()
+
+
+def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
+    """Whether a charge in doubt is past IN_DOUBT_LIMIT, after which it is not sent again
+    (the gateway may forget its key): a gateway that can look it up is asked for it
+    from the limit on; another is asked the same request one last time at the limit."""
+    since = case.charge_in_doubt_since
+    if since is None:
+        return False
+    if isinstance(gateway, ChargeLookupGateway):
+        return now - since >= IN_DOUBT_LIMIT
+    return now - since > IN_DOUBT_LIMIT
+
+
+def _cannot_ask(case: Case, due: _Due, *, batch: RetryBatch, now: datetime) -> str:
+    """Why a charge in doubt goes to an operator at a gateway that cannot look it up."""
+    if not batch.can_make(due):
+        return (
+            "its invoice changed since it was sent (paid, voided or another amount): sent "
+            "again, it could be a second charge, and this gateway cannot look charges up"
+        )
+    return f"no answer for {now - (case.charge_in_doubt_since or now)}, past the key's lifetime"
 
 
 def _past(attempt: _Attempt, invoice_refs: dict[int, str]) -> PastAttempt:
@@ -601,13 +676,6 @@ def _merge(*groups: Iterable[_Attempt]) -> list[_Attempt]:
     """The attempts of all groups, each once, in the order they were made."""
     unique = {attempt.pk: attempt for group in groups for attempt in group}
     return sorted(unique.values(), key=lambda a: (a.attempted_at, a.pk))
-
-
-def _key_tries(key: str) -> int | None:
-    """The try number a key of `charge_key`'s names ("case7:try3:..." -> 3)."""
-    parts = key.split(":")
-    number = parts[1].removeprefix("try") if len(parts) == 3 else ""
-    return int(number) if number.isdigit() else None
 
 
 def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
@@ -704,7 +772,7 @@ def _charge_chunk(
             break
         if index >= checked_until or time.monotonic() - checked >= RECHECK_AFTER:
             checked_until = min(index + CHUNK, len(dues))
-            ours = _still_ours(dues[index:checked_until], lease=lease)
+            ours = _still_ours(dues[index:checked_until], lease=lease, now=now)
             checked = time.monotonic()
         due = dues[index]
         index += 1
@@ -734,7 +802,7 @@ def _charge_chunk(
 def _request(due: _Due, *, gateway: Gateway) -> ChargeRequest:
     case, invoice, method = due.case, due.invoice, due.method
     return ChargeRequest(
-        amount=invoice.amount_remaining,
+        amount=due.amount,
         currency=invoice.currency,
         customer_external_id=case.customer.external_id,
         payment_method_external_id=method.external_id,
@@ -746,11 +814,12 @@ def _request(due: _Due, *, gateway: Gateway) -> ChargeRequest:
     )
 
 
-def _still_ours(dues: Sequence[_Due], *, lease: datetime) -> set[int]:
+def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[int]:
     """The cases among `dues` still leased by this worker and owing what they owed.
 
     Another worker that claimed a case since moved its lease; a payment or a
-    void changed its invoice: then that charge is not made.
+    void changed its invoice: then that charge is not made.  One this worker
+    still holds is handed back (`_unsent`).
     """
     cases = {
         pk: (state, wake, key)
@@ -764,12 +833,30 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime) -> set[int]:
             pk__in=[due.invoice.pk for due in dues]
         ).values_list("pk", "status", "amount_remaining")
     )
-    return {
+    held = [due for due in dues if cases.get(due.case.pk, ())[1:] == (lease, due.key)]
+    ours = {
         due.case.pk
-        for due in dues
-        if cases.get(due.case.pk) == (CaseState.ACTIVE, lease, due.key)
-        and invoices.get(due.invoice.pk) == (InvoiceStatus.OPEN, due.invoice.amount_remaining)
+        for due in held
+        if cases[due.case.pk][0] == CaseState.ACTIVE
+        and invoices.get(due.invoice.pk) == (InvoiceStatus.OPEN, due.amount)
     }
+    _unsent([due for due in held if due.case.pk not in ours], lease=lease, now=now)
+    return ours
+
+
+def _unsent(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> None:
+    """Charges this worker leased and will not send: no longer in doubt on its account,
+    and the case is looked at again at once (planned afresh, or asked about)."""
+    if not dues:
+        return
+    sent_before = [due.case.pk for due in dues if due.case.charge_in_doubt_since is not None]
+    fresh = [due.case.pk for due in dues if due.case.charge_in_doubt_since is None]
+    Case.objects.filter(pk__in=fresh, next_retry_at=lease).update(
+        next_retry_at=now, charge_in_doubt_since=None, updated_at=now
+    )
+    Case.objects.filter(pk__in=sent_before, next_retry_at=lease).update(
+        next_retry_at=now, updated_at=now
+    )
 
 
 def _record(
@@ -817,7 +904,7 @@ def _record(
                 if isinstance(outcome, LedgerError):
                     # The ledger refused the outcome (the invoice was paid another
                     # way, or changed under the charge).
-                    _not_recorded(due, error=outcome, now=now)
+                    _not_recorded(due, error=outcome, now=now, taken=result.succeeded)
                     continue
             counts["recovered" if result.succeeded else "declined"] += 1
             recorded.append(due.case.pk)
@@ -867,21 +954,38 @@ def _recorded_already(
     }
 
 
-def _not_recorded(due: _Due, *, error: LedgerError, now: datetime) -> None:
-    """The gateway answered, the ledger refused the answer: say so, loudly if money moved."""
+def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) -> None:
+    """The gateway answered, the ledger refused the answer: say so, loudly if money moved.
+
+    The charge is no longer in doubt.  Money taken stops the retries until an
+    operator has looked at it (a refund, or a payment applied by hand); a
+    decline leaves the case to be planned afresh.
+    """
     CaseEvent.objects.create(
         case=due.case,
         type="retry.not_recorded",
         reason=f"the charge's outcome was not recorded: {error}",
         occurred_at=now,
     )
-    log.error(
-        "case %s: charge %s was answered but not recorded (%s); "
-        "if the gateway took the money, a refund may be owed",
-        due.case.pk,
-        due.key,
-        error,
-    )
+    active = Case.objects.filter(pk=due.case.pk, state=CaseState.ACTIVE)
+    if taken:
+        active.update(
+            next_retry_at=None,
+            retry_key="",
+            retry_reason="the card was charged but the payment was not recorded: "
+            "check for a refund before charging again",
+            charge_in_doubt_since=None,
+            updated_at=now,
+        )
+        log.error(
+            "case %s: charge %s took the money but was not recorded (%s); a refund may be owed",
+            due.case.pk,
+            due.key,
+            error,
+        )
+        return
+    active.update(next_retry_at=now, retry_key="", charge_in_doubt_since=None, updated_at=now)
+    log.warning("case %s: decline %s not recorded (%s)", due.case.pk, due.key, error)
 
 
 def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: random.Random) -> None:
@@ -894,7 +998,11 @@ def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: rando
         _stop_in_doubt(case, now=now, reason=f"the gateway refused the same charge again ({error})")
         return
     Case.objects.filter(pk=case.pk).update(
-        next_retry_at=None, retry_key="", retry_reason=f"the gateway refused: {error}"[:300]
+        next_retry_at=None,
+        retry_key="",
+        retry_reason=f"the gateway refused: {error}"[:300],
+        charge_in_doubt_since=None,  # refused, so not made
+        updated_at=now,
     )
     CaseEvent.objects.create(
         case=case,
@@ -978,16 +1086,6 @@ def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
     )
 
 
-def _to_look_up(case: Case, *, now: datetime, gateway: Gateway) -> bool:
-    """A charge in doubt past IN_DOUBT_LIMIT is asked about, not made again."""
-    since = case.charge_in_doubt_since
-    return (
-        since is not None
-        and now - since >= IN_DOUBT_LIMIT
-        and isinstance(gateway, ChargeLookupGateway)
-    )
-
-
 def _look_up(
     dues: Sequence[_Due],
     *,
@@ -1006,13 +1104,13 @@ def _look_up(
     off, until LOOKUP_LIMIT.  A gateway that cannot say for good (a permanent
     error): an operator checks.
     """
-    assert isinstance(gateway, ChargeLookupGateway)  # chosen by `_to_look_up`
+    assert isinstance(gateway, ChargeLookupGateway)  # chosen by the claim
     found: list[tuple[_Due, ChargeResult]] = []
     for due in dues:
         case = due.case
         since = case.charge_in_doubt_since
         assert since is not None
-        first_use = min(since, due.since or since)
+        first_use = since  # the charge was first sent then, under its key
         try:
             result = gateway.find_charge(_request(due, gateway=gateway), since=first_use)
         except GatewayError as error:
