@@ -239,7 +239,7 @@ def test_releasing_with_no_charge_in_doubt_is_a_conflict_and_changes_nothing(
     )
 
     assert error["code"] == "conflict"
-    assert "no charge in doubt" in error["message"]
+    assert "no charge in doubt left to an operator" in error["message"]
     assert "secret words" not in error["message"]
     assert Case.objects.values().get(pk=case.pk) == before
     assert not CaseEvent.objects.filter(case=case).exists()

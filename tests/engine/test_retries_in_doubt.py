@@ -472,3 +472,16 @@ def test_only_a_charge_in_doubt_can_be_released(story: Story) -> None:
     assert not CaseEvent.objects.filter(type="retry.released").exists()
     with pytest.raises(Case.DoesNotExist):
         release_charge_in_doubt(case.pk + 1, now=story.at, reason="checked", source="api")
+
+
+def test_a_charge_the_engine_still_asks_about_is_not_released(story: Story) -> None:
+    bank, gateway, at = story.bank, story.gateway, story.at
+    gateway.down = True
+    bank.run(at)  # in doubt, asked again later
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and case.next_retry_at is not None
+
+    with pytest.raises(NoChargeInDoubt):
+        release_charge_in_doubt(case.pk, now=at, reason="checked", source="api")
+
+    assert Case.objects.get().retry_key == case.retry_key

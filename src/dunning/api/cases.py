@@ -215,14 +215,15 @@ def release_charge_in_doubt(request: HttpRequest, id: ObjectId, payload: CaseAct
     declined or canceled: the case forgets the charge's key and the engine plans the
     next retry afresh.  If the gateway took the money, record the payment instead
     (`POST /payments` with the gateway's reference): that recovers the case, where a
-    release would charge the card again.  Only an open case with a charge in doubt."""
+    release would charge the card again.  Only an open case whose charge in doubt the
+    engine has stopped asking about (`next_retry_at` null)."""
     try:
         retries.release_charge_in_doubt(id, now=now(request), reason=payload.reason, source=SOURCE)
     except Case.DoesNotExist:
         raise not_found("case", id) from None
     except retries.NoChargeInDoubt:
         raise LedgerError(
-            f"case {id} has no charge in doubt to release", code=ErrorCode.CONFLICT
+            f"case {id} has no charge in doubt left to an operator", code=ErrorCode.CONFLICT
         ) from None
     return _get(id)
 

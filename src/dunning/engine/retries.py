@@ -1179,7 +1179,7 @@ def _ask_later(case: Case, *, now: datetime, rng: random.Random, reason: str) ->
 
 
 class NoChargeInDoubt(Exception):
-    """The case is closed or holds no charge in doubt: there is nothing to release."""
+    """The case holds no charge in doubt that the engine has left to an operator."""
 
 
 def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source: str) -> Case:
@@ -1192,13 +1192,16 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
     reference (`record_payment`), which recovers the case; releasing it would
     charge the card a second time.  The timeline keeps who released which key
     and why.  Raises `Case.DoesNotExist`, or `NoChargeInDoubt` for a case that
-    is closed or has no charge in doubt; either way nothing changes.
+    is closed, has no charge in doubt, or whose charge the engine is still
+    asking about; either way nothing changes.
     """
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case_id)
         since = case.charge_in_doubt_since
-        if case.state not in OPEN_STATES or since is None:
-            raise NoChargeInDoubt(f"case {case_id} has no charge in doubt")
+        if case.state not in OPEN_STATES or since is None or case.next_retry_at is not None:
+            # While the engine still asks (or a worker is sending it right now), the
+            # gateway's answer is on its way: only a charge it gave up on is released.
+            raise NoChargeInDoubt(f"case {case_id} has no charge in doubt left to an operator")
         key = case.retry_key
         case.next_retry_at, case.retry_key, case.retry_reason = now, "", ""
         case.charge_in_doubt_since, case.updated_at = None, now
