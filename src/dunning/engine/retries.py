@@ -52,7 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import DateTimeField, Exists, F, OuterRef, Q, Value
+from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
@@ -607,19 +607,17 @@ class RetryBatch:
         )
 
     def answered(self, due: _Due) -> bool:
-        """Whether the charge in doubt has been answered from elsewhere (its webhook): a
-        decline on its invoice, card and amount recorded since it was sent.
+        """Whether the charge in doubt has been answered from elsewhere (its webhook): an
+        attempt on its invoice, card and amount recorded since it was sent.
 
         While a charge is in doubt nothing else of dunning's charges that invoice
-        (the pay page waits too), so such a decline is its answer; a success would
-        have paid the invoice and closed the case.
+        (the pay page waits too), so such an attempt is its answer.
         """
         since = due.case.charge_in_doubt_since
         if since is None:
             return False
         return any(
-            attempt.outcome == AttemptOutcome.FAILED
-            and attempt.payment_method_id == due.method.pk
+            attempt.payment_method_id == due.method.pk
             and attempt.amount == due.amount
             and attempt.attempted_at >= since - ANSWER_SKEW
             for attempt in self.history().by_invoice.get(due.invoice.pk, [])
@@ -791,9 +789,16 @@ def _charge_chunk(
             counts["unknown"] += 1
             _in_doubt(due.case, now=now, rng=rng, reason="the retry failed unexpectedly")
             continue
-        if result.status in (ChargeStatus.NOT_ATTEMPTED, ChargeStatus.PENDING):
+        if result.status is ChargeStatus.PENDING:
+            # Processing (a bank's confirmation, a slow network): it may still take
+            # the money, so it stays in doubt, asked about until its answer comes
+            # (its webhook, the same key, or a lookup).
             counts["unknown"] += 1
-            _not_settled(due.case, result=result, now=now)
+            _in_doubt(due.case, now=now, rng=rng, reason="the charge is processing")
+            continue
+        if result.status is ChargeStatus.NOT_ATTEMPTED:
+            counts["unknown"] += 1
+            _not_settled(due.case, now=now)
             continue
         answered.append((due, result))
     return answered, index
@@ -912,6 +917,11 @@ def _record(
             successes, attempts = learned[hour]
             learned[hour] = (successes + int(result.succeeded), attempts + 1)
         _learn(learned)
+        # Answered: no longer in doubt.  A case paused or closed meanwhile is not
+        # planned; it keeps no key (planned afresh when resumed).
+        Case.objects.filter(pk__in=recorded).exclude(state=CaseState.ACTIVE).update(
+            retry_key="", charge_in_doubt_since=None
+        )
         active = list(
             Case.objects.select_for_update().filter(pk__in=recorded, state=CaseState.ACTIVE)
         )
@@ -943,6 +953,13 @@ def _recorded_already(
             invoice_id__in=invoices, reference__in=references
         ).values_list("invoice_id", "reference", "outcome")
     )
+    # A success may be on the ledger as a bare payment (Stripe's invoice.paid).
+    held |= {
+        (invoice_id, reference, AttemptOutcome.SUCCEEDED)
+        for invoice_id, reference in Payment.objects.filter(
+            invoice_id__in=invoices, reference__in=references
+        ).values_list("invoice_id", "reference")
+    }
     return {
         (due, result)
         for due, result in answered
@@ -957,9 +974,11 @@ def _recorded_already(
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) -> None:
     """The gateway answered, the ledger refused the answer: say so, loudly if money moved.
 
-    The charge is no longer in doubt.  Money taken stops the retries until an
-    operator has looked at it (a refund, or a payment applied by hand); a
-    decline leaves the case to be planned afresh.
+    Money taken that the ledger will not hold (more than the invoice owes by
+    now, an invoice voided meanwhile) keeps the charge in doubt and stops the
+    retries: nothing replans the case or charges the customer again until an
+    operator has refunded or applied the money, then released the charge or
+    recorded the payment.  A refused decline leaves the case to be planned afresh.
     """
     CaseEvent.objects.create(
         case=due.case,
@@ -967,14 +986,15 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
         reason=f"the charge's outcome was not recorded: {error}",
         occurred_at=now,
     )
-    active = Case.objects.filter(pk=due.case.pk, state=CaseState.ACTIVE)
+    held = _still_sent(due.case)
     if taken:
-        active.update(
+        held.update(
             next_retry_at=None,
-            retry_key="",
             retry_reason="the card was charged but the payment was not recorded: "
             "check for a refund before charging again",
-            charge_in_doubt_since=None,
+            charge_in_doubt_since=Coalesce(
+                "charge_in_doubt_since", Value(now, output_field=DateTimeField())
+            ),
             updated_at=now,
         )
         log.error(
@@ -984,7 +1004,7 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
             error,
         )
         return
-    active.update(next_retry_at=now, retry_key="", charge_in_doubt_since=None, updated_at=now)
+    held.update(next_retry_at=now, retry_key="", charge_in_doubt_since=None, updated_at=now)
     log.warning("case %s: decline %s not recorded (%s)", due.case.pk, due.key, error)
 
 
@@ -997,7 +1017,7 @@ def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: rando
         # key it saved with other parameters): the first charge may have gone through.
         _stop_in_doubt(case, now=now, reason=f"the gateway refused the same charge again ({error})")
         return
-    Case.objects.filter(pk=case.pk).update(
+    _still_sent(case).update(
         next_retry_at=None,
         retry_key="",
         retry_reason=f"the gateway refused: {error}"[:300],
@@ -1052,8 +1072,10 @@ def _ask_again(
     if now >= last:
         _stop_in_doubt(case, now=now, reason=stop_reason)
         return
+    # A lookup before the window opens (the invoice changed) backs off from now.
+    first = min(first, now)
     tries = min(1 + int((now - first) / timedelta(minutes=10)), MAX_ATTEMPTS)
-    Case.objects.filter(pk=case.pk).update(
+    _still_sent(case).update(
         next_retry_at=now + min(retry_delay(tries, rng=rng), last - now),
         charge_in_doubt_since=since,
         retry_reason=retry_reason,
@@ -1062,9 +1084,15 @@ def _ask_again(
     CaseEvent.objects.create(case=case, type="retry.unknown", reason=event_reason, occurred_at=now)
 
 
+def _still_sent(case: Case) -> QuerySet[Case]:
+    """The case's row while it still holds the key this worker sent or asked about:
+    an operator's release or a payment that closed the case meanwhile is not undone."""
+    return Case.objects.filter(pk=case.pk, retry_key=case.retry_key)
+
+
 @transaction.atomic
 def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
-    Case.objects.filter(pk=case.pk).update(
+    _still_sent(case).update(
         next_retry_at=None,
         retry_reason=(
             "a charge's outcome is unknown: check the gateway, then record the payment "
@@ -1141,7 +1169,7 @@ def _look_up(
             _ask_later(case, now=now, rng=rng, reason="the charge found is still settling")
             continue
         if result is None:
-            Case.objects.filter(pk=case.pk).update(
+            _still_sent(case).update(
                 next_retry_at=now,
                 retry_key="",
                 retry_reason="",
@@ -1183,7 +1211,7 @@ class NoChargeInDoubt(Exception):
 
 
 def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source: str) -> Case:
-    """An operator checked the gateway: the charge in doubt took no money.
+    """An operator checked the gateway: the charge in doubt took no money, or it was refunded.
 
     For a charge the gateway does not hold, or holds as declined or canceled:
     the case forgets its key and the retry stage plans it afresh at its next
@@ -1225,18 +1253,12 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
     return case
 
 
-def _not_settled(case: Case, *, result: ChargeResult, now: datetime) -> None:
-    reason = (
-        "payments are collected manually"
-        if result.status == ChargeStatus.NOT_ATTEMPTED
-        else "the charge is processing; its webhook will settle it"
-    )
-    # Answered (the manual gateway never gets here in doubt): no longer in doubt, so
-    # the webhook's decline, if it comes, replans.
-    Case.objects.filter(pk=case.pk).update(
+def _not_settled(case: Case, *, now: datetime) -> None:
+    """The manual gateway made no charge: nothing is in doubt, and nothing is planned."""
+    _still_sent(case).update(
         next_retry_at=None,
         retry_key="",
-        retry_reason=reason,
+        retry_reason="payments are collected manually",
         charge_in_doubt_since=None,
         updated_at=now,
     )
