@@ -168,6 +168,34 @@ def planned(bank: Bank, now: datetime = T0) -> Case:
     return Case.objects.get()
 
 
+def pay_by_transfer(amount: int, *, at: datetime, invoice: str = "in_th") -> None:
+    """Money for `invoice` arrives another way (a bank transfer) at `at`."""
+    services.record_payment(
+        invoice=invoice,
+        amount=amount,
+        currency="THB",
+        method="bank_transfer",
+        received_at=at,
+        now=at,
+        source="test",
+        reference=f"transfer-{at.isoformat()}",
+    )
+
+
+def second_declined_invoice(bank: Bank) -> Case:
+    """A second invoice of cus_th declined an hour after the first, in the same case:
+    the case planned again, as it is afterwards."""
+    add_invoice(
+        "in_th2",
+        number="INV-2002",
+        due_at=T0 + timedelta(hours=1),
+        collection_method="charge_automatically",
+    )
+    fail("in_th2", at=T0 + timedelta(hours=1))
+    sync_cases(now=T0 + timedelta(hours=1))
+    return planned(bank, T0 + timedelta(hours=1))
+
+
 def local(moment: datetime | None) -> datetime:
     assert moment is not None
     return moment.astimezone(BANGKOK)
@@ -260,15 +288,7 @@ def test_a_success_its_webhook_recorded_first_is_not_reported_as_unrecorded(
 
     # A second declined invoice in the same case: after the first is paid, the
     # case goes on, and its next charge needs a plan (and a key) of its own.
-    add_invoice(
-        "in_th2",
-        number="INV-2002",
-        due_at=T0 + timedelta(hours=1),
-        collection_method="charge_automatically",
-    )
-    fail("in_th2", at=T0 + timedelta(hours=1))
-    sync_cases(now=T0 + timedelta(hours=1))
-    case = planned(bank, T0 + timedelta(hours=1))
+    case = second_declined_invoice(bank)
     assert case.next_retry_at is not None
     charged_key = case.retry_key
 
@@ -289,16 +309,8 @@ def test_a_success_on_an_invoice_paid_another_way_meanwhile_is_flagged(
     assert case.next_retry_at is not None
 
     def paid_by_transfer_meanwhile(request: ChargeRequest) -> ChargeResult:
-        services.record_payment(
-            invoice=request.invoice_external_id,
-            amount=AMOUNT,
-            currency="THB",
-            received_at=case.next_retry_at,
-            method="bank_transfer",
-            reference="transfer-1",
-            now=case.next_retry_at,
-            source="test",
-        )
+        assert case.next_retry_at is not None
+        pay_by_transfer(AMOUNT, at=case.next_retry_at)
         return succeeded(request)
 
     bank.answer(paid_by_transfer_meanwhile)
@@ -1012,16 +1024,7 @@ def test_a_charge_planned_before_a_partial_payment_is_planned_afresh_not_made(
     case = planned(bank)
     at, key = case.next_retry_at, case.retry_key
     assert at is not None
-    services.record_payment(
-        invoice="in_th",
-        amount=1000,
-        currency="THB",
-        method="bank_transfer",
-        received_at=at - timedelta(hours=1),
-        now=at - timedelta(hours=1),
-        source="test",
-        reference="transfer-1",
-    )
+    pay_by_transfer(1000, at=at - timedelta(hours=1))
 
     report = bank.run(at)
 

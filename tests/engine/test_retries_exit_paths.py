@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dunning.engine import actions, pay_now
-from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import NoChargeInDoubt, release_charge_in_doubt
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus
@@ -18,15 +17,14 @@ from dunning.gateways.simulated import declined, reference_for, succeeded
 from dunning.ledger import services
 from tests.engine.test_retries import (
     AMOUNT,
-    T0,
     Bank,
     CutOff,
     add_card,
-    add_invoice,
     case,
     customer,
-    fail,
+    pay_by_transfer,
     planned,
+    second_declined_invoice,
 )
 
 __all__ = ["case", "customer"]  # fixtures
@@ -43,15 +41,7 @@ def test_lookup_before_the_limit_that_cannot_tell_is_asked_later(case: Case) -> 
     assert Case.objects.get().charge_in_doubt_since == at
     # The customer pays half by bank transfer: the same request can't be sent again,
     # so the claim turns to a lookup long before IN_DOUBT_LIMIT.
-    services.record_payment(
-        invoice="in_th",
-        amount=AMOUNT // 2,
-        currency="THB",
-        received_at=at,
-        method="bank_transfer",
-        now=at,
-        source="test",
-    )
+    pay_by_transfer(AMOUNT // 2, at=at)
     gateway.lookups_fail = True  # a 503 from the list endpoint
     again = Case.objects.get().next_retry_at
     assert again is not None
@@ -93,15 +83,7 @@ def test_money_taken_but_not_recorded_is_not_charged_again_by_a_replan(case: Cas
     assert at is not None
 
     def partial_payment_lands_meanwhile(request: ChargeRequest) -> ChargeResult:
-        services.record_payment(
-            invoice="in_th",
-            amount=AMOUNT // 2,
-            currency="THB",
-            received_at=at,
-            method="bank_transfer",
-            now=at,
-            source="test",
-        )
+        pay_by_transfer(AMOUNT // 2, at=at)
         return succeeded(request)  # AMOUNT taken
 
     bank.answer(partial_payment_lands_meanwhile)
@@ -179,15 +161,7 @@ def test_a_processing_charge_is_not_charged_again_under_another_key(case: Case) 
 
 def test_a_success_recorded_first_as_a_payment_does_not_stop_the_case(case: Case) -> None:
     bank = Bank(CutOff)
-    add_invoice(
-        "in_th2",
-        number="INV-2002",
-        due_at=T0 + timedelta(hours=1),
-        collection_method="charge_automatically",
-    )
-    fail("in_th2", at=T0 + timedelta(hours=1))
-    sync_cases(now=T0 + timedelta(hours=1))
-    at = planned(bank, T0 + timedelta(hours=1)).next_retry_at
+    at = second_declined_invoice(bank).next_retry_at
     assert at is not None
 
     def invoice_paid_webhook_first(request: ChargeRequest) -> ChargeResult:

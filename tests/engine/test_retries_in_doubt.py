@@ -35,6 +35,7 @@ from tests.engine.test_retries import (
     case,
     customer,
     ok,
+    pay_by_transfer,
     planned,
 )
 
@@ -295,26 +296,13 @@ def test_a_lookup_that_raises_unexpectedly_does_not_starve_the_batchs_charges(st
 # ---------------------------------------------------------------- the charge can no longer be named
 
 
-def pay_part_by_transfer(at: datetime) -> None:
-    services.record_payment(
-        invoice="in_th",
-        amount=1000,
-        currency="THB",
-        method="bank_transfer",
-        received_at=at,
-        now=at,
-        source="test",
-        reference="bank-transfer-1",
-    )
-
-
 def test_a_charge_in_doubt_on_an_invoice_that_changed_is_looked_up_not_sent_again(
     story: Story,
 ) -> None:
     bank, gateway, at = story.bank, story.gateway, story.at
     bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
     bank.run(at)  # charged in full; the answer (and its webhook) lost
-    pay_part_by_transfer(at + timedelta(minutes=5))  # so the same request would be another
+    pay_by_transfer(1000, at=at + timedelta(minutes=5))  # so the same request would be another
     bank.answer(*[ok] * 5)
 
     report = bank.run(Case.objects.get().next_retry_at)
@@ -344,7 +332,7 @@ def test_a_charge_in_doubt_on_an_invoice_that_changed_waits_for_an_operator_with
     assert at is not None
     bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
     bank.run(at)
-    pay_part_by_transfer(at + timedelta(minutes=5))
+    pay_by_transfer(1000, at=at + timedelta(minutes=5))
 
     report = bank.run(Case.objects.get().next_retry_at)
 
