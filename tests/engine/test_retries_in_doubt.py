@@ -6,6 +6,8 @@ whose answer was lost is found, recorded or left to an operator, never made agai
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,6 +68,12 @@ class StripeLike(CutOff):
             self.kill_after_charge = False
             raise Killed
         return result
+
+    def settle(self, outcome: Callable[[ChargeRequest], ChargeResult]) -> None:
+        """The last charge, processing, settles: a lookup finds its PaymentIntent so now
+        (a replay of its key still gives the first answer)."""
+        last = self.charges[-1]
+        self.charges[-1] = dataclasses.replace(last, result=outcome(last.request))
 
     def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
         if self.lookups_raise is not None:
@@ -198,6 +206,7 @@ def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(sto
     case = Case.objects.get()
     assert case.charge_in_doubt_since == at and case.next_retry_at is not None
     later = looked_up + timedelta(hours=2)
+    gateway.settle(decline)
     webhook_declines(gateway, at=later, now=later)
     gateway.down = False
     if (wake := Case.objects.get().next_retry_at) is not None:

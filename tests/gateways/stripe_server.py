@@ -66,6 +66,19 @@ def variant(obj: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     return {**copy.deepcopy(dict(obj)), **changes}
 
 
+def with_payments(invoice: Mapping[str, Any], *payments: Mapping[str, Any]) -> dict[str, Any]:
+    """An invoice as Stripe returns it with `expand[]=payments`: its InvoicePayments."""
+    return {
+        **copy.deepcopy(dict(invoice)),
+        "payments": {
+            "object": "list",
+            "data": [copy.deepcopy(dict(payment)) for payment in payments],
+            "has_more": False,
+            "url": f"/v1/invoices/{invoice['id']}/payments",
+        },
+    }
+
+
 def card_error(payment_intent: Mapping[str, Any]) -> dict[str, Any]:
     """Stripe's 402 body for a failed confirmation: the last payment error plus the intent."""
     return {"error": {**payment_intent["last_payment_error"], "payment_intent": payment_intent}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,7 @@ from tests.gateways.stripe_server import (
     card_error,
     stripe_object,
     variant,
+    with_payments,
 )
 
 # The customer, card and amount of the fixtures' failed-then-recovered story.
@@ -506,7 +508,7 @@ def test_a_stripe_billing_invoice_says_itself_whether_it_was_paid(
     stripe_api: FakeStripe, invoice: str, paid: bool
 ) -> None:
     path = f"/v1/invoices/{BILLING_INVOICE}"
-    stripe_api.reply(200, stripe_object(invoice), path=path, method="GET")
+    stripe_api.reply(200, with_payments(stripe_object(invoice)), path=path, method="GET")
     request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
 
     result = gateway_for(stripe_api).find_charge(request, since=SINCE)
@@ -515,6 +517,45 @@ def test_a_stripe_billing_invoice_says_itself_whether_it_was_paid(
     assert result is None or paid
     [sent] = stripe_api.requests
     assert (sent.method, sent.path) == ("GET", path)
+    assert sent.form == {"expand[0]": "payments"}
+
+
+@pytest.mark.parametrize(
+    ("intent", "status"),
+    [
+        (variant(stripe_object("payment_intent_succeeded"), status="processing"), "pending"),
+        (stripe_object("payment_intent_last_payment_error_insufficient_funds"), "declined"),
+    ],
+)
+def test_a_payment_under_way_on_an_open_billing_invoice_is_found_not_read_as_none(
+    stripe_api: FakeStripe, intent: dict[str, Any], status: str
+) -> None:
+    """Paying a Stripe Billing invoice can be processing (a bank debit) or declined with
+    the invoice still open: the lookup reads the invoice's open payment, so the engine
+    neither drops the doubt nor pays the invoice again."""
+    open_payment = variant(stripe_object("invoice_payment_paid"), status="open")
+    invoice = with_payments(stripe_object("invoice_open_after_failed_attempt"), open_payment)
+    stripe_api.reply(200, invoice, path=f"/v1/invoices/{BILLING_INVOICE}", method="GET")
+    intent_id = open_payment["payment"]["payment_intent"]
+    stripe_api.reply(200, intent, path=f"/v1/payment_intents/{intent_id}", method="GET")
+    request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+
+    found = gateway_for(stripe_api).find_charge(request, since=SINCE)
+
+    assert found is not None and found.status == status
+
+
+def test_an_open_billing_invoice_that_does_not_list_its_payments_cannot_tell(
+    stripe_api: FakeStripe,
+) -> None:
+    invoice = stripe_object("invoice_open_after_failed_attempt")
+    stripe_api.reply(200, invoice, path=f"/v1/invoices/{BILLING_INVOICE}", method="GET")
+    request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+
+    with pytest.raises(GatewayError) as raised:
+        gateway_for(stripe_api).find_charge(request, since=SINCE)
+
+    assert not raised.value.outcome_unknown and raised.value.code == "invoice_payments_unlisted"
 
 
 def test_a_payment_of_the_invoice_without_our_key_cannot_be_told_apart(

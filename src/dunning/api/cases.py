@@ -73,8 +73,10 @@ class CaseOut(Schema):
 
     @staticmethod
     def resolve_next_retry_at(obj: Case) -> datetime | None:
-        # Only an active case is retried; a lease's wake-up is not a retry either.
-        return obj.next_retry_at if obj.state == "active" and obj.retry_key else None
+        # Only an active case is retried; a charge in doubt is asked about in any state.
+        if obj.charge_in_doubt_since is not None or (obj.state == "active" and obj.retry_key):
+            return obj.next_retry_at
+        return None
 
     @staticmethod
     def resolve_policy(obj: Case) -> str:

@@ -104,6 +104,14 @@ class Case(models.Model):
                 name="case_retry_due_idx",
                 condition=models.Q(state=CaseState.ACTIVE.value, next_retry_at__isnull=False),
             ),
+            # A charge in doubt on a case paused or exhausted meanwhile is still
+            # asked about (engine.retries.claim_due_retries): a handful of rows.
+            models.Index(
+                fields=["next_retry_at"],
+                name="case_doubt_due_idx",
+                condition=models.Q(charge_in_doubt_since__isnull=False)
+                & ~models.Q(state=CaseState.ACTIVE.value),
+            ),
             models.Index(fields=["customer", "state"], name="case_customer_idx"),
         ]
 

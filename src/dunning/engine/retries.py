@@ -52,7 +52,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models import Case as Cond
+from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
@@ -74,7 +75,6 @@ from dunning.db import PlusDays, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import (
-    OPEN_STATES,
     Case,
     CaseEvent,
     CaseInvoice,
@@ -118,9 +118,6 @@ PAYDAY_DECLINES = 400
 # A decline is evidence of a payday only within FUNDS_LAST local days before a
 # payment; in UTC that is within a day more for time zones, and one for summer time.
 ARRIVAL_WITHIN = FUNDS_LAST + timedelta(days=2)
-# A gateway's clock may run behind ours: an answer dated up to this long before the
-# charge was sent is still taken for its answer.
-ANSWER_SKEW = timedelta(minutes=5)
 CHUNK = 100  # at most this many answers are recorded per transaction
 RECORD_AFTER = 1.0  # seconds of charging after which the answers so far are recorded
 RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
@@ -164,13 +161,23 @@ class _Due:
 
 
 def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
-    """Active cases whose retry wake-up is due (case_retry_due_idx); locked until commit."""
+    """Active cases whose retry wake-up is due (case_retry_due_idx), then cases paused or
+    exhausted with a charge in doubt whose question is due (case_doubt_due_idx): the
+    money's fate is asked about whatever the dunning does.  Locked until commit."""
     due = Case.objects.filter(state=CaseState.ACTIVE, next_retry_at__lte=now).order_by(
         "next_retry_at", "id"
     )
+    doubts = (
+        Case.objects.filter(charge_in_doubt_since__isnull=False, next_retry_at__lte=now)
+        .exclude(state=CaseState.ACTIVE)
+        .order_by("next_retry_at", "id")
+    )
     if connection.features.has_select_for_update_skip_locked:
         due = due.select_for_update(skip_locked=True)
+        doubts = doubts.select_for_update(skip_locked=True)
     cases = list(due[:limit])
+    if len(cases) < limit:
+        cases += doubts[: limit - len(cases)]
     attach_customers(cases)  # by primary key, not joined into the claim (see decisions)
     return cases
 
@@ -206,12 +213,10 @@ def retry_due(
                 )
                 continue
             due = batch.named_charge(case) if case.retry_key else None
-            if in_doubt:
+            if in_doubt:  # so is every case the claim took that is not active
                 if due is None:
                     # A case from before charges were stored with their key.
                     stopped.append((case, "the charge in doubt is not known in full"))
-                elif batch.answered(due):
-                    batch.plan(case)  # its decline came in from elsewhere (a webhook)
                 elif batch.can_make(due) and not _past_the_key(case, now=now, gateway=gateway):
                     charges.append(due)  # the same request: the gateway answers it once
                 elif isinstance(gateway, ChargeLookupGateway):
@@ -367,12 +372,7 @@ class RetryBatch:
         now = self.now
         customer_ids = {case.customer_id for case in self.cases}
         card_ids = {methods[0].pk for methods in self.cards.values()}
-        # The invoices to charge, and those of charges in doubt (`answered`).
-        target_ids = {invoice.pk for invoice in self.targets.values()} | {
-            case.retry_invoice_id
-            for case in self.cases
-            if case.charge_in_doubt_since is not None and case.retry_invoice_id is not None
-        }
+        target_ids = {invoice.pk for invoice in self.targets.values()}
         by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
         by_card: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
@@ -606,23 +606,6 @@ class RetryBatch:
             )
         )
 
-    def answered(self, due: _Due) -> bool:
-        """Whether the charge in doubt has been answered from elsewhere (its webhook): an
-        attempt on its invoice, card and amount recorded since it was sent.
-
-        While a charge is in doubt nothing else of dunning's charges that invoice
-        (the pay page waits too), so such an attempt is its answer.
-        """
-        since = due.case.charge_in_doubt_since
-        if since is None:
-            return False
-        return any(
-            attempt.payment_method_id == due.method.pk
-            and attempt.amount == due.amount
-            and attempt.attempted_at >= since - ANSWER_SKEW
-            for attempt in self.history().by_invoice.get(due.invoice.pk, [])
-        )
-
     def _invoice(self, pk: int) -> Invoice | None:
         return Invoice.objects.filter(pk=pk).first()
 
@@ -842,11 +825,31 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[
     ours = {
         due.case.pk
         for due in held
-        if cases[due.case.pk][0] == CaseState.ACTIVE
+        if _may_charge(cases[due.case.pk][0], due)
         and invoices.get(due.invoice.pk) == (InvoiceStatus.OPEN, due.amount)
     }
     _unsent([due for due in held if due.case.pk not in ours], lease=lease, now=now)
     return ours
+
+
+def _when_paused(now: datetime) -> Any:
+    """`now` for a paused case (planned afresh when resumed), no wake-up for the others."""
+    return Cond(
+        When(state=CaseState.PAUSED, then=Value(now, output_field=DateTimeField())),
+        default=None,
+        output_field=DateTimeField(),
+    )
+
+
+def _may_charge(state: str, due: _Due) -> bool:
+    """An active case is charged; one paused or exhausted only asks again about the
+    charge in doubt it had when it was claimed (the same request under its key)."""
+    if state == CaseState.ACTIVE:
+        return True
+    return due.case.charge_in_doubt_since is not None and state in (
+        CaseState.PAUSED,
+        CaseState.EXHAUSTED,
+    )
 
 
 def _unsent(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> None:
@@ -917,10 +920,10 @@ def _record(
             successes, attempts = learned[hour]
             learned[hour] = (successes + int(result.succeeded), attempts + 1)
         _learn(learned)
-        # Answered: no longer in doubt.  A case paused or closed meanwhile is not
-        # planned; it keeps no key (planned afresh when resumed).
+        # Answered: no longer in doubt.  A case paused, exhausted or closed is not
+        # planned; it keeps no key (a paused one is planned afresh when resumed).
         Case.objects.filter(pk__in=recorded).exclude(state=CaseState.ACTIVE).update(
-            retry_key="", charge_in_doubt_since=None
+            retry_key="", charge_in_doubt_since=None, next_retry_at=_when_paused(now)
         )
         active = list(
             Case.objects.select_for_update().filter(pk__in=recorded, state=CaseState.ACTIVE)
@@ -1226,7 +1229,7 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case_id)
         since = case.charge_in_doubt_since
-        if case.state not in OPEN_STATES or since is None or case.next_retry_at is not None:
+        if since is None or case.next_retry_at is not None:
             # While the engine still asks (or a worker is sending it right now), the
             # gateway's answer is on its way: only a charge it gave up on is released.
             raise NoChargeInDoubt(f"case {case_id} has no charge in doubt left to an operator")

@@ -162,15 +162,16 @@ class StripeGateway:
     def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
         """The customer's PaymentIntents made since `since` (a list, which Stripe keeps
         consistent, unlike its search), the one carrying the request's key; for a
-        Stripe Billing invoice, the invoice itself: paid, or not by us."""
+        Stripe Billing invoice, the invoice itself: paid, a payment of it under way
+        (`_payment_under_way`), or none."""
         try:
             if request.gateway_invoice:
-                invoice = self._client.v1.invoices.retrieve(request.invoice_external_id).to_dict()
-                return (
-                    result_from_invoice(invoice, request)
-                    if invoice.get("status") == "paid"
-                    else None
-                )
+                invoice = self._client.v1.invoices.retrieve(
+                    request.invoice_external_id, params={"expand": ["payments"]}
+                ).to_dict()
+                if invoice.get("status") == "paid":
+                    return result_from_invoice(invoice, request)
+                return self._payment_under_way(invoice, request)
             intents = self._client.v1.payment_intents.list(
                 params={
                     "customer": request.customer_external_id,
@@ -202,6 +203,34 @@ class StripeGateway:
                 return result_from_payment_intent(intent, request)
         except stripe.StripeError as error:
             raise _failed("lookup", error, request) from None
+        return None
+
+    def _payment_under_way(
+        self, invoice: Mapping[str, Any], request: ChargeRequest
+    ) -> ChargeResult | None:
+        """An unpaid Stripe Billing invoice: what its payment under way came to (still
+        processing, or declined), or None when none of its payments took or may take
+        money.  Its payments are listed only when expanded: an invoice that does not
+        list them cannot say the charge never happened."""
+        payments = (invoice.get("payments") or {}).get("data")
+        if invoice.get("status") == "open" and payments is None:
+            raise GatewayError(
+                f"Stripe invoice {invoice.get('id')} does not list its payments",
+                permanent=True,
+                code="invoice_payments_unlisted",
+            )
+        for payment in payments or []:
+            inner = payment.get("payment") or {}
+            intent_id = stripe_id(inner.get("payment_intent"))
+            if payment.get("status") != "open" or not intent_id:
+                continue
+            intent = self._client.v1.payment_intents.retrieve(intent_id).to_dict()
+            status = intent.get("status")
+            if status in NOT_CHARGED or (
+                status == "requires_payment_method" and not intent.get("last_payment_error")
+            ):
+                continue
+            return result_from_payment_intent(intent, request)
         return None
 
     def charge_on_session(

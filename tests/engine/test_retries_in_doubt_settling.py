@@ -1,0 +1,199 @@
+"""Charges in doubt on cases that are not active, answered from elsewhere, processing
+for long, or settled by an operator's payment record."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from dunning.api.cases import CaseOut
+from dunning.engine import actions, pay_now
+from dunning.engine.models import Case, CaseEvent
+from dunning.engine.retries import NoChargeInDoubt, release_charge_in_doubt
+from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.simulated import LostAnswer, declined, reference_for
+from dunning.ledger import services
+from dunning.ledger.models import PaymentAttempt
+from tests.engine.test_retries import (
+    AMOUNT,
+    Bank,
+    CutOff,
+    ask_until_the_limit,
+    case,
+    customer,
+    lost,
+    ok,
+    planned,
+    second_declined_invoice,
+)
+from tests.engine.test_retries_in_doubt import StripeLike
+
+__all__ = ["case", "customer"]  # fixtures
+
+
+def lost_decline(request: ChargeRequest) -> ChargeResult:
+    raise LostAnswer(declined(request, "insufficient_funds", network="visa"))
+
+
+def webhook_decline(*, at, reference: str) -> None:  # type: ignore[no-untyped-def]
+    """A decline on in_th, pm_visa, AMOUNT recorded from outside (Stripe's webhook)."""
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at,
+        outcome="failed",
+        amount=AMOUNT,
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        reference=reference,
+        payment_method="pm_visa",
+        now=at,
+        source="stripe",
+    )
+
+
+def test_an_exhausted_case_whose_charge_was_answered_is_not_stuck_in_doubt(case: Case) -> None:
+    bank = Bank(CutOff)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(lost_decline)
+    bank.run(at)  # sent, declined, answer lost: in doubt, asked again in minutes
+    # The decision stage takes the policy's final action (suspend): exhausted.
+    Case.objects.filter(pk=case.pk).update(state="exhausted")
+    [sent] = bank.gateway.received
+    webhook_decline(at=at, reference=reference_for(sent.request))  # its answer arrives
+    later = at + timedelta(days=3)
+    bank.run(later)  # looked up all the same: found, and on the ledger already
+
+    case = Case.objects.get()
+    assert case.state == "exhausted" and case.charge_in_doubt_since is None
+    assert PaymentAttempt.objects.count() == 2  # the first charge's, and this one's once
+    offer = pay_now.offer_for(case, bank.gateway)  # the pay page serves exhausted cases
+    assert offer is not None
+    attempt = pay_now.start(offer, gateway=bank.gateway, token="t", now=later)
+    assert attempt.outcome is not pay_now.Outcome.CHECKING
+
+
+def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
+    case: Case,
+) -> None:
+    bank = Bank(CutOff)
+    gateway = bank.gateway
+    assert isinstance(gateway, CutOff)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    gateway.down = True
+    bank.run(at)  # no answer: in doubt, asked again in minutes
+    actions.pause_case(case.pk, now=at, reason="promise to pay", source="api")
+
+    case = Case.objects.get()
+    # The engine still asks, and says when: nothing an operator can release yet.
+    assert case.charge_in_doubt_since == at
+    assert CaseOut.resolve_next_retry_at(case) == case.next_retry_at is not None
+    with pytest.raises(NoChargeInDoubt):
+        release_charge_in_doubt(case.pk, now=at, reason="none", source="api")
+    ask_until_the_limit(bank, at)  # paused, and asked all the same, until the limit
+    assert gateway.received == []  # the link stayed down: nothing reached the gateway
+    bank.run(Case.objects.get().next_retry_at)  # the lookup: nothing under the key
+
+    case = Case.objects.get()
+    assert case.state == "paused" and case.charge_in_doubt_since is None
+    assert CaseEvent.objects.filter(case=case, type="retry.not_charged").exists()
+
+
+def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: Case) -> None:
+    bank = Bank(CutOff)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(lost)  # K took the money; its answer is lost
+    bank.run(at)
+    assert Case.objects.get().charge_in_doubt_since == at
+    # Another payment of the same invoice on the same card declines meanwhile: the
+    # pay-page payment the customer confirms in the banking app an hour after leaving
+    # the page (payment_intent.payment_failed), or a charge.failed matched by amount.
+    webhook_decline(at=at + timedelta(minutes=2), reference="ch_other")
+
+    bank.answer(ok, ok, ok)
+    moment = at
+    for _ in range(8):
+        current = Case.objects.get()
+        if current.state != "active" or current.next_retry_at is None:
+            break
+        moment = max(moment, current.next_retry_at)
+        bank.run(moment)
+
+    taken = [c for c in bank.gateway.charges if c.result.succeeded]
+    assert len(taken) == 1, [c.request.idempotency_key for c in taken]
+
+
+def test_a_processing_charge_is_not_paid_again_after_its_lookup(case: Case) -> None:
+
+    def processing(request: ChargeRequest) -> ChargeResult:
+        return ChargeResult(
+            status=ChargeStatus.PENDING,
+            gateway="simulated",
+            amount=request.amount,
+            currency=request.currency,
+            reference=reference_for(request),
+        )
+
+    bank = Bank(StripeLike)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(processing)
+    bank.run(at)
+    ask_until_the_limit(bank, at)  # 20 h of PENDING replays
+    while (current := Case.objects.get()).next_retry_at is not None:
+        bank.run(current.next_retry_at)  # looked up: still processing, for a week
+
+    made = [(c.request.idempotency_key, c.at) for c in bank.gateway.charges]
+    assert len(made) == 1, made  # never the same key again after Stripe forgot it
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and "check the gateway" in case.retry_reason
+
+
+def test_recording_the_charge_in_doubts_payment_goes_on_with_the_other_invoice(
+    case: Case,
+) -> None:
+
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    planned(bank)
+    current = second_declined_invoice(bank)
+    at = current.next_retry_at
+    assert at is not None
+    sent: list[ChargeRequest] = []
+
+    def lost_success(request: ChargeRequest) -> ChargeResult:
+        sent.append(request)
+        return lost(request)
+
+    bank.answer(lost_success)
+    bank.run(at)  # in_th charged, answer lost
+    gateway.down = True
+    gateway.lookups_raise = GatewayError("unkeyed PaymentIntent", permanent=True)
+    ask_until_the_limit(bank, at)
+    bank.run(Case.objects.get().next_retry_at)  # the lookup cannot tell: operator
+    assert Case.objects.get().next_retry_at is None
+    [request] = sent
+    assert request.invoice_external_id == "in_th"
+
+    # The operator finds the money taken and, as docs/api.md says, records the payment.
+    later = at + timedelta(days=1)
+    services.record_payment(
+        invoice="in_th",
+        amount=AMOUNT,
+        currency="THB",
+        method="card",
+        received_at=at,
+        reference=reference_for(request),
+        now=later,
+        source="api",
+    )
+
+    case = Case.objects.get()
+    assert case.state == "active"  # in_th2 is still owed
+    assert case.charge_in_doubt_since is None and case.next_retry_at == later
+    assert CaseEvent.objects.filter(case=case, type="retry.settled").exists()
+    assert bank.run(later).planned == 1  # in_th2's retry, planned afresh
