@@ -457,6 +457,24 @@ def test_a_lost_charge_is_found_by_the_key_in_its_metadata(stripe_api: FakeStrip
     assert stripe_api.charges == []  # asking charges nothing
 
 
+def test_a_charge_under_the_key_for_another_amount_is_for_an_operator(
+    stripe_api: FakeStripe,
+) -> None:
+    """A key made before charges were stored with it may have been charged for what the
+    invoice owed then: found, it is not taken for the charge asked about."""
+    stripe_api.reply(
+        200,
+        intents(ours(stripe_object("payment_intent_succeeded"))),
+        path=PAYMENT_INTENTS,
+        method="GET",
+    )
+
+    with pytest.raises(GatewayError) as raised:
+        gateway_for(stripe_api).find_charge(renewal(amount=1900), since=SINCE)
+
+    assert not raised.value.outcome_unknown and raised.value.code == "key_parameters_differ"
+
+
 def test_a_lost_decline_is_found_with_the_issuers_codes(stripe_api: FakeStripe) -> None:
     declined = ours(declined_intent("insufficient_funds"))
     stripe_api.reply(200, intents(declined), path=PAYMENT_INTENTS, method="GET")

@@ -195,6 +195,7 @@ class StripeGateway:
                     )
                 if metadata.get(KEY_METADATA_KEY) != request.idempotency_key:
                     continue
+                _same_charge(intent, request)
                 status = intent.get("status")
                 if status in NOT_CHARGED or (
                     status == "requires_payment_method" and not intent.get("last_payment_error")
@@ -440,6 +441,24 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
         permanent=True,
         code=str(status or ""),
     )
+
+
+def _same_charge(intent: Mapping[str, Any], request: ChargeRequest) -> None:
+    """A PaymentIntent found under the request's key is that charge only if it charged
+    the same invoice the same amount; one that does not (a key made before charges were
+    stored with their keys, then charged for another amount) is for an operator."""
+    same = (
+        intent.get("amount") == request.amount
+        and str(intent.get("currency") or "").upper() == request.currency.upper()
+        and (intent.get("metadata") or {}).get(INVOICE_METADATA_KEY) == request.invoice_external_id
+    )
+    if not same:
+        raise GatewayError(
+            f"Stripe PaymentIntent {intent.get('id')} under key {request.idempotency_key} "
+            "charged another invoice or amount than the one asked about",
+            permanent=True,
+            code="key_parameters_differ",
+        )
 
 
 def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
