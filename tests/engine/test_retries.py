@@ -196,6 +196,18 @@ def second_declined_invoice(bank: Bank) -> Case:
     return planned(bank, T0 + timedelta(hours=1))
 
 
+def run_on(bank: Bank, start: datetime, *, passes: int = 50) -> None:
+    """Run the retry stage at each of the case's wake-ups from `start` on, until it is
+    closed or waits for nothing (at most `passes` times)."""
+    moment = start
+    for _ in range(passes):
+        case = Case.objects.get()
+        if case.state != "active" or case.next_retry_at is None:
+            return
+        moment = max(moment, case.next_retry_at)
+        bank.run(moment)
+
+
 def local(moment: datetime | None) -> datetime:
     assert moment is not None
     return moment.astimezone(BANGKOK)

@@ -39,6 +39,7 @@ from tests.engine.test_retries import (
     ok,
     pay_by_transfer,
     planned,
+    run_on,
 )
 
 __all__ = ["case", "customer"]  # fixtures
@@ -170,10 +171,7 @@ def test_the_card_is_charged_once_when_the_story_runs_on(story: Story) -> None:
     bank.run(Case.objects.get().next_retry_at)
     gateway.down = False
     bank.answer(*[ok] * 5)
-    moment = at
-    while (case := Case.objects.get()).state == "active" and case.next_retry_at is not None:
-        moment = max(case.next_retry_at, moment)
-        bank.run(moment)
+    run_on(bank, at)
 
     assert succeeded_charges(gateway) == 1
 

@@ -25,6 +25,7 @@ from tests.engine.test_retries import (
     lost,
     ok,
     planned,
+    run_on,
     second_declined_invoice,
 )
 from tests.engine.test_retries_in_doubt import StripeLike
@@ -114,13 +115,7 @@ def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: 
     webhook_decline(at=at + timedelta(minutes=2), reference="ch_other")
 
     bank.answer(ok, ok, ok)
-    moment = at
-    for _ in range(8):
-        current = Case.objects.get()
-        if current.state != "active" or current.next_retry_at is None:
-            break
-        moment = max(moment, current.next_retry_at)
-        bank.run(moment)
+    run_on(bank, at)
 
     taken = [c for c in bank.gateway.charges if c.result.succeeded]
     assert len(taken) == 1, [c.request.idempotency_key for c in taken]
