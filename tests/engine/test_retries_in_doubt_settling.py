@@ -12,7 +12,7 @@ from dunning.engine import actions, pay_now
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import NoChargeInDoubt, release_charge_in_doubt
 from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
-from dunning.gateways.simulated import LostAnswer, declined, reference_for
+from dunning.gateways.simulated import LostAnswer, declined, reference_for, succeeded
 from dunning.ledger import services
 from dunning.ledger.models import PaymentAttempt
 from tests.engine.test_retries import (
@@ -24,6 +24,7 @@ from tests.engine.test_retries import (
     customer,
     lost,
     ok,
+    pay_by_transfer,
     planned,
     run_on,
     second_declined_invoice,
@@ -147,7 +148,7 @@ def test_a_processing_charge_is_not_paid_again_after_its_lookup(case: Case) -> N
     assert case.charge_in_doubt_since == at and "check the gateway" in case.retry_reason
 
 
-def test_recording_the_charge_in_doubts_payment_goes_on_with_the_other_invoice(
+def test_a_charge_in_doubt_whose_payment_is_recorded_is_released_to_go_on_with_the_rest(
     case: Case,
 ) -> None:
 
@@ -189,6 +190,33 @@ def test_recording_the_charge_in_doubts_payment_goes_on_with_the_other_invoice(
 
     case = Case.objects.get()
     assert case.state == "active"  # in_th2 is still owed
-    assert case.charge_in_doubt_since is None and case.next_retry_at == later
-    assert CaseEvent.objects.filter(case=case, type="retry.settled").exists()
-    assert bank.run(later).planned == 1  # in_th2's retry, planned afresh
+    # A payment alone settles nothing: the same facts could be a bank transfer landing
+    # beside a charge that also took the money.  The operator releases it, and the
+    # case goes on with in_th2.
+    assert case.charge_in_doubt_since == at and case.next_retry_at is None
+    release_charge_in_doubt(case.pk, now=later, reason="recorded its payment", source="api")
+    assert bank.run(later).planned == 1
+    assert Case.objects.get().retry_invoice.external_id == "in_th2"
+
+
+def test_money_taken_on_an_invoice_paid_meanwhile_stays_held_when_another_invoice_changes(
+    case: Case,
+) -> None:
+    bank = Bank()
+    planned(bank)
+    at = second_declined_invoice(bank).next_retry_at
+    assert at is not None
+
+    def paid_by_transfer_meanwhile(request: ChargeRequest) -> ChargeResult:
+        pay_by_transfer(AMOUNT, at=at, invoice=request.invoice_external_id)
+        return succeeded(request)
+
+    bank.answer(paid_by_transfer_meanwhile)
+    bank.run(at)
+    assert "check for a refund" in Case.objects.get().retry_reason
+
+    pay_by_transfer(AMOUNT // 2, at=at + timedelta(hours=2), invoice="in_th2")
+
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and case.next_retry_at is None  # still held
+    assert "check for a refund" in case.retry_reason

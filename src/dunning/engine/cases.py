@@ -330,43 +330,6 @@ def on_invoices_changed(
     CaseEvent.objects.bulk_create(events)
     if recovered:
         _recover(recovered, now=now)
-    _settled_by_payment([case for case, _ in changed.values() if case not in recovered], now=now)
-
-
-def _settled_by_payment(cases: Sequence[Case], *, now: datetime) -> None:
-    """A charge in doubt left to an operator whose invoice has been paid (the operator
-    found the money taken and recorded it, or it came another way): the question is
-    settled, and the case's other invoices are planned again."""
-    waiting = [
-        case.pk
-        for case in cases
-        if case.charge_in_doubt_since is not None and case.next_retry_at is None
-    ]
-    if not waiting:
-        return
-    settled = list(
-        Case.objects.filter(
-            pk__in=waiting,
-            charge_in_doubt_since__isnull=False,
-            retry_invoice__status=InvoiceStatus.PAID,
-        ).values_list("pk", "retry_key")
-    )
-    if not settled:
-        return
-    Case.objects.filter(pk__in=[pk for pk, _ in settled]).update(
-        retry_key="", charge_in_doubt_since=None, next_retry_at=now, updated_at=now
-    )
-    CaseEvent.objects.bulk_create(
-        [
-            CaseEvent(
-                case_id=pk,
-                type="retry.settled",
-                reason=f"the invoice of charge {key}, in doubt, is paid: retries go on",
-                occurred_at=now,
-            )
-            for pk, key in settled
-        ]
-    )
 
 
 def _recover(cases: Sequence[Case], *, now: datetime) -> None:

@@ -1219,12 +1219,12 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
     For a charge the gateway does not hold, or holds as declined or canceled:
     the case forgets its key and the retry stage plans it afresh at its next
     pass, as when a lookup finds no charge (`_look_up`).  A charge that did take
-    the money is not released but recorded, as a payment with the gateway's
-    reference (`record_payment`), which recovers the case; releasing it would
-    charge the card a second time.  The timeline keeps who released which key
-    and why.  Raises `Case.DoesNotExist`, or `NoChargeInDoubt` for a case that
-    is closed, has no charge in doubt, or whose charge the engine is still
-    asking about; either way nothing changes.
+    the money is recorded first, as a payment with the gateway's reference
+    (`record_payment`), which recovers a case that owes nothing more; released
+    without that, its invoice would be charged a second time.  The timeline
+    keeps who released which key and why.  Raises `Case.DoesNotExist`, or
+    `NoChargeInDoubt` for a case with no charge in doubt or whose charge the
+    engine is still asking about; either way nothing changes.
     """
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case_id)
