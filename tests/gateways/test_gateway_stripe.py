@@ -563,10 +563,14 @@ def test_a_payment_under_way_on_an_open_billing_invoice_is_found_not_read_as_non
     assert found is not None and found.status == status
 
 
-def test_an_open_billing_invoice_that_does_not_list_its_payments_cannot_tell(
-    stripe_api: FakeStripe,
+@pytest.mark.parametrize("listed", ["not expanded", "more than one page"])
+def test_an_open_billing_invoice_that_does_not_list_all_its_payments_cannot_tell(
+    stripe_api: FakeStripe, listed: str
 ) -> None:
     invoice = stripe_object("invoice_open_after_failed_attempt")
+    if listed == "more than one page":
+        invoice = with_payments(invoice, variant(stripe_object("invoice_payment_paid")))
+        invoice["payments"]["has_more"] = True
     stripe_api.reply(200, invoice, path=f"/v1/invoices/{BILLING_INVOICE}", method="GET")
     request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
 

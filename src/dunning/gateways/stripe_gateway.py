@@ -213,10 +213,11 @@ class StripeGateway:
         processing, or declined), or None when none of its payments took or may take
         money.  Its payments are listed only when expanded: an invoice that does not
         list them cannot say the charge never happened."""
-        payments = (invoice.get("payments") or {}).get("data")
-        if invoice.get("status") == "open" and payments is None:
+        listed = invoice.get("payments") or {}
+        payments = listed.get("data")
+        if invoice.get("status") == "open" and (payments is None or listed.get("has_more")):
             raise GatewayError(
-                f"Stripe invoice {invoice.get('id')} does not list its payments",
+                f"Stripe invoice {invoice.get('id')} does not list all its payments",
                 permanent=True,
                 code="invoice_payments_unlisted",
             )
