@@ -1,4 +1,6 @@
-"""The ways a charge that was sent can end, and what each leaves on the case.
+"""The ways a charge that was sent can end, and what each leaves on the case, whatever
+the case does meanwhile (paused, exhausted) and whoever answers (a webhook, a lookup,
+an operator).
 
 The rule behind each: a card is never charged twice for one invoice, and a
 case is never left in doubt when its answer is known, nor planned when it
@@ -7,26 +9,34 @@ must wait for an operator.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
+
+from dunning.api.cases import CaseOut
 from dunning.engine import actions, pay_now
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import NoChargeInDoubt, release_charge_in_doubt
-from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus
-from dunning.gateways.simulated import declined, reference_for, succeeded
+from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.simulated import LostAnswer, declined, reference_for, succeeded
 from dunning.ledger import services
+from dunning.ledger.models import PaymentAttempt
 from tests.engine.test_retries import (
     AMOUNT,
     Bank,
     CutOff,
     add_card,
+    ask_until_the_limit,
     case,
     customer,
+    lost,
+    ok,
     pay_by_transfer,
     planned,
     run_on,
     second_declined_invoice,
 )
+from tests.engine.test_retries_in_doubt import StripeLike
 
 __all__ = ["case", "customer"]  # fixtures
 
@@ -180,3 +190,194 @@ def test_a_success_recorded_first_as_a_payment_does_not_stop_the_case(case: Case
     assert case.state == "active"  # in_th2 is still owed
     assert case.next_retry_at is not None, case.retry_reason
     assert not CaseEvent.objects.filter(type="retry.not_recorded").exists()
+
+
+# ---------------------------------------------------------------- settled whatever the case does
+
+
+def lost_decline(request: ChargeRequest) -> ChargeResult:
+    raise LostAnswer(declined(request, "insufficient_funds", network="visa"))
+
+
+def webhook_decline(*, at: datetime, reference: str) -> None:
+    """A decline on in_th, pm_visa, AMOUNT recorded from outside (Stripe's webhook)."""
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at,
+        outcome="failed",
+        amount=AMOUNT,
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        reference=reference,
+        payment_method="pm_visa",
+        now=at,
+        source="stripe",
+    )
+
+
+def test_an_exhausted_case_whose_charge_was_answered_is_not_stuck_in_doubt(case: Case) -> None:
+    bank = Bank(CutOff)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(lost_decline)
+    bank.run(at)  # sent, declined, answer lost: in doubt, asked again in minutes
+    # The decision stage takes the policy's final action (suspend): exhausted.
+    Case.objects.filter(pk=case.pk).update(state="exhausted")
+    [sent] = bank.gateway.received
+    webhook_decline(at=at, reference=reference_for(sent.request))  # its answer arrives
+    later = at + timedelta(days=3)
+    bank.run(later)  # looked up all the same: found, and on the ledger already
+
+    case = Case.objects.get()
+    assert case.state == "exhausted" and case.charge_in_doubt_since is None
+    assert PaymentAttempt.objects.count() == 2  # the first charge's, and this one's once
+    offer = pay_now.offer_for(case, bank.gateway)  # the pay page serves exhausted cases
+    assert offer is not None
+    attempt = pay_now.start(offer, gateway=bank.gateway, token="t", now=later)
+    assert attempt.outcome is not pay_now.Outcome.CHECKING
+
+
+def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
+    case: Case,
+) -> None:
+    bank = Bank(CutOff)
+    gateway = bank.gateway
+    assert isinstance(gateway, CutOff)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    gateway.down = True
+    bank.run(at)  # no answer: in doubt, asked again in minutes
+    actions.pause_case(case.pk, now=at, reason="promise to pay", source="api")
+
+    case = Case.objects.get()
+    # The engine still asks, and says when: nothing an operator can release yet.
+    assert case.charge_in_doubt_since == at
+    assert CaseOut.resolve_next_retry_at(case) == case.next_retry_at is not None
+    with pytest.raises(NoChargeInDoubt):
+        release_charge_in_doubt(case.pk, now=at, reason="none", source="api")
+    ask_until_the_limit(bank, at)  # paused, and asked all the same, until the limit
+    assert gateway.received == []  # the link stayed down: nothing reached the gateway
+    bank.run(Case.objects.get().next_retry_at)  # the lookup: nothing under the key
+
+    case = Case.objects.get()
+    assert case.state == "paused" and case.charge_in_doubt_since is None
+    assert CaseEvent.objects.filter(case=case, type="retry.not_charged").exists()
+
+
+def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: Case) -> None:
+    bank = Bank(CutOff)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(lost)  # K took the money; its answer is lost
+    bank.run(at)
+    assert Case.objects.get().charge_in_doubt_since == at
+    # Another payment of the same invoice on the same card declines meanwhile: the
+    # pay-page payment the customer confirms in the banking app an hour after leaving
+    # the page (payment_intent.payment_failed), or a charge.failed matched by amount.
+    webhook_decline(at=at + timedelta(minutes=2), reference="ch_other")
+
+    bank.answer(ok, ok, ok)
+    run_on(bank, at)
+
+    taken = [c for c in bank.gateway.charges if c.result.succeeded]
+    assert len(taken) == 1, [c.request.idempotency_key for c in taken]
+
+
+def test_a_processing_charge_is_not_paid_again_after_its_lookup(case: Case) -> None:
+
+    def processing(request: ChargeRequest) -> ChargeResult:
+        return ChargeResult(
+            status=ChargeStatus.PENDING,
+            gateway="simulated",
+            amount=request.amount,
+            currency=request.currency,
+            reference=reference_for(request),
+        )
+
+    bank = Bank(StripeLike)
+    at = planned(bank).next_retry_at
+    assert at is not None
+    bank.answer(processing)
+    bank.run(at)
+    ask_until_the_limit(bank, at)  # 20 h of PENDING replays
+    while (current := Case.objects.get()).next_retry_at is not None:
+        bank.run(current.next_retry_at)  # looked up: still processing, for a week
+
+    made = [(c.request.idempotency_key, c.at) for c in bank.gateway.charges]
+    assert len(made) == 1, made  # never the same key again after Stripe forgot it
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and "check the gateway" in case.retry_reason
+
+
+def test_a_charge_in_doubt_whose_payment_is_recorded_is_released_to_go_on_with_the_rest(
+    case: Case,
+) -> None:
+
+    bank = Bank(StripeLike)
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    planned(bank)
+    current = second_declined_invoice(bank)
+    at = current.next_retry_at
+    assert at is not None
+    sent: list[ChargeRequest] = []
+
+    def lost_success(request: ChargeRequest) -> ChargeResult:
+        sent.append(request)
+        return lost(request)
+
+    bank.answer(lost_success)
+    bank.run(at)  # in_th charged, answer lost
+    gateway.down = True
+    gateway.lookups_raise = GatewayError("unkeyed PaymentIntent", permanent=True)
+    ask_until_the_limit(bank, at)
+    bank.run(Case.objects.get().next_retry_at)  # the lookup cannot tell: operator
+    assert Case.objects.get().next_retry_at is None
+    [request] = sent
+    assert request.invoice_external_id == "in_th"
+
+    # The operator finds the money taken and, as docs/api.md says, records the payment.
+    later = at + timedelta(days=1)
+    services.record_payment(
+        invoice="in_th",
+        amount=AMOUNT,
+        currency="THB",
+        method="card",
+        received_at=at,
+        reference=reference_for(request),
+        now=later,
+        source="api",
+    )
+
+    case = Case.objects.get()
+    assert case.state == "active"  # in_th2 is still owed
+    # A payment alone settles nothing: the same facts could be a bank transfer landing
+    # beside a charge that also took the money.  The operator releases it, and the
+    # case goes on with in_th2.
+    assert case.charge_in_doubt_since == at and case.next_retry_at is None
+    release_charge_in_doubt(case.pk, now=later, reason="recorded its payment", source="api")
+    assert bank.run(later).planned == 1
+    assert Case.objects.get().retry_invoice.external_id == "in_th2"
+
+
+def test_money_taken_on_an_invoice_paid_meanwhile_stays_held_when_another_invoice_changes(
+    case: Case,
+) -> None:
+    bank = Bank()
+    planned(bank)
+    at = second_declined_invoice(bank).next_retry_at
+    assert at is not None
+
+    def paid_by_transfer_meanwhile(request: ChargeRequest) -> ChargeResult:
+        pay_by_transfer(AMOUNT, at=at, invoice=request.invoice_external_id)
+        return succeeded(request)
+
+    bank.answer(paid_by_transfer_meanwhile)
+    bank.run(at)
+    assert "check for a refund" in Case.objects.get().retry_reason
+
+    pay_by_transfer(AMOUNT // 2, at=at + timedelta(hours=2), invoice="in_th2")
+
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at and case.next_retry_at is None  # still held
+    assert "check for a refund" in case.retry_reason
