@@ -58,7 +58,7 @@ class CaseOut(Schema):
     charge_in_doubt_since: datetime | None = Field(
         description="since when a retry's outcome has been unknown (a timeout, a lost answer); "
         "null when none is.  With no next_retry_at, the engine has stopped asking: an "
-        "operator checks the gateway, then records the payment or releases the charge"
+        "operator checks the gateway, records any payment it took and releases the charge"
     )
     created_at: datetime
     updated_at: datetime
@@ -213,12 +213,12 @@ def resume_case(request: HttpRequest, id: ObjectId, payload: CaseActionIn) -> Ca
     summary="Release a charge in doubt that took no money",
 )
 def release_charge_in_doubt(request: HttpRequest, id: ObjectId, payload: CaseActionIn) -> Case:
-    """For an operator who checked the gateway and found the charge in doubt missing,
-    declined or canceled: the case forgets the charge's key and the engine plans the
-    next retry afresh.  If the gateway took the money, record the payment instead
-    (`POST /payments` with the gateway's reference): that recovers the case, where a
-    release would charge the card again.  Only an open case whose charge in doubt the
-    engine has stopped asking about (`next_retry_at` null)."""
+    """For an operator who checked the gateway: the charge in doubt took no money
+    (missing, declined, canceled) or it was refunded.  The case forgets the charge's key
+    and the engine plans the next retry afresh.  If the gateway took the money, record
+    the payment first (`POST /payments` with the gateway's reference): released without
+    it, the invoice would be charged again.  Only a charge the engine has stopped asking
+    about (`next_retry_at` null)."""
     try:
         retries.release_charge_in_doubt(id, now=now(request), reason=payload.reason, source=SOURCE)
     except Case.DoesNotExist:

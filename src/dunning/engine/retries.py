@@ -48,6 +48,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -74,13 +75,7 @@ from dunning.core.retry_timing import (
 from dunning.db import PlusDays, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
-from dunning.engine.models import (
-    Case,
-    CaseEvent,
-    CaseInvoice,
-    PolicyVersion,
-    RetryHourStat,
-)
+from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
 from dunning.gateways.base import (
     ChargeLookupGateway,
     ChargeRequest,
@@ -241,9 +236,7 @@ def retry_due(
         # charged afresh under another key.
         Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
             next_retry_at=lease,
-            charge_in_doubt_since=Coalesce(
-                "charge_in_doubt_since", Value(now, output_field=DateTimeField())
-            ),
+            charge_in_doubt_since=_in_doubt_from(now),
             updated_at=now,
         )
         for case, reason in stopped:
@@ -329,9 +322,9 @@ class RetryBatch:
     now: datetime
     strategy: Strategy
     cases: Sequence[Case]
-    targets: dict[int, Invoice]  # by case: the oldest invoice left to charge
     cards: dict[int, list[PaymentMethod]]  # by customer: saved cards, the one to charge first
-    owing: dict[int, dict[int, Invoice]]  # by case: the invoices left to charge, by id
+    # By case: the invoices left to charge, by id, the oldest (the one to charge) first.
+    owing: dict[int, dict[int, Invoice]]
     planned: int = 0
     due_now: int = 0  # plans at or before now: the claim's next call takes them
     updates: list[tuple[Case, RetryPlan, _Due | None]] = field(default_factory=list)
@@ -339,7 +332,6 @@ class RetryBatch:
 
     @classmethod
     def load(cls, cases: Sequence[Case], *, now: datetime, strategy: Strategy) -> RetryBatch:
-        targets: dict[int, Invoice] = {}
         links = (
             CaseInvoice.objects.filter(
                 case_id__in=[case.pk for case in cases],
@@ -352,16 +344,18 @@ class RetryBatch:
         )
         owing: dict[int, dict[int, Invoice]] = defaultdict(dict)
         for link in links:
-            targets.setdefault(link.case_id, link.invoice)
             owing[link.case_id][link.invoice_id] = link.invoice
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
         for method in PaymentMethod.objects.filter(
             customer_id__in={case.customer_id for case in cases}, type=PaymentMethodType.CARD
         ).order_by(*CARD_ORDER):
             cards[method.customer_id].append(method)
-        return cls(
-            now=now, strategy=strategy, cases=cases, targets=targets, cards=cards, owing=owing
-        )
+        return cls(now=now, strategy=strategy, cases=cases, cards=cards, owing=owing)
+
+    @cached_property
+    def targets(self) -> dict[int, Invoice]:
+        """By case: the oldest invoice left to charge."""
+        return {case_id: next(iter(invoices.values())) for case_id, invoices in self.owing.items()}
 
     def history(self) -> _History:
         if self._history is None:
@@ -995,9 +989,7 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
             next_retry_at=None,
             retry_reason="the card was charged but the payment was not recorded: "
             "check for a refund before charging again",
-            charge_in_doubt_since=Coalesce(
-                "charge_in_doubt_since", Value(now, output_field=DateTimeField())
-            ),
+            charge_in_doubt_since=_in_doubt_from(now),
             updated_at=now,
         )
         log.error(
@@ -1087,6 +1079,11 @@ def _ask_again(
     CaseEvent.objects.create(case=case, type="retry.unknown", reason=event_reason, occurred_at=now)
 
 
+def _in_doubt_from(now: datetime) -> Coalesce:
+    """The doubt's start for an UPDATE: kept when the charge was in doubt already."""
+    return Coalesce("charge_in_doubt_since", Value(now, output_field=DateTimeField()))
+
+
 def _still_sent(case: Case) -> QuerySet[Case]:
     """The case's row while it still holds the key this worker sent or asked about:
     an operator's release or a payment that closed the case meanwhile is not undone."""
@@ -1098,8 +1095,8 @@ def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
     _still_sent(case).update(
         next_retry_at=None,
         retry_reason=(
-            "a charge's outcome is unknown: check the gateway, then record the payment "
-            "or release the charge in doubt"
+            "a charge's outcome is unknown: check the gateway, record any payment it "
+            "took and release the charge in doubt"
         ),
         updated_at=now,
     )

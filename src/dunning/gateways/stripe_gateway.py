@@ -196,11 +196,8 @@ class StripeGateway:
                 if metadata.get(KEY_METADATA_KEY) != request.idempotency_key:
                     continue
                 _same_charge(intent, request)
-                status = intent.get("status")
-                if status in NOT_CHARGED or (
-                    status == "requires_payment_method" and not intent.get("last_payment_error")
-                ):
-                    continue  # took no money: another with the key may have
+                if _took_no_money(intent):
+                    continue  # another with the key may have
                 return result_from_payment_intent(intent, request)
         except stripe.StripeError as error:
             raise _failed("lookup", error, request) from None
@@ -227,12 +224,8 @@ class StripeGateway:
             if payment.get("status") != "open" or not intent_id:
                 continue
             intent = self._client.v1.payment_intents.retrieve(intent_id).to_dict()
-            status = intent.get("status")
-            if status in NOT_CHARGED or (
-                status == "requires_payment_method" and not intent.get("last_payment_error")
-            ):
-                continue
-            return result_from_payment_intent(intent, request)
+            if not _took_no_money(intent):
+                return result_from_payment_intent(intent, request)
         return None
 
     def charge_on_session(
@@ -441,6 +434,14 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
         f"Stripe PaymentIntent {reference} is {status} after confirmation",
         permanent=True,
         code=str(status or ""),
+    )
+
+
+def _took_no_money(intent: Mapping[str, Any]) -> bool:
+    """A PaymentIntent never confirmed, canceled, or waiting for a card it never tried."""
+    status = intent.get("status")
+    return status in NOT_CHARGED or (
+        status == "requires_payment_method" and not intent.get("last_payment_error")
     )
 
 
