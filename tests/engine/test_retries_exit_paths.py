@@ -17,8 +17,14 @@ from dunning.api.cases import CaseOut
 from dunning.engine import actions, pay_now
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import NoChargeInDoubt, release_charge_in_doubt
-from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
-from dunning.gateways.simulated import LostAnswer, declined, reference_for, succeeded
+from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
+from dunning.gateways.simulated import (
+    LostAnswer,
+    declined,
+    processing,
+    reference_for,
+    succeeded,
+)
 from dunning.ledger import services
 from dunning.ledger.models import PaymentAttempt
 from tests.engine.test_retries import (
@@ -144,15 +150,6 @@ def test_a_processing_charge_is_not_charged_again_under_another_key(case: Case) 
     bank = Bank(CutOff)
     at = planned(bank).next_retry_at
     assert at is not None
-
-    def processing(request: ChargeRequest) -> ChargeResult:
-        return ChargeResult(
-            status=ChargeStatus.PENDING,
-            gateway="simulated",
-            amount=request.amount,
-            currency=request.currency,
-            reference=reference_for(request),
-        )
 
     bank.answer(processing)
     bank.run(at)
@@ -284,15 +281,6 @@ def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: 
 
 
 def test_a_processing_charge_is_not_paid_again_after_its_lookup(case: Case) -> None:
-
-    def processing(request: ChargeRequest) -> ChargeResult:
-        return ChargeResult(
-            status=ChargeStatus.PENDING,
-            gateway="simulated",
-            amount=request.amount,
-            currency=request.currency,
-            reference=reference_for(request),
-        )
 
     bank = Bank(StripeLike)
     at = planned(bank).next_retry_at

@@ -22,9 +22,9 @@ from dunning.engine.retries import (
     release_charge_in_doubt,
     retry_due,
 )
-from dunning.gateways.base import ChargeRequest, ChargeResult, ChargeStatus, GatewayError
+from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.manual import ManualGateway
-from dunning.gateways.simulated import LostAnswer, declined, reference_for
+from dunning.gateways.simulated import LostAnswer, declined, processing, reference_for
 from dunning.ledger import services
 from dunning.ledger.models import Invoice, Payment, PaymentMethod
 from tests.engine.test_retries import (
@@ -180,15 +180,7 @@ def test_the_card_is_charged_once_when_the_story_runs_on(story: Story) -> None:
 
 
 def lost_pending(request: ChargeRequest) -> ChargeResult:
-    raise LostAnswer(
-        ChargeResult(
-            status=ChargeStatus.PENDING,
-            gateway="simulated",
-            amount=request.amount,
-            currency=request.currency,
-            reference=reference_for(request),
-        )
-    )
+    raise LostAnswer(processing(request))
 
 
 def test_a_charge_found_processing_is_replanned_when_its_webhook_declines_it(story: Story) -> None:

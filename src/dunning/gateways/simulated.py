@@ -164,6 +164,17 @@ def succeeded(request: ChargeRequest) -> ChargeResult:
     )
 
 
+def processing(request: ChargeRequest) -> ChargeResult:
+    """The result an oracle returns for a charge accepted but not settled yet."""
+    return ChargeResult(
+        status=ChargeStatus.PENDING,
+        gateway=SimulatedGateway.name,
+        amount=request.amount,
+        currency=request.currency,
+        reference=reference_for(request),
+    )
+
+
 def declined(
     request: ChargeRequest,
     decline_code: str,
