@@ -20,6 +20,7 @@ from django.test import Client, override_settings
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.engine.pay_now import AUTHENTICATION_WINDOW
+from dunning.engine.retries import LEASE
 from dunning.gateways.registry import use_gateway
 from dunning.gateways.simulated import SimulatedGateway, declined
 from dunning.ledger import services
@@ -288,15 +289,29 @@ def test_a_retry_under_way_is_not_paid_twice_and_a_payment_holds_the_retries_off
     assert "We are checking an earlier payment" in pay(client, case).content.decode()
     assert not stripe_gateway.requests
 
-    # Otherwise the page pays, and holds the retry stage off while the customer
-    # is at the bank.
+    # Otherwise the page pays.  Its payment is the case's charge in doubt until
+    # the customer is back from the bank: no retry meanwhile, and a lookup after
+    # the window if they never come back.
     Case.objects.filter(pk=case.pk).update(
         next_retry_at=NOW - timedelta(minutes=1), charge_in_doubt_since=None
     )
     stripe_gateway.reply(200, needs_3ds())
     assert pay(client, case).status_code == 303
     case.refresh_from_db()
+    [sent] = stripe_gateway.charges
+    assert case.retry_key == sent.idempotency_key and case.retry_amount == 4999
+    assert case.charge_in_doubt_since == NOW
     assert case.next_retry_at == NOW + AUTHENTICATION_WINDOW
+
+    # Back from the bank, paid: recorded, and nothing is in doubt any more.
+    reference = needs_3ds()["id"]
+    stripe_gateway.reply(
+        200, intent("succeeded"), method="GET", path=f"{PAYMENT_INTENTS}/{reference}"
+    )
+    client.get(f"{path_of(case)}/return", {"payment_intent": reference})
+    case.refresh_from_db()
+    assert case.state == "recovered"
+    assert (case.retry_key, case.charge_in_doubt_since) == ("", None)
 
 
 def test_a_resubmitted_form_never_pays_an_invoice_the_customer_did_not_see(
@@ -331,8 +346,11 @@ def test_a_payment_with_no_answer_is_told_as_unknown_and_holds_the_retries_off(
     assert "nothing was charged" not in html
     assert not PaymentAttempt.objects.exists()
     case.refresh_from_db()
-    # The money may have moved: no off-session retry until its webhook can say.
-    assert case.next_retry_at == NOW + AUTHENTICATION_WINDOW
+    # The money may have moved: it is the case's charge in doubt, looked up by the
+    # retry stage after a worker's lease, never charged again off-session.
+    [sent] = {request.idempotency_key for request in stripe_gateway.requests}
+    assert case.retry_key == sent and case.charge_in_doubt_since == NOW
+    assert case.next_retry_at == NOW + LEASE
 
 
 def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_was_taken(

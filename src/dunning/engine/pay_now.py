@@ -21,7 +21,11 @@ finds it recorded under the gateway's reference.
 The idempotency key names the invoice, the card, the amount and the number of
 attempts on the invoice so far, like the retry stage's keys, under its own
 prefix: a second click, or a click after the bank's page was left half way,
-is the same payment, never a second one.
+is the same payment, never a second one.  From before it is sent until its
+answer is recorded, the payment is the case's charge in doubt, as a retry
+would be: the retry stage charges nothing meanwhile, and asks the gateway
+what became of a payment nobody answered (the customer never came back from
+the bank, the gateway did not answer, it is still processing).
 """
 
 from __future__ import annotations
@@ -30,13 +34,24 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from dunning.core.cases import CaseState
 from dunning.engine.models import Case, CaseEvent
-from dunning.engine.retries import LEASE, card_to_charge, charge_key
+from dunning.engine.retries import (
+    IN_DOUBT_LIMIT,
+    LEASE,
+    ON_SESSION,
+    ask_about_charge,
+    card_to_charge,
+    charge_key,
+    charge_request,
+    forget_charge,
+    take_charge,
+)
 from dunning.gateways.base import (
     Authentication,
     ChargeRequest,
@@ -99,16 +114,12 @@ class Offer:
 
     def request(self, *, tries: int) -> ChargeRequest:
         invoice, method = self.invoice, self.method
-        return ChargeRequest(
+        return charge_request(
+            self.case,
+            invoice,
+            method,
+            key=self.key or charge_key(f"{ON_SESSION}{self.case.pk}", invoice, method, tries=tries),
             amount=self.asked if self.asked is not None else invoice.amount_remaining,
-            currency=invoice.currency,
-            customer_external_id=self.case.customer.external_id,
-            payment_method_external_id=method.external_id,
-            invoice_external_id=invoice.external_id,
-            idempotency_key=self.key
-            or charge_key(f"pay{self.case.pk}", invoice, method, tries=tries),
-            description=f"Invoice {invoice.number}",
-            metadata={"dunning_case": str(self.case.pk), "dunning_on_session": "true"},
         )
 
 
@@ -153,24 +164,25 @@ def return_url(token: str) -> str:
 def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime) -> Attempt:
     """Charge the offer's invoice now; the bank's page when it wants the customer first.
 
-    The retry stage must not charge the same invoice meanwhile: a case whose
-    retry wake-up falls within a worker's lease from now may be being charged
-    at this moment, so the page asks the customer to try again shortly;
-    otherwise the wake-up moves a lease ahead (the worker plans afresh then),
-    and a worker that claimed the case earlier sees its lease gone at its next
-    check and skips the charge.
+    The payment becomes the case's charge in doubt (`retries.take_charge`) from
+    before it is sent until its answer is recorded: the retry stage makes no
+    charge of its own meanwhile, and asks the gateway what became of it if
+    nobody records an answer (the customer left the bank's page, the gateway
+    did not answer, the payment is processing).  It is never sent again without
+    the customer.  Pressed again while it is in doubt, the same payment is the
+    same request under the same key, which the gateway answers once; another
+    charge under way (a retry being sent, or one in doubt) is waited for.
     """
+    request = offer.request(tries=_tries(offer.invoice))
+    key = request.idempotency_key
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=offer.case.pk)
-        if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
-            # A worker is sending a retry (or asks about one again) within minutes.
-            return Attempt(Outcome.BUSY)
-        if case.charge_in_doubt_since is not None:
-            # A retry's outcome is unknown: until the gateway answers it (or an
-            # operator checks), another charge could take the money twice.
-            return Attempt(Outcome.CHECKING)
-        _hold_retries(case, until=now + LEASE, now=now)
-    request = offer.request(tries=_tries(offer.invoice))
+        waiting = _charge_under_way(case, key, now=now)
+        if waiting is not None:
+            return Attempt(waiting)
+        take_charge(
+            case, request, invoice=offer.invoice, method=offer.method, now=now, ask_at=now + LEASE
+        )
     try:
         answer: ChargeResult | Authentication | None = gateway.charge_on_session(
             request, return_url=return_url(token)
@@ -178,18 +190,16 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
     except GatewayError as error:
         log.warning("case %s: paying on the page failed: %s", offer.case.pk, error)
         if not error.outcome_unknown:
+            forget_charge(offer.case.pk, key, now=now)  # refused, so not made
             return Attempt(Outcome.UNAVAILABLE)
         answer = None
-    waiting = answer is None or isinstance(answer, Authentication)
-    if waiting or (isinstance(answer, ChargeResult) and answer.status is ChargeStatus.PENDING):
-        # The customer is at the bank, or the payment may have gone through and
-        # its webhook will say: no retry meanwhile, or the card could pay twice.
-        with transaction.atomic():
-            case = Case.objects.select_for_update().get(pk=offer.case.pk)
-            _hold_retries(case, until=now + AUTHENTICATION_WINDOW, now=now)
     if answer is None:
+        # It may have gone through: the retry stage looks it up after the lease.
         return Attempt(Outcome.UNKNOWN)
     if isinstance(answer, Authentication):
+        # The customer is at the bank: their return records the answer; if they
+        # do not come back, the retry stage asks the gateway after the window.
+        ask_about_charge(offer.case.pk, key, at=now + AUTHENTICATION_WINDOW, now=now)
         CaseEvent.objects.create(
             case=offer.case,
             type=SENT_TO_BANK,
@@ -200,22 +210,34 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
                 "invoice": offer.invoice.external_id,
                 "payment_method": offer.method.external_id,
                 "amount": request.amount,
-                "key": request.idempotency_key,
+                "key": key,
             },
             occurred_at=now,
         )
-    return _settle(offer, answer, now=now)
+    return _settle(offer, answer, key=key, now=now)
+
+
+def _charge_under_way(case: Case, key: str, *, now: datetime) -> Outcome | None:
+    """What the page must wait for before charging under `key`, if anything."""
+    if case.retry_key == key and case.charge_in_doubt_since is not None:
+        # This very payment, pressed again or after leaving the bank's page: the
+        # same request, answered once by the gateway while it keeps the key.
+        return Outcome.CHECKING if now - case.charge_in_doubt_since >= IN_DOUBT_LIMIT else None
+    if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
+        # A worker is sending a retry (or asks about one again) within minutes.
+        return Outcome.BUSY
+    if case.charge_in_doubt_since is not None:
+        # Another charge's outcome is unknown: until the gateway answers it (or an
+        # operator checks), another charge could take the money twice.
+        return Outcome.CHECKING
+    return None
 
 
 def offer_for_return(case: Case, reference: str, gateway: Gateway) -> Offer | None:
     """What payment `reference`, made on the page, was for: the invoice and card it was
     started with, whatever the page offers by now (that invoice may have been paid
     another way meanwhile); else what the page offers now."""
-    sent = (
-        CaseEvent.objects.filter(case=case, type=SENT_TO_BANK, data__reference=reference)
-        .values_list("data", flat=True)
-        .first()
-    )
+    sent = _sent_to_bank(case, reference)
     if sent is None or not isinstance(gateway, OnSessionGateway):
         return offer_for(case, gateway)
     invoice = Invoice.objects.filter(cases=case, external_id=sent.get("invoice")).first()
@@ -230,10 +252,18 @@ def offer_for_return(case: Case, reference: str, gateway: Gateway) -> Offer | No
     )
 
 
-def _hold_retries(case: Case, *, until: datetime, now: datetime) -> None:
-    """Move a planned retry to `until` at the earliest; a case with none keeps none."""
-    if case.next_retry_at is not None and case.next_retry_at < until:
-        Case.objects.filter(pk=case.pk).update(next_retry_at=until, updated_at=now)
+def _sent_to_bank(case: Case, reference: str) -> dict[str, Any] | None:
+    """What the timeline noted when payment `reference` sent the customer to the bank."""
+    data = (
+        CaseEvent.objects.filter(case=case, type=SENT_TO_BANK, data__reference=reference)
+        .values_list("data", flat=True)
+        .first()
+    )
+    return data if isinstance(data, dict) else None
+
+
+def _sent_key(case: Case, reference: str) -> str:
+    return str((_sent_to_bank(case, reference) or {}).get("key") or "")
 
 
 def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
@@ -244,26 +274,36 @@ def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: date
     """
     recorded = _recorded_outcome(offer.invoice, reference)
     if recorded is not None:
+        forget_charge(offer.case.pk, offer.key or _sent_key(offer.case, reference), now=now)
         return Attempt(recorded)
+    request = offer.request(tries=_tries(offer.invoice))
     try:
-        answer = gateway.outcome(reference, offer.request(tries=_tries(offer.invoice)))
+        answer = gateway.outcome(reference, request)
     except GatewayError as error:
         log.warning("case %s: payment %s could not be read: %s", offer.case.pk, reference, error)
         return Attempt(Outcome.UNKNOWN if error.outcome_unknown else Outcome.UNAVAILABLE)
-    return _settle(offer, answer, now=now)
+    return _settle(offer, answer, key=request.idempotency_key, now=now)
 
 
-def _settle(offer: Offer, answer: ChargeResult | Authentication, *, now: datetime) -> Attempt:
+def _settle(
+    offer: Offer, answer: ChargeResult | Authentication, *, key: str, now: datetime
+) -> Attempt:
+    """Record a settled answer of the payment under `key`, which then is no longer in
+    doubt; one still settling stays in doubt for the retry stage to ask about."""
     if isinstance(answer, Authentication):
         return Attempt(Outcome.AUTHENTICATE, redirect_to=answer.url)
     if answer.status is ChargeStatus.PENDING:
         return Attempt(Outcome.PROCESSING)
     if answer.status is ChargeStatus.NOT_ATTEMPTED:
+        forget_charge(offer.case.pk, key, now=now)
         return Attempt(Outcome.UNAVAILABLE)
     with transaction.atomic():
         # Under the invoice's lock, as the webhooks record: the same payment's
         # webhook and the customer's return cannot both record it.
         list(Invoice.objects.select_for_update().filter(pk=offer.invoice.pk).values_list("pk"))
+        # Answered: no longer in doubt before it is recorded, so that a decline
+        # plans the next retry (`retries.on_attempts_recorded`).
+        forget_charge(offer.case.pk, key, now=now)
         if _recorded(offer.invoice, answer.reference, answer.charge_reference):
             return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
         (recorded,) = record_payment_attempts(

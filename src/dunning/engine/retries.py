@@ -117,6 +117,8 @@ CHUNK = 100  # at most this many answers are recorded per transaction
 RECORD_AFTER = 1.0  # seconds of charging after which the answers so far are recorded
 RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks its case
 SOURCE = "engine"
+# The pay page's keys start so (`pay_now`); the retry stage's with "case".
+ON_SESSION = "pay"
 # A customer's saved cards, the one to charge first: the default, then the newest.
 CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
@@ -212,7 +214,11 @@ def retry_due(
                 if due is None:
                     # A case from before charges were stored with their key.
                     stopped.append((case, "the charge in doubt is not known in full"))
-                elif batch.can_make(due) and not _past_the_key(case, now=now, gateway=gateway):
+                elif (
+                    batch.can_make(due)
+                    and not on_session(due.key)
+                    and not _past_the_key(case, now=now, gateway=gateway)
+                ):
                     charges.append(due)  # the same request: the gateway answers it once
                 elif isinstance(gateway, ChargeLookupGateway):
                     lookups.append(due)
@@ -618,6 +624,11 @@ def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
 
 def _cannot_ask(case: Case, due: _Due, *, batch: RetryBatch, now: datetime) -> str:
     """Why a charge in doubt goes to an operator at a gateway that cannot look it up."""
+    if on_session(due.key):
+        return (
+            "it was made on the pay page with the customer present: it is not sent again "
+            "without them, and this gateway cannot look charges up"
+        )
     if not batch.can_make(due):
         return (
             "its invoice changed since it was sent (paid, voided or another amount): sent "
@@ -656,6 +667,39 @@ def _merge(*groups: Iterable[_Attempt]) -> list[_Attempt]:
 def _charge_key(case: Case, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
     """The idempotency key of the case's next charge (`charge_key` under "case<id>")."""
     return charge_key(f"case{case.pk}", invoice, method, tries=tries)
+
+
+def on_session(key: str) -> bool:
+    """Whether the charge under `key` was made on the pay page, the customer present: its
+    request cannot be sent again without them, so while in doubt it is only looked up."""
+    return key.startswith(ON_SESSION)
+
+
+def charge_request(
+    case: Case,
+    invoice: Invoice,
+    method: PaymentMethod,
+    *,
+    key: str,
+    amount: int,
+    gateway_invoice: bool = False,
+) -> ChargeRequest:
+    """The request charging `amount` of `invoice` on `method` under `key`: the same for the
+    charge and for every later question about it (`find_charge` compares them)."""
+    metadata = {"dunning_case": str(case.pk)}
+    if on_session(key):
+        metadata["dunning_on_session"] = "true"
+    return ChargeRequest(
+        amount=amount,
+        currency=invoice.currency,
+        customer_external_id=case.customer.external_id,
+        payment_method_external_id=method.external_id,
+        invoice_external_id=invoice.external_id,
+        idempotency_key=key,
+        description=f"Invoice {invoice.number}",
+        metadata=metadata,
+        gateway_invoice=gateway_invoice,
+    )
 
 
 def charge_key(prefix: str, invoice: Invoice, method: PaymentMethod, *, tries: int) -> str:
@@ -782,17 +826,13 @@ def _charge_chunk(
 
 
 def _request(due: _Due, *, gateway: Gateway) -> ChargeRequest:
-    case, invoice, method = due.case, due.invoice, due.method
-    return ChargeRequest(
+    return charge_request(
+        due.case,
+        due.invoice,
+        due.method,
+        key=due.key,
         amount=due.amount,
-        currency=invoice.currency,
-        customer_external_id=case.customer.external_id,
-        payment_method_external_id=method.external_id,
-        invoice_external_id=invoice.external_id,
-        idempotency_key=due.key,
-        description=f"Invoice {invoice.number}",
-        metadata={"dunning_case": str(case.pk)},
-        gateway_invoice=(invoice.context or {}).get("gateway") == gateway.name,
+        gateway_invoice=(due.invoice.context or {}).get("gateway") == gateway.name,
     )
 
 
@@ -1067,8 +1107,10 @@ def _ask_again(
     if now >= last:
         _stop_in_doubt(case, now=now, reason=stop_reason)
         return
-    # A lookup before the window opens (the invoice changed) backs off from now.
-    first = min(first, now)
+    # A lookup before the window opens (the invoice changed, or a payment made on the
+    # pay page) backs off from the doubt's start.
+    if first > now:
+        first = since
     tries = min(1 + int((now - first) / timedelta(minutes=10)), MAX_ATTEMPTS)
     _still_sent(case).update(
         next_retry_at=now + min(retry_delay(tries, rng=rng), last - now),
@@ -1251,6 +1293,58 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
         )
     log.info("case %s: charge %s in doubt released by %s", case.pk, key, source)
     return case
+
+
+def take_charge(
+    case: Case,
+    request: ChargeRequest,
+    *,
+    invoice: Invoice,
+    method: PaymentMethod,
+    now: datetime,
+    ask_at: datetime,
+) -> None:
+    """A charge made outside this stage (the pay page's, `pay_now`) becomes the case's:
+    in doubt from now until its answer is recorded, in place of any retry planned, and
+    looked up from `ask_at` on if nobody records an answer by then (`on_session`).
+    The caller holds the case's lock and has checked that no other charge is under way."""
+    Case.objects.filter(pk=case.pk).update(
+        retry_key=request.idempotency_key,
+        retry_invoice=invoice,
+        retry_payment_method=method,
+        retry_amount=request.amount,
+        charge_in_doubt_since=_in_doubt_from(now),
+        next_retry_at=ask_at,
+        retry_reason="a payment on the pay page is under way",
+        updated_at=now,
+    )
+
+
+def ask_about_charge(case_id: int, key: str, *, at: datetime, now: datetime) -> None:
+    """Look the charge in doubt under `key` up at `at` (the customer is at the bank's page)."""
+    Case.objects.filter(pk=case_id, retry_key=key).exclude(charge_in_doubt_since=None).update(
+        next_retry_at=at, updated_at=now
+    )
+
+
+def forget_charge(case_id: int, key: str, *, now: datetime) -> None:
+    """The charge under `key`, made outside this stage, is answered or was never made: no
+    longer in doubt, and the case is planned afresh (a paused one when it is resumed).
+    A case that holds another key by now is left as it is."""
+    Case.objects.filter(pk=case_id, retry_key=key).update(
+        retry_key="",
+        retry_reason="",
+        charge_in_doubt_since=None,
+        next_retry_at=Cond(
+            When(
+                state__in=(CaseState.ACTIVE, CaseState.PAUSED),
+                then=Value(now, output_field=DateTimeField()),
+            ),
+            default=None,
+            output_field=DateTimeField(),
+        ),
+        updated_at=now,
+    )
 
 
 def _not_settled(case: Case, *, now: datetime) -> None:

@@ -1,0 +1,258 @@
+"""A payment made on the pay page is the case's charge in doubt until its answer is recorded.
+
+The customer pays with the saved card while a retry is planned.  Whatever the
+page learns (nothing, processing, the bank's page, a refusal), the retry stage
+never charges the invoice beside it: it waits, asks the gateway what became of
+the payment it was not told about, and never sends the customer's own request
+again without them.  Each story counts what the gateway received.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from dunning.engine import pay_now
+from dunning.engine.models import Case, CaseEvent
+from dunning.engine.retries import LEASE, ON_SESSION
+from dunning.gateways.base import Authentication, ChargeRequest, ChargeResult, GatewayError
+from dunning.gateways.simulated import LostAnswer, declined, processing, succeeded
+from dunning.ledger.models import Invoice, Payment, PaymentAttempt
+from tests.engine.test_retries import AMOUNT, Bank, case, customer, planned, run_on
+from tests.engine.test_retries_in_doubt import StripeLike
+
+__all__ = ["case", "customer"]  # fixtures
+
+Answer = Callable[[ChargeRequest], ChargeResult]
+
+
+def lost(answer: Answer) -> Answer:
+    """The gateway acts on the request, but its answer never reaches the page."""
+
+    def answering(request: ChargeRequest) -> ChargeResult:
+        raise LostAnswer(answer(request))
+
+    return answering
+
+
+def needs_3ds(request: ChargeRequest) -> ChargeResult:
+    return declined(request, "authentication_required", network="visa")
+
+
+def refused(request: ChargeRequest) -> ChargeResult:
+    raise GatewayError("simulated 400: no such payment method", permanent=True)
+
+
+@pytest.fixture
+def bank(case: Case) -> Bank:
+    """A Stripe-like gateway, and the case's next retry planned for days from now."""
+    bank = Bank(StripeLike)
+    wake = planned(bank).next_retry_at
+    assert wake is not None
+    return bank
+
+
+def pay_on_the_page(bank: Bank, answer: Answer, *, at: datetime) -> pay_now.Attempt:
+    bank.answer(answer)
+    bank.now = at
+    case = Case.objects.get()
+    offer = pay_now.offer_for(case, bank.gateway)
+    assert offer is not None and offer.invoice.amount_remaining == AMOUNT
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    return pay_now.start(offer, gateway=gateway, token="t", now=at)
+
+
+def sent_off_session(bank: Bank) -> list[str]:
+    """The keys of the charges the retry stage sent (the page's start with ON_SESSION)."""
+    return [key for key in bank.keys if not key.startswith(ON_SESSION)]
+
+
+def in_doubt(case: Case) -> bool:
+    return case.charge_in_doubt_since is not None
+
+
+def test_a_payment_with_no_answer_is_looked_up_and_recorded_never_charged_again(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+
+    attempt = pay_on_the_page(bank, lost(succeeded), at=at)
+
+    assert attempt.outcome is pay_now.Outcome.UNKNOWN
+    case = Case.objects.get()
+    [key] = bank.keys
+    assert key.startswith(ON_SESSION) and case.retry_key == key
+    assert case.charge_in_doubt_since == at and case.next_retry_at == at + LEASE
+    # Within the lease nothing is due; after it, the stage asks the gateway.
+    assert bank.run(at + LEASE - timedelta(seconds=1)).looked_up == 0
+    report = bank.run(at + LEASE)
+    assert (report.looked_up, report.charged, report.recovered) == (1, 0, 1)
+
+    case = Case.objects.get()
+    assert case.state == "recovered" and not in_doubt(case)
+    assert Payment.objects.get().amount == AMOUNT
+    assert bank.keys == [key]  # the card was charged once, by the customer
+
+
+def test_a_customer_who_never_comes_back_from_the_bank_is_looked_up_after_the_window(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    planned_charge = Case.objects.get().retry_key
+
+    attempt = pay_on_the_page(bank, needs_3ds, at=at)
+
+    assert attempt.outcome is pay_now.Outcome.AUTHENTICATE
+    case = Case.objects.get()
+    assert in_doubt(case) and case.retry_key != planned_charge
+    assert case.next_retry_at == at + pay_now.AUTHENTICATION_WINDOW
+    # While the customer may still be at the bank, nothing happens.
+    assert bank.run(at + timedelta(minutes=30)).looked_up == 0
+    report = bank.run(at + pay_now.AUTHENTICATION_WINDOW)
+
+    # Found unconfirmed: a decline that asks for the customer, recorded once.
+    assert (report.looked_up, report.charged, report.declined) == (1, 0, 1)
+    attempt_row = PaymentAttempt.objects.latest("pk")
+    assert attempt_row.decline_code == "authentication_required"
+    case = Case.objects.get()
+    assert case.state == "active" and not in_doubt(case)
+    # The bank wants the customer for this card: no retry charges it off-session.
+    run_on(bank, at + pay_now.AUTHENTICATION_WINDOW)
+    assert sent_off_session(bank) == []
+    assert Case.objects.get().next_retry_at is None
+
+
+def test_the_customer_back_from_the_bank_settles_the_payment_and_the_retries_go_on(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    attempt = pay_on_the_page(bank, needs_3ds, at=at)
+    assert attempt.outcome is pay_now.Outcome.AUTHENTICATE
+
+    # Pressed again meanwhile (another tab): the same request, the bank's page again.
+    again = pay_on_the_page(bank, needs_3ds, at=at + timedelta(minutes=2))
+    assert again.outcome is pay_now.Outcome.AUTHENTICATE
+    assert len(set(bank.keys)) == 1
+
+    # The customer gives up at the bank: the payment is declined, and recorded.
+    back_at = at + timedelta(minutes=5)
+    event = CaseEvent.objects.filter(type=pay_now.SENT_TO_BANK).latest("pk")
+    offer = pay_now.offer_for_return(Case.objects.get(), event.data["reference"], gateway)
+    assert offer is not None
+    key = Case.objects.get().retry_key
+    sent = gateway._by_key[key]
+    gateway._by_key[key] = dataclasses.replace(
+        sent, result=declined(sent.request, "insufficient_funds", network="visa")
+    )
+    done = pay_now.finish(offer, event.data["reference"], gateway=gateway, now=back_at)
+
+    assert done.outcome is pay_now.Outcome.DECLINED
+    case = Case.objects.get()
+    assert not in_doubt(case) and case.retry_key == ""
+    assert case.next_retry_at == back_at  # planned afresh at the next pass
+    report = bank.run(back_at)
+    assert report.planned == 1 and report.charged == 0
+    assert Case.objects.get().next_retry_at > back_at  # type: ignore[operator]
+
+
+def test_a_payment_processing_on_the_page_holds_the_retries_until_it_settles(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(hours=2)  # type: ignore[operator]
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+
+    attempt = pay_on_the_page(bank, processing, at=at)
+
+    assert attempt.outcome is pay_now.Outcome.PROCESSING
+    # Asked about, backing off, past the moment the retry was planned for.
+    asked = 0
+    moment = at
+    while (wake := Case.objects.get().next_retry_at) is not None and wake < at + timedelta(hours=6):
+        moment = wake
+        asked += bank.run(moment).looked_up
+    assert asked >= 3
+    assert sent_off_session(bank) == [] and in_doubt(Case.objects.get())
+    # The questions back off: six hours took far fewer than one a minute.
+    assert asked < 6 * 60 / 5
+
+    gateway.settle(succeeded)
+    report = bank.run(Case.objects.get().next_retry_at)  # type: ignore[arg-type]
+
+    assert report.recovered == 1
+    assert Case.objects.get().state == "recovered"
+    assert sent_off_session(bank) == []
+
+
+def test_a_payment_the_gateway_refused_leaves_nothing_in_doubt(bank: Bank) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+
+    attempt = pay_on_the_page(bank, refused, at=at)
+
+    assert attempt.outcome is pay_now.Outcome.UNAVAILABLE
+    case = Case.objects.get()
+    assert not in_doubt(case) and case.retry_key == "" and case.next_retry_at == at
+    report = bank.run(at)
+    assert report.planned == 1 and report.charged == 0
+
+
+def test_a_decline_on_the_page_plans_the_next_retry(bank: Bank) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+
+    attempt = pay_on_the_page(
+        bank, lambda request: declined(request, "insufficient_funds", network="visa"), at=at
+    )
+
+    assert attempt.outcome is pay_now.Outcome.DECLINED
+    case = Case.objects.get()
+    assert not in_doubt(case) and case.retry_key == "" and case.next_retry_at == at
+    assert bank.run(at).planned == 1
+    assert PaymentAttempt.objects.filter(decline_code="insufficient_funds").count() == 2
+
+
+class OnSessionOnly:
+    """A gateway that charges on and off session but cannot look a charge up."""
+
+    name = "simulated"
+
+    def __init__(self, inner: StripeLike) -> None:
+        self.inner = inner
+        self.received = inner.received
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        return self.inner.charge(request)
+
+    def charge_on_session(
+        self, request: ChargeRequest, *, return_url: str
+    ) -> ChargeResult | Authentication:
+        return self.inner.charge_on_session(request, return_url=return_url)
+
+    def outcome(self, reference: str, request: ChargeRequest) -> ChargeResult | Authentication:
+        return self.inner.outcome(reference, request)
+
+
+def test_at_a_gateway_that_cannot_look_it_up_an_operator_checks(bank: Bank) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    bank.gateway = OnSessionOnly(gateway)  # type: ignore[assignment]
+    bank.answer(lost(succeeded))
+    bank.now = at
+    offer = pay_now.offer_for(Case.objects.get(), bank.gateway)
+    assert offer is not None
+    pay_now.start(offer, gateway=bank.gateway, token="t", now=at)  # type: ignore[arg-type]
+
+    report = bank.run(at + LEASE)
+
+    assert (report.stopped, report.charged) == (1, 0)
+    case = Case.objects.get()
+    assert in_doubt(case) and case.next_retry_at is None
+    assert "pay page" in CaseEvent.objects.filter(type="retry.in_doubt").get().reason
+    assert sent_off_session(bank) == []
+    assert Invoice.objects.get().status == "open"  # the money's fate is for an operator
