@@ -50,6 +50,7 @@ from dunning.engine.retries import (
     charge_key,
     charge_request,
     forget_charge,
+    hold_for_refund,
     take_charge,
 )
 from dunning.gateways.base import (
@@ -301,11 +302,13 @@ def _settle(
         # Under the invoice's lock, as the webhooks record: the same payment's
         # webhook and the customer's return cannot both record it.
         list(Invoice.objects.select_for_update().filter(pk=offer.invoice.pk).values_list("pk"))
-        # Answered: no longer in doubt before it is recorded, so that a decline
-        # plans the next retry (`retries.on_attempts_recorded`).
-        forget_charge(offer.case.pk, key, now=now)
         if _recorded(offer.invoice, answer.reference, answer.charge_reference):
+            forget_charge(offer.case.pk, key, now=now)
             return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
+        if not answer.succeeded:
+            # No longer in doubt before the decline is recorded, so that it plans
+            # the next retry (`retries.on_attempts_recorded`).
+            forget_charge(offer.case.pk, key, now=now)
         (recorded,) = record_payment_attempts(
             [
                 AttemptFacts(
@@ -318,16 +321,20 @@ def _settle(
             now=now,
             source=SOURCE,
         )
-        if isinstance(recorded, LedgerError):
-            # Paid meanwhile by another route (a webhook, a transfer): nothing is
-            # owed, but if this payment took money too, a refund is due.
+        if isinstance(recorded, LedgerError) and answer.succeeded:
+            # Paid meanwhile by another route (a webhook, a transfer): this payment
+            # took money nothing is owed for.  As with a retry's, the retries stop
+            # until an operator has refunded or applied it.
+            hold_for_refund(offer.case.pk, key, now=now)
             log.error(
-                "case %s: payment %s on the pay page was not recorded (%s); "
-                "if it took money, a refund may be owed",
+                "case %s: payment %s on the pay page took money but was not recorded (%s); "
+                "a refund may be owed",
                 offer.case.pk,
                 answer.reference,
                 recorded,
             )
+        elif answer.succeeded:
+            forget_charge(offer.case.pk, key, now=now)
     return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
 
 

@@ -1023,15 +1023,8 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
         reason=f"the charge's outcome was not recorded: {error}",
         occurred_at=now,
     )
-    held = _still_sent(due.case)
     if taken:
-        held.update(
-            next_retry_at=None,
-            retry_reason="the card was charged but the payment was not recorded: "
-            "check for a refund before charging again",
-            charge_in_doubt_since=_in_doubt_from(now),
-            updated_at=now,
-        )
+        hold_for_refund(due.case.pk, due.case.retry_key, now=now)
         log.error(
             "case %s: charge %s took the money but was not recorded (%s); a refund may be owed",
             due.case.pk,
@@ -1039,8 +1032,23 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
             error,
         )
         return
-    held.update(next_retry_at=now, retry_key="", charge_in_doubt_since=None, updated_at=now)
+    _still_sent(due.case).update(
+        next_retry_at=now, retry_key="", charge_in_doubt_since=None, updated_at=now
+    )
     log.warning("case %s: decline %s not recorded (%s)", due.case.pk, due.key, error)
+
+
+def hold_for_refund(case_id: int, key: str, *, now: datetime) -> None:
+    """The charge under `key` took money the ledger will not hold: it stays in doubt and
+    the retries stop, so that nothing charges the customer again until an operator has
+    refunded or applied the money and released the charge (`release_charge_in_doubt`)."""
+    Case.objects.filter(pk=case_id, retry_key=key).update(
+        next_retry_at=None,
+        retry_reason="the card was charged but the payment was not recorded: "
+        "check for a refund before charging again",
+        charge_in_doubt_since=_in_doubt_from(now),
+        updated_at=now,
+    )
 
 
 def _charge_failed(case: Case, *, error: GatewayError, now: datetime, rng: random.Random) -> None:
