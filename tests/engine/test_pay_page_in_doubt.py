@@ -17,7 +17,7 @@ import pytest
 
 from dunning.engine import pay_now
 from dunning.engine.models import Case, CaseEvent
-from dunning.engine.retries import LEASE, ON_SESSION
+from dunning.engine.retries import ABANDONED, AUTHENTICATION_WINDOW, LEASE, ON_SESSION
 from dunning.gateways.base import Authentication, ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import LostAnswer, declined, processing, succeeded
 from dunning.ledger.models import Invoice, Payment, PaymentAttempt
@@ -63,7 +63,7 @@ def pay_on_the_page(bank: Bank, answer: Answer, *, at: datetime) -> pay_now.Atte
     assert offer is not None and offer.invoice.amount_remaining == AMOUNT
     gateway = bank.gateway
     assert isinstance(gateway, StripeLike)
-    return pay_now.start(offer, gateway=gateway, token="t", now=at)
+    return pay_now.start(offer, gateway=gateway, now=at)
 
 
 def sent_off_session(bank: Bank) -> list[str]:
@@ -98,32 +98,55 @@ def test_a_payment_with_no_answer_is_looked_up_and_recorded_never_charged_again(
     assert bank.keys == [key]  # the card was charged once, by the customer
 
 
-def test_a_customer_who_never_comes_back_from_the_bank_is_looked_up_after_the_window(
+def test_a_payment_left_at_the_bank_is_canceled_after_the_window_and_the_retries_go_on(
     bank: Bank,
 ) -> None:
     at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
     planned_charge = Case.objects.get().retry_key
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
 
     attempt = pay_on_the_page(bank, needs_3ds, at=at)
 
     assert attempt.outcome is pay_now.Outcome.AUTHENTICATE
     case = Case.objects.get()
-    assert in_doubt(case) and case.retry_key != planned_charge
-    assert case.next_retry_at == at + pay_now.AUTHENTICATION_WINDOW
+    key = case.retry_key
+    assert in_doubt(case) and key != planned_charge
+    assert case.next_retry_at == at + AUTHENTICATION_WINDOW
     # While the customer may still be at the bank, nothing happens.
     assert bank.run(at + timedelta(minutes=30)).looked_up == 0
-    report = bank.run(at + pay_now.AUTHENTICATION_WINDOW)
+    report = bank.run(at + AUTHENTICATION_WINDOW)
 
-    # Found unconfirmed: a decline that asks for the customer, recorded once.
-    assert (report.looked_up, report.charged, report.declined) == (1, 0, 1)
-    attempt_row = PaymentAttempt.objects.latest("pk")
-    assert attempt_row.decline_code == "authentication_required"
+    # Found still waiting for the customer: canceled, so it can take no money.
+    assert (report.looked_up, report.charged, report.declined) == (1, 0, 0)
+    assert key in gateway.canceled
+    assert not PaymentAttempt.objects.filter(reference=reference_for_key(gateway, key)).exists()
     case = Case.objects.get()
-    assert case.state == "active" and not in_doubt(case)
-    # The bank wants the customer for this card: no retry charges it off-session.
-    run_on(bank, at + pay_now.AUTHENTICATION_WINDOW)
-    assert sent_off_session(bank) == []
-    assert Case.objects.get().next_retry_at is None
+    assert case.state == "active" and not in_doubt(case) and case.retry_key == ""
+    assert CaseEvent.objects.filter(type=ABANDONED, data__invoice="in_th").count() == 1
+    # Nothing says the card needs the customer: the retries go on as planned.
+    assert bank.run(at + AUTHENTICATION_WINDOW).planned == 1
+    assert Case.objects.get().next_retry_at is not None
+
+    # Back at last, the customer finds the payment called off, and pays anew
+    # under a new key: the canceled one is spent.
+    offer = pay_now.offer_for_return(
+        Case.objects.get(), gateway.charges[0].result.reference, gateway
+    )
+    assert offer is not None
+    late = pay_now.finish(
+        offer, gateway.charges[0].result.reference, gateway=gateway, now=at + timedelta(hours=2)
+    )
+    assert late.outcome is pay_now.Outcome.UNAVAILABLE
+    again = pay_on_the_page(bank, succeeded, at=at + timedelta(hours=2))
+    assert again.outcome is pay_now.Outcome.PAID
+    assert len(set(bank.keys)) == 2 and sent_off_session(bank) == []  # two pay-page keys
+    assert Case.objects.get().state == "recovered"
+    assert Payment.objects.count() == 1
+
+
+def reference_for_key(gateway: StripeLike, key: str) -> str:
+    return next(c.result.reference for c in gateway.charges if c.request.idempotency_key == key)
 
 
 def test_the_customer_back_from_the_bank_settles_the_payment_and_the_retries_go_on(
@@ -147,6 +170,7 @@ def test_the_customer_back_from_the_bank_settles_the_payment_and_the_retries_go_
     assert offer is not None
     key = Case.objects.get().retry_key
     sent = gateway._by_key[key]
+    gateway.at_the_bank.discard(key)  # the bank declines it after all
     gateway._by_key[key] = dataclasses.replace(
         sent, result=declined(sent.request, "insufficient_funds", network="visa")
     )
@@ -246,7 +270,7 @@ def test_at_a_gateway_that_cannot_look_it_up_an_operator_checks(bank: Bank) -> N
     bank.now = at
     offer = pay_now.offer_for(Case.objects.get(), bank.gateway)
     assert offer is not None
-    pay_now.start(offer, gateway=bank.gateway, token="t", now=at)  # type: ignore[arg-type]
+    pay_now.start(offer, gateway=bank.gateway, now=at)  # type: ignore[arg-type]
 
     report = bank.run(at + LEASE)
 
@@ -256,3 +280,62 @@ def test_at_a_gateway_that_cannot_look_it_up_an_operator_checks(bank: Bank) -> N
     assert "pay page" in CaseEvent.objects.filter(type="retry.in_doubt").get().reason
     assert sent_off_session(bank) == []
     assert Invoice.objects.get().status == "open"  # the money's fate is for an operator
+
+
+def test_a_press_refused_the_second_time_keeps_the_first_payment_in_doubt(bank: Bank) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    key = Case.objects.get().retry_key
+
+    def refused_again(request: ChargeRequest, *, return_url: str) -> Authentication:
+        raise GatewayError("simulated 400 idempotency_error", permanent=True)
+
+    gateway.charge_on_session = refused_again  # type: ignore[method-assign]
+    again = pay_on_the_page(bank, needs_3ds, at=at + timedelta(minutes=3))
+
+    assert again.outcome is pay_now.Outcome.UNAVAILABLE
+    case = Case.objects.get()
+    # The first press's payment may still be confirmed at the bank: still in doubt.
+    assert case.retry_key == key and case.charge_in_doubt_since == at
+    # The customer confirms it there and never comes back; its webhook is lost.
+    gateway.at_the_bank.discard(key)
+    sent = gateway._by_key[key]
+    gateway._by_key[key] = gateway.charges[0] = dataclasses.replace(
+        sent, result=succeeded(sent.request)
+    )
+    run_on(bank, at + timedelta(minutes=3))
+
+    assert Case.objects.get().state == "recovered"
+    assert sent_off_session(bank) == []  # the card was charged once
+
+
+def test_a_press_while_a_worker_looks_the_payment_up_waits(bank: Bank) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+
+    def never_arrives(request: ChargeRequest) -> ChargeResult:
+        raise GatewayError("simulated connection reset", permanent=False)
+
+    assert pay_on_the_page(bank, never_arrives, at=at).outcome is pay_now.Outcome.UNKNOWN
+    key = Case.objects.get().retry_key
+    pressed: list[pay_now.Attempt] = []
+    look_up = gateway.find_charge
+
+    def find_while_the_customer_presses(
+        request: ChargeRequest, *, since: datetime
+    ) -> ChargeResult | None:
+        found = look_up(request, since=since)
+        pressed.append(pay_on_the_page(bank, needs_3ds, at=at + LEASE + timedelta(seconds=5)))
+        return found
+
+    gateway.find_charge = find_while_the_customer_presses  # type: ignore[method-assign]
+    report = bank.run(at + LEASE)
+
+    assert [attempt.outcome for attempt in pressed] == [pay_now.Outcome.BUSY]
+    assert report.looked_up == 1
+    case = Case.objects.get()
+    # Not found: it never reached the gateway, and the case is planned afresh.
+    assert not in_doubt(case) and case.retry_key == "" and key not in gateway._by_key

@@ -90,7 +90,7 @@ def test_an_answer_recorded_on_a_paused_case_ends_the_doubt(case: Case) -> None:
     offer = pay_now.offer_for(case, bank.gateway)
     assert offer is not None
     later = at + timedelta(hours=1)
-    attempt = pay_now.start(offer, gateway=bank.gateway, token="t", now=later)
+    attempt = pay_now.start(offer, gateway=bank.gateway, now=later)
     assert attempt.outcome is not pay_now.Outcome.CHECKING
 
 
@@ -230,7 +230,7 @@ def test_an_exhausted_case_whose_charge_was_answered_is_not_stuck_in_doubt(case:
     assert PaymentAttempt.objects.count() == 2  # the first charge's, and this one's once
     offer = pay_now.offer_for(case, bank.gateway)  # the pay page serves exhausted cases
     assert offer is not None
-    attempt = pay_now.start(offer, gateway=bank.gateway, token="t", now=later)
+    attempt = pay_now.start(offer, gateway=bank.gateway, now=later)
     assert attempt.outcome is not pay_now.Outcome.CHECKING
 
 

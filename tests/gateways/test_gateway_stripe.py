@@ -606,3 +606,76 @@ def test_a_dropped_payment_intent_does_not_hide_the_one_that_charged(
     result = gateway_for(stripe_api).find_charge(renewal(), since=SINCE)
 
     assert result is not None and result.status is ChargeStatus.SUCCEEDED
+
+
+# ------------------------------------------------------------ pay-page payments left at the bank
+
+
+def at_the_bank(key: str = "pay42:try2:abc") -> dict[str, object]:
+    """A PaymentIntent made on the pay page, waiting for 3-D Secure at the bank."""
+    return variant(
+        stripe_object("payment_intent_succeeded"),
+        status="requires_action",
+        metadata={"dunning_invoice": "in_1001", "dunning_key": key, "dunning_on_session": "true"},
+        next_action={
+            "type": "redirect_to_url",
+            "redirect_to_url": {"url": "https://hooks.stripe.com/3ds", "return_url": "x"},
+        },
+    )
+
+
+def test_a_pay_page_payment_at_the_bank_is_found_pending_not_declined(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(200, intents(at_the_bank()), path=PAYMENT_INTENTS, method="GET")
+
+    result = gateway_for(stripe_api).find_charge(renewal(key="pay42:try2:abc"), since=SINCE)
+
+    # The customer may still confirm it: neither a decline nor "never happened".
+    assert result is not None and result.status is ChargeStatus.PENDING
+    assert result.reference == INTENT
+
+
+def test_an_off_session_payment_asking_for_3d_secure_is_still_a_decline(
+    stripe_api: FakeStripe,
+) -> None:
+    off_session = variant(
+        at_the_bank(), metadata={"dunning_invoice": "in_1001", "dunning_key": "k"}
+    )
+    stripe_api.reply(200, intents(off_session), path=PAYMENT_INTENTS, method="GET")
+
+    result = gateway_for(stripe_api).find_charge(renewal(key="k"), since=SINCE)
+
+    assert result is not None and result.decline_code == "authentication_required"
+
+
+def test_a_payment_left_at_the_bank_is_canceled_as_abandoned(stripe_api: FakeStripe) -> None:
+    canceled = variant(at_the_bank(), status="canceled", next_action=None)
+    stripe_api.reply(200, canceled, path=f"{PAYMENT_INTENTS}/{INTENT}/cancel")
+
+    request = renewal(key="pay42:try2:abc")
+    assert gateway_for(stripe_api).abandon(INTENT, request) is None
+
+    [sent] = stripe_api.requests
+    assert (sent.method, sent.path) == ("POST", f"{PAYMENT_INTENTS}/{INTENT}/cancel")
+    assert sent.form["cancellation_reason"] == "abandoned"
+    assert sent.idempotency_key == "abandon:pay42:try2:abc"
+
+
+def test_a_payment_confirmed_just_before_its_cancel_is_returned_as_paid(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(
+        400,
+        api_error(
+            "invalid_request_error",
+            "You cannot cancel this PaymentIntent because it has a status of succeeded.",
+        ),
+        path=f"{PAYMENT_INTENTS}/{INTENT}/cancel",
+    )
+    paid = variant(at_the_bank(), status="succeeded", next_action=None)
+    stripe_api.reply(200, paid, path=f"{PAYMENT_INTENTS}/{INTENT}", method="GET")
+
+    result = gateway_for(stripe_api).abandon(INTENT, renewal(key="pay42:try2:abc"))
+
+    assert result is not None and result.status is ChargeStatus.SUCCEEDED

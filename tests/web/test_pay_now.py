@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core import signing
 from django.test import Client, override_settings
 
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
-from dunning.engine.pay_now import AUTHENTICATION_WINDOW
-from dunning.engine.retries import LEASE
+from dunning.engine.retries import AUTHENTICATION_WINDOW, LEASE
 from dunning.gateways.registry import use_gateway
 from dunning.gateways.simulated import SimulatedGateway, declined
 from dunning.ledger import services
@@ -411,3 +411,23 @@ def test_the_simulated_bank_s_return_also_finds_a_payment_whose_invoice_was_paid
         back = client.get(response["Location"].removeprefix("https://pay.example.com"))
 
     assert "we have received $49.99 for invoice A-17" in back.content.decode()
+
+
+def test_pressing_again_from_an_older_reminder_s_link_is_the_same_payment(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    # Pay links used to be dated, so each reminder's differed; they still open.
+    dated = "/pay/" + signing.dumps([case.customer_id, case.pk], salt=links.PAY_SALT)
+    stripe_gateway.reply(200, needs_3ds())
+    page = client.get(dated)
+    first = client.post(f"{dated}/confirm", form_fields(page.content.decode()))
+
+    second = pay(client, case)  # from the latest reminder's link
+
+    assert first["Location"] == second["Location"] == BANK_PAGE
+    sent = [request for request in stripe_gateway.requests if request.method == "POST"]
+    assert len(sent) == 2 and len(stripe_gateway.charges) == 1  # the second was a replay
+    assert sent[0].form == sent[1].form  # the same return URL: the same request
+    assert sent[0].form["return_url"] == f"https://pay.example.com{path_of(case)}/return"
+    case.refresh_from_db()
+    assert case.retry_key == sent[0].idempotency_key and case.charge_in_doubt_since == NOW

@@ -56,7 +56,8 @@ class CaseOut(Schema):
         description='why that moment, or why no retry ("funds usually arrive on the 25th")'
     )
     charge_in_doubt_since: datetime | None = Field(
-        description="since when a retry's outcome has been unknown (a timeout, a lost answer); "
+        description="since when a charge's outcome has been unknown (a retry's after a "
+        "timeout or a lost answer; a pay-page payment's until its answer is recorded); "
         "null when none is.  With no next_retry_at, the engine has stopped asking: an "
         "operator checks the gateway, records any payment it took and releases the charge"
     )

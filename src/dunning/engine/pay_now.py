@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from dunning.core.cases import CaseState
+from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import (
+    ABANDONED,
+    AUTHENTICATION_WINDOW,
     IN_DOUBT_LIMIT,
     LEASE,
     ON_SESSION,
@@ -78,8 +80,6 @@ log = logging.getLogger(__name__)
 SOURCE = "pay_page"
 # On the case's timeline: the customer was sent to the bank to confirm a payment.
 SENT_TO_BANK = "pay_page.authentication"
-# How long retries wait for a customer sent to the bank's page to confirm.
-AUTHENTICATION_WINDOW = timedelta(hours=1)
 OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED)
 
 
@@ -157,12 +157,13 @@ def offer_for(case: Case, gateway: Gateway) -> Offer | None:
     return Offer(case=case, invoice=invoice, method=method)
 
 
-def return_url(token: str) -> str:
-    """Where the bank's page sends the customer back to."""
-    return f"{settings.DUNNING_PUBLIC_URL}/pay/{token}/return"
+def return_url(case: Case) -> str:
+    """Where the bank's page sends the customer back to: the same for every payment of
+    the case's, whichever reminder's link it was started from (`links.pay_token`)."""
+    return f"{links.pay_link(case.customer, case)}/return"
 
 
-def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime) -> Attempt:
+def start(offer: Offer, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
     """Charge the offer's invoice now; the bank's page when it wants the customer first.
 
     The payment becomes the case's charge in doubt (`retries.take_charge`) from
@@ -174,24 +175,30 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
     same request under the same key, which the gateway answers once; another
     charge under way (a retry being sent, or one in doubt) is waited for.
     """
-    request = offer.request(tries=_tries(offer.invoice))
+    request = offer.request(tries=_tries(offer.case, offer.invoice))
     key = request.idempotency_key
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=offer.case.pk)
         waiting = _charge_under_way(case, key, now=now)
         if waiting is not None:
             return Attempt(waiting)
+        pressed_again = case.retry_key == key
         take_charge(
             case, request, invoice=offer.invoice, method=offer.method, now=now, ask_at=now + LEASE
         )
     try:
         answer: ChargeResult | Authentication | None = gateway.charge_on_session(
-            request, return_url=return_url(token)
+            request, return_url=return_url(offer.case)
         )
     except GatewayError as error:
         log.warning("case %s: paying on the page failed: %s", offer.case.pk, error)
         if not error.outcome_unknown:
-            forget_charge(offer.case.pk, key, now=now)  # refused, so not made
+            if pressed_again:
+                # Refused this time, but the first press's payment may be at the
+                # bank still: it stays in doubt and is asked about.
+                ask_about_charge(offer.case.pk, key, at=now + LEASE, now=now)
+            else:
+                forget_charge(offer.case.pk, key, now=now)  # refused, so not made
             return Attempt(Outcome.UNAVAILABLE)
         answer = None
     if answer is None:
@@ -220,13 +227,14 @@ def start(offer: Offer, *, gateway: OnSessionGateway, token: str, now: datetime)
 
 def _charge_under_way(case: Case, key: str, *, now: datetime) -> Outcome | None:
     """What the page must wait for before charging under `key`, if anything."""
+    if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
+        # A worker is sending a retry or asking about a charge (this page's own
+        # too) within minutes, or this page is sending it right now.
+        return Outcome.BUSY
     if case.retry_key == key and case.charge_in_doubt_since is not None:
         # This very payment, pressed again or after leaving the bank's page: the
         # same request, answered once by the gateway while it keeps the key.
         return Outcome.CHECKING if now - case.charge_in_doubt_since >= IN_DOUBT_LIMIT else None
-    if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
-        # A worker is sending a retry (or asks about one again) within minutes.
-        return Outcome.BUSY
     if case.charge_in_doubt_since is not None:
         # Another charge's outcome is unknown: until the gateway answers it (or an
         # operator checks), another charge could take the money twice.
@@ -277,7 +285,7 @@ def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: date
     if recorded is not None:
         forget_charge(offer.case.pk, offer.key or _sent_key(offer.case, reference), now=now)
         return Attempt(recorded)
-    request = offer.request(tries=_tries(offer.invoice))
+    request = offer.request(tries=_tries(offer.case, offer.invoice))
     try:
         answer = gateway.outcome(reference, request)
     except GatewayError as error:
@@ -338,8 +346,14 @@ def _settle(
     return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
 
 
-def _tries(invoice: Invoice) -> int:
-    return PaymentAttempt.objects.filter(invoice=invoice).count()
+def _tries(case: Case, invoice: Invoice) -> int:
+    """What the payment's key counts: the invoice's attempts, and the case's payments of it
+    left at the bank and canceled (each of which used a key that is spent now)."""
+    attempts = PaymentAttempt.objects.filter(invoice=invoice).count()
+    canceled = CaseEvent.objects.filter(
+        case=case, type=ABANDONED, data__invoice=invoice.external_id
+    ).count()
+    return attempts + canceled
 
 
 def _recorded_outcome(invoice: Invoice, reference: str) -> Outcome | None:

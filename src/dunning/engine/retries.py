@@ -77,6 +77,7 @@ from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
 from dunning.gateways.base import (
+    AbandonGateway,
     ChargeLookupGateway,
     ChargeRequest,
     ChargeResult,
@@ -119,6 +120,11 @@ RECHECK_AFTER = 0.5  # seconds of charging after which the next charge re-checks
 SOURCE = "engine"
 # The pay page's keys start so (`pay_now`); the retry stage's with "case".
 ON_SESSION = "pay"
+# How long a payment of the pay page's waits for a customer sent to the bank's page
+# (3-D Secure) before it is looked up, and canceled if they never confirmed it.
+AUTHENTICATION_WINDOW = timedelta(hours=1)
+# On the case's timeline: a pay-page payment left at the bank was canceled.
+ABANDONED = "pay_page.abandoned"
 # A customer's saved cards, the one to charge first: the default, then the newest.
 CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
@@ -249,7 +255,7 @@ def retry_due(
             _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
     if lookups:
-        found = _look_up(lookups, now=now, gateway=gateway, rng=rng, counts=counts)
+        found = _look_up(lookups, now=now, lease=lease, gateway=gateway, rng=rng, counts=counts)
         _record(found, now=now, strategy=strategy, counts=counts)
     start = 0
     while start < len(charges):
@@ -627,7 +633,8 @@ def _cannot_ask(case: Case, due: _Due, *, batch: RetryBatch, now: datetime) -> s
     if on_session(due.key):
         return (
             "it was made on the pay page with the customer present: it is not sent again "
-            "without them, and this gateway cannot look charges up"
+            "without them, and this gateway cannot look charges up (cancel it at the "
+            "gateway if it still waits for the customer)"
         )
     if not batch.can_make(due):
         return (
@@ -1042,6 +1049,8 @@ def hold_for_refund(case_id: int, key: str, *, now: datetime) -> None:
     """The charge under `key` took money the ledger will not hold: it stays in doubt and
     the retries stop, so that nothing charges the customer again until an operator has
     refunded or applied the money and released the charge (`release_charge_in_doubt`)."""
+    if not key:
+        return
     Case.objects.filter(pk=case_id, retry_key=key).update(
         next_retry_at=None,
         retry_reason="the card was charged but the payment was not recorded: "
@@ -1168,6 +1177,7 @@ def _look_up(
     dues: Sequence[_Due],
     *,
     now: datetime,
+    lease: datetime,
     gateway: Gateway,
     rng: random.Random,
     counts: Counter[str],
@@ -1180,7 +1190,10 @@ def _look_up(
     found: the charge never happened, and the case is planned afresh.  Still
     settling, no answer, or an unexpected failure: asked again later, backing
     off, until LOOKUP_LIMIT.  A gateway that cannot say for good (a permanent
-    error): an operator checks.
+    error): an operator checks.  A payment of the pay page's that still waits
+    for the customer at the bank AUTHENTICATION_WINDOW after it was made is
+    canceled (`AbandonGateway`), so that it cannot take the money once
+    something else has charged the invoice.
     """
     assert isinstance(gateway, ChargeLookupGateway)  # chosen by the claim
     found: list[tuple[_Due, ChargeResult]] = []
@@ -1188,9 +1201,16 @@ def _look_up(
         case = due.case
         since = case.charge_in_doubt_since
         assert since is not None
-        first_use = since  # the charge was first sent then, under its key
+        request = _request(due, gateway=gateway)
         try:
-            result = gateway.find_charge(_request(due, gateway=gateway), since=first_use)
+            result = gateway.find_charge(request, since=since)
+            if _left_at_the_bank(due, result, now=now) and isinstance(gateway, AbandonGateway):
+                assert result is not None
+                result = gateway.abandon(result.reference, request)
+                if result is None:
+                    _abandoned(due, now=now, lease=lease)
+                    counts["due_now"] += 1  # planned by the claim's next call
+                    continue
         except GatewayError as error:
             counts["unknown"] += 1
             if not error.outcome_unknown:
@@ -1219,7 +1239,9 @@ def _look_up(
             _ask_later(case, now=now, rng=rng, reason="the charge found is still settling")
             continue
         if result is None:
-            _still_sent(case).update(
+            # Under this lookup's lease only: a payment the customer started on the
+            # pay page meanwhile is not forgotten with it.
+            _still_sent(case).filter(next_retry_at=lease).update(
                 next_retry_at=now,
                 retry_key="",
                 retry_reason="",
@@ -1230,7 +1252,7 @@ def _look_up(
                 case=case,
                 type="retry.not_charged",
                 reason=f"the gateway holds no charge under key {due.key} since "
-                f"{first_use:%d %b %H:%M} UTC: it never happened; the next retry is planned "
+                f"{since:%d %b %H:%M} UTC: it never happened; the next retry is planned "
                 "afresh",
                 occurred_at=now,
             )
@@ -1238,6 +1260,40 @@ def _look_up(
             continue
         found.append((due, result))
     return found
+
+
+def _left_at_the_bank(due: _Due, result: ChargeResult | None, *, now: datetime) -> bool:
+    """A payment of the pay page's still waiting for the customer after the window."""
+    since = due.case.charge_in_doubt_since
+    return (
+        result is not None
+        and result.status is ChargeStatus.PENDING
+        and on_session(due.key)
+        and since is not None
+        and now - since >= AUTHENTICATION_WINDOW
+    )
+
+
+def _abandoned(due: _Due, *, now: datetime, lease: datetime) -> None:
+    """The customer never confirmed the payment at the bank, and it is canceled: nothing
+    was taken, and the case is planned afresh.  The timeline names the invoice, so that
+    the pay page's next payment of it is a new one under a new key."""
+    _still_sent(due.case).filter(next_retry_at=lease).update(
+        next_retry_at=now,
+        retry_key="",
+        retry_reason="",
+        charge_in_doubt_since=None,
+        updated_at=now,
+    )
+    CaseEvent.objects.create(
+        case=due.case,
+        type=ABANDONED,
+        reason=f"the customer did not confirm paying invoice {due.invoice.number} at the "
+        f"bank within {AUTHENTICATION_WINDOW}: the payment was canceled, nothing was "
+        "taken, and the next retry is planned afresh",
+        data={"invoice": due.invoice.external_id, "key": due.key},
+        occurred_at=now,
+    )
 
 
 def _ask_later(case: Case, *, now: datetime, rng: random.Random, reason: str) -> None:
@@ -1330,6 +1386,8 @@ def take_charge(
 
 def ask_about_charge(case_id: int, key: str, *, at: datetime, now: datetime) -> None:
     """Look the charge in doubt under `key` up at `at` (the customer is at the bank's page)."""
+    if not key:
+        return
     Case.objects.filter(pk=case_id, retry_key=key).exclude(charge_in_doubt_since=None).update(
         next_retry_at=at, updated_at=now
     )
@@ -1339,6 +1397,8 @@ def forget_charge(case_id: int, key: str, *, now: datetime) -> None:
     """The charge under `key`, made outside this stage, is answered or was never made: no
     longer in doubt, and the case is planned afresh (a paused one when it is resumed).
     A case that holds another key by now is left as it is."""
+    if not key:
+        return
     Case.objects.filter(pk=case_id, retry_key=key).update(
         retry_key="",
         retry_reason="",

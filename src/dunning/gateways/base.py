@@ -182,8 +182,10 @@ class ChargeLookupGateway(Protocol):
         """The charge made for `request` (by its idempotency key) at or after `since`, or
         None when the gateway holds none that took money.  A decline may read as
         None where the gateway keeps none under the key (a Stripe Billing
-        invoice still open); its webhook records it.  Raises GatewayError when it
-        cannot tell: temporary (ask again later) or permanent (an operator looks)."""
+        invoice still open); its webhook records it.  A payment made on-session
+        that still waits for the customer at the bank is `PENDING`.  Raises
+        GatewayError when it cannot tell: temporary (ask again later) or
+        permanent (an operator looks)."""
         ...
 
 
@@ -221,6 +223,24 @@ class OnSessionGateway(Gateway, Protocol):
         Raises GatewayError (permanent) when `reference` is not a payment of
         that invoice and customer: a return URL can be edited.
         """
+        ...
+
+
+@runtime_checkable
+class AbandonGateway(Protocol):
+    """An on-session gateway that can call off a payment still waiting for the customer.
+
+    A customer sent to the bank's page who never comes back leaves the payment
+    open there (Stripe: a PaymentIntent in `requires_action`), and they could
+    still confirm it hours later.  Before anything else charges the invoice,
+    the payment is canceled, so that it can no longer take the money.
+    """
+
+    def abandon(self, reference: str, request: ChargeRequest) -> ChargeResult | None:
+        """Cancel payment `reference`, made for `request`, if it still waits for the customer:
+        None once it can take no money.  A payment that no longer waits (it succeeded,
+        was declined, or is processing) is not canceled: its result is returned.
+        Raises GatewayError when it cannot tell."""
         ...
 
 

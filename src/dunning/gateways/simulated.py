@@ -72,6 +72,8 @@ class SimulatedGateway:
         self._by_key: dict[str, Charge] = {}
         self.received: list[ReceivedCharge] = []
         self.charges: list[Charge] = []
+        self.at_the_bank: set[str] = set()  # keys of on-session payments awaiting the customer
+        self.canceled: set[str] = set()  # keys of payments called off (`abandon`)
 
     def __repr__(self) -> str:
         return f"SimulatedGateway(charges={len(self.charges)})"
@@ -109,7 +111,10 @@ class SimulatedGateway:
         and the customer's confirmation turns the payment into a success.
         """
         result = self.charge(request)
+        if request.idempotency_key in self.canceled:
+            raise GatewayError(f"simulated payment {result.reference} was canceled", permanent=True)
         if result.declined and result.decline_code == "authentication_required":
+            self.at_the_bank.add(request.idempotency_key)
             query = urlencode({"payment_intent": result.reference})
             return Authentication(url=f"{return_url}?{query}", reference=result.reference)
         return result
@@ -125,7 +130,11 @@ class SimulatedGateway:
                 raise GatewayError(
                     f"no simulated payment {reference} for this request", permanent=True
                 )
-            if earlier.result.declined and earlier.result.decline_code == "authentication_required":
+            if request.idempotency_key in self.canceled:
+                raise GatewayError(f"simulated payment {reference} was canceled", permanent=True)
+            if request.idempotency_key in self.at_the_bank:
+                # The customer confirmed on the bank's page.
+                self.at_the_bank.discard(request.idempotency_key)
                 self._remember(Charge(request, self._clock(), succeeded(request)))
             return self._by_key[request.idempotency_key].result
 
@@ -133,7 +142,25 @@ class SimulatedGateway:
         """The charge made under the request's key (a lost answer's too), if any."""
         with self._lock:
             earlier = self._by_key.get(request.idempotency_key)
+            key = request.idempotency_key
             if earlier is None or earlier.at < since or earlier.request != request:
+                return None
+            if key in self.canceled:
+                return None
+            if key in self.at_the_bank:
+                return processing(request)  # waiting for the customer
+            return earlier.result
+
+    def abandon(self, reference: str, request: ChargeRequest) -> ChargeResult | None:
+        """Cancel the on-session payment under the request's key if it still waits."""
+        with self._lock:
+            key = request.idempotency_key
+            earlier = self._by_key.get(key)
+            if earlier is None or earlier.result.reference != reference:
+                raise GatewayError(f"no simulated payment {reference} to cancel", permanent=True)
+            if key in self.at_the_bank or key in self.canceled:
+                self.at_the_bank.discard(key)
+                self.canceled.add(key)
                 return None
             return earlier.result
 

@@ -74,6 +74,8 @@ INVOICE_METADATA_KEY = "dunning_invoice"
 # Our idempotency key on the PaymentIntent, so a charge whose answer was lost can
 # be found after Stripe has forgotten the key (`find_charge`).
 KEY_METADATA_KEY = "dunning_key"
+# On a PaymentIntent made on the pay page, the customer present (`charge_request`).
+ON_SESSION_METADATA_KEY = "dunning_on_session"
 # PaymentIntents that took no money and carry no decline: never confirmed, or dropped.
 NOT_CHARGED = frozenset({"requires_confirmation", "canceled"})
 # Stripe's clock and ours may differ a little: look a little before `since`.
@@ -198,10 +200,39 @@ class StripeGateway:
                 _same_charge(intent, request)
                 if _took_no_money(intent):
                     continue  # another with the key may have
+                if _waits_for_the_customer(intent):
+                    # Made on the pay page: the customer may still confirm it.
+                    return _result(ChargeStatus.PENDING, request, reference=intent["id"], charge="")
                 return result_from_payment_intent(intent, request)
         except stripe.StripeError as error:
             raise _failed("lookup", error, request) from None
         return None
+
+    def abandon(self, reference: str, request: ChargeRequest) -> ChargeResult | None:
+        """Cancel a pay-page PaymentIntent the customer left at the bank's page
+        (`cancellation_reason=abandoned`), so it can take no money; one Stripe will not
+        cancel any more (it succeeded, failed or is processing) is read and returned."""
+        try:
+            try:
+                intent = self._client.v1.payment_intents.cancel(
+                    reference,
+                    params={"cancellation_reason": "abandoned"},
+                    options={"idempotency_key": f"abandon:{request.idempotency_key}"},
+                ).to_dict()
+            except stripe.InvalidRequestError:
+                intent = self._client.v1.payment_intents.retrieve(reference).to_dict()
+        except stripe.StripeError as error:
+            raise _failed("cancel", error, request) from None
+        _same_charge(intent, request)
+        if _took_no_money(intent):
+            return None
+        if _waits_for_the_customer(intent):
+            raise GatewayError(
+                f"Stripe PaymentIntent {reference} still waits for the customer after "
+                "being canceled",
+                permanent=False,
+            )
+        return result_from_payment_intent(intent, request)
 
     def _payment_under_way(
         self, invoice: Mapping[str, Any], request: ChargeRequest
@@ -442,6 +473,15 @@ def _took_no_money(intent: Mapping[str, Any]) -> bool:
     status = intent.get("status")
     return status in NOT_CHARGED or (
         status == "requires_payment_method" and not intent.get("last_payment_error")
+    )
+
+
+def _waits_for_the_customer(intent: Mapping[str, Any]) -> bool:
+    """A PaymentIntent made on the pay page that waits for 3-D Secure at the bank."""
+    metadata = intent.get("metadata") or {}
+    return (
+        intent.get("status") == "requires_action"
+        and metadata.get(ON_SESSION_METADATA_KEY) == "true"
     )
 
 

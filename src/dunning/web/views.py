@@ -154,7 +154,7 @@ def pay_confirm(request: HttpRequest, token: str) -> HttpResponse:
         or request.POST.get("amount") != str(offer.invoice.amount_remaining)
     ):
         return redirect("web:pay", token=token)
-    attempt = pay_now.start(offer, gateway=gateway, token=token, now=timezone.now())
+    attempt = pay_now.start(offer, gateway=gateway, now=timezone.now())
     if attempt.outcome is pay_now.Outcome.AUTHENTICATE:
         return HttpResponseRedirect(attempt.redirect_to, status=303)
     return _paid_page(request, case, offer, attempt, token=token)
