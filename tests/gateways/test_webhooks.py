@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from dunning.gateways import webhooks
 from dunning.gateways.models import WebhookEvent
+from dunning.ledger import services
 from dunning.ledger.models import (
     Customer,
     Event,
@@ -496,3 +498,34 @@ def test_a_card_saved_elsewhere_is_left_to_the_business(
 
     assert not PaymentMethod.objects.filter(external_id="pm_new").exists()
     assert PaymentMethod.objects.get(external_id="pm_old").is_default
+
+
+def test_a_success_after_a_decline_recorded_under_the_same_payment_intent_is_recorded(
+    stripe: StripePoster, make_invoice: Any
+) -> None:
+    intent = copy.deepcopy(EXAMPLES["payment_intent_succeeded"])
+    make_invoice(
+        "in_pay",
+        customer=intent["customer"],
+        currency="USD",
+        amount_due=intent["amount"],
+        collection_method="charge_automatically",
+    )
+    intent["metadata"] = {"dunning_invoice": "in_pay", "dunning_case": "1"}
+    # The PaymentIntent was recorded declined first (its first confirmation failed).
+    services.record_payment_attempt(
+        invoice="in_pay",
+        attempted_at=datetime(2026, 6, 28, 10, 0, tzinfo=UTC),
+        outcome="failed",
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        reference=intent["id"],
+        now=datetime(2026, 6, 28, 10, 0, tzinfo=UTC),
+        source="test",
+    )
+    event = envelope("payment_intent.succeeded", intent, id="evt_pi_ok_1", created=1782640900)
+
+    assert stripe.send(event).json() == {"received": True, "outcome": "applied"}
+
+    assert PaymentAttempt.objects.filter(reference=intent["id"], outcome="succeeded").count() == 1
+    assert Invoice.objects.get(external_id="in_pay").status == "paid"

@@ -310,7 +310,9 @@ def _settle(
         # Under the invoice's lock, as the webhooks record: the same payment's
         # webhook and the customer's return cannot both record it.
         list(Invoice.objects.select_for_update().filter(pk=offer.invoice.pk).values_list("pk"))
-        if _recorded(offer.invoice, answer.reference, answer.charge_reference):
+        if _recorded(
+            offer.invoice, answer.reference, answer.charge_reference, succeeded=answer.succeeded
+        ):
             forget_charge(offer.case.pk, key, now=now)
             return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
         if not answer.succeeded:
@@ -357,23 +359,19 @@ def _tries(case: Case, invoice: Invoice) -> int:
 
 
 def _recorded_outcome(invoice: Invoice, reference: str) -> Outcome | None:
-    if Payment.objects.filter(invoice=invoice, reference=reference).exists():
-        return Outcome.PAID
-    outcome = (
-        PaymentAttempt.objects.filter(invoice=invoice, reference=reference)
-        .values_list("outcome", flat=True)
-        .first()
-    )
-    if outcome is None:
-        return None
-    return Outcome.PAID if outcome == AttemptOutcome.SUCCEEDED else Outcome.DECLINED
+    """PAID when payment `reference` is on the ledger as paid; else the gateway is asked
+    (a decline recorded under it does not hide a later success)."""
+    return Outcome.PAID if _recorded(invoice, reference, succeeded=True) else None
 
 
-def _recorded(invoice: Invoice, *references: str) -> bool:
-    """Whether the payment is on the ledger already, under its own id or its charge's
-    (a webhook names the charge, the engine the PaymentIntent)."""
+def _recorded(invoice: Invoice, *references: str, succeeded: bool) -> bool:
+    """Whether the payment's outcome is on the ledger already, under its own id or its
+    charge's (a webhook names the charge, the engine the PaymentIntent)."""
     named = [reference for reference in references if reference]
-    return bool(named) and (
-        PaymentAttempt.objects.filter(invoice=invoice, reference__in=named).exists()
-        or Payment.objects.filter(invoice=invoice, reference__in=named).exists()
+    if not named:
+        return False
+    outcome = AttemptOutcome.SUCCEEDED if succeeded else AttemptOutcome.FAILED
+    attempts = PaymentAttempt.objects.filter(invoice=invoice, reference__in=named, outcome=outcome)
+    return attempts.exists() or (
+        succeeded and Payment.objects.filter(invoice=invoice, reference__in=named).exists()
     )

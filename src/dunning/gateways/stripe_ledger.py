@@ -452,8 +452,12 @@ def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         return Applied(WebhookOutcome.IGNORED, f"no invoice {invoice_id} of customer {customer}")
     reference, charge = str(obj.get("id") or ""), stripe_id(obj.get("latest_charge"))
     references = [ref for ref in (reference, charge) if ref]
+    # Recorded as a success already; a decline recorded under the same id (a
+    # PaymentIntent confirmed again after it failed) does not hide its success.
     if (
-        PaymentAttempt.objects.filter(invoice=invoice, reference__in=references).exists()
+        PaymentAttempt.objects.filter(
+            invoice=invoice, reference__in=references, outcome=AttemptOutcome.SUCCEEDED
+        ).exists()
         or Payment.objects.filter(invoice=invoice, reference__in=references).exists()
     ):
         return Applied(WebhookOutcome.IGNORED, f"the payment {reference} is already recorded")

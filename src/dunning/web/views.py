@@ -38,7 +38,7 @@ from dunning.engine.models import Case, ContactOptOut, OptOutSource
 from dunning.engine.retries import card_to_charge
 from dunning.gateways.base import NOT_THIS_CUSTOMERS, GatewayError, OnSessionGateway
 from dunning.gateways.registry import get_gateway
-from dunning.ledger.models import Customer, PaymentAttempt, PaymentMethod
+from dunning.ledger.models import AttemptOutcome, Customer, PaymentAttempt, PaymentMethod
 
 SETTLED = (CaseState.RECOVERED.value, CaseState.CLOSED.value)
 PAYMENT_REFERENCE = re.compile(r"[A-Za-z0-9_]{1,255}")
@@ -182,7 +182,10 @@ def _paid_offer(case: Case, reference: str) -> pay_now.Offer | None:
     """The offer a payment already recorded (a reload, or its webhook came first) was for."""
     attempt = (
         PaymentAttempt.objects.filter(
-            invoice__cases=case, reference=reference, payment_method__isnull=False
+            invoice__cases=case,
+            reference=reference,
+            outcome=AttemptOutcome.SUCCEEDED,
+            payment_method__isnull=False,
         )
         .select_related("invoice", "payment_method")
         .first()
