@@ -9,7 +9,6 @@ again without them.  Each story counts what the gateway received.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -168,11 +167,9 @@ def test_the_customer_back_from_the_bank_settles_the_payment_and_the_retries_go_
     event = CaseEvent.objects.filter(type=pay_now.SENT_TO_BANK).latest("pk")
     offer = pay_now.offer_for_return(Case.objects.get(), event.data["reference"], gateway)
     assert offer is not None
-    key = Case.objects.get().retry_key
-    sent = gateway._by_key[key]
-    gateway.at_the_bank.discard(key)  # the bank declines it after all
-    gateway._by_key[key] = dataclasses.replace(
-        sent, result=declined(sent.request, "insufficient_funds", network="visa")
+    gateway.answer_at_the_bank(  # the bank declines it after all
+        Case.objects.get().retry_key,
+        lambda request: declined(request, "insufficient_funds", network="visa"),
     )
     done = pay_now.finish(offer, event.data["reference"], gateway=gateway, now=back_at)
 
@@ -300,11 +297,7 @@ def test_a_press_refused_the_second_time_keeps_the_first_payment_in_doubt(bank: 
     # The first press's payment may still be confirmed at the bank: still in doubt.
     assert case.retry_key == key and case.charge_in_doubt_since == at
     # The customer confirms it there and never comes back; its webhook is lost.
-    gateway.at_the_bank.discard(key)
-    sent = gateway._by_key[key]
-    gateway._by_key[key] = gateway.charges[0] = dataclasses.replace(
-        sent, result=succeeded(sent.request)
-    )
+    gateway.answer_at_the_bank(key, succeeded)
     run_on(bank, at + timedelta(minutes=3))
 
     assert Case.objects.get().state == "recovered"

@@ -76,6 +76,18 @@ class StripeLike(CutOff):
         last = self.charges[-1]
         self.charges[-1] = dataclasses.replace(last, result=outcome(last.request))
 
+    def answer_at_the_bank(
+        self, key: str, outcome: Callable[[ChargeRequest], ChargeResult]
+    ) -> None:
+        """The customer answers the bank's page for the payment under `key`: it comes to
+        `outcome` (their return, a replay or a lookup says so from now on)."""
+        with self._lock:
+            self.at_the_bank.discard(key)
+            sent = self._by_key[key]
+            answered = dataclasses.replace(sent, result=outcome(sent.request))
+            self._by_key[key] = answered
+            self.charges[self.charges.index(sent)] = answered
+
     def find_charge(self, request: ChargeRequest, *, since: datetime) -> ChargeResult | None:
         if self.lookups_raise is not None:
             raise self.lookups_raise

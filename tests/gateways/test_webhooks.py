@@ -418,11 +418,8 @@ def test_a_dispute_on_an_unknown_charge_is_still_recorded(stripe: StripePoster) 
     assert event.data["currency"] == "USD"
 
 
-def test_a_payment_intent_dunning_made_is_recorded_by_its_webhook_once(
-    stripe: StripePoster, make_invoice: Any
-) -> None:
-    # The customer confirmed the pay page's payment in their banking app and
-    # never came back to the page: the webhook records it, once.
+def dunning_s_payment_intent(make_invoice: Any) -> dict[str, Any]:
+    """Stripe's succeeded PaymentIntent as one dunning made for invoice in_pay."""
     intent = copy.deepcopy(EXAMPLES["payment_intent_succeeded"])
     make_invoice(
         "in_pay",
@@ -432,6 +429,15 @@ def test_a_payment_intent_dunning_made_is_recorded_by_its_webhook_once(
         collection_method="charge_automatically",
     )
     intent["metadata"] = {"dunning_invoice": "in_pay", "dunning_case": "1"}
+    return intent
+
+
+def test_a_payment_intent_dunning_made_is_recorded_by_its_webhook_once(
+    stripe: StripePoster, make_invoice: Any
+) -> None:
+    # The customer confirmed the pay page's payment in their banking app and
+    # never came back to the page: the webhook records it, once.
+    intent = dunning_s_payment_intent(make_invoice)
     event = envelope("payment_intent.succeeded", intent, id="evt_pi_ok_1", created=1782640900)
 
     assert stripe.send(event).json() == {"received": True, "outcome": "applied"}
@@ -503,15 +509,7 @@ def test_a_card_saved_elsewhere_is_left_to_the_business(
 def test_a_success_after_a_decline_recorded_under_the_same_payment_intent_is_recorded(
     stripe: StripePoster, make_invoice: Any
 ) -> None:
-    intent = copy.deepcopy(EXAMPLES["payment_intent_succeeded"])
-    make_invoice(
-        "in_pay",
-        customer=intent["customer"],
-        currency="USD",
-        amount_due=intent["amount"],
-        collection_method="charge_automatically",
-    )
-    intent["metadata"] = {"dunning_invoice": "in_pay", "dunning_case": "1"}
+    intent = dunning_s_payment_intent(make_invoice)
     # The PaymentIntent was recorded declined first (its first confirmation failed).
     services.record_payment_attempt(
         invoice="in_pay",

@@ -1239,22 +1239,14 @@ def _look_up(
             _ask_later(case, now=now, rng=rng, reason="the charge found is still settling")
             continue
         if result is None:
-            # Under this lookup's lease only: a payment the customer started on the
-            # pay page meanwhile is not forgotten with it.
-            _still_sent(case).filter(next_retry_at=lease).update(
-                next_retry_at=now,
-                retry_key="",
-                retry_reason="",
-                charge_in_doubt_since=None,
-                updated_at=now,
-            )
-            CaseEvent.objects.create(
-                case=case,
+            _never_made(
+                due,
+                now=now,
+                lease=lease,
                 type="retry.not_charged",
                 reason=f"the gateway holds no charge under key {due.key} since "
                 f"{since:%d %b %H:%M} UTC: it never happened; the next retry is planned "
                 "afresh",
-                occurred_at=now,
             )
             counts["due_now"] += 1  # planned by the claim's next call
             continue
@@ -1278,6 +1270,30 @@ def _abandoned(due: _Due, *, now: datetime, lease: datetime) -> None:
     """The customer never confirmed the payment at the bank, and it is canceled: nothing
     was taken, and the case is planned afresh.  The timeline names the invoice, so that
     the pay page's next payment of it is a new one under a new key."""
+    _never_made(
+        due,
+        now=now,
+        lease=lease,
+        type=ABANDONED,
+        reason=f"the customer did not confirm paying invoice {due.invoice.number} at the "
+        f"bank within {AUTHENTICATION_WINDOW}: the payment was canceled, nothing was "
+        "taken, and the next retry is planned afresh",
+        data={"invoice": due.invoice.external_id, "key": due.key},
+    )
+
+
+def _never_made(
+    due: _Due,
+    *,
+    now: datetime,
+    lease: datetime,
+    type: str,
+    reason: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """A charge in doubt took no money: no longer in doubt, and the case is planned afresh
+    at the claim's next call.  Under this lookup's lease only: a payment the customer
+    started on the pay page meanwhile is not forgotten with it."""
     _still_sent(due.case).filter(next_retry_at=lease).update(
         next_retry_at=now,
         retry_key="",
@@ -1286,13 +1302,7 @@ def _abandoned(due: _Due, *, now: datetime, lease: datetime) -> None:
         updated_at=now,
     )
     CaseEvent.objects.create(
-        case=due.case,
-        type=ABANDONED,
-        reason=f"the customer did not confirm paying invoice {due.invoice.number} at the "
-        f"bank within {AUTHENTICATION_WINDOW}: the payment was canceled, nothing was "
-        "taken, and the next retry is planned afresh",
-        data={"invoice": due.invoice.external_id, "key": due.key},
-        occurred_at=now,
+        case=due.case, type=type, reason=reason, data=data or {}, occurred_at=now
     )
 
 
