@@ -20,7 +20,15 @@ from dunning.engine.retries import ABANDONED, AUTHENTICATION_WINDOW, LEASE, ON_S
 from dunning.gateways.base import Authentication, ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import LostAnswer, declined, processing, succeeded
 from dunning.ledger.models import Invoice, Payment, PaymentAttempt
-from tests.engine.test_retries import AMOUNT, Bank, case, customer, planned, run_on
+from tests.engine.test_retries import (
+    AMOUNT,
+    Bank,
+    case,
+    customer,
+    pay_by_transfer,
+    planned,
+    run_on,
+)
 from tests.engine.test_retries_in_doubt import StripeLike
 
 __all__ = ["case", "customer"]  # fixtures
@@ -332,3 +340,112 @@ def test_a_press_while_a_worker_looks_the_payment_up_waits(bank: Bank) -> None:
     case = Case.objects.get()
     # Not found: it never reached the gateway, and the case is planned afresh.
     assert not in_doubt(case) and case.retry_key == "" and key not in gateway._by_key
+
+
+def test_a_payment_left_at_the_bank_is_canceled_once_the_invoice_is_paid_another_way(
+    bank: Bank,
+) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    key = Case.objects.get().retry_key
+
+    pay_by_transfer(AMOUNT, at=at + timedelta(minutes=20))
+
+    # Recovered, but the payment at the bank is still asked about at once ...
+    case = Case.objects.get()
+    assert case.state == "recovered" and in_doubt(case) and case.retry_key == key
+    report = bank.run(at + timedelta(minutes=20))
+    # ... and canceled there, long before the window: the invoice owes nothing now.
+    assert report.looked_up == 1 and key in gateway.canceled
+    case = Case.objects.get()
+    assert not in_doubt(case) and case.next_retry_at is None and case.retry_reason == "paid"
+    # The customer confirms at the bank two days later: nothing more is taken.
+    reference = reference_for_key(gateway, key)
+    offer = pay_now.offer_for_return(case, reference, gateway)
+    assert offer is not None
+    late = pay_now.finish(offer, reference, gateway=gateway, now=at + timedelta(days=2))
+    assert late.outcome is pay_now.Outcome.UNAVAILABLE
+    assert [c.result.succeeded for c in gateway.charges] == [False]
+    assert list(Payment.objects.values_list("method", flat=True)) == ["bank_transfer"]
+
+
+def test_a_retry_in_doubt_is_still_looked_up_after_a_transfer_pays_the_invoice(
+    bank: Bank,
+) -> None:
+    """The retry took the money but its answer was lost; a transfer then pays the invoice:
+    the case is recovered, and the charge found is flagged for a refund, not forgotten."""
+    wake = Case.objects.get().next_retry_at
+    assert wake is not None
+    bank.answer(lost(succeeded))
+    assert bank.run(wake).unknown == 1
+    pay_by_transfer(AMOUNT, at=wake + timedelta(minutes=5))
+    assert Case.objects.get().state == "recovered"
+
+    bank.run(wake + timedelta(minutes=5))
+
+    case = Case.objects.get()
+    assert case.state == "recovered" and in_doubt(case) and case.next_retry_at is None
+    assert "check for a refund" in case.retry_reason
+    assert CaseEvent.objects.filter(type="retry.not_recorded").exists()
+
+
+def test_a_canceled_payment_never_lends_its_key_to_the_next_one(bank: Bank) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    key = Case.objects.get().retry_key
+    cancel = gateway.abandon
+
+    def cancel_answer_lost(reference: str, request: ChargeRequest) -> ChargeResult | None:
+        cancel(reference, request)  # canceled at the gateway, but the answer is lost
+        raise GatewayError("simulated read timeout on the cancel", permanent=False)
+
+    gateway.abandon = cancel_answer_lost  # type: ignore[method-assign]
+    bank.run(at + AUTHENTICATION_WINDOW)
+    gateway.abandon = cancel  # type: ignore[method-assign]
+    assert key in gateway.canceled and in_doubt(Case.objects.get())
+    # Asked again: the canceled payment took nothing, so it reads as never made.
+    while in_doubt(case := Case.objects.get()):
+        assert case.next_retry_at is not None
+        bank.run(case.next_retry_at)
+
+    again = pay_on_the_page(bank, succeeded, at=at + timedelta(hours=3))
+
+    assert bank.keys[-1] != key  # a new payment under a new key
+    assert again.outcome is pay_now.Outcome.PAID
+
+
+def test_a_double_click_sends_the_customer_to_the_bank_both_times(bank: Bank) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    first_press = gateway.charge_on_session
+    second: list[pay_now.Attempt] = []
+
+    def slow(request: ChargeRequest, *, return_url: str) -> ChargeResult | Authentication:
+        gateway.charge_on_session = first_press  # type: ignore[method-assign]
+        second.append(pay_on_the_page(bank, needs_3ds, at=at + timedelta(milliseconds=300)))
+        return first_press(request, return_url=return_url)
+
+    gateway.charge_on_session = slow  # type: ignore[method-assign]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+
+    assert [attempt.outcome for attempt in second] == [pay_now.Outcome.AUTHENTICATE]
+    assert len(set(bank.keys)) == 1
+
+
+def test_pressing_again_late_in_the_window_sends_the_customer_to_the_bank_again(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+
+    again = pay_on_the_page(bank, needs_3ds, at=at + timedelta(minutes=52))
+
+    assert again.outcome is pay_now.Outcome.AUTHENTICATE
+    # The customer is at the bank again: the window starts over.
+    wake = Case.objects.get().next_retry_at
+    assert wake == at + timedelta(minutes=52) + AUTHENTICATION_WINDOW

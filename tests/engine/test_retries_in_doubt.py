@@ -24,7 +24,7 @@ from dunning.engine.retries import (
 )
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.manual import ManualGateway
-from dunning.gateways.simulated import LostAnswer, declined, processing, reference_for
+from dunning.gateways.simulated import LostAnswer, declined, processing, reference_for, waiting
 from dunning.ledger import services
 from dunning.ledger.models import Invoice, Payment, PaymentMethod
 from tests.engine.test_retries import (
@@ -101,7 +101,7 @@ class StripeLike(CutOff):
                 if request.idempotency_key in self.canceled:
                     return None  # took no money
                 if request.idempotency_key in self.at_the_bank:
-                    return processing(request)  # an on-session payment awaiting 3-D Secure
+                    return waiting(request)  # an on-session payment awaiting 3-D Secure
                 return charge.result
         return None
 

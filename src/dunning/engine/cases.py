@@ -343,15 +343,18 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
         "state": CaseState.RECOVERED,
         "closed_at": now,
         "next_action_at": now,
-        "next_retry_at": None,
-        "retry_key": "",
-        "retry_reason": "paid",
-        "charge_in_doubt_since": None,
         "updated_at": now,
     }
-    Case.objects.filter(pk__in=ids).update(**closed)
+    # A charge in doubt is still asked about (now): it may have taken the money too,
+    # and a payment left at the bank's page must be canceled before it can.
+    doubt = {"next_retry_at": now, "retry_reason": "paid"}
+    settled = {"next_retry_at": None, "retry_key": "", "retry_reason": "paid"}
+    rows = Case.objects.filter(pk__in=ids)
+    rows.filter(charge_in_doubt_since=None).update(**closed, **settled)
+    rows.exclude(charge_in_doubt_since=None).update(**closed, **doubt)
+    in_doubt = set(rows.exclude(charge_in_doubt_since=None).values_list("pk", flat=True))
     for case in cases:
-        for name, value in closed.items():
+        for name, value in {**closed, **(doubt if case.pk in in_doubt else settled)}.items():
             setattr(case, name, value)
     CaseEvent.objects.bulk_create(
         [

@@ -42,10 +42,10 @@ from dunning.core.cases import CaseState
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import (
-    ABANDONED,
     AUTHENTICATION_WINDOW,
     IN_DOUBT_LIMIT,
     LEASE,
+    LOOKING_UP,
     ON_SESSION,
     ask_about_charge,
     card_to_charge,
@@ -53,6 +53,7 @@ from dunning.engine.retries import (
     charge_request,
     forget_charge,
     hold_for_refund,
+    on_session,
     take_charge,
 )
 from dunning.gateways.base import (
@@ -78,7 +79,9 @@ from dunning.ledger.services import AttemptFacts, record_payment_attempts
 log = logging.getLogger(__name__)
 
 SOURCE = "pay_page"
-# On the case's timeline: the customer was sent to the bank to confirm a payment.
+# On the case's timeline: the page sent a payment to the gateway (its key, numbered
+# per invoice), and the customer was sent to the bank to confirm one.
+PAYMENT_SENT = "pay_page.payment"
 SENT_TO_BANK = "pay_page.authentication"
 OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED)
 
@@ -113,14 +116,13 @@ class Offer:
                 return amount
         return self.invoice.amount_remaining
 
-    def request(self, *, tries: int) -> ChargeRequest:
-        invoice, method = self.invoice, self.method
+    def request(self, *, key: str) -> ChargeRequest:
         return charge_request(
             self.case,
-            invoice,
-            method,
-            key=self.key or charge_key(f"{ON_SESSION}{self.case.pk}", invoice, method, tries=tries),
-            amount=self.asked if self.asked is not None else invoice.amount_remaining,
+            self.invoice,
+            self.method,
+            key=key,
+            amount=self.asked if self.asked is not None else self.invoice.amount_remaining,
         )
 
 
@@ -175,17 +177,25 @@ def start(offer: Offer, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
     same request under the same key, which the gateway answers once; another
     charge under way (a retry being sent, or one in doubt) is waited for.
     """
-    request = offer.request(tries=_tries(offer.case, offer.invoice))
-    key = request.idempotency_key
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=offer.case.pk)
+        key = _key(case, offer)
         waiting = _charge_under_way(case, key, now=now)
         if waiting is not None:
             return Attempt(waiting)
+        request = offer.request(key=key)
         pressed_again = case.retry_key == key
         take_charge(
             case, request, invoice=offer.invoice, method=offer.method, now=now, ask_at=now + LEASE
         )
+        if not pressed_again:
+            CaseEvent.objects.create(
+                case=case,
+                type=PAYMENT_SENT,
+                reason=f"the customer paid invoice {offer.invoice.number} on the pay page",
+                data={"invoice": offer.invoice.external_id, "key": key, "amount": request.amount},
+                occurred_at=now,
+            )
     try:
         answer: ChargeResult | Authentication | None = gateway.charge_on_session(
             request, return_url=return_url(offer.case)
@@ -225,16 +235,46 @@ def start(offer: Offer, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
     return _settle(offer, answer, key=key, now=now)
 
 
+def _key(case: Case, offer: Offer) -> str:
+    """The idempotency key of paying `offer` now, `case` as it is under its lock.
+
+    The payment the customer was sent to the bank with (its return names its
+    key), or the payment of the same invoice, card and amount that is the
+    case's charge in doubt (pressed again): the same request under the same
+    key.  Otherwise a new key, numbered by the invoice's attempts and the
+    payments the page sent for it, so that a payment canceled, refused or
+    released never lends its key to the next one.
+    """
+    if offer.key:
+        return offer.key
+    invoice, method = offer.invoice, offer.method
+    if (
+        on_session(case.retry_key)
+        and case.charge_in_doubt_since is not None
+        and (case.retry_invoice_id, case.retry_payment_method_id) == (invoice.pk, method.pk)
+        and case.retry_amount == offer.amount
+    ):
+        return case.retry_key
+    attempts = PaymentAttempt.objects.filter(invoice=invoice).count()
+    sent = CaseEvent.objects.filter(
+        case=case, type=PAYMENT_SENT, data__invoice=invoice.external_id
+    ).count()
+    return charge_key(f"{ON_SESSION}{case.pk}", invoice, method, tries=attempts + sent)
+
+
 def _charge_under_way(case: Case, key: str, *, now: datetime) -> Outcome | None:
     """What the page must wait for before charging under `key`, if anything."""
-    if case.retry_key and case.next_retry_at and now < case.next_retry_at <= now + LEASE:
-        # A worker is sending a retry or asking about a charge (this page's own
-        # too) within minutes, or this page is sending it right now.
-        return Outcome.BUSY
+    leased = case.next_retry_at is not None and now < case.next_retry_at <= now + LEASE
     if case.retry_key == key and case.charge_in_doubt_since is not None:
         # This very payment, pressed again or after leaving the bank's page: the
-        # same request, answered once by the gateway while it keeps the key.
+        # same request, answered once by the gateway while it keeps the key;
+        # not while a worker asks the gateway about it.
+        if leased and case.retry_reason == LOOKING_UP:
+            return Outcome.BUSY
         return Outcome.CHECKING if now - case.charge_in_doubt_since >= IN_DOUBT_LIMIT else None
+    if case.retry_key and leased:
+        # A worker is sending a retry (or asks about one again) within minutes.
+        return Outcome.BUSY
     if case.charge_in_doubt_since is not None:
         # Another charge's outcome is unknown: until the gateway answers it (or an
         # operator checks), another charge could take the money twice.
@@ -285,7 +325,7 @@ def finish(offer: Offer, reference: str, *, gateway: OnSessionGateway, now: date
     if recorded is not None:
         forget_charge(offer.case.pk, offer.key or _sent_key(offer.case, reference), now=now)
         return Attempt(recorded)
-    request = offer.request(tries=_tries(offer.case, offer.invoice))
+    request = offer.request(key=_key(Case.objects.get(pk=offer.case.pk), offer))
     try:
         answer = gateway.outcome(reference, request)
     except GatewayError as error:
@@ -336,6 +376,15 @@ def _settle(
             # took money nothing is owed for.  As with a retry's, the retries stop
             # until an operator has refunded or applied it.
             hold_for_refund(offer.case.pk, key, now=now)
+            CaseEvent.objects.create(
+                case=offer.case,
+                type="pay_page.not_recorded",
+                reason=f"payment {answer.reference} on the pay page took "
+                f"{answer.amount} {answer.currency} but was not recorded ({recorded}): "
+                "check for a refund",
+                data={"reference": answer.reference, "key": key},
+                occurred_at=now,
+            )
             log.error(
                 "case %s: payment %s on the pay page took money but was not recorded (%s); "
                 "a refund may be owed",
@@ -346,16 +395,6 @@ def _settle(
         elif answer.succeeded:
             forget_charge(offer.case.pk, key, now=now)
     return Attempt(Outcome.PAID if answer.succeeded else Outcome.DECLINED, result=answer)
-
-
-def _tries(case: Case, invoice: Invoice) -> int:
-    """What the payment's key counts: the invoice's attempts, and the case's payments of it
-    left at the bank and canceled (each of which used a key that is spent now)."""
-    attempts = PaymentAttempt.objects.filter(invoice=invoice).count()
-    canceled = CaseEvent.objects.filter(
-        case=case, type=ABANDONED, data__invoice=invoice.external_id
-    ).count()
-    return attempts + canceled
 
 
 def _recorded_outcome(invoice: Invoice, reference: str) -> Outcome | None:

@@ -54,7 +54,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import Case as Cond
-from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import CharField, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
@@ -125,6 +125,8 @@ ON_SESSION = "pay"
 AUTHENTICATION_WINDOW = timedelta(hours=1)
 # On the case's timeline: a pay-page payment left at the bank was canceled.
 ABANDONED = "pay_page.abandoned"
+# A case's retry_reason while a worker asks the gateway about its charge in doubt.
+LOOKING_UP = "asking the gateway what became of the charge in doubt"
 # A customer's saved cards, the one to charge first: the default, then the newest.
 CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
@@ -241,7 +243,7 @@ def retry_due(
         batch.save()
         lease = now + LEASE
         Case.objects.filter(pk__in=[due.case.pk for due in lookups]).update(
-            next_retry_at=lease, updated_at=now
+            next_retry_at=lease, retry_reason=LOOKING_UP, updated_at=now
         )
         # From the moment it is sent until its answer is recorded, a charge is in
         # doubt: a worker that dies in between leaves it to be asked about, not
@@ -255,7 +257,10 @@ def retry_due(
             _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
     if lookups:
-        found = _look_up(lookups, now=now, lease=lease, gateway=gateway, rng=rng, counts=counts)
+        changed = {due.case.pk for due in lookups if not batch.can_make(due)}
+        found = _look_up(
+            lookups, now=now, lease=lease, changed=changed, gateway=gateway, rng=rng, counts=counts
+        )
         _record(found, now=now, strategy=strategy, counts=counts)
     start = 0
     while start < len(charges):
@@ -964,7 +969,10 @@ def _record(
         # Answered: no longer in doubt.  A case paused, exhausted or closed is not
         # planned; it keeps no key (a paused one is planned afresh when resumed).
         Case.objects.filter(pk__in=recorded).exclude(state=CaseState.ACTIVE).update(
-            retry_key="", charge_in_doubt_since=None, next_retry_at=_when_paused(now)
+            retry_key="",
+            charge_in_doubt_since=None,
+            next_retry_at=_when_paused(now),
+            retry_reason=_no_reason(),
         )
         active = list(
             Case.objects.select_for_update().filter(pk__in=recorded, state=CaseState.ACTIVE)
@@ -1151,11 +1159,16 @@ def _still_sent(case: Case) -> QuerySet[Case]:
 
 @transaction.atomic
 def _stop_in_doubt(case: Case, *, now: datetime, reason: str) -> None:
+    cancel_first = (
+        "cancel it at the gateway if it still waits for the customer, "
+        if on_session(case.retry_key)
+        else ""
+    )
     _still_sent(case).update(
         next_retry_at=None,
         retry_reason=(
-            "a charge's outcome is unknown: check the gateway, record any payment it "
-            "took and release the charge in doubt"
+            "a charge's outcome is unknown: check the gateway, "
+            f"{cancel_first}record any payment it took and release the charge in doubt"
         ),
         updated_at=now,
     )
@@ -1178,6 +1191,7 @@ def _look_up(
     *,
     now: datetime,
     lease: datetime,
+    changed: set[int],
     gateway: Gateway,
     rng: random.Random,
     counts: Counter[str],
@@ -1191,9 +1205,10 @@ def _look_up(
     settling, no answer, or an unexpected failure: asked again later, backing
     off, until LOOKUP_LIMIT.  A gateway that cannot say for good (a permanent
     error): an operator checks.  A payment of the pay page's that still waits
-    for the customer at the bank AUTHENTICATION_WINDOW after it was made is
+    for the customer at the bank AUTHENTICATION_WINDOW after it was made, or
+    once its invoice has changed (paid another way: the cases in `changed`), is
     canceled (`AbandonGateway`), so that it cannot take the money once
-    something else has charged the invoice.
+    something else has paid or charged the invoice.
     """
     assert isinstance(gateway, ChargeLookupGateway)  # chosen by the claim
     found: list[tuple[_Due, ChargeResult]] = []
@@ -1204,8 +1219,8 @@ def _look_up(
         request = _request(due, gateway=gateway)
         try:
             result = gateway.find_charge(request, since=since)
-            if _left_at_the_bank(due, result, now=now) and isinstance(gateway, AbandonGateway):
-                assert result is not None
+            left = _left_at_the_bank(due, result, now=now, changed=case.pk in changed)
+            if left and result is not None and isinstance(gateway, AbandonGateway):
                 result = gateway.abandon(result.reference, request)
                 if result is None:
                     _abandoned(due, now=now, lease=lease)
@@ -1231,6 +1246,10 @@ def _look_up(
             counts["unknown"] += 1
             _ask_later(case, now=now, rng=rng, reason="looking the charge up failed unexpectedly")
             continue
+        if result is not None and result.status is ChargeStatus.WAITING:
+            counts["unknown"] += 1
+            _ask_later(case, now=now, rng=rng, reason="the customer is confirming it at the bank")
+            continue
         if result is not None and result.status in (
             ChargeStatus.NOT_ATTEMPTED,
             ChargeStatus.PENDING,
@@ -1254,15 +1273,17 @@ def _look_up(
     return found
 
 
-def _left_at_the_bank(due: _Due, result: ChargeResult | None, *, now: datetime) -> bool:
-    """A payment of the pay page's still waiting for the customer after the window."""
+def _left_at_the_bank(
+    due: _Due, result: ChargeResult | None, *, now: datetime, changed: bool
+) -> bool:
+    """A payment of the pay page's still waiting for the customer after the window, or
+    once its invoice no longer owes what it asked for."""
     since = due.case.charge_in_doubt_since
     return (
         result is not None
-        and result.status is ChargeStatus.PENDING
-        and on_session(due.key)
+        and result.status is ChargeStatus.WAITING
         and since is not None
-        and now - since >= AUTHENTICATION_WINDOW
+        and (changed or now - since >= AUTHENTICATION_WINDOW)
     )
 
 
@@ -1295,9 +1316,9 @@ def _never_made(
     at the claim's next call.  Under this lookup's lease only: a payment the customer
     started on the pay page meanwhile is not forgotten with it."""
     _still_sent(due.case).filter(next_retry_at=lease).update(
-        next_retry_at=now,
+        next_retry_at=_to_plan(now),
         retry_key="",
-        retry_reason="",
+        retry_reason=_no_reason(),
         charge_in_doubt_since=None,
         updated_at=now,
     )
@@ -1413,15 +1434,30 @@ def forget_charge(case_id: int, key: str, *, now: datetime) -> None:
         retry_key="",
         retry_reason="",
         charge_in_doubt_since=None,
-        next_retry_at=Cond(
-            When(
-                state__in=(CaseState.ACTIVE, CaseState.PAUSED),
-                then=Value(now, output_field=DateTimeField()),
-            ),
-            default=None,
-            output_field=DateTimeField(),
-        ),
+        next_retry_at=_to_plan(now),
         updated_at=now,
+    )
+
+
+def _no_reason() -> Any:
+    """A settled charge's case has no retry to explain; a recovered one says it was paid."""
+    return Cond(
+        When(state=CaseState.RECOVERED, then=Value("paid")),
+        default=Value(""),
+        output_field=CharField(),
+    )
+
+
+def _to_plan(now: datetime) -> Any:
+    """`now` for a case the retry stage plans afresh (an active one, or a paused one when
+    it is resumed); no wake-up for a case closed or exhausted meanwhile."""
+    return Cond(
+        When(
+            state__in=(CaseState.ACTIVE, CaseState.PAUSED),
+            then=Value(now, output_field=DateTimeField()),
+        ),
+        default=None,
+        output_field=DateTimeField(),
     )
 
 

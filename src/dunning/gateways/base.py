@@ -41,6 +41,9 @@ class ChargeStatus(StrEnum):
     DECLINED = "declined"
     PENDING = "pending"
     NOT_ATTEMPTED = "not_attempted"
+    # Found by a lookup: a payment made on-session that waits for the customer to
+    # confirm it at the bank (3-D Secure); it may still take the money.
+    WAITING = "waiting"
 
 
 class GatewayError(TransportError):
@@ -183,7 +186,7 @@ class ChargeLookupGateway(Protocol):
         None when the gateway holds none that took money.  A decline may read as
         None where the gateway keeps none under the key (a Stripe Billing
         invoice still open); its webhook records it.  A payment made on-session
-        that still waits for the customer at the bank is `PENDING`.  Raises
+        that still waits for the customer at the bank is `WAITING`.  Raises
         GatewayError when it cannot tell: temporary (ask again later) or
         permanent (an operator looks)."""
         ...

@@ -148,7 +148,7 @@ class SimulatedGateway:
             if key in self.canceled:
                 return None
             if key in self.at_the_bank:
-                return processing(request)  # waiting for the customer
+                return waiting(request)
             return earlier.result
 
     def abandon(self, reference: str, request: ChargeRequest) -> ChargeResult | None:
@@ -195,6 +195,17 @@ def processing(request: ChargeRequest) -> ChargeResult:
     """The result an oracle returns for a charge accepted but not settled yet."""
     return ChargeResult(
         status=ChargeStatus.PENDING,
+        gateway=SimulatedGateway.name,
+        amount=request.amount,
+        currency=request.currency,
+        reference=reference_for(request),
+    )
+
+
+def waiting(request: ChargeRequest) -> ChargeResult:
+    """What a lookup finds of an on-session payment whose customer is at the bank's page."""
+    return ChargeResult(
+        status=ChargeStatus.WAITING,
         gateway=SimulatedGateway.name,
         amount=request.amount,
         currency=request.currency,

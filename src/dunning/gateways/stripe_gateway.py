@@ -202,7 +202,7 @@ class StripeGateway:
                     continue  # another with the key may have
                 if _waits_for_the_customer(intent):
                     # Made on the pay page: the customer may still confirm it.
-                    return _result(ChargeStatus.PENDING, request, reference=intent["id"], charge="")
+                    return _result(ChargeStatus.WAITING, request, reference=intent["id"], charge="")
                 return result_from_payment_intent(intent, request)
         except stripe.StripeError as error:
             raise _failed("lookup", error, request) from None
@@ -214,10 +214,10 @@ class StripeGateway:
         cancel any more (it succeeded, failed or is processing) is read and returned."""
         try:
             try:
+                # No key of ours: canceling twice is harmless, and a key would have
+                # Stripe replay a first failure for a day.
                 intent = self._client.v1.payment_intents.cancel(
-                    reference,
-                    params={"cancellation_reason": "abandoned"},
-                    options={"idempotency_key": f"abandon:{request.idempotency_key}"},
+                    reference, params={"cancellation_reason": "abandoned"}
                 ).to_dict()
             except stripe.InvalidRequestError:
                 intent = self._client.v1.payment_intents.retrieve(reference).to_dict()
