@@ -15,16 +15,20 @@ from datetime import datetime, timedelta
 import pytest
 
 from dunning.engine import pay_now
+from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import ABANDONED, AUTHENTICATION_WINDOW, LEASE, ON_SESSION
 from dunning.gateways.base import Authentication, ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import LostAnswer, declined, processing, succeeded
+from dunning.ledger import services
 from dunning.ledger.models import Invoice, Payment, PaymentAttempt
 from tests.engine.test_retries import (
     AMOUNT,
     Bank,
+    add_invoice,
     case,
     customer,
+    fail,
     pay_by_transfer,
     planned,
     run_on,
@@ -62,12 +66,14 @@ def bank(case: Case) -> Bank:
     return bank
 
 
-def pay_on_the_page(bank: Bank, answer: Answer, *, at: datetime) -> pay_now.Attempt:
+def pay_on_the_page(
+    bank: Bank, answer: Answer, *, at: datetime, amount: int = AMOUNT
+) -> pay_now.Attempt:
     bank.answer(answer)
     bank.now = at
     case = Case.objects.get()
     offer = pay_now.offer_for(case, bank.gateway)
-    assert offer is not None and offer.invoice.amount_remaining == AMOUNT
+    assert offer is not None and offer.invoice.amount_remaining == amount
     gateway = bank.gateway
     assert isinstance(gateway, StripeLike)
     return pay_now.start(offer, gateway=gateway, now=at)
@@ -449,3 +455,180 @@ def test_pressing_again_late_in_the_window_sends_the_customer_to_the_bank_again(
     # The customer is at the bank again: the window starts over.
     wake = Case.objects.get().next_retry_at
     assert wake == at + timedelta(minutes=52) + AUTHENTICATION_WINDOW
+
+
+# ---------------------------------------------------------------- while the invoice changes
+
+
+def test_a_retry_in_flight_when_a_transfer_recovers_the_case_is_not_declared_never_made(
+    bank: Bank,
+) -> None:
+    """While a retry is on the wire, a transfer pays the invoice and another pass runs:
+    the worker's lease holds, so the charge is not looked up half-sent; the money it
+    then takes is flagged for a refund."""
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    wake = Case.objects.get().next_retry_at
+    assert wake is not None
+    send = gateway.charge
+
+    def slow_charge(request: ChargeRequest) -> ChargeResult:
+        gateway.charge = send  # type: ignore[method-assign]
+        pay_by_transfer(AMOUNT, at=wake + timedelta(seconds=1))
+        assert bank.run(wake + timedelta(seconds=2)).looked_up == 0
+        bank.now = wake
+        return send(request)
+
+    gateway.charge = slow_charge  # type: ignore[method-assign]
+    bank.answer(succeeded)
+    bank.run(wake)
+
+    assert [c.result.succeeded for c in gateway.charges] == [True]
+    assert Payment.objects.count() == 1  # the transfer; the card's money is not owed
+    case = Case.objects.get()
+    assert case.state == "recovered" and in_doubt(case) and case.next_retry_at is None
+    assert "check for a refund" in case.retry_reason
+    assert not CaseEvent.objects.filter(type="retry.not_charged").exists()
+
+
+def recovered_while_the_page_sends(bank: Bank, at: datetime) -> StripeLike:
+    """The customer presses Pay; while the page's request is on the wire a bank transfer
+    pays the invoice and a worker pass runs; the gateway answers with the bank's page."""
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    send = gateway.charge_on_session
+
+    def slow(request: ChargeRequest, *, return_url: str) -> ChargeResult | Authentication:
+        gateway.charge_on_session = send  # type: ignore[method-assign]
+        pay_by_transfer(AMOUNT, at=at + timedelta(seconds=1))
+        assert bank.run(at + timedelta(seconds=2)).looked_up == 0  # the page's lease holds
+        return send(request, return_url=return_url)
+
+    gateway.charge_on_session = slow  # type: ignore[method-assign]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    return gateway
+
+
+def test_a_payment_sent_to_the_bank_after_its_case_was_recovered_is_canceled_at_once(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = recovered_while_the_page_sends(bank, at)
+    key = next(iter(gateway.at_the_bank))
+    assert Case.objects.get().next_retry_at == at  # asked about at once, not in an hour
+
+    assert bank.run(at + timedelta(seconds=3)).looked_up == 1
+
+    assert key in gateway.canceled
+    assert not in_doubt(Case.objects.get())
+
+
+def test_money_the_page_took_after_its_case_was_recovered_is_flagged_for_a_refund(
+    bank: Bank,
+) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = recovered_while_the_page_sends(bank, at)
+    event = CaseEvent.objects.get(type=pay_now.SENT_TO_BANK)
+    offer = pay_now.offer_for_return(Case.objects.get(), event.data["reference"], gateway)
+    assert offer is not None
+
+    done = pay_now.finish(
+        offer, event.data["reference"], gateway=gateway, now=at + timedelta(seconds=30)
+    )
+
+    assert done.outcome is pay_now.Outcome.PAID  # the bank took it
+    assert list(Payment.objects.values_list("method", flat=True)) == ["bank_transfer"]
+    case = Case.objects.get()
+    assert in_doubt(case) and case.next_retry_at is None
+    assert "check for a refund" in case.retry_reason
+    assert CaseEvent.objects.filter(type="pay_page.not_recorded").exists()
+
+
+def test_a_case_recovered_by_the_page_s_payment_says_paid(bank: Bank) -> None:
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+
+    assert pay_on_the_page(bank, succeeded, at=at).outcome is pay_now.Outcome.PAID
+
+    case = Case.objects.get()
+    assert (case.state, case.next_retry_at, case.retry_reason) == ("recovered", None, "paid")
+
+
+def test_a_partial_transfer_cancels_the_payment_left_at_the_bank_so_the_rest_can_be_paid(
+    bank: Bank,
+) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    key = Case.objects.get().retry_key
+
+    pay_by_transfer(AMOUNT // 3, at=at + timedelta(minutes=2))
+    bank.run(at + timedelta(minutes=3))  # a pass right after the transfer
+
+    assert key in gateway.canceled
+    later = at + timedelta(minutes=4)
+    attempt = pay_on_the_page(bank, succeeded, at=later, amount=AMOUNT - AMOUNT // 3)
+    assert attempt.outcome is pay_now.Outcome.PAID
+    assert Case.objects.get().state == "recovered"
+
+
+def test_a_press_while_a_worker_looks_up_waits_even_if_the_worker_s_clock_runs_ahead(
+    bank: Bank,
+) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    pressed: list[pay_now.Attempt] = []
+    look_up = gateway.find_charge
+    worker_now = at + AUTHENTICATION_WINDOW + timedelta(seconds=2)
+
+    def find_while_the_customer_presses(
+        request: ChargeRequest, *, since: datetime
+    ) -> ChargeResult | None:
+        found = look_up(request, since=since)
+        # The page read its clock a second before the worker did.
+        pressed.append(pay_on_the_page(bank, needs_3ds, at=worker_now - timedelta(seconds=1)))
+        bank.now = worker_now
+        return found
+
+    gateway.find_charge = find_while_the_customer_presses  # type: ignore[method-assign]
+    bank.run(worker_now)
+
+    assert [attempt.outcome for attempt in pressed] == [pay_now.Outcome.BUSY]
+
+
+def test_a_page_payment_its_webhook_recorded_does_not_hold_up_the_next_invoice(
+    bank: Bank,
+) -> None:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    add_invoice("in_th2", number="INV-2002", due_at=at, collection_method="charge_automatically")
+    fail("in_th2", at=at)
+    sync_cases(now=at)
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    key = Case.objects.get().retry_key
+    # The customer confirms in the banking app and never comes back; the
+    # payment_intent.succeeded webhook records it.
+    gateway.answer_at_the_bank(key, succeeded)
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at + timedelta(minutes=3),
+        outcome="succeeded",
+        amount=AMOUNT,
+        gateway="simulated",
+        reference=reference_for_key(gateway, key),
+        payment_method="pm_visa",
+        now=at + timedelta(minutes=3),
+        source="stripe",
+    )
+
+    later = at + timedelta(minutes=10)
+    bank.run(later)  # asked about at once: found, on the ledger already
+
+    assert not in_doubt(Case.objects.get())
+    attempt = pay_on_the_page(bank, succeeded, at=later)
+    assert attempt.outcome is pay_now.Outcome.PAID
+    assert Case.objects.get().state == "recovered"
+    assert Payment.objects.count() == 2

@@ -8,7 +8,11 @@ class EngineConfig(AppConfig):
 
     def ready(self) -> None:
         from dunning.engine.cases import on_invoices_changed
-        from dunning.engine.retries import on_attempts_recorded, on_payment_method_changed
+        from dunning.engine.retries import (
+            ask_about_changed_invoices,
+            on_attempts_recorded,
+            on_payment_method_changed,
+        )
         from dunning.ledger.signals import (
             attempts_recorded,
             invoices_changed,
@@ -17,6 +21,10 @@ class EngineConfig(AppConfig):
 
         # In the ledger write's transaction: a payment recovers its case at once.
         invoices_changed.connect(on_invoices_changed, dispatch_uid="engine.on_invoices_changed")
+        # The invoice of a charge in doubt changed: the gateway is asked about it now.
+        invoices_changed.connect(
+            ask_about_changed_invoices, dispatch_uid="engine.ask_about_changed_invoices"
+        )
         # A decline from outside, or a new card: the next retry is planned again.
         attempts_recorded.connect(on_attempts_recorded, dispatch_uid="engine.on_attempts_recorded")
         payment_method_changed.connect(

@@ -345,16 +345,16 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
         "next_action_at": now,
         "updated_at": now,
     }
-    # A charge in doubt is still asked about (now): it may have taken the money too,
-    # and a payment left at the bank's page must be canceled before it can.
-    doubt = {"next_retry_at": now, "retry_reason": "paid"}
     settled = {"next_retry_at": None, "retry_key": "", "retry_reason": "paid"}
+    # A charge in doubt keeps its key and its questions: it may have taken the money
+    # too, and a payment left at the bank's page must be canceled before it can
+    # (the retry stage asks about it at once: `retries.ask_about_changed_invoices`).
     rows = Case.objects.filter(pk__in=ids)
     rows.filter(charge_in_doubt_since=None).update(**closed, **settled)
-    rows.exclude(charge_in_doubt_since=None).update(**closed, **doubt)
+    rows.exclude(charge_in_doubt_since=None).update(**closed)
     in_doubt = set(rows.exclude(charge_in_doubt_since=None).values_list("pk", flat=True))
     for case in cases:
-        for name, value in {**closed, **(doubt if case.pk in in_doubt else settled)}.items():
+        for name, value in {**closed, **({} if case.pk in in_doubt else settled)}.items():
             setattr(case, name, value)
     CaseEvent.objects.bulk_create(
         [

@@ -269,7 +269,8 @@ def _charge_under_way(case: Case, key: str, *, now: datetime) -> Outcome | None:
         # This very payment, pressed again or after leaving the bank's page: the
         # same request, answered once by the gateway while it keeps the key;
         # not while a worker asks the gateway about it.
-        if leased and case.retry_reason == LOOKING_UP:
+        asking = case.retry_reason == LOOKING_UP  # a worker's clock may run ahead
+        if asking and case.next_retry_at is not None and case.next_retry_at > now:
             return Outcome.BUSY
         return Outcome.CHECKING if now - case.charge_in_doubt_since >= IN_DOUBT_LIMIT else None
     if case.retry_key and leased:

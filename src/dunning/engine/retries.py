@@ -257,7 +257,7 @@ def retry_due(
             _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
     if lookups:
-        changed = {due.case.pk for due in lookups if not batch.can_make(due)}
+        changed = {due.case.pk for due in lookups if _changed_since_sent(due, batch)}
         found = _look_up(
             lookups, now=now, lease=lease, changed=changed, gateway=gateway, rng=rng, counts=counts
         )
@@ -1273,6 +1273,16 @@ def _look_up(
     return found
 
 
+def _changed_since_sent(due: _Due, batch: RetryBatch) -> bool:
+    """The charge's invoice no longer owes what it asked for, or (for a payment of the pay
+    page's) the customer's card to charge is another by now."""
+    invoice = due.invoice
+    if invoice.status != InvoiceStatus.OPEN or invoice.amount_remaining != due.amount:
+        return True
+    methods = batch.cards.get(due.case.customer_id, [])
+    return on_session(due.key) and (not methods or methods[0].pk != due.method.pk)
+
+
 def _left_at_the_bank(
     due: _Due, result: ChargeResult | None, *, now: datetime, changed: bool
 ) -> bool:
@@ -1368,17 +1378,14 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
             # gateway's answer is on its way: only a charge it gave up on is released.
             raise NoChargeInDoubt(f"case {case_id} has no charge in doubt left to an operator")
         key = case.retry_key
-        case.next_retry_at, case.retry_key, case.retry_reason = now, "", ""
-        case.charge_in_doubt_since, case.updated_at = None, now
-        case.save(
-            update_fields=[
-                "next_retry_at",
-                "retry_key",
-                "retry_reason",
-                "charge_in_doubt_since",
-                "updated_at",
-            ]
+        Case.objects.filter(pk=case.pk).update(
+            next_retry_at=_to_plan(now),
+            retry_key="",
+            retry_reason=_no_reason(),
+            charge_in_doubt_since=None,
+            updated_at=now,
         )
+        case.refresh_from_db()
         CaseEvent.objects.create(
             case=case,
             type="retry.released",
@@ -1420,7 +1427,15 @@ def ask_about_charge(case_id: int, key: str, *, at: datetime, now: datetime) -> 
     if not key:
         return
     Case.objects.filter(pk=case_id, retry_key=key).exclude(charge_in_doubt_since=None).update(
-        next_retry_at=at, updated_at=now
+        # A case closed meanwhile (paid another way) has it canceled at once.
+        next_retry_at=Cond(
+            When(
+                state__in=(CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED),
+                then=Value(at, output_field=DateTimeField()),
+            ),
+            default=Value(now, output_field=DateTimeField()),
+        ),
+        updated_at=now,
     )
 
 
@@ -1432,7 +1447,7 @@ def forget_charge(case_id: int, key: str, *, now: datetime) -> None:
         return
     Case.objects.filter(pk=case_id, retry_key=key).update(
         retry_key="",
-        retry_reason="",
+        retry_reason=_no_reason(),
         charge_in_doubt_since=None,
         next_retry_at=_to_plan(now),
         updated_at=now,
@@ -1505,7 +1520,23 @@ def on_payment_method_changed(
     _replan(Case.objects.filter(customer_id=method.customer_id), now=now)
 
 
+def ask_about_changed_invoices(*, invoices: Sequence[Invoice], now: datetime, **_: Any) -> None:
+    """The invoice a charge in doubt was for changed (paid another way, partly paid,
+    voided): ask the gateway about the charge now, not at its next question, so that a
+    payment left at the bank is canceled and money taken beside the change is flagged."""
+    _ask_now(Case.objects.filter(retry_invoice__in=[invoice.pk for invoice in invoices]), now=now)
+
+
+def _ask_now(cases: Any, *, now: datetime) -> None:
+    """Bring the next question about each charge in doubt among `cases` forward to now;
+    not one a worker holds (a lease) or one left to an operator (no wake-up)."""
+    cases.exclude(charge_in_doubt_since=None).exclude(next_retry_at=None).exclude(
+        next_retry_at__gt=now, next_retry_at__lte=now + LEASE
+    ).update(next_retry_at=now, updated_at=now)
+
+
 def _replan(cases: Any, *, now: datetime) -> None:
+    _ask_now(cases, now=now)  # a charge in doubt is answered first
     cases.filter(
         state=CaseState.ACTIVE,
         collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
