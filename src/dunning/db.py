@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from django.db import connection, models
-from django.db.models import Func
+from django.db.models import Expression, Func, QuerySet
+from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
+
+M = TypeVar("M", bound=models.Model)
 
 
 def update_each(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -112,3 +116,142 @@ class PlusDays(Func):
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         template = f"datetime(%(expressions)s, '{self.days:+d} days')"
         return self.as_sql(compiler, connection, template=template, **extra_context)
+
+
+# ---------------------------------------------------------------- prepared queries
+
+
+class Param(Expression):
+    """A value given each time a `Prepared` query runs: `next_action_at__lte=Param("now", ...)`.
+
+    Compiled, it is one placeholder; its value goes through `output_field`'s own
+    preparation for the database (a datetime becomes SQLite's text form), as a
+    plain value in the filter would.
+    """
+
+    def __init__(self, name: str, output_field: models.Field[Any, Any]) -> None:
+        super().__init__(output_field=output_field)
+        self.name = name
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:  # (SQL, its parameters)
+        return "%s", [self]
+
+    def prepare(self, value: Any, connection: Any) -> Any:
+        return self.output_field.get_db_prep_value(value, connection)
+
+
+class ParamList(Param):
+    """A list of values given each time a `Prepared` query runs: `pk__in=ParamList("ids", ...)`.
+
+    Its placeholders are counted at each run.  An empty list matches nothing
+    (`IN (NULL)`); so that this holds for the whole query, a ParamList is not
+    for use under a negation (`exclude`, `~Q`).
+    """
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:  # (SQL, its parameters)
+        return f"({self.marker})", [self]
+
+    @property
+    def marker(self) -> str:
+        return f"<<param list {self.name}>>"
+
+
+class Prepared(Generic[M]):
+    """A hot queryset compiled to SQL once per shape and database, then run with new values.
+
+    Building and compiling a queryset costs the ORM far more than running it
+    does (a claim of ten cases: about 240 µs to compile against 15 µs on the
+    cursor).  `build` makes the queryset from its shape (a slice's size, say),
+    with a `Param` or `ParamList` where a value changes from run to run; the
+    compiled statement is kept per shape and database connection, and each
+    run only substitutes the values.  The SQL is Django's own for the
+    database in use, so it is what the queryset would have run.
+
+    Rows come back as the queryset would give them: `instances` for a
+    queryset of models (select_related included), `rows` for `values_list`.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet[M, Any]]) -> None:
+        self.build = build
+        self.compiled: dict[tuple[Any, ...], _Compiled] = {}
+
+    def __call__(self, *shape: Hashable) -> _Compiled:
+        key = (connection.alias, connection.vendor, *shape)
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = _Compiled(self.build(*shape))
+        return compiled
+
+
+class _Compiled:
+    """One shape of a `Prepared` query, compiled (at its first run, in the caller's
+    transaction, as select_for_update wants)."""
+
+    def __init__(self, queryset: QuerySet[Any, Any]) -> None:
+        self.queryset = queryset
+        self.sql = ""
+        self.params: list[Any] = []
+        self.compiler: Any = None
+
+    def _compile(self) -> None:
+        compiler = self.queryset.query.get_compiler(using=connection.alias)
+        sql, params = compiler.as_sql()
+        self.sql, self.params, self.compiler = sql, list(params), compiler
+        selected = [column[0] for column in compiler.select[: compiler.col_count]]
+        self.converters = compiler.get_converters(selected)
+
+    def execute(self, values: dict[str, Any]) -> list[Any]:
+        """The raw rows for `values`, trimmed to the selected columns."""
+        if self.compiler is None:
+            self._compile()
+        elif (
+            self.queryset.query.select_for_update
+            and connection.features.has_select_for_update
+            and connection.get_autocommit()
+        ):
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        sql, params = self.sql, []
+        for param in self.params:
+            if isinstance(param, ParamList):
+                items = [param.prepare(item, connection) for item in values[param.name]]
+                sql = sql.replace(param.marker, ", ".join(["%s"] * len(items)) or "NULL", 1)
+                params += items
+            elif isinstance(param, Param):
+                params.append(param.prepare(values[param.name], connection))
+            else:
+                params.append(param)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        compiler = self.compiler
+        if compiler.has_extra_select:
+            rows = [row[: compiler.col_count] for row in rows]
+        if self.converters:
+            rows = list(compiler.apply_converters(rows, self.converters))
+        return rows
+
+    def rows(self, **values: Any) -> list[tuple[Any, ...]]:
+        """The rows of a `values_list` queryset, as tuples."""
+        return [tuple(row) for row in self.execute(values)]
+
+    def instances(self, **values: Any) -> list[Any]:
+        """The model instances of a queryset of models (and their select_related ones)."""
+        rows = self.execute(values)
+        compiler, db = self.compiler, connection.alias
+        klass_info = compiler.klass_info
+        if compiler.annotation_col_map:
+            raise ValueError("a prepared query's instances carry no annotations")
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        names = [column[0].target.attname for column in compiler.select[start:end]]
+        # The stubs follow a later Django, whose populators take a fetch mode.
+        related = get_related_populators(klass_info, compiler.select, db)  # type: ignore[call-arg]
+        found = []
+        for row in rows:
+            instance = klass_info["model"].from_db(db, names, row[start:end])
+            for populator in related:
+                populator.populate(row, instance)
+            found.append(instance)
+        return found

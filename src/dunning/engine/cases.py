@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
+from django.db.models import Count, DateTimeField, Exists, Min, OuterRef, Q, QuerySet, Sum
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
 from dunning.core.policy import Policy, choose_policy
-from dunning.db import update_each
+from dunning.db import Param, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.models import (
     OPEN_STATES,
@@ -50,14 +50,21 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
     """Open invoices with money owed, in no case yet: send_invoice ones from shortly before
     their due date, charge_automatically ones once a charge has failed (uses invoice_open_due_idx).
     """
+    found: list[Invoice] = _NEEDING_A_CASE(limit).instances(due_by=now + COURTESY_LEAD)
+    return found
+
+
+def _needing_a_case(limit: int) -> QuerySet[Invoice]:
     failed = PaymentAttempt.objects.filter(invoice=OuterRef("pk"), outcome=AttemptOutcome.FAILED)
     in_case = CaseInvoice.objects.filter(invoice=OuterRef("pk"))
     # The due date bounds the index range outright (not inside the OR), so open
     # invoices not yet due are never read.  "In no case" comes before the OR:
     # most open invoices past due are in a case, and one probe rules them out.
-    return list(
+    return (
         Invoice.objects.filter(
-            status=InvoiceStatus.OPEN, amount_remaining__gt=0, due_at__lte=now + COURTESY_LEAD
+            status=InvoiceStatus.OPEN,
+            amount_remaining__gt=0,
+            due_at__lte=Param("due_by", DateTimeField()),
         )
         .exclude(Exists(in_case))
         .filter(
@@ -67,6 +74,9 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
         .select_related("customer")
         .order_by("due_at", "id")[:limit]
     )
+
+
+_NEEDING_A_CASE = Prepared(_needing_a_case)  # asked at every pass: compiled once
 
 
 def sync_cases(*, now: datetime, limit: int = 500) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Q, QuerySet
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState
@@ -33,7 +33,7 @@ from dunning.core.declines import (
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.core.rendering import locale_candidates
-from dunning.db import update_each
+from dunning.db import Param, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.cases import OWING
 from dunning.engine.models import (
@@ -75,14 +75,21 @@ def claim_due_cases(*, now: datetime, limit: int) -> list[Case]:
     many rows are due (statistics lag behind a busy queue) and hash-join the
     whole customer table for a batch of a hundred.
     """
-    due = Case.objects.filter(state=CaseState.ACTIVE, next_action_at__lte=now).order_by(
-        "next_action_at", "id"
-    )
-    if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True)
-    cases = list(due[:limit])
+    cases: list[Case] = _DUE_CASES(limit).instances(now=now)
     attach_customers(cases)
     return cases
+
+
+def _due_cases(limit: int) -> QuerySet[Case]:
+    due = Case.objects.filter(
+        state=CaseState.ACTIVE, next_action_at__lte=Param("now", DateTimeField())
+    ).order_by("next_action_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    return due[:limit]
+
+
+_DUE_CASES = Prepared(_due_cases)  # every pass claims, mostly finding few cases or none
 
 
 def attach_customers(cases: Sequence[Case]) -> None:

@@ -72,7 +72,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import PlusDays, update_each
+from dunning.db import Param, PlusDays, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -159,22 +159,38 @@ def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
     """Active cases whose retry wake-up is due (case_retry_due_idx), then cases paused or
     exhausted with a charge in doubt whose question is due (case_doubt_due_idx): the
     money's fate is asked about whatever the dunning does.  Locked until commit."""
-    due = Case.objects.filter(state=CaseState.ACTIVE, next_retry_at__lte=now).order_by(
-        "next_retry_at", "id"
-    )
+    cases: list[Case] = _DUE_RETRIES(limit).instances(now=now)
+    if len(cases) < limit:
+        cases += _DUE_DOUBTS(limit - len(cases)).instances(now=now)
+    attach_customers(cases)  # by primary key, not joined into the claim (see decisions)
+    return cases
+
+
+def _due_retries(limit: int) -> QuerySet[Case]:
+    due = Case.objects.filter(
+        state=CaseState.ACTIVE, next_retry_at__lte=Param("now", DateTimeField())
+    ).order_by("next_retry_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    return due[:limit]
+
+
+def _due_doubts(limit: int) -> QuerySet[Case]:
     doubts = (
-        Case.objects.filter(charge_in_doubt_since__isnull=False, next_retry_at__lte=now)
+        Case.objects.filter(
+            charge_in_doubt_since__isnull=False, next_retry_at__lte=Param("now", DateTimeField())
+        )
         .exclude(state=CaseState.ACTIVE)
         .order_by("next_retry_at", "id")
     )
     if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True)
         doubts = doubts.select_for_update(skip_locked=True)
-    cases = list(due[:limit])
-    if len(cases) < limit:
-        cases += doubts[: limit - len(cases)]
-    attach_customers(cases)  # by primary key, not joined into the claim (see decisions)
-    return cases
+    return doubts[:limit]
+
+
+# Both run at every pass, mostly finding few cases or none: compiled once.
+_DUE_RETRIES = Prepared(_due_retries)
+_DUE_DOUBTS = Prepared(_due_doubts)
 
 
 def retry_due(
