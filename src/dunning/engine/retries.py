@@ -53,8 +53,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import (
+    BigIntegerField,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models import Case as Cond
-from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
@@ -72,7 +82,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import Param, PlusDays, Prepared, update_each
+from dunning.db import Param, ParamList, PlusDays, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -348,23 +358,11 @@ class RetryBatch:
 
     @classmethod
     def load(cls, cases: Sequence[Case], *, now: datetime, strategy: Strategy) -> RetryBatch:
-        links = (
-            CaseInvoice.objects.filter(
-                case_id__in=[case.pk for case in cases],
-                invoice__status=InvoiceStatus.OPEN,
-                invoice__amount_remaining__gt=0,
-                invoice__collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
-            )
-            .select_related("invoice")
-            .order_by("invoice__due_at", "invoice_id")
-        )
         owing: dict[int, dict[int, Invoice]] = defaultdict(dict)
-        for link in links:
+        for link in _BATCH.owing().instances(cases=[case.pk for case in cases]):
             owing[link.case_id][link.invoice_id] = link.invoice
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
-        for method in PaymentMethod.objects.filter(
-            customer_id__in={case.customer_id for case in cases}, type=PaymentMethodType.CARD
-        ).order_by(*CARD_ORDER):
+        for method in _BATCH.cards().instances(customers=list({c.customer_id for c in cases})):
             cards[method.customer_id].append(method)
         return cls(now=now, strategy=strategy, cases=cases, cards=cards, owing=owing)
 
@@ -386,13 +384,8 @@ class RetryBatch:
         by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
         by_card: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
-        rows = list(
-            PaymentAttempt.objects.filter(
-                Q(invoice_id__in=target_ids)
-                | Q(payment_method_id__in=card_ids, attempted_at__gte=window)
-            )
-            .order_by("attempted_at", "id")
-            .values_list(*_ATTEMPT_FIELDS)
+        rows = _BATCH.attempts().rows(
+            invoices=list(target_ids), cards=list(card_ids), window=window
         )
         # The cards those attempts were made on: mostly the batch's own, read already.
         known = {method.pk: method for methods in self.cards.values() for method in methods}
@@ -426,32 +419,18 @@ class RetryBatch:
             )
         since = now - PAYDAY_LOOKBACK
         payments: dict[int, list[datetime]] = defaultdict(list)
-        for customer_id, received_at in (
-            Payment.objects.filter(customer_id__in=customer_ids, received_at__gte=since)
-            .order_by("-received_at")
-            .values_list("customer_id", "received_at")
-        ):
+        customers = list(customer_ids)
+        for customer_id, received_at in _BATCH.payments().rows(customers=customers, since=since):
             payments[customer_id].append(received_at)
-        # Only a decline shortly before a payment tells when money arrived
-        # (`Paydays.learn`): the others, most of a struggling customer's, stay unread.
-        arrival = Payment.objects.filter(
-            customer_id=OuterRef("customer_id"),
-            received_at__gt=OuterRef("attempted_at"),
-            received_at__lte=PlusDays(OuterRef("attempted_at"), ARRIVAL_WITHIN.days),
-        )
         declines: dict[int, list[datetime]] = defaultdict(list)
-        for customer_id, attempted_at in (
-            PaymentAttempt.objects.filter(
-                customer_id__in=customer_ids,
-                outcome=AttemptOutcome.FAILED,
-                attempted_at__gte=since,
-            )
-            .filter(Exists(arrival))
-            .order_by("-attempted_at")
-            .values_list("customer_id", "attempted_at")
-        ):
+        for customer_id, attempted_at in _BATCH.declines().rows(customers=customers, since=since):
             declines[customer_id].append(attempted_at)
-        versions = PolicyVersion.objects.in_bulk({case.policy_id for case in self.cases})
+        versions = {
+            version.pk: version
+            for version in _BATCH.versions().instances(
+                ids=list({case.policy_id for case in self.cases})
+            )
+        }
         return _History(
             hours=_hour_stats(),
             policies={pk: policies.load(version) for pk, version in versions.items()},
@@ -620,6 +599,85 @@ class RetryBatch:
         return Invoice.objects.filter(pk=pk).first()
 
 
+def _ids(name: str) -> ParamList:
+    return ParamList(name, BigIntegerField())
+
+
+def _since(name: str) -> Param:
+    return Param(name, DateTimeField())
+
+
+def _arrival() -> Exists:
+    """A payment shortly after the decline (`Paydays.learn`): the others, most of a
+    struggling customer's declines, tell nothing of when money arrives, and stay unread."""
+    return Exists(
+        Payment.objects.filter(
+            customer_id=OuterRef("customer_id"),
+            received_at__gt=OuterRef("attempted_at"),
+            received_at__lte=PlusDays(OuterRef("attempted_at"), ARRIVAL_WITHIN.days),
+        )
+    )
+
+
+class _BATCH:
+    """The queries of `RetryBatch.load` and `_load_history`, compiled once each
+    (`Prepared`): every batch runs them."""
+
+    # The cases' invoices left to charge, the oldest first.
+    owing: Prepared[CaseInvoice] = Prepared(
+        lambda: (
+            CaseInvoice.objects.filter(
+                case_id__in=_ids("cases"),
+                invoice__status=InvoiceStatus.OPEN,
+                invoice__amount_remaining__gt=0,
+                invoice__collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+            )
+            .select_related("invoice")
+            .order_by("invoice__due_at", "invoice_id")
+        )
+    )
+    cards: Prepared[PaymentMethod] = Prepared(
+        lambda: PaymentMethod.objects.filter(
+            customer_id__in=_ids("customers"), type=PaymentMethodType.CARD
+        ).order_by(*CARD_ORDER)
+    )
+    # The target invoices' attempts, and each card's in the network windows.
+    attempts = Prepared(
+        lambda: (
+            PaymentAttempt.objects.filter(
+                Q(invoice_id__in=_ids("invoices"))
+                | Q(payment_method_id__in=_ids("cards"), attempted_at__gte=_since("window"))
+            )
+            .order_by("attempted_at", "id")
+            .values_list(*_ATTEMPT_FIELDS)
+        )
+    )
+    payments = Prepared(
+        lambda: (
+            Payment.objects.filter(
+                customer_id__in=_ids("customers"), received_at__gte=_since("since")
+            )
+            .order_by("-received_at")
+            .values_list("customer_id", "received_at")
+        )
+    )
+    declines = Prepared(
+        lambda: (
+            PaymentAttempt.objects.filter(
+                customer_id__in=_ids("customers"),
+                outcome=AttemptOutcome.FAILED,
+                attempted_at__gte=_since("since"),
+            )
+            .filter(_arrival())
+            .order_by("-attempted_at")
+            .values_list("customer_id", "attempted_at")
+        )
+    )
+    versions: Prepared[PolicyVersion] = Prepared(
+        lambda: PolicyVersion.objects.filter(pk__in=_ids("ids"))
+    )
+
+
 def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
     """Whether a charge in doubt is past IN_DOUBT_LIMIT, after which it is not sent again
     (the gateway may forget its key): a gateway that can look it up is asked for it
@@ -727,9 +785,14 @@ def _classify(attempt: _Attempt) -> Classification:
 
 def _hour_stats() -> HourStats:
     hours = [(0, 0)] * 24
-    for row in RetryHourStat.objects.all():
-        hours[row.hour] = (row.successes, row.attempts)
+    for hour, successes, attempts in _HOUR_STATS().rows():
+        hours[hour] = (successes, attempts)
     return HourStats(tuple(hours))
+
+
+_HOUR_STATS = Prepared(
+    lambda: RetryHourStat.objects.values_list("hour", "successes", "attempts")
+)  # read by every batch that plans
 
 
 # ---------------------------------------------------------------- charging
