@@ -15,12 +15,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, DateTimeField, Exists, Min, OuterRef, Q, QuerySet, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DateTimeField,
+    Exists,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
 from dunning.core.policy import Policy, choose_policy
-from dunning.db import Param, Prepared, update_each
+from dunning.db import Param, ParamList, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.models import (
     OPEN_STATES,
@@ -301,14 +311,10 @@ def on_invoices_changed(
     are closed and thanked together.
     """
     by_id = {invoice.pk: invoice for invoice in invoices}
-    links = (
-        CaseInvoice.objects.select_for_update(of=("case",))
-        .filter(invoice_id__in=list(by_id), case__state__in=[*OPEN_STATES, CaseState.EXHAUSTED])
-        .select_related("case__customer")
-        .order_by("case_id", "invoice_id")
-    )
+    if not by_id:
+        return
     changed: dict[int, tuple[Case, Invoice]] = {}
-    for link in links:
+    for link in _CASES_OF_INVOICES().instances(ids=list(by_id)):
         changed.setdefault(link.case_id, (link.case, by_id[link.invoice_id]))
     if not changed:
         return
@@ -340,6 +346,20 @@ def on_invoices_changed(
     CaseEvent.objects.bulk_create(events)
     if recovered:
         _recover(recovered, now=now)
+
+
+# Asked for every batch of payments recorded (most are in no case: paid at the first charge).
+_CASES_OF_INVOICES: Prepared[CaseInvoice] = Prepared(
+    lambda: (
+        CaseInvoice.objects.select_for_update(of=("case",))
+        .filter(
+            invoice_id__in=ParamList("ids", BigIntegerField()),
+            case__state__in=[*OPEN_STATES, CaseState.EXHAUSTED],
+        )
+        .select_related("case__customer")
+        .order_by("case_id", "invoice_id")
+    )
+)
 
 
 def _recover(cases: Sequence[Case], *, now: datetime) -> None:
