@@ -34,13 +34,13 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import CharField, QuerySet
 
 from dunning.core.cases import CaseState
 from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, DEFAULT_POLICIES, RetryBudget
 from dunning.core.policy_json import format_duration
 from dunning.core.retry_timing import Strategy
-from dunning.db import Prepared, insert_rows
+from dunning.db import ParamList, Prepared, insert_rows
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
@@ -596,13 +596,9 @@ def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedG
     """The billing system's charges of these invoices, each on its customer's default card."""
     if not invoice_ids:
         return
-    invoices = Invoice.objects.filter(
-        external_id__in=invoice_ids, status=InvoiceStatus.OPEN
-    ).select_related("customer")
+    invoices = _TO_CHARGE().instances(ids=invoice_ids)
     cards: dict[int, PaymentMethod] = {}
-    for card in PaymentMethod.objects.filter(
-        customer__invoices__external_id__in=invoice_ids
-    ).order_by("is_default", "id"):
+    for card in _CARDS_TO_CHARGE().instances(ids=invoice_ids):
         cards[card.customer_id] = card  # the last one wins: the default, then the newest
     order = {invoice_id: place for place, invoice_id in enumerate(invoice_ids)}
     attempts = []
@@ -630,6 +626,19 @@ def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedG
                 )
             )
     record_payment_attempts(attempts, now=now, source=SOURCE)
+
+
+# Asked at every hour with first charges: compiled once each.
+_TO_CHARGE: Prepared[Invoice] = Prepared(
+    lambda: Invoice.objects.filter(
+        external_id__in=ParamList("ids", CharField()), status=InvoiceStatus.OPEN
+    ).select_related("customer")
+)
+_CARDS_TO_CHARGE: Prepared[PaymentMethod] = Prepared(
+    lambda: PaymentMethod.objects.filter(
+        customer__invoices__external_id__in=ParamList("ids", CharField())
+    ).order_by("is_default", "id")
+)
 
 
 def _card_role(external_id: str) -> CardRole:
