@@ -55,6 +55,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
+    CharField,
     DateTimeField,
     Exists,
     F,
@@ -254,17 +255,19 @@ def retry_due(
             batch.plan(case)
         batch.save()
         lease = now + LEASE
-        Case.objects.filter(pk__in=[due.case.pk for due in lookups]).update(
-            next_retry_at=lease, updated_at=now
-        )
+        if lookups:
+            Case.objects.filter(pk__in=[due.case.pk for due in lookups]).update(
+                next_retry_at=lease, updated_at=now
+            )
         # From the moment it is sent until its answer is recorded, a charge is in
         # doubt: a worker that dies in between leaves it to be asked about, not
         # charged afresh under another key.
-        Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
-            next_retry_at=lease,
-            charge_in_doubt_since=_in_doubt_from(now),
-            updated_at=now,
-        )
+        if charges:
+            Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
+                next_retry_at=lease,
+                charge_in_doubt_since=_in_doubt_from(now),
+                updated_at=now,
+            )
         for case, reason in stopped:
             _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
@@ -884,16 +887,14 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[
     """
     cases = {
         pk: (state, wake, key)
-        for pk, state, wake, key in Case.objects.filter(
-            pk__in=[due.case.pk for due in dues]
-        ).values_list("pk", "state", "next_retry_at", "retry_key")
+        for pk, state, wake, key in _RECORDED.leases().rows(ids=[due.case.pk for due in dues])
     }
-    invoices = dict(
-        (pk, (status, remaining))
-        for pk, status, remaining in Invoice.objects.filter(
-            pk__in=[due.invoice.pk for due in dues]
-        ).values_list("pk", "status", "amount_remaining")
-    )
+    invoices = {
+        pk: (status, remaining)
+        for pk, status, remaining in _RECORDED.invoice_amounts().rows(
+            ids=[due.invoice.pk for due in dues]
+        )
+    }
     held = [due for due in dues if cases.get(due.case.pk, ())[1:] == (lease, due.key)]
     ours = {
         due.case.pk
@@ -998,9 +999,7 @@ def _record(
         Case.objects.filter(pk__in=recorded).exclude(state=CaseState.ACTIVE).update(
             retry_key="", charge_in_doubt_since=None, next_retry_at=_when_paused(now)
         )
-        active = list(
-            Case.objects.select_for_update().filter(pk__in=recorded, state=CaseState.ACTIVE)
-        )
+        active = _RECORDED.active().instances(ids=recorded) if recorded else []
         if active:
             attach_customers(active)
             batch = RetryBatch.load(active, now=now, strategy=strategy)
@@ -1018,24 +1017,27 @@ def _recorded_already(
     either).  Locks the invoices first, in the ledger's order, so that no webhook
     records one meanwhile."""
     invoices = sorted({due.invoice.pk for due, _ in answered})
-    list(Invoice.objects.select_for_update().filter(pk__in=invoices).order_by("pk").values("pk"))
-    references = {
-        ref for _, result in answered for ref in (result.reference, result.charge_reference) if ref
-    }
+    _RECORDED.lock_invoices().rows(ids=invoices)
+    references = list(
+        {
+            ref
+            for _, result in answered
+            for ref in (result.reference, result.charge_reference)
+            if ref
+        }
+    )
     if not references:
         return set()
-    held = set(
-        PaymentAttempt.objects.filter(
-            invoice_id__in=invoices, reference__in=references
-        ).values_list("invoice_id", "reference", "outcome")
-    )
-    # A success may be on the ledger as a bare payment (Stripe's invoice.paid).
-    held |= {
-        (invoice_id, reference, AttemptOutcome.SUCCEEDED)
-        for invoice_id, reference in Payment.objects.filter(
-            invoice_id__in=invoices, reference__in=references
-        ).values_list("invoice_id", "reference")
-    }
+    held = set(_RECORDED.attempts().rows(invoices=invoices, references=references))
+    # A success may be on the ledger as a bare payment (Stripe's invoice.paid); only
+    # a success can match one.
+    if any(result.succeeded for _, result in answered):
+        held |= {
+            (invoice_id, reference, AttemptOutcome.SUCCEEDED)
+            for invoice_id, reference in _RECORDED.payments().rows(
+                invoices=invoices, references=references
+            )
+        }
     return {
         (due, result)
         for due, result in answered
@@ -1045,6 +1047,47 @@ def _recorded_already(
             if ref
         )
     }
+
+
+def _references(name: str) -> ParamList:
+    return ParamList(name, CharField())
+
+
+class _RECORDED:
+    """The queries that record a chunk of answers (`_recorded_already`, `_record`) and
+    check a chunk before its charges (`_still_ours`), compiled once each (`Prepared`)."""
+
+    lock_invoices = Prepared(
+        lambda: (
+            Invoice.objects.select_for_update()
+            .filter(pk__in=_ids("ids"))
+            .order_by("pk")
+            .values_list("pk")
+        )
+    )
+    attempts = Prepared(
+        lambda: PaymentAttempt.objects.filter(
+            invoice_id__in=_ids("invoices"), reference__in=_references("references")
+        ).values_list("invoice_id", "reference", "outcome")
+    )
+    payments = Prepared(
+        lambda: Payment.objects.filter(
+            invoice_id__in=_ids("invoices"), reference__in=_references("references")
+        ).values_list("invoice_id", "reference")
+    )
+    active: Prepared[Case] = Prepared(
+        lambda: Case.objects.select_for_update().filter(pk__in=_ids("ids"), state=CaseState.ACTIVE)
+    )
+    leases = Prepared(
+        lambda: Case.objects.filter(pk__in=_ids("ids")).values_list(
+            "pk", "state", "next_retry_at", "retry_key"
+        )
+    )
+    invoice_amounts = Prepared(
+        lambda: Invoice.objects.filter(pk__in=_ids("ids")).values_list(
+            "pk", "status", "amount_remaining"
+        )
+    )
 
 
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) -> None:
