@@ -124,20 +124,11 @@ def _add_to_cases(
     """Each group into its customer's open case in that currency, or a new one."""
     existing = {
         (case.customer_id, case.currency): case
-        for case in Case.objects.select_for_update().filter(
-            customer_id__in={customer for customer, _ in groups}, state__in=OPEN_STATES
-        )
+        for case in _OPEN_CASES().instances(customers=list({c for c, _ in groups}))
     }
     new = [group for key, group in groups.items() if key not in existing]
-    first_failures = dict(
-        PaymentAttempt.objects.filter(
-            invoice__in=[invoice for group in new for invoice in group],
-            outcome=AttemptOutcome.FAILED,
-        )
-        .values("invoice_id")
-        .annotate(first=Min("attempted_at"))
-        .values_list("invoice_id", "first")
-    )
+    opening = [invoice.pk for group in new for invoice in group]
+    first_failures = dict(_FIRST_FAILURES().rows(invoices=opening) if opening else ())
     opened: list[tuple[Case, CaseEvent, list[Invoice]]] = []
     for group in new:
         failed_at = min(
@@ -161,6 +152,25 @@ def _add_to_cases(
     for key, case in existing.items():
         if key in groups:
             _extend_case(case, groups[key], now=now)
+
+
+# The reads of `_add_to_cases`, compiled once each: every pass that finds invoices runs them.
+_OPEN_CASES: Prepared[Case] = Prepared(
+    lambda: Case.objects.select_for_update().filter(
+        customer_id__in=ParamList("customers", BigIntegerField()), state__in=OPEN_STATES
+    )
+)
+_FIRST_FAILURES = Prepared(
+    lambda: (
+        PaymentAttempt.objects.filter(
+            invoice_id__in=ParamList("invoices", BigIntegerField()),
+            outcome=AttemptOutcome.FAILED,
+        )
+        .values("invoice_id")
+        .annotate(first=Min("attempted_at"))
+        .values_list("invoice_id", "first")
+    )
+)
 
 
 def _add_to_case(

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import DateTimeField, F, QuerySet
+from django.db.models import BigIntegerField, DateTimeField, F, QuerySet
 
 from dunning.channels import TransportError
 from dunning.channels.email.message import OutgoingEmail, build_email
@@ -29,7 +29,7 @@ from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTran
 from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import Channel
-from dunning.db import Param, Prepared
+from dunning.db import Param, ParamList, Prepared
 from dunning.engine.models import CaseEvent, Message, MessageStatus
 from dunning.engine.writer import debtor_of
 
@@ -101,11 +101,8 @@ def deliver(
 ) -> DeliveryReport:
     sent: list[tuple[int, str]] = []  # (row, provider id), written every FLUSH_EVERY sends
     retrying = failed = delivered = 0
-    messages = Message.objects.filter(id__in=ids, status=MessageStatus.SCHEDULED).select_related(
-        "customer"
-    )
     hours: dict[tuple[str, str, bool, str], datetime | None] = {}  # one verdict per kind
-    for message in messages.order_by("id"):
+    for message in _TO_SEND().instances(ids=list(ids)):
         customer = message.customer
         kind = (customer.time_zone, customer.country, customer.is_business, message.channel)
         if kind not in hours:
@@ -131,6 +128,17 @@ def deliver(
             sent = []
     delivered += _mark_sent(sent, now=now)
     return DeliveryReport(sent=delivered, retrying=retrying, failed=failed)
+
+
+_TO_SEND: Prepared[Message] = Prepared(
+    lambda: (
+        Message.objects.filter(
+            id__in=ParamList("ids", BigIntegerField()), status=MessageStatus.SCHEDULED
+        )
+        .select_related("customer")
+        .order_by("id")
+    )
+)  # every claimed batch
 
 
 def _outside_window(message: Message, *, now: datetime) -> datetime | None:
