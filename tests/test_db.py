@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.db.models import BigIntegerField, DateTimeField, Q, QuerySet
+from django.db.models import BigIntegerField, CharField, DateTimeField, F, Q, QuerySet
 
-from dunning.db import Param, ParamList, Prepared
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate
 from dunning.ledger.models import Customer, Invoice
 from dunning.ledger.services import InvoiceFacts, upsert_customer, upsert_invoice
 from tests.conftest import NOW
@@ -113,3 +113,25 @@ def test_a_list_under_an_or_leaves_the_other_branch() -> None:
         (invoices[1].pk,),
         (invoices[3].pk,),
     ]
+
+
+def test_a_prepared_update_changes_the_rows_its_queryset_would() -> None:
+    invoices = _invoices()
+    # Through a join (the customer's country): compiled as a subquery of ids.
+    update = PreparedUpdate(
+        lambda: (
+            Invoice.objects.filter(
+                customer__country=Param("country", CharField()),
+                pk__in=ParamList("ids", BigIntegerField()),
+            ),
+            {
+                "amount_due": F("amount_due") + Param("paid", BigIntegerField()),
+                "amount_paid": F("amount_paid") + Param("paid", BigIntegerField()),
+            },
+        )
+    )()
+    assert update.run(country="TH", ids=[invoice.pk for invoice in invoices], paid=7) == 2
+    assert update.run(country="TH", ids=[invoices[0].pk], paid=1) == 1
+    assert update.run(country="TH", ids=[], paid=1) == 0
+    paid = dict(Invoice.objects.values_list("external_id", "amount_paid"))
+    assert paid == {"in_0": 8, "in_1": 0, "in_2": 7, "in_3": 0}

@@ -6,9 +6,10 @@ import itertools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import Expression, Func, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=models.Model)
@@ -212,16 +213,7 @@ class _Compiled:
             raise TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction."
             )
-        sql, params = self.sql, []
-        for param in self.params:
-            if isinstance(param, ParamList):
-                items = [param.prepare(item, connection) for item in values[param.name]]
-                sql = sql.replace(param.marker, ", ".join(["%s"] * len(items)) or "NULL", 1)
-                params += items
-            elif isinstance(param, Param):
-                params.append(param.prepare(values[param.name], connection))
-            else:
-                params.append(param)
+        sql, params = _bind(self.sql, self.params, values)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -255,3 +247,64 @@ class _Compiled:
                 populator.populate(row, instance)
             found.append(instance)
         return found
+
+
+def _bind(sql: str, params: list[Any], values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The compiled statement with `values` in place of its `Param`s, ready to run."""
+    bound: list[Any] = []
+    for param in params:
+        if isinstance(param, ParamList):
+            items = [param.prepare(item, connection) for item in values[param.name]]
+            sql = sql.replace(param.marker, ", ".join(["%s"] * len(items)) or "NULL", 1)
+            bound += items
+        elif isinstance(param, Param):
+            bound.append(param.prepare(values[param.name], connection))
+        else:
+            bound.append(param)
+    return sql, bound
+
+
+class PreparedUpdate:
+    """`QuerySet.update` compiled once per shape and database, as `Prepared` does a read.
+
+    `build` makes, from the shape, the queryset and the values to set, with a
+    `Param` (or `ParamList` in the filter) where a value changes from run to run.
+    """
+
+    def __init__(self, build: Callable[..., tuple[QuerySet[Any, Any], dict[str, Any]]]) -> None:
+        self.build = build
+        self.compiled: dict[tuple[Any, ...], _CompiledUpdate] = {}
+
+    def __call__(self, *shape: Hashable) -> _CompiledUpdate:
+        key = (connection.alias, connection.vendor, *shape)
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = _CompiledUpdate(*self.build(*shape))
+        return compiled
+
+
+class _CompiledUpdate:
+    def __init__(self, queryset: QuerySet[Any, Any], fields: dict[str, Any]) -> None:
+        query: Any = queryset.query.chain(UpdateQuery)
+        query.add_update_values(fields)
+        query.annotations = {}
+        self.query = query
+        self.sql = ""
+        self.params: list[Any] = []
+
+    def run(self, **values: Any) -> int:
+        """Update the rows for `values`; returns how many there were."""
+        if not self.sql:
+            compiler = self.query.get_compiler(using=connection.alias)
+            if self.query.related_updates or not connection.features.update_can_self_select:
+                # Django would read the rows' ids first: that read is not compiled once.
+                raise ValueError("this update cannot be prepared on this database")
+            sql, params = compiler.as_sql()
+            self.sql, self.params = sql, list(params)
+        sql, params = _bind(self.sql, self.params, values)
+        with (
+            transaction.mark_for_rollback_on_error(using=connection.alias),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
