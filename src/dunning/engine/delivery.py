@@ -29,7 +29,7 @@ from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTran
 from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import Channel
-from dunning.db import Param, ParamList, Prepared
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate
 from dunning.engine.models import CaseEvent, Message, MessageStatus
 from dunning.engine.writer import debtor_of
 
@@ -60,9 +60,7 @@ def claim_due_messages(*, now: datetime, limit: int = 100) -> list[int]:
     with transaction.atomic():
         ids = [pk for (pk,) in _DUE_MESSAGES(limit).rows(now=now)]
         if ids:
-            Message.objects.filter(id__in=ids).update(
-                send_after=now + LEASE, attempts=F("attempts") + 1, updated_at=now
-            )
+            _LEASE_MESSAGES().run(ids=ids, lease=now + LEASE, now=now)
     return ids
 
 
@@ -76,6 +74,16 @@ def _due_messages(limit: int) -> QuerySet[Message, Any]:
     return due.values_list("id")[:limit]
 
 
+_LEASE_MESSAGES = PreparedUpdate(
+    lambda: (
+        Message.objects.filter(id__in=ParamList("ids", BigIntegerField())),
+        {
+            "send_after": Param("lease", DateTimeField()),
+            "attempts": F("attempts") + 1,
+            "updated_at": Param("now", DateTimeField()),
+        },
+    )
+)
 _DUE_MESSAGES = Prepared(_due_messages)  # every pass claims, mostly finding few rows or none
 
 

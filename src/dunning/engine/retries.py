@@ -59,6 +59,7 @@ from django.db.models import (
     DateTimeField,
     Exists,
     F,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -83,7 +84,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import Param, ParamList, PlusDays, Prepared, update_each
+from dunning.db import Param, ParamList, PlusDays, Prepared, PreparedUpdate, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -263,11 +264,7 @@ def retry_due(
         # doubt: a worker that dies in between leaves it to be asked about, not
         # charged afresh under another key.
         if charges:
-            Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
-                next_retry_at=lease,
-                charge_in_doubt_since=_in_doubt_from(now),
-                updated_at=now,
-            )
+            _SENDING().run(ids=[due.case.pk for due in charges], lease=lease, now=now)
         for case, reason in stopped:
             _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
@@ -906,13 +903,26 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[
     return ours
 
 
-def _when_paused(now: datetime) -> Any:
+def _when_paused(now: Any) -> Any:
     """`now` for a paused case (planned afresh when resumed), no wake-up for the others."""
     return Cond(
-        When(state=CaseState.PAUSED, then=Value(now, output_field=DateTimeField())),
+        When(state=CaseState.PAUSED, then=now),
         default=None,
         output_field=DateTimeField(),
     )
+
+
+# Answered cases no longer active: every recorded chunk.
+_ANSWERED_INACTIVE = PreparedUpdate(
+    lambda: (
+        Case.objects.filter(pk__in=_ids("ids")).exclude(state=CaseState.ACTIVE),
+        {
+            "retry_key": "",
+            "charge_in_doubt_since": None,
+            "next_retry_at": _when_paused(_since("now")),
+        },
+    )
+)
 
 
 def _may_charge(state: str, due: _Due) -> bool:
@@ -996,9 +1006,8 @@ def _record(
         _learn(learned)
         # Answered: no longer in doubt.  A case paused, exhausted or closed is not
         # planned; it keeps no key (a paused one is planned afresh when resumed).
-        Case.objects.filter(pk__in=recorded).exclude(state=CaseState.ACTIVE).update(
-            retry_key="", charge_in_doubt_since=None, next_retry_at=_when_paused(now)
-        )
+        if recorded:
+            _ANSWERED_INACTIVE().run(ids=recorded, now=now)
         active = _RECORDED.active().instances(ids=recorded) if recorded else []
         if active:
             attach_customers(active)
@@ -1201,9 +1210,24 @@ def _ask_again(
     CaseEvent.objects.create(case=case, type="retry.unknown", reason=event_reason, occurred_at=now)
 
 
-def _in_doubt_from(now: datetime) -> Coalesce:
+def _in_doubt_from(now: datetime | Param) -> Coalesce:
     """The doubt's start for an UPDATE: kept when the charge was in doubt already."""
+    if isinstance(now, Param):
+        return Coalesce("charge_in_doubt_since", now)
     return Coalesce("charge_in_doubt_since", Value(now, output_field=DateTimeField()))
+
+
+# The charges a batch is about to send, leased and in doubt: every batch that charges.
+_SENDING = PreparedUpdate(
+    lambda: (
+        Case.objects.filter(pk__in=_ids("ids")),
+        {
+            "next_retry_at": _since("lease"),
+            "charge_in_doubt_since": _in_doubt_from(_since("now")),
+            "updated_at": _since("now"),
+        },
+    )
+)
 
 
 def _still_sent(case: Case) -> QuerySet[Case]:
@@ -1389,13 +1413,26 @@ def _not_settled(case: Case, *, now: datetime) -> None:
 def _learn(learned: dict[int, tuple[int, int]]) -> None:
     """Add a chunk's outcomes to the tenant's success rate by local hour."""
     for hour, (successes, attempts) in sorted(learned.items()):
-        updated = RetryHourStat.objects.filter(hour=hour).update(
-            attempts=F("attempts") + attempts, successes=F("successes") + successes
-        )
+        updated = _ADD_TO_HOUR().run(hour=hour, attempts=attempts, successes=successes)
         if not updated:
             RetryHourStat.objects.get_or_create(
                 hour=hour, defaults={"attempts": attempts, "successes": successes}
             )
+
+
+def _count(name: str) -> Param:
+    return Param(name, IntegerField())
+
+
+_ADD_TO_HOUR = PreparedUpdate(
+    lambda: (
+        RetryHourStat.objects.filter(hour=_count("hour")),
+        {
+            "attempts": F("attempts") + _count("attempts"),
+            "successes": F("successes") + _count("successes"),
+        },
+    )
+)  # every recorded chunk
 
 
 # ---------------------------------------------------------------- signals
@@ -1407,23 +1444,33 @@ def on_attempts_recorded(
     """Declines recorded from outside (a webhook, the API): plan their cases' next retries."""
     if source == SOURCE:
         return
-    declined = {a.invoice_id for a in attempts if a.outcome == AttemptOutcome.FAILED}
+    declined = list({a.invoice_id for a in attempts if a.outcome == AttemptOutcome.FAILED})
     if declined:
-        _replan(Case.objects.filter(invoices__in=declined), now=now)
+        _REPLAN_INVOICES().run(invoices=declined, now=now)
 
 
 def on_payment_method_changed(
     *, method: PaymentMethod, now: datetime, source: str, **_: Any
 ) -> None:
     """A new or updated card: plan again, which retries at once when the card is new."""
-    _replan(Case.objects.filter(customer_id=method.customer_id), now=now)
+    _REPLAN_CUSTOMER().run(customer=method.customer_id, now=now)
 
 
-def _replan(cases: Any, *, now: datetime) -> None:
-    cases.filter(
+def _replan(cases: QuerySet[Case]) -> tuple[QuerySet[Case], dict[str, Any]]:
+    """The update that plans `cases` again now (at `Param` "now"), compiled once."""
+    return cases.filter(
         state=CaseState.ACTIVE,
         collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
         # A charge in doubt keeps its key until it is answered: a new key could
         # charge twice.  Its answer replans the case anyway.
         charge_in_doubt_since__isnull=True,
-    ).update(next_retry_at=now, retry_key="", updated_at=now)
+    ), {"next_retry_at": _since("now"), "retry_key": "", "updated_at": _since("now")}
+
+
+# Every recorded batch of declines and every card change asks for one of these.
+_REPLAN_INVOICES = PreparedUpdate(
+    lambda: _replan(Case.objects.filter(invoices__in=_ids("invoices")))
+)
+_REPLAN_CUSTOMER = PreparedUpdate(
+    lambda: _replan(Case.objects.filter(customer_id=Param("customer", BigIntegerField())))
+)
