@@ -297,17 +297,24 @@ def _refresh_amounts(cases: Sequence[Case], *, now: datetime) -> None:
     """Recompute what each case's invoices still owe and their earliest due date (2 queries)."""
     owed = {
         case_id: (amount, due)
-        for case_id, amount, due in CaseInvoice.objects.filter(
-            case__in=cases, invoice__status__in=OWING
-        )
-        .values("case_id")
-        .annotate(amount=Sum("invoice__amount_remaining"), due=Min("invoice__due_at"))
-        .values_list("case_id", "amount", "due")
+        for case_id, amount, due in _OWED().rows(cases=[case.pk for case in cases])
     }
     for case in cases:
         amount, due = owed.get(case.pk, (0, None))
         case.amount_due, case.due_at, case.updated_at = amount or 0, due or case.due_at, now
     update_each(cases, ["amount_due", "due_at", "updated_at"])
+
+
+_OWED = Prepared(
+    lambda: (
+        CaseInvoice.objects.filter(
+            case_id__in=ParamList("cases", BigIntegerField()), invoice__status__in=OWING
+        )
+        .values("case_id")
+        .annotate(amount=Sum("invoice__amount_remaining"), due=Min("invoice__due_at"))
+        .values_list("case_id", "amount", "due")
+    )
+)  # every payment on a case
 
 
 def on_invoices_changed(
