@@ -195,11 +195,13 @@ class _Compiled:
         self.compiler: Any = None
 
     def _compile(self) -> None:
-        compiler = self.queryset.query.get_compiler(using=connection.alias)
+        # A copy: compiling sets the query up, and another thread may be compiling too.
+        compiler = self.queryset.query.clone().get_compiler(using=connection.alias)
         sql, params = compiler.as_sql()
-        self.sql, self.params, self.compiler = sql, list(params), compiler
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
         self.converters = compiler.get_converters(selected)
+        self.sql, self.params = sql, list(params)
+        self.compiler = compiler  # last: another thread takes it as "compiled"
 
     def execute(self, values: dict[str, Any]) -> list[Any]:
         """The raw rows for `values`, trimmed to the selected columns."""
@@ -295,12 +297,14 @@ class _CompiledUpdate:
     def run(self, **values: Any) -> int:
         """Update the rows for `values`; returns how many there were."""
         if not self.sql:
-            compiler = self.query.get_compiler(using=connection.alias)
+            # A copy: compiling sets the query up, and another thread may be compiling too.
+            compiler = self.query.clone().get_compiler(using=connection.alias)
             if self.query.related_updates or not connection.features.update_can_self_select:
                 # Django would read the rows' ids first: that read is not compiled once.
                 raise ValueError("this update cannot be prepared on this database")
             sql, params = compiler.as_sql()
-            self.sql, self.params = sql, list(params)
+            self.params = list(params)
+            self.sql = sql  # last: another thread takes it as "compiled"
         sql, params = _bind(self.sql, self.params, values)
         with (
             transaction.mark_for_rollback_on_error(using=connection.alias),
