@@ -160,18 +160,18 @@ class Batch:
         case_ids = [case.pk for case in cases]
         customer_ids = list({case.customer_id for case in cases})
         opted_out: dict[int, set[Channel]] = defaultdict(set)
-        for customer_id, channel in _LOAD.opt_outs().rows(customers=customer_ids):
+        for customer_id, channel in _BatchQueries.opt_outs().rows(customers=customer_ids):
             opted_out[customer_id].add(Channel(channel))
         messages: dict[int, list[Message]] = defaultdict(list)
-        for message in _LOAD.messages().instances(
+        for message in _BatchQueries.messages().instances(
             customers=customer_ids, cases=case_ids, since=now - HISTORY_LOOKBACK
         ):
             messages[message.customer_id].append(message)
         actions: dict[int, list[CaseEvent]] = defaultdict(list)
-        for event in _LOAD.actions().instances(cases=case_ids):
+        for event in _BatchQueries.actions().instances(cases=case_ids):
             actions[event.case_id].append(event)
         owing: dict[int, list[Invoice]] = defaultdict(list)
-        for link in _LOAD.owing().instances(cases=case_ids):
+        for link in _BatchQueries.owing().instances(cases=case_ids):
             owing[link.case_id].append(link.invoice)
         # The latest declined charge of each card case: what its messages ask for.
         charged = [
@@ -179,7 +179,7 @@ class Batch:
         ]
         declines: dict[int, Classification] = {}
         for case_id, decline, advice, network, brand in (
-            _LOAD.declines().rows(cases=charged) if charged else ()
+            _BatchQueries.declines().rows(cases=charged) if charged else ()
         ):
             declines[case_id] = classify_decline(  # oldest first: the newest stays
                 decline,
@@ -187,7 +187,7 @@ class Batch:
                 network_decline_code=network,
                 brand=Brand.parse(brand or ""),
             )
-        versions = _LOAD.versions().instances(ids=list({case.policy_id for case in cases}))
+        versions = _BatchQueries.versions().instances(ids=list({case.policy_id for case in cases}))
         return cls(
             now=now,
             policies={version.pk: policies.load(version) for version in versions},
@@ -264,7 +264,7 @@ def _ids(name: str) -> ParamList:
     return ParamList(name, BigIntegerField())
 
 
-class _LOAD:
+class _BatchQueries:
     """The queries of `Batch.load`, compiled once each (`Prepared`): every pass runs them."""
 
     opt_outs = Prepared(

@@ -359,10 +359,10 @@ class RetryBatch:
     @classmethod
     def load(cls, cases: Sequence[Case], *, now: datetime, strategy: Strategy) -> RetryBatch:
         owing: dict[int, dict[int, Invoice]] = defaultdict(dict)
-        for link in _BATCH.owing().instances(cases=[case.pk for case in cases]):
+        for link in _Reads.owing().instances(cases=[case.pk for case in cases]):
             owing[link.case_id][link.invoice_id] = link.invoice
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
-        for method in _BATCH.cards().instances(customers=list({c.customer_id for c in cases})):
+        for method in _Reads.cards().instances(customers=list({c.customer_id for c in cases})):
             cards[method.customer_id].append(method)
         return cls(now=now, strategy=strategy, cases=cases, cards=cards, owing=owing)
 
@@ -384,7 +384,7 @@ class RetryBatch:
         by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
         by_card: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
-        rows = _BATCH.attempts().rows(
+        rows = _Reads.attempts().rows(
             invoices=list(target_ids), cards=list(card_ids), window=window
         )
         # The cards those attempts were made on: mostly the batch's own, read already.
@@ -420,14 +420,14 @@ class RetryBatch:
         since = now - PAYDAY_LOOKBACK
         payments: dict[int, list[datetime]] = defaultdict(list)
         customers = list(customer_ids)
-        for customer_id, received_at in _BATCH.payments().rows(customers=customers, since=since):
+        for customer_id, received_at in _Reads.payments().rows(customers=customers, since=since):
             payments[customer_id].append(received_at)
         declines: dict[int, list[datetime]] = defaultdict(list)
-        for customer_id, attempted_at in _BATCH.declines().rows(customers=customers, since=since):
+        for customer_id, attempted_at in _Reads.declines().rows(customers=customers, since=since):
             declines[customer_id].append(attempted_at)
         versions = {
             version.pk: version
-            for version in _BATCH.versions().instances(
+            for version in _Reads.versions().instances(
                 ids=list({case.policy_id for case in self.cases})
             )
         }
@@ -619,7 +619,7 @@ def _arrival() -> Exists:
     )
 
 
-class _BATCH:
+class _Reads:
     """The queries of `RetryBatch.load` and `_load_history`, compiled once each
     (`Prepared`): every batch runs them."""
 
@@ -884,11 +884,11 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[
     """
     cases = {
         pk: (state, wake, key)
-        for pk, state, wake, key in _RECORDED.leases().rows(ids=[due.case.pk for due in dues])
+        for pk, state, wake, key in _ChargeQueries.leases().rows(ids=[due.case.pk for due in dues])
     }
     invoices = {
         pk: (status, remaining)
-        for pk, status, remaining in _RECORDED.invoice_amounts().rows(
+        for pk, status, remaining in _ChargeQueries.invoice_amounts().rows(
             ids=[due.invoice.pk for due in dues]
         )
     }
@@ -1008,7 +1008,7 @@ def _record(
         # planned; it keeps no key (a paused one is planned afresh when resumed).
         if recorded:
             _ANSWERED_INACTIVE().run(ids=recorded, now=now)
-        active = _RECORDED.active().instances(ids=recorded) if recorded else []
+        active = _ChargeQueries.active().instances(ids=recorded) if recorded else []
         if active:
             attach_customers(active)
             batch = RetryBatch.load(active, now=now, strategy=strategy)
@@ -1026,7 +1026,7 @@ def _recorded_already(
     either).  Locks the invoices first, in the ledger's order, so that no webhook
     records one meanwhile."""
     invoices = sorted({due.invoice.pk for due, _ in answered})
-    _RECORDED.lock_invoices().rows(ids=invoices)
+    _ChargeQueries.lock_invoices().rows(ids=invoices)
     references = list(
         {
             ref
@@ -1037,13 +1037,13 @@ def _recorded_already(
     )
     if not references:
         return set()
-    held = set(_RECORDED.attempts().rows(invoices=invoices, references=references))
+    held = set(_ChargeQueries.attempts().rows(invoices=invoices, references=references))
     # A success may be on the ledger as a bare payment (Stripe's invoice.paid); only
     # a success can match one.
     if any(result.succeeded for _, result in answered):
         held |= {
             (invoice_id, reference, AttemptOutcome.SUCCEEDED)
-            for invoice_id, reference in _RECORDED.payments().rows(
+            for invoice_id, reference in _ChargeQueries.payments().rows(
                 invoices=invoices, references=references
             )
         }
@@ -1062,7 +1062,7 @@ def _references(name: str) -> ParamList:
     return ParamList(name, CharField())
 
 
-class _RECORDED:
+class _ChargeQueries:
     """The queries that record a chunk of answers (`_recorded_already`, `_record`) and
     check a chunk before its charges (`_still_ours`), compiled once each (`Prepared`)."""
 
