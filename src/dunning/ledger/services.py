@@ -516,6 +516,8 @@ def record_payment_attempts(
     success also records its payment.  The invoices are locked until the
     caller's transaction ends.
     """
+    if not attempts:
+        return []
     with transaction.atomic():
         invoices = {
             invoice.external_id: invoice
