@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Expression, Func, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.models.sql import UpdateQuery
@@ -177,7 +177,8 @@ class Prepared(Generic[M]):
         self.compiled: dict[tuple[Any, ...], _Compiled] = {}
 
     def __call__(self, *shape: Hashable) -> _Compiled:
-        key = (connection.alias, connection.vendor, *shape)
+        db = _database()
+        key = (db.alias, db.vendor, *shape)
         compiled = self.compiled.get(key)
         if compiled is None:
             compiled = self.compiled[key] = _Compiled(self.build(*shape))
@@ -194,9 +195,9 @@ class _Compiled:
         self.params: list[Any] = []
         self.compiler: Any = None
 
-    def _compile(self) -> None:
+    def _compile(self, db: Any) -> None:
         # A copy: compiling sets the query up, and another thread may be compiling too.
-        compiler = self.queryset.query.clone().get_compiler(using=connection.alias)
+        compiler = self.queryset.query.clone().get_compiler(using=db.alias)
         sql, params = compiler.as_sql()
         selected = [column[0] for column in compiler.select[: compiler.col_count]]
         self.converters = compiler.get_converters(selected)
@@ -205,18 +206,19 @@ class _Compiled:
 
     def execute(self, values: dict[str, Any]) -> list[Any]:
         """The raw rows for `values`, trimmed to the selected columns."""
+        db = _database()
         if self.compiler is None:
-            self._compile()
+            self._compile(db)
         elif (
             self.queryset.query.select_for_update
-            and connection.features.has_select_for_update
-            and connection.get_autocommit()
+            and db.features.has_select_for_update
+            and db.get_autocommit()
         ):
             raise TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction."
             )
-        sql, params = _bind(self.sql, self.params, values)
-        with connection.cursor() as cursor:
+        sql, params = _bind(self.sql, self.params, values, db)
+        with db.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         compiler = self.compiler
@@ -233,7 +235,7 @@ class _Compiled:
     def instances(self, **values: Any) -> list[Any]:
         """The model instances of a queryset of models (and their select_related ones)."""
         rows = self.execute(values)
-        compiler, db = self.compiler, connection.alias
+        compiler, db = self.compiler, _database().alias
         klass_info = compiler.klass_info
         if compiler.annotation_col_map:
             raise ValueError("a prepared query's instances carry no annotations")
@@ -251,16 +253,21 @@ class _Compiled:
         return found
 
 
-def _bind(sql: str, params: list[Any], values: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The compiled statement with `values` in place of its `Param`s, ready to run."""
+def _database() -> Any:
+    """The connection itself, not `connection`, which looks it up at each use."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _bind(sql: str, params: list[Any], values: dict[str, Any], db: Any) -> tuple[str, list[Any]]:
+    """The compiled statement with `values` in place of its `Param`s, ready to run on `db`."""
     bound: list[Any] = []
     for param in params:
         if isinstance(param, ParamList):
-            items = [param.prepare(item, connection) for item in values[param.name]]
+            items = [param.prepare(item, db) for item in values[param.name]]
             sql = sql.replace(param.marker, ", ".join(["%s"] * len(items)) or "NULL", 1)
             bound += items
         elif isinstance(param, Param):
-            bound.append(param.prepare(values[param.name], connection))
+            bound.append(param.prepare(values[param.name], db))
         else:
             bound.append(param)
     return sql, bound
@@ -278,7 +285,8 @@ class PreparedUpdate:
         self.compiled: dict[tuple[Any, ...], _CompiledUpdate] = {}
 
     def __call__(self, *shape: Hashable) -> _CompiledUpdate:
-        key = (connection.alias, connection.vendor, *shape)
+        db = _database()
+        key = (db.alias, db.vendor, *shape)
         compiled = self.compiled.get(key)
         if compiled is None:
             compiled = self.compiled[key] = _CompiledUpdate(*self.build(*shape))
@@ -296,19 +304,20 @@ class _CompiledUpdate:
 
     def run(self, **values: Any) -> int:
         """Update the rows for `values`; returns how many there were."""
+        db = _database()
         if not self.sql:
             # A copy: compiling sets the query up, and another thread may be compiling too.
-            compiler = self.query.clone().get_compiler(using=connection.alias)
-            if self.query.related_updates or not connection.features.update_can_self_select:
+            compiler = self.query.clone().get_compiler(using=db.alias)
+            if self.query.related_updates or not db.features.update_can_self_select:
                 # Django would read the rows' ids first: that read is not compiled once.
                 raise ValueError("this update cannot be prepared on this database")
             sql, params = compiler.as_sql()
             self.params = list(params)
             self.sql = sql  # last: another thread takes it as "compiled"
-        sql, params = _bind(self.sql, self.params, values)
+        sql, params = _bind(self.sql, self.params, values, db)
         with (
-            transaction.mark_for_rollback_on_error(using=connection.alias),
-            connection.cursor() as cursor,
+            transaction.mark_for_rollback_on_error(using=db.alias),
+            db.cursor() as cursor,
         ):
             cursor.execute(sql, params)
             return int(cursor.rowcount)
