@@ -170,6 +170,7 @@ class Prepared(Generic[M]):
 
     Rows come back as the queryset would give them: `instances` for a
     queryset of models (select_related included), `rows` for `values_list`.
+    It runs on the default database, as every query here does (no routers).
     """
 
     def __init__(self, build: Callable[..., QuerySet[M, Any]]) -> None:
