@@ -61,6 +61,7 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
+    PositiveSmallIntegerField,
     Q,
     QuerySet,
     Value,
@@ -1426,7 +1427,7 @@ def _count(name: str) -> Param:
 
 _ADD_TO_HOUR = PreparedUpdate(
     lambda: (
-        RetryHourStat.objects.filter(hour=_count("hour")),
+        RetryHourStat.objects.filter(hour=Param("hour", PositiveSmallIntegerField())),
         {
             "attempts": F("attempts") + _count("attempts"),
             "successes": F("successes") + _count("successes"),
