@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
-from django.db import connection, models
-from django.db.models import Func
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db.models import Expression, Func, QuerySet
+from django.db.models.query import get_related_populators
+from django.db.models.sql import UpdateQuery
+from django.db.transaction import TransactionManagementError
+
+M = TypeVar("M", bound=models.Model)
 
 
 def update_each(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -112,3 +117,208 @@ class PlusDays(Func):
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         template = f"datetime(%(expressions)s, '{self.days:+d} days')"
         return self.as_sql(compiler, connection, template=template, **extra_context)
+
+
+# ---------------------------------------------------------------- prepared queries
+
+
+class Param(Expression):
+    """A value given each time a `Prepared` query runs: `next_action_at__lte=Param("now", ...)`.
+
+    Compiled, it is one placeholder; its value goes through `output_field`'s own
+    preparation for the database (a datetime becomes SQLite's text form), as a
+    plain value in the filter would.
+    """
+
+    def __init__(self, name: str, output_field: models.Field[Any, Any]) -> None:
+        super().__init__(output_field=output_field)
+        self.name = name
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:  # (SQL, its parameters)
+        return "%s", [self]
+
+    def prepare(self, value: Any, connection: Any) -> Any:
+        return self.output_field.get_db_prep_value(value, connection)
+
+
+class ParamList(Param):
+    """A list of values given each time a `Prepared` query runs: `pk__in=ParamList("ids", ...)`.
+
+    Its placeholders are counted at each run.  An empty list matches nothing
+    (`IN (NULL)`); so that this holds for the whole query, a ParamList is not
+    for use under a negation (`exclude`, `~Q`).
+    """
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:  # (SQL, its parameters)
+        return f"({self.marker})", [self]
+
+    @property
+    def marker(self) -> str:
+        return f"<<param list {self.name}>>"
+
+
+class Prepared(Generic[M]):
+    """A hot queryset compiled to SQL once per shape and database, then run with new values.
+
+    Building and compiling a queryset costs the ORM far more than running it
+    does (a claim of ten cases: about 240 µs to compile against 15 µs on the
+    cursor).  `build` makes the queryset from its shape (a slice's size, say),
+    with a `Param` or `ParamList` where a value changes from run to run; the
+    compiled statement is kept per shape and database connection, and each
+    run only substitutes the values.  The SQL is Django's own for the
+    database in use, so it is what the queryset would have run.
+
+    Rows come back as the queryset would give them: `instances` for a
+    queryset of models (select_related included), `rows` for `values_list`.
+    It runs on the default database, as every query here does (no routers).
+    """
+
+    def __init__(self, build: Callable[..., QuerySet[M, Any]]) -> None:
+        self.build = build
+        self.compiled: dict[tuple[Any, ...], _Compiled] = {}
+
+    def __call__(self, *shape: Hashable) -> _Compiled:
+        db = _database()
+        key = (db.alias, db.vendor, *shape)
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = _Compiled(self.build(*shape))
+        return compiled
+
+
+class _Compiled:
+    """One shape of a `Prepared` query, compiled (at its first run, in the caller's
+    transaction, as select_for_update wants)."""
+
+    def __init__(self, queryset: QuerySet[Any, Any]) -> None:
+        self.queryset = queryset
+        self.sql = ""
+        self.params: list[Any] = []
+        self.compiler: Any = None
+
+    def _compile(self, db: Any) -> None:
+        # A copy: compiling sets the query up, and another thread may be compiling too.
+        compiler = self.queryset.query.clone().get_compiler(using=db.alias)
+        sql, params = compiler.as_sql()
+        selected = [column[0] for column in compiler.select[: compiler.col_count]]
+        self.converters = compiler.get_converters(selected)
+        self.sql, self.params = sql, list(params)
+        self.compiler = compiler  # last: another thread takes it as "compiled"
+
+    def execute(self, values: dict[str, Any]) -> list[Any]:
+        """The raw rows for `values`, trimmed to the selected columns."""
+        db = _database()
+        if self.compiler is None:
+            self._compile(db)
+        elif (
+            self.queryset.query.select_for_update
+            and db.features.has_select_for_update
+            and db.get_autocommit()
+        ):
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        sql, params = _bind(self.sql, self.params, values, db)
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        compiler = self.compiler
+        if compiler.has_extra_select:
+            rows = [row[: compiler.col_count] for row in rows]
+        if self.converters:
+            rows = list(compiler.apply_converters(rows, self.converters))
+        return rows
+
+    def rows(self, **values: Any) -> list[tuple[Any, ...]]:
+        """The rows of a `values_list` queryset, as tuples."""
+        return [tuple(row) for row in self.execute(values)]
+
+    def instances(self, **values: Any) -> list[Any]:
+        """The model instances of a queryset of models (and their select_related ones)."""
+        rows = self.execute(values)
+        compiler, db = self.compiler, _database().alias
+        klass_info = compiler.klass_info
+        if compiler.annotation_col_map:
+            raise ValueError("a prepared query's instances carry no annotations")
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        names = [column[0].target.attname for column in compiler.select[start:end]]
+        # The stubs follow a later Django, whose populators take a fetch mode.
+        related = get_related_populators(klass_info, compiler.select, db)  # type: ignore[call-arg]
+        found = []
+        for row in rows:
+            instance = klass_info["model"].from_db(db, names, row[start:end])
+            for populator in related:
+                populator.populate(row, instance)
+            found.append(instance)
+        return found
+
+
+def _database() -> Any:
+    """The connection itself, not `connection`, which looks it up at each use."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _bind(sql: str, params: list[Any], values: dict[str, Any], db: Any) -> tuple[str, list[Any]]:
+    """The compiled statement with `values` in place of its `Param`s, ready to run on `db`."""
+    bound: list[Any] = []
+    for param in params:
+        if isinstance(param, ParamList):
+            items = [param.prepare(item, db) for item in values[param.name]]
+            sql = sql.replace(param.marker, ", ".join(["%s"] * len(items)) or "NULL", 1)
+            bound += items
+        elif isinstance(param, Param):
+            bound.append(param.prepare(values[param.name], db))
+        else:
+            bound.append(param)
+    return sql, bound
+
+
+class PreparedUpdate:
+    """`QuerySet.update` compiled once per shape and database, as `Prepared` does a read.
+
+    `build` makes, from the shape, the queryset and the values to set, with a
+    `Param` (or `ParamList` in the filter) where a value changes from run to run.
+    """
+
+    def __init__(self, build: Callable[..., tuple[QuerySet[Any, Any], dict[str, Any]]]) -> None:
+        self.build = build
+        self.compiled: dict[tuple[Any, ...], _CompiledUpdate] = {}
+
+    def __call__(self, *shape: Hashable) -> _CompiledUpdate:
+        db = _database()
+        key = (db.alias, db.vendor, *shape)
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = _CompiledUpdate(*self.build(*shape))
+        return compiled
+
+
+class _CompiledUpdate:
+    def __init__(self, queryset: QuerySet[Any, Any], fields: dict[str, Any]) -> None:
+        query: Any = queryset.query.chain(UpdateQuery)
+        query.add_update_values(fields)
+        query.annotations = {}
+        self.query = query
+        self.sql = ""
+        self.params: list[Any] = []
+
+    def run(self, **values: Any) -> int:
+        """Update the rows for `values`; returns how many there were."""
+        db = _database()
+        if not self.sql:
+            # A copy: compiling sets the query up, and another thread may be compiling too.
+            compiler = self.query.clone().get_compiler(using=db.alias)
+            if self.query.related_updates or not db.features.update_can_self_select:
+                # Django would read the rows' ids first: that read is not compiled once.
+                raise ValueError("this update cannot be prepared on this database")
+            sql, params = compiler.as_sql()
+            self.params = list(params)
+            self.sql = sql  # last: another thread takes it as "compiled"
+        sql, params = _bind(self.sql, self.params, values, db)
+        with (
+            transaction.mark_for_rollback_on_error(using=db.alias),
+            db.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)

@@ -15,12 +15,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    DateTimeField,
+    Exists,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
 from dunning.core.policy import Policy, choose_policy
-from dunning.db import update_each
+from dunning.db import Param, ParamList, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.models import (
     OPEN_STATES,
@@ -50,14 +60,21 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
     """Open invoices with money owed, in no case yet: send_invoice ones from shortly before
     their due date, charge_automatically ones once a charge has failed (uses invoice_open_due_idx).
     """
+    found: list[Invoice] = _NEEDING_A_CASE(limit).instances(due_by=now + COURTESY_LEAD)
+    return found
+
+
+def _needing_a_case(limit: int) -> QuerySet[Invoice]:
     failed = PaymentAttempt.objects.filter(invoice=OuterRef("pk"), outcome=AttemptOutcome.FAILED)
     in_case = CaseInvoice.objects.filter(invoice=OuterRef("pk"))
     # The due date bounds the index range outright (not inside the OR), so open
     # invoices not yet due are never read.  "In no case" comes before the OR:
     # most open invoices past due are in a case, and one probe rules them out.
-    return list(
+    return (
         Invoice.objects.filter(
-            status=InvoiceStatus.OPEN, amount_remaining__gt=0, due_at__lte=now + COURTESY_LEAD
+            status=InvoiceStatus.OPEN,
+            amount_remaining__gt=0,
+            due_at__lte=Param("due_by", DateTimeField()),
         )
         .exclude(Exists(in_case))
         .filter(
@@ -67,6 +84,9 @@ def invoices_needing_a_case(*, now: datetime, limit: int) -> list[Invoice]:
         .select_related("customer")
         .order_by("due_at", "id")[:limit]
     )
+
+
+_NEEDING_A_CASE = Prepared(_needing_a_case)  # asked at every pass: compiled once
 
 
 def sync_cases(*, now: datetime, limit: int = 500) -> int:
@@ -104,20 +124,11 @@ def _add_to_cases(
     """Each group into its customer's open case in that currency, or a new one."""
     existing = {
         (case.customer_id, case.currency): case
-        for case in Case.objects.select_for_update().filter(
-            customer_id__in={customer for customer, _ in groups}, state__in=OPEN_STATES
-        )
+        for case in _OPEN_CASES().instances(customers=list({c for c, _ in groups}))
     }
     new = [group for key, group in groups.items() if key not in existing]
-    first_failures = dict(
-        PaymentAttempt.objects.filter(
-            invoice__in=[invoice for group in new for invoice in group],
-            outcome=AttemptOutcome.FAILED,
-        )
-        .values("invoice_id")
-        .annotate(first=Min("attempted_at"))
-        .values_list("invoice_id", "first")
-    )
+    opening = [invoice.pk for group in new for invoice in group]
+    first_failures = dict(_FIRST_FAILURES().rows(invoices=opening) if opening else ())
     opened: list[tuple[Case, CaseEvent, list[Invoice]]] = []
     for group in new:
         failed_at = min(
@@ -141,6 +152,25 @@ def _add_to_cases(
     for key, case in existing.items():
         if key in groups:
             _extend_case(case, groups[key], now=now)
+
+
+# The reads of `_add_to_cases`, compiled once each: every pass that finds invoices runs them.
+_OPEN_CASES: Prepared[Case] = Prepared(
+    lambda: Case.objects.select_for_update().filter(
+        customer_id__in=ParamList("customers", BigIntegerField()), state__in=OPEN_STATES
+    )
+)
+_FIRST_FAILURES = Prepared(
+    lambda: (
+        PaymentAttempt.objects.filter(
+            invoice_id__in=ParamList("invoices", BigIntegerField()),
+            outcome=AttemptOutcome.FAILED,
+        )
+        .values("invoice_id")
+        .annotate(first=Min("attempted_at"))
+        .values_list("invoice_id", "first")
+    )
+)
 
 
 def _add_to_case(
@@ -267,17 +297,24 @@ def _refresh_amounts(cases: Sequence[Case], *, now: datetime) -> None:
     """Recompute what each case's invoices still owe and their earliest due date (2 queries)."""
     owed = {
         case_id: (amount, due)
-        for case_id, amount, due in CaseInvoice.objects.filter(
-            case__in=cases, invoice__status__in=OWING
-        )
-        .values("case_id")
-        .annotate(amount=Sum("invoice__amount_remaining"), due=Min("invoice__due_at"))
-        .values_list("case_id", "amount", "due")
+        for case_id, amount, due in _OWED().rows(cases=[case.pk for case in cases])
     }
     for case in cases:
         amount, due = owed.get(case.pk, (0, None))
         case.amount_due, case.due_at, case.updated_at = amount or 0, due or case.due_at, now
     update_each(cases, ["amount_due", "due_at", "updated_at"])
+
+
+_OWED = Prepared(
+    lambda: (
+        CaseInvoice.objects.filter(
+            case_id__in=ParamList("cases", BigIntegerField()), invoice__status__in=OWING
+        )
+        .values("case_id")
+        .annotate(amount=Sum("invoice__amount_remaining"), due=Min("invoice__due_at"))
+        .values_list("case_id", "amount", "due")
+    )
+)  # every payment on a case
 
 
 def on_invoices_changed(
@@ -291,14 +328,10 @@ def on_invoices_changed(
     are closed and thanked together.
     """
     by_id = {invoice.pk: invoice for invoice in invoices}
-    links = (
-        CaseInvoice.objects.select_for_update(of=("case",))
-        .filter(invoice_id__in=list(by_id), case__state__in=[*OPEN_STATES, CaseState.EXHAUSTED])
-        .select_related("case__customer")
-        .order_by("case_id", "invoice_id")
-    )
+    if not by_id:
+        return
     changed: dict[int, tuple[Case, Invoice]] = {}
-    for link in links:
+    for link in _CASES_OF_INVOICES().instances(ids=list(by_id)):
         changed.setdefault(link.case_id, (link.case, by_id[link.invoice_id]))
     if not changed:
         return
@@ -330,6 +363,20 @@ def on_invoices_changed(
     CaseEvent.objects.bulk_create(events)
     if recovered:
         _recover(recovered, now=now)
+
+
+# Asked for every batch of payments recorded (most are in no case: paid at the first charge).
+_CASES_OF_INVOICES: Prepared[CaseInvoice] = Prepared(
+    lambda: (
+        CaseInvoice.objects.select_for_update(of=("case",))
+        .filter(
+            invoice_id__in=ParamList("ids", BigIntegerField()),
+            case__state__in=[*OPEN_STATES, CaseState.EXHAUSTED],
+        )
+        .select_related("case__customer")
+        .order_by("case_id", "invoice_id")
+    )
+)
 
 
 def _recover(cases: Sequence[Case], *, now: datetime) -> None:

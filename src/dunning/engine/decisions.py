@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import BigIntegerField, DateTimeField, Q, QuerySet
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState
@@ -33,7 +33,7 @@ from dunning.core.declines import (
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.core.rendering import locale_candidates
-from dunning.db import update_each
+from dunning.db import Param, ParamList, Prepared, update_each
 from dunning.engine import policies
 from dunning.engine.cases import OWING
 from dunning.engine.models import (
@@ -75,21 +75,37 @@ def claim_due_cases(*, now: datetime, limit: int) -> list[Case]:
     many rows are due (statistics lag behind a busy queue) and hash-join the
     whole customer table for a batch of a hundred.
     """
-    due = Case.objects.filter(state=CaseState.ACTIVE, next_action_at__lte=now).order_by(
-        "next_action_at", "id"
-    )
-    if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True)
-    cases = list(due[:limit])
+    cases: list[Case] = _DUE_CASES(limit).instances(now=now)
     attach_customers(cases)
     return cases
 
 
+def _due_cases(limit: int) -> QuerySet[Case]:
+    due = Case.objects.filter(
+        state=CaseState.ACTIVE, next_action_at__lte=Param("now", DateTimeField())
+    ).order_by("next_action_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    return due[:limit]
+
+
+_DUE_CASES = Prepared(_due_cases)  # every pass claims, mostly finding few cases or none
+
+
 def attach_customers(cases: Sequence[Case]) -> None:
     """Load the cases' customers in one query by primary key."""
-    customers = Customer.objects.in_bulk({case.customer_id for case in cases})
+    if not cases:
+        return
+    found = _CUSTOMERS().instances(ids=list({case.customer_id for case in cases}))
+    customers = {customer.pk: customer for customer in found}
     for case in cases:
         case.customer = customers[case.customer_id]
+
+
+# Every claim that finds cases reads their customers.
+_CUSTOMERS: Prepared[Customer] = Prepared(
+    lambda: Customer.objects.filter(pk__in=ParamList("ids", BigIntegerField())).order_by()
+)
 
 
 def decide_due_cases(
@@ -142,53 +158,28 @@ class Batch:
     @classmethod
     def load(cls, cases: Sequence[Case], *, now: datetime) -> Batch:
         case_ids = [case.pk for case in cases]
-        customer_ids = {case.customer_id for case in cases}
+        customer_ids = list({case.customer_id for case in cases})
         opted_out: dict[int, set[Channel]] = defaultdict(set)
-        for customer_id, channel in ContactOptOut.objects.filter(
-            customer_id__in=customer_ids
-        ).values_list("customer_id", "channel"):
+        for customer_id, channel in _BatchQueries.opt_outs().rows(customers=customer_ids):
             opted_out[customer_id].add(Channel(channel))
         messages: dict[int, list[Message]] = defaultdict(list)
-        # Every message of these cases (steps are never repeated, whatever their
-        # age) and the customers' recent ones on other cases (per-day caps).
-        recent = Message.objects.filter(customer_id__in=customer_ids).filter(
-            Q(case_id__in=case_ids) | Q(created_at__gte=now - HISTORY_LOOKBACK)
-        )
-        for message in recent.only(
-            "case_id",
-            "customer_id",
-            "step",
-            "channel",
-            "variant",
-            "status",
-            "idempotency_key",
-            "created_at",
-            "sent_at",
+        for message in _BatchQueries.messages().instances(
+            customers=customer_ids, cases=case_ids, since=now - HISTORY_LOOKBACK
         ):
             messages[message.customer_id].append(message)
         actions: dict[int, list[CaseEvent]] = defaultdict(list)
-        for event in CaseEvent.objects.filter(case_id__in=case_ids, type=ACTION_EVENT).only(
-            "case_id", "data", "occurred_at"
-        ):
+        for event in _BatchQueries.actions().instances(cases=case_ids):
             actions[event.case_id].append(event)
         owing: dict[int, list[Invoice]] = defaultdict(list)
-        links = CaseInvoice.objects.filter(case_id__in=case_ids, invoice__status__in=OWING)
-        for link in links.select_related("invoice"):
+        for link in _BatchQueries.owing().instances(cases=case_ids):
             owing[link.case_id].append(link.invoice)
         # The latest declined charge of each card case: what its messages ask for.
         charged = [
             c.pk for c in cases if c.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
         ]
         declines: dict[int, Classification] = {}
-        failed = PaymentAttempt.objects.filter(
-            outcome=AttemptOutcome.FAILED, invoice__caseinvoice__case_id__in=charged
-        ).order_by("attempted_at", "id")
-        for case_id, decline, advice, network, brand in failed.values_list(
-            "invoice__caseinvoice__case_id",
-            "decline_code",
-            "advice_code",
-            "network_code",
-            "payment_method__brand",
+        for case_id, decline, advice, network, brand in (
+            _BatchQueries.declines().rows(cases=charged) if charged else ()
         ):
             declines[case_id] = classify_decline(  # oldest first: the newest stays
                 decline,
@@ -196,7 +187,7 @@ class Batch:
                 network_decline_code=network,
                 brand=Brand.parse(brand or ""),
             )
-        versions = PolicyVersion.objects.filter(pk__in={case.policy_id for case in cases})
+        versions = _BatchQueries.versions().instances(ids=list({case.policy_id for case in cases}))
         return cls(
             now=now,
             policies={version.pk: policies.load(version) for version in versions},
@@ -267,6 +258,69 @@ class Batch:
             case.updated_at = self.now
         update_each(self.changed, ["state", "next_action_at", "updated_at"])
         return len(self.new_messages)
+
+
+def _ids(name: str) -> ParamList:
+    return ParamList(name, BigIntegerField())
+
+
+class _BatchQueries:
+    """The queries of `Batch.load`, compiled once each (`Prepared`): every pass runs them."""
+
+    opt_outs = Prepared(
+        lambda: ContactOptOut.objects.filter(customer_id__in=_ids("customers")).values_list(
+            "customer_id", "channel"
+        )
+    )
+    # Every message of these cases (steps are never repeated, whatever their
+    # age) and the customers' recent ones on other cases (per-day caps).
+    messages: Prepared[Message] = Prepared(
+        lambda: (
+            Message.objects.filter(customer_id__in=_ids("customers"))
+            .filter(
+                Q(case_id__in=_ids("cases")) | Q(created_at__gte=Param("since", DateTimeField()))
+            )
+            .only(
+                "case_id",
+                "customer_id",
+                "step",
+                "channel",
+                "variant",
+                "status",
+                "idempotency_key",
+                "created_at",
+                "sent_at",
+            )
+        )
+    )
+    actions: Prepared[CaseEvent] = Prepared(
+        lambda: CaseEvent.objects.filter(case_id__in=_ids("cases"), type=ACTION_EVENT).only(
+            "case_id", "data", "occurred_at"
+        )
+    )
+    owing: Prepared[CaseInvoice] = Prepared(
+        lambda: CaseInvoice.objects.filter(
+            case_id__in=_ids("cases"), invoice__status__in=OWING
+        ).select_related("invoice")
+    )
+    declines = Prepared(
+        lambda: (
+            PaymentAttempt.objects.filter(
+                outcome=AttemptOutcome.FAILED, invoice__caseinvoice__case_id__in=_ids("cases")
+            )
+            .order_by("attempted_at", "id")
+            .values_list(
+                "invoice__caseinvoice__case_id",
+                "decline_code",
+                "advice_code",
+                "network_code",
+                "payment_method__brand",
+            )
+        )
+    )
+    versions: Prepared[PolicyVersion] = Prepared(
+        lambda: PolicyVersion.objects.filter(pk__in=_ids("ids"))
+    )
 
 
 def _debtor(case: Case, batch: Batch) -> Debtor:

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message as MimeMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import BigIntegerField, DateTimeField, F, QuerySet
 
 from dunning.channels import TransportError
 from dunning.channels.email.message import OutgoingEmail, build_email
@@ -29,6 +29,7 @@ from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTran
 from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import Channel
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate
 from dunning.engine.models import CaseEvent, Message, MessageStatus
 from dunning.engine.writer import debtor_of
 
@@ -57,17 +58,33 @@ def email_transport() -> SmtpTransport | FileTransport:
 def claim_due_messages(*, now: datetime, limit: int = 100) -> list[int]:
     """Ids of up to `limit` due rows, leased to this worker (uses message_due_idx)."""
     with transaction.atomic():
-        due = Message.objects.filter(status=MessageStatus.SCHEDULED, send_after__lte=now).order_by(
-            "send_after", "id"
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            # Several workers share the outbox: each skips the rows another holds.
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("id", flat=True)[:limit])
-        Message.objects.filter(id__in=ids).update(
-            send_after=now + LEASE, attempts=F("attempts") + 1, updated_at=now
-        )
+        ids = [pk for (pk,) in _DUE_MESSAGES(limit).rows(now=now)]
+        if ids:
+            _LEASE_MESSAGES().run(ids=ids, lease=now + LEASE, now=now)
     return ids
+
+
+def _due_messages(limit: int) -> QuerySet[Message, Any]:
+    due = Message.objects.filter(
+        status=MessageStatus.SCHEDULED, send_after__lte=Param("now", DateTimeField())
+    ).order_by("send_after", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        # Several workers share the outbox: each skips the rows another holds.
+        due = due.select_for_update(skip_locked=True)
+    return due.values_list("id")[:limit]
+
+
+_LEASE_MESSAGES = PreparedUpdate(
+    lambda: (
+        Message.objects.filter(id__in=ParamList("ids", BigIntegerField())),
+        {
+            "send_after": Param("lease", DateTimeField()),
+            "attempts": F("attempts") + 1,
+            "updated_at": Param("now", DateTimeField()),
+        },
+    )
+)
+_DUE_MESSAGES = Prepared(_due_messages)  # every pass claims, mostly finding few rows or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +99,8 @@ def deliver_due(
 ) -> DeliveryReport:
     """Claim one batch and send it; returns what became of it."""
     ids = claim_due_messages(now=now, limit=limit)
+    if not ids:
+        return DeliveryReport()
     return deliver(ids, now=now, transport=transport, rng=rng)
 
 
@@ -90,11 +109,8 @@ def deliver(
 ) -> DeliveryReport:
     sent: list[tuple[int, str]] = []  # (row, provider id), written every FLUSH_EVERY sends
     retrying = failed = delivered = 0
-    messages = Message.objects.filter(id__in=ids, status=MessageStatus.SCHEDULED).select_related(
-        "customer"
-    )
     hours: dict[tuple[str, str, bool, str], datetime | None] = {}  # one verdict per kind
-    for message in messages.order_by("id"):
+    for message in _TO_SEND().instances(ids=list(ids)):
         customer = message.customer
         kind = (customer.time_zone, customer.country, customer.is_business, message.channel)
         if kind not in hours:
@@ -120,6 +136,17 @@ def deliver(
             sent = []
     delivered += _mark_sent(sent, now=now)
     return DeliveryReport(sent=delivered, retrying=retrying, failed=failed)
+
+
+_TO_SEND: Prepared[Message] = Prepared(
+    lambda: (
+        Message.objects.filter(
+            id__in=ParamList("ids", BigIntegerField()), status=MessageStatus.SCHEDULED
+        )
+        .select_related("customer")
+        .order_by("id")
+    )
+)  # every claimed batch
 
 
 def _outside_window(message: Message, *, now: datetime) -> datetime | None:

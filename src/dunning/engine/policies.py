@@ -16,10 +16,11 @@ import logging
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 
 from dunning.core.policy import DEFAULT_POLICIES, Policy
 from dunning.core.policy_json import PolicyFormatError, Problem, check, from_dict, to_dict
+from dunning.db import Prepared
 from dunning.engine.models import PolicyVersion
 
 logger = logging.getLogger(__name__)
@@ -88,12 +89,8 @@ def _create(policy: Policy, *, version: int, now: datetime) -> PolicyVersion:
 
 def active_policies() -> list[tuple[PolicyVersion, Policy]]:
     """The latest version of each key, when it is active, with its policy; ordered by key."""
-    newest = PolicyVersion.objects.filter(key=OuterRef("key")).order_by("-version")
-    rows = PolicyVersion.objects.filter(
-        version=Subquery(newest.values("version")[:1]), is_active=True
-    ).order_by("key")
     loaded = []
-    for row in rows:
+    for row in _ACTIVE_VERSIONS().instances():
         try:
             loaded.append((row, load(row)))
         except PolicyFormatError:
@@ -101,6 +98,16 @@ def active_policies() -> list[tuple[PolicyVersion, Policy]]:
             # not stop every other policy from being chosen.
             logger.exception("policy %s v%s cannot be read; it is skipped", row.key, row.version)
     return loaded
+
+
+def _active_versions() -> QuerySet[PolicyVersion]:
+    newest = PolicyVersion.objects.filter(key=OuterRef("key")).order_by("-version")
+    return PolicyVersion.objects.filter(
+        version=Subquery(newest.values("version")[:1]), is_active=True
+    ).order_by("key")
+
+
+_ACTIVE_VERSIONS: Prepared[PolicyVersion] = Prepared(_active_versions)  # read whenever cases open
 
 
 def latest_version(key: str) -> PolicyVersion | None:

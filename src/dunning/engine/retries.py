@@ -53,8 +53,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    DateTimeField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    PositiveSmallIntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models import Case as Cond
-from django.db.models import CharField, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
@@ -72,7 +85,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import PlusDays, update_each
+from dunning.db import Param, ParamList, PlusDays, Prepared, PreparedUpdate, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -169,22 +182,38 @@ def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
     """Active cases whose retry wake-up is due (case_retry_due_idx), then cases paused or
     exhausted with a charge in doubt whose question is due (case_doubt_due_idx): the
     money's fate is asked about whatever the dunning does.  Locked until commit."""
-    due = Case.objects.filter(state=CaseState.ACTIVE, next_retry_at__lte=now).order_by(
-        "next_retry_at", "id"
-    )
+    cases: list[Case] = _DUE_RETRIES(limit).instances(now=now)
+    if len(cases) < limit:
+        cases += _DUE_DOUBTS(limit - len(cases)).instances(now=now)
+    attach_customers(cases)  # by primary key, not joined into the claim (see decisions)
+    return cases
+
+
+def _due_retries(limit: int) -> QuerySet[Case]:
+    due = Case.objects.filter(
+        state=CaseState.ACTIVE, next_retry_at__lte=Param("now", DateTimeField())
+    ).order_by("next_retry_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    return due[:limit]
+
+
+def _due_doubts(limit: int) -> QuerySet[Case]:
     doubts = (
-        Case.objects.filter(charge_in_doubt_since__isnull=False, next_retry_at__lte=now)
+        Case.objects.filter(
+            charge_in_doubt_since__isnull=False, next_retry_at__lte=Param("now", DateTimeField())
+        )
         .exclude(state=CaseState.ACTIVE)
         .order_by("next_retry_at", "id")
     )
     if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True)
         doubts = doubts.select_for_update(skip_locked=True)
-    cases = list(due[:limit])
-    if len(cases) < limit:
-        cases += doubts[: limit - len(cases)]
-    attach_customers(cases)  # by primary key, not joined into the claim (see decisions)
-    return cases
+    return doubts[:limit]
+
+
+# Both run at every pass, mostly finding few cases or none: compiled once.
+_DUE_RETRIES = Prepared(_due_retries)
+_DUE_DOUBTS = Prepared(_due_doubts)
 
 
 def retry_due(
@@ -242,17 +271,15 @@ def retry_due(
             batch.plan(case)
         batch.save()
         lease = now + LEASE
-        Case.objects.filter(pk__in=[due.case.pk for due in lookups]).update(
-            next_retry_at=lease, retry_reason=LOOKING_UP, updated_at=now
-        )
+        if lookups:
+            Case.objects.filter(pk__in=[due.case.pk for due in lookups]).update(
+                next_retry_at=lease, retry_reason=LOOKING_UP, updated_at=now
+            )
         # From the moment it is sent until its answer is recorded, a charge is in
         # doubt: a worker that dies in between leaves it to be asked about, not
         # charged afresh under another key.
-        Case.objects.filter(pk__in=[due.case.pk for due in charges]).update(
-            next_retry_at=lease,
-            charge_in_doubt_since=_in_doubt_from(now),
-            updated_at=now,
-        )
+        if charges:
+            _SENDING().run(ids=[due.case.pk for due in charges], lease=lease, now=now)
         for case, reason in stopped:
             _stop_in_doubt(case, now=now, reason=reason)
     counts: Counter[str] = Counter()
@@ -349,23 +376,11 @@ class RetryBatch:
 
     @classmethod
     def load(cls, cases: Sequence[Case], *, now: datetime, strategy: Strategy) -> RetryBatch:
-        links = (
-            CaseInvoice.objects.filter(
-                case_id__in=[case.pk for case in cases],
-                invoice__status=InvoiceStatus.OPEN,
-                invoice__amount_remaining__gt=0,
-                invoice__collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
-            )
-            .select_related("invoice")
-            .order_by("invoice__due_at", "invoice_id")
-        )
         owing: dict[int, dict[int, Invoice]] = defaultdict(dict)
-        for link in links:
+        for link in _Reads.owing().instances(cases=[case.pk for case in cases]):
             owing[link.case_id][link.invoice_id] = link.invoice
         cards: dict[int, list[PaymentMethod]] = defaultdict(list)
-        for method in PaymentMethod.objects.filter(
-            customer_id__in={case.customer_id for case in cases}, type=PaymentMethodType.CARD
-        ).order_by(*CARD_ORDER):
+        for method in _Reads.cards().instances(customers=list({c.customer_id for c in cases})):
             cards[method.customer_id].append(method)
         return cls(now=now, strategy=strategy, cases=cases, cards=cards, owing=owing)
 
@@ -387,13 +402,8 @@ class RetryBatch:
         by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
         by_card: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
-        rows = list(
-            PaymentAttempt.objects.filter(
-                Q(invoice_id__in=target_ids)
-                | Q(payment_method_id__in=card_ids, attempted_at__gte=window)
-            )
-            .order_by("attempted_at", "id")
-            .values_list(*_ATTEMPT_FIELDS)
+        rows = _Reads.attempts().rows(
+            invoices=list(target_ids), cards=list(card_ids), window=window
         )
         # The cards those attempts were made on: mostly the batch's own, read already.
         known = {method.pk: method for methods in self.cards.values() for method in methods}
@@ -427,32 +437,18 @@ class RetryBatch:
             )
         since = now - PAYDAY_LOOKBACK
         payments: dict[int, list[datetime]] = defaultdict(list)
-        for customer_id, received_at in (
-            Payment.objects.filter(customer_id__in=customer_ids, received_at__gte=since)
-            .order_by("-received_at")
-            .values_list("customer_id", "received_at")
-        ):
+        customers = list(customer_ids)
+        for customer_id, received_at in _Reads.payments().rows(customers=customers, since=since):
             payments[customer_id].append(received_at)
-        # Only a decline shortly before a payment tells when money arrived
-        # (`Paydays.learn`): the others, most of a struggling customer's, stay unread.
-        arrival = Payment.objects.filter(
-            customer_id=OuterRef("customer_id"),
-            received_at__gt=OuterRef("attempted_at"),
-            received_at__lte=PlusDays(OuterRef("attempted_at"), ARRIVAL_WITHIN.days),
-        )
         declines: dict[int, list[datetime]] = defaultdict(list)
-        for customer_id, attempted_at in (
-            PaymentAttempt.objects.filter(
-                customer_id__in=customer_ids,
-                outcome=AttemptOutcome.FAILED,
-                attempted_at__gte=since,
-            )
-            .filter(Exists(arrival))
-            .order_by("-attempted_at")
-            .values_list("customer_id", "attempted_at")
-        ):
+        for customer_id, attempted_at in _Reads.declines().rows(customers=customers, since=since):
             declines[customer_id].append(attempted_at)
-        versions = PolicyVersion.objects.in_bulk({case.policy_id for case in self.cases})
+        versions = {
+            version.pk: version
+            for version in _Reads.versions().instances(
+                ids=list({case.policy_id for case in self.cases})
+            )
+        }
         return _History(
             hours=_hour_stats(),
             policies={pk: policies.load(version) for pk, version in versions.items()},
@@ -621,6 +617,85 @@ class RetryBatch:
         return Invoice.objects.filter(pk=pk).first()
 
 
+def _ids(name: str) -> ParamList:
+    return ParamList(name, BigIntegerField())
+
+
+def _since(name: str) -> Param:
+    return Param(name, DateTimeField())
+
+
+def _arrival() -> Exists:
+    """A payment shortly after the decline (`Paydays.learn`): the others, most of a
+    struggling customer's declines, tell nothing of when money arrives, and stay unread."""
+    return Exists(
+        Payment.objects.filter(
+            customer_id=OuterRef("customer_id"),
+            received_at__gt=OuterRef("attempted_at"),
+            received_at__lte=PlusDays(OuterRef("attempted_at"), ARRIVAL_WITHIN.days),
+        )
+    )
+
+
+class _Reads:
+    """The queries of `RetryBatch.load` and `_load_history`, compiled once each
+    (`Prepared`): every batch runs them."""
+
+    # The cases' invoices left to charge, the oldest first.
+    owing: Prepared[CaseInvoice] = Prepared(
+        lambda: (
+            CaseInvoice.objects.filter(
+                case_id__in=_ids("cases"),
+                invoice__status=InvoiceStatus.OPEN,
+                invoice__amount_remaining__gt=0,
+                invoice__collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+            )
+            .select_related("invoice")
+            .order_by("invoice__due_at", "invoice_id")
+        )
+    )
+    cards: Prepared[PaymentMethod] = Prepared(
+        lambda: PaymentMethod.objects.filter(
+            customer_id__in=_ids("customers"), type=PaymentMethodType.CARD
+        ).order_by(*CARD_ORDER)
+    )
+    # The target invoices' attempts, and each card's in the network windows.
+    attempts = Prepared(
+        lambda: (
+            PaymentAttempt.objects.filter(
+                Q(invoice_id__in=_ids("invoices"))
+                | Q(payment_method_id__in=_ids("cards"), attempted_at__gte=_since("window"))
+            )
+            .order_by("attempted_at", "id")
+            .values_list(*_ATTEMPT_FIELDS)
+        )
+    )
+    payments = Prepared(
+        lambda: (
+            Payment.objects.filter(
+                customer_id__in=_ids("customers"), received_at__gte=_since("since")
+            )
+            .order_by("-received_at")
+            .values_list("customer_id", "received_at")
+        )
+    )
+    declines = Prepared(
+        lambda: (
+            PaymentAttempt.objects.filter(
+                customer_id__in=_ids("customers"),
+                outcome=AttemptOutcome.FAILED,
+                attempted_at__gte=_since("since"),
+            )
+            .filter(_arrival())
+            .order_by("-attempted_at")
+            .values_list("customer_id", "attempted_at")
+        )
+    )
+    versions: Prepared[PolicyVersion] = Prepared(
+        lambda: PolicyVersion.objects.filter(pk__in=_ids("ids"))
+    )
+
+
 def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
     """Whether a charge in doubt is past IN_DOUBT_LIMIT, after which it is not sent again
     (the gateway may forget its key): a gateway that can look it up is asked for it
@@ -767,9 +842,14 @@ def _classify(attempt: _Attempt) -> Classification:
 
 def _hour_stats() -> HourStats:
     hours = [(0, 0)] * 24
-    for row in RetryHourStat.objects.all():
-        hours[row.hour] = (row.successes, row.attempts)
+    for hour, successes, attempts in _HOUR_STATS().rows():
+        hours[hour] = (successes, attempts)
     return HourStats(tuple(hours))
+
+
+_HOUR_STATS = Prepared(
+    lambda: RetryHourStat.objects.values_list("hour", "successes", "attempts")
+)  # read by every batch that plans
 
 
 # ---------------------------------------------------------------- charging
@@ -857,16 +937,14 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[
     """
     cases = {
         pk: (state, wake, key)
-        for pk, state, wake, key in Case.objects.filter(
-            pk__in=[due.case.pk for due in dues]
-        ).values_list("pk", "state", "next_retry_at", "retry_key")
+        for pk, state, wake, key in _ChargeQueries.leases().rows(ids=[due.case.pk for due in dues])
     }
-    invoices = dict(
-        (pk, (status, remaining))
-        for pk, status, remaining in Invoice.objects.filter(
-            pk__in=[due.invoice.pk for due in dues]
-        ).values_list("pk", "status", "amount_remaining")
-    )
+    invoices = {
+        pk: (status, remaining)
+        for pk, status, remaining in _ChargeQueries.invoice_amounts().rows(
+            ids=[due.invoice.pk for due in dues]
+        )
+    }
     held = [due for due in dues if cases.get(due.case.pk, ())[1:] == (lease, due.key)]
     ours = {
         due.case.pk
@@ -878,13 +956,27 @@ def _still_ours(dues: Sequence[_Due], *, lease: datetime, now: datetime) -> set[
     return ours
 
 
-def _when_paused(now: datetime) -> Any:
+def _when_paused(now: Any) -> Any:
     """`now` for a paused case (planned afresh when resumed), no wake-up for the others."""
     return Cond(
-        When(state=CaseState.PAUSED, then=Value(now, output_field=DateTimeField())),
+        When(state=CaseState.PAUSED, then=now),
         default=None,
         output_field=DateTimeField(),
     )
+
+
+# Answered cases no longer active: every recorded chunk.
+_ANSWERED_INACTIVE = PreparedUpdate(
+    lambda: (
+        Case.objects.filter(pk__in=_ids("ids")).exclude(state=CaseState.ACTIVE),
+        {
+            "retry_key": "",
+            "charge_in_doubt_since": None,
+            "next_retry_at": _when_paused(_since("now")),
+            "retry_reason": _no_reason(),
+        },
+    )
+)
 
 
 def _may_charge(state: str, due: _Due) -> bool:
@@ -968,15 +1060,9 @@ def _record(
         _learn(learned)
         # Answered: no longer in doubt.  A case paused, exhausted or closed is not
         # planned; it keeps no key (a paused one is planned afresh when resumed).
-        Case.objects.filter(pk__in=recorded).exclude(state=CaseState.ACTIVE).update(
-            retry_key="",
-            charge_in_doubt_since=None,
-            next_retry_at=_when_paused(now),
-            retry_reason=_no_reason(),
-        )
-        active = list(
-            Case.objects.select_for_update().filter(pk__in=recorded, state=CaseState.ACTIVE)
-        )
+        if recorded:
+            _ANSWERED_INACTIVE().run(ids=recorded, now=now)
+        active = _ChargeQueries.active().instances(ids=recorded) if recorded else []
         if active:
             attach_customers(active)
             batch = RetryBatch.load(active, now=now, strategy=strategy)
@@ -994,24 +1080,27 @@ def _recorded_already(
     either).  Locks the invoices first, in the ledger's order, so that no webhook
     records one meanwhile."""
     invoices = sorted({due.invoice.pk for due, _ in answered})
-    list(Invoice.objects.select_for_update().filter(pk__in=invoices).order_by("pk").values("pk"))
-    references = {
-        ref for _, result in answered for ref in (result.reference, result.charge_reference) if ref
-    }
+    _ChargeQueries.lock_invoices().rows(ids=invoices)
+    references = list(
+        {
+            ref
+            for _, result in answered
+            for ref in (result.reference, result.charge_reference)
+            if ref
+        }
+    )
     if not references:
         return set()
-    held = set(
-        PaymentAttempt.objects.filter(
-            invoice_id__in=invoices, reference__in=references
-        ).values_list("invoice_id", "reference", "outcome")
-    )
-    # A success may be on the ledger as a bare payment (Stripe's invoice.paid).
-    held |= {
-        (invoice_id, reference, AttemptOutcome.SUCCEEDED)
-        for invoice_id, reference in Payment.objects.filter(
-            invoice_id__in=invoices, reference__in=references
-        ).values_list("invoice_id", "reference")
-    }
+    held = set(_ChargeQueries.attempts().rows(invoices=invoices, references=references))
+    # A success may be on the ledger as a bare payment (Stripe's invoice.paid); only
+    # a success can match one.
+    if any(result.succeeded for _, result in answered):
+        held |= {
+            (invoice_id, reference, AttemptOutcome.SUCCEEDED)
+            for invoice_id, reference in _ChargeQueries.payments().rows(
+                invoices=invoices, references=references
+            )
+        }
     return {
         (due, result)
         for due, result in answered
@@ -1021,6 +1110,47 @@ def _recorded_already(
             if ref
         )
     }
+
+
+def _references(name: str) -> ParamList:
+    return ParamList(name, CharField())
+
+
+class _ChargeQueries:
+    """The queries that record a chunk of answers (`_recorded_already`, `_record`) and
+    check a chunk before its charges (`_still_ours`), compiled once each (`Prepared`)."""
+
+    lock_invoices = Prepared(
+        lambda: (
+            Invoice.objects.select_for_update()
+            .filter(pk__in=_ids("ids"))
+            .order_by("pk")
+            .values_list("pk")
+        )
+    )
+    attempts = Prepared(
+        lambda: PaymentAttempt.objects.filter(
+            invoice_id__in=_ids("invoices"), reference__in=_references("references")
+        ).values_list("invoice_id", "reference", "outcome")
+    )
+    payments = Prepared(
+        lambda: Payment.objects.filter(
+            invoice_id__in=_ids("invoices"), reference__in=_references("references")
+        ).values_list("invoice_id", "reference")
+    )
+    active: Prepared[Case] = Prepared(
+        lambda: Case.objects.select_for_update().filter(pk__in=_ids("ids"), state=CaseState.ACTIVE)
+    )
+    leases = Prepared(
+        lambda: Case.objects.filter(pk__in=_ids("ids")).values_list(
+            "pk", "state", "next_retry_at", "retry_key"
+        )
+    )
+    invoice_amounts = Prepared(
+        lambda: Invoice.objects.filter(pk__in=_ids("ids")).values_list(
+            "pk", "status", "amount_remaining"
+        )
+    )
 
 
 def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) -> None:
@@ -1146,9 +1276,24 @@ def _ask_again(
     CaseEvent.objects.create(case=case, type="retry.unknown", reason=event_reason, occurred_at=now)
 
 
-def _in_doubt_from(now: datetime) -> Coalesce:
+def _in_doubt_from(now: datetime | Param) -> Coalesce:
     """The doubt's start for an UPDATE: kept when the charge was in doubt already."""
+    if isinstance(now, Param):
+        return Coalesce("charge_in_doubt_since", now)
     return Coalesce("charge_in_doubt_since", Value(now, output_field=DateTimeField()))
+
+
+# The charges a batch is about to send, leased and in doubt: every batch that charges.
+_SENDING = PreparedUpdate(
+    lambda: (
+        Case.objects.filter(pk__in=_ids("ids")),
+        {
+            "next_retry_at": _since("lease"),
+            "charge_in_doubt_since": _in_doubt_from(_since("now")),
+            "updated_at": _since("now"),
+        },
+    )
+)
 
 
 def _still_sent(case: Case) -> QuerySet[Case]:
@@ -1490,13 +1635,26 @@ def _not_settled(case: Case, *, now: datetime) -> None:
 def _learn(learned: dict[int, tuple[int, int]]) -> None:
     """Add a chunk's outcomes to the tenant's success rate by local hour."""
     for hour, (successes, attempts) in sorted(learned.items()):
-        updated = RetryHourStat.objects.filter(hour=hour).update(
-            attempts=F("attempts") + attempts, successes=F("successes") + successes
-        )
+        updated = _ADD_TO_HOUR().run(hour=hour, attempts=attempts, successes=successes)
         if not updated:
             RetryHourStat.objects.get_or_create(
                 hour=hour, defaults={"attempts": attempts, "successes": successes}
             )
+
+
+def _count(name: str) -> Param:
+    return Param(name, IntegerField())
+
+
+_ADD_TO_HOUR = PreparedUpdate(
+    lambda: (
+        RetryHourStat.objects.filter(hour=Param("hour", PositiveSmallIntegerField())),
+        {
+            "attempts": F("attempts") + _count("attempts"),
+            "successes": F("successes") + _count("successes"),
+        },
+    )
+)  # every recorded chunk
 
 
 # ---------------------------------------------------------------- signals
@@ -1508,39 +1666,63 @@ def on_attempts_recorded(
     """Declines recorded from outside (a webhook, the API): plan their cases' next retries."""
     if source == SOURCE:
         return
-    declined = {a.invoice_id for a in attempts if a.outcome == AttemptOutcome.FAILED}
+    declined = list({a.invoice_id for a in attempts if a.outcome == AttemptOutcome.FAILED})
     if declined:
-        _replan(Case.objects.filter(invoices__in=declined), now=now)
+        _ASK_NOW_DECLINED().run(invoices=declined, now=now, until=now + LEASE)
+        _REPLAN_INVOICES().run(invoices=declined, now=now)
 
 
 def on_payment_method_changed(
     *, method: PaymentMethod, now: datetime, source: str, **_: Any
 ) -> None:
     """A new or updated card: plan again, which retries at once when the card is new."""
-    _replan(Case.objects.filter(customer_id=method.customer_id), now=now)
+    _ASK_NOW_CUSTOMER().run(customer=method.customer_id, now=now, until=now + LEASE)
+    _REPLAN_CUSTOMER().run(customer=method.customer_id, now=now)
 
 
 def ask_about_changed_invoices(*, invoices: Sequence[Invoice], now: datetime, **_: Any) -> None:
     """The invoice a charge in doubt was for changed (paid another way, partly paid,
     voided): ask the gateway about the charge now, not at its next question, so that a
     payment left at the bank is canceled and money taken beside the change is flagged."""
-    _ask_now(Case.objects.filter(retry_invoice__in=[invoice.pk for invoice in invoices]), now=now)
+    _ASK_NOW_INVOICES().run(
+        invoices=[invoice.pk for invoice in invoices], now=now, until=now + LEASE
+    )
 
 
-def _ask_now(cases: Any, *, now: datetime) -> None:
-    """Bring the next question about each charge in doubt among `cases` forward to now;
-    not one a worker holds (a lease) or one left to an operator (no wake-up)."""
-    cases.exclude(charge_in_doubt_since=None).exclude(next_retry_at=None).exclude(
-        next_retry_at__gt=now, next_retry_at__lte=now + LEASE
-    ).update(next_retry_at=now, updated_at=now)
+def _ask_now(cases: QuerySet[Case]) -> tuple[QuerySet[Case], dict[str, Any]]:
+    """The update that brings the next question about each charge in doubt among `cases`
+    forward to "now"; not one a worker holds (a lease, up to "until") or one left to an
+    operator (no wake-up)."""
+    return cases.exclude(charge_in_doubt_since=None).exclude(next_retry_at=None).exclude(
+        next_retry_at__gt=_since("now"), next_retry_at__lte=_since("until")
+    ), {"next_retry_at": _since("now"), "updated_at": _since("now")}
 
 
-def _replan(cases: Any, *, now: datetime) -> None:
-    _ask_now(cases, now=now)  # a charge in doubt is answered first
-    cases.filter(
+def _replan(cases: QuerySet[Case]) -> tuple[QuerySet[Case], dict[str, Any]]:
+    """The update that plans `cases` again now (at `Param` "now"), compiled once."""
+    return cases.filter(
         state=CaseState.ACTIVE,
         collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
         # A charge in doubt keeps its key until it is answered: a new key could
         # charge twice.  Its answer replans the case anyway.
         charge_in_doubt_since__isnull=True,
-    ).update(next_retry_at=now, retry_key="", updated_at=now)
+    ), {"next_retry_at": _since("now"), "retry_key": "", "updated_at": _since("now")}
+
+
+# Every recorded batch of declines and every card change asks for one of these (a
+# charge in doubt is asked about first: its answer replans the case).
+_REPLAN_INVOICES = PreparedUpdate(
+    lambda: _replan(Case.objects.filter(invoices__in=_ids("invoices")))
+)
+_REPLAN_CUSTOMER = PreparedUpdate(
+    lambda: _replan(Case.objects.filter(customer_id=Param("customer", BigIntegerField())))
+)
+_ASK_NOW_INVOICES = PreparedUpdate(
+    lambda: _ask_now(Case.objects.filter(retry_invoice__in=_ids("invoices")))
+)
+_ASK_NOW_DECLINED = PreparedUpdate(
+    lambda: _ask_now(Case.objects.filter(invoices__in=_ids("invoices")))
+)
+_ASK_NOW_CUSTOMER = PreparedUpdate(
+    lambda: _ask_now(Case.objects.filter(customer_id=Param("customer", BigIntegerField())))
+)

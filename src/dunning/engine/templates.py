@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from babel import UnknownLocaleError
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 
 from dunning.core import fields, formatting
 from dunning.core.contacts import Channel
@@ -55,6 +56,7 @@ from dunning.core.rendering import (
     render,
 )
 from dunning.core.template_lint import LintProblem, lint
+from dunning.db import Prepared
 from dunning.engine.models import MessageTemplate as TemplateVersion
 
 logger = logging.getLogger(__name__)
@@ -283,12 +285,7 @@ class TemplateResolver:
 
     @classmethod
     def load(cls) -> TemplateResolver:
-        newest = TemplateVersion.objects.filter(
-            key=OuterRef("key"), channel=OuterRef("channel"), locale=OuterRef("locale")
-        ).order_by("-version")
-        rows = TemplateVersion.objects.filter(
-            version=Subquery(newest.values("version")[:1])
-        ).values_list("key", "channel", "locale", *_LATEST_COLUMNS)
+        rows = _LATEST_VERSIONS().rows()
         return cls({(k, c, loc): (i, v, d, a) for k, c, loc, i, v, d, a in rows})
 
     def resolve(
@@ -300,6 +297,18 @@ class TemplateResolver:
             return self._latest.get((key, channel, locale))
 
         return _pick(key, locale, channel=channel, variant=variant, latest=latest)
+
+
+def _latest_versions() -> QuerySet[TemplateVersion, Any]:
+    newest = TemplateVersion.objects.filter(
+        key=OuterRef("key"), channel=OuterRef("channel"), locale=OuterRef("locale")
+    ).order_by("-version")
+    return TemplateVersion.objects.filter(
+        version=Subquery(newest.values("version")[:1])
+    ).values_list("key", "channel", "locale", *_LATEST_COLUMNS)
+
+
+_LATEST_VERSIONS = Prepared(_latest_versions)  # read by every decide batch
 
 
 def _latest_in_store(key: str, channel: str, locale: str) -> Latest | None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import BigIntegerField, CharField, DateTimeField
 
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Channel, Contact, Debtor, Verdict
@@ -33,6 +34,7 @@ from dunning.core.rendering import (
 from dunning.core.rendering import (
     Customer as TemplateCustomer,
 )
+from dunning.db import Param, ParamList, Prepared
 from dunning.engine import links, templates
 from dunning.engine.models import (
     Case,
@@ -229,18 +231,12 @@ def write_thank_yous(cases: Sequence[Case], *, now: datetime) -> list[Message]:
     """
     step, channel = "payment_received", Channel.EMAIL
     keys = {case.pk: idempotency_key(case, step, channel) for case in cases}
-    written = set(
-        Message.objects.filter(idempotency_key__in=keys.values()).values_list(
-            "idempotency_key", flat=True
-        )
-    )
+    written = {key for (key,) in _WRITTEN().rows(keys=list(keys.values()))}
     cases = [case for case in cases if keys[case.pk] not in written]
     if not cases:
         return []
     paid: dict[int, list[Invoice]] = defaultdict(list)
-    for link in CaseInvoice.objects.filter(
-        case__in=cases, invoice__status=InvoiceStatus.PAID
-    ).select_related("invoice"):
+    for link in _PAID_INVOICES().instances(cases=[case.pk for case in cases]):
         paid[link.case_id].append(link.invoice)
     lock_contacts(case.customer_id for case in cases)
     book = ContactBook.load([case.customer for case in cases], now=now)
@@ -335,21 +331,17 @@ class ContactBook:
 
     @classmethod
     def load(cls, customers: Iterable[Customer], *, now: datetime) -> ContactBook:
-        ids = {customer.pk for customer in customers}
+        ids = list({customer.pk for customer in customers})
         contacts: dict[int, list[Contact]] = defaultdict(list)
-        recent = Message.objects.filter(
-            customer_id__in=ids, created_at__gte=now - timedelta(days=CONTACT_LOOKBACK_DAYS)
-        ).exclude(status__in=[MessageStatus.CANCELED, MessageStatus.FAILED])
-        for customer_id, sent_at, send_after, channel, case_id in recent.values_list(
-            "customer_id", "sent_at", "send_after", "channel", "case_id"
+        since = now - timedelta(days=CONTACT_LOOKBACK_DAYS)
+        for customer_id, sent_at, send_after, channel, case_id in _RECENT().rows(
+            customers=ids, since=since
         ):
             contacts[customer_id].append(
                 Contact(at=sent_at or send_after, channel=Channel(channel), debt=str(case_id or ""))
             )
         opted_out: dict[int, set[Channel]] = defaultdict(set)
-        for customer_id, channel in ContactOptOut.objects.filter(customer_id__in=ids).values_list(
-            "customer_id", "channel"
-        ):
+        for customer_id, channel in _OPTED_OUT().rows(customers=ids):
             opted_out[customer_id].add(Channel(channel))
         return cls(contacts, {key: frozenset(value) for key, value in opted_out.items()})
 
@@ -369,6 +361,34 @@ class ContactBook:
 
 
 _RULES = RulePackContactRules()
+
+# The reads of `write_thank_yous` and `ContactBook.load`, compiled once each: every
+# recovery and every contact verdict runs them.
+_WRITTEN = Prepared(
+    lambda: Message.objects.filter(idempotency_key__in=ParamList("keys", CharField())).values_list(
+        "idempotency_key"
+    )
+)
+_PAID_INVOICES: Prepared[CaseInvoice] = Prepared(
+    lambda: CaseInvoice.objects.filter(
+        case_id__in=ParamList("cases", BigIntegerField()), invoice__status=InvoiceStatus.PAID
+    ).select_related("invoice")
+)
+_RECENT = Prepared(
+    lambda: (
+        Message.objects.filter(
+            customer_id__in=ParamList("customers", BigIntegerField()),
+            created_at__gte=Param("since", DateTimeField()),
+        )
+        .exclude(status__in=[MessageStatus.CANCELED, MessageStatus.FAILED])
+        .values_list("customer_id", "sent_at", "send_after", "channel", "case_id")
+    )
+)
+_OPTED_OUT = Prepared(
+    lambda: ContactOptOut.objects.filter(
+        customer_id__in=ParamList("customers", BigIntegerField())
+    ).values_list("customer_id", "channel")
+)
 
 
 def contact_verdict(customer: Customer, *, debt: str, now: datetime) -> Verdict:

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any, ParamSpec
 
 from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, CharField
 
 from dunning.core import fields
-from dunning.db import update_each
+from dunning.db import ParamList, Prepared, update_each
 from dunning.ledger.errors import ErrorCode, LedgerError
 from dunning.ledger.models import (
     AttemptOutcome,
@@ -515,27 +516,35 @@ def record_payment_attempts(
     success also records its payment.  The invoices are locked until the
     caller's transaction ends.
     """
+    if not attempts:
+        return []
     with transaction.atomic():
         invoices = {
             invoice.external_id: invoice
-            for invoice in Invoice.objects.select_related("customer")
-            .select_for_update(of=("self",))
-            .filter(external_id__in={facts.invoice for facts in attempts})
-            .order_by("pk")  # one lock order for every worker
+            for invoice in _ATTEMPTED_INVOICES().instances(
+                ids=list({facts.invoice for facts in attempts})
+            )
         }
-        wanted = {facts.payment_method for facts in attempts if facts.payment_method}
+        wanted = list({facts.payment_method for facts in attempts if facts.payment_method})
         methods = {
             method.external_id: method
-            for method in PaymentMethod.objects.filter(external_id__in=wanted)
+            for method in (_PAYMENT_METHODS().instances(ids=wanted) if wanted else ())
         }
-        references = {facts.reference for facts in attempts if facts.reference}
+        # Only a success records a payment, whose reference must be new on its invoice.
+        references = list(
+            {
+                facts.reference
+                for facts in attempts
+                if facts.reference and facts.outcome == AttemptOutcome.SUCCEEDED
+            }
+        )
         taken: set[tuple[int, str]] = (
             set(
-                Payment.objects.filter(
-                    invoice__in=list(invoices.values()), reference__in=references
-                ).values_list("invoice_id", "reference")
+                _TAKEN_REFERENCES().rows(
+                    invoices=[invoice.pk for invoice in invoices.values()], references=references
+                )
             )
-            if references
+            if references and invoices
             else set()
         )
         results: list[PaymentAttempt | LedgerError] = []
@@ -578,6 +587,27 @@ def record_payment_attempts(
                 sender=Invoice, invoices=list(changed.values()), now=now, source=source
             )
         return results
+
+
+# The statements `record_payment_attempts` runs for every batch of answers, compiled
+# once each (`Prepared`).
+_ATTEMPTED_INVOICES: Prepared[Invoice] = Prepared(
+    lambda: (
+        Invoice.objects.select_related("customer")
+        .select_for_update(of=("self",))
+        .filter(external_id__in=ParamList("ids", CharField()))
+        .order_by("pk")
+    )  # one lock order for every worker
+)
+_PAYMENT_METHODS: Prepared[PaymentMethod] = Prepared(
+    lambda: PaymentMethod.objects.filter(external_id__in=ParamList("ids", CharField()))
+)
+_TAKEN_REFERENCES = Prepared(
+    lambda: Payment.objects.filter(
+        invoice_id__in=ParamList("invoices", BigIntegerField()),
+        reference__in=ParamList("references", CharField()),
+    ).values_list("invoice_id", "reference")
+)
 
 
 def _judge_attempt(

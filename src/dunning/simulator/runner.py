@@ -34,13 +34,13 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import CharField, QuerySet
 
 from dunning.core.cases import CaseState
 from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, DEFAULT_POLICIES, RetryBudget
 from dunning.core.policy_json import format_duration
 from dunning.core.retry_timing import Strategy
-from dunning.db import insert_rows
+from dunning.db import ParamList, Prepared, insert_rows
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
@@ -360,14 +360,11 @@ def _next_moment(
     """The next hour in which something is due: a charge, a case, a retry, a message
     or a replacement card (`next_card`, so a new card is not held back until the
     engine next has something to do)."""
-    active = Case.objects.filter(state=CaseState.ACTIVE)
     candidates = [
         # One query per wake-up, each the first entry of its partial index
         # (case_due_idx, case_retry_due_idx, message_due_idx); both of a case's
         # in one MIN would read every active case.
-        _first(active, "next_action_at"),
-        _first(active, "next_retry_at"),
-        _first(Message.objects.filter(status=MessageStatus.SCHEDULED), "send_after"),
+        *(_first(query) for query in _WAKE_UPS),
         first_charges[index][0] if index < len(first_charges) else None,
         next_card,
     ]
@@ -380,14 +377,22 @@ def _next_moment(
     return now + TICK * max(1, skip + (1 if (soonest - now) % TICK else 0))
 
 
-def _first(rows: QuerySet[Any], column: str) -> datetime | None:
-    """The soonest non-null `column` among `rows`."""
-    return (
-        rows.filter(**{f"{column}__isnull": False})
-        .order_by(column)
-        .values_list(column, flat=True)
-        .first()
+def _soonest(rows: QuerySet[Any], column: str) -> Prepared[Any]:
+    """The soonest non-null `column` among `rows`, compiled once: asked at every pass."""
+    return Prepared(
+        lambda: rows.filter(**{f"{column}__isnull": False}).order_by(column).values_list(column)[:1]
     )
+
+
+def _first(query: Prepared[Any]) -> datetime | None:
+    return next((moment for (moment,) in query().rows()), None)
+
+
+_WAKE_UPS = (
+    _soonest(Case.objects.filter(state=CaseState.ACTIVE), "next_action_at"),
+    _soonest(Case.objects.filter(state=CaseState.ACTIVE), "next_retry_at"),
+    _soonest(Message.objects.filter(status=MessageStatus.SCHEDULED), "send_after"),
+)
 
 
 # ---------------------------------------------------------------- the world's parts
@@ -591,13 +596,9 @@ def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedG
     """The billing system's charges of these invoices, each on its customer's default card."""
     if not invoice_ids:
         return
-    invoices = Invoice.objects.filter(
-        external_id__in=invoice_ids, status=InvoiceStatus.OPEN
-    ).select_related("customer")
+    invoices = _TO_CHARGE().instances(ids=invoice_ids)
     cards: dict[int, PaymentMethod] = {}
-    for card in PaymentMethod.objects.filter(
-        customer__invoices__external_id__in=invoice_ids
-    ).order_by("is_default", "id"):
+    for card in _CARDS_TO_CHARGE().instances(ids=invoice_ids):
         cards[card.customer_id] = card  # the last one wins: the default, then the newest
     order = {invoice_id: place for place, invoice_id in enumerate(invoice_ids)}
     attempts = []
@@ -625,6 +626,19 @@ def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedG
                 )
             )
     record_payment_attempts(attempts, now=now, source=SOURCE)
+
+
+# Asked at every hour with first charges: compiled once each.
+_TO_CHARGE: Prepared[Invoice] = Prepared(
+    lambda: Invoice.objects.filter(
+        external_id__in=ParamList("ids", CharField()), status=InvoiceStatus.OPEN
+    ).select_related("customer")
+)
+_CARDS_TO_CHARGE: Prepared[PaymentMethod] = Prepared(
+    lambda: PaymentMethod.objects.filter(
+        customer__invoices__external_id__in=ParamList("ids", CharField())
+    ).order_by("is_default", "id")
+)
 
 
 def _card_role(external_id: str) -> CardRole:
