@@ -119,6 +119,14 @@ class PlusDays(Func):
         return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
+def claimable(rows: QuerySet[M, Any]) -> QuerySet[M, Any]:
+    """`rows` to claim: locked until commit, skipping those another worker holds, where
+    the database can (PostgreSQL; SQLite has one writer at a time anyway)."""
+    if connection.features.has_select_for_update_skip_locked:
+        return rows.select_for_update(skip_locked=True)
+    return rows
+
+
 # ---------------------------------------------------------------- prepared queries
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import BigIntegerField, DateTimeField, Q, QuerySet
 
 from dunning.core import cases as core_cases
@@ -33,7 +33,7 @@ from dunning.core.declines import (
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.core.rendering import locale_candidates
-from dunning.db import Param, ParamList, Prepared, update_each
+from dunning.db import Param, ParamList, Prepared, claimable, update_each
 from dunning.engine import policies
 from dunning.engine.cases import OWING
 from dunning.engine.models import (
@@ -84,9 +84,7 @@ def _due_cases(limit: int) -> QuerySet[Case]:
     due = Case.objects.filter(
         state=CaseState.ACTIVE, next_action_at__lte=Param("now", DateTimeField())
     ).order_by("next_action_at", "id")
-    if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True)
-    return due[:limit]
+    return claimable(due)[:limit]
 
 
 _DUE_CASES = Prepared(_due_cases)  # every pass claims, mostly finding few cases or none

@@ -29,7 +29,7 @@ from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTran
 from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import Channel
-from dunning.db import Param, ParamList, Prepared, PreparedUpdate
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate, claimable
 from dunning.engine.models import CaseEvent, Message, MessageStatus
 from dunning.engine.writer import debtor_of
 
@@ -68,10 +68,8 @@ def _due_messages(limit: int) -> QuerySet[Message, Any]:
     due = Message.objects.filter(
         status=MessageStatus.SCHEDULED, send_after__lte=Param("now", DateTimeField())
     ).order_by("send_after", "id")
-    if connection.features.has_select_for_update_skip_locked:
-        # Several workers share the outbox: each skips the rows another holds.
-        due = due.select_for_update(skip_locked=True)
-    return due.values_list("id")[:limit]
+    # Several workers share the outbox: each skips the rows another holds.
+    return claimable(due).values_list("id")[:limit]
 
 
 _LEASE_MESSAGES = PreparedUpdate(

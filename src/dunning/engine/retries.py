@@ -52,7 +52,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     BigIntegerField,
     CharField,
@@ -85,7 +85,7 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import Param, ParamList, PlusDays, Prepared, PreparedUpdate, update_each
+from dunning.db import Param, ParamList, PlusDays, Prepared, PreparedUpdate, claimable, update_each
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -193,9 +193,7 @@ def _due_retries(limit: int) -> QuerySet[Case]:
     due = Case.objects.filter(
         state=CaseState.ACTIVE, next_retry_at__lte=Param("now", DateTimeField())
     ).order_by("next_retry_at", "id")
-    if connection.features.has_select_for_update_skip_locked:
-        due = due.select_for_update(skip_locked=True)
-    return due[:limit]
+    return claimable(due)[:limit]
 
 
 def _due_doubts(limit: int) -> QuerySet[Case]:
@@ -206,9 +204,7 @@ def _due_doubts(limit: int) -> QuerySet[Case]:
         .exclude(state=CaseState.ACTIVE)
         .order_by("next_retry_at", "id")
     )
-    if connection.features.has_select_for_update_skip_locked:
-        doubts = doubts.select_for_update(skip_locked=True)
-    return doubts[:limit]
+    return claimable(doubts)[:limit]
 
 
 # Both run at every pass, mostly finding few cases or none: compiled once.
