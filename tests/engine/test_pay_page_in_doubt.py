@@ -30,7 +30,7 @@ from tests.engine.test_retries import (
     customer,
     fail,
     pay_by_transfer,
-    planned,
+    planned_at,
     run_on,
 )
 from tests.engine.test_retries_in_doubt import StripeLike
@@ -61,9 +61,21 @@ def refused(request: ChargeRequest) -> ChargeResult:
 def bank(case: Case) -> Bank:
     """A Stripe-like gateway, and the case's next retry planned for days from now."""
     bank = Bank(StripeLike)
-    wake = planned(bank).next_retry_at
-    assert wake is not None
+    planned_at(bank)  # for days from now
     return bank
+
+
+def before_the_retry(ahead: timedelta = timedelta(days=1)) -> datetime:
+    """A moment `ahead` of the case's planned retry: when the customer pays on the page."""
+    wake = Case.objects.get().next_retry_at
+    assert wake is not None
+    return wake - ahead
+
+
+def stripe_like(bank: Bank) -> StripeLike:
+    gateway = bank.gateway
+    assert isinstance(gateway, StripeLike)
+    return gateway
 
 
 def pay_on_the_page(
@@ -74,8 +86,7 @@ def pay_on_the_page(
     case = Case.objects.get()
     offer = pay_now.offer_for(case, bank.gateway)
     assert offer is not None and offer.invoice.amount_remaining == amount
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    gateway = stripe_like(bank)
     return pay_now.start(offer, gateway=gateway, now=at)
 
 
@@ -91,7 +102,7 @@ def in_doubt(case: Case) -> bool:
 def test_a_payment_with_no_answer_is_looked_up_and_recorded_never_charged_again(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
 
     attempt = pay_on_the_page(bank, lost(succeeded), at=at)
 
@@ -114,10 +125,9 @@ def test_a_payment_with_no_answer_is_looked_up_and_recorded_never_charged_again(
 def test_a_payment_left_at_the_bank_is_canceled_after_the_window_and_the_retries_go_on(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
     planned_charge = Case.objects.get().retry_key
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    gateway = stripe_like(bank)
 
     attempt = pay_on_the_page(bank, needs_3ds, at=at)
 
@@ -165,9 +175,8 @@ def reference_for_key(gateway: StripeLike, key: str) -> str:
 def test_the_customer_back_from_the_bank_settles_the_payment_and_the_retries_go_on(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    at = before_the_retry()
+    gateway = stripe_like(bank)
     attempt = pay_on_the_page(bank, needs_3ds, at=at)
     assert attempt.outcome is pay_now.Outcome.AUTHENTICATE
 
@@ -199,9 +208,8 @@ def test_the_customer_back_from_the_bank_settles_the_payment_and_the_retries_go_
 def test_a_payment_processing_on_the_page_holds_the_retries_until_it_settles(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(hours=2)  # type: ignore[operator]
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    at = before_the_retry(timedelta(hours=2))
+    gateway = stripe_like(bank)
 
     attempt = pay_on_the_page(bank, processing, at=at)
 
@@ -226,7 +234,7 @@ def test_a_payment_processing_on_the_page_holds_the_retries_until_it_settles(
 
 
 def test_a_payment_the_gateway_refused_leaves_nothing_in_doubt(bank: Bank) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
 
     attempt = pay_on_the_page(bank, refused, at=at)
 
@@ -238,7 +246,7 @@ def test_a_payment_the_gateway_refused_leaves_nothing_in_doubt(bank: Bank) -> No
 
 
 def test_a_decline_on_the_page_plans_the_next_retry(bank: Bank) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
 
     attempt = pay_on_the_page(
         bank, lambda request: declined(request, "insufficient_funds", network="visa"), at=at
@@ -273,9 +281,8 @@ class OnSessionOnly:
 
 
 def test_at_a_gateway_that_cannot_look_it_up_an_operator_checks(bank: Bank) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    at = before_the_retry()
+    gateway = stripe_like(bank)
     bank.gateway = OnSessionOnly(gateway)  # type: ignore[assignment]
     bank.answer(lost(succeeded))
     bank.now = at
@@ -294,9 +301,8 @@ def test_at_a_gateway_that_cannot_look_it_up_an_operator_checks(bank: Bank) -> N
 
 
 def test_a_press_refused_the_second_time_keeps_the_first_payment_in_doubt(bank: Bank) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
     key = Case.objects.get().retry_key
 
@@ -319,9 +325,8 @@ def test_a_press_refused_the_second_time_keeps_the_first_payment_in_doubt(bank: 
 
 
 def test_a_press_while_a_worker_looks_the_payment_up_waits(bank: Bank) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
 
     def never_arrives(request: ChargeRequest) -> ChargeResult:
         raise GatewayError("simulated connection reset", permanent=False)
@@ -351,9 +356,8 @@ def test_a_press_while_a_worker_looks_the_payment_up_waits(bank: Bank) -> None:
 def test_a_payment_left_at_the_bank_is_canceled_once_the_invoice_is_paid_another_way(
     bank: Bank,
 ) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
     key = Case.objects.get().retry_key
 
@@ -398,9 +402,8 @@ def test_a_retry_in_doubt_is_still_looked_up_after_a_transfer_pays_the_invoice(
 
 
 def test_a_canceled_payment_never_lends_its_key_to_the_next_one(bank: Bank) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
     key = Case.objects.get().retry_key
     cancel = gateway.abandon
@@ -425,9 +428,8 @@ def test_a_canceled_payment_never_lends_its_key_to_the_next_one(bank: Bank) -> N
 
 
 def test_a_double_click_sends_the_customer_to_the_bank_both_times(bank: Bank) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     first_press = gateway.charge_on_session
     second: list[pay_now.Attempt] = []
 
@@ -446,7 +448,7 @@ def test_a_double_click_sends_the_customer_to_the_bank_both_times(bank: Bank) ->
 def test_pressing_again_late_in_the_window_sends_the_customer_to_the_bank_again(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
     assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
 
     again = pay_on_the_page(bank, needs_3ds, at=at + timedelta(minutes=52))
@@ -466,8 +468,7 @@ def test_a_retry_in_flight_when_a_transfer_recovers_the_case_is_not_declared_nev
     """While a retry is on the wire, a transfer pays the invoice and another pass runs:
     the worker's lease holds, so the charge is not looked up half-sent; the money it
     then takes is flagged for a refund."""
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    gateway = stripe_like(bank)
     wake = Case.objects.get().next_retry_at
     assert wake is not None
     send = gateway.charge
@@ -494,8 +495,7 @@ def test_a_retry_in_flight_when_a_transfer_recovers_the_case_is_not_declared_nev
 def recovered_while_the_page_sends(bank: Bank, at: datetime) -> StripeLike:
     """The customer presses Pay; while the page's request is on the wire a bank transfer
     pays the invoice and a worker pass runs; the gateway answers with the bank's page."""
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
+    gateway = stripe_like(bank)
     send = gateway.charge_on_session
 
     def slow(request: ChargeRequest, *, return_url: str) -> ChargeResult | Authentication:
@@ -512,7 +512,7 @@ def recovered_while_the_page_sends(bank: Bank, at: datetime) -> StripeLike:
 def test_a_payment_sent_to_the_bank_after_its_case_was_recovered_is_canceled_at_once(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
     gateway = recovered_while_the_page_sends(bank, at)
     key = next(iter(gateway.at_the_bank))
     assert Case.objects.get().next_retry_at == at  # asked about at once, not in an hour
@@ -526,7 +526,7 @@ def test_a_payment_sent_to_the_bank_after_its_case_was_recovered_is_canceled_at_
 def test_money_the_page_took_after_its_case_was_recovered_is_flagged_for_a_refund(
     bank: Bank,
 ) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
     gateway = recovered_while_the_page_sends(bank, at)
     event = CaseEvent.objects.get(type=pay_now.SENT_TO_BANK)
     offer = pay_now.offer_for_return(Case.objects.get(), event.data["reference"], gateway)
@@ -545,7 +545,7 @@ def test_money_the_page_took_after_its_case_was_recovered_is_flagged_for_a_refun
 
 
 def test_a_case_recovered_by_the_page_s_payment_says_paid(bank: Bank) -> None:
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    at = before_the_retry()
 
     assert pay_on_the_page(bank, succeeded, at=at).outcome is pay_now.Outcome.PAID
 
@@ -556,9 +556,8 @@ def test_a_case_recovered_by_the_page_s_payment_says_paid(bank: Bank) -> None:
 def test_a_partial_transfer_cancels_the_payment_left_at_the_bank_so_the_rest_can_be_paid(
     bank: Bank,
 ) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
     key = Case.objects.get().retry_key
 
@@ -575,9 +574,8 @@ def test_a_partial_transfer_cancels_the_payment_left_at_the_bank_so_the_rest_can
 def test_a_press_while_a_worker_looks_up_waits_even_if_the_worker_s_clock_runs_ahead(
     bank: Bank,
 ) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
     pressed: list[pay_now.Attempt] = []
     look_up = gateway.find_charge
@@ -601,9 +599,8 @@ def test_a_press_while_a_worker_looks_up_waits_even_if_the_worker_s_clock_runs_a
 def test_a_page_payment_its_webhook_recorded_does_not_hold_up_the_next_invoice(
     bank: Bank,
 ) -> None:
-    gateway = bank.gateway
-    assert isinstance(gateway, StripeLike)
-    at = Case.objects.get().next_retry_at - timedelta(days=1)  # type: ignore[operator]
+    gateway = stripe_like(bank)
+    at = before_the_retry()
     add_invoice("in_th2", number="INV-2002", due_at=at, collection_method="charge_automatically")
     fail("in_th2", at=at)
     sync_cases(now=at)

@@ -168,6 +168,13 @@ def planned(bank: Bank, now: datetime = T0) -> Case:
     return Case.objects.get()
 
 
+def planned_at(bank: Bank) -> datetime:
+    """Run a pass that plans; when the case's retry is planned for."""
+    at = planned(bank).next_retry_at
+    assert at is not None
+    return at
+
+
 def pay_by_transfer(amount: int, *, at: datetime, invoice: str = "in_th") -> None:
     """Money for `invoice` arrives another way (a bank transfer) at `at`."""
     services.record_payment(
@@ -1051,8 +1058,7 @@ def test_a_charge_planned_before_a_partial_payment_is_planned_afresh_not_made(
 
 
 def test_a_charge_sent_is_in_doubt_until_its_answer_is_recorded(case: Case, bank: Bank) -> None:
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     seen: list[datetime | None] = []
 
     def look_then_decline(request: ChargeRequest) -> ChargeResult:
@@ -1069,8 +1075,7 @@ def test_a_charge_sent_is_in_doubt_until_its_answer_is_recorded(case: Case, bank
 def test_a_charge_in_doubt_from_before_charges_were_stored_waits_for_an_operator(
     case: Case, bank: Bank
 ) -> None:
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     Case.objects.update(
         charge_in_doubt_since=at, retry_invoice=None, retry_payment_method=None, retry_amount=None
     )

@@ -39,6 +39,7 @@ from tests.engine.test_retries import (
     ok,
     pay_by_transfer,
     planned,
+    planned_at,
     run_on,
     second_declined_invoice,
 )
@@ -51,8 +52,7 @@ def test_lookup_before_the_limit_that_cannot_tell_is_asked_later(case: Case) -> 
     bank = Bank(CutOff)
     gateway = bank.gateway
     assert isinstance(gateway, CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     gateway.down = True
     bank.run(at)  # timeout: in doubt, asked again with the same key in minutes
     assert Case.objects.get().charge_in_doubt_since == at
@@ -72,8 +72,7 @@ def test_lookup_before_the_limit_that_cannot_tell_is_asked_later(case: Case) -> 
 
 def test_an_answer_recorded_on_a_paused_case_ends_the_doubt(case: Case) -> None:
     bank = Bank(CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     case = Case.objects.get()
 
     def pause_then_decline(request: ChargeRequest) -> ChargeResult:
@@ -96,8 +95,7 @@ def test_an_answer_recorded_on_a_paused_case_ends_the_doubt(case: Case) -> None:
 
 def test_money_taken_but_not_recorded_is_not_charged_again_by_a_replan(case: Case) -> None:
     bank = Bank(CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
 
     def partial_payment_lands_meanwhile(request: ChargeRequest) -> ChargeResult:
         pay_by_transfer(AMOUNT // 2, at=at)
@@ -119,8 +117,7 @@ def test_money_taken_but_not_recorded_is_not_charged_again_by_a_replan(case: Cas
 
 def test_a_charge_in_flight_cannot_be_released(case: Case) -> None:
     bank, other = Bank(CutOff), Bank(CutOff)  # two workers, each with its client
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     case = Case.objects.get()
     outcome: list[object] = []
 
@@ -148,8 +145,7 @@ def test_a_charge_in_flight_cannot_be_released(case: Case) -> None:
 
 def test_a_processing_charge_is_not_charged_again_under_another_key(case: Case) -> None:
     bank = Bank(CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
 
     bank.answer(processing)
     bank.run(at)
@@ -214,8 +210,7 @@ def webhook_decline(*, at: datetime, reference: str) -> None:
 
 def test_an_exhausted_case_whose_charge_was_answered_is_not_stuck_in_doubt(case: Case) -> None:
     bank = Bank(CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     bank.answer(lost_decline)
     bank.run(at)  # sent, declined, answer lost: in doubt, asked again in minutes
     # The decision stage takes the policy's final action (suspend): exhausted.
@@ -240,8 +235,7 @@ def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
     bank = Bank(CutOff)
     gateway = bank.gateway
     assert isinstance(gateway, CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     gateway.down = True
     bank.run(at)  # no answer: in doubt, asked again in minutes
     actions.pause_case(case.pk, now=at, reason="promise to pay", source="api")
@@ -263,8 +257,7 @@ def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
 
 def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: Case) -> None:
     bank = Bank(CutOff)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     bank.answer(lost)  # K took the money; its answer is lost
     bank.run(at)
     assert Case.objects.get().charge_in_doubt_since == at
@@ -283,8 +276,7 @@ def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: 
 def test_a_processing_charge_is_not_paid_again_after_its_lookup(case: Case) -> None:
 
     bank = Bank(StripeLike)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     bank.answer(processing)
     bank.run(at)
     ask_until_the_limit(bank, at)  # 20 h of PENDING replays

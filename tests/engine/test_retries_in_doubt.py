@@ -39,6 +39,7 @@ from tests.engine.test_retries import (
     ok,
     pay_by_transfer,
     planned,
+    planned_at,
     run_on,
 )
 
@@ -134,8 +135,7 @@ class Story:
 def story(case: Case) -> Story:
     bank = Bank(StripeLike)
     assert isinstance(bank.gateway, StripeLike)
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     return Story(bank, bank.gateway, at)
 
 
@@ -343,8 +343,7 @@ def test_a_charge_in_doubt_on_an_invoice_that_changed_waits_for_an_operator_with
     case: Case,
 ) -> None:
     bank = Bank(Forgetful)  # type: ignore[arg-type]
-    at = planned(bank).next_retry_at
-    assert at is not None
+    at = planned_at(bank)
     bank.answer(lambda request: (_ for _ in ()).throw(LostAnswer(ok(request))))
     bank.run(at)
     pay_by_transfer(1000, at=at + timedelta(minutes=5))

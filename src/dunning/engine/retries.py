@@ -1466,13 +1466,7 @@ def _never_made(
     """A charge in doubt took no money: no longer in doubt, and the case is planned afresh
     at the claim's next call.  Under this lookup's lease only: a payment the customer
     started on the pay page meanwhile is not forgotten with it."""
-    _still_sent(due.case).filter(next_retry_at=lease).update(
-        next_retry_at=_to_plan(now),
-        retry_key="",
-        retry_reason=_no_reason(),
-        charge_in_doubt_since=None,
-        updated_at=now,
-    )
+    _still_sent(due.case).filter(next_retry_at=lease).update(**_settled(now))
     CaseEvent.objects.create(
         case=due.case, type=type, reason=reason, data=data or {}, occurred_at=now
     )
@@ -1519,13 +1513,7 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
             # gateway's answer is on its way: only a charge it gave up on is released.
             raise NoChargeInDoubt(f"case {case_id} has no charge in doubt left to an operator")
         key = case.retry_key
-        Case.objects.filter(pk=case.pk).update(
-            next_retry_at=_to_plan(now),
-            retry_key="",
-            retry_reason=_no_reason(),
-            charge_in_doubt_since=None,
-            updated_at=now,
-        )
+        Case.objects.filter(pk=case.pk).update(**_settled(now))
         case.refresh_from_db()
         CaseEvent.objects.create(
             case=case,
@@ -1586,13 +1574,19 @@ def forget_charge(case_id: int, key: str, *, now: datetime) -> None:
     A case that holds another key by now is left as it is."""
     if not key:
         return
-    Case.objects.filter(pk=case_id, retry_key=key).update(
-        retry_key="",
-        retry_reason=_no_reason(),
-        charge_in_doubt_since=None,
-        next_retry_at=_to_plan(now),
-        updated_at=now,
-    )
+    Case.objects.filter(pk=case_id, retry_key=key).update(**_settled(now))
+
+
+def _settled(now: datetime) -> dict[str, Any]:
+    """A case's retry fields once its charge in doubt took no money or is answered: no key,
+    no doubt, and planned afresh (`_to_plan`)."""
+    return {
+        "retry_key": "",
+        "retry_reason": _no_reason(),
+        "charge_in_doubt_since": None,
+        "next_retry_at": _to_plan(now),
+        "updated_at": now,
+    }
 
 
 def _no_reason() -> Any:

@@ -193,19 +193,17 @@ def succeeded(request: ChargeRequest) -> ChargeResult:
 
 def processing(request: ChargeRequest) -> ChargeResult:
     """The result an oracle returns for a charge accepted but not settled yet."""
-    return ChargeResult(
-        status=ChargeStatus.PENDING,
-        gateway=SimulatedGateway.name,
-        amount=request.amount,
-        currency=request.currency,
-        reference=reference_for(request),
-    )
+    return _unsettled(request, ChargeStatus.PENDING)
 
 
 def waiting(request: ChargeRequest) -> ChargeResult:
     """What a lookup finds of an on-session payment whose customer is at the bank's page."""
+    return _unsettled(request, ChargeStatus.WAITING)
+
+
+def _unsettled(request: ChargeRequest, status: ChargeStatus) -> ChargeResult:
     return ChargeResult(
-        status=ChargeStatus.WAITING,
+        status=status,
         gateway=SimulatedGateway.name,
         amount=request.amount,
         currency=request.currency,
