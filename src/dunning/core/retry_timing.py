@@ -85,6 +85,7 @@ MIN_HOUR_SAMPLES = 30  # a tenant's hour statistics count from this many attempt
 DAILY_DECAY = 0.97  # a day later is worth this much of today, other things equal
 WORTH_A_TRY = 0.5  # a day scoring less than this share of the best day is skipped
 PAYDAY_MONEY = 1.0  # a day that may still see a payday's money
+_HOUR_TIMES = {hour: time(hour) for hour in DAY_HOURS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,18 +344,24 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     # (they drifted to 20:00 in the simulator).  Other days follow the statistics.
     # Both scaled to a best hour of 1: the hour orders a day's slots, the day's
     # money orders the days.
-    learned = _scaled({hour: _hour(context, hour) for hour in DAY_HOURS})
+    average = context.hours.average()
+    learned = _scaled({hour: _hour(context, hour, average) for hour in DAY_HOURS})
     prior = _scaled({hour: _hour_prior(hour) for hour in DAY_HOURS})
+    now = context.now
     while day <= last_day:
         money = _money(context, day)
         weights = prior if money >= PAYDAY_MONEY else learned
-        scored = [
-            (money * weights[hour] * _decay(context, slot), slot)
-            for hour in DAY_HOURS
-            if earliest <= (slot := datetime.combine(day, time(hour), tzinfo=zone)) <= closes_at
-        ]
-        if scored:
-            best_per_day.append(max(scored, key=lambda pair: (pair[0], -pair[1].timestamp())))
+        # The day's best slot; of equal scores the sooner (hours run forward in time).
+        best: tuple[float, datetime] | None = None
+        for hour in DAY_HOURS:
+            slot = datetime.combine(day, _HOUR_TIMES[hour], tzinfo=zone)
+            if earliest <= slot <= closes_at:
+                days_off = (slot - now).total_seconds() / 86_400
+                score = money * weights[hour] * DAILY_DECAY**days_off
+                if best is None or score > best[0]:
+                    best = (score, slot)
+        if best is not None:
+            best_per_day.append(best)
         day += timedelta(days=1)
     if not best_per_day:
         return RetryPlan(None, "no daytime moment is left in the retry window")
@@ -414,10 +421,6 @@ def _missed_payday(context: RetryContext) -> date | None:
     return payday
 
 
-def _decay(context: RetryContext, slot: datetime) -> float:
-    return DAILY_DECAY ** ((slot - context.now).total_seconds() / 86_400)
-
-
 def _money(context: RetryContext, day: date) -> float:
     code = context.decline_code
     if code in AVAILABILITY_CODES:
@@ -440,7 +443,7 @@ def _hour_prior(hour: int) -> float:
     return 0.3 if hour in NIGHT else 1.0 if 9 <= hour <= 11 else 0.9
 
 
-def _hour(context: RetryContext, hour: int) -> float:
+def _hour(context: RetryContext, hour: int, average: float | None) -> float:
     """The prior for the hour, scaled by how it fared against the tenant's other hours.
 
     Relative, so an hour with many (mostly failed, as retries are) attempts is
@@ -449,7 +452,6 @@ def _hour(context: RetryContext, hour: int) -> float:
     """
     prior = _hour_prior(hour)
     learned = context.hours.rate(hour)
-    average = context.hours.average()
     if learned is None or not average:
         return prior
     return prior * learned / average
