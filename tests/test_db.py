@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, CharField, DateTimeField, F, Q, QuerySet
 
-from dunning.db import Param, ParamList, Prepared, PreparedUpdate
-from dunning.ledger.models import Customer, Invoice
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert
+from dunning.engine.models import Case, CaseInvoice, PolicyVersion
+from dunning.engine.policies import ensure_default_policies
+from dunning.ledger.models import Customer, Event, Invoice
 from dunning.ledger.services import InvoiceFacts, upsert_customer, upsert_invoice
 from tests.conftest import NOW
 
@@ -135,3 +137,91 @@ def test_a_prepared_update_changes_the_rows_its_queryset_would() -> None:
     assert update.run(country="TH", ids=[], paid=1) == 0
     paid = dict(Invoice.objects.values_list("external_id", "amount_paid"))
     assert paid == {"in_0": 8, "in_1": 0, "in_2": 7, "in_3": 0}
+
+
+def _events(invoices: list[Invoice], tag: str) -> list[Event]:
+    return [
+        Event(
+            type=f"test.{tag}",
+            occurred_at=NOW - timedelta(hours=n, microseconds=7),
+            recorded_at=NOW,
+            source="test",
+            customer=invoice.customer,
+            invoice=invoice if n % 2 else None,
+            data={"n": n, "text": "ไทย", "nested": [1, None]},
+        )
+        for n, invoice in enumerate(invoices)
+    ]
+
+
+def _stored(tag: str) -> list[tuple[object, ...]]:
+    columns = ["type", "occurred_at", "recorded_at", "source", "customer_id", "invoice_id", "data"]
+    return [
+        (row[0].removeprefix(f"test.{tag}"), *row[1:])
+        for row in Event.objects.filter(type=f"test.{tag}").order_by("id").values_list(*columns)
+    ]
+
+
+def test_bulk_insert_writes_the_rows_bulk_create_would_and_sets_their_keys() -> None:
+    invoices = _invoices()
+    made = Event.objects.bulk_create(_events(invoices, "django"))
+    inserted = bulk_insert(_events(invoices, "ours"))
+    assert _stored("ours") == _stored("django")
+    assert [event.pk for event in inserted] == list(
+        Event.objects.filter(type="test.ours").order_by("id").values_list("id", flat=True)
+    )
+    assert all(not event._state.adding for event in inserted)
+    assert min(event.pk for event in inserted) > max(event.pk for event in made)
+
+
+def _case(customer: Customer) -> Case:
+    ensure_default_policies(now=NOW)
+    return Case(
+        customer=customer,
+        currency="THB",
+        state="active",
+        collection_method="send_invoice",
+        policy=PolicyVersion.objects.order_by("id").first(),
+        amount_due=100,
+        due_at=NOW,
+        opened_at=NOW,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_bulk_insert_takes_the_key_of_a_related_row_saved_after_it_was_assigned() -> None:
+    (invoice, *_) = _invoices()
+    case = _case(invoice.customer)
+    link = CaseInvoice(case=case, invoice=invoice, added_at=NOW)  # before the case has a key
+    with pytest.raises(ValueError, match="unsaved Case"):
+        bulk_insert([link])
+    assert not CaseInvoice.objects.exists()
+    bulk_insert([case])
+    bulk_insert([link])
+    assert CaseInvoice.objects.get().case_id == case.pk == link.case_id
+
+
+def test_bulk_insert_skips_conflicting_rows_when_asked_and_raises_otherwise() -> None:
+    invoices = _invoices()
+    customer = invoices[0].customer
+    (case,) = bulk_insert([_case(customer)])
+    bulk_insert([CaseInvoice(case=case, invoice=invoices[0], added_at=NOW)])
+    again = [CaseInvoice(case=case, invoice=invoice, added_at=NOW) for invoice in invoices[:2]]
+    bulk_insert(again, ignore_conflicts=True)
+    assert sorted(CaseInvoice.objects.values_list("invoice_id", flat=True)) == sorted(
+        invoice.pk for invoice in invoices[:2]
+    )
+    assert all(link.pk is None for link in again)  # as bulk_create: no keys when ignoring
+    with pytest.raises(IntegrityError), transaction.atomic():
+        bulk_insert([CaseInvoice(case=case, invoice=invoices[0], added_at=NOW)])
+
+
+def test_bulk_insert_takes_only_new_rows_of_one_model() -> None:
+    (invoice, *_) = _invoices()
+    with pytest.raises(ValueError, match="only new Event rows"):
+        bulk_insert([*_events([invoice], "a"), invoice])  # type: ignore[list-item]
+    saved = bulk_insert(_events([invoice], "b"))
+    with pytest.raises(ValueError, match="only new Event rows"):
+        bulk_insert(saved)
+    assert not Event.objects.filter(type="test.a").exists()

@@ -30,7 +30,7 @@ from django.db.models import (
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
 from dunning.core.policy import Policy, choose_policy
-from dunning.db import Param, ParamList, Prepared, update_each
+from dunning.db import Param, ParamList, Prepared, bulk_insert, update_each
 from dunning.engine import policies
 from dunning.engine.models import (
     OPEN_STATES,
@@ -138,11 +138,11 @@ def _add_to_cases(
         made = _new_case(group, failed_at=failed_at, now=now, active=active)
         if made is not None:
             opened.append((*made, group))
-    Case.objects.bulk_create([case for case, _, _ in opened])
+    bulk_insert([case for case, _, _ in opened])
     for case, event, _ in opened:
         event.case = case
-    CaseEvent.objects.bulk_create([event for _, event, _ in opened])
-    CaseInvoice.objects.bulk_create(
+    bulk_insert([event for _, event, _ in opened])
+    bulk_insert(
         [
             CaseInvoice(case=case, invoice=invoice, added_at=now)
             for case, _, group in opened
@@ -197,15 +197,13 @@ def _add_to_case(
     case.save(force_insert=True)
     event.case = case
     event.save()
-    CaseInvoice.objects.bulk_create(
-        [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices]
-    )
+    bulk_insert([CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices])
     return case
 
 
 def _extend_case(case: Case, invoices: list[Invoice], *, now: datetime) -> None:
     """Add invoices to an open case: its amounts grow and both stages look again now."""
-    CaseInvoice.objects.bulk_create(
+    bulk_insert(
         [CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices],
         ignore_conflicts=True,
     )
@@ -360,7 +358,7 @@ def on_invoices_changed(
         )
         if transition.state == CaseState.RECOVERED:
             recovered.append(case)
-    CaseEvent.objects.bulk_create(events)
+    bulk_insert(events)
     if recovered:
         _recover(recovered, now=now)
 
@@ -403,7 +401,7 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
     for case in cases:
         for name, value in {**closed, **({} if case.pk in in_doubt else settled)}.items():
             setattr(case, name, value)
-    CaseEvent.objects.bulk_create(
+    bulk_insert(
         [
             CaseEvent(
                 case=case,

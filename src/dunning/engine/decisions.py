@@ -33,7 +33,7 @@ from dunning.core.declines import (
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.core.rendering import locale_candidates
-from dunning.db import Param, ParamList, Prepared, claimable, update_each
+from dunning.db import Param, ParamList, Prepared, bulk_insert, claimable, update_each
 from dunning.engine import policies
 from dunning.engine.cases import OWING
 from dunning.engine.models import (
@@ -249,9 +249,9 @@ class Batch:
         """Write the batch: outbox rows, timeline entries, the cases' new state."""
         # The claim locks each case, so no other worker writes these keys; the
         # conflict clause only guards a replay against a row written meanwhile.
-        Message.objects.bulk_create(self.new_messages, ignore_conflicts=True)
-        CaseEvent.objects.bulk_create(self.new_events)
-        Event.objects.bulk_create(self.ledger_events)
+        bulk_insert(self.new_messages, ignore_conflicts=True)
+        bulk_insert(self.new_events)
+        bulk_insert(self.ledger_events)
         for case in self.changed:
             case.updated_at = self.now
         update_each(self.changed, ["state", "next_action_at", "updated_at"])

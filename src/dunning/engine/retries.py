@@ -85,7 +85,16 @@ from dunning.core.retry_timing import (
     Strategy,
     plan_retry,
 )
-from dunning.db import Param, ParamList, PlusDays, Prepared, PreparedUpdate, claimable, update_each
+from dunning.db import (
+    Param,
+    ParamList,
+    PlusDays,
+    Prepared,
+    PreparedUpdate,
+    bulk_insert,
+    claimable,
+    update_each,
+)
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
@@ -507,7 +516,7 @@ class RetryBatch:
                 "updated_at",
             ],
         )
-        CaseEvent.objects.bulk_create(events)
+        bulk_insert(events)
         self.updates = []
 
     def _plan(self, case: Case) -> tuple[RetryPlan, _Due | None]:

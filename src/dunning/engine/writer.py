@@ -34,7 +34,7 @@ from dunning.core.rendering import (
 from dunning.core.rendering import (
     Customer as TemplateCustomer,
 )
-from dunning.db import Param, ParamList, Prepared
+from dunning.db import Param, ParamList, Prepared, bulk_insert
 from dunning.engine import links, templates
 from dunning.engine.models import (
     Case,
@@ -285,8 +285,8 @@ def write_thank_yous(cases: Sequence[Case], *, now: datetime) -> list[Message]:
                     occurred_at=now,
                 )
             )
-    Message.objects.bulk_create(messages)
-    CaseEvent.objects.bulk_create(events)
+    bulk_insert(messages)
+    bulk_insert(events)
     return messages
 
 

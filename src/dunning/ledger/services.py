@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import BigIntegerField, CharField
 
 from dunning.core import fields
-from dunning.db import ParamList, Prepared, update_each
+from dunning.db import ParamList, Prepared, bulk_insert, update_each
 from dunning.ledger.errors import ErrorCode, LedgerError
 from dunning.ledger.models import (
     AttemptOutcome,
@@ -371,7 +371,7 @@ def record_payment(
         target.save(
             update_fields=["amount_paid", "amount_remaining", "status", "paid_at", "updated_at"]
         )
-        Event.objects.bulk_create(_payment_events(applied, now=now, source=source))
+        bulk_insert(_payment_events(applied, now=now, source=source))
         invoices_changed.send(sender=Invoice, invoices=[target], now=now, source=source)
         return payment
 
@@ -559,10 +559,10 @@ def record_payment_attempts(
                 paid[len(results)] = (attempt, applied)
             results.append(attempt)
         recorded = [attempt for attempt in results if isinstance(attempt, PaymentAttempt)]
-        PaymentAttempt.objects.bulk_create(recorded)
+        bulk_insert(recorded)
         for attempt, applied in paid.values():
             applied.payment.attempt = attempt
-        Payment.objects.bulk_create([applied.payment for _, applied in paid.values()])
+        bulk_insert([applied.payment for _, applied in paid.values()])
         changed = {
             applied.payment.invoice_id: applied.payment.invoice for _, applied in paid.values()
         }
@@ -570,7 +570,7 @@ def record_payment_attempts(
             list(changed.values()),
             ["amount_paid", "amount_remaining", "status", "paid_at", "updated_at"],
         )
-        Event.objects.bulk_create(
+        bulk_insert(
             [
                 event
                 for place, attempt in enumerate(results)
