@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, CharField, DateTimeField, F, Q, QuerySet
 
-from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert, update_each
 from dunning.engine.models import Case, CaseInvoice, PolicyVersion
 from dunning.engine.policies import ensure_default_policies
 from dunning.ledger.models import Customer, Event, Invoice
@@ -225,3 +226,29 @@ def test_bulk_insert_takes_only_new_rows_of_one_model() -> None:
     with pytest.raises(ValueError, match="only new Event rows"):
         bulk_insert(saved)
     assert not Event.objects.filter(type="test.a").exists()
+
+
+def test_datetimes_are_written_and_read_as_the_orm_does() -> None:
+    first, second, *_ = _invoices()
+    bangkok = ZoneInfo("Asia/Bangkok")
+    moment = datetime(2030, 3, 1, 7, 30, 15, 123456, tzinfo=bangkok)  # after the others
+    first.due_at = moment
+    update_each([first], ["due_at"])
+    second.due_at = moment
+    second.save(update_fields=["due_at"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT due_at FROM ledger_invoice WHERE id IN (%s, %s) ORDER BY id",
+            [first.pk, second.pk],
+        )
+        ours, django_s = cursor.fetchall()
+    assert ours == django_s
+    read = Prepared(
+        lambda: Invoice.objects.filter(due_at__gte=Param("from", DateTimeField())).order_by("id")
+    )().instances(**{"from": moment})
+    assert [(i.pk, i.due_at) for i in read] == [(first.pk, moment), (second.pk, moment)]
+    assert all(i.due_at.utcoffset() == timedelta(0) for i in read)
+    plain = Invoice.objects.filter(due_at__gte=moment).order_by("id")
+    assert [(i.pk, i.due_at, i.issued_at) for i in read] == [
+        (i.pk, i.due_at, i.issued_at) for i in plain
+    ]
