@@ -15,6 +15,7 @@ from dunning.core.declines import DECLINE_CODES, Brand, classify_decline
 from dunning.core.network_rules import Card, Charge, PastAttempt, RetryWindow, earliest_retry
 from dunning.core.policy import RETRY_WINDOWS, RetryBudget
 from dunning.core.retry_timing import (
+    DAY_HOURS,
     MIN_HOUR_SAMPLES,
     CardChange,
     HourStats,
@@ -22,6 +23,9 @@ from dunning.core.retry_timing import (
     RetryContext,
     RetryPlan,
     Strategy,
+    _best_slot,
+    _best_slot_across_a_clock_change,
+    _micros,
     plan_retry,
 )
 
@@ -755,3 +759,40 @@ def test_a_changed_card_is_tried_at_once_even_after_a_customer_action_decline(
     for strategy in Strategy:
         plan = plan_retry(replace(stuck, card_change=change), strategy)
         assert (plan.at, plan.reason) == (now, reason)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    day=st.dates(min_value=date(2026, 1, 1), max_value=date(2027, 12, 31)),
+    zone=st.sampled_from(
+        ["Asia/Bangkok", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Tokyo"]
+    ),
+    now_offset=st.integers(min_value=-3 * 86_400_000_000, max_value=86_400_000_000),
+    window=st.tuples(
+        st.integers(min_value=-86_400_000_000, max_value=86_400_000_000),
+        st.integers(min_value=0, max_value=86_400_000_000),
+    ),
+    money=st.sampled_from([0.15, 0.5, 0.9, 1.0]),
+    weights=st.lists(st.floats(min_value=0.01, max_value=1.0), min_size=13, max_size=13),
+)
+def test_the_best_slot_of_a_day_is_the_one_reckoned_slot_by_slot(
+    day: date,
+    zone: str,
+    now_offset: int,
+    window: tuple[int, int],
+    money: float,
+    weights: list[float],
+) -> None:
+    """The hot loop's arithmetic in microseconds gives exactly the slot-by-slot answer,
+    ties (equal weights) included."""
+    tz = ZoneInfo(zone)
+    midnight = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    start = _micros(midnight) + window[0]
+    hourly = {hour: weights[n] for n, hour in enumerate(DAY_HOURS)}
+    hourly[11] = hourly[10]  # a tie: the sooner wins
+    now = midnight + timedelta(microseconds=now_offset)
+    args = (day, tz, money, hourly)
+    bounds = (start, start + window[1])
+    assert _best_slot(*args, now=now, window=bounds) == _best_slot_across_a_clock_change(
+        *args, now=now, window=bounds
+    )

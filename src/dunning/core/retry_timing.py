@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -86,6 +86,9 @@ DAILY_DECAY = 0.97  # a day later is worth this much of today, other things equa
 WORTH_A_TRY = 0.5  # a day scoring less than this share of the best day is skipped
 PAYDAY_MONEY = 1.0  # a day that may still see a payday's money
 _HOUR_TIMES = {hour: time(hour) for hour in DAY_HOURS}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_HOUR_US = 3_600_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,19 +350,11 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     average = context.hours.average()
     learned = _scaled({hour: _hour(context, hour, average) for hour in DAY_HOURS})
     prior = _scaled({hour: _hour_prior(hour) for hour in DAY_HOURS})
-    now = context.now
+    window = (_micros(earliest), _micros(closes_at))
     while day <= last_day:
         money = _money(context, day)
         weights = prior if money >= PAYDAY_MONEY else learned
-        # The day's best slot; of equal scores the sooner (hours run forward in time).
-        best: tuple[float, datetime] | None = None
-        for hour in DAY_HOURS:
-            slot = datetime.combine(day, _HOUR_TIMES[hour], tzinfo=zone)
-            if earliest <= slot <= closes_at:
-                days_off = (slot - now).total_seconds() / 86_400
-                score = money * weights[hour] * DAILY_DECAY**days_off
-                if best is None or score > best[0]:
-                    best = (score, slot)
+        best = _best_slot(day, zone, money, weights, now=context.now, window=window)
         if best is not None:
             best_per_day.append(best)
         day += timedelta(days=1)
@@ -374,6 +369,63 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     _, at = min(kept, key=lambda entry: entry[1])
     local = at.astimezone(zone)
     return RetryPlan(at, f"{_why(context, at)}: retry on {local:%d %b} at {local:%H:%M} local")
+
+
+def _best_slot(
+    day: date,
+    zone: ZoneInfo,
+    money: float,
+    weights: dict[int, float],
+    *,
+    now: datetime,
+    window: tuple[int, int],
+) -> tuple[float, datetime] | None:
+    """The day's best daytime slot within `window` (microseconds since the epoch) and its
+    score; of equal scores the sooner.  Reckoned in microseconds, as `timedelta` would:
+    the hot loop of planning, run for every day of every plan."""
+    opens = datetime.combine(day, _HOUR_TIMES[DAY_HOURS.start], tzinfo=zone)
+    if (
+        opens.utcoffset()
+        != datetime.combine(day, _HOUR_TIMES[DAY_HOURS[-1]], tzinfo=zone).utcoffset()
+    ):
+        return _best_slot_across_a_clock_change(day, zone, money, weights, now=now, window=window)
+    first, now_us = _micros(opens), _micros(now)
+    earliest, closes = window
+    best_hour, best_score = None, 0.0
+    for hour in DAY_HOURS:
+        at = first + (hour - DAY_HOURS.start) * _HOUR_US
+        if earliest <= at <= closes:
+            # (slot - now).total_seconds() / 86_400, exactly as timedelta computes it.
+            score = money * weights[hour] * DAILY_DECAY ** ((at - now_us) / 10**6 / 86_400)
+            if best_hour is None or score > best_score:
+                best_hour, best_score = hour, score
+    if best_hour is None:
+        return None
+    return best_score, datetime.combine(day, _HOUR_TIMES[best_hour], tzinfo=zone)
+
+
+def _best_slot_across_a_clock_change(
+    day: date,
+    zone: ZoneInfo,
+    money: float,
+    weights: dict[int, float],
+    *,
+    now: datetime,
+    window: tuple[int, int],
+) -> tuple[float, datetime] | None:
+    """`_best_slot` for a day whose clocks change in daytime hours: slot by slot."""
+    best: tuple[float, datetime] | None = None
+    for hour in DAY_HOURS:
+        slot = datetime.combine(day, _HOUR_TIMES[hour], tzinfo=zone)
+        if window[0] <= _micros(slot) <= window[1]:
+            score = money * weights[hour] * DAILY_DECAY ** ((slot - now).total_seconds() / 86_400)
+            if best is None or score > best[0]:
+                best = (score, slot)
+    return best
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _last_daytime(zone: ZoneInfo, *, earliest: datetime, closes_at: datetime) -> datetime | None:
