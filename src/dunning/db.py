@@ -239,8 +239,12 @@ def _write_utc_text(value: Any) -> Any:
 
 
 def _read_utc_text(value: Any, expression: Any, db: Any) -> Any:
-    """convert_datetimefield_value on SQLite, for UTC storage: the text back as an aware
-    datetime (parse_datetime tries fromisoformat first too)."""
+    """convert_datetimefield_value on SQLite, for UTC storage: the value back as an aware
+    datetime.  The driver parses declared datetime columns already (Django registers
+    parse_datetime with it); an expression's text is parsed here (parse_datetime tries
+    fromisoformat first too)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value)
