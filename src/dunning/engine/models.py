@@ -112,6 +112,14 @@ class Case(models.Model):
                 condition=models.Q(charge_in_doubt_since__isnull=False)
                 & ~models.Q(state=CaseState.ACTIVE.value),
             ),
+            # Every change to an invoice asks about the charges in doubt for it
+            # (engine.retries.ask_about_changed_invoices): a handful of rows, where
+            # retry_invoice alone would index every case ever charged.
+            models.Index(
+                fields=["retry_invoice"],
+                name="case_doubt_invoice_idx",
+                condition=models.Q(charge_in_doubt_since__isnull=False),
+            ),
             models.Index(fields=["customer", "state"], name="case_customer_idx"),
         ]
 

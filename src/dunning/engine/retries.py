@@ -1692,7 +1692,7 @@ def _ask_now(cases: QuerySet[Case]) -> tuple[QuerySet[Case], dict[str, Any]]:
     """The update that brings the next question about each charge in doubt among `cases`
     forward to "now"; not one a worker holds (a lease, up to "until") or one left to an
     operator (no wake-up)."""
-    return cases.exclude(charge_in_doubt_since=None).exclude(next_retry_at=None).exclude(
+    return cases.filter(charge_in_doubt_since__isnull=False).exclude(next_retry_at=None).exclude(
         next_retry_at__gt=_since("now"), next_retry_at__lte=_since("until")
     ), {"next_retry_at": _since("now"), "updated_at": _since("now")}
 
