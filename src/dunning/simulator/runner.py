@@ -362,8 +362,8 @@ def _next_moment(
     engine next has something to do)."""
     candidates = [
         # One query per wake-up, each the first entry of its partial index
-        # (case_due_idx, case_retry_due_idx, message_due_idx); both of a case's
-        # in one MIN would read every active case.
+        # (case_due_idx, case_retry_due_idx, case_doubt_due_idx, message_due_idx);
+        # both of a case's in one MIN would read every active case.
         *(_first(query) for query in _WAKE_UPS),
         first_charges[index][0] if index < len(first_charges) else None,
         next_card,
@@ -391,6 +391,12 @@ def _first(query: Prepared[Any]) -> datetime | None:
 _WAKE_UPS = (
     _soonest(Case.objects.filter(state=CaseState.ACTIVE), "next_action_at"),
     _soonest(Case.objects.filter(state=CaseState.ACTIVE), "next_retry_at"),
+    # A charge in doubt on a case paused, exhausted or closed meanwhile is still
+    # asked about (case_doubt_due_idx, as the retry stage's claim).
+    _soonest(
+        Case.objects.filter(charge_in_doubt_since__isnull=False).exclude(state=CaseState.ACTIVE),
+        "next_retry_at",
+    ),
     _soonest(Message.objects.filter(status=MessageStatus.SCHEDULED), "send_after"),
 )
 
