@@ -56,3 +56,49 @@ def test_asking_about_the_charges_in_doubt_for_changed_invoices_reads_an_index()
     plan = _plan(*_bound(*compiler.as_sql()))
     assert not _scans_cases(plan), plan
     assert "case_doubt_invoice_idx" in plan, plan
+
+
+def _indexes() -> dict[str, list[tuple[str, tuple[str, ...], bool, bool]]]:
+    """Each project table's indexes: (name, columns, unique, partial)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+        else:
+            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+        definitions = dict(cursor.fetchall())
+        partial = {name for name, sql in definitions.items() if sql and " WHERE " in sql}
+        # PostgreSQL's *_like indexes serve LIKE 'prefix%' (pattern operators), not equality.
+        patterns = {name for name, sql in definitions.items() if sql and "_pattern_ops" in sql}
+        tables = [
+            table
+            for table in connection.introspection.table_names(cursor)
+            if table.startswith(("ledger_", "engine_", "api_"))
+        ]
+        found: dict[str, list[tuple[str, tuple[str, ...], bool, bool]]] = {}
+        for table in tables:
+            constraints = connection.introspection.get_constraints(cursor, table)
+            found[table] = [
+                (name, tuple(info["columns"]), bool(info["unique"]), name in partial)
+                for name, info in constraints.items()
+                if info["index"] or info["unique"]
+                if info["columns"] and not info["primary_key"] and name not in patterns
+            ]
+    return found
+
+
+def test_no_index_only_repeats_the_first_columns_of_another() -> None:
+    """Every index is one more write per row: one that a wider index on the same
+    leading columns already serves (a key's own index, typically) is dead weight."""
+    redundant = []
+    for table, indexes in _indexes().items():
+        for name, columns, unique, partial in indexes:
+            if unique or partial:
+                continue
+            wider = [
+                other
+                for other, others, _, other_partial in indexes
+                if other != name and not other_partial and others[: len(columns)] == columns
+            ]
+            if wider:
+                redundant.append(f"{table}.{name} {columns} (served by {wider})")
+    assert not redundant, redundant

@@ -37,7 +37,10 @@ class PolicyVersion(models.Model):
 class Case(models.Model):
     """One customer's overdue money in one currency: one case, one message listing every invoice."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")
+    # Indexed by case_customer_idx, which serves the key too.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     currency = models.CharField(max_length=3)
     state = models.CharField(max_length=16, choices=[(s.value, s.value) for s in CaseState])
     collection_method = models.CharField(max_length=24)
@@ -128,7 +131,8 @@ class Case(models.Model):
 
 
 class CaseInvoice(models.Model):
-    case = models.ForeignKey(Case, on_delete=models.CASCADE)
+    # Indexed by case_invoice_unique (case, invoice), which serves the key too.
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, db_index=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT)
     added_at = models.DateTimeField()
 
@@ -243,7 +247,10 @@ class OptOutSource(models.TextChoices):
 class ContactOptOut(models.Model):
     """The customer asked not to be contacted on this channel any more (the planner honours it)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="opt_outs")
+    # Indexed by contact_opt_out_unique (customer, channel), which serves the key too.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="opt_outs", db_index=False
+    )
     channel = models.CharField(max_length=16, choices=[(c.value, c.value) for c in Channel])
     created_at = models.DateTimeField()
     source = models.CharField(max_length=16, choices=OptOutSource.choices)

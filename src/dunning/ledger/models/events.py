@@ -19,11 +19,23 @@ class Event(models.Model):
     occurred_at = models.DateTimeField(help_text="when it happened in the world")
     recorded_at = models.DateTimeField(help_text="when dunning wrote it down")
     source = models.CharField(max_length=32, help_text="api, import, admin, demo, stripe ...")
+    # Indexed by event_customer_idx and event_invoice_idx, which serve the keys too:
+    # every index is one more write per event, and events are the busiest table.
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
     )
     invoice = models.ForeignKey(
-        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        Invoice,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
     )
     data = models.JSONField(default=dict, blank=True)
 

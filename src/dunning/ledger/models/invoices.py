@@ -23,7 +23,10 @@ class Invoice(models.Model):
 
     external_id = models.CharField(max_length=255, unique=True)
     number = models.CharField(max_length=64)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    # Indexed by invoice_customer_status_idx, which serves the key too.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False
+    )
     currency = models.CharField(max_length=3)
     amount_due = models.BigIntegerField()
     amount_paid = models.BigIntegerField(default=0)

@@ -9,8 +9,13 @@ from dunning.ledger.models.invoices import Invoice
 class Payment(models.Model):
     """Money received against an invoice; several partial payments may settle one invoice."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    # Indexed by payment_invoice_idx and payment_customer_idx, which serve the keys too.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="payments", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="payments", db_index=False
+    )
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     received_at = models.DateTimeField()
@@ -52,8 +57,13 @@ class AttemptOutcome(models.TextChoices):
 class PaymentAttempt(models.Model):
     """One try to collect an invoice: a charge on a saved method, and how it ended."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="attempts")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="attempts")
+    # Indexed by attempt_invoice_idx and attempt_customer_idx, which serve the keys too.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="attempts", db_index=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="attempts", db_index=False
+    )
     payment_method = models.ForeignKey(
         PaymentMethod, null=True, blank=True, on_delete=models.PROTECT, related_name="attempts"
     )
