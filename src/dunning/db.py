@@ -147,9 +147,10 @@ class _InsertShape:
         )
         self.row = f"({', '.join(['%s'] * len(self.fields))})"
         self.returning = not ignore_conflicts and meta.pk is not None
-        self.tail = (db.ops.on_conflict_suffix_sql(self.fields, on_conflict, None, None) or "") + (
-            f" RETURNING {quote(str(meta.pk.column))}" if self.returning and meta.pk else ""
-        )
+        suffix: str = db.ops.on_conflict_suffix_sql(self.fields, on_conflict, None, None) or ""
+        if self.returning and meta.pk is not None:
+            suffix += f" RETURNING {quote(str(meta.pk.column))}"
+        self.tail = suffix
         self.statements: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
