@@ -784,7 +784,7 @@ def test_the_best_slot_of_a_day_is_the_one_reckoned_slot_by_slot(
     weights: list[float],
 ) -> None:
     """The hot loop's arithmetic in microseconds gives exactly the slot-by-slot answer,
-    ties (equal weights) included."""
+    ties (equal weights) included, with `now` in the customer's zone or in UTC."""
     tz = ZoneInfo(zone)
     midnight = datetime.combine(day, datetime.min.time(), tzinfo=tz)
     start = _micros(midnight) + window[0]
@@ -793,6 +793,32 @@ def test_the_best_slot_of_a_day_is_the_one_reckoned_slot_by_slot(
     now = midnight + timedelta(microseconds=now_offset)
     args = (day, tz, money, hourly)
     bounds = (start, start + window[1])
-    assert _best_slot(*args, now=now, window=bounds) == _best_slot_across_a_clock_change(
-        *args, now=now, window=bounds
-    )
+    best = _best_slot(*args, now=now, window=bounds)
+    assert best == _best_slot_across_a_clock_change(*args, now=now, window=bounds)
+    assert best == _best_slot(*args, now=now.astimezone(UTC), window=bounds)
+
+
+def test_a_retry_is_planned_the_same_with_now_in_the_customers_zone_or_in_utc() -> None:
+    """Decay counts real hours: across the spring-forward night a wall clock would count
+    one hour too many, and tip a near tie between two days (found in review)."""
+    table = [(0, 0)] * 24
+    table[19], table[20] = (1013, 2000), (900, 2000)  # 19:00 weighs 0.953 of 09:00
+    local_now = datetime(2026, 3, 7, 5, 0, tzinfo=NEW_YORK)  # Saturday; clocks go forward Sunday
+    plans = [
+        plan_retry(
+            context(
+                now=now,
+                code="processing_error",
+                zone=NEW_YORK,
+                budget=RetryBudget(max_attempts=2, within=timedelta(weeks=2)),
+                window=RetryWindow(datetime(2026, 3, 8, 0, 0, tzinfo=UTC)),  # Saturday 19:00
+                hours=HourStats(tuple(table)),
+            ),
+            Strategy.SMART,
+        )
+        for now in (local_now, local_now.astimezone(UTC))
+    ]
+    assert plans[0] == plans[1]
+    # Sunday 09:00 is 27 real hours away (28 on the wall clock), Monday 09:00 51: the
+    # two best days, of which the sooner is tried.
+    assert local(plans[0].at, NEW_YORK) == "2026-03-08 09:00"

@@ -381,8 +381,10 @@ def _best_slot(
     window: tuple[int, int],
 ) -> tuple[float, datetime] | None:
     """The day's best daytime slot within `window` (microseconds since the epoch) and its
-    score; of equal scores the sooner.  Reckoned in microseconds, as `timedelta` would:
-    the hot loop of planning, run for every day of every plan."""
+    score; of equal scores the sooner.  The hot loop of planning, run for every day of
+    every plan: reckoned in whole microseconds of real time, so the answer is the same
+    whatever zone `now` is given in (Python would subtract two datetimes of one zone
+    on the wall clock, an hour off across a clock change)."""
     opens = datetime.combine(day, _HOUR_TIMES[DAY_HOURS.start], tzinfo=zone)
     if (
         opens.utcoffset()
@@ -395,7 +397,7 @@ def _best_slot(
     for hour in DAY_HOURS:
         at = first + (hour - DAY_HOURS.start) * _HOUR_US
         if earliest <= at <= closes:
-            # (slot - now).total_seconds() / 86_400, exactly as timedelta computes it.
+            # Days of real time, as (slot - now).total_seconds() / 86_400 gives in UTC.
             score = money * weights[hour] * DAILY_DECAY ** ((at - now_us) / 10**6 / 86_400)
             if best_hour is None or score > best_score:
                 best_hour, best_score = hour, score
@@ -415,10 +417,12 @@ def _best_slot_across_a_clock_change(
 ) -> tuple[float, datetime] | None:
     """`_best_slot` for a day whose clocks change in daytime hours: slot by slot."""
     best: tuple[float, datetime] | None = None
+    now_us = _micros(now)
     for hour in DAY_HOURS:
         slot = datetime.combine(day, _HOUR_TIMES[hour], tzinfo=zone)
-        if window[0] <= _micros(slot) <= window[1]:
-            score = money * weights[hour] * DAILY_DECAY ** ((slot - now).total_seconds() / 86_400)
+        at = _micros(slot)
+        if window[0] <= at <= window[1]:
+            score = money * weights[hour] * DAILY_DECAY ** ((at - now_us) / 10**6 / 86_400)
             if best is None or score > best[0]:
                 best = (score, slot)
     return best
