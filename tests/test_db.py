@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -252,3 +253,19 @@ def test_datetimes_are_written_and_read_as_the_orm_does() -> None:
     assert [(i.pk, i.due_at, i.issued_at) for i in read] == [
         (i.pk, i.due_at, i.issued_at) for i in plain
     ]
+
+
+@pytest.mark.parametrize("insert", ["bulk_create", "bulk_insert"])
+def test_a_related_row_saved_after_it_was_assigned_stays_the_one_assigned(
+    insert: str, django_assert_num_queries: Any
+) -> None:
+    (invoice, *_) = _invoices()
+    case = _case(invoice.customer)
+    link = CaseInvoice(case=case, invoice=invoice, added_at=NOW)  # before the case has a key
+    bulk_insert([case])
+    if insert == "bulk_create":
+        CaseInvoice.objects.bulk_create([link])
+    else:
+        bulk_insert([link])
+    with django_assert_num_queries(0):
+        assert link.case is case

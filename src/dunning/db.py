@@ -188,8 +188,8 @@ def _instance_value(field: models.Field[Any, Any], db: Any) -> Callable[[models.
                         raise ValueError(
                             f"bulk_insert: {field.name} is an unsaved {type(target).__name__}"
                         )
+                    setattr(instance, field.name, target)  # keeps it cached, as Django does
                     value = target.pk
-                    setattr(instance, attname, value)
             return value if value is None else convert(value)
 
         return related
