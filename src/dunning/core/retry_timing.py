@@ -384,19 +384,19 @@ def _best_slot(
     score; of equal scores the sooner.  The hot loop of planning, run for every day of
     every plan: reckoned in whole microseconds of real time, so the answer is the same
     whatever zone `now` is given in (Python would subtract two datetimes of one zone
-    on the wall clock, an hour off across a clock change)."""
+    on the wall clock, an hour off across a clock change).  The day's hours are an hour
+    apart but on a day whose clocks change in daytime, where each is reckoned alone."""
     opens = datetime.combine(day, _HOUR_TIMES[DAY_HOURS.start], tzinfo=zone)
-    if (
-        opens.utcoffset()
-        != datetime.combine(day, _HOUR_TIMES[DAY_HOURS[-1]], tzinfo=zone).utcoffset()
-    ):
-        return _best_slot_across_a_clock_change(day, zone, money, weights, now=now, window=window)
+    closes = datetime.combine(day, _HOUR_TIMES[DAY_HOURS[-1]], tzinfo=zone)
+    steady = opens.utcoffset() == closes.utcoffset()
     first, now_us = _micros(opens), _micros(now)
-    earliest, closes = window
     best_hour, best_score = None, 0.0
     for hour in DAY_HOURS:
-        at = first + (hour - DAY_HOURS.start) * _HOUR_US
-        if earliest <= at <= closes:
+        if steady:
+            at = first + (hour - DAY_HOURS.start) * _HOUR_US
+        else:
+            at = _micros(datetime.combine(day, _HOUR_TIMES[hour], tzinfo=zone))
+        if window[0] <= at <= window[1]:
             # Days of real time, as (slot - now).total_seconds() / 86_400 gives in UTC.
             score = money * weights[hour] * DAILY_DECAY ** ((at - now_us) / 10**6 / 86_400)
             if best_hour is None or score > best_score:
@@ -404,28 +404,6 @@ def _best_slot(
     if best_hour is None:
         return None
     return best_score, datetime.combine(day, _HOUR_TIMES[best_hour], tzinfo=zone)
-
-
-def _best_slot_across_a_clock_change(
-    day: date,
-    zone: ZoneInfo,
-    money: float,
-    weights: dict[int, float],
-    *,
-    now: datetime,
-    window: tuple[int, int],
-) -> tuple[float, datetime] | None:
-    """`_best_slot` for a day whose clocks change in daytime hours: slot by slot."""
-    best: tuple[float, datetime] | None = None
-    now_us = _micros(now)
-    for hour in DAY_HOURS:
-        slot = datetime.combine(day, _HOUR_TIMES[hour], tzinfo=zone)
-        at = _micros(slot)
-        if window[0] <= at <= window[1]:
-            score = money * weights[hour] * DAILY_DECAY ** ((at - now_us) / 10**6 / 86_400)
-            if best is None or score > best[0]:
-                best = (score, slot)
-    return best
 
 
 def _micros(moment: datetime) -> int:
