@@ -83,6 +83,27 @@ def on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def unsaved_case(customer: Any, *, at: datetime = NOW, **fields: Any) -> Any:
+    """A case row for `customer` on the default send_invoice policy, not saved yet:
+    for tests that write cases the way the engine does (`dunning.db.bulk_insert`)."""
+    from dunning.engine.models import Case, PolicyVersion
+    from dunning.engine.policies import ensure_default_policies
+
+    ensure_default_policies(now=at)
+    values: dict[str, Any] = {
+        "currency": "THB",
+        "state": "active",
+        "collection_method": "send_invoice",
+        "amount_due": 100,
+        "due_at": at,
+        "opened_at": at,
+        "created_at": at,
+        "updated_at": at,
+    }
+    policy = PolicyVersion.objects.order_by("id").first()
+    return Case(customer=customer, policy=policy, **(values | fields))
+
+
 @pytest.fixture
 def make_customer(db: None) -> Callable[..., Any]:
     from dunning.ledger import services

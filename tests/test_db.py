@@ -11,11 +11,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, CharField, DateTimeField, F, Q, QuerySet
 
 from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert, update_each
-from dunning.engine.models import Case, CaseInvoice, PolicyVersion
-from dunning.engine.policies import ensure_default_policies
+from dunning.engine.models import CaseInvoice
 from dunning.ledger.models import Customer, Event, Invoice
 from dunning.ledger.services import InvoiceFacts, upsert_customer, upsert_invoice
-from tests.conftest import NOW
+from tests.conftest import NOW, unsaved_case
 
 pytestmark = pytest.mark.django_db
 
@@ -176,25 +175,9 @@ def test_bulk_insert_writes_the_rows_bulk_create_would_and_sets_their_keys() -> 
     assert min(event.pk for event in inserted) > max(event.pk for event in made)
 
 
-def _case(customer: Customer) -> Case:
-    ensure_default_policies(now=NOW)
-    return Case(
-        customer=customer,
-        currency="THB",
-        state="active",
-        collection_method="send_invoice",
-        policy=PolicyVersion.objects.order_by("id").first(),
-        amount_due=100,
-        due_at=NOW,
-        opened_at=NOW,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-
-
 def test_bulk_insert_takes_the_key_of_a_related_row_saved_after_it_was_assigned() -> None:
     (invoice, *_) = _invoices()
-    case = _case(invoice.customer)
+    case = unsaved_case(invoice.customer)
     link = CaseInvoice(case=case, invoice=invoice, added_at=NOW)  # before the case has a key
     with pytest.raises(ValueError, match="unsaved Case"):
         bulk_insert([link])
@@ -207,7 +190,7 @@ def test_bulk_insert_takes_the_key_of_a_related_row_saved_after_it_was_assigned(
 def test_bulk_insert_skips_conflicting_rows_when_asked_and_raises_otherwise() -> None:
     invoices = _invoices()
     customer = invoices[0].customer
-    (case,) = bulk_insert([_case(customer)])
+    (case,) = bulk_insert([unsaved_case(customer)])
     bulk_insert([CaseInvoice(case=case, invoice=invoices[0], added_at=NOW)])
     again = [CaseInvoice(case=case, invoice=invoice, added_at=NOW) for invoice in invoices[:2]]
     bulk_insert(again, ignore_conflicts=True)
@@ -260,7 +243,7 @@ def test_a_related_row_saved_after_it_was_assigned_stays_the_one_assigned(
     insert: str, django_assert_num_queries: Any
 ) -> None:
     (invoice, *_) = _invoices()
-    case = _case(invoice.customer)
+    case = unsaved_case(invoice.customer)
     link = CaseInvoice(case=case, invoice=invoice, added_at=NOW)  # before the case has a key
     bulk_insert([case])
     if insert == "bulk_create":

@@ -24,13 +24,13 @@ from dunning.core.cases import CaseState
 from dunning.core.policy import RetryBudget
 from dunning.core.retry_timing import Strategy
 from dunning.db import bulk_insert
-from dunning.engine.models import Case, Message, MessageStatus, PolicyVersion
-from dunning.engine.policies import ensure_default_policies
+from dunning.engine.models import Message, MessageStatus
 from dunning.ledger.models import AttemptOutcome, Invoice, InvoiceStatus, PaymentAttempt
 from dunning.ledger.services import upsert_customer
 from dunning.simulator.generate import generate
 from dunning.simulator.runner import SimulationResult, _next_moment, simulate
 from dunning.simulator.scenario import load_scenario
+from tests.conftest import unsaved_case
 
 BANGKOK = ZoneInfo("Asia/Bangkok")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -283,20 +283,14 @@ def test_the_clock_stops_for_a_charge_in_doubt_on_a_case_no_longer_active(db: No
     """Its question is the only thing due: the clock goes to its hour, not past it."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     customer = upsert_customer(external_id="c1", name="Ann", now=start, source="test")[0]
-    ensure_default_policies(now=start)
     asked_at = start + timedelta(hours=5, minutes=30)
     bulk_insert(
         [
-            Case(
-                customer=customer,
-                currency="THB",
+            unsaved_case(
+                customer,
+                at=start,
                 state=CaseState.EXHAUSTED,
                 collection_method="charge_automatically",
-                policy=PolicyVersion.objects.order_by("id").first(),
-                amount_due=100,
-                opened_at=start,
-                created_at=start,
-                updated_at=start,
                 charge_in_doubt_since=start,
                 next_retry_at=asked_at,
             )

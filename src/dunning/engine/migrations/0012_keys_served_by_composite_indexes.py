@@ -1,10 +1,4 @@
-"""Drop the single-column indexes of keys a composite index already serves (it leads
-with the same column): each was one more write per row on the busiest tables.
-
-Only the indexes go; the columns and their constraints stay.  Dropped by name
-(Django's own names for them, the same on SQLite and PostgreSQL) rather than by
-altering the fields, which on SQLite would rebuild every table.
-"""
+"""The engine's share of ledger 0005_keys_served_by_composite_indexes (see there)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
