@@ -10,7 +10,15 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, CharField, DateTimeField, F, Q, QuerySet
 
-from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert, update_each
+from dunning.db import (
+    Param,
+    ParamList,
+    Prepared,
+    PreparedUpdate,
+    bulk_insert,
+    insert_rows,
+    update_each,
+)
 from dunning.engine.models import CaseInvoice
 from dunning.ledger.models import Customer, Event, Invoice
 from dunning.ledger.services import InvoiceFacts, upsert_customer, upsert_invoice
@@ -252,3 +260,25 @@ def test_a_related_row_saved_after_it_was_assigned_stays_the_one_assigned(
         bulk_insert([link])
     with django_assert_num_queries(0):
         assert link.case is case
+
+
+def test_insert_rows_writes_plain_tuples_as_the_orm_would() -> None:
+    invoices = _invoices()
+    Event.objects.bulk_create(_events(invoices, "django"))
+    columns = ("type", "occurred_at", "recorded_at", "source", "customer", "invoice", "data")
+    rows = [
+        (
+            "test.ours",
+            event.occurred_at,
+            event.recorded_at,
+            event.source,
+            event.customer_id,
+            event.invoice_id,
+            event.data,
+        )
+        for event in _events(invoices, "")
+    ]
+    assert insert_rows(Event, columns, rows) == len(invoices)
+    assert _stored("ours") == _stored("django")
+    with pytest.raises(ValueError, match="a row of 2 values"):
+        insert_rows(Event, columns, [("test.short", NOW)])

@@ -77,7 +77,12 @@ def insert_rows(
     concrete = [field for field in columns if isinstance(field, models.Field)]
     if len(concrete) != len(fields):
         raise ValueError(f"{meta.label}: only concrete columns can be inserted, not {fields}")
-    convert = [_converter(field) for field in concrete]
+    # Only the columns whose values change on the way (datetimes, JSON) are touched.
+    convert = [
+        (place, converter)
+        for place, field in enumerate(concrete)
+        if (converter := _converter(field)) is not _as_is
+    ]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (model table and column names)
@@ -87,10 +92,13 @@ def insert_rows(
     count = 0
     remaining = iter(rows)
     with connection.cursor() as cursor:
-        while batch := list(itertools.islice(remaining, 5_000)):
-            cursor.executemany(
-                sql, [[f(value) for f, value in zip(convert, row, strict=True)] for row in batch]
-            )
+        while batch := [list(row) for row in itertools.islice(remaining, 5_000)]:
+            for row in batch:
+                if len(row) != len(concrete):
+                    raise ValueError(f"{meta.label}: a row of {len(row)} values for {fields}")
+                for place, converter in convert:
+                    row[place] = converter(row[place])
+            cursor.executemany(sql, batch)
             count += len(batch)
     return count
 
