@@ -90,6 +90,15 @@ def pay_on_the_page(
     return pay_now.start(offer, gateway=gateway, now=at)
 
 
+def sent_to_the_bank(bank: Bank) -> tuple[StripeLike, datetime, str]:
+    """The customer pays on the page a day before the retry and is sent to their bank
+    (3-D Secure): the gateway, that moment and the payment's key."""
+    gateway = stripe_like(bank)
+    at = before_the_retry()
+    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    return gateway, at, Case.objects.get().retry_key
+
+
 def sent_off_session(bank: Bank) -> list[str]:
     """The keys of the charges the retry stage sent (the page's start with ON_SESSION)."""
     return [key for key in bank.keys if not key.startswith(ON_SESSION)]
@@ -301,10 +310,7 @@ def test_at_a_gateway_that_cannot_look_it_up_an_operator_checks(bank: Bank) -> N
 
 
 def test_a_press_refused_the_second_time_keeps_the_first_payment_in_doubt(bank: Bank) -> None:
-    gateway = stripe_like(bank)
-    at = before_the_retry()
-    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
-    key = Case.objects.get().retry_key
+    gateway, at, key = sent_to_the_bank(bank)
 
     def refused_again(request: ChargeRequest, *, return_url: str) -> Authentication:
         raise GatewayError("simulated 400 idempotency_error", permanent=True)
@@ -356,10 +362,7 @@ def test_a_press_while_a_worker_looks_the_payment_up_waits(bank: Bank) -> None:
 def test_a_payment_left_at_the_bank_is_canceled_once_the_invoice_is_paid_another_way(
     bank: Bank,
 ) -> None:
-    gateway = stripe_like(bank)
-    at = before_the_retry()
-    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
-    key = Case.objects.get().retry_key
+    gateway, at, key = sent_to_the_bank(bank)
 
     pay_by_transfer(AMOUNT, at=at + timedelta(minutes=20))
 
@@ -402,10 +405,7 @@ def test_a_retry_in_doubt_is_still_looked_up_after_a_transfer_pays_the_invoice(
 
 
 def test_a_canceled_payment_never_lends_its_key_to_the_next_one(bank: Bank) -> None:
-    gateway = stripe_like(bank)
-    at = before_the_retry()
-    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
-    key = Case.objects.get().retry_key
+    gateway, at, key = sent_to_the_bank(bank)
     cancel = gateway.abandon
 
     def cancel_answer_lost(reference: str, request: ChargeRequest) -> ChargeResult | None:
@@ -556,10 +556,7 @@ def test_a_case_recovered_by_the_page_s_payment_says_paid(bank: Bank) -> None:
 def test_a_partial_transfer_cancels_the_payment_left_at_the_bank_so_the_rest_can_be_paid(
     bank: Bank,
 ) -> None:
-    gateway = stripe_like(bank)
-    at = before_the_retry()
-    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
-    key = Case.objects.get().retry_key
+    gateway, at, key = sent_to_the_bank(bank)
 
     pay_by_transfer(AMOUNT // 3, at=at + timedelta(minutes=2))
     bank.run(at + timedelta(minutes=3))  # a pass right after the transfer
@@ -574,9 +571,7 @@ def test_a_partial_transfer_cancels_the_payment_left_at_the_bank_so_the_rest_can
 def test_a_press_while_a_worker_looks_up_waits_even_if_the_worker_s_clock_runs_ahead(
     bank: Bank,
 ) -> None:
-    gateway = stripe_like(bank)
-    at = before_the_retry()
-    assert pay_on_the_page(bank, needs_3ds, at=at).outcome is pay_now.Outcome.AUTHENTICATE
+    gateway, at, _ = sent_to_the_bank(bank)
     pressed: list[pay_now.Attempt] = []
     look_up = gateway.find_charge
     worker_now = at + AUTHENTICATION_WINDOW + timedelta(seconds=2)
