@@ -15,6 +15,7 @@ from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
 
 
 def update_each(instances: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -118,7 +119,12 @@ def bulk_insert(instances: Sequence[M], *, ignore_conflicts: bool = False) -> Se
     if not instances:
         return instances
     db = _database()
-    shape = _insert_shape(type(instances[0]), db, ignore_conflicts=ignore_conflicts)
+    model = type(instances[0])
+    shape = _per_database(
+        _INSERT_SHAPES,
+        (model, ignore_conflicts),
+        lambda db: _InsertShape(model, db, ignore_conflicts=ignore_conflicts),
+    )
     rows = []
     for instance in instances:
         if type(instance) is not shape.model or instance.pk is not None:
@@ -170,14 +176,6 @@ class _InsertShape:
 
 
 _INSERT_SHAPES: dict[tuple[Any, ...], _InsertShape] = {}
-
-
-def _insert_shape(model: type[models.Model], db: Any, *, ignore_conflicts: bool) -> _InsertShape:
-    key = (model, db.alias, db.vendor, ignore_conflicts)
-    shape = _INSERT_SHAPES.get(key)
-    if shape is None:
-        shape = _INSERT_SHAPES[key] = _InsertShape(model, db, ignore_conflicts=ignore_conflicts)
-    return shape
 
 
 def _instance_value(field: models.Field[Any, Any], db: Any) -> Callable[[models.Model], Any]:
@@ -369,12 +367,7 @@ class Prepared(Generic[M]):
         self.compiled: dict[tuple[Any, ...], _Compiled] = {}
 
     def __call__(self, *shape: Hashable) -> _Compiled:
-        db = _database()
-        key = (db.alias, db.vendor, *shape)
-        compiled = self.compiled.get(key)
-        if compiled is None:
-            compiled = self.compiled[key] = _Compiled(self.build(*shape))
-        return compiled
+        return _per_database(self.compiled, shape, lambda _: _Compiled(self.build(*shape)))
 
 
 class _Compiled:
@@ -450,6 +443,19 @@ def _database() -> Any:
     return connections[DEFAULT_DB_ALIAS]
 
 
+def _per_database(
+    cache: dict[tuple[Any, ...], T], shape: tuple[Any, ...], make: Callable[[Any], T]
+) -> T:
+    """What `make(db)` gives for this shape on the default database, made once and kept
+    (a compiled statement depends on the database's SQL dialect as well as the shape)."""
+    db = _database()
+    key = (db.alias, db.vendor, *shape)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = make(db)
+    return found
+
+
 def _bind(sql: str, params: list[Any], values: dict[str, Any], db: Any) -> tuple[str, list[Any]]:
     """The compiled statement with `values` in place of its `Param`s, ready to run on `db`."""
     bound: list[Any] = []
@@ -477,12 +483,7 @@ class PreparedUpdate:
         self.compiled: dict[tuple[Any, ...], _CompiledUpdate] = {}
 
     def __call__(self, *shape: Hashable) -> _CompiledUpdate:
-        db = _database()
-        key = (db.alias, db.vendor, *shape)
-        compiled = self.compiled.get(key)
-        if compiled is None:
-            compiled = self.compiled[key] = _CompiledUpdate(*self.build(*shape))
-        return compiled
+        return _per_database(self.compiled, shape, lambda _: _CompiledUpdate(*self.build(*shape)))
 
 
 class _CompiledUpdate:
