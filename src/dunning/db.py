@@ -240,9 +240,18 @@ def _utc_text(db: Any) -> bool:
 
 def _write_utc_text(value: Any) -> Any:
     """adapt_datetimefield_value on SQLite, for UTC storage: an aware datetime's UTC text."""
+    global _LAST_WRITTEN  # one tuple, swapped whole: safe across threads
+    last, text = _LAST_WRITTEN
+    if value is last:  # a batch's `now`, in every row's created_at and updated_at
+        return text
     if isinstance(value, dt.datetime) and value.utcoffset() is not None:
-        return str(value.astimezone(dt.UTC).replace(tzinfo=None))
+        text = str(value.astimezone(dt.UTC).replace(tzinfo=None))
+        _LAST_WRITTEN = (value, text)
+        return text
     return connection.ops.adapt_datetimefield_value(value)
+
+
+_LAST_WRITTEN: tuple[Any, str] = (None, "")
 
 
 def _read_utc_text(value: Any, expression: Any, db: Any) -> Any:

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 
 
@@ -295,6 +296,8 @@ def _network_code(text: str) -> str:
 # ---------------------------------------------------------------- classifying
 
 
+# Pure, and asked about the same few codes for every attempt a planner weighs: kept.
+@lru_cache(maxsize=4096)
 def classify_decline(
     decline_code: str,
     *,

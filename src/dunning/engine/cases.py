@@ -30,7 +30,7 @@ from django.db.models import (
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
 from dunning.core.policy import Policy, choose_policy
-from dunning.db import Param, ParamList, Prepared, bulk_insert, update_each
+from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert, update_each
 from dunning.engine import policies
 from dunning.engine.models import (
     OPEN_STATES,
@@ -363,6 +363,54 @@ def on_invoices_changed(
         _recover(recovered, now=now)
 
 
+def _closed(now: Any) -> dict[str, Any]:
+    """A recovered case's fields (`now`: a datetime, or a `Param` in a prepared update)."""
+    return {
+        "state": CaseState.RECOVERED,
+        "closed_at": now,
+        "next_action_at": now,
+        "updated_at": now,
+    }
+
+
+_SETTLED = {"next_retry_at": None, "retry_key": "", "retry_reason": "paid"}
+
+
+def _recovering() -> QuerySet[Case]:
+    return Case.objects.filter(pk__in=ParamList("cases", BigIntegerField()))
+
+
+def _waiting() -> QuerySet[Message]:
+    return Message.objects.filter(
+        case_id__in=ParamList("cases", BigIntegerField()), status=MessageStatus.SCHEDULED
+    )
+
+
+# Each recovery runs these, so they are compiled once.
+_WAITING = Prepared(
+    lambda: _waiting().values("case_id").annotate(n=Count("id")).values_list("case_id", "n")
+)
+_CANCEL_WAITING = PreparedUpdate(
+    lambda: (
+        _waiting(),
+        {"status": MessageStatus.CANCELED, "updated_at": Param("now", DateTimeField())},
+    )
+)
+_CLOSE_SETTLED = PreparedUpdate(
+    lambda: (
+        _recovering().filter(charge_in_doubt_since=None),
+        {**_closed(Param("now", DateTimeField())), **_SETTLED},
+    )
+)
+_CLOSE_IN_DOUBT = PreparedUpdate(
+    lambda: (
+        _recovering().exclude(charge_in_doubt_since=None),
+        _closed(Param("now", DateTimeField())),
+    )
+)
+_IN_DOUBT = Prepared(lambda: _recovering().exclude(charge_in_doubt_since=None).values_list("pk"))
+
+
 # Asked for every batch of payments recorded (most are in no case: paid at the first charge).
 _CASES_OF_INVOICES: Prepared[CaseInvoice] = Prepared(
     lambda: (
@@ -380,26 +428,17 @@ _CASES_OF_INVOICES: Prepared[CaseInvoice] = Prepared(
 def _recover(cases: Sequence[Case], *, now: datetime) -> None:
     """Close paid cases: cancel what waits to go out, and thank each customer."""
     ids = [case.pk for case in cases]
-    waiting = Message.objects.filter(case_id__in=ids, status=MessageStatus.SCHEDULED)
-    canceled = dict(waiting.values("case_id").annotate(n=Count("id")).values_list("case_id", "n"))
+    canceled = dict(_WAITING().rows(cases=ids))
     if canceled:
-        waiting.update(status=MessageStatus.CANCELED, updated_at=now)
-    closed = {
-        "state": CaseState.RECOVERED,
-        "closed_at": now,
-        "next_action_at": now,
-        "updated_at": now,
-    }
-    settled = {"next_retry_at": None, "retry_key": "", "retry_reason": "paid"}
+        _CANCEL_WAITING().run(cases=ids, now=now)
     # A charge in doubt keeps its key and its questions: it may have taken the money
     # too, and a payment left at the bank's page must be canceled before it can
     # (the retry stage asks about it at once: `retries.ask_about_changed_invoices`).
-    rows = Case.objects.filter(pk__in=ids)
-    rows.filter(charge_in_doubt_since=None).update(**closed, **settled)
-    rows.exclude(charge_in_doubt_since=None).update(**closed)
-    in_doubt = set(rows.exclude(charge_in_doubt_since=None).values_list("pk", flat=True))
+    _CLOSE_SETTLED().run(cases=ids, now=now)
+    _CLOSE_IN_DOUBT().run(cases=ids, now=now)
+    in_doubt = {pk for (pk,) in _IN_DOUBT().rows(cases=ids)}
     for case in cases:
-        for name, value in {**closed, **({} if case.pk in in_doubt else settled)}.items():
+        for name, value in {**_closed(now), **({} if case.pk in in_doubt else _SETTLED)}.items():
             setattr(case, name, value)
     bulk_insert(
         [
