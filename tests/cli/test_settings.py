@@ -78,3 +78,20 @@ def test_postgres_urls_get_persistent_checked_connections(tmp_path: Path) -> Non
     )
 
     assert result.stdout.split() == ["django.db.backends.postgresql", "600", "True"]
+
+
+def test_sqlite_urls_use_djangos_backend_converting_placeholders_once(tmp_path: Path) -> None:
+    result = run(
+        [
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.db import connection; c = connection.cursor();"
+            " print(connection.settings_dict['ENGINE'], connection.vendor,"
+            " c.execute('SELECT %s', [1]).fetchone()[0])",
+        ],
+        cwd=tmp_path,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'a.sqlite3'}",
+    )
+
+    assert result.stdout.split() == ["dunning.sqlite", "sqlite", "1"]
