@@ -108,7 +108,8 @@ WSGI_APPLICATION = "dunning.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Overrides of Django's admin templates (its Thai font), found before the admin's own.
+        "DIRS": [Path(__file__).parent / "web" / "admin_templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -312,3 +312,40 @@ def test_a_customer_whose_card_expired_saves_a_new_one_on_stripe_s_page(
 
     assert "ลงท้ายด้วย 4444" in page.inner_text("main")
     assert PaymentMethod.objects.get(external_id="pm_new").is_default
+
+
+def test_an_operator_reads_a_thai_name_in_the_admin_in_the_app_s_own_font(
+    page: Any, site: str, make_customer: Callable[..., Any], shots: Callable[[Any, str], None]
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("finance", "finance@example.com", "a long passphrase")
+    customer = make_customer("cus_th", name="สมหญิง ศรีสุข")
+
+    page.goto(f"{site}/admin/ledger/customer/{customer.pk}/change/")
+    page.fill("#id_username", "finance")
+    page.fill("#id_password", "a long passphrase")
+    page.click("input[type=submit]")
+    playwright.expect(page.locator("#content h2").first).to_have_text("สมหญิง ศรีสุข (cus_th)")
+    page.evaluate("document.fonts.ready.then(() => true)")  # the faces the page asked for
+    shots(page, "admin-customer-th")
+
+    # Chromium says which fonts drew each element's glyphs: the Thai of the bold
+    # heading and of the breadcrumbs is Sarabun's, the Latin the admin's own.
+    browser = page.context.new_cdp_session(page)
+    browser.send("DOM.enable")
+    browser.send("CSS.enable")
+    root = browser.send("DOM.getDocument")["root"]["nodeId"]
+
+    def drawn_by(selector: str) -> dict[str, int]:
+        node = browser.send("DOM.querySelector", {"nodeId": root, "selector": selector})
+        fonts = browser.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+        return {font["postScriptName"]: font["glyphCount"] for font in fonts}
+
+    thai = len("สมหญิงศรีสุข")
+    heading = drawn_by("#content h2")
+    assert heading.pop("Sarabun-SemiBold") == thai
+    assert heading and "Sarabun" not in str(heading)  # " (cus_th)" in a Latin font
+    crumbs = drawn_by("div.breadcrumbs")
+    assert crumbs.pop("Sarabun-Regular") == thai
+    assert crumbs and "Sarabun" not in str(crumbs)
