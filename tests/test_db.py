@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +23,7 @@ from dunning.db import (
     insert_rows,
     update_each,
 )
-from dunning.engine.models import CaseInvoice
+from dunning.engine.models import Case, CaseInvoice
 from dunning.ledger.models import Customer, Event, Invoice
 from dunning.ledger.services import InvoiceFacts, upsert_customer, upsert_invoice
 from tests.conftest import NOW, unsaved_case
@@ -244,6 +248,29 @@ def test_datetimes_are_written_and_read_as_the_orm_does() -> None:
     assert [(i.pk, i.due_at, i.issued_at) for i in read] == [
         (i.pk, i.due_at, i.issued_at) for i in plain
     ]
+
+
+def test_a_missing_datetime_is_written_as_null_before_any_datetime_was(tmp_path: Path) -> None:
+    # The last datetime written is remembered (a batch's `now`); in a new process
+    # nothing is, and a None must still be NULL, not the remembered text.
+    script = (
+        "import django; django.setup(); from dunning.db import _write_utc_text;"
+        " print(repr(_write_utc_text(None)))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dunning.settings"}
+    env |= {"DUNNING_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db'}"}
+    found = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "None"
+
+
+def test_a_missing_datetime_is_written_as_null_after_a_datetime_was() -> None:
+    case = unsaved_case(_invoices()[0].customer, next_retry_at=NOW)
+    bulk_insert([case])  # NOW remembered
+    case.next_retry_at = None
+    update_each([case], ["next_retry_at"])
+    assert Case.objects.filter(pk=case.pk, next_retry_at__isnull=True).exists()
 
 
 @pytest.mark.parametrize("insert", ["bulk_create", "bulk_insert"])

@@ -1,12 +1,19 @@
-"""dunning.sqlite: Django's SQLite backend, converting each statement's placeholders once."""
+"""dunning.sqlite: Django's SQLite backend, converting each statement's placeholders once.
+
+The tests open their own in-memory SQLite connection through the backend, so they
+run whatever database the suite itself is on.
+"""
 
 from __future__ import annotations
 
-import pytest
-from django.db import connection
-from django.db.backends.sqlite3.base import SQLiteCursorWrapper as DjangoCursor
+from collections.abc import Iterator
+from typing import Any
 
-from dunning.sqlite.base import _qmark
+import pytest
+from django.db.backends.sqlite3.base import SQLiteCursorWrapper as DjangoCursor
+from django.db.utils import ConnectionHandler
+
+from dunning.sqlite.base import KEPT_UP_TO, SQLiteCursorWrapper, _qmark
 
 STATEMENTS = [
     "SELECT %s",
@@ -17,22 +24,38 @@ STATEMENTS = [
 ]
 
 
+@pytest.fixture
+def sqlite(django_db_blocker: Any) -> Iterator[Any]:
+    handler = ConnectionHandler({"default": {"ENGINE": "dunning.sqlite", "NAME": ":memory:"}})
+    connection = handler["default"]  # the handler's own, not the suite's
+    with django_db_blocker.unblock():  # pytest-django guards the suite's databases
+        yield connection
+        connection.close()
+
+
 @pytest.mark.parametrize("statement", STATEMENTS)
-def test_conversion_is_djangos_own(statement: str) -> None:
+def test_the_conversion_is_djangos_own(statement: str) -> None:
     assert _qmark(statement) == DjangoCursor.convert_query(None, statement)  # type: ignore[arg-type]
-    assert _qmark(statement) == _qmark(statement)  # the kept one
 
 
-@pytest.mark.django_db
-def test_statements_run_with_literal_percents_and_placeholders() -> None:
-    with connection.cursor() as cursor:
-        for _ in range(2):  # converted, then kept
-            cursor.execute("SELECT %s, '100%%', '%%s' || %s", [7, "x"])
+def test_statements_run_through_the_backend_s_cursor_and_convert_once(sqlite: Any) -> None:
+    statement = "SELECT %s, '100%%', '%%s' || %s"
+    with sqlite.cursor() as cursor:
+        assert isinstance(cursor.cursor, SQLiteCursorWrapper)
+        before = _qmark.cache_info()
+        for _ in range(3):
+            cursor.execute(statement, [7, "x"])
             assert cursor.fetchone() == (7, "100%", "%sx")
+        after = _qmark.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) in ((1, 2), (0, 3))
 
 
-@pytest.mark.django_db
-def test_named_parameters_go_djangos_way() -> None:
-    with connection.cursor() as cursor:
+def test_long_statements_and_named_parameters_go_djangos_way(sqlite: Any) -> None:
+    long = "SELECT %s /* " + "x" * KEPT_UP_TO + " */"
+    with sqlite.cursor() as cursor:
+        before = _qmark.cache_info()
+        cursor.execute(long, [2])
+        assert cursor.fetchone() == (2,)
         cursor.execute("SELECT %(a)s + %(b)s", {"a": 2, "b": 3})
         assert cursor.fetchone() == (5,)
+        assert _qmark.cache_info() == before

@@ -251,7 +251,8 @@ def _write_utc_text(value: Any) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-_LAST_WRITTEN: tuple[Any, str] = (None, "")
+_NOTHING_YET = object()
+_LAST_WRITTEN: tuple[Any, str] = (_NOTHING_YET, "")  # never a value given: None is NULL
 
 
 def _read_utc_text(value: Any, expression: Any, db: Any) -> Any:

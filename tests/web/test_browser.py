@@ -335,17 +335,23 @@ def test_an_operator_reads_a_thai_name_in_the_admin_in_the_app_s_own_font(
     browser = page.context.new_cdp_session(page)
     browser.send("DOM.enable")
     browser.send("CSS.enable")
-    root = browser.send("DOM.getDocument")["root"]["nodeId"]
 
     def drawn_by(selector: str) -> dict[str, int]:
+        root = browser.send("DOM.getDocument")["root"]["nodeId"]  # of the page now shown
         node = browser.send("DOM.querySelector", {"nodeId": root, "selector": selector})
         fonts = browser.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
         return {font["postScriptName"]: font["glyphCount"] for font in fonts}
 
     thai = len("สมหญิงศรีสุข")
-    heading = drawn_by("#content h2")
-    assert heading.pop("Sarabun-SemiBold") == thai
-    assert heading and "Sarabun" not in str(heading)  # " (cus_th)" in a Latin font
-    crumbs = drawn_by("div.breadcrumbs")
-    assert crumbs.pop("Sarabun-Regular") == thai
-    assert crumbs and "Sarabun" not in str(crumbs)
+    # Whichever theme the operator picks (the admin's toggle sets data-theme).
+    for theme in ("auto", "light", "dark"):
+        page.evaluate(f"localStorage.setItem('theme', '{theme}')")
+        page.reload()
+        page.evaluate("document.fonts.ready.then(() => true)")
+        assert page.evaluate("document.documentElement.dataset.theme") == theme
+        heading = drawn_by("#content h2")
+        assert heading.pop("Sarabun-SemiBold", None) == thai, theme
+        assert heading and "Sarabun" not in str(heading)  # " (cus_th)" in a Latin font
+        crumbs = drawn_by("div.breadcrumbs")
+        assert crumbs.pop("Sarabun-Regular", None) == thai, theme
+        assert crumbs and "Sarabun" not in str(crumbs)

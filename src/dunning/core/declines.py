@@ -296,8 +296,6 @@ def _network_code(text: str) -> str:
 # ---------------------------------------------------------------- classifying
 
 
-# Pure, and asked about the same few codes for every attempt a planner weighs: kept.
-@lru_cache(maxsize=4096)
 def classify_decline(
     decline_code: str,
     *,
@@ -315,6 +313,18 @@ def classify_decline(
     Missing values are "".  The Visa categories are read for every brand but
     Mastercard (`Brand.follows_visa_rules`); a merchant advice code for any brand.
     """
+    return _classify(decline_code, advice_code, network_decline_code, network_advice_code, brand)
+
+
+# Pure, and asked about the same few codes for every attempt a planner weighs: kept.
+@lru_cache(maxsize=4096)
+def _classify(
+    decline_code: str,
+    advice_code: str,
+    network_decline_code: str,
+    network_advice_code: str,
+    brand: Brand,
+) -> Classification:
     code = decline_code.strip().lower()
     advice = advice_code.strip().lower()
     network = _network_code(network_decline_code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -373,7 +374,7 @@ def _closed(now: Any) -> dict[str, Any]:
     }
 
 
-_SETTLED = {"next_retry_at": None, "retry_key": "", "retry_reason": "paid"}
+_SETTLED = MappingProxyType({"next_retry_at": None, "retry_key": "", "retry_reason": "paid"})
 
 
 def _recovering() -> QuerySet[Case]:

@@ -18,8 +18,10 @@ from typing import Any
 
 from django.db.backends.sqlite3 import base
 
+KEPT_UP_TO = 8_000  # characters: a claim's SELECT is 2,000; longer ones are rare and vary
 
-@lru_cache(maxsize=4096)
+
+@lru_cache(maxsize=2048)
 def _qmark(query: str) -> str:
     # Django's "format" to "qmark" rewrite, which reads nothing off the cursor.
     return base.SQLiteCursorWrapper.convert_query(None, query)  # type: ignore[arg-type]
@@ -27,7 +29,7 @@ def _qmark(query: str) -> str:
 
 class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
     def convert_query(self, query: str, *, param_names: list[str] | None = None) -> str:
-        if param_names is None:
+        if param_names is None and len(query) <= KEPT_UP_TO:
             return _qmark(query)
         return super().convert_query(query, param_names=param_names)  # type: ignore[no-any-return]
 
