@@ -252,7 +252,7 @@ def _write_utc_text(value: Any) -> Any:
 
 
 _NOTHING_YET = object()
-_LAST_WRITTEN: tuple[Any, str] = (_NOTHING_YET, "")  # never a value given: None is NULL
+_LAST_WRITTEN: tuple[Any, str] = (_NOTHING_YET, "")  # no caller passes it: None stays NULL
 
 
 def _read_utc_text(value: Any, expression: Any, db: Any) -> Any:

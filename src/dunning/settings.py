@@ -50,7 +50,7 @@ def _database() -> dj_database_url.DBConfig:
     url = url or os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'dunning.sqlite3'}"
     if url.startswith("sqlite"):
         config = dj_database_url.parse(url)
-        config["ENGINE"] = "dunning.sqlite"  # Django's, converting placeholders once (its docs)
+        config["ENGINE"] = "dunning.sqlite"  # Django's backend, placeholders converted once
         config["OPTIONS"] = {  # type: ignore[typeddict-unknown-key]
             # WAL lets readers work while the one writer writes; IMMEDIATE takes
             # the write lock at BEGIN so two writers queue instead of failing
