@@ -438,8 +438,10 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
     _CLOSE_SETTLED().run(cases=ids, now=now)
     _CLOSE_IN_DOUBT().run(cases=ids, now=now)
     in_doubt = {pk for (pk,) in _IN_DOUBT().rows(cases=ids)}
+    closed = _closed(now)
+    settled = {**closed, **_SETTLED}
     for case in cases:
-        for name, value in {**_closed(now), **({} if case.pk in in_doubt else _SETTLED)}.items():
+        for name, value in (closed if case.pk in in_doubt else settled).items():
             setattr(case, name, value)
     bulk_insert(
         [
