@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -37,11 +38,28 @@ def _secret_key() -> str:
         )
     # Outside production a key is generated once and kept beside the data, so
     # sessions and signed links survive a restart of the demo.
-    path = DATA_DIR / ".dunning-secret-key"
+    return kept_secret_key(DATA_DIR / ".dunning-secret-key")
+
+
+def kept_secret_key(path: Path) -> str:
+    """The key kept in `path`, generated and written there first if there is none.
+
+    Processes started together on a fresh data directory (several workers) must
+    all read one key, and none may read a half-written file. So the key is
+    written whole to a private temporary file and hard-linked into place: `path`
+    appears complete or not at all, and the first process to link it wins.
+    """
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(50))
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process linked its key first; all use that one
+        finally:
+            os.unlink(temporary)
     return path.read_text().strip()
 
 

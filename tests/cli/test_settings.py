@@ -3,7 +3,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from dunning.settings import kept_secret_key
 
 DUNNING = [sys.executable, "-m", "dunning"]
 
@@ -95,3 +99,31 @@ def test_sqlite_urls_use_djangos_backend_converting_placeholders_once(tmp_path: 
     )
 
     assert result.stdout.split() == ["dunning.sqlite", "sqlite", "1"]
+
+
+def test_processes_started_together_on_a_fresh_directory_all_read_one_whole_key(
+    tmp_path: Path,
+) -> None:
+    """Four workers started at once on a fresh directory: one read the key file
+    between another's create and write, found it empty, and stopped (CI, stop 15)."""
+    for round_ in range(40):
+        path = tmp_path / str(round_) / ".dunning-secret-key"
+
+        keys = read_at_once(path, readers=8)
+
+        assert len(set(keys)) == 1, f"round {round_}: {len(set(keys))} different keys"
+        assert len(keys[0]) >= 50, f"round {round_}: a key of {len(keys[0])} characters"
+        assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def read_at_once(path: Path, *, readers: int) -> list[str]:
+    start = threading.Barrier(readers)
+
+    def read() -> str:
+        start.wait()
+        return kept_secret_key(path)
+
+    with ThreadPoolExecutor(readers) as pool:
+        futures = [pool.submit(read) for _ in range(readers)]
+    return [future.result() for future in futures]
