@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from dunning.api.keys import hash_key
+from dunning.api.models import ApiKey
+from dunning.cli.management.commands.demo import operator_directions
 from dunning.demo.data import DemoData
 from dunning.ledger.models import Customer, Event
 from tests.conftest import NOW
@@ -59,3 +64,42 @@ def test_it_counts_ages_from_the_current_time_unless_told(
         (3, "2026-03-16T03:00:00+00:00"),
         (2569, "2026-01-02T02:00:00+00:00"),
     ]
+
+
+def test_operator_directions_are_made_once_kept_private_and_the_same_on_every_start(
+    db: None,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    settings.DATA_DIR = tmp_path
+    first = operator_directions(url="http://127.0.0.1:8000")
+    again = operator_directions(url="http://127.0.0.1:8000")
+
+    password = (tmp_path / ".dunning-demo-password").read_text()
+    key = (tmp_path / ".dunning-demo-api-key").read_text()
+    assert first == again
+    assert f"log in as admin / {password}" in first
+    assert f"Authorization: Bearer {key}" in first
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    assert ApiKey.objects.filter(key_hash=hash_key(key), revoked_at=None).count() == 1
+    for kept in (".dunning-demo-password", ".dunning-demo-api-key"):
+        assert oct((tmp_path / kept).stat().st_mode & 0o777) == "0o600", kept
+
+
+def test_a_revoked_demo_key_is_replaced_by_a_new_one_kept_as_privately(
+    db: None,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    settings.DATA_DIR = tmp_path
+    operator_directions(url="http://127.0.0.1:8000")
+    revoked = (tmp_path / ".dunning-demo-api-key").read_text()
+    ApiKey.objects.update(revoked_at=NOW)
+
+    directions = operator_directions(url="http://127.0.0.1:8000")
+
+    key = (tmp_path / ".dunning-demo-api-key").read_text()
+    assert key != revoked
+    assert f"Authorization: Bearer {key}" in directions
+    assert ApiKey.objects.filter(key_hash=hash_key(key), revoked_at=None).count() == 1
+    assert oct((tmp_path / ".dunning-demo-api-key").stat().st_mode & 0o777) == "0o600"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import time
@@ -130,9 +131,15 @@ def _kept_secret(name: str, make: Callable[[], str]) -> tuple[str, bool]:
     if path.exists():
         return path.read_text().strip(), False
     value = make()
-    path.write_text(value)
-    path.chmod(0o600)
+    _keep(path, value)
     return value, True
+
+
+def _keep(path: Path, value: str) -> None:
+    """Write `value` to `path`, readable by its owner only from the first byte."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.write(value)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
 
 
 def operator_directions(*, url: str) -> str:
@@ -153,9 +160,8 @@ def operator_directions(*, url: str) -> str:
         ".dunning-demo-api-key", lambda: create_key(name="demo", now=timezone.now()).key
     )
     if not new and not ApiKey.objects.filter(key_hash=hash_key(key), revoked_at=None).exists():
-        (Path(settings.DATA_DIR) / ".dunning-demo-api-key").unlink()
         key = create_key(name="demo", now=timezone.now()).key
-        (Path(settings.DATA_DIR) / ".dunning-demo-api-key").write_text(key)
+        _keep(Path(settings.DATA_DIR) / ".dunning-demo-api-key", key)
     return "\n".join(
         [
             "",
