@@ -18,6 +18,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+# The demo charges its cards at the demo bank (dunning.gateways.demo) unless told otherwise.
+demo: export DUNNING_GATEWAY ?= demo
 demo: install
 	$(BIN)/dunning migrate --no-input --verbosity 0
 	$(BIN)/dunning demo --load --if-empty

@@ -181,8 +181,9 @@ DUNNING_SUPPORT_PHONE = os.environ.get("DUNNING_SUPPORT_PHONE", "+66 2 123 4567"
 DUNNING_PUBLIC_URL = os.environ.get("DUNNING_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # Payment gateways.  DUNNING_GATEWAY names the adapter that charges saved
-# payment methods: "stripe", "manual" (no charges) or "simulated" (tests and
-# the simulator).  The Stripe API base is overridable so tests can point the
+# payment methods: "stripe", "manual" (no charges), "demo" (`make demo`'s
+# stand-in bank, refused in production) or "simulated" (tests and the
+# simulator).  The Stripe API base is overridable so tests can point the
 # official library at a loopback server.  Webhook secrets are comma-separated
 # so a rolled secret keeps working while Stripe still signs with the old one.
 DUNNING_GATEWAY = os.environ.get("DUNNING_GATEWAY", "manual")

@@ -21,6 +21,7 @@ from django.test import Client, override_settings
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.engine.retries import AUTHENTICATION_WINDOW, LEASE
+from dunning.gateways.demo import declines_every_charge
 from dunning.gateways.registry import use_gateway
 from dunning.gateways.simulated import SimulatedGateway, declined
 from dunning.ledger import services
@@ -431,3 +432,39 @@ def test_pressing_again_from_an_older_reminder_s_link_is_the_same_payment(
     assert sent[0].form["return_url"] == f"https://pay.example.com{path_of(case)}/return"
     case.refresh_from_db()
     assert case.retry_key == sent[0].idempotency_key and case.charge_in_doubt_since == NOW
+
+
+def test_at_the_demo_bank_the_page_s_button_pays_and_a_declining_card_is_told_so(
+    client: Client,
+    jane: Customer,
+    make_customer: Callable[..., Any],
+    make_card: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+) -> None:
+    # `make demo` serves with the demo bank: its pay page must have a button that pays.
+    paying = make_case(jane_s_invoice(make_invoice))
+    make_customer("cus_broke", name="Sam Broke", locale="en-US", country="US")
+    broke_card = next(f"pm_{n}" for n in range(100) if declines_every_charge(f"pm_{n}"))
+    make_card(broke_card, customer="cus_broke")
+    broke = make_case(
+        make_invoice(
+            "in_broke", customer="cus_broke", number="A-90", currency="USD", amount_due=1500
+        )
+    )
+
+    with override_settings(DUNNING_GATEWAY="demo"):
+        assert "Pay $49.99 now</button>" in client.get(path_of(paying)).content.decode()
+        paid = pay(client, paying)
+        refused = pay(client, broke)
+
+    assert paid.status_code == 200
+    assert "Thank you: payment received" in paid.content.decode()
+    attempt = PaymentAttempt.objects.get(invoice__external_id="in_3")
+    assert (attempt.outcome, attempt.gateway) == ("succeeded", "demo")
+    assert Invoice.objects.get(external_id="in_3").status == "paid"
+    paying.refresh_from_db()
+    assert paying.state == "recovered"
+
+    assert "The payment did not go through" in refused.content.decode()
+    attempt = PaymentAttempt.objects.get(invoice__external_id="in_broke")
+    assert (attempt.outcome, attempt.decline_code) == ("failed", "insufficient_funds")

@@ -43,8 +43,9 @@ MAX_AGE_DAYS = 120
 # Fewer retries keep the load fast and leave the engine room to retry.
 FIRST_CHARGE_DELAY = timedelta(hours=1)
 RETRY_DAYS = (2, 4, 7)
-# Demo charges name the simulated gateway, so nothing ever asks Stripe about them.
-GATEWAY = "simulated"
+# Demo charges name the demo bank (`dunning.gateways.demo`), which `make demo`
+# serves with; nothing ever asks Stripe about them.
+GATEWAY = "demo"
 
 # Customers per 300, by market.
 _MARKETS = {

@@ -1,8 +1,9 @@
 """Which gateway charges: DUNNING_GATEWAY names it ("manual" unless set).
 
-"manual" and "stripe" are built from settings.  "simulated" needs an oracle and
-a clock that only its caller has, so the simulator or a test installs its
-instance with `use_gateway(...)` for as long as it runs.
+"manual", "stripe" and "demo" (the demo's bank, refused in production) are
+built from settings.  "simulated" needs an oracle and a clock that only its
+caller has, so the simulator or a test installs its instance with
+`use_gateway(...)` for as long as it runs.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from dunning.gateways.base import Gateway
+from dunning.gateways.demo import DemoGateway
 from dunning.gateways.manual import ManualGateway
 from dunning.gateways.stripe_gateway import StripeGateway
 
 FACTORIES: dict[str, Callable[[], Gateway]] = {
     ManualGateway.name: ManualGateway,
     StripeGateway.name: StripeGateway.from_settings,
+    DemoGateway.name: DemoGateway.from_settings,
 }
-NAMES = ("manual", "simulated", "stripe")
+NAMES = ("demo", "manual", "simulated", "stripe")
 
 _installed: dict[str, Gateway] = {}
 _lock = threading.Lock()
