@@ -307,7 +307,7 @@ def test_a_customer_whose_card_expired_saves_a_new_one_on_stripe_s_page(
     page.get_by_role("button", name="ใช้บัตรใบใหม่").click()
     page.wait_for_url(f"{bank}/checkout*")
     page.click("#save")
-    page.get_by_role("heading", name="บันทึกบัตรใบใหม่ของคุณแล้ว").wait_for()
+    page.get_by_role("heading", name="บันทึกบัตรใบใหม่ของท่านแล้ว").wait_for()
     shots(page, "card-saved-th")
 
     assert "ลงท้ายด้วย 4444" in page.inner_text("main")

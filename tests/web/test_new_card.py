@@ -261,7 +261,7 @@ def test_a_thai_customer_updates_the_card_from_the_card_page(
     assert sent.form["success_url"].startswith(f"https://pay.example.com{page}/new/return?")
     stripe_saves(stripe_gateway)
     back = client.get(f"{page}/new/return", {"session_id": SESSION_ID}).content.decode()
-    assert "บันทึกบัตรใบใหม่ของคุณแล้ว" in back and "ลงท้ายด้วย 4444" in back
+    assert "บันทึกบัตรใบใหม่ของท่านแล้ว" in back and "ลงท้ายด้วย 4444" in back
     assert PaymentMethod.objects.get(external_id="pm_new").is_default
     # The old card's link now shows the card we charge.
     assert "หมายเลขลงท้าย 4444" in client.get(page).content.decode()

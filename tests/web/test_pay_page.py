@@ -81,7 +81,7 @@ def test_a_thai_customer_reads_the_page_in_thai(client: Client, thai_case: Case)
     assert status == 200
     assert '<html lang="th">' in html
     assert "เรียน สมชาย ใจดี" in html
-    assert "หากต้องการชำระเงิน โปรดติดต่อเรา แล้วเราจะช่วยคุณ" in html
+    assert "หากต้องการชำระเงิน โปรดติดต่อเรา แล้วเราจะช่วยท่าน" in html
     assert "฿1,234.50" in html and "฿500.00" in html
     assert format_money(173450, "THB", locale="th-TH") in html  # the total
     assert "ยอดรวมที่ต้องชำระ" in html
