@@ -20,6 +20,8 @@ install: $(VENV)/.installed
 
 # The demo charges its cards at the demo bank (dunning.gateways.demo) unless told otherwise.
 demo: export DUNNING_GATEWAY ?= demo
+# Links in its emails lead to the pages it serves, whatever HOST and PORT are.
+demo: export DUNNING_PUBLIC_URL ?= http://$(HOST):$(PORT)
 demo: install
 	$(BIN)/dunning migrate --no-input --verbosity 0
 	$(BIN)/dunning demo --load --if-empty
