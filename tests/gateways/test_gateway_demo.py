@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -17,7 +18,13 @@ from dunning.core.declines import DeclineClass, classify_decline
 from dunning.engine import policies
 from dunning.engine.models import Case
 from dunning.engine.playback import engine_pass
-from dunning.gateways.base import ChargeRequest, ChargeStatus, GatewayError
+from dunning.gateways.base import (
+    NOT_THIS_CUSTOMERS,
+    CardSetupRequest,
+    ChargeRequest,
+    ChargeStatus,
+    GatewayError,
+)
 from dunning.gateways.demo import DemoGateway, declines_every_charge
 from dunning.gateways.registry import get_gateway
 from dunning.ledger import services
@@ -143,3 +150,33 @@ def test_the_engine_retries_a_declined_invoice_at_the_demo_bank_until_it_is_paid
     assert [a.gateway for a in retries] == ["demo"] * retries.count()
     assert retries.last().outcome == "succeeded"  # type: ignore[union-attr]
     assert Case.objects.get().state == "recovered"
+
+
+def test_a_card_saved_at_the_demo_bank_is_the_same_on_each_return_and_pays_every_charge() -> None:
+    bank = DemoGateway()
+    page = bank.start_card_setup(
+        CardSetupRequest(
+            customer_external_id="cus_1",
+            return_url="https://pay.example.com/pay/t/card/return",
+            cancel_url="https://pay.example.com/pay/t",
+            locale="th",
+            idempotency_key="card:cus_1:29000000",
+        )
+    )
+    assert page.startswith("https://pay.example.com/pay/t/card/return?session_id=demo_seti_")
+    reference = parse_qs(urlsplit(page).query)["session_id"][0]
+
+    new = bank.card_setup_result(reference, customer_external_id="cus_1")
+
+    assert new is not None and new == DemoGateway().card_setup_result(
+        reference, customer_external_id="cus_1"
+    )
+    assert new.external_id.startswith("pm_demonew_") and new.brand == "visa"
+    assert len(new.last4) == 4 and new.last4.isdigit() and new.exp_month == 12
+    assert all(
+        bank.charge(request(f"case{n}:try1", method=new.external_id)).succeeded for n in range(100)
+    )
+    for wrong in (("cus_2", reference), ("cus_1", "demo_seti_x_y"), ("cus_1", "cs_test_1")):
+        with pytest.raises(GatewayError) as refused:
+            bank.card_setup_result(wrong[1], customer_external_id=wrong[0])
+        assert refused.value.code == NOT_THIS_CUSTOMERS and refused.value.permanent

@@ -23,6 +23,7 @@ from dunning.engine import links, policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import retry_due
+from dunning.gateways.base import CardSetupRequest
 from dunning.gateways.registry import get_gateway
 from dunning.ledger import services
 from dunning.ledger.models import Customer, Event, PaymentMethod
@@ -332,3 +333,59 @@ def test_a_subscription_that_names_the_old_card_is_moved_to_the_new_one(
     assert moved.path == f"{SUBSCRIPTIONS}/{overdue['id']}"
     assert moved.form == {"default_payment_method": "pm_new"}
     assert moved.idempotency_key == f"default:{SESSION_ID}:{overdue['id']}"
+
+
+def test_at_the_demo_bank_a_new_card_is_saved_at_once_and_pays_the_retry(
+    client: Client, case: Case
+) -> None:
+    # `make demo`'s bank: its card page asks nothing, the customer is back at once.
+    with override_settings(DUNNING_GATEWAY="demo"):
+        page = pay_path(case)
+        response = press_new_card(client, page)
+        assert response.status_code == 303
+        back = urlsplit(response["Location"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == (
+            f"https://pay.example.com{page}/card/return"
+        )
+        saved = client.get(f"{back.path}?{back.query}")
+        again = client.get(f"{back.path}?{back.query}")
+
+        html = saved.content.decode()
+        assert "Your new card is saved" in html and "Visa card ending in" in html
+        assert again.content.decode() == html
+        new = PaymentMethod.objects.get(external_id__startswith="pm_demonew_")
+        assert new.is_default and not PaymentMethod.objects.get(external_id="pm_cus_en").is_default
+        assert PaymentMethod.objects.count() == 2  # the reload saved nothing twice
+        planned = retry_due(now=NOW, gateway=get_gateway())
+        assert planned.planned == 1
+        assert retry_due(now=NOW, gateway=get_gateway()).recovered == 1
+
+    case.refresh_from_db()
+    assert case.state == "recovered"
+
+
+def test_at_the_demo_bank_another_customer_s_setup_is_not_found(
+    client: Client, case: Case, make_customer: Callable[..., Any]
+) -> None:
+    with override_settings(DUNNING_GATEWAY="demo"):
+        response = press_new_card(client, pay_path(case))
+        reference = parse_qs(urlsplit(response["Location"]).query)["session_id"][0]
+        make_customer("cus_other")
+        other = get_gateway().start_card_setup(  # type: ignore[attr-defined]
+            CardSetupRequest(
+                customer_external_id="cus_other",
+                return_url="https://pay.example.com/x",
+                cancel_url="https://pay.example.com/y",
+                locale="en",
+                idempotency_key="card:cus_other:1",
+            )
+        )
+        someone_elses = parse_qs(urlsplit(other).query)["session_id"][0]
+
+        mine = client.get(f"{pay_path(case)}/card/return", {"session_id": reference})
+        theirs = client.get(f"{pay_path(case)}/card/return", {"session_id": someone_elses})
+        forged = client.get(f"{pay_path(case)}/card/return", {"session_id": "demo_seti_x_y"})
+
+    assert mine.status_code == 200
+    assert theirs.status_code == forged.status_code == 404
+    assert PaymentMethod.objects.filter(external_id__startswith="pm_demonew_").count() == 1
