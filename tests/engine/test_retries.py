@@ -20,8 +20,16 @@ from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
-from dunning.engine.retries import IN_DOUBT_LIMIT, LOOKUP_LIMIT, RetryReport, retry_due
+from dunning.engine.retries import (
+    CHARGES_OFF,
+    IN_DOUBT_LIMIT,
+    LOOKUP_LIMIT,
+    RetryReport,
+    resume_charges,
+    retry_due,
+)
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
+from dunning.gateways.manual import ManualGateway
 from dunning.gateways.simulated import LostAnswer, SimulatedGateway, declined, succeeded
 from dunning.ledger import services
 from dunning.ledger.models import Event, Invoice, Payment, PaymentAttempt, PaymentMethod
@@ -1085,3 +1093,26 @@ def test_a_charge_in_doubt_from_before_charges_were_stored_waits_for_an_operator
     assert report.stopped == 1 and bank.gateway.received == []
     stopped = CaseEvent.objects.get(type="retry.in_doubt")
     assert "not known in full" in stopped.reason
+
+
+# ---------------------------------------------------------------- gateway switch
+
+
+def test_cases_left_unplanned_under_the_manual_gateway_resume_when_one_that_charges_starts(
+    case: Case, bank: Bank
+) -> None:
+    retry_due(now=T0, gateway=ManualGateway())
+    case.refresh_from_db()
+    assert (case.next_retry_at, case.retry_reason) == (None, CHARGES_OFF)
+    later = T0 + timedelta(days=3)
+    assert resume_charges(now=later, gateway=ManualGateway()) == 0
+
+    assert resume_charges(now=later, gateway=bank.gateway) == 1
+
+    case.refresh_from_db()
+    assert (case.next_retry_at, case.retry_reason) == (later, "")
+    assert planned(bank, later).next_retry_at is not None
+    bank.answer(ok)
+    run_on(bank, later)
+    assert Case.objects.get().state == "recovered"
+    assert resume_charges(now=later, gateway=bank.gateway) == 0

@@ -213,3 +213,32 @@ def test_playing_the_engine_over_two_weeks_leaves_a_realistic_message_history(
     assert report.sent == len(steps) == len(list(tmp_path.glob("*.eml")))
     assert [step for step, _ in steps][:2] == ["courtesy", "overdue_1"]
     assert all(a < b for (_, a), (_, b) in itertools.pairwise(steps))
+
+
+def test_a_worker_started_with_a_gateway_that_charges_resumes_what_manual_left(
+    make_customer: Any, make_card: Any, make_invoice: Any, settings: Any, tmp_path: Path
+) -> None:
+    # The demo database loaded under "manual", then served at the demo bank.
+    settings.DUNNING_OUTBOX_DIR = tmp_path
+    make_customer("cus_1")
+    make_card("pm_1", customer="cus_1")
+    make_invoice("in_1", customer="cus_1", due_at=DUE, collection_method="charge_automatically")
+    services.record_payment_attempt(
+        invoice="in_1",
+        attempted_at=DUE,
+        outcome="failed",
+        now=DUE,
+        source="test",
+        decline_code="insufficient_funds",
+        payment_method="pm_1",
+    )
+    settings.DUNNING_GATEWAY = "manual"
+    call_command("worker", "--once", "--now", "2026-03-16T10:00:00+07:00")
+    assert Case.objects.get().next_retry_at is None
+
+    settings.DUNNING_GATEWAY = "demo"
+    call_command("worker", "--once", "--now", "2026-03-17T10:00:00+07:00")
+
+    case = Case.objects.get()
+    assert case.next_retry_at is not None and "manually" not in case.retry_reason
+    assert CaseEvent.objects.filter(case=case, type="retry.planned").exists()

@@ -149,6 +149,8 @@ AUTHENTICATION_WINDOW = timedelta(hours=1)
 ABANDONED = "pay_page.abandoned"
 # A case's retry_reason while a worker asks the gateway about its charge in doubt.
 LOOKING_UP = "asking the gateway what became of the charge in doubt"
+# A case's retry_reason while the manual gateway is configured (`resume_charges`).
+CHARGES_OFF = "charges are off: payments are collected manually"
 # A customer's saved cards, the one to charge first: the default, then the newest.
 CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
@@ -185,6 +187,21 @@ class _Due:
     method: PaymentMethod
     key: str
     amount: int
+
+
+def resume_charges(*, now: datetime, gateway: Gateway) -> int:
+    """Plan afresh the cases left unplanned while the manual gateway was configured.
+
+    Under "manual" each case's plan is stored as no retry (CHARGES_OFF), and
+    nothing would wake it when a gateway that charges takes over: a worker
+    calls this as it starts, so the switch resumes retries at once.  Returns
+    how many cases it woke.
+    """
+    if gateway.name == "manual":
+        return 0
+    return Case.objects.filter(
+        state=CaseState.ACTIVE, next_retry_at=None, retry_reason=CHARGES_OFF
+    ).update(next_retry_at=now, retry_reason="", updated_at=now)
 
 
 def claim_due_retries(*, now: datetime, limit: int) -> list[Case]:
@@ -247,9 +264,7 @@ def retry_due(
                     # Charges were turned off while one was in doubt: nobody can ask.
                     stopped.append((case, "charges are off while a charge is in doubt"))
                     continue
-                batch.store(
-                    case, RetryPlan(None, "charges are off: payments are collected manually")
-                )
+                batch.store(case, RetryPlan(None, CHARGES_OFF))
                 continue
             due = batch.named_charge(case) if case.retry_key else None
             if in_doubt:  # so is every case the claim took that is not active

@@ -17,7 +17,7 @@ from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import deliver_due, email_transport
 from dunning.engine.predunning import remind_expiring_cards
-from dunning.engine.retries import retry_due
+from dunning.engine.retries import resume_charges, retry_due
 from dunning.gateways.registry import get_gateway
 
 # Expiring cards are looked for this often, not on every pass: expiry is by the
@@ -54,6 +54,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._stop)
         transport = email_transport()
         gateway = get_gateway()
+        resume_charges(now=fixed or timezone.now(), gateway=gateway)  # after "manual"
         rng = random.Random()  # noqa: S311 - retry jitter, not a secret
         try:
             while True:
