@@ -18,11 +18,12 @@ import pytest
 from django.core import signing
 from django.test import Client, override_settings
 
-from dunning.engine import links
+from dunning.engine import links, pay_now
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
 from dunning.engine.retries import AUTHENTICATION_WINDOW, LEASE
 from dunning.gateways.demo import declines_every_charge
-from dunning.gateways.registry import use_gateway
+from dunning.gateways.demo import reference_for as demo_reference
+from dunning.gateways.registry import get_gateway, use_gateway
 from dunning.gateways.simulated import SimulatedGateway, declined
 from dunning.ledger import services
 from dunning.ledger.models import Customer, Invoice, PaymentAttempt
@@ -468,3 +469,20 @@ def test_at_the_demo_bank_the_page_s_button_pays_and_a_declining_card_is_told_so
     assert "The payment did not go through" in refused.content.decode()
     attempt = PaymentAttempt.objects.get(invoice__external_id="in_broke")
     assert (attempt.outcome, attempt.decline_code) == ("failed", "insufficient_funds")
+
+
+def test_at_the_demo_bank_a_made_up_return_records_no_payment(
+    client: Client, jane: Customer, make_invoice: Callable[..., Any]
+) -> None:
+    # The demo bank's references follow from the keys, and the keys can be worked
+    # out: a return naming the next payment's reference must not pay the invoice.
+    case = make_case(jane_s_invoice(make_invoice))
+    with override_settings(DUNNING_GATEWAY="demo"):
+        offer = pay_now.offer_for(case, get_gateway())
+        assert offer is not None
+        guessed = demo_reference(offer.request(key=pay_now._key(case, offer)))
+        back = client.get(f"{path_of(case)}/return", {"payment_intent": guessed})
+
+    assert "We could not take the payment just now" in back.content.decode()
+    assert not PaymentAttempt.objects.exists()
+    assert Invoice.objects.get(external_id="in_3").status == "open"

@@ -84,14 +84,10 @@ class DemoGateway:
         return _succeeded(request)
 
     def outcome(self, reference: str, request: ChargeRequest) -> ChargeResult | Authentication:
-        """What became of a payment from the pay page: what `charge_on_session` answered.
-
-        The demo bank never sends the customer to its own page, so this is only
-        asked if a customer's return is replayed; a reference that is not this
-        request's is refused, as a real gateway refuses another's payment."""
-        if reference != _reference(request):
-            raise GatewayError(f"no demo payment {reference} for this request", permanent=True)
-        return self.charge_on_session(request, return_url="")
+        """Refused: the demo bank never sends a customer to a page of its own, so no
+        return from one can be real.  A return URL can be edited, and a payment
+        made up from a guessed reference must record nothing."""
+        raise GatewayError(f"no demo payment {reference} awaits the customer", permanent=True)
 
     def start_card_setup(self, request: CardSetupRequest) -> str:
         """Straight back to the return URL with the setup's reference, as Stripe adds it."""
@@ -142,12 +138,13 @@ def _per_100(kind: str, value: str) -> int:
     return int.from_bytes(digest[:4], "big") % 100
 
 
-def _reference(request: ChargeRequest) -> str:
+def reference_for(request: ChargeRequest) -> str:
+    """The demo bank's id for the payment this key makes (anyone can work it out)."""
     return "demo_pi_" + _digest(request.idempotency_key)[:24]
 
 
 def _succeeded(request: ChargeRequest) -> ChargeResult:
-    reference = _reference(request)
+    reference = reference_for(request)
     return ChargeResult(
         status=ChargeStatus.SUCCEEDED,
         gateway=DemoGateway.name,
@@ -159,7 +156,7 @@ def _succeeded(request: ChargeRequest) -> ChargeResult:
 
 
 def _declined(request: ChargeRequest) -> ChargeResult:
-    reference = _reference(request)
+    reference = reference_for(request)
     return ChargeResult(
         status=ChargeStatus.DECLINED,
         gateway=DemoGateway.name,
