@@ -20,12 +20,14 @@ install: $(VENV)/.installed
 
 # The demo charges its cards at the demo bank (dunning.gateways.demo) unless told otherwise.
 demo: export DUNNING_GATEWAY ?= demo
-# Links in its emails lead to the pages it serves, whatever HOST and PORT are.
-demo: export DUNNING_PUBLIC_URL ?= http://$(HOST):$(PORT)
+# Links in its emails lead to the pages it serves, whatever HOST and PORT are
+# (this machine's loopback address when it listens on every address).
+PUBLIC_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(if $(findstring :,$(HOST)),[$(HOST)],$(HOST)))
+demo: export DUNNING_PUBLIC_URL ?= http://$(PUBLIC_HOST):$(PORT)
 demo: install
 	$(BIN)/dunning migrate --no-input --verbosity 0
 	$(BIN)/dunning demo --load --if-empty
-	$(BIN)/dunning demo --operator --url http://$(HOST):$(PORT)
+	$(BIN)/dunning demo --operator --url $$DUNNING_PUBLIC_URL
 	$(BIN)/dunning serve --host $(HOST) --port $(PORT) --with-worker
 
 serve: install

@@ -11,6 +11,7 @@ TEST_DATABASE_URL   used instead of DATABASE_URL by the test suite
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -55,12 +56,24 @@ def kept_secret_key(path: Path) -> str:
         try:
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(50))
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process linked its key first; all use that one
+            _put_in_place(temporary, path)
         finally:
-            os.unlink(temporary)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
     return path.read_text().strip()
+
+
+def _put_in_place(temporary: str, path: Path) -> None:
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process linked its key first; all use that one
+    except OSError:
+        # No hard links on this file system (FAT, some network shares): a
+        # rename puts the file in place whole too, though of two processes
+        # starting at the same instant the later one's key wins.
+        if not path.exists():
+            os.replace(temporary, path)
 
 
 def _database() -> dj_database_url.DBConfig:

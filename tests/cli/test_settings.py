@@ -7,6 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from dunning.settings import kept_secret_key
 
 DUNNING = [sys.executable, "-m", "dunning"]
@@ -127,3 +129,19 @@ def read_at_once(path: Path, *, readers: int) -> list[str]:
     with ThreadPoolExecutor(readers) as pool:
         futures = [pool.submit(read) for _ in range(readers)]
     return [future.result() for future in futures]
+
+
+def test_where_the_file_system_has_no_hard_links_the_key_is_still_made_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # vfat, some network shares
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / ".dunning-secret-key"
+
+    key = kept_secret_key(path)
+
+    assert len(key) >= 50 and kept_secret_key(path) == key
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

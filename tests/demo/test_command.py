@@ -103,3 +103,24 @@ def test_a_revoked_demo_key_is_replaced_by_a_new_one_kept_as_privately(
     assert f"Authorization: Bearer {key}" in directions
     assert ApiKey.objects.filter(key_hash=hash_key(key), revoked_at=None).count() == 1
     assert oct((tmp_path / ".dunning-demo-api-key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_demo_secret_kept_readable_by_all_is_made_private_again(
+    db: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.DATA_DIR = tmp_path
+    operator_directions(url="http://127.0.0.1:8000")
+    key = tmp_path / ".dunning-demo-api-key"
+    key.chmod(0o644)  # as the version before wrote a replaced key
+
+    operator_directions(url="http://127.0.0.1:8000")
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+    ApiKey.objects.update(revoked_at=NOW)
+    key.chmod(0o644)
+    operator_directions(url="http://127.0.0.1:8000")
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".dunning-demo-api-key",
+        ".dunning-demo-password",
+    ]

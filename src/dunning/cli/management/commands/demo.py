@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -129,6 +131,7 @@ def _kept_secret(name: str, make: Callable[[], str]) -> tuple[str, bool]:
     """A demo secret kept beside the data (mode 0600), made on first use."""
     path = Path(settings.DATA_DIR) / name
     if path.exists():
+        path.chmod(0o600)  # kept by an older version, perhaps readable by all
         return path.read_text().strip(), False
     value = make()
     _keep(path, value)
@@ -136,10 +139,15 @@ def _kept_secret(name: str, make: Callable[[], str]) -> tuple[str, bool]:
 
 
 def _keep(path: Path, value: str) -> None:
-    """Write `value` to `path`, readable by its owner only from the first byte."""
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
-        file.write(value)
-    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
+    """Put `value` in `path` whole, in a file only its owner could ever read."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(value)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 def operator_directions(*, url: str) -> str:
