@@ -16,6 +16,7 @@ from dunning.core.rendering import (
     MessageTemplate,
     RenderError,
     UnknownTemplate,
+    addressee,
     default_template,
     render,
 )
@@ -87,6 +88,42 @@ def test_every_default_template_also_renders_for_several_invoices_in_two_currenc
     message = render(default_template(key, "th-TH"), context)
 
     assert "12346" in message.text and "US$49.80" in message.text
+
+
+@pytest.mark.parametrize(
+    ("name", "locale", "is_business", "greeted"),
+    [
+        ("สมชาย ใจดี", "th-TH", False, "คุณสมชาย ใจดี"),
+        ("  สมชาย ใจดี ", "th", False, "คุณสมชาย ใจดี"),
+        ("นายสมชาย ใจดี", "th-TH", False, "นายสมชาย ใจดี"),  # never คุณนาย ("madam")
+        ("นางสาวสุดา รักดี", "th-TH", False, "นางสาวสุดา รักดี"),
+        ("ดร.สมศรี มีสุข", "th-TH", False, "ดร.สมศรี มีสุข"),
+        ("คุณวิชัย", "th-TH", False, "คุณวิชัย"),
+        ("John Smith", "th-TH", False, "คุณ John Smith"),
+        ("บริษัท อันดามัน จำกัด", "th-TH", True, "บริษัท อันดามัน จำกัด"),
+        ("Northwind Co., Ltd.", "th-TH", True, "Northwind Co., Ltd."),
+        ("สมชาย ใจดี", "en", False, "สมชาย ใจดี"),
+        ("Jane Doe", "en-US", False, "Jane Doe"),
+    ],
+)
+def test_a_greeting_names_a_thai_person_with_khun_and_a_business_by_its_name(
+    name: str, locale: str, is_business: bool, greeted: str
+) -> None:
+    assert addressee(name, locale=locale, is_business=is_business) == greeted
+    assert Customer(name, locale, is_business).addressee == greeted
+
+
+@pytest.mark.parametrize("key", DEFAULT_TEMPLATE_KEYS)
+def test_every_thai_default_greets_a_business_without_khun(key: str) -> None:
+    context = context_for(key, locale="th-TH", name="บริษัท อันดามัน จำกัด")
+    context = replace(context, customer=replace(context.customer, is_business=True))
+
+    message = render(default_template(key, "th-TH"), context)
+
+    for part in (message.text, message.html):
+        assert "คุณบริษัท" not in part
+    assert "เรียน บริษัท อันดามัน จำกัด" in message.text
+    assert "เรียน บริษัท อันดามัน จำกัด" in message.html
 
 
 def test_a_thai_message_shows_baht_and_the_buddhist_era() -> None:

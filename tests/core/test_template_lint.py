@@ -23,7 +23,7 @@ We will never ask for your card number by email.
 {% if unsubscribe_link %}Stop these emails: {{ unsubscribe_link }}{% endif %}
 """  # noqa: E501 - a template line is as long as its sentence
 
-THAI = """เรียน คุณ{{ customer.name }}
+THAI = """เรียน {{ customer.addressee }}
 {% for invoice in invoices %}
 ใบแจ้งหนี้เลขที่ {{ invoice.number }} ครบกำหนด {{ invoice.due_on|date }} จำนวน {{ invoice.remaining|money(invoice.currency) }}
 {% endfor %}

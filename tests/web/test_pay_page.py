@@ -80,7 +80,7 @@ def test_a_thai_customer_reads_the_page_in_thai(client: Client, thai_case: Case)
 
     assert status == 200
     assert '<html lang="th">' in html
-    assert "เรียน สมชาย ใจดี" in html
+    assert "เรียน คุณสมชาย ใจดี" in html
     assert "หากต้องการชำระเงิน โปรดติดต่อเรา แล้วเราจะช่วยท่าน" in html
     assert "฿1,234.50" in html and "฿500.00" in html
     assert format_money(173450, "THB", locale="th-TH") in html  # the total
@@ -89,6 +89,18 @@ def test_a_thai_customer_reads_the_page_in_thai(client: Client, thai_case: Case)
     # Earliest due first.
     assert html.index("INV-002") < html.index("INV-001")
     assert "help@example.com" in html
+
+
+def test_a_thai_business_is_greeted_by_its_name_not_as_a_person(
+    client: Client, make_customer: Callable[..., Any], make_invoice: Callable[..., Any]
+) -> None:
+    make_customer("cus_firm", name="บริษัท อันดามัน จำกัด", locale="th-TH", is_business=True)
+    case = make_case(make_invoice("in_9", customer="cus_firm", number="INV-009"))
+
+    status, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert status == 200
+    assert "เรียน บริษัท อันดามัน จำกัด" in html and "คุณบริษัท" not in html
 
 
 def test_a_settled_case_says_nothing_is_owed(

@@ -22,6 +22,10 @@ message, a file elsewhere or anything an operator saved.
 Placeholders (every message gets all of them; see also docs/templates.md)
 --------------------------------------------------------------------------
 ``customer.name``            the customer's name, as on the account
+``customer.addressee``       the name as a greeting puts it: in Thai, คุณ before a
+                             person's name without a title of its own ("คุณสมชาย
+                             ใจดี"), a business's name alone; elsewhere the name
+``customer.is_business``     True for a business, False for a person
 ``customer.locale``          the customer's BCP 47 locale, e.g. ``th-TH``
 ``company.name``             the sender: the business the money is owed to
 ``company.support_email``    where the customer can write
@@ -138,6 +142,54 @@ _MAX_EXPONENT = 100
 class Customer:
     name: str
     locale: str  # BCP 47, e.g. "th-TH"
+    is_business: bool = False
+
+    @property
+    def addressee(self) -> str:
+        """The name as a letter's greeting puts it (`addressee`)."""
+        return addressee(self.name, locale=self.locale, is_business=self.is_business)
+
+
+# Titles a Thai name may already carry; คุณ goes before a name without one.
+# (นาง covers นางสาว; ว่าที่ is an acting rank, as in ว่าที่ร้อยตรี.)
+THAI_TITLES = (
+    "คุณ",
+    "นาย",
+    "นาง",
+    "น.ส.",
+    "ด.ช.",
+    "ด.ญ.",
+    "ดร.",
+    "ศ.",
+    "รศ.",
+    "ผศ.",
+    "นพ.",
+    "พญ.",
+    "ทพ.",
+    "ทพญ.",
+    "ม.ร.ว.",
+    "ม.ล.",
+    "หม่อม",
+    "พระ",
+    "พล.",
+    "พ.ต.",
+    "ร.ต.",
+    "ว่าที่",
+)
+
+
+def addressee(name: str, *, locale: str, is_business: bool) -> str:
+    """`name` as the greeting of a letter in the customer's language names them.
+
+    In Thai a person is greeted with คุณ before the name ("เรียน คุณสมชาย ใจดี"),
+    unless the name carries a title of its own (นาย, ดร. ...); a business by
+    its name alone ("เรียน บริษัท ตัวอย่าง จำกัด"), never คุณ.  A name in Latin
+    letters takes a space after คุณ.  In other languages the name is as it is.
+    """
+    name = name.strip()
+    if _language(locale) != "th" or is_business or not name or name.startswith(THAI_TITLES):
+        return name
+    return f"คุณ{name}" if "\u0e00" <= name[0] <= "\u0e7f" else f"คุณ {name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,7 +313,11 @@ def _missing_elements(
     # (code, needles (any one will do), what to add)
     required: list[tuple[str, list[str], str]] = [
         ("missing_sender", [sample.company.name], "the sender: add {{ company.name }}"),
-        ("missing_customer_name", [sample.customer.name], "add {{ customer.name }}"),
+        (
+            "missing_customer_name",
+            [sample.customer.name],
+            "add {{ customer.addressee }} or {{ customer.name }}",
+        ),
         (
             "missing_contact",
             [sample.company.support_email, sample.company.support_phone or ""],

@@ -150,7 +150,9 @@ def _request(card: ExpiringCard, *, now: datetime) -> Message | None:
     link = links.card_link(customer, method)
     unsubscribe = links.unsubscribe_link(customer, Channel.EMAIL)
     context = MessageContext(
-        customer=TemplateCustomer(name=customer.name, locale=customer.locale),
+        customer=TemplateCustomer(
+            name=customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         company=company(),
         invoices=(),  # about the card, not a debt: no invoice, no amount
         days_overdue=0,

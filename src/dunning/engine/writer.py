@@ -149,7 +149,9 @@ def compose(
     days_overdue = max(0, (now - case.due_at).days) if case.due_at else 0
     unsubscribe = links.unsubscribe_link(customer, channel)
     context = MessageContext(
-        customer=TemplateCustomer(name=customer.name, locale=customer.locale),
+        customer=TemplateCustomer(
+            name=customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         company=company(),
         invoices=summaries(invoices, zone=ZoneInfo(customer.time_zone), paid=paid),
         days_overdue=days_overdue,

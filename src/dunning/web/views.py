@@ -33,6 +33,7 @@ from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
+from dunning.core.rendering import addressee
 from dunning.engine import card_setup, links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
 from dunning.engine.retries import card_to_charge
@@ -105,7 +106,9 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
     gateway = get_gateway()
     offer = pay_now.offer_for(case, gateway)
     context = {
-        "customer_name": customer.name,
+        "addressee": addressee(
+            customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         "invoices": invoices,
         "new_card": card_setup.offered(gateway),
         "total": format_money(case.amount_due, case.currency, locale=locale),
@@ -219,7 +222,9 @@ def _paid_page(
         if decline.wording is not None:  # why, in neutral words; never "stolen" or "fraud"
             problem = WORDING_TEXT[decline.wording]["th" if language == "th" else "en"]
     context = {
-        "customer_name": customer.name,
+        "addressee": addressee(
+            customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         "outcome": str(attempt.outcome),
         "offer": _offer_text(offer, locale=locale),
         "problem": problem,
@@ -248,7 +253,9 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
     if method.exp_month and method.exp_year:
         expires = format_month(date(method.exp_year, method.exp_month, 1), locale=locale)
     context = {
-        "customer_name": customer.name,
+        "addressee": addressee(
+            customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         "brand": card_brand_name(method.brand),
         "last4": method.last4,
         "expires": expires,
@@ -359,7 +366,9 @@ def _card_saved_page(
 ) -> HttpResponse:
     language = language_of(customer.locale)
     context = {
-        "customer_name": customer.name,
+        "addressee": addressee(
+            customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         "outcome": "failed" if failed else "saved" if method is not None else "waiting",
         "brand": card_brand_name(method.brand) if method is not None else "",
         "last4": method.last4 if method is not None else "",
@@ -387,7 +396,9 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return not_found(request)
     language = language_of(customer.locale)
     context: dict[str, object] = {
-        "customer_name": customer.name,
+        "addressee": addressee(
+            customer.name, locale=customer.locale, is_business=customer.is_business
+        ),
         "channel": CHANNEL_NAMES[language][target.channel],
     }
     if request.method == "POST":
