@@ -144,27 +144,27 @@ def reference_for(request: ChargeRequest) -> str:
 
 
 def _succeeded(request: ChargeRequest) -> ChargeResult:
-    reference = reference_for(request)
-    return ChargeResult(
-        status=ChargeStatus.SUCCEEDED,
-        gateway=DemoGateway.name,
-        amount=request.amount,
-        currency=request.currency,
-        reference=reference,
-        charge_reference=reference.replace("demo_pi_", "demo_ch_"),
-    )
+    return _answer(request, ChargeStatus.SUCCEEDED)
 
 
 def _declined(request: ChargeRequest) -> ChargeResult:
+    return _answer(
+        request,
+        ChargeStatus.DECLINED,
+        error_code="card_declined",
+        decline_code=DECLINE_CODE,
+        message="The demo bank declined the payment: insufficient funds.",
+    )
+
+
+def _answer(request: ChargeRequest, status: ChargeStatus, **codes: str) -> ChargeResult:
     reference = reference_for(request)
     return ChargeResult(
-        status=ChargeStatus.DECLINED,
+        status=status,
         gateway=DemoGateway.name,
         amount=request.amount,
         currency=request.currency,
         reference=reference,
         charge_reference=reference.replace("demo_pi_", "demo_ch_"),
-        error_code="card_declined",
-        decline_code=DECLINE_CODE,
-        message="The demo bank declined the payment: insufficient funds.",
+        **codes,
     )
