@@ -91,14 +91,14 @@ def consequences_of(actions: tuple[Action, ...], *, locale: str) -> str:
 def summaries(
     invoices: Iterable[Invoice], *, zone: ZoneInfo, paid: bool = False
 ) -> tuple[InvoiceSummary, ...]:
-    """What a message lists: each invoice with what it still owes (or, once paid, what it was)."""
+    """What a message lists: each invoice with what it still owes (nothing, once `paid`)."""
     return tuple(
         InvoiceSummary(
             number=invoice.number,
             issued_on=invoice.issued_at.astimezone(zone).date(),
             due_on=invoice.due_at.astimezone(zone).date(),
             amount=invoice.amount_due,
-            remaining=invoice.amount_due if paid else invoice.amount_remaining,
+            remaining=0 if paid else invoice.amount_remaining,
             currency=invoice.currency,
             description=str(invoice.context.get("plan", "")) if invoice.context else "",
         )
