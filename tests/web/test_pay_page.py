@@ -169,3 +169,34 @@ def test_the_pay_page_only_answers_get(client: Client, english_case: Case) -> No
 
     assert Client().post(url).status_code == 405  # without the CSRF check in the way
     assert client.head(url).status_code == 200
+
+
+def test_a_due_date_is_the_customer_s_own_day_as_in_the_emails(
+    client: Client, make_customer: Callable[..., Any], make_invoice: Callable[..., Any]
+) -> None:
+    # Due at midnight in Bangkok: 17:00 the day before in UTC.
+    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH", time_zone="Asia/Bangkok")
+    due = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+    case = make_case(make_invoice("in_1", customer="cus_th", number="INV-391", due_at=due))
+
+    status, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert status == 200
+    assert "27 พ.ย. 2569" in html and "26 พ.ย. 2569" not in html
+
+
+def test_an_english_page_writes_money_and_dates_as_the_english_emails_do(
+    client: Client, make_customer: Callable[..., Any], make_invoice: Callable[..., Any]
+) -> None:
+    # A customer in Germany reads English pages and emails: both in English style.
+    make_customer("cus_de", name="Anna Weber", locale="de-DE", time_zone="Europe/Berlin")
+    due = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    case = make_case(
+        make_invoice("in_de", customer="cus_de", currency="EUR", amount_due=2900, due_at=due)
+    )
+
+    status, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert status == 200
+    assert "€29.00" in html and "29,00" not in html
+    assert "Nov 16, 2026" in html and "16.11.2026" not in html

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from babel.core import UnknownLocaleError
 from django.conf import settings
@@ -33,7 +34,7 @@ from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
-from dunning.core.rendering import addressee
+from dunning.core.rendering import addressee, formatting_locale
 from dunning.engine import card_setup, links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
 from dunning.engine.retries import card_to_charge
@@ -98,7 +99,12 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
     invoices = [
         InvoiceLine(
             number=link.invoice.number,
-            due=format_day(link.invoice.due_at, locale=locale, style="medium"),
+            # The day it falls due where the customer is, as the emails say it.
+            due=format_day(
+                link.invoice.due_at.astimezone(ZoneInfo(customer.time_zone)),
+                locale=locale,
+                style="medium",
+            ),
             remaining=format_money(link.invoice.amount_remaining, case.currency, locale=locale),
         )
         for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
@@ -439,6 +445,9 @@ def not_found(request: HttpRequest) -> HttpResponse:
 
 
 def _usable_locale(locale: str, language: str) -> str:
+    """How the page writes money and dates: as the emails do (`formatting_locale`), in
+    the customer's locale where the page speaks its language, else in the page's."""
+    locale = formatting_locale(language, locale)
     try:
         format_money(0, "USD", locale=locale)
     except (UnknownLocaleError, ValueError):
