@@ -66,6 +66,7 @@ def test_it_sends_due_messages_and_records_them_as_sent(
     message.refresh_from_db()
     assert report.sent == 1
     assert (message.status, message.sent_at, message.attempts) == ("sent", NOW, 1)
+    assert message.send_after == NOW  # not the claim's lease, after the send
     [received] = smtp_server.mailbox.received
     assert received["Subject"] == message.subject
     assert received["Message-ID"] == message.provider_id

@@ -183,7 +183,8 @@ def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
     """Record sends in one transaction (one statement on PostgreSQL, one prepared elsewhere).
 
     Conditional on the row still being scheduled: a row canceled while it was
-    in flight keeps its status.
+    in flight keeps its status.  `send_after` becomes the time it went: the
+    claim's lease, which it held meanwhile, would read as a send before it was due.
     """
     if not sent:
         return 0
@@ -191,12 +192,13 @@ def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {Message._meta.db_table} AS m"  # noqa: S608 (a model table name)
-                " SET status = %s, sent_at = %s, provider_id = v.provider_id,"
+                " SET status = %s, sent_at = %s, send_after = %s, provider_id = v.provider_id,"
                 " last_error = '', updated_at = %s"
                 " FROM unnest(%s::bigint[], %s::text[]) AS v(id, provider_id)"
                 " WHERE m.id = v.id AND m.status = %s",
                 [
                     MessageStatus.SENT,
+                    now,
                     now,
                     now,
                     [pk for pk, _ in sent],
@@ -210,10 +212,10 @@ def _mark_sent(sent: Sequence[tuple[int, str]], *, now: datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {Message._meta.db_table}"  # noqa: S608 (a model table name)
-            " SET status = %s, sent_at = %s, provider_id = %s, last_error = '', updated_at = %s"
-            " WHERE id = %s AND status = %s",
+            " SET status = %s, sent_at = %s, send_after = %s, provider_id = %s,"
+            " last_error = '', updated_at = %s WHERE id = %s AND status = %s",
             [
-                [MessageStatus.SENT, at, provider_id, at, pk, MessageStatus.SCHEDULED]
+                [MessageStatus.SENT, at, at, provider_id, at, pk, MessageStatus.SCHEDULED]
                 for pk, provider_id in sent
             ],
         )
