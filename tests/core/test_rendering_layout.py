@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from importlib import resources
 
@@ -102,3 +103,15 @@ def test_the_text_part_has_no_html_layout_to_extend() -> None:
         render(page("<p>x</p>", text='{% extends "en/_layout.html" %}'), _sample("en", final=False))
 
     assert refused.value.part == "text"
+
+
+@pytest.mark.parametrize(("key", "locale"), CASES)
+def test_a_link_written_out_in_full_wraps_on_a_phone(key: str, locale: str) -> None:
+    # A pay link is ~90 characters with no space: unwrapped, it widens the page.
+    context = _sample(locale, final=key.endswith(".final"))
+    html = render(default_template(key, locale), context).html
+
+    written_out = re.findall(r'<a href="(https?://[^"]+)"([^>]*)>\1</a>', html)
+    assert written_out, "the message writes its links out for copying"
+    for url, attributes in written_out:
+        assert 'style="word-break:break-all;"' in attributes, url

@@ -82,10 +82,13 @@ def _language(locale: str) -> str:
 
 
 def consequences_of(actions: tuple[Action, ...], *, locale: str) -> str:
-    texts = [
-        CONSEQUENCES[action][_language(locale)] for action in actions if action in CONSEQUENCES
-    ]
-    return "; ".join(texts)
+    """What the final notice says will happen, as a sentence's end: a full stop in
+    English, none in Thai, which does not use one."""
+    language = _language(locale)
+    texts = [CONSEQUENCES[action][language] for action in actions if action in CONSEQUENCES]
+    if not texts:
+        return ""
+    return "; ".join(texts) + ("" if language == "th" else ".")
 
 
 def summaries(
