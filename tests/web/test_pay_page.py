@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from dunning.core.formatting import format_money
 from dunning.engine import links
@@ -112,7 +112,7 @@ def test_a_settled_case_says_nothing_is_owed(
     status, html = page_of(client, links.pay_link(case.customer, case))
 
     assert status == 200
-    assert "Nothing is owed on these invoices any more" in html
+    assert "Nothing is owed on this invoice any more" in html
     assert "To pay, please contact us" not in html
 
 
@@ -200,3 +200,18 @@ def test_an_english_page_writes_money_and_dates_as_the_english_emails_do(
     assert status == 200
     assert "€29.00" in html and "29,00" not in html
     assert "Nov 16, 2026" in html and "16.11.2026" not in html
+
+
+def test_one_invoice_is_spoken_of_as_one_and_without_a_card_the_page_offers_to_add_one(
+    client: Client, make_customer: Callable[..., Any], make_invoice: Callable[..., Any]
+) -> None:
+    make_customer("cus_en", name="Jane Doe", locale="en")
+    case = make_case(make_invoice("in_9", customer="cus_en", number="INV-9"))
+
+    with override_settings(DUNNING_GATEWAY="demo"):  # a gateway with a card page
+        status, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert status == 200
+    assert "This invoice is waiting for payment" in html
+    assert "To pay by card, add your card" in html and "Add a card</button>" in html
+    assert "Has your card changed?" not in html
