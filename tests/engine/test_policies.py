@@ -168,7 +168,19 @@ def test_operators_can_look_at_every_engine_list_and_record(
 
 
 def test_the_case_list_shows_the_amount_in_major_units(operator: Client, case: Case) -> None:
-    assert "1234.50 THB" in operator.get("/admin/engine/case/").content.decode()
+    assert "THB\xa01,234.50" in operator.get("/admin/engine/case/").content.decode()
+
+
+def test_a_case_s_own_page_shows_its_amount_as_money_and_names_its_timeline(
+    operator: Client, case: Case
+) -> None:
+    event = CaseEvent.objects.create(case=case, type="retry.planned", reason="why", occurred_at=NOW)
+
+    page = operator.get(f"/admin/engine/case/{case.pk}/change/").content.decode()
+
+    assert "THB\xa01,234.50" in page and "123450" not in page
+    assert "CaseEvent object" not in page
+    assert str(event) == f"retry.planned on case {case.pk}"
 
 
 def test_operators_can_read_a_policy_version_and_start_a_new_one_from_it(

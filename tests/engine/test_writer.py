@@ -14,7 +14,6 @@ def test_a_final_notice_s_consequences_end_as_a_sentence_in_english_and_not_in_t
         "the balance will be passed to our collections team."
     )
     assert consequences_of(both, locale="th-TH") == (
-        "บริการของท่านจะถูกระงับชั่วคราวจนกว่าจะได้รับชำระเงิน; "
-        "ยอดค้างชำระจะถูกส่งต่อให้ฝ่ายติดตามหนี้ของเรา"
+        "บริการของท่านจะถูกระงับชั่วคราวจนกว่าจะได้รับชำระเงิน; ยอดค้างชำระจะถูกส่งต่อให้ฝ่ายติดตามหนี้ของเรา"
     )
     assert consequences_of((), locale="en") == ""

@@ -75,8 +75,22 @@ def test_the_invoice_list_shows_amounts_in_major_units(
 
     page = operator.get("/admin/ledger/invoice/").content.decode()
 
-    assert "1234.50 THB" in page
-    assert "4980 JPY" in page
+    assert "THB\xa01,234.50" in page
+    assert "¥4,980" in page
+
+
+def test_an_invoice_s_own_page_shows_money_and_json_for_reading_and_offers_no_save(
+    operator: Client, make_invoice: Callable[..., Any]
+) -> None:
+    invoice = make_invoice(amount_due=99000000)  # 990,000.00 baht, not "99000000"
+    Invoice.objects.filter(pk=invoice.pk).update(context={"plan": "ธุรกิจ", "seats": 40})
+
+    page = operator.get(f"/admin/ledger/invoice/{invoice.pk}/change/").content.decode()
+
+    assert "THB\xa0990,000.00" in page and "99000000" not in page
+    assert "&quot;plan&quot;: &quot;ธุรกิจ&quot;,\n  &quot;seats&quot;: 40" in page
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert "View invoice" in page
 
 
 def test_voiding_from_the_admin_goes_through_the_ledger_and_leaves_an_event(

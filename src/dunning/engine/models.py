@@ -158,6 +158,9 @@ class CaseEvent(models.Model):
         ordering = ["id"]
         indexes = [models.Index(fields=["case", "id"], name="case_event_case_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.type} on case {self.case_id}"
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValueError("case events are append-only")

@@ -7,14 +7,18 @@ too and leave an event behind, like any other change.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
-from dunning.core.money import format_major
+from dunning.core.formatting import format_money
 from dunning.ledger import services
 from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
@@ -29,10 +33,41 @@ from dunning.ledger.models import (
 
 
 def money(minor: int, currency: str) -> str:
-    return f"{format_major(minor, currency)} {currency}"
+    """An amount for operators: the currency's own symbol and grouping, in English."""
+    return format_money(minor, currency, locale="en")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only the services write: every field shown, none edited.
+
+    An amount in minor units (an integer column beside `currency`) is shown as
+    money in that currency, 990000 THB as THB 9,900.00, and a JSON column as
+    indented JSON.
+    """
+
+    def __init__(self, model: type[models.Model], admin_site: admin.AdminSite) -> None:
+        super().__init__(model, admin_site)
+        self._shown: dict[str, str] = {}
+        priced = any(field.name == "currency" for field in model._meta.fields)
+        for field in model._meta.fields:
+            if priced and isinstance(field, models.BigIntegerField) and not field.primary_key:
+                self._show(field, _as_money(field.name))
+            elif isinstance(field, models.JSONField):
+                self._show(field, _as_json(field.name))
+
+    def _show(self, field: models.Field[Any, Any], shown: Callable[[Any], str]) -> None:
+        name = f"{field.name}_shown"
+        shown.short_description = field.verbose_name  # type: ignore[attr-defined]
+        setattr(self, name, shown)
+        self._shown[field.name] = name
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = (field for field in self.opts.fields if not field.auto_created)
+        return [self._shown.get(field.name, field.name) for field in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -43,9 +78,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _as_money(name: str) -> Callable[[Any], str]:
+    def shown(row: Any) -> str:
+        value = getattr(row, name)
+        return "-" if value is None else money(value, row.currency)
+
+    return shown
+
+
+def _as_json(name: str) -> Callable[[Any], str]:
+    def shown(row: Any) -> str:
+        text = json.dumps(getattr(row, name), indent=2, ensure_ascii=False)
+        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
+
+    return shown
+
+
 class InvoiceInline(admin.TabularInline):
     model = Invoice
-    fields = ("number", "status", "currency", "amount_due", "amount_remaining", "due_at")
+    fields = ("number", "status", "due", "remaining", "due_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -54,6 +105,14 @@ class InvoiceInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="amount due")
+    def due(self, invoice: Invoice) -> str:
+        return money(invoice.amount_due, invoice.currency)
+
+    @admin.display(description="remaining")
+    def remaining(self, invoice: Invoice) -> str:
+        return money(invoice.amount_remaining, invoice.currency)
 
 
 @admin.register(Customer)
@@ -98,11 +157,8 @@ class InvoiceAdmin(ReadOnlyAdmin):
         return money(invoice.amount_remaining, invoice.currency)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Needed for the actions; the form itself stays read-only.
-        return request.user.has_perm("ledger.change_invoice")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in Invoice._meta.fields]
+        # The list's actions need it; an invoice's own page is a view, with no Save.
+        return obj is None and request.user.has_perm("ledger.change_invoice")
 
     def _change_status(
         self, request: HttpRequest, queryset: QuerySet[Invoice], status: str
