@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ from dunning.api.keys import hash_key
 from dunning.api.models import ApiKey
 from dunning.cli.management.commands.demo import operator_directions
 from dunning.demo.data import DemoData
-from dunning.ledger.models import Customer, Event
+from dunning.demo.load import Later
+from dunning.engine.models import CaseEvent, CaseInvoice
+from dunning.ledger.models import Customer, Event, Invoice, PaymentAttempt
 from tests.conftest import NOW
 
 
@@ -48,7 +52,12 @@ def test_it_counts_ages_from_the_current_time_unless_told(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     loaded: list[DemoData] = []
-    monkeypatch.setattr("dunning.cli.management.commands.demo.load", loaded.append)
+
+    def load(data: DemoData, *, until: datetime | None) -> Later:
+        loaded.append(data)
+        return Later(deque())
+
+    monkeypatch.setattr("dunning.cli.management.commands.demo.load", load)
     monkeypatch.setattr("dunning.cli.management.commands.demo.timezone.now", lambda: NOW)
     call_command("demo", "--load", "--seed", "3", "--play-days", "0", stdout=StringIO())
     call_command(
@@ -124,3 +133,24 @@ def test_a_demo_secret_kept_readable_by_all_is_made_private_again(
         ".dunning-demo-api-key",
         ".dunning-demo-password",
     ]
+
+
+def test_the_engine_plays_the_demo_s_last_days_without_seeing_its_future(
+    db: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.DUNNING_GATEWAY = "demo"
+    settings.DUNNING_OUTBOX_DIR = tmp_path
+    out = StringIO()
+
+    call_command("demo", "--load", "--now", NOW.isoformat(), "--play-days", "14", stdout=out)
+
+    assert "The engine ran through the last 14 days" in out.getvalue()
+    assert CaseEvent.objects.exists() and PaymentAttempt.objects.filter(gateway="demo").exists()
+    # Nothing the engine did leans on a fact recorded after it.
+    for link in CaseInvoice.objects.select_related("invoice"):
+        assert link.added_at >= link.invoice.created_at, link.invoice.number
+    for event in CaseEvent.objects.select_related("case"):
+        assert event.occurred_at >= event.case.opened_at, event
+    for invoice in Invoice.objects.exclude(paid_at=None):
+        later = invoice.attempts.filter(attempted_at__gt=invoice.paid_at)
+        assert not later.exists(), f"{invoice.number} charged after it was paid"

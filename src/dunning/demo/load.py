@@ -8,7 +8,8 @@ recorded_at is when the fact happened, not when the demo was loaded.
 
 from __future__ import annotations
 
-from collections import Counter
+from bisect import bisect_right
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,14 @@ from django.db.models import Count, Q, Sum
 from dunning.demo.data import DemoData, DemoInvoice
 from dunning.demo.generate import GATEWAY
 from dunning.ledger import selectors, services
-from dunning.ledger.models import AttemptOutcome, Customer, Invoice, Payment, PaymentAttempt
+from dunning.ledger.models import (
+    AttemptOutcome,
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentAttempt,
+)
 from dunning.ledger.models.customers import PaymentMethod, PaymentMethodType
 
 SOURCE = "demo"
@@ -30,7 +38,8 @@ SOURCE = "demo"
 # their card, a card and an invoice before a charge, a payment before a write-off.
 _CUSTOMER, _CARD, _INVOICE, _MONEY, _STATUS = range(5)
 
-_Write = tuple[datetime, int, int, Callable[[], Any]]
+# (when, kind, order of generation, the invoice it is about or "", the write)
+_Write = tuple[datetime, int, int, str, Callable[[], Any]]
 
 
 class DatabaseNotEmpty(Exception):
@@ -44,14 +53,49 @@ class DatabaseNotEmpty(Exception):
         self.customers = customers
 
 
-def load(data: DemoData, *, source: str = SOURCE) -> None:
-    """Write `data` into an empty ledger in one transaction, or raise DatabaseNotEmpty."""
+def load(data: DemoData, *, source: str = SOURCE, until: datetime | None = None) -> Later:
+    """Write `data` into an empty ledger in one transaction, or raise DatabaseNotEmpty.
+
+    With `until`, only the facts that happened by then; the rest come back, in
+    order, for `Later.write_until` as the engine plays the time after it.
+    """
+    writes = sorted(_writes(data, source), key=lambda step: step[:3])
+    due = len(writes) if until is None else bisect_right([w[0] for w in writes], until)
     with transaction.atomic():
         customers = Customer.objects.count()
         if customers:
             raise DatabaseNotEmpty(customers)
-        for *_, write in sorted(_writes(data, source), key=lambda step: step[:3]):
+        for *_, write in writes[:due]:
             write()
+    return Later(deque(writes[due:]))
+
+
+@dataclass
+class Later:
+    """The demo's facts still to come, written as the engine's clock reaches them.
+
+    So the engine never sees a fact from its future: at each moment of the
+    playback it acts on what had happened by then, and the facts that follow
+    meet what it did.  A fact about an invoice the engine has collected
+    meanwhile is left out (`left_out`): its retry took the money before the
+    billing system's next try or the customer's transfer would have.
+    """
+
+    writes: deque[_Write]
+    left_out: int = 0
+
+    def write_until(self, until: datetime) -> None:
+        while self.writes and self.writes[0][0] <= until:
+            *_, invoice, write = self.writes.popleft()
+            if invoice and _paid(invoice):
+                self.left_out += 1
+                continue
+            with transaction.atomic():
+                write()
+
+
+def _paid(invoice: str) -> bool:
+    return Invoice.objects.filter(external_id=invoice, status=InvoiceStatus.PAID).exists()
 
 
 def _writes(data: DemoData, source: str) -> Iterator[_Write]:
@@ -61,6 +105,7 @@ def _writes(data: DemoData, source: str) -> Iterator[_Write]:
             customer.created_at,
             _CUSTOMER,
             next(order),
+            "",
             partial(
                 services.upsert_customer,
                 external_id=customer.external_id,
@@ -80,6 +125,7 @@ def _writes(data: DemoData, source: str) -> Iterator[_Write]:
             card.added_at,
             _CARD,
             next(order),
+            "",
             partial(
                 services.upsert_payment_method,
                 external_id=card.external_id,
@@ -119,6 +165,7 @@ def _invoice_writes(invoice: DemoInvoice, source: str, order: Iterator[int]) -> 
         invoice.issued_at,
         _INVOICE,
         next(order),
+        invoice.external_id,
         partial(services.upsert_invoice, facts=facts, now=invoice.issued_at, source=source),
     )
     for attempt in invoice.attempts:
@@ -126,6 +173,7 @@ def _invoice_writes(invoice: DemoInvoice, source: str, order: Iterator[int]) -> 
             attempt.attempted_at,
             _MONEY,
             next(order),
+            invoice.external_id,
             partial(
                 services.record_payment_attempt,
                 invoice=invoice.external_id,
@@ -147,6 +195,7 @@ def _invoice_writes(invoice: DemoInvoice, source: str, order: Iterator[int]) -> 
             payment.received_at,
             _MONEY,
             next(order),
+            invoice.external_id,
             partial(
                 services.record_payment,
                 invoice=invoice.external_id,
@@ -164,6 +213,7 @@ def _invoice_writes(invoice: DemoInvoice, source: str, order: Iterator[int]) -> 
             change.at,
             _STATUS,
             next(order),
+            invoice.external_id,
             partial(
                 services.change_invoice_status,
                 invoice=invoice.external_id,

@@ -66,10 +66,15 @@ def play(
     transport: EmailTransport,
     rng: random.Random,
     progress: Callable[[datetime], None] | None = None,
+    facts: Callable[[datetime], None] | None = None,
 ) -> PlaybackReport:
+    """A pass at every `step` from `start` to `end`; before each, `facts(now)` may
+    write what happened by then (the demo's ledger), so no pass sees its future."""
     passes = written = sent = 0
     now = start
     while now <= end:
+        if facts:
+            facts(now)
         w, s = engine_pass(now=now, transport=transport, rng=rng)
         passes, written, sent = passes + 1, written + w, sent + s
         if progress:
