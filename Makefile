@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 demo: export DUNNING_GATEWAY ?= demo
 # Links in its emails lead to the pages it serves, whatever HOST and PORT are
 # (this machine's loopback address when it listens on every address).
-PUBLIC_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(if $(findstring :,$(HOST)),[$(HOST)],$(HOST)))
+PUBLIC_HOST = $(if $(filter 0.0.0.0 :: [::],$(HOST)),127.0.0.1,$(if $(findstring :,$(subst [,,$(HOST))),[$(subst [,,$(subst ],,$(HOST)))],$(HOST)))
 demo: export DUNNING_PUBLIC_URL ?= http://$(PUBLIC_HOST):$(PORT)
 demo: install
 	$(BIN)/dunning migrate --no-input --verbosity 0

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from babel.numbers import get_decimal_symbol, get_group_symbol
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dunning.core.formatting import format_day, format_money
+from dunning.core.formatting import format_day, format_money, format_month
 from dunning.core.money import MAX_MINOR_UNITS, currency_codes, exponent, to_decimal
 
 LOCALES = ["en", "en-US", "th", "th-TH", "ja-JP", "de-DE"]
@@ -55,3 +56,14 @@ def test_thai_dates_are_in_the_buddhist_era() -> None:
     assert format_day(date(2026, 3, 15), locale="th-TH") == "15 มีนาคม พ.ศ. 2569"
     assert format_day(date(2026, 3, 15), locale="th", style="full") == "วันอาทิตย์ที่ 15 มีนาคม พ.ศ. 2569"
     assert format_day(date(2026, 3, 15), locale="en") == "March 15, 2026"
+
+
+def test_one_instant_is_each_zone_s_own_day_whichever_zone_asked_first() -> None:
+    # 03:00 UTC on 20 March is the 20th in London and still the 19th in Los Angeles.
+    instant = datetime(2026, 3, 20, 3, 0, tzinfo=UTC)
+    london = instant.astimezone(ZoneInfo("Europe/London"))
+    los_angeles = instant.astimezone(ZoneInfo("America/Los_Angeles"))
+
+    assert format_day(london, locale="en", style="medium") == "Mar 20, 2026"
+    assert format_day(los_angeles, locale="en", style="medium") == "Mar 19, 2026"
+    assert format_month(los_angeles.replace(day=1, hour=1), locale="en") == "March 2026"

@@ -100,6 +100,15 @@ def test_every_default_template_also_renders_for_several_invoices_in_two_currenc
         ("ดร.สมศรี มีสุข", "th-TH", False, "ดร.สมศรี มีสุข"),
         ("คุณวิชัย", "th-TH", False, "คุณวิชัย"),
         ("John Smith", "th-TH", False, "คุณ John Smith"),
+        ("คุณากร ศรีสุข", "th-TH", False, "คุณคุณากร ศรีสุข"),  # a name, not คุณ + ากร
+        ("พ.อ. สมชาย ใจดี", "th-TH", False, "พ.อ. สมชาย ใจดี"),  # ranks are abbreviated
+        ("ร.ต.ท.สมศักดิ์ ดีใจ", "th-TH", False, "ร.ต.ท.สมศักดิ์ ดีใจ"),
+        ("ศาสตราจารย์สมศรี มีสุข", "th-TH", False, "ศาสตราจารย์สมศรี มีสุข"),
+        ("Dr. Anna Weber", "th-TH", False, "Dr. Anna Weber"),
+        ("Drake Bell", "th-TH", False, "คุณ Drake Bell"),
+        ('"สมชาย" ใจดี', "th-TH", False, 'คุณ"สมชาย" ใจดี'),
+        ("บริษัท อันดามัน จำกัด", "th-TH", False, "บริษัท อันดามัน จำกัด"),  # not marked
+        ("หจก. ทดสอบ", "th-TH", False, "หจก. ทดสอบ"),
         ("บริษัท อันดามัน จำกัด", "th-TH", True, "บริษัท อันดามัน จำกัด"),
         ("Northwind Co., Ltd.", "th-TH", True, "Northwind Co., Ltd."),
         ("สมชาย ใจดี", "en", False, "สมชาย ใจดี"),

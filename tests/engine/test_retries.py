@@ -392,6 +392,8 @@ def test_at_the_planned_time_it_charges_with_the_stored_key_and_a_success_recove
     # The receipt asks for nothing more (it once said the sum just paid was still open).
     assert "ไม่มียอดค้างชำระ" in thanks.body_text or "Nothing more is due" in thanks.body_text
     assert "฿990.00" in thanks.body_text and "ยังมียอดคงค้างชำระ" not in thanks.body_text
+    for part in (thanks.body_text, thanks.body_html):
+        assert "คงค้างชำระ" not in part and "฿0.00" not in part
     # Nothing more to do for it.
     assert bank.run(at + timedelta(days=1)) == RetryReport()
 

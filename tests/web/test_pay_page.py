@@ -215,3 +215,22 @@ def test_one_invoice_is_spoken_of_as_one_and_without_a_card_the_page_offers_to_a
     assert "This invoice is waiting for payment" in html
     assert "To pay by card, add your card" in html and "Add a card</button>" in html
     assert "Has your card changed?" not in html
+
+
+def test_a_customer_with_a_card_but_nothing_to_pay_by_it_here_is_not_asked_to_add_one(
+    client: Client,
+    make_customer: Callable[..., Any],
+    make_card: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+) -> None:
+    # The invoice was issued by the gateway itself: it is paid on the gateway's page.
+    make_customer("cus_en", name="Jane Doe", locale="en")
+    make_card("pm_en", customer="cus_en")
+    invoice = make_invoice("in_9", customer="cus_en", context={"gateway": "demo"})
+    case = make_case(invoice)
+
+    with override_settings(DUNNING_GATEWAY="demo"):
+        status, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert status == 200 and "now</button>" not in html  # no payment on this page
+    assert "Has your card changed?" in html and "Add a card" not in html

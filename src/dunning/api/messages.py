@@ -33,7 +33,7 @@ class MessageOut(Schema):
     template: str
     variant: str
     status: str
-    send_after: datetime = Field(description="when it is (or was) due to go out")
+    send_after: datetime = Field(description="when it is due to go out; once sent, when it went")
     attempts: int
     last_error: str
     sent_at: datetime | None

@@ -72,12 +72,24 @@ def format_number(value: int | Decimal, *, locale: str) -> str:
     return format_decimal(value, locale=locale_for(locale), decimal_quantization=False)
 
 
-@lru_cache(maxsize=8192)
 def format_day(day: date | datetime, *, locale: str, style: DateStyle = "long") -> str:
-    """15 March 2026 in en; '15 มีนาคม พ.ศ. 2569' in th (Buddhist era)."""
+    """15 March 2026 in en; '15 มีนาคม พ.ศ. 2569' in th (Buddhist era).
+
+    A datetime gives the day of its own wall clock: put it in the customer's time
+    zone first.  The cache is keyed by the day, never by the datetime: two
+    datetimes of one instant in different zones are equal (and hash alike), so
+    keyed by them the first zone's day would be every zone's.
+    """
+    return _format_day(_day_of(day), locale, style)
+
+
+def _day_of(day: date | datetime) -> date:
+    return day.date() if isinstance(day, datetime) else day
+
+
+@lru_cache(maxsize=8192)
+def _format_day(day: date, locale: str, style: DateStyle) -> str:
     babel_locale = locale_for(locale)
-    if isinstance(day, datetime):
-        day = day.date()
     if babel_locale.language == "th":
         return _babel_date(day, _THAI_PATTERNS[style], locale=babel_locale) + str(
             day.year + BUDDHIST_ERA_OFFSET
@@ -85,12 +97,16 @@ def format_day(day: date | datetime, *, locale: str, style: DateStyle = "long") 
     return _babel_date(day, style, locale=babel_locale)
 
 
-@lru_cache(maxsize=1024)
 def format_month(day: date | datetime, *, locale: str) -> str:
-    """The month of `day`: 'July 2026' in en; 'กรกฎาคม พ.ศ. 2569' in th (Buddhist era)."""
+    """The month of `day`: 'July 2026' in en; 'กรกฎาคม พ.ศ. 2569' in th (Buddhist era).
+
+    Cached by the day, as `format_day` is, for the same reason."""
+    return _format_month(_day_of(day), locale)
+
+
+@lru_cache(maxsize=1024)
+def _format_month(day: date, locale: str) -> str:
     babel_locale = locale_for(locale)
-    if isinstance(day, datetime):
-        day = day.date()
     if babel_locale.language == "th":
         # The format-context month (MMMM): Babel's stand-alone Thai names (LLLL)
         # came out as "M07" in some runs.

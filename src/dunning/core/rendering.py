@@ -150,46 +150,66 @@ class Customer:
         return addressee(self.name, locale=self.locale, is_business=self.is_business)
 
 
-# Titles a Thai name may already carry; คุณ goes before a name without one.
-# (นาง covers นางสาว; ว่าที่ is an acting rank, as in ว่าที่ร้อยตรี.)
+# Titles a Thai name may already carry, written out; คุณ goes before a name
+# without one.  (นาง covers นางสาว, คุณ covers คุณหญิง; ว่าที่ is an acting rank.)
+# Abbreviated titles and ranks (น.ส., ดร., พ.อ., ร.ต.ท., ม.ร.ว. ...) are told by
+# their full stops instead (_ABBREVIATED).
 THAI_TITLES = (
     "คุณ",
     "นาย",
     "นาง",
-    "น.ส.",
-    "ด.ช.",
-    "ด.ญ.",
-    "ดร.",
-    "ศ.",
-    "รศ.",
-    "ผศ.",
-    "นพ.",
-    "พญ.",
-    "ทพ.",
-    "ทพญ.",
-    "ม.ร.ว.",
-    "ม.ล.",
+    "เด็กชาย",
+    "เด็กหญิง",
+    "ศาสตราจารย์",
+    "รองศาสตราจารย์",
+    "ผู้ช่วยศาสตราจารย์",
     "หม่อม",
     "พระ",
-    "พล.",
-    "พ.ต.",
-    "ร.ต.",
     "ว่าที่",
+    "ท่านผู้หญิง",
 )
+# How the name of a business or other body begins, should it not be marked a business.
+THAI_BODIES = (
+    "บริษัท",
+    "ห้างหุ้นส่วน",
+    "ห้าง",
+    "ร้าน",
+    "มูลนิธิ",
+    "สมาคม",
+    "สหกรณ์",
+    "โรงเรียน",
+    "โรงพยาบาล",
+    "มหาวิทยาลัย",
+    "สำนักงาน",
+)
+_ABBREVIATED = re.compile(r"(?:[\u0e01-\u0e2e]{1,4}\.)+")
+_LATIN_TITLE = re.compile(r"(?:mr|mrs|ms|miss|dr|prof|khun)\b\.?", re.IGNORECASE)
+# A Thai vowel or mark that only follows a consonant: no name starts with one,
+# so "คุณากร" is a name of its own, not คุณ before "ากร".
+_FOLLOWING = re.compile(r"[\u0e30-\u0e3a\u0e45-\u0e4e]")
 
 
 def addressee(name: str, *, locale: str, is_business: bool) -> str:
     """`name` as the greeting of a letter in the customer's language names them.
 
     In Thai a person is greeted with คุณ before the name ("เรียน คุณสมชาย ใจดี"),
-    unless the name carries a title of its own (นาย, ดร. ...); a business by
+    unless the name carries a title of its own (นาย, ดร., พ.อ. ...); a business by
     its name alone ("เรียน บริษัท ตัวอย่าง จำกัด"), never คุณ.  A name in Latin
     letters takes a space after คุณ.  In other languages the name is as it is.
     """
     name = name.strip()
-    if _language(locale) != "th" or is_business or not name or name.startswith(THAI_TITLES):
+    if _language(locale) != "th" or is_business or not name or _titled(name):
         return name
-    return f"คุณ{name}" if "\u0e00" <= name[0] <= "\u0e7f" else f"คุณ {name}"
+    first = next((c for c in name if c.isalpha()), name[0])
+    return f"คุณ{name}" if "\u0e00" <= first <= "\u0e7f" else f"คุณ {name}"
+
+
+def _titled(name: str) -> bool:
+    """Whether `name` begins with a title, or is a business's or other body's."""
+    for title in (*THAI_TITLES, *THAI_BODIES):
+        if name.startswith(title) and not _FOLLOWING.match(name, len(title)):
+            return True
+    return bool(_ABBREVIATED.match(name) or _LATIN_TITLE.match(name))
 
 
 @dataclass(frozen=True, slots=True)

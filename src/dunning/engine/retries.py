@@ -195,7 +195,8 @@ def resume_charges(*, now: datetime, gateway: Gateway) -> int:
     Under "manual" each case's plan is stored as no retry (CHARGES_OFF), and
     nothing would wake it when a gateway that charges takes over: a worker
     calls this as it starts, so the switch resumes retries at once.  Returns
-    how many cases it woke.
+    how many cases it woke.  A case stopped with a charge in doubt stays with
+    the operator: that charge may have gone through the gateway used before.
     """
     if gateway.name == "manual":
         return 0

@@ -95,20 +95,23 @@ class Command(BaseCommand):
                 return
             raise CommandError(f"{error}. To start over, {_how_to_start_over()}.") from None
         report = None
-        if start is not None:
-            transport = email_transport()
-            try:
-                report = play(
-                    start=start,
-                    end=now,
-                    step=timedelta(hours=6),
-                    transport=transport,
-                    rng=random.Random(options["seed"]),
-                    facts=later.write_until,
-                )
-            finally:
-                transport.close()
-        later.write_until(now)
+        try:
+            if start is not None:
+                transport = email_transport()
+                try:
+                    report = play(
+                        start=start,
+                        end=now,
+                        step=timedelta(hours=6),
+                        transport=transport,
+                        rng=random.Random(options["seed"]),
+                        facts=later.write_until,
+                    )
+                finally:
+                    transport.close()
+        finally:
+            # Stopped half-way (an error, Ctrl-C), the ledger still gets the whole demo.
+            later.write_until(now)
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"Loaded the demo (seed {options['seed']}, now {now:%Y-%m-%d %H:%M} UTC) "
@@ -141,7 +144,8 @@ def _kept_secret(name: str, make: Callable[[], str]) -> tuple[str, bool]:
     """A demo secret kept beside the data (mode 0600), made on first use."""
     path = Path(settings.DATA_DIR) / name
     if path.exists():
-        path.chmod(0o600)  # kept by an older version, perhaps readable by all
+        with contextlib.suppress(PermissionError):  # another user's file: theirs to mend
+            path.chmod(0o600)  # kept by an older version, perhaps readable by all
         return path.read_text().strip(), False
     value = make()
     _keep(path, value)
