@@ -327,3 +327,14 @@ def test_a_late_fee_needs_a_single_currency() -> None:
 
     with pytest.raises(ValueError, match="one currency"):
         replace(base, invoices=(*base.invoices, second))
+
+
+@pytest.mark.parametrize("key", FINAL_TEMPLATE_KEYS)
+@pytest.mark.parametrize(("locale", "offer"), [("en", "pay in full"), ("th-TH", "เต็มจำนวน")])
+def test_a_final_notice_offers_help_with_paying_in_full_once(
+    key: str, locale: str, offer: str
+) -> None:
+    message = render(default_template(key, locale), context_for(key, locale=locale))
+
+    assert message.text.count(offer) == 1
+    assert message.html.count(offer) == 1

@@ -16,7 +16,7 @@ OPEN_STATES = (CaseState.ACTIVE, CaseState.PAUSED)
 class PolicyVersion(models.Model):
     """One saved version of a policy (campaign).  Versions are never edited, only added."""
 
-    key = models.CharField(max_length=64, help_text="e.g. send_invoice.default")
+    key = models.CharField(max_length=64, help_text="e.g. default-send-invoice")
     version = models.PositiveIntegerField()
     name = models.CharField(max_length=200)
     # The policy as `dunning.core.policy` reads it: criteria, steps, retry budget.
