@@ -166,6 +166,9 @@ if TESTING:
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("th", "ไทย")]
 TIME_ZONE = "UTC"
+# The admin writes times with their zone (dunning/formats): operators in Bangkok
+# or New York must not read 18:30 UTC as their own.
+FORMAT_MODULE_PATH = ["dunning.formats"]
 USE_I18N = True
 USE_TZ = True
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -107,3 +108,14 @@ def test_voiding_from_the_admin_goes_through_the_ledger_and_leaves_an_event(
 def test_the_admin_cannot_add_or_delete_ledger_rows(operator: Client) -> None:
     assert operator.get("/admin/ledger/invoice/add/").status_code == 403
     assert operator.get("/admin/ledger/event/add/").status_code == 403
+
+
+def test_times_are_written_with_their_zone(
+    operator: Client, make_invoice: Callable[..., Any]
+) -> None:
+    # Operators in Bangkok must not read 00:00 UTC as midnight of their own day.
+    make_invoice(due_at=datetime(2026, 3, 15, 17, 0, tzinfo=UTC))
+
+    page = operator.get("/admin/ledger/invoice/").content.decode()
+
+    assert "March 15, 2026, 17:00 UTC" in page
