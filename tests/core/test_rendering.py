@@ -338,3 +338,21 @@ def test_a_final_notice_offers_help_with_paying_in_full_once(
 
     assert message.text.count(offer) == 1
     assert message.html.count(offer) == 1
+
+
+@pytest.mark.parametrize(
+    ("locale", "friendly", "firm"),
+    [("en", "Reminder: ", "Action needed: "), ("th-TH", "แจ้งเตือน: ", "โปรดดำเนินการ: ")],
+)
+def test_a_firm_reminder_s_subject_differs_from_a_friendly_one(
+    locale: str, friendly: str, firm: str
+) -> None:
+    # The default policy sends charge.reminder twice: friendly, then firm.
+    template = default_template("charge.reminder", locale)
+    context = context_for("charge.reminder", locale=locale)
+
+    first = render(template, replace(context, tone="friendly")).subject
+    second = render(template, replace(context, tone="firm")).subject
+
+    assert first.startswith(friendly) and second.startswith(firm)
+    assert first.removeprefix(friendly) == second.removeprefix(firm)
