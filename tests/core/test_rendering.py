@@ -356,3 +356,16 @@ def test_a_firm_reminder_s_subject_differs_from_a_friendly_one(
 
     assert first.startswith(friendly) and second.startswith(firm)
     assert first.removeprefix(friendly) == second.removeprefix(firm)
+
+
+@pytest.mark.parametrize(
+    "key", [k for k in DEFAULT_TEMPLATE_KEYS if "days_overdue" in default_template(k, "en").text]
+)
+def test_one_day_overdue_is_one_day_not_one_days(key: str) -> None:
+    context = replace(context_for(key, locale="en"), days_overdue=1)
+
+    message = render(default_template(key, "en"), context)
+
+    for part in (message.subject, message.text, message.html):
+        assert "1 days" not in part
+    assert "1 day " in message.text or "1 day." in message.text or "1 day," in message.text

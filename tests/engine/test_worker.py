@@ -242,3 +242,14 @@ def test_a_worker_started_with_a_gateway_that_charges_resumes_what_manual_left(
     case = Case.objects.get()
     assert case.next_retry_at is not None and "manually" not in case.retry_reason
     assert CaseEvent.objects.filter(case=case, type="retry.planned").exists()
+
+
+def test_days_overdue_are_calendar_days_where_the_customer_is(make_invoice: Any) -> None:
+    # Due 20:00 on 15 March in Bangkok; the reminder goes at 10:00 on 18 March there:
+    # three days by the calendar the customer reads, though under 63 hours.
+    make_invoice("in_1", due_at=datetime(2026, 3, 15, 13, 0, tzinfo=UTC), number="INV-1")
+
+    run(datetime(2026, 3, 18, 3, 0, tzinfo=UTC))
+
+    [message] = Message.objects.all()
+    assert "เลยกำหนดชำระมาแล้ว 3 วัน" in message.body_text.replace("\n", " ")

@@ -149,14 +149,20 @@ def compose(
     if not invoices:
         return f"nothing owed on the case any more: step {step} not sent"
     template = templates(template_key, customer.locale, variant=variant)
-    days_overdue = max(0, (now - case.due_at).days) if case.due_at else 0
+    # Calendar days where the customer is, as the due date the message prints.
+    zone = ZoneInfo(customer.time_zone)
+    days_overdue = (
+        max(0, (now.astimezone(zone).date() - case.due_at.astimezone(zone).date()).days)
+        if case.due_at
+        else 0
+    )
     unsubscribe = links.unsubscribe_link(customer, channel)
     context = MessageContext(
         customer=TemplateCustomer(
             name=customer.name, locale=customer.locale, is_business=customer.is_business
         ),
         company=company(),
-        invoices=summaries(invoices, zone=ZoneInfo(customer.time_zone), paid=paid),
+        invoices=summaries(invoices, zone=zone, paid=paid),
         days_overdue=days_overdue,
         pay_link=links.pay_link(customer, case),
         tone=cast(Tone, str(tone)),  # policy tones and template tones share their names
