@@ -111,7 +111,7 @@ def test_an_expired_card_asks_the_customer_for_new_card_details(
     assert message.template == "charge.failed" and message.locale == language
     _, text, html = parts(message)
     expired = {"en": "The card we have on file has expired.", "th": "บัตรที่ท่านใช้ชำระเงินหมดอายุแล้ว"}
-    update = {"en": "Please update your card details.", "th": "กรุณาอัปเดตข้อมูลบัตรของท่าน"}
+    update = {"en": "Please update your card details.", "th": "โปรดอัปเดตข้อมูลบัตรของท่าน"}
     assert said(text, html, expired[language]) and said(text, html, update[language])
     # No retry on the same card: the message does not promise one.
     assert "try again automatically" not in text and "ลองตัดชำระใหม่โดยอัตโนมัติ" not in text
@@ -147,7 +147,7 @@ def test_with_no_retry_planned_the_message_promises_none(
     _, text, html = parts(only_message())
     pay_now = {
         "en": "Please pay on the payment page, or add another card.",
-        "th": "กรุณาชำระเงินผ่านหน้าชำระเงิน หรือเพิ่มบัตรใบอื่น",
+        "th": "โปรดชำระเงินผ่านหน้าชำระเงิน หรือเพิ่มบัตรใบอื่น",
     }
     assert said(text, html, pay_now[language])
     assert "automatically" not in text and "โดยอัตโนมัติ" not in text

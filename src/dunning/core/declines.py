@@ -428,28 +428,29 @@ CUSTOMER_TEXT: Mapping[CustomerRequest, Mapping[Locale, str]] = MappingProxyType
         },
         CustomerRequest.CONTACT_BANK: {
             "en": "Please contact your bank about this payment, or use another card.",
-            "th": "กรุณาติดต่อธนาคารผู้ออกบัตรเกี่ยวกับการชำระเงินรายการนี้ หรือใช้บัตรใบอื่นแทน",
+            "th": "โปรดติดต่อธนาคารผู้ออกบัตร หรือชำระด้วยบัตรใบอื่น",
         },
         CustomerRequest.UPDATE_CARD: {
             "en": "Please update your card details.",
-            "th": "กรุณาอัปเดตข้อมูลบัตรของท่าน",
+            "th": "โปรดอัปเดตข้อมูลบัตรของท่าน",
         },
         CustomerRequest.CONFIRM_CARD_DATA: {
             "en": "Please check the card number, expiry date, security code and postal code, "
             "then enter them again.",
-            "th": "กรุณาตรวจสอบหมายเลขบัตร วันหมดอายุ รหัสความปลอดภัย และรหัสไปรษณีย์ แล้วกรอกข้อมูลอีกครั้ง",
+            "th": "โปรดตรวจสอบหมายเลขบัตร วันหมดอายุ และรหัส CVV 3 หลักด้านหลังบัตร แล้วกรอกข้อมูลอีกครั้ง",
         },
         CustomerRequest.AUTHENTICATE: {
-            "en": "Please confirm the payment with your bank through the secure link.",
-            "th": "กรุณายืนยันการชำระเงินกับธนาคารของท่านผ่านลิงก์ที่ปลอดภัย",
+            "en": "Please open the payment link in this message and approve the payment "
+            "when your bank asks.",
+            "th": "โปรดเปิดลิงก์ชำระเงินในข้อความนี้ แล้วยืนยันการชำระเงินตามขั้นตอนของธนาคาร",
         },
         CustomerRequest.USE_ANOTHER_METHOD: {
             "en": "Please pay with another card or payment method.",
-            "th": "กรุณาชำระเงินด้วยบัตรใบอื่นหรือช่องทางการชำระเงินอื่น",
+            "th": "โปรดชำระเงินด้วยบัตรใบอื่นหรือช่องทางการชำระเงินอื่น",
         },
         CustomerRequest.PAY_NOW: {
             "en": "Please pay on the payment page, or add another card.",
-            "th": "กรุณาชำระเงินผ่านหน้าชำระเงิน หรือเพิ่มบัตรใบอื่น",
+            "th": "โปรดชำระเงินผ่านหน้าชำระเงิน หรือเพิ่มบัตรใบอื่น",
         },
     }
 )
@@ -480,7 +481,7 @@ WORDING_TEXT: Mapping[Wording, Mapping[Locale, str]] = MappingProxyType(
         },
         Wording.AUTHENTICATION_NEEDED: {
             "en": "Your bank asks you to confirm this payment.",
-            "th": "ธนาคารของท่านขอให้ท่านยืนยันการชำระเงินรายการนี้",
+            "th": "ธนาคารผู้ออกบัตรขอให้ท่านยืนยันการชำระเงินรายการนี้",
         },
         Wording.CARD_NOT_ACCEPTED: {
             "en": "This card cannot be used for this payment.",

@@ -52,29 +52,34 @@ class TemplateSource(Protocol):
     def __call__(self, key: str, locale: str, *, variant: str = "") -> MessageTemplate: ...
 
 
-# What a final notice says will happen, per action and language.
+# What a final notice says will happen, per action and language: only what the
+# action does, never a step that may not follow (Thailand's Debt Collection Act
+# forbids misleading a debtor, s.11-12, rules.md), in the active voice of Thai letters.
 CONSEQUENCES = {
     Action.LATE_FEE: {
         "en": "a late fee will be added as set out in your terms",
-        "th": "จะมีค่าธรรมเนียมการชำระล่าช้าตามเงื่อนไขการให้บริการ",
+        "th": "เราจะเรียกเก็บค่าธรรมเนียมการชำระล่าช้าตามเงื่อนไขการให้บริการ",
     },
     Action.PAUSE_SERVICE: {
         "en": "your service will be paused until the balance is paid",
-        "th": "บริการของท่านจะถูกระงับชั่วคราวจนกว่าจะได้รับชำระเงิน",
+        "th": "เราจะระงับบริการของท่านชั่วคราวจนกว่าจะได้รับชำระเงิน",
     },
     Action.CANCEL: {
         "en": "your subscription will be cancelled",
-        "th": "การสมัครใช้บริการของท่านจะถูกยกเลิก",
+        "th": "เราจะยกเลิกการสมัครใช้บริการของท่าน",
     },
     Action.MARK_UNCOLLECTIBLE: {
-        "en": "the balance will be passed to our collections team",
-        "th": "ยอดค้างชำระจะถูกส่งต่อให้ฝ่ายติดตามหนี้ของเรา",
+        "en": "automatic reminders will stop and our accounts team will contact you "
+        "about the unpaid balance",
+        "th": "ระบบจะหยุดส่งการแจ้งเตือนอัตโนมัติ และฝ่ายบัญชีของเราจะติดต่อท่านเกี่ยวกับยอดค้างชำระ",
     },
     Action.HAND_TO_AGENCY: {
         "en": "the balance will be referred to a collection agency",
-        "th": "ยอดค้างชำระจะถูกส่งต่อให้บริษัทติดตามหนี้",
+        "th": "เราจะส่งเรื่องยอดค้างชำระให้บริษัทติดตามหนี้ดำเนินการต่อ",
     },
 }
+# How a final notice joins two of them: English lists them; Thai says "and".
+_JOIN = {"en": "; ", "th": " และ"}
 
 
 def _language(locale: str) -> str:
@@ -88,7 +93,7 @@ def consequences_of(actions: tuple[Action, ...], *, locale: str) -> str:
     texts = [CONSEQUENCES[action][language] for action in actions if action in CONSEQUENCES]
     if not texts:
         return ""
-    return "; ".join(texts) + ("" if language == "th" else ".")
+    return _JOIN[language].join(texts) + ("" if language == "th" else ".")
 
 
 def summaries(
