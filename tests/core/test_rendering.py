@@ -369,3 +369,18 @@ def test_one_day_overdue_is_one_day_not_one_days(key: str) -> None:
     for part in (message.subject, message.text, message.html):
         assert "1 days" not in part
     assert "1 day " in message.text or "1 day." in message.text or "1 day," in message.text
+
+
+@pytest.mark.parametrize("key", FINAL_TEMPLATE_KEYS)
+@pytest.mark.parametrize(("locale", "oldest"), [("en", "the oldest"), ("th-TH", "ค้างนานที่สุด")])
+def test_a_final_notice_over_several_invoices_counts_the_days_of_the_oldest(
+    key: str, locale: str, oldest: str
+) -> None:
+    one = context_for(key, locale=locale)
+    second = InvoiceSummary("12346", date(2026, 3, 1), date(2026, 3, 25), 5000, 5000, "THB")
+    two = replace(one, invoices=(*one.invoices, second))
+    template = default_template(key, locale)
+
+    assert oldest not in render(template, one).text
+    for part in (render(template, two).text, render(template, two).html):
+        assert oldest in part
