@@ -194,7 +194,7 @@ def test_a_thai_customer_pays_through_3d_secure_on_a_phone(
     page.goto(pay_url)
     shots(page, "pay-th")
 
-    button = page.get_by_role("button", name="ชำระ ฿990.00 ตอนนี้")
+    button = page.get_by_role("button", name="ชำระเงิน ฿990.00")
     playwright.expect(button).to_be_visible()
     # The page's own Sarabun draws the Thai, not a fallback: the face was fetched and used.
     assert page.evaluate("document.fonts.check('16px Sarabun', 'ชำระ')")

@@ -251,7 +251,7 @@ def test_a_thai_customer_updates_the_card_from_the_card_page(
     old = make_card("pm_cus_en", customer="cus_en")
     page = links.card_link(customer, old).removeprefix("https://pay.example.com")
     html = client.get(page).content.decode()
-    assert "อัปเดตบัตรของฉัน</button>" in html
+    assert "อัปเดตข้อมูลบัตร</button>" in html
     stripe_gateway.reply(200, session("open"), path=SESSIONS)
 
     response = client.post(f"{page}/new", form_fields(html))

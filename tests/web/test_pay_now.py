@@ -147,8 +147,8 @@ def test_a_thai_customer_is_offered_it_in_thai(
 
     html = client.get(path_of(thai)).content.decode()
 
-    assert "ชำระใบแจ้งหนี้ INV-9 ตอนนี้ <strong>฿990.00</strong>" in html
-    assert "ชำระ ฿990.00 ตอนนี้</button>" in html
+    assert "ชำระใบแจ้งหนี้เลขที่ INV-9 จำนวน <strong>฿990.00</strong>" in html
+    assert "ชำระเงิน ฿990.00</button>" in html
 
 
 def test_a_bank_asking_for_3d_secure_sends_the_customer_there_and_back_to_a_paid_invoice(
