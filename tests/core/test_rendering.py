@@ -384,3 +384,17 @@ def test_a_final_notice_over_several_invoices_counts_the_days_of_the_oldest(
     assert oldest not in render(template, one).text
     for part in (render(template, two).text, render(template, two).html):
         assert oldest in part
+
+
+@pytest.mark.parametrize("key", DEFAULT_TEMPLATE_KEYS)
+@pytest.mark.parametrize(
+    ("locale", "plan", "again"),
+    [("en", "payment plan", "unable to pay in full"), ("th-TH", "ผ่อนชำระ", "ไม่สะดวกชำระเต็มจำนวน")],
+)
+def test_a_message_that_offers_a_payment_plan_does_not_offer_help_again_below(
+    key: str, locale: str, plan: str, again: str
+) -> None:
+    message = render(default_template(key, locale), context_for(key, locale=locale))
+
+    for part in (message.text, message.html):
+        assert not (plan in part and again in part)
