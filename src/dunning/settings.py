@@ -11,16 +11,16 @@ TEST_DATABASE_URL   used instead of DATABASE_URL by the test suite
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import sys
-import tempfile
 from pathlib import Path
 
 import dj_database_url
 import fontpkg_sarabun
 from django.core.exceptions import ImproperlyConfigured
+
+from dunning.files import write_private
 
 DATA_DIR = Path(os.environ.get("DUNNING_DATA_DIR") or Path.cwd())
 ENV = os.environ.get("DUNNING_ENV", "development")
@@ -46,34 +46,13 @@ def kept_secret_key(path: Path) -> str:
     """The key kept in `path`, generated and written there first if there is none.
 
     Processes started together on a fresh data directory (several workers) must
-    all read one key, and none may read a half-written file. So the key is
-    written whole to a private temporary file and hard-linked into place: `path`
-    appears complete or not at all, and the first process to link it wins.
+    all read one key, and none may read a half-written file: the key appears
+    whole or not at all, and the first process to put it there wins
+    (`files.write_private`).
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")  # mode 0600
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_urlsafe(50))
-            _put_in_place(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        write_private(path, secrets.token_urlsafe(50), replace=False)
     return path.read_text().strip()
-
-
-def _put_in_place(temporary: str, path: Path) -> None:
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass  # another process linked its key first; all use that one
-    except OSError:
-        # No hard links on this file system (FAT, some network shares): a
-        # rename puts the file in place whole too, though of two processes
-        # starting at the same instant the later one's key wins.
-        if not path.exists():
-            os.replace(temporary, path)
 
 
 def _database() -> dj_database_url.DBConfig:

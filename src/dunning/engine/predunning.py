@@ -28,10 +28,15 @@ from django.db.models import OuterRef, Q, Subquery
 from dunning.core.contacts import Channel
 from dunning.core.formatting import card_brand_name
 from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
-from dunning.core.rendering import Customer as TemplateCustomer
 from dunning.engine import links, templates
 from dunning.engine.models import OPEN_STATES, Message
-from dunning.engine.writer import company, contact_verdict, lock_contacts, outbox_row
+from dunning.engine.writer import (
+    company,
+    contact_verdict,
+    lock_contacts,
+    outbox_row,
+    template_customer,
+)
 from dunning.ledger.models import (
     CollectionMethod,
     Invoice,
@@ -150,9 +155,7 @@ def _request(card: ExpiringCard, *, now: datetime) -> Message | None:
     link = links.card_link(customer, method)
     unsubscribe = links.unsubscribe_link(customer, Channel.EMAIL)
     context = MessageContext(
-        customer=TemplateCustomer(
-            name=customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        customer=template_customer(customer),
         company=company(),
         invoices=(),  # about the card, not a debt: no invoice, no amount
         days_overdue=0,

@@ -163,9 +163,7 @@ def compose(
     )
     unsubscribe = links.unsubscribe_link(customer, channel)
     context = MessageContext(
-        customer=TemplateCustomer(
-            name=customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        customer=template_customer(customer),
         company=company(),
         invoices=summaries(invoices, zone=zone, paid=paid),
         days_overdue=days_overdue,
@@ -225,6 +223,13 @@ def outbox_row(
         idempotency_key=key,
         created_at=now,
         updated_at=now,
+    )
+
+
+def template_customer(customer: Customer) -> TemplateCustomer:
+    """The customer as messages and pages name and greet them (`.addressee`)."""
+    return TemplateCustomer(
+        name=customer.name, locale=customer.locale, is_business=customer.is_business
     )
 
 

@@ -34,10 +34,11 @@ from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
-from dunning.core.rendering import addressee, formatting_locale
+from dunning.core.rendering import formatting_locale
 from dunning.engine import card_setup, links, pay_now
 from dunning.engine.models import Case, ContactOptOut, OptOutSource
 from dunning.engine.retries import card_to_charge
+from dunning.engine.writer import template_customer
 from dunning.gateways.base import NOT_THIS_CUSTOMERS, GatewayError, OnSessionGateway
 from dunning.gateways.registry import get_gateway
 from dunning.ledger.models import AttemptOutcome, Customer, PaymentAttempt, PaymentMethod
@@ -112,9 +113,7 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
     gateway = get_gateway()
     offer = pay_now.offer_for(case, gateway)
     context = {
-        "addressee": addressee(
-            customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        "addressee": template_customer(customer).addressee,
         "invoices": invoices,
         "new_card": card_setup.offered(gateway),
         # With a card on file the card page replaces it; without, it is how to pay by card.
@@ -230,9 +229,7 @@ def _paid_page(
         if decline.wording is not None:  # why, in neutral words; never "stolen" or "fraud"
             problem = WORDING_TEXT[decline.wording]["th" if language == "th" else "en"]
     context = {
-        "addressee": addressee(
-            customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        "addressee": template_customer(customer).addressee,
         "outcome": str(attempt.outcome),
         "offer": _offer_text(offer, locale=locale),
         "problem": problem,
@@ -261,9 +258,7 @@ def card_page(request: HttpRequest, token: str) -> HttpResponse:
     if method.exp_month and method.exp_year:
         expires = format_month(date(method.exp_year, method.exp_month, 1), locale=locale)
     context = {
-        "addressee": addressee(
-            customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        "addressee": template_customer(customer).addressee,
         "brand": card_brand_name(method.brand),
         "last4": method.last4,
         "expires": expires,
@@ -374,9 +369,7 @@ def _card_saved_page(
 ) -> HttpResponse:
     language = language_of(customer.locale)
     context = {
-        "addressee": addressee(
-            customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        "addressee": template_customer(customer).addressee,
         "outcome": "failed" if failed else "saved" if method is not None else "waiting",
         "brand": card_brand_name(method.brand) if method is not None else "",
         "last4": method.last4 if method is not None else "",
@@ -404,9 +397,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return not_found(request)
     language = language_of(customer.locale)
     context: dict[str, object] = {
-        "addressee": addressee(
-            customer.name, locale=customer.locale, is_business=customer.is_business
-        ),
+        "addressee": template_customer(customer).addressee,
         "channel": CHANNEL_NAMES[language][target.channel],
     }
     if request.method == "POST":

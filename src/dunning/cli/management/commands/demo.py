@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,7 +22,8 @@ from dunning.core.money import to_decimal
 from dunning.demo.generate import DEFAULT_SEED, generate
 from dunning.demo.load import DatabaseNotEmpty, Summary, load, summarize
 from dunning.engine.delivery import email_transport
-from dunning.engine.playback import play
+from dunning.engine.playback import PlaybackReport, play
+from dunning.files import write_private
 from dunning.ledger.models import Customer
 
 
@@ -97,18 +96,7 @@ class Command(BaseCommand):
         report = None
         try:
             if start is not None:
-                transport = email_transport()
-                try:
-                    report = play(
-                        start=start,
-                        end=now,
-                        step=timedelta(hours=6),
-                        transport=transport,
-                        rng=random.Random(options["seed"]),
-                        facts=later.write_until,
-                    )
-                finally:
-                    transport.close()
+                report = _play(start, now, seed=options["seed"], facts=later.write_until)
         finally:
             # Stopped half-way (an error, Ctrl-C), the ledger still gets the whole demo.
             later.write_until(now)
@@ -140,6 +128,24 @@ class Command(BaseCommand):
             raise CommandError(f"--now: {error}") from None
 
 
+def _play(
+    start: datetime, end: datetime, *, seed: int, facts: Callable[[datetime], None]
+) -> PlaybackReport:
+    """The engine every six hours from `start` to `end`, `facts` written as it goes."""
+    transport = email_transport()
+    try:
+        return play(
+            start=start,
+            end=end,
+            step=timedelta(hours=6),
+            transport=transport,
+            rng=random.Random(seed),
+            facts=facts,
+        )
+    finally:
+        transport.close()
+
+
 def _kept_secret(name: str, make: Callable[[], str]) -> tuple[str, bool]:
     """A demo secret kept beside the data (mode 0600), made on first use."""
     path = Path(settings.DATA_DIR) / name
@@ -148,20 +154,8 @@ def _kept_secret(name: str, make: Callable[[], str]) -> tuple[str, bool]:
             path.chmod(0o600)  # kept by an older version, perhaps readable by all
         return path.read_text().strip(), False
     value = make()
-    _keep(path, value)
+    write_private(path, value)
     return value, True
-
-
-def _keep(path: Path, value: str) -> None:
-    """Put `value` in `path` whole, in a file only its owner could ever read."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(value)
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
 
 
 def operator_directions(*, url: str) -> str:
@@ -183,7 +177,7 @@ def operator_directions(*, url: str) -> str:
     )
     if not new and not ApiKey.objects.filter(key_hash=hash_key(key), revoked_at=None).exists():
         key = create_key(name="demo", now=timezone.now()).key
-        _keep(Path(settings.DATA_DIR) / ".dunning-demo-api-key", key)
+        write_private(Path(settings.DATA_DIR) / ".dunning-demo-api-key", key)
     return "\n".join(
         [
             "",
