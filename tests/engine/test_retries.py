@@ -22,6 +22,7 @@ from dunning.engine.decisions import decide_due_cases
 from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
 from dunning.engine.retries import (
     CHARGES_OFF,
+    GATEWAY_SILENCE,
     IN_DOUBT_LIMIT,
     LOOKUP_LIMIT,
     RetryReport,
@@ -846,19 +847,64 @@ def test_a_decline_recorded_from_outside_replans(case: Case, bank: Bank) -> None
     assert case.next_retry_at is not None and case.next_retry_at > webhook_at
 
 
-def test_an_invoice_the_gateway_retries_itself_is_never_charged(customer: None, bank: Bank) -> None:
+def test_an_invoice_the_gateway_retries_itself_is_not_charged_while_it_does(
+    customer: None, bank: Bank
+) -> None:
+    gateway_at = T0 + timedelta(days=3)
     add_invoice(collection_method="charge_automatically")
     fail()
-    services.set_gateway_retry(invoice="in_th", at=T0 + timedelta(days=3), now=T0, source="test")
+    services.set_gateway_retry(invoice="in_th", at=gateway_at, now=T0, source="test")
     sync_cases(now=T0)
 
     case = planned(bank)
 
-    assert case.next_retry_at is None
-    assert case.retry_reason.startswith("the gateway retries this invoice itself")
-    for day in range(15):
-        bank.run(T0 + timedelta(days=day))
+    # Not a retry of dunning's: a wake-up, in case word of the gateway's never comes.
+    assert (case.next_retry_at, case.retry_key) == (gateway_at + GATEWAY_SILENCE, "")
+    assert case.retry_reason.startswith("the gateway retries this invoice itself at")
+    for hour in range(0, 3 * 24 + 12, 6):
+        bank.run(T0 + timedelta(hours=hour))
     assert bank.gateway.received == []
+
+
+def test_dunning_takes_over_at_once_when_the_gateway_stops_retrying(
+    customer: None, bank: Bank
+) -> None:
+    """Stripe's last retry failed and it leaves the invoice open (next_payment_attempt
+    null): the case is planned again at once, not left waiting for the gateway."""
+    add_invoice(collection_method="charge_automatically")
+    fail()
+    services.set_gateway_retry(invoice="in_th", at=T0 + timedelta(days=3), now=T0, source="test")
+    sync_cases(now=T0)
+    planned(bank)
+    stopped = T0 + timedelta(days=3, minutes=5)
+
+    services.set_gateway_retry(invoice="in_th", at=None, now=stopped, source="test")
+
+    assert (Case.objects.get().next_retry_at) == stopped
+    case = planned(bank, stopped)
+    assert case.retry_key and case.next_retry_at is not None
+    run_on(bank, stopped)
+    assert bank.gateway.received, "dunning never retried the invoice the gateway gave up on"
+
+
+def test_dunning_takes_over_when_the_gateway_s_retry_is_never_heard_of(
+    customer: None, bank: Bank
+) -> None:
+    """The webhook that would say how the gateway's retry went never came: past
+    GATEWAY_SILENCE the gateway's retry time is taken as not coming."""
+    gateway_at = T0 + timedelta(days=3)
+    add_invoice(collection_method="charge_automatically")
+    fail()
+    services.set_gateway_retry(invoice="in_th", at=gateway_at, now=T0, source="test")
+    sync_cases(now=T0)
+    planned(bank)
+
+    case = planned(bank, gateway_at + GATEWAY_SILENCE)
+
+    assert case.retry_key and case.next_retry_at is not None
+    assert not case.retry_reason.startswith("the gateway retries")
+    run_on(bank, gateway_at + GATEWAY_SILENCE)
+    assert bank.gateway.received
 
 
 def test_a_planned_charge_is_dropped_when_the_gateway_takes_the_invoice_over(
@@ -867,12 +913,14 @@ def test_a_planned_charge_is_dropped_when_the_gateway_takes_the_invoice_over(
     case = planned(bank)
     at = case.next_retry_at
     assert at is not None
-    services.set_gateway_retry(invoice="in_th", at=at + timedelta(days=1), now=T0, source="test")
+    gateway_at = at + timedelta(days=1)
+    services.set_gateway_retry(invoice="in_th", at=gateway_at, now=T0, source="test")
 
     bank.run(at)
 
     assert bank.gateway.received == []
-    assert Case.objects.get().next_retry_at is None
+    case = Case.objects.get()
+    assert (case.next_retry_at, case.retry_key) == (gateway_at + GATEWAY_SILENCE, "")
 
 
 def test_a_send_invoice_case_is_never_charged(customer: None, bank: Bank) -> None:

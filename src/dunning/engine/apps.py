@@ -11,10 +11,12 @@ class EngineConfig(AppConfig):
         from dunning.engine.retries import (
             ask_about_changed_invoices,
             on_attempts_recorded,
+            on_gateway_retry_changed,
             on_payment_method_changed,
         )
         from dunning.ledger.signals import (
             attempts_recorded,
+            gateway_retry_changed,
             invoices_changed,
             payment_method_changed,
         )
@@ -29,4 +31,8 @@ class EngineConfig(AppConfig):
         attempts_recorded.connect(on_attempts_recorded, dispatch_uid="engine.on_attempts_recorded")
         payment_method_changed.connect(
             on_payment_method_changed, dispatch_uid="engine.on_payment_method_changed"
+        )
+        # The gateway retries an invoice itself, or has stopped: its cases plan again.
+        gateway_retry_changed.connect(
+            on_gateway_retry_changed, dispatch_uid="engine.on_gateway_retry_changed"
         )

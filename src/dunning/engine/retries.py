@@ -32,10 +32,13 @@ LOOKUP_LIMIT, or for good), and when it refuses the same charge asked again.
 The operator who checked the gateway and found no charge releases the case
 (`release_charge_in_doubt`); one who found the money taken records the
 payment.  An invoice the gateway retries itself (Stripe's
-`next_payment_attempt`, kept as `Invoice.gateway_retry_at`) is left to it.
+`next_payment_attempt`, kept as `Invoice.gateway_retry_at`) is left to it
+while it does: dunning takes over once the gateway says it will not retry any
+more, or GATEWAY_SILENCE after the time it named with no word of that retry.
 
 Replanning is asked for by the ledger's signals: a decline recorded from
-outside (a webhook) and a new or updated card (retried at once).
+outside (a webhook), a new or updated card (retried at once) and a change of
+the gateway's own retry time.
 """
 
 from __future__ import annotations
@@ -127,6 +130,9 @@ IN_DOUBT_LIMIT = timedelta(hours=20)  # under the gateways' idempotency-key life
 # Past IN_DOUBT_LIMIT a gateway that can find a charge by its key is asked for it
 # (`ChargeLookupGateway`) until it can tell, for at most this long; then an operator.
 LOOKUP_LIMIT = timedelta(days=7)
+# A gateway's own retry (Stripe's next_payment_attempt) is reported by webhook within
+# minutes; one unheard of for this long after its time is taken as not coming.
+GATEWAY_SILENCE = timedelta(hours=12)
 NETWORK_LOOKBACK = timedelta(days=31)  # the longest network window (30 days) and a day
 # Paydays are learned from the last year of payments and declines (and a month,
 # so a yearly rhythm's last beat is seen), at most this many of each.
@@ -542,11 +548,16 @@ class RetryBatch:
         invoice = self.targets.get(case.pk)
         if invoice is None:
             return RetryPlan(None, "nothing left to charge"), None
-        if invoice.gateway_retry_at is not None:
+        if self._left_to_gateway(invoice):
+            assert invoice.gateway_retry_at is not None
+            # A wake-up, not a charge (no key): should word of the gateway's own
+            # retry never come, dunning takes over then.
+            takes_over = invoice.gateway_retry_at + GATEWAY_SILENCE
             return RetryPlan(
-                None,
+                takes_over,
                 "the gateway retries this invoice itself at "
-                f"{invoice.gateway_retry_at:%d %b %H:%M} UTC",
+                f"{invoice.gateway_retry_at:%d %b %H:%M} UTC; dunning takes over "
+                f"if nothing is heard of that retry by {takes_over:%d %b %H:%M} UTC",
             ), None
         methods = self.cards.get(case.customer_id)
         if not methods:
@@ -627,12 +638,19 @@ class RetryBatch:
         return (
             invoice is not None
             and invoice.amount_remaining == due.amount
-            and invoice.gateway_retry_at is None
+            and not self._left_to_gateway(invoice)
             and (
                 due.case.charge_in_doubt_since is not None
                 or (bool(methods) and methods[0].pk == due.method.pk)
             )
         )
+
+    def _left_to_gateway(self, invoice: Invoice) -> bool:
+        """Whether the gateway will charge the invoice again itself (Stripe's
+        next_payment_attempt), so dunning does not.  A retry time GATEWAY_SILENCE past
+        with no word of it is the gateway's forgotten plan, not a promise."""
+        at = invoice.gateway_retry_at
+        return at is not None and self.now < at + GATEWAY_SILENCE
 
     def _invoice(self, pk: int) -> Invoice | None:
         return Invoice.objects.filter(pk=pk).first()
@@ -1693,6 +1711,12 @@ def on_payment_method_changed(
     """A new or updated card: plan again, which retries at once when the card is new."""
     _ASK_NOW_CUSTOMER().run(customer=method.customer_id, now=now, until=now + LEASE)
     _REPLAN_CUSTOMER().run(customer=method.customer_id, now=now)
+
+
+def on_gateway_retry_changed(*, invoice: Invoice, now: datetime, **_: Any) -> None:
+    """The gateway will charge the invoice again itself, or will not any more: its cases
+    plan again, so that dunning waits for the gateway, or takes over once it has stopped."""
+    _REPLAN_INVOICES().run(invoices=[invoice.pk], now=now)
 
 
 def ask_about_changed_invoices(*, invoices: Sequence[Invoice], now: datetime, **_: Any) -> None:

@@ -32,7 +32,12 @@ from dunning.ledger.models import (
     PaymentAttempt,
     PaymentMethod,
 )
-from dunning.ledger.signals import attempts_recorded, invoices_changed, payment_method_changed
+from dunning.ledger.signals import (
+    attempts_recorded,
+    gateway_retry_changed,
+    invoices_changed,
+    payment_method_changed,
+)
 
 P = ParamSpec("P")
 
@@ -826,4 +831,5 @@ def set_gateway_retry(*, invoice: str, at: datetime | None, now: datetime, sourc
                 "previous": previous.isoformat() if previous else None,
             },
         )
+        gateway_retry_changed.send(sender=Invoice, invoice=target, now=now, source=source)
         return target

@@ -21,3 +21,9 @@ attempts_recorded = Signal()
 # source=<str> after a saved payment method is added or changed (a new card
 # is retried at once).
 payment_method_changed = Signal()
+
+# Sent with invoice=<Invoice>, now=<datetime>, source=<str> after the time the
+# gateway will charge the invoice again itself changes (Stripe's
+# next_payment_attempt; None: it will not): the engine waits for the gateway,
+# or takes over once the gateway has stopped retrying.
+gateway_retry_changed = Signal()
