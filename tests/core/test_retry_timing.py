@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dunning.core.declines import DECLINE_CODES, Brand, classify_decline
+from dunning.core.declines import DECLINE_CODES, UNKNOWN_DECLINE, Brand, classify_decline
 from dunning.core.network_rules import Card, Charge, PastAttempt, RetryWindow, earliest_retry
 from dunning.core.policy import RETRY_WINDOWS, RetryBudget
 from dunning.core.retry_timing import (
@@ -837,3 +837,40 @@ def test_a_retry_is_planned_the_same_with_now_in_the_customers_zone_or_in_utc() 
     # Sunday 09:00 is 27 real hours away (28 on the wall clock), Monday 09:00 51: the
     # two best days, of which the sooner is tried.
     assert local(plans[0].at, NEW_YORK) == "2026-03-08 09:00"
+
+
+# ---------------------------------------------------------------- reasons tell the truth
+
+
+@pytest.mark.parametrize("change", [CardChange.NEW, CardChange.UPDATED])
+def test_a_changed_card_held_back_by_a_network_cap_is_not_said_to_be_retried_at_once(
+    change: CardChange,
+) -> None:
+    # A Mastercard updated by the card updater (same number) that has had ten
+    # declines in the last 24 hours: the rules allow the next try only tomorrow.
+    now = bkk("2026-03-16T22:00")
+    cap = bkk("2026-03-17T18:00")
+    held = RetryWindow(cap, ("Mastercard allows 10 declines on a card in 24 hours",))
+    ctx = replace(context(now=now, code="expired_card", window=held), card_change=change)
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert plan.at == cap
+    assert "at once" not in plan.reason, plan.reason
+
+
+def test_a_retry_pushed_to_the_afternoon_by_the_window_is_not_said_to_be_mid_morning() -> None:
+    # A retryable decline code Stripe added after this table was written (read as
+    # generic_decline), and a window that opens at 16:00 tomorrow (a network cap).
+    now = bkk("2026-03-16T10:00")
+    opens = bkk("2026-03-17T16:00")
+    ctx = replace(
+        context(now=now, code="insufficient_funds", window=RetryWindow(opens, ("cap",))),
+        decline_code="brand_new_code",
+        classification=UNKNOWN_DECLINE,
+    )
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-17 16:00"
+    assert "mid-morning" not in plan.reason, plan.reason

@@ -287,11 +287,20 @@ def plan_retry(context: RetryContext, strategy: Strategy) -> RetryPlan:
     window = context.window
     if window.allowed_at is None:
         return RetryPlan(None, "; ".join(window.reasons) or "no retry allowed")
-    if context.card_change is CardChange.NEW:
-        # Whatever the old card's decline said, the new card deserves a try now.
-        return RetryPlan(window.allowed_at, "a new card is on file: retry at once")
-    if context.card_change is CardChange.UPDATED:
-        return RetryPlan(window.allowed_at, "the card on file was updated: retry at once")
+    if context.card_change is not CardChange.NONE:
+        # Whatever the old card's decline said, the new card deserves a try now,
+        # or as soon as the networks allow.
+        changed = (
+            "a new card is on file"
+            if context.card_change is CardChange.NEW
+            else "the card on file was updated"
+        )
+        if not window.reasons:
+            return RetryPlan(window.allowed_at, f"{changed}: retry at once")
+        return RetryPlan(
+            window.allowed_at,
+            f"{changed}, but {'; '.join(window.reasons)}: {_on(window.allowed_at, context)}",
+        )
     if not context.classification.allows_retry:
         return RetryPlan(None, f"{context.decline_code}: not retried on the same card")
     closes_at = context.first_failure_at + context.budget.within
@@ -367,8 +376,15 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
     worth = [entry for entry in best_per_day if entry[0] >= top * WORTH_A_TRY]
     kept = sorted(worth, key=lambda entry: -entry[0])[:remaining]
     _, at = min(kept, key=lambda entry: entry[1])
-    local = at.astimezone(zone)
-    return RetryPlan(at, f"{_why(context, at)}: retry on {local:%d %b} at {local:%H:%M} local")
+    # The first moment the networks allow, chosen: their wait is the reason.
+    held = context.window.reasons if at == earliest else ()
+    why = "; ".join(held) if held else _why(context, at)
+    return RetryPlan(at, f"{why}: {_on(at, context)}")
+
+
+def _on(at: datetime, context: RetryContext) -> str:
+    local = at.astimezone(context.zone)
+    return f"retry on {local:%d %b} at {local:%H:%M} local"
 
 
 def _best_slot(
@@ -512,7 +528,9 @@ def _why(context: RetryContext, slot: datetime) -> str:
         return f"{code}: the issuer could not answer; retry by day"
     if context.hours.rate(local.hour) is not None:
         return f"{code}: your retries succeed most at {local.hour:02d}:00"
-    return f"{code}: retry mid-morning, when issuers decline least"
+    if 9 <= local.hour <= 11:
+        return f"{code}: retry mid-morning, when issuers decline least"
+    return f"{code}: retry by day, when issuers decline less than at night"
 
 
 def _spread_text(left: int) -> str:
