@@ -153,6 +153,8 @@ ON_SESSION = "pay"
 AUTHENTICATION_WINDOW = timedelta(hours=1)
 # On the case's timeline: a pay-page payment left at the bank was canceled.
 ABANDONED = "pay_page.abandoned"
+# A case's retry_reason while another case's charge on the same card is under way.
+SAME_CARD = "another charge on the same card is under way: planned again after its answer"
 # A case's retry_reason while a worker asks the gateway about its charge in doubt.
 LOOKING_UP = "asking the gateway what became of the charge in doubt"
 # A case's retry_reason while the manual gateway is configured (`resume_charges`).
@@ -264,6 +266,7 @@ def retry_due(
         charges: list[_Due] = []
         lookups: list[_Due] = []
         stopped: list[tuple[Case, str]] = []
+        cards_charged: set[int] = set()
         for case in cases:
             in_doubt = case.charge_in_doubt_since is not None
             if gateway.name == "manual":
@@ -292,6 +295,13 @@ def retry_due(
                     stopped.append((case, _cannot_ask(case, due, batch=batch, now=now)))
                 continue
             if due is not None and batch.can_make(due):
+                if due.method.pk in cards_charged:
+                    # Planned without the charge this batch makes on the same card
+                    # (another case of the customer's): its answer counts against
+                    # the card's network caps, so this one is planned after it.
+                    batch.store(case, RetryPlan(now, SAME_CARD))
+                    continue
+                cards_charged.add(due.method.pk)
                 charges.append(due)
                 continue
             # No charge planned, or its invoice or card changed since: planned afresh.
@@ -1109,6 +1119,23 @@ def _record(
                 batch.plan(case)
             batch.save()
             counts["due_now"] += batch.due_now
+        _replan_the_customers_others(answered, planned=set(recorded), now=now)
+
+
+def _replan_the_customers_others(
+    answered: Sequence[tuple[_Due, ChargeResult]], *, planned: set[int], now: datetime
+) -> None:
+    """A charge counts against its card's network caps for every case that would charge
+    that card: the customer's other cases (in other currencies), planned before it, are
+    planned again."""
+    customers = list({due.case.customer_id for due, _ in answered})
+    others = [
+        pk
+        for (pk,) in _ChargeQueries.customers_cases().rows(customers=customers)
+        if pk not in planned
+    ]
+    if others:
+        _REPLAN_CASES().run(ids=others, now=now)
 
 
 def _recorded_already(
@@ -1179,6 +1206,11 @@ class _ChargeQueries:
     )
     active: Prepared[Case] = Prepared(
         lambda: Case.objects.select_for_update().filter(pk__in=_ids("ids"), state=CaseState.ACTIVE)
+    )
+    customers_cases = Prepared(
+        lambda: Case.objects.filter(
+            customer_id__in=_ids("customers"), state=CaseState.ACTIVE
+        ).values_list("pk")
     )
     leases = Prepared(
         lambda: Case.objects.filter(pk__in=_ids("ids")).values_list(
@@ -1696,13 +1728,16 @@ _ADD_TO_HOUR = PreparedUpdate(
 def on_attempts_recorded(
     *, attempts: Sequence[PaymentAttempt], now: datetime, source: str, **_: Any
 ) -> None:
-    """Declines recorded from outside (a webhook, the API): plan their cases' next retries."""
+    """Declines recorded from outside (a webhook, the API, the billing system's first
+    charges): plan the customers' cases again, those of the declined invoices and the
+    others, whose planned charges on the same card the declines count against."""
     if source == SOURCE:
         return
-    declined = list({a.invoice_id for a in attempts if a.outcome == AttemptOutcome.FAILED})
-    if declined:
-        _ASK_NOW_DECLINED().run(invoices=declined, now=now, until=now + LEASE)
-        _REPLAN_INVOICES().run(invoices=declined, now=now)
+    failed = [a for a in attempts if a.outcome == AttemptOutcome.FAILED]
+    if failed:
+        invoices = list({a.invoice_id for a in failed})
+        _ASK_NOW_DECLINED().run(invoices=invoices, now=now, until=now + LEASE)
+        _REPLAN_CUSTOMERS().run(customers=list({a.customer_id for a in failed}), now=now)
 
 
 def on_payment_method_changed(
@@ -1753,6 +1788,10 @@ def _replan(cases: QuerySet[Case]) -> tuple[QuerySet[Case], dict[str, Any]]:
 _REPLAN_INVOICES = PreparedUpdate(
     lambda: _replan(Case.objects.filter(invoices__in=_ids("invoices")))
 )
+_REPLAN_CUSTOMERS = PreparedUpdate(
+    lambda: _replan(Case.objects.filter(customer_id__in=_ids("customers")))
+)
+_REPLAN_CASES = PreparedUpdate(lambda: _replan(Case.objects.filter(pk__in=_ids("ids"))))
 _REPLAN_CUSTOMER = PreparedUpdate(
     lambda: _replan(Case.objects.filter(customer_id=Param("customer", BigIntegerField())))
 )
