@@ -130,12 +130,16 @@ class StripeGateway:
         try:
             if request.gateway_invoice:
                 # A Stripe Billing invoice: pay it (POST /v1/invoices/{id}/pay), so
-                # Stripe marks it paid and stops its own retries.
+                # Stripe marks it paid and stops its own retries.  Since API
+                # 2025-03-31.basil an invoice names its PaymentIntents only in its
+                # expanded `payments`: without them the answer's reference would be
+                # the invoice, which its own webhooks never name.
                 invoice = self._client.v1.invoices.pay(
                     request.invoice_external_id,
                     params={
                         "payment_method": request.payment_method_external_id,
                         "off_session": True,
+                        "expand": ["payments"],
                     },
                     options={"idempotency_key": request.idempotency_key},
                 )
@@ -507,12 +511,12 @@ def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> C
     """What paying a Stripe invoice came to: paid, or still open (processing)."""
     # The PaymentIntent that paid it, as a charge made directly would be
     # recorded, so its webhooks find the same attempt; else the invoice's id.
-    intent = stripe_id(invoice.get("payment_intent"))
+    intent = stripe_id(invoice.get("payment_intent"))  # API versions before basil
     charge = stripe_id(invoice.get("charge"))
-    for payment in (invoice.get("payments") or {}).get("data") or []:
-        inner = payment.get("payment") or {}
-        intent = stripe_id(inner.get("payment_intent")) or intent
-        charge = stripe_id(inner.get("charge")) or charge
+    paying = _paying_payment(invoice)
+    if paying:
+        intent = stripe_id(paying.get("payment_intent")) or intent
+        charge = stripe_id(paying.get("charge")) or charge
     reference = intent or str(invoice.get("id") or "")
     status = invoice.get("status")
     if status == "paid":
@@ -525,6 +529,19 @@ def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> C
         permanent=True,
         code=str(status or ""),
     )
+
+
+def _paying_payment(invoice: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The `payment` of the invoice's expanded InvoicePayment that pays it: the paid one,
+    else the one under way.  Earlier declined tries (canceled) are listed too, newest
+    first, and must not lend their PaymentIntent to this answer."""
+    payments = (invoice.get("payments") or {}).get("data") or []
+    for status in ("paid", "open"):
+        for payment in payments:
+            if payment.get("status") == status:
+                inner: Mapping[str, Any] = payment.get("payment") or {}
+                return inner
+    return {}
 
 
 def result_from_card_error(body: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
