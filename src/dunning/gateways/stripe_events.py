@@ -4,9 +4,11 @@ Each function takes the plain JSON of a Stripe object (an event's
 `data.object`) and returns a frozen dataclass holding what the ledger keeps.
 Writing those facts is `dunning.gateways.webhooks`' job.
 
-Stripe amounts are already integer minor units (2900 is USD 29.00, 1500 is
-JPY 1,500), so they stay integers; currencies arrive lower case and are kept
-upper case, as ISO 4217 and the ledger spell them.  Card numbers never reach
+Stripe amounts are integers of Stripe's minor unit (2900 is USD 29.00, 1500
+is JPY 1,500); they are read into the ledger's ISO 4217 minor units through
+`stripe_amounts.from_stripe`, since for a few currencies the two differ (ISK,
+MGA).  Currencies arrive lower case and are kept upper case, as ISO 4217 and
+the ledger spell them.  Card numbers never reach
 Stripe webhooks and nothing here would keep one: a card is brand, last 4,
 expiry and issuing country.
 
@@ -22,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe
 
 PROVIDER = "stripe"
 
@@ -63,6 +67,14 @@ def _currency(value: Any) -> str:
     if len(code) != 3:
         raise EventFormatError(f"expected an ISO 4217 currency, got {value!r}")
     return code
+
+
+def ledger_amount(value: Any, currency: str) -> int:
+    """A Stripe amount of `currency` in the ledger's minor units."""
+    try:
+        return from_stripe(_int(value), currency)
+    except StripeAmountError as error:
+        raise EventFormatError(str(error)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,11 +276,12 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         or created
     )
     due_at = to_datetime(obj.get("due_date")) or issued_at
+    currency = _currency(obj.get("currency"))
     lines = tuple(
         Line(
             description=_str(line.get("description")),
             quantity=line.get("quantity") if isinstance(line.get("quantity"), int) else 1,
-            amount=_int(line.get("amount")),
+            amount=ledger_amount(line.get("amount"), currency),
         )
         for line in (obj.get("lines") or {}).get("data") or []
     )
@@ -303,18 +316,21 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         "phone": _str(obj.get("customer_phone")),
         "country": _str(address.get("country")).upper(),
     }
-    amount_due = _int(obj.get("amount_due"))
-    amount_paid = _int(obj.get("amount_paid"))
+    amount_due = ledger_amount(obj.get("amount_due"), currency)
+    amount_paid = ledger_amount(obj.get("amount_paid"), currency)
+    remaining = obj.get("amount_remaining")
     return InvoiceSnapshot(
         external_id=external_id,
         customer=customer,
         customer_values={name: value for name, value in customer_values.items() if value},
         number=_str(obj.get("number")) or external_id,
         status=_str(obj.get("status")) or "draft",
-        currency=_currency(obj.get("currency")),
+        currency=currency,
         amount_due=amount_due,
         amount_paid=amount_paid,
-        amount_remaining=_int(obj.get("amount_remaining", amount_due - amount_paid)),
+        amount_remaining=(
+            amount_due - amount_paid if remaining is None else ledger_amount(remaining, currency)
+        ),
         issued_at=issued_at,
         due_at=due_at,
         collection_method=_str(obj.get("collection_method")) or "charge_automatically",
@@ -407,13 +423,14 @@ def charge_failure(obj: Obj) -> ChargeFailure:
     created = to_datetime(obj.get("created"))
     if created is None:
         raise EventFormatError("charge.created: missing")
+    currency = _currency(obj.get("currency"))
     return ChargeFailure(
         charge=charge,
         payment_intent=_id(obj.get("payment_intent")),
         customer=customer,
         invoice=_id(obj.get("invoice")),
-        amount=_int(obj.get("amount")),
-        currency=_currency(obj.get("currency")),
+        amount=ledger_amount(obj.get("amount"), currency),
+        currency=currency,
         attempted_at=created,
         decline_code=_str(outcome.get("reason")) or _str(obj.get("failure_code")),
         advice_code=_str(outcome.get("advice_code")),
@@ -437,6 +454,7 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         if not method.customer:
             method = replace(method, customer=customer)
     charge = _id(error.get("charge")) or _id(obj.get("latest_charge"))
+    currency = _currency(obj.get("currency"))
     return ChargeFailure(
         # Without a charge (e.g. authentication required before any charge) the
         # payment intent itself is the attempt's reference.
@@ -444,8 +462,8 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         payment_intent=intent,
         customer=customer,
         invoice=_id(obj.get("invoice")),
-        amount=_int(obj.get("amount")),
-        currency=_currency(obj.get("currency")),
+        amount=ledger_amount(obj.get("amount"), currency),
+        currency=currency,
         attempted_at=occurred_at,
         decline_code=_str(error.get("decline_code")) or _str(error.get("code")),
         advice_code=_str(error.get("advice_code")),
@@ -460,12 +478,13 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
 
 def dispute_data(obj: Obj) -> dict[str, Any]:
     evidence = obj.get("evidence_details") or {}
+    currency = _currency(obj.get("currency"))
     return {
         "dispute": _str(obj.get("id")),
         "charge": _id(obj.get("charge")),
         "payment_intent": _id(obj.get("payment_intent")),
-        "amount": _int(obj.get("amount")),
-        "currency": _currency(obj.get("currency")),
+        "amount": ledger_amount(obj.get("amount"), currency),
+        "currency": currency,
         "reason": _str(obj.get("reason")),
         "status": _str(obj.get("status")),
         "evidence_due_by": _iso(evidence.get("due_by")),

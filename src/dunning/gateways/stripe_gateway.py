@@ -54,6 +54,7 @@ from dunning.gateways.base import (
     GatewayError,
     NewCard,
 )
+from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe, to_stripe
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ SESSION_ID_TEMPLATE = "{CHECKOUT_SESSION_ID}"
 # On the SetupIntent of a card page's session: its webhook makes the card the
 # default even if the customer never comes back to the return page.
 CARD_SETUP_METADATA_KEY = "dunning_card_setup"
+# A GatewayError's code: an amount Stripe's units cannot express (`stripe_amounts`).
+AMOUNT_NOT_REPRESENTABLE = "amount_not_representable"
 # Subscriptions that still charge: a new card replaces the one they name.
 LIVE_SUBSCRIPTIONS = frozenset({"active", "trialing", "past_due", "unpaid", "incomplete"})
 
@@ -302,8 +305,15 @@ class StripeGateway:
             )
         # What it took, even if the invoice's balance changed while the customer
         # was at the bank.
-        amount = intent.get("amount")
-        if isinstance(amount, int) and amount > 0:
+        amount = _ledger_amount(intent)
+        if amount is None:
+            raise GatewayError(
+                f"Stripe PaymentIntent {reference} is for {intent.get('amount')} "
+                f"{intent.get('currency')}, which the ledger cannot hold",
+                permanent=True,
+                code=AMOUNT_NOT_REPRESENTABLE,
+            )
+        if amount > 0:
             request = dataclasses.replace(request, amount=amount)
         return on_session_result(intent, request)
 
@@ -409,13 +419,13 @@ def on_session_result(
 def payment_intent_params(
     request: ChargeRequest, *, return_url: str = ""
 ) -> PaymentIntentCreateParams:
-    """The form Stripe receives.  Amounts are minor units on both sides.
+    """The form Stripe receives, its amount in Stripe's units (`stripe_amounts`).
 
     Off-session (no `return_url`) by default; with a `return_url`, on-session:
     the customer is on the pay page and can follow the bank's redirect.
     """
     params: PaymentIntentCreateParams = {
-        "amount": request.amount,
+        "amount": stripe_amount(request),
         "currency": request.currency.lower(),
         "customer": request.customer_external_id,
         "payment_method": request.payment_method_external_id,
@@ -494,7 +504,7 @@ def _same_charge(intent: Mapping[str, Any], request: ChargeRequest) -> None:
     the same invoice the same amount; one that does not (a key made before charges were
     stored with their keys, then charged for another amount) is for an operator."""
     same = (
-        intent.get("amount") == request.amount
+        _ledger_amount(intent) == request.amount
         and str(intent.get("currency") or "").upper() == request.currency.upper()
         and (intent.get("metadata") or {}).get(INVOICE_METADATA_KEY) == request.invoice_external_id
     )
@@ -505,6 +515,30 @@ def _same_charge(intent: Mapping[str, Any], request: ChargeRequest) -> None:
             permanent=True,
             code="key_parameters_differ",
         )
+
+
+def stripe_amount(request: ChargeRequest) -> int:
+    """The request's amount in Stripe's units; one Stripe cannot charge exactly (KWD 5.125,
+    a fraction of a króna) is refused here rather than rounded into another charge."""
+    try:
+        return to_stripe(request.amount, request.currency)
+    except StripeAmountError as error:
+        raise GatewayError(
+            f"invoice {request.invoice_external_id}: {error}",
+            permanent=True,
+            code=AMOUNT_NOT_REPRESENTABLE,
+        ) from None
+
+
+def _ledger_amount(intent: Mapping[str, Any]) -> int | None:
+    """A PaymentIntent's amount in the ledger's units; None when the ledger cannot hold it."""
+    amount = intent.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return None
+    try:
+        return from_stripe(amount, str(intent.get("currency") or ""))
+    except StripeAmountError:
+        return None
 
 
 def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:

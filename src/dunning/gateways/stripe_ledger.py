@@ -52,6 +52,7 @@ from dunning.gateways.stripe_events import (
     dispute_data,
     invoice_payment_link,
     invoice_snapshot,
+    ledger_amount,
     payment_intent_failure,
     payment_method_facts,
     subscription_data,
@@ -461,9 +462,10 @@ def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         or Payment.objects.filter(invoice=invoice, reference__in=references).exists()
     ):
         return Applied(WebhookOutcome.IGNORED, f"the payment {reference} is already recorded")
-    amount = obj.get("amount_received") or obj.get("amount")
-    if str(obj.get("currency") or "").upper() != invoice.currency or not isinstance(amount, int):
+    received = obj.get("amount_received") or obj.get("amount")
+    if str(obj.get("currency") or "").upper() != invoice.currency or not isinstance(received, int):
         return Applied(WebhookOutcome.IGNORED, f"{reference} is not in {invoice.currency}")
+    amount = ledger_amount(received, invoice.currency)
     method = stripe_id(obj.get("payment_method"))
     known = (
         bool(method)
