@@ -254,6 +254,9 @@ class InvoiceSnapshot:
     # Payment intents and charges the invoice names (older API versions, or an
     # expanded `payments` list): the references its payments are recorded under.
     payment_refs: tuple[str, ...] = ()
+    # The business marked it paid outside Stripe (a bank transfer, cash): Stripe
+    # calls it paid with no money of its own behind it.
+    paid_out_of_band: bool = False
 
 
 def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
@@ -340,6 +343,7 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         paid_at=to_datetime(transitions.get("paid_at")),
         attempt_count=_int(obj.get("attempt_count") or 0),
         payment_refs=tuple(dict.fromkeys(ref for ref in refs if ref)),
+        paid_out_of_band=obj.get("paid_out_of_band") is True,
     )
 
 

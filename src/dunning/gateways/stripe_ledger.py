@@ -18,6 +18,12 @@ ledger's), and a paid or void invoice never goes back to open.  So an old
 `invoice.payment_failed` arriving after `invoice.paid` neither reopens nor
 unpays the invoice, nor sets a gateway retry on it.
 
+Settled at Stripe.  An invoice Stripe calls paid (or owing nothing) with less
+received through Stripe than the ledger holds (marked paid outside Stripe, a
+credit) is settled in the ledger by one payment of what remains, its method
+`stripe_out_of_band` or `stripe_settled`, with an event keeping Stripe's
+figures: the case closes and nothing more is charged or sent for it.
+
 Declined charges.  The ledger's failed attempt is keyed by the charge id, which
 both `charge.failed` and `payment_intent.payment_failed` carry: whichever
 arrives first records the attempt (with decline, advice and network codes and
@@ -45,6 +51,7 @@ from dunning.gateways.models import GatewayObject, WebhookOutcome
 from dunning.gateways.stripe_events import (
     PROVIDER,
     ChargeFailure,
+    InvoiceSnapshot,
     PaymentMethodFacts,
     StripeEvent,
     charge_failure,
@@ -80,7 +87,12 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "stripe"
 TERMINAL = (InvoiceStatus.PAID, InvoiceStatus.VOID)
+OWING = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 UNMATCHED_FAILURE_TYPES = ("stripe.charge.failed", "stripe.payment_intent.payment_failed")
+# Payment methods of what settles an invoice Stripe calls paid with less received
+# through Stripe: marked paid outside Stripe, or nothing left to pay at Stripe.
+OUT_OF_BAND = "stripe_out_of_band"
+SETTLED_AT_STRIPE = "stripe_settled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,8 +381,9 @@ def _on_invoice(event: StripeEvent, now: datetime) -> Applied:
             source=SOURCE,
             reason=f"stripe {event.type}",
         )
-    elif snapshot.status == InvoiceStatus.PAID and invoice.status != InvoiceStatus.PAID:
-        notes.append(f"Stripe says paid; {invoice.amount_remaining} remains in the ledger")
+    elif _settled_at_stripe(snapshot) and invoice.status in OWING:
+        notes.append(_settle_as_stripe_says(invoice, snapshot, event=event, now=now))
+        invoice.refresh_from_db()
 
     services.set_gateway_retry(
         invoice=invoice.external_id, at=snapshot.next_payment_attempt, now=now, source=SOURCE
@@ -392,6 +405,57 @@ def _on_invoice(event: StripeEvent, now: datetime) -> Applied:
     if claimed:
         notes.append(f"{claimed} earlier declined charge(s) attached")
     return Applied(WebhookOutcome.APPLIED, "; ".join(notes))
+
+
+def _settled_at_stripe(snapshot: InvoiceSnapshot) -> bool:
+    """Stripe calls the invoice paid, or owes nothing on it any more."""
+    return snapshot.status == InvoiceStatus.PAID or (
+        snapshot.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+        and snapshot.amount_remaining == 0
+    )
+
+
+def _settle_as_stripe_says(
+    invoice: Invoice, snapshot: InvoiceSnapshot, *, event: StripeEvent, now: datetime
+) -> str:
+    """Settle in the ledger an invoice Stripe settled without money of its own behind it.
+
+    Marked "paid outside of Stripe" (a bank transfer the business received), or
+    nothing left to pay for another reason: what remains in the ledger is
+    recorded as one payment whose method says so (OUT_OF_BAND, or SETTLED_AT_STRIPE),
+    beside an event keeping Stripe's figures, so the books show why the invoice
+    is settled, the case closes, and no reminder or charge goes out for it.
+    """
+    method = OUT_OF_BAND if snapshot.paid_out_of_band else SETTLED_AT_STRIPE
+    remaining = invoice.amount_remaining
+    services.record_payment(
+        invoice=invoice.external_id,
+        amount=remaining,
+        currency=invoice.currency,
+        received_at=snapshot.paid_at or event.created,
+        method=method,
+        reference=f"{method}:{invoice.external_id}",
+        now=now,
+        source=SOURCE,
+    )
+    services.record_event(
+        type="stripe.invoice.settled_without_payment",
+        now=now,
+        source=SOURCE,
+        occurred_at=snapshot.paid_at or event.created,
+        customer=invoice.customer,
+        invoice=invoice,
+        data={
+            "event": event.id,
+            "status": snapshot.status,
+            "paid_out_of_band": snapshot.paid_out_of_band,
+            "stripe_amount_paid": snapshot.amount_paid,
+            "stripe_amount_remaining": snapshot.amount_remaining,
+            "settled": remaining,
+            "method": method,
+        },
+    )
+    return f"settled as Stripe says: {remaining} {invoice.currency} ({method})"
 
 
 def _payment_reference(refs: tuple[str, ...], *, invoice: Invoice, event: StripeEvent) -> str:
