@@ -156,9 +156,12 @@ CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
 
 def card_to_charge(customer_id: int) -> PaymentMethod | None:
-    """The card a charge of this customer's goes on (the first in CARD_ORDER), if any."""
+    """The card a charge of this customer's goes on (the first in CARD_ORDER), if any;
+    never one off the customer's file (`PaymentMethod.detached_at`)."""
     return (
-        PaymentMethod.objects.filter(customer_id=customer_id, type=PaymentMethodType.CARD)
+        PaymentMethod.objects.filter(
+            customer_id=customer_id, type=PaymentMethodType.CARD, detached_at__isnull=True
+        )
         .order_by(*CARD_ORDER)
         .first()
     )
@@ -675,9 +678,12 @@ class _Reads:
             .order_by("invoice__due_at", "invoice_id")
         )
     )
+    # The cards on file, as `card_to_charge` picks them.
     cards: Prepared[PaymentMethod] = Prepared(
         lambda: PaymentMethod.objects.filter(
-            customer_id__in=_ids("customers"), type=PaymentMethodType.CARD
+            customer_id__in=_ids("customers"),
+            type=PaymentMethodType.CARD,
+            detached_at__isnull=True,
         ).order_by(*CARD_ORDER)
     )
     # The target invoices' attempts, and each card's in the network windows.

@@ -392,6 +392,9 @@ class ChargeFailure:
     network_code: str
     message: str
     payment_method: PaymentMethodFacts | None
+    # The charge shows its card on the customer's file (the card object names the
+    # customer); a card only tried, never saved, does not.
+    on_file: bool = False
 
     def data(self) -> dict[str, Any]:
         """What an event about this failure keeps (no card details beyond the method id)."""
@@ -420,10 +423,14 @@ def charge_failure(obj: Obj) -> ChargeFailure:
     details = obj.get("payment_method_details") or {}
     method_id = _id(obj.get("payment_method")) or _id(obj.get("source"))
     billing_name = _str((obj.get("billing_details") or {}).get("name"))
+    source = obj.get("source")
+    on_file = (
+        isinstance(source, Mapping) and bool(customer) and _id(source.get("customer")) == customer
+    )
     if method_id and isinstance(details.get("card"), Mapping):
         method = _card(details["card"], external_id=method_id, customer=customer, name=billing_name)
-    elif isinstance(obj.get("source"), Mapping):
-        method = payment_method_facts({**obj["source"], "customer": customer})
+    elif isinstance(source, Mapping):
+        method = payment_method_facts({**source, "customer": customer})
     created = to_datetime(obj.get("created"))
     if created is None:
         raise EventFormatError("charge.created: missing")
@@ -441,6 +448,7 @@ def charge_failure(obj: Obj) -> ChargeFailure:
         network_code=_str(outcome.get("network_decline_code")),
         message=_str(obj.get("failure_message")),
         payment_method=method,
+        on_file=on_file,
     )
 
 
@@ -453,8 +461,10 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
     customer = _id(obj.get("customer"))
     method_obj = error.get("payment_method") or error.get("source")
     method = None
+    on_file = False
     if isinstance(method_obj, Mapping):
         method = payment_method_facts(method_obj)
+        on_file = bool(customer) and method.customer == customer
         if not method.customer:
             method = replace(method, customer=customer)
     charge = _id(error.get("charge")) or _id(obj.get("latest_charge"))
@@ -474,6 +484,7 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         network_code=_str(error.get("network_decline_code")),
         message=_str(error.get("message")),
         payment_method=method,
+        on_file=on_file,
     )
 
 

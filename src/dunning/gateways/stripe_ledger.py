@@ -24,6 +24,14 @@ credit) is settled in the ledger by one payment of what remains, its method
 `stripe_out_of_band` or `stripe_settled`, with an event keeping Stripe's
 figures: the case closes and nothing more is charged or sent for it.
 
+Cards.  Only a card on the customer's file is charged or offered.
+payment_method.attached and customer.source.* put a card on file;
+payment_method.detached and customer.source.deleted take it off
+(`PaymentMethod.detached_at`), keeping it and its attempts as history.  A
+card first met on a declined charge is kept for the networks' caps but off
+file, unless the decline shows it on the customer (a PaymentIntent's card
+names them) or the customer names it their default.
+
 Declined charges.  The ledger's failed attempt is keyed by the charge id, which
 both `charge.failed` and `payment_intent.payment_failed` carry: whichever
 arrives first records the attempt (with decline, advice and network codes and
@@ -51,6 +59,7 @@ from dunning.gateways.models import GatewayObject, WebhookOutcome
 from dunning.gateways.stripe_events import (
     PROVIDER,
     ChargeFailure,
+    EventFormatError,
     InvoiceSnapshot,
     PaymentMethodFacts,
     StripeEvent,
@@ -209,23 +218,53 @@ def _on_customer(event: StripeEvent, now: datetime) -> Applied:
         method = PaymentMethod.objects.filter(
             external_id=facts.default_payment_method, customer=customer
         ).first()
-        if method is not None and not method.is_default:
-            services.upsert_payment_method(
-                external_id=method.external_id,
-                customer=customer.external_id,
-                now=now,
-                source=SOURCE,
-                is_default=True,
-            )
+        if method is not None and _may_become_default(method, event=event):
+            _make_default(method.external_id, customer=customer.external_id, now=now)
             notes = f"default payment method {method.external_id}"
     return Applied(WebhookOutcome.APPLIED, notes)
+
+
+def _may_become_default(method: PaymentMethod, *, event: StripeEvent) -> bool:
+    """Whether the customer's event naming `method` its default makes it so.
+
+    Stripe names only a card on the customer's file as their default, so the
+    event also puts a card dunning holds off file (one seen only on a decline)
+    back on it; not one detached by an event newer than this one.
+    """
+    if method.detached_at is None:
+        return not method.is_default
+    return not _card_event_since(method.external_id, event.created)
+
+
+def _card_event_since(method: str, moment: datetime) -> bool:
+    """Whether an event of the card's own newer than `moment` was applied (a detach)."""
+    return GatewayObject.objects.filter(
+        provider=PROVIDER, object_id=method, last_event_created__gt=moment
+    ).exists()
+
+
+def _make_default(method: str, *, customer: str, now: datetime) -> None:
+    services.upsert_payment_method(
+        external_id=method,
+        customer=customer,
+        now=now,
+        source=SOURCE,
+        is_default=True,
+        detached_at=None,
+    )
 
 
 # --- payment methods -----------------------------------------------------------------------
 
 
-def _save_payment_method(facts: PaymentMethodFacts, *, now: datetime) -> PaymentMethod | None:
-    """Create or update the method when something changed; None if it belongs to someone else."""
+def _save_payment_method(
+    facts: PaymentMethodFacts, *, now: datetime, **values: Any
+) -> PaymentMethod | None:
+    """Create or update the method when something changed; None if it belongs to someone else.
+
+    `values` adds to the card's details: `detached_at` None puts it on the
+    customer's file, a time saves it off file.
+    """
     customer = _ensure_customer(facts.customer, now=now, name=facts.name)
     method = PaymentMethod.objects.filter(external_id=facts.external_id).first()
     if method is not None and method.customer_id != customer.pk:
@@ -237,6 +276,7 @@ def _save_payment_method(facts: PaymentMethodFacts, *, now: datetime) -> Payment
         source=SOURCE,
         skip_unchanged=True,
         **facts.ledger_values(),
+        **values,
     )
     return method
 
@@ -247,7 +287,9 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
     if not facts.customer:
         return Applied(WebhookOutcome.IGNORED, "the payment method belongs to no customer")
     newest = _is_newest(event, object_id=facts.external_id, type="payment_method", now=now)
-    method = _save_payment_method(facts, now=now) if newest else None
+    # The object names its customer: the card is on their file (a detached one
+    # names none, and is ignored above).
+    method = _save_payment_method(facts, now=now, detached_at=None) if newest else None
     if newest and method is None:
         return Applied(WebhookOutcome.IGNORED, "the payment method belongs to another customer")
     if event.type in ("customer.source.expiring", "payment_method.automatically_updated"):
@@ -269,6 +311,25 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
     if not newest:
         return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
     return Applied(WebhookOutcome.APPLIED)
+
+
+def _on_payment_method_detached(event: StripeEvent, now: datetime) -> Applied:
+    """payment_method.detached, customer.source.deleted: the card left the customer's file.
+
+    It stays in the ledger for its history, never charged or offered again.  An
+    attach older than this detach, delivered after it, is stale and changes nothing.
+    """
+    method_id = event.object_id
+    if not method_id:
+        raise EventFormatError("payment method id: missing")
+    if not _is_newest(event, object_id=method_id, type="payment_method", now=now):
+        return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
+    method = services.detach_payment_method(
+        external_id=method_id, now=now, source=SOURCE, reason=f"stripe {event.type}"
+    )
+    if method is None:
+        return Applied(WebhookOutcome.IGNORED, "a payment method dunning does not know")
+    return Applied(WebhookOutcome.APPLIED, f"{method_id} is off the customer's file")
 
 
 def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
@@ -300,6 +361,7 @@ def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         now=now,
         source=SOURCE,
         is_default=True,
+        detached_at=None,  # saved on Stripe's page: on the customer's file
         **known,
     )
     return Applied(WebhookOutcome.APPLIED, f"default payment method {method_id}")
@@ -567,7 +629,7 @@ def _record_failure(failure: ChargeFailure, *, event: StripeEvent, now: datetime
     name = failure.payment_method.name if failure.payment_method else ""
     customer = _ensure_customer(failure.customer, now=now, name=name)
     if failure.payment_method:
-        _save_payment_method(failure.payment_method, now=now)
+        _save_declined_card(failure, failure.payment_method, now=now)
     invoice = _invoice_for(failure, customer=customer)
     if invoice is None:
         services.record_event(
@@ -580,6 +642,25 @@ def _record_failure(failure: ChargeFailure, *, event: StripeEvent, now: datetime
         )
         return Applied(WebhookOutcome.APPLIED, "no invoice fits yet; kept as an unmatched decline")
     return _record_attempt(invoice, failure, now=now)
+
+
+def _save_declined_card(
+    failure: ChargeFailure, facts: PaymentMethodFacts, *, now: datetime
+) -> None:
+    """The card of a declined charge, kept for its attempts (the networks' caps count
+    per card).  Only a card on the customer's file may be charged: a decline that shows
+    its card on file (a PaymentIntent's card names the customer) puts it there, unless
+    the card was detached by a newer event; a card first met on a decline that does not
+    (a charge.failed alone, a card tried once at a checkout and never saved) is saved
+    off file, until its payment_method.attached, a decline that shows it on file, or
+    the customer naming it their default."""
+    known = PaymentMethod.objects.filter(external_id=facts.external_id).exists()
+    if failure.on_file and not _card_event_since(facts.external_id, failure.attempted_at):
+        _save_payment_method(facts, now=now, detached_at=None)
+    elif known:
+        _save_payment_method(facts, now=now)
+    else:
+        _save_payment_method(facts, now=now, detached_at=failure.attempted_at)
 
 
 def _invoice_for(failure: ChargeFailure, *, customer: Customer) -> Invoice | None:
@@ -756,6 +837,8 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _on_payment_intent_succeeded,
     "charge.failed": _on_charge_failed,
     "payment_method.attached": _on_payment_method,
+    "payment_method.detached": _on_payment_method_detached,
+    "customer.source.deleted": _on_payment_method_detached,
     "setup_intent.succeeded": _on_setup_intent_succeeded,
     "payment_method.updated": _on_payment_method,
     "payment_method.automatically_updated": _on_payment_method,
