@@ -29,6 +29,37 @@ def s1(seq: int) -> dict[str, Any]:
     return copy.deepcopy(next(e for e in told["events"] if e["id"] == step["event"]))
 
 
+def test_a_new_default_card_named_before_its_attached_event_becomes_the_default(
+    stripe: StripePoster,
+) -> None:
+    """Stripe does not promise order: customer.updated (the new card is now the
+    default for invoices) can arrive before payment_method.attached for that
+    card.  The default must still move to the new card once it is known, or
+    dunning keeps retrying the old, declined (and in S1 detached) card."""
+    for seq in (4, 6):  # the invoice, and the decline that records the old card
+        stripe.send(s1(seq))
+    updated = s1(14)
+    earlier = copy.deepcopy(updated["data"]["object"])
+    earlier["invoice_settings"]["default_payment_method"] = OLD
+    stripe.send(
+        envelope("customer.updated", earlier, id="evt_old_default", created=s1(6)["created"] + 60)
+    )
+    assert PaymentMethod.objects.get(external_id=OLD).is_default
+
+    stripe.send(s1(14))  # customer.updated: default -> NEW, delivered first
+    stripe.send(s1(13))  # payment_method.attached for NEW, a second older, delivered after
+    stripe.send(s1(15))  # payment_method.detached for OLD
+
+    customer = Customer.objects.get(external_id="cus_DyyFsVku600HkP")
+    assert PaymentMethod.objects.filter(customer=customer).count() >= 1
+    chosen = card_to_charge(customer.pk)
+    assert chosen is not None
+    assert chosen.external_id == NEW, (
+        f"dunning would charge {chosen.external_id}, the old card Stripe no longer has on "
+        "the customer, instead of the new default"
+    )
+
+
 def test_a_card_detached_in_stripe_is_no_longer_charged(stripe: StripePoster) -> None:
     """payment_method.detached (S1 seq 15) is ignored: the card stays on file, the
     default, and the retry stage charges it; Stripe refuses a PaymentMethod that no
@@ -184,3 +215,19 @@ def test_the_api_shows_when_a_card_left_the_customers_file(
 
     assert response.status_code == 200, response.content
     assert response.json()["detached_at"] is not None
+
+
+# --- D: a default named before its card arrives --------------------------------------------
+
+
+def test_a_default_named_later_for_another_card_wins_over_the_remembered_one(
+    stripe: StripePoster,
+) -> None:
+    for seq in (4, 6, 7):
+        stripe.send(s1(seq))
+    stripe.send(s1(14))  # default -> NEW, not known yet
+    stripe.send(default_named(OLD, at=s1(14)["created"] + 5))  # then back to OLD
+    stripe.send(s1(13))  # NEW arrives
+
+    customer = Customer.objects.get(external_id="cus_DyyFsVku600HkP")
+    assert card_to_charge(customer.pk).external_id == OLD

@@ -30,7 +30,9 @@ payment_method.detached and customer.source.deleted take it off
 (`PaymentMethod.detached_at`), keeping it and its attempts as history.  A
 card first met on a declined charge is kept for the networks' caps but off
 file, unless the decline shows it on the customer (a PaymentIntent's card
-names them) or the customer names it their default.
+names them) or the customer names it their default.  The default a
+customer.* event names is remembered (`GatewayObject.default_payment_method`),
+so a card whose payment_method.attached arrives after it still becomes it.
 
 Declined charges.  The ledger's failed attempt is keyed by the charge id, which
 both `charge.failed` and `payment_intent.payment_failed` carry: whichever
@@ -213,12 +215,19 @@ def _on_customer(event: StripeEvent, now: datetime) -> Applied:
     if not exists:
         values["name"] = values.get("name") or values.get("email") or facts.external_id
     customer = _upsert_customer(facts.external_id, values, now=now)
+    # Remembered even when the card is not known yet: its payment_method.attached
+    # may come later, and then makes it the default (`_apply_remembered_default`).
+    GatewayObject.objects.filter(provider=PROVIDER, object_id=facts.external_id).update(
+        default_payment_method=facts.default_payment_method
+    )
     notes = ""
     if facts.default_payment_method:
         method = PaymentMethod.objects.filter(
             external_id=facts.default_payment_method, customer=customer
         ).first()
-        if method is not None and _may_become_default(method, event=event):
+        if method is None:
+            notes = f"default payment method {facts.default_payment_method} not known yet"
+        elif _may_become_default(method, event=event):
             _make_default(method.external_id, customer=customer.external_id, now=now)
             notes = f"default payment method {method.external_id}"
     return Applied(WebhookOutcome.APPLIED, notes)
@@ -234,6 +243,23 @@ def _may_become_default(method: PaymentMethod, *, event: StripeEvent) -> bool:
     if method.detached_at is None:
         return not method.is_default
     return not _card_event_since(method.external_id, event.created)
+
+
+def _apply_remembered_default(method: PaymentMethod, *, now: datetime) -> bool:
+    """Make `method` the default when its customer's newest event named it so before
+    the card itself was known (Stripe does not promise the order of the two)."""
+    if method.is_default or method.detached_at is not None:
+        return False
+    customer = method.customer.external_id
+    named = (
+        GatewayObject.objects.filter(provider=PROVIDER, object_id=customer)
+        .values_list("default_payment_method", flat=True)
+        .first()
+    )
+    if named != method.external_id:
+        return False
+    _make_default(method.external_id, customer=customer, now=now)
+    return True
 
 
 def _card_event_since(method: str, moment: datetime) -> bool:
@@ -292,6 +318,9 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
     method = _save_payment_method(facts, now=now, detached_at=None) if newest else None
     if newest and method is None:
         return Applied(WebhookOutcome.IGNORED, "the payment method belongs to another customer")
+    notes = ""
+    if method is not None and _apply_remembered_default(method, now=now):
+        notes = f"default payment method {method.external_id}, as the customer named it"
     if event.type in ("customer.source.expiring", "payment_method.automatically_updated"):
         # Evidence for the timeline even when stale: the notice itself happened.
         services.record_event(
@@ -310,7 +339,7 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
         )
     if not newest:
         return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
-    return Applied(WebhookOutcome.APPLIED)
+    return Applied(WebhookOutcome.APPLIED, notes)
 
 
 def _on_payment_method_detached(event: StripeEvent, now: datetime) -> Applied:
