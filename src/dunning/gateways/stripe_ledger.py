@@ -756,7 +756,7 @@ def _claim_unmatched_failures(invoice: Invoice, *, now: datetime) -> int:
         type__in=UNMATCHED_FAILURE_TYPES,
         data__matched=False,
         data__currency=invoice.currency,
-    ).filter(Q(data__invoice=invoice.external_id) | Q(data__amount=invoice.amount_due))
+    ).filter(Q(data__invoice=invoice.external_id) | Q(data__amount=invoice.amount_remaining))
     claimed = 0
     for event in pending:
         data = event.data
