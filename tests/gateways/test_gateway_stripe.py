@@ -393,19 +393,56 @@ PAY = f"/v1/invoices/{BILLING_INVOICE}/pay"
 def test_a_stripe_billing_invoice_is_paid_through_the_invoice_not_beside_it(
     stripe_api: FakeStripe,
 ) -> None:
-    stripe_api.reply(200, stripe_object("invoice_paid"), path=PAY)
+    paid = stripe_object("invoice_payment_paid")
+    stripe_api.reply(200, with_payments(stripe_object("invoice_paid"), paid), path=PAY)
     request = renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
 
     result = gateway_for(stripe_api).charge(request)
 
     assert result.status is ChargeStatus.SUCCEEDED
-    assert result.reference == BILLING_INVOICE
+    # The PaymentIntent that paid it: the reference its webhooks record the payment under.
+    assert result.reference == paid["payment"]["payment_intent"]
     [sent] = stripe_api.requests
     assert (sent.method, sent.path) == ("POST", PAY)
     assert sent.form["payment_method"] == CARD
     assert sent.form["off_session"] == "true"
+    assert sent.form["expand[0]"] == "payments"
     assert sent.headers["idempotency-key"] == request.idempotency_key
     assert stripe_api.charges == []  # no PaymentIntent beside Stripe's own invoice
+
+
+def test_a_paid_billing_invoice_is_referenced_by_the_payment_that_paid_it_not_a_canceled_one(
+    stripe_api: FakeStripe,
+) -> None:
+    paid = stripe_object("invoice_payment_paid")
+    canceled = variant(
+        paid,
+        id="inpay_earlier_decline",
+        status="canceled",
+        payment={"type": "payment_intent", "payment_intent": "pi_earlier_decline"},
+    )
+    answer = with_payments(stripe_object("invoice_paid"), canceled, paid)
+    stripe_api.reply(200, answer, path=PAY)
+
+    result = gateway_for(stripe_api).charge(
+        renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+    )
+
+    assert result.reference == paid["payment"]["payment_intent"]
+
+
+def test_a_paid_billing_invoice_that_names_no_payment_is_referenced_by_its_own_id(
+    stripe_api: FakeStripe,
+) -> None:
+    """Paid with nothing charged (the customer's credit balance covered it), Stripe lists
+    no payment: the invoice's id is all the answer can be recorded under."""
+    stripe_api.reply(200, stripe_object("invoice_paid"), path=PAY)
+
+    result = gateway_for(stripe_api).charge(
+        renewal(invoice_external_id=BILLING_INVOICE, gateway_invoice=True)
+    )
+
+    assert (result.status, result.reference) == (ChargeStatus.SUCCEEDED, BILLING_INVOICE)
 
 
 def test_a_declined_stripe_billing_invoice_reports_the_issuers_codes(

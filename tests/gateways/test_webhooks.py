@@ -287,6 +287,23 @@ def test_a_decline_delivered_before_its_invoice_becomes_an_attempt_when_the_invo
     assert WebhookEvent.objects.get(event_id=s1(4)["id"]).outcome == "stale"
 
 
+def test_a_decline_of_what_remains_on_a_partly_paid_invoice_is_attached_when_it_arrives(
+    stripe: StripePoster,
+) -> None:
+    """The charge was for what remained (1900 of 2900): it fits the invoice by its
+    remaining amount, as a decline on a known invoice is matched."""
+    declined = s1(6)
+    declined["data"]["object"]["amount"] = 1900
+    stripe.send(declined)
+    partly_paid = s1(8)
+    partly_paid["data"]["object"].update(amount_paid=1000, amount_remaining=1900)
+
+    stripe.send(partly_paid)
+
+    (attempt,) = PaymentAttempt.objects.all()
+    assert (attempt.invoice.external_id, attempt.amount) == ("in_1KlEfETRLm7QxR2nVbVed6zb", 1900)
+
+
 def test_an_unknown_event_type_is_accepted_stored_and_ignored(stripe: StripePoster) -> None:
     event = envelope(
         "terminal.reader.action_succeeded",

@@ -268,6 +268,8 @@ class PaymentMethodOut(Schema):
     exp_year: int | None
     country: str
     is_default: bool
+    # Off the customer's file at the gateway since then (never charged or offered).
+    detached_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

@@ -110,6 +110,7 @@ def _save(customer: Customer, card: NewCard, *, now: datetime) -> PaymentMethod:
         "exp_month": card.exp_month,
         "exp_year": card.exp_year,
         "is_default": True,
+        "detached_at": None,  # just saved on the gateway's page: on the customer's file
     }
     method, _ = upsert_payment_method(
         external_id=card.external_id,

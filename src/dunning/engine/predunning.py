@@ -107,7 +107,9 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
     # Renewal = latest due + 1 month, between now and now + horizon: the latest
     # due date is at most a month (31 days) back and a few days ahead (February).
     methods = (
-        PaymentMethod.objects.filter(months, type=PaymentMethodType.CARD, is_default=True)
+        PaymentMethod.objects.filter(
+            months, type=PaymentMethodType.CARD, is_default=True, detached_at__isnull=True
+        )
         # Nobody to write to: no address, or opted out of email (checked again on writing).
         .exclude(customer__email="")
         .exclude(customer__opt_outs__channel=Channel.EMAIL.value)

@@ -164,9 +164,12 @@ CARD_ORDER = ("-is_default", "-updated_at", "-id")
 
 
 def card_to_charge(customer_id: int) -> PaymentMethod | None:
-    """The card a charge of this customer's goes on (the first in CARD_ORDER), if any."""
+    """The card a charge of this customer's goes on (the first in CARD_ORDER), if any;
+    never one off the customer's file (`PaymentMethod.detached_at`)."""
     return (
-        PaymentMethod.objects.filter(customer_id=customer_id, type=PaymentMethodType.CARD)
+        PaymentMethod.objects.filter(
+            customer_id=customer_id, type=PaymentMethodType.CARD, detached_at__isnull=True
+        )
         .order_by(*CARD_ORDER)
         .first()
     )
@@ -703,9 +706,12 @@ class _Reads:
             .order_by("invoice__due_at", "invoice_id")
         )
     )
+    # The cards on file, as `card_to_charge` picks them.
     cards: Prepared[PaymentMethod] = Prepared(
         lambda: PaymentMethod.objects.filter(
-            customer_id__in=_ids("customers"), type=PaymentMethodType.CARD
+            customer_id__in=_ids("customers"),
+            type=PaymentMethodType.CARD,
+            detached_at__isnull=True,
         ).order_by(*CARD_ORDER)
     )
     # The target invoices' attempts, and each card's in the network windows.
@@ -1175,7 +1181,35 @@ def _recorded_already(
             for ref in (result.reference, result.charge_reference)
             if ref
         )
+        or _paid_at_its_gateway_already(due, result)
     }
+
+
+def _paid_at_its_gateway_already(due: _Due, result: ChargeResult) -> bool:
+    """A success paying the gateway's own invoice (Stripe Billing's), whose payment that
+    gateway's webhook recorded first under a reference the answer does not name.
+
+    The gateway pays its invoice once, so a payment of the same amount its webhooks
+    recorded is this one, whatever reference each side knew it by: the webhook
+    may name the payment before its link to the PaymentIntent arrived, the answer
+    may name only the invoice.  A payment recorded any other way (a bank transfer
+    through the API) is not matched: then the money was taken twice.
+    """
+    if not result.succeeded or (due.invoice.context or {}).get("gateway") != result.gateway:
+        return False
+    by_gateway = [
+        data.get("payment")
+        for data in due.invoice.events.filter(
+            type="payment.recorded", source=result.gateway
+        ).values_list("data", flat=True)
+    ]
+    return Payment.objects.filter(
+        invoice_id=due.invoice.pk,
+        pk__in=[pk for pk in by_gateway if isinstance(pk, int)],
+        attempt__isnull=True,
+        amount=result.amount,
+        currency=result.currency,
+    ).exists()
 
 
 def _references(name: str) -> ParamList:

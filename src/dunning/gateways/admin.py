@@ -18,6 +18,13 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 @admin.register(GatewayObject)
 class GatewayObjectAdmin(ReadOnlyAdmin):
-    list_display = ("object_id", "provider", "type", "last_event_created", "invoice")
+    list_display = (
+        "object_id",
+        "provider",
+        "type",
+        "last_event_created",
+        "invoice",
+        "default_payment_method",
+    )
     list_filter = ("provider", "type")
     search_fields = ("object_id", "invoice")

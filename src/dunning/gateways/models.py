@@ -50,7 +50,9 @@ class GatewayObject(models.Model):
     whose snapshot of this object reached the ledger: an older snapshot that
     arrives later is not applied (see `dunning.gateways.webhooks`).  For a
     payment intent, `invoice` remembers which invoice it pays, since current
-    Stripe charges and payment intents no longer name their invoice.
+    Stripe charges and payment intents no longer name their invoice.  For a
+    customer, `default_payment_method` is the card its newest event named the
+    default, kept so that a card whose own event arrives later still becomes it.
     """
 
     provider = models.CharField(max_length=32)
@@ -59,6 +61,9 @@ class GatewayObject(models.Model):
     last_event_id = models.CharField(max_length=255, blank=True)
     last_event_created = models.DateTimeField(null=True, blank=True)
     invoice = models.CharField(max_length=255, blank=True, help_text="the invoice it pays")
+    default_payment_method = models.CharField(
+        max_length=255, blank=True, help_text="a customer's default, as the provider names it"
+    )
     updated_at = models.DateTimeField()
 
     class Meta:

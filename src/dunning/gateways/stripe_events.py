@@ -4,9 +4,11 @@ Each function takes the plain JSON of a Stripe object (an event's
 `data.object`) and returns a frozen dataclass holding what the ledger keeps.
 Writing those facts is `dunning.gateways.webhooks`' job.
 
-Stripe amounts are already integer minor units (2900 is USD 29.00, 1500 is
-JPY 1,500), so they stay integers; currencies arrive lower case and are kept
-upper case, as ISO 4217 and the ledger spell them.  Card numbers never reach
+Stripe amounts are integers of Stripe's minor unit (2900 is USD 29.00, 1500
+is JPY 1,500); they are read into the ledger's ISO 4217 minor units through
+`stripe_amounts.from_stripe`, since for a few currencies the two differ (ISK,
+MGA).  Currencies arrive lower case and are kept upper case, as ISO 4217 and
+the ledger spell them.  Card numbers never reach
 Stripe webhooks and nothing here would keep one: a card is brand, last 4,
 expiry and issuing country.
 
@@ -22,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe
 
 PROVIDER = "stripe"
 
@@ -63,6 +67,14 @@ def _currency(value: Any) -> str:
     if len(code) != 3:
         raise EventFormatError(f"expected an ISO 4217 currency, got {value!r}")
     return code
+
+
+def ledger_amount(value: Any, currency: str) -> int:
+    """A Stripe amount of `currency` in the ledger's minor units."""
+    try:
+        return from_stripe(_int(value), currency)
+    except StripeAmountError as error:
+        raise EventFormatError(str(error)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +254,9 @@ class InvoiceSnapshot:
     # Payment intents and charges the invoice names (older API versions, or an
     # expanded `payments` list): the references its payments are recorded under.
     payment_refs: tuple[str, ...] = ()
+    # The business marked it paid outside Stripe (a bank transfer, cash): Stripe
+    # calls it paid with no money of its own behind it.
+    paid_out_of_band: bool = False
 
 
 def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
@@ -264,11 +279,12 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         or created
     )
     due_at = to_datetime(obj.get("due_date")) or issued_at
+    currency = _currency(obj.get("currency"))
     lines = tuple(
         Line(
             description=_str(line.get("description")),
             quantity=line.get("quantity") if isinstance(line.get("quantity"), int) else 1,
-            amount=_int(line.get("amount")),
+            amount=ledger_amount(line.get("amount"), currency),
         )
         for line in (obj.get("lines") or {}).get("data") or []
     )
@@ -303,18 +319,21 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         "phone": _str(obj.get("customer_phone")),
         "country": _str(address.get("country")).upper(),
     }
-    amount_due = _int(obj.get("amount_due"))
-    amount_paid = _int(obj.get("amount_paid"))
+    amount_due = ledger_amount(obj.get("amount_due"), currency)
+    amount_paid = ledger_amount(obj.get("amount_paid"), currency)
+    remaining = obj.get("amount_remaining")
     return InvoiceSnapshot(
         external_id=external_id,
         customer=customer,
         customer_values={name: value for name, value in customer_values.items() if value},
         number=_str(obj.get("number")) or external_id,
         status=_str(obj.get("status")) or "draft",
-        currency=_currency(obj.get("currency")),
+        currency=currency,
         amount_due=amount_due,
         amount_paid=amount_paid,
-        amount_remaining=_int(obj.get("amount_remaining", amount_due - amount_paid)),
+        amount_remaining=(
+            amount_due - amount_paid if remaining is None else ledger_amount(remaining, currency)
+        ),
         issued_at=issued_at,
         due_at=due_at,
         collection_method=_str(obj.get("collection_method")) or "charge_automatically",
@@ -324,6 +343,7 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         paid_at=to_datetime(transitions.get("paid_at")),
         attempt_count=_int(obj.get("attempt_count") or 0),
         payment_refs=tuple(dict.fromkeys(ref for ref in refs if ref)),
+        paid_out_of_band=obj.get("paid_out_of_band") is True,
     )
 
 
@@ -372,6 +392,9 @@ class ChargeFailure:
     network_code: str
     message: str
     payment_method: PaymentMethodFacts | None
+    # The charge shows its card on the customer's file (the card object names the
+    # customer); a card only tried, never saved, does not.
+    on_file: bool = False
 
     def data(self) -> dict[str, Any]:
         """What an event about this failure keeps (no card details beyond the method id)."""
@@ -400,26 +423,32 @@ def charge_failure(obj: Obj) -> ChargeFailure:
     details = obj.get("payment_method_details") or {}
     method_id = _id(obj.get("payment_method")) or _id(obj.get("source"))
     billing_name = _str((obj.get("billing_details") or {}).get("name"))
+    source = obj.get("source")
+    on_file = (
+        isinstance(source, Mapping) and bool(customer) and _id(source.get("customer")) == customer
+    )
     if method_id and isinstance(details.get("card"), Mapping):
         method = _card(details["card"], external_id=method_id, customer=customer, name=billing_name)
-    elif isinstance(obj.get("source"), Mapping):
-        method = payment_method_facts({**obj["source"], "customer": customer})
+    elif isinstance(source, Mapping):
+        method = payment_method_facts({**source, "customer": customer})
     created = to_datetime(obj.get("created"))
     if created is None:
         raise EventFormatError("charge.created: missing")
+    currency = _currency(obj.get("currency"))
     return ChargeFailure(
         charge=charge,
         payment_intent=_id(obj.get("payment_intent")),
         customer=customer,
         invoice=_id(obj.get("invoice")),
-        amount=_int(obj.get("amount")),
-        currency=_currency(obj.get("currency")),
+        amount=ledger_amount(obj.get("amount"), currency),
+        currency=currency,
         attempted_at=created,
         decline_code=_str(outcome.get("reason")) or _str(obj.get("failure_code")),
         advice_code=_str(outcome.get("advice_code")),
         network_code=_str(outcome.get("network_decline_code")),
         message=_str(obj.get("failure_message")),
         payment_method=method,
+        on_file=on_file,
     )
 
 
@@ -432,11 +461,14 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
     customer = _id(obj.get("customer"))
     method_obj = error.get("payment_method") or error.get("source")
     method = None
+    on_file = False
     if isinstance(method_obj, Mapping):
         method = payment_method_facts(method_obj)
+        on_file = bool(customer) and method.customer == customer
         if not method.customer:
             method = replace(method, customer=customer)
     charge = _id(error.get("charge")) or _id(obj.get("latest_charge"))
+    currency = _currency(obj.get("currency"))
     return ChargeFailure(
         # Without a charge (e.g. authentication required before any charge) the
         # payment intent itself is the attempt's reference.
@@ -444,14 +476,15 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         payment_intent=intent,
         customer=customer,
         invoice=_id(obj.get("invoice")),
-        amount=_int(obj.get("amount")),
-        currency=_currency(obj.get("currency")),
+        amount=ledger_amount(obj.get("amount"), currency),
+        currency=currency,
         attempted_at=occurred_at,
         decline_code=_str(error.get("decline_code")) or _str(error.get("code")),
         advice_code=_str(error.get("advice_code")),
         network_code=_str(error.get("network_decline_code")),
         message=_str(error.get("message")),
         payment_method=method,
+        on_file=on_file,
     )
 
 
@@ -460,12 +493,13 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
 
 def dispute_data(obj: Obj) -> dict[str, Any]:
     evidence = obj.get("evidence_details") or {}
+    currency = _currency(obj.get("currency"))
     return {
         "dispute": _str(obj.get("id")),
         "charge": _id(obj.get("charge")),
         "payment_intent": _id(obj.get("payment_intent")),
-        "amount": _int(obj.get("amount")),
-        "currency": _currency(obj.get("currency")),
+        "amount": ledger_amount(obj.get("amount"), currency),
+        "currency": currency,
         "reason": _str(obj.get("reason")),
         "status": _str(obj.get("status")),
         "evidence_due_by": _iso(evidence.get("due_by")),

@@ -54,6 +54,7 @@ from dunning.gateways.base import (
     GatewayError,
     NewCard,
 )
+from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe, to_stripe
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ SESSION_ID_TEMPLATE = "{CHECKOUT_SESSION_ID}"
 # On the SetupIntent of a card page's session: its webhook makes the card the
 # default even if the customer never comes back to the return page.
 CARD_SETUP_METADATA_KEY = "dunning_card_setup"
+# A GatewayError's code: an amount Stripe's units cannot express (`stripe_amounts`).
+AMOUNT_NOT_REPRESENTABLE = "amount_not_representable"
 # Subscriptions that still charge: a new card replaces the one they name.
 LIVE_SUBSCRIPTIONS = frozenset({"active", "trialing", "past_due", "unpaid", "incomplete"})
 
@@ -130,12 +133,16 @@ class StripeGateway:
         try:
             if request.gateway_invoice:
                 # A Stripe Billing invoice: pay it (POST /v1/invoices/{id}/pay), so
-                # Stripe marks it paid and stops its own retries.
+                # Stripe marks it paid and stops its own retries.  Since API
+                # 2025-03-31.basil an invoice names its PaymentIntents only in its
+                # expanded `payments`: without them the answer's reference would be
+                # the invoice, which its own webhooks never name.
                 invoice = self._client.v1.invoices.pay(
                     request.invoice_external_id,
                     params={
                         "payment_method": request.payment_method_external_id,
                         "off_session": True,
+                        "expand": ["payments"],
                     },
                     options={"idempotency_key": request.idempotency_key},
                 )
@@ -298,8 +305,15 @@ class StripeGateway:
             )
         # What it took, even if the invoice's balance changed while the customer
         # was at the bank.
-        amount = intent.get("amount")
-        if isinstance(amount, int) and amount > 0:
+        amount = _ledger_amount(intent)
+        if amount is None:
+            raise GatewayError(
+                f"Stripe PaymentIntent {reference} is for {intent.get('amount')} "
+                f"{intent.get('currency')}, which the ledger cannot hold",
+                permanent=True,
+                code=AMOUNT_NOT_REPRESENTABLE,
+            )
+        if amount > 0:
             request = dataclasses.replace(request, amount=amount)
         return on_session_result(intent, request)
 
@@ -405,13 +419,13 @@ def on_session_result(
 def payment_intent_params(
     request: ChargeRequest, *, return_url: str = ""
 ) -> PaymentIntentCreateParams:
-    """The form Stripe receives.  Amounts are minor units on both sides.
+    """The form Stripe receives, its amount in Stripe's units (`stripe_amounts`).
 
     Off-session (no `return_url`) by default; with a `return_url`, on-session:
     the customer is on the pay page and can follow the bank's redirect.
     """
     params: PaymentIntentCreateParams = {
-        "amount": request.amount,
+        "amount": stripe_amount(request),
         "currency": request.currency.lower(),
         "customer": request.customer_external_id,
         "payment_method": request.payment_method_external_id,
@@ -490,7 +504,7 @@ def _same_charge(intent: Mapping[str, Any], request: ChargeRequest) -> None:
     the same invoice the same amount; one that does not (a key made before charges were
     stored with their keys, then charged for another amount) is for an operator."""
     same = (
-        intent.get("amount") == request.amount
+        _ledger_amount(intent) == request.amount
         and str(intent.get("currency") or "").upper() == request.currency.upper()
         and (intent.get("metadata") or {}).get(INVOICE_METADATA_KEY) == request.invoice_external_id
     )
@@ -503,16 +517,40 @@ def _same_charge(intent: Mapping[str, Any], request: ChargeRequest) -> None:
         )
 
 
+def stripe_amount(request: ChargeRequest) -> int:
+    """The request's amount in Stripe's units; one Stripe cannot charge exactly (KWD 5.125,
+    a fraction of a króna) is refused here rather than rounded into another charge."""
+    try:
+        return to_stripe(request.amount, request.currency)
+    except StripeAmountError as error:
+        raise GatewayError(
+            f"invoice {request.invoice_external_id}: {error}",
+            permanent=True,
+            code=AMOUNT_NOT_REPRESENTABLE,
+        ) from None
+
+
+def _ledger_amount(intent: Mapping[str, Any]) -> int | None:
+    """A PaymentIntent's amount in the ledger's units; None when the ledger cannot hold it."""
+    amount = intent.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return None
+    try:
+        return from_stripe(amount, str(intent.get("currency") or ""))
+    except StripeAmountError:
+        return None
+
+
 def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:
     """What paying a Stripe invoice came to: paid, or still open (processing)."""
     # The PaymentIntent that paid it, as a charge made directly would be
     # recorded, so its webhooks find the same attempt; else the invoice's id.
-    intent = stripe_id(invoice.get("payment_intent"))
+    intent = stripe_id(invoice.get("payment_intent"))  # API versions before basil
     charge = stripe_id(invoice.get("charge"))
-    for payment in (invoice.get("payments") or {}).get("data") or []:
-        inner = payment.get("payment") or {}
-        intent = stripe_id(inner.get("payment_intent")) or intent
-        charge = stripe_id(inner.get("charge")) or charge
+    paying = _paying_payment(invoice)
+    if paying:
+        intent = stripe_id(paying.get("payment_intent")) or intent
+        charge = stripe_id(paying.get("charge")) or charge
     reference = intent or str(invoice.get("id") or "")
     status = invoice.get("status")
     if status == "paid":
@@ -525,6 +563,19 @@ def result_from_invoice(invoice: Mapping[str, Any], request: ChargeRequest) -> C
         permanent=True,
         code=str(status or ""),
     )
+
+
+def _paying_payment(invoice: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The `payment` of the invoice's expanded InvoicePayment that pays it: the paid one,
+    else the one under way.  Earlier declined tries (canceled) are listed too, newest
+    first, and must not lend their PaymentIntent to this answer."""
+    payments = (invoice.get("payments") or {}).get("data") or []
+    for status in ("paid", "open"):
+        for payment in payments:
+            if payment.get("status") == status:
+                inner: Mapping[str, Any] = payment.get("payment") or {}
+                return inner
+    return {}
 
 
 def result_from_card_error(body: Mapping[str, Any], request: ChargeRequest) -> ChargeResult:

@@ -18,6 +18,22 @@ ledger's), and a paid or void invoice never goes back to open.  So an old
 `invoice.payment_failed` arriving after `invoice.paid` neither reopens nor
 unpays the invoice, nor sets a gateway retry on it.
 
+Settled at Stripe.  An invoice Stripe calls paid (or owing nothing) with less
+received through Stripe than the ledger holds (marked paid outside Stripe, a
+credit) is settled in the ledger by one payment of what remains, its method
+`stripe_out_of_band` or `stripe_settled`, with an event keeping Stripe's
+figures: the case closes and nothing more is charged or sent for it.
+
+Cards.  Only a card on the customer's file is charged or offered.
+payment_method.attached and customer.source.* put a card on file;
+payment_method.detached and customer.source.deleted take it off
+(`PaymentMethod.detached_at`), keeping it and its attempts as history.  A
+card first met on a declined charge is kept for the networks' caps but off
+file, unless the decline shows it on the customer (a PaymentIntent's card
+names them) or the customer names it their default.  The default a
+customer.* event names is remembered (`GatewayObject.default_payment_method`),
+so a card whose payment_method.attached arrives after it still becomes it.
+
 Declined charges.  The ledger's failed attempt is keyed by the charge id, which
 both `charge.failed` and `payment_intent.payment_failed` carry: whichever
 arrives first records the attempt (with decline, advice and network codes and
@@ -45,6 +61,8 @@ from dunning.gateways.models import GatewayObject, WebhookOutcome
 from dunning.gateways.stripe_events import (
     PROVIDER,
     ChargeFailure,
+    EventFormatError,
+    InvoiceSnapshot,
     PaymentMethodFacts,
     StripeEvent,
     charge_failure,
@@ -52,6 +70,7 @@ from dunning.gateways.stripe_events import (
     dispute_data,
     invoice_payment_link,
     invoice_snapshot,
+    ledger_amount,
     payment_intent_failure,
     payment_method_facts,
     subscription_data,
@@ -79,7 +98,12 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "stripe"
 TERMINAL = (InvoiceStatus.PAID, InvoiceStatus.VOID)
+OWING = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
 UNMATCHED_FAILURE_TYPES = ("stripe.charge.failed", "stripe.payment_intent.payment_failed")
+# Payment methods of what settles an invoice Stripe calls paid with less received
+# through Stripe: marked paid outside Stripe, or nothing left to pay at Stripe.
+OUT_OF_BAND = "stripe_out_of_band"
+SETTLED_AT_STRIPE = "stripe_settled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,28 +215,82 @@ def _on_customer(event: StripeEvent, now: datetime) -> Applied:
     if not exists:
         values["name"] = values.get("name") or values.get("email") or facts.external_id
     customer = _upsert_customer(facts.external_id, values, now=now)
+    # Remembered even when the card is not known yet: its payment_method.attached
+    # may come later, and then makes it the default (`_apply_remembered_default`).
+    GatewayObject.objects.filter(provider=PROVIDER, object_id=facts.external_id).update(
+        default_payment_method=facts.default_payment_method
+    )
     notes = ""
     if facts.default_payment_method:
         method = PaymentMethod.objects.filter(
             external_id=facts.default_payment_method, customer=customer
         ).first()
-        if method is not None and not method.is_default:
-            services.upsert_payment_method(
-                external_id=method.external_id,
-                customer=customer.external_id,
-                now=now,
-                source=SOURCE,
-                is_default=True,
-            )
+        if method is None:
+            notes = f"default payment method {facts.default_payment_method} not known yet"
+        elif _may_become_default(method, event=event):
+            _make_default(method.external_id, customer=customer.external_id, now=now)
             notes = f"default payment method {method.external_id}"
     return Applied(WebhookOutcome.APPLIED, notes)
+
+
+def _may_become_default(method: PaymentMethod, *, event: StripeEvent) -> bool:
+    """Whether the customer's event naming `method` its default makes it so.
+
+    Stripe names only a card on the customer's file as their default, so the
+    event also puts a card dunning holds off file (one seen only on a decline)
+    back on it; not one detached by an event newer than this one.
+    """
+    if method.detached_at is None:
+        return not method.is_default
+    return not _card_event_since(method.external_id, event.created)
+
+
+def _apply_remembered_default(method: PaymentMethod, *, now: datetime) -> bool:
+    """Make `method` the default when its customer's newest event named it so before
+    the card itself was known (Stripe does not promise the order of the two)."""
+    if method.is_default or method.detached_at is not None:
+        return False
+    customer = method.customer.external_id
+    named = (
+        GatewayObject.objects.filter(provider=PROVIDER, object_id=customer)
+        .values_list("default_payment_method", flat=True)
+        .first()
+    )
+    if named != method.external_id:
+        return False
+    _make_default(method.external_id, customer=customer, now=now)
+    return True
+
+
+def _card_event_since(method: str, moment: datetime) -> bool:
+    """Whether an event of the card's own newer than `moment` was applied (a detach)."""
+    return GatewayObject.objects.filter(
+        provider=PROVIDER, object_id=method, last_event_created__gt=moment
+    ).exists()
+
+
+def _make_default(method: str, *, customer: str, now: datetime) -> None:
+    services.upsert_payment_method(
+        external_id=method,
+        customer=customer,
+        now=now,
+        source=SOURCE,
+        is_default=True,
+        detached_at=None,
+    )
 
 
 # --- payment methods -----------------------------------------------------------------------
 
 
-def _save_payment_method(facts: PaymentMethodFacts, *, now: datetime) -> PaymentMethod | None:
-    """Create or update the method when something changed; None if it belongs to someone else."""
+def _save_payment_method(
+    facts: PaymentMethodFacts, *, now: datetime, **values: Any
+) -> PaymentMethod | None:
+    """Create or update the method when something changed; None if it belongs to someone else.
+
+    `values` adds to the card's details: `detached_at` None puts it on the
+    customer's file, a time saves it off file.
+    """
     customer = _ensure_customer(facts.customer, now=now, name=facts.name)
     method = PaymentMethod.objects.filter(external_id=facts.external_id).first()
     if method is not None and method.customer_id != customer.pk:
@@ -224,6 +302,7 @@ def _save_payment_method(facts: PaymentMethodFacts, *, now: datetime) -> Payment
         source=SOURCE,
         skip_unchanged=True,
         **facts.ledger_values(),
+        **values,
     )
     return method
 
@@ -234,9 +313,14 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
     if not facts.customer:
         return Applied(WebhookOutcome.IGNORED, "the payment method belongs to no customer")
     newest = _is_newest(event, object_id=facts.external_id, type="payment_method", now=now)
-    method = _save_payment_method(facts, now=now) if newest else None
+    # The object names its customer: the card is on their file (a detached one
+    # names none, and is ignored above).
+    method = _save_payment_method(facts, now=now, detached_at=None) if newest else None
     if newest and method is None:
         return Applied(WebhookOutcome.IGNORED, "the payment method belongs to another customer")
+    notes = ""
+    if method is not None and _apply_remembered_default(method, now=now):
+        notes = f"default payment method {method.external_id}, as the customer named it"
     if event.type in ("customer.source.expiring", "payment_method.automatically_updated"):
         # Evidence for the timeline even when stale: the notice itself happened.
         services.record_event(
@@ -255,7 +339,26 @@ def _on_payment_method(event: StripeEvent, now: datetime) -> Applied:
         )
     if not newest:
         return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
-    return Applied(WebhookOutcome.APPLIED)
+    return Applied(WebhookOutcome.APPLIED, notes)
+
+
+def _on_payment_method_detached(event: StripeEvent, now: datetime) -> Applied:
+    """payment_method.detached, customer.source.deleted: the card left the customer's file.
+
+    It stays in the ledger for its history, never charged or offered again.  An
+    attach older than this detach, delivered after it, is stale and changes nothing.
+    """
+    method_id = event.object_id
+    if not method_id:
+        raise EventFormatError("payment method id: missing")
+    if not _is_newest(event, object_id=method_id, type="payment_method", now=now):
+        return Applied(WebhookOutcome.STALE, "an event newer than this one was applied")
+    method = services.detach_payment_method(
+        external_id=method_id, now=now, source=SOURCE, reason=f"stripe {event.type}"
+    )
+    if method is None:
+        return Applied(WebhookOutcome.IGNORED, "a payment method dunning does not know")
+    return Applied(WebhookOutcome.APPLIED, f"{method_id} is off the customer's file")
 
 
 def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
@@ -287,6 +390,7 @@ def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         now=now,
         source=SOURCE,
         is_default=True,
+        detached_at=None,  # saved on Stripe's page: on the customer's file
         **known,
     )
     return Applied(WebhookOutcome.APPLIED, f"default payment method {method_id}")
@@ -368,8 +472,9 @@ def _on_invoice(event: StripeEvent, now: datetime) -> Applied:
             source=SOURCE,
             reason=f"stripe {event.type}",
         )
-    elif snapshot.status == InvoiceStatus.PAID and invoice.status != InvoiceStatus.PAID:
-        notes.append(f"Stripe says paid; {invoice.amount_remaining} remains in the ledger")
+    elif _settled_at_stripe(snapshot) and invoice.status in OWING:
+        notes.append(_settle_as_stripe_says(invoice, snapshot, event=event, now=now))
+        invoice.refresh_from_db()
 
     services.set_gateway_retry(
         invoice=invoice.external_id, at=snapshot.next_payment_attempt, now=now, source=SOURCE
@@ -391,6 +496,57 @@ def _on_invoice(event: StripeEvent, now: datetime) -> Applied:
     if claimed:
         notes.append(f"{claimed} earlier declined charge(s) attached")
     return Applied(WebhookOutcome.APPLIED, "; ".join(notes))
+
+
+def _settled_at_stripe(snapshot: InvoiceSnapshot) -> bool:
+    """Stripe calls the invoice paid, or owes nothing on it any more."""
+    return snapshot.status == InvoiceStatus.PAID or (
+        snapshot.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+        and snapshot.amount_remaining == 0
+    )
+
+
+def _settle_as_stripe_says(
+    invoice: Invoice, snapshot: InvoiceSnapshot, *, event: StripeEvent, now: datetime
+) -> str:
+    """Settle in the ledger an invoice Stripe settled without money of its own behind it.
+
+    Marked "paid outside of Stripe" (a bank transfer the business received), or
+    nothing left to pay for another reason: what remains in the ledger is
+    recorded as one payment whose method says so (OUT_OF_BAND, or SETTLED_AT_STRIPE),
+    beside an event keeping Stripe's figures, so the books show why the invoice
+    is settled, the case closes, and no reminder or charge goes out for it.
+    """
+    method = OUT_OF_BAND if snapshot.paid_out_of_band else SETTLED_AT_STRIPE
+    remaining = invoice.amount_remaining
+    services.record_payment(
+        invoice=invoice.external_id,
+        amount=remaining,
+        currency=invoice.currency,
+        received_at=snapshot.paid_at or event.created,
+        method=method,
+        reference=f"{method}:{invoice.external_id}",
+        now=now,
+        source=SOURCE,
+    )
+    services.record_event(
+        type="stripe.invoice.settled_without_payment",
+        now=now,
+        source=SOURCE,
+        occurred_at=snapshot.paid_at or event.created,
+        customer=invoice.customer,
+        invoice=invoice,
+        data={
+            "event": event.id,
+            "status": snapshot.status,
+            "paid_out_of_band": snapshot.paid_out_of_band,
+            "stripe_amount_paid": snapshot.amount_paid,
+            "stripe_amount_remaining": snapshot.amount_remaining,
+            "settled": remaining,
+            "method": method,
+        },
+    )
+    return f"settled as Stripe says: {remaining} {invoice.currency} ({method})"
 
 
 def _payment_reference(refs: tuple[str, ...], *, invoice: Invoice, event: StripeEvent) -> str:
@@ -461,9 +617,10 @@ def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
         or Payment.objects.filter(invoice=invoice, reference__in=references).exists()
     ):
         return Applied(WebhookOutcome.IGNORED, f"the payment {reference} is already recorded")
-    amount = obj.get("amount_received") or obj.get("amount")
-    if str(obj.get("currency") or "").upper() != invoice.currency or not isinstance(amount, int):
+    received = obj.get("amount_received") or obj.get("amount")
+    if str(obj.get("currency") or "").upper() != invoice.currency or not isinstance(received, int):
         return Applied(WebhookOutcome.IGNORED, f"{reference} is not in {invoice.currency}")
+    amount = ledger_amount(received, invoice.currency)
     method = stripe_id(obj.get("payment_method"))
     known = (
         bool(method)
@@ -501,7 +658,7 @@ def _record_failure(failure: ChargeFailure, *, event: StripeEvent, now: datetime
     name = failure.payment_method.name if failure.payment_method else ""
     customer = _ensure_customer(failure.customer, now=now, name=name)
     if failure.payment_method:
-        _save_payment_method(failure.payment_method, now=now)
+        _save_declined_card(failure, failure.payment_method, now=now)
     invoice = _invoice_for(failure, customer=customer)
     if invoice is None:
         services.record_event(
@@ -514,6 +671,25 @@ def _record_failure(failure: ChargeFailure, *, event: StripeEvent, now: datetime
         )
         return Applied(WebhookOutcome.APPLIED, "no invoice fits yet; kept as an unmatched decline")
     return _record_attempt(invoice, failure, now=now)
+
+
+def _save_declined_card(
+    failure: ChargeFailure, facts: PaymentMethodFacts, *, now: datetime
+) -> None:
+    """The card of a declined charge, kept for its attempts (the networks' caps count
+    per card).  Only a card on the customer's file may be charged: a decline that shows
+    its card on file (a PaymentIntent's card names the customer) puts it there, unless
+    the card was detached by a newer event; a card first met on a decline that does not
+    (a charge.failed alone, a card tried once at a checkout and never saved) is saved
+    off file, until its payment_method.attached, a decline that shows it on file, or
+    the customer naming it their default."""
+    known = PaymentMethod.objects.filter(external_id=facts.external_id).exists()
+    if failure.on_file and not _card_event_since(facts.external_id, failure.attempted_at):
+        _save_payment_method(facts, now=now, detached_at=None)
+    elif known:
+        _save_payment_method(facts, now=now)
+    else:
+        _save_payment_method(facts, now=now, detached_at=failure.attempted_at)
 
 
 def _invoice_for(failure: ChargeFailure, *, customer: Customer) -> Invoice | None:
@@ -580,7 +756,7 @@ def _claim_unmatched_failures(invoice: Invoice, *, now: datetime) -> int:
         type__in=UNMATCHED_FAILURE_TYPES,
         data__matched=False,
         data__currency=invoice.currency,
-    ).filter(Q(data__invoice=invoice.external_id) | Q(data__amount=invoice.amount_due))
+    ).filter(Q(data__invoice=invoice.external_id) | Q(data__amount=invoice.amount_remaining))
     claimed = 0
     for event in pending:
         data = event.data
@@ -690,6 +866,8 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": _on_payment_intent_succeeded,
     "charge.failed": _on_charge_failed,
     "payment_method.attached": _on_payment_method,
+    "payment_method.detached": _on_payment_method_detached,
+    "customer.source.deleted": _on_payment_method_detached,
     "setup_intent.succeeded": _on_setup_intent_succeeded,
     "payment_method.updated": _on_payment_method,
     "payment_method.automatically_updated": _on_payment_method,

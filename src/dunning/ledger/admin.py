@@ -242,8 +242,9 @@ class PaymentMethodAdmin(ReadOnlyAdmin):
         "exp_month",
         "exp_year",
         "is_default",
+        "detached_at",
     )
-    list_filter = ("type", "brand")
+    list_filter = ("type", "brand", ("detached_at", admin.EmptyFieldListFilter))
     search_fields = ("external_id", "customer__external_id", "last4")
     list_select_related = ("customer",)
 

@@ -746,6 +746,8 @@ def upsert_payment_method(
             method.details_changed_at = now
         for name, value in values.items():
             setattr(method, name, value)
+        if method.detached_at is not None:
+            method.is_default = False  # a card off file is nobody's default
         method.updated_at = now
         method.save()
         if method.is_default:
@@ -770,6 +772,38 @@ def upsert_payment_method(
             sender=PaymentMethod, method=method, created=created, now=now, source=source
         )
         return method, created
+
+
+def detach_payment_method(
+    *, external_id: str, now: datetime, source: str, reason: str = ""
+) -> PaymentMethod | None:
+    """Take a card off its customer's file (detached or deleted at the gateway): it is
+    never charged or offered again, and stops being the default; its row and attempts
+    stay as history.  None when no such card is known; a card already off file is
+    returned as it is.  Saving it again (`upsert_payment_method` with
+    `detached_at=None`) puts it back on file."""
+    with transaction.atomic():
+        method = (
+            PaymentMethod.objects.select_for_update()
+            .select_related("customer")
+            .filter(external_id=external_id)
+            .first()
+        )
+        if method is None or method.detached_at is not None:
+            return method
+        method.detached_at, method.is_default, method.updated_at = now, False, now
+        method.save(update_fields=["detached_at", "is_default", "updated_at"])
+        record_event(
+            type="payment_method.detached",
+            now=now,
+            source=source,
+            customer=method.customer,
+            data={"payment_method": external_id, "reason": reason},
+        )
+        payment_method_changed.send(
+            sender=PaymentMethod, method=method, created=False, now=now, source=source
+        )
+        return method
 
 
 def change_invoice_status(

@@ -56,6 +56,11 @@ class PaymentMethod(models.Model):
     # updates (the issuing country, the default flag) leave it, so they neither
     # count as an updated card nor lift a decline that asked for new details.
     details_changed_at = models.DateTimeField(null=True, blank=True)
+    # Since when the card is off the customer's file at the gateway: detached or
+    # deleted there, or only ever seen on a declined charge, never saved.  It is
+    # kept for its history (attempts, network caps) but never charged or offered;
+    # null while it is on file.  Set and cleared by the services only.
+    detached_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
