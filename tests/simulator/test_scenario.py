@@ -369,6 +369,19 @@ def test_it_names_the_line_and_column_in_a_file(tmp_path: Path) -> None:
         load_scenario(path)
 
 
+def test_a_file_that_is_not_utf8_is_named_by_line_and_column(tmp_path: Path) -> None:
+    text = json.dumps(example(), ensure_ascii=False, indent=1).replace('"..."', '"Müller"', 1)
+    path = tmp_path / "latin1.json"
+    path.write_bytes(text.encode("latin-1"))
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "Müller" in row)
+    column = text.splitlines()[line - 1].index("ü") + 1
+
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+
+    assert str(caught.value) == f"line {line}, column {column}: not UTF-8 (byte 0xfc)"
+
+
 def test_it_says_when_the_file_cannot_be_read(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.json"
     with pytest.raises(ScenarioError, match=r"cannot read .*nowhere\.json"):

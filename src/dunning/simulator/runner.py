@@ -243,6 +243,14 @@ def simulate(
     hours = 0
     while now < scenario.end:  # the clock stops before `end` (docs/simulator.md)
         mailbox.now = now
+        # Customers and card updaters bring a replacement card: first, so a card that
+        # took over by now is the one the billing system charges (world.card_in_use).
+        with clocks("cards"):
+            for customer_id, takes_over in list(cards_to_come.items()):
+                if takes_over <= now:
+                    _replace_card(customers[customer_id], now=now)
+                    replaced[customer_id] = takes_over
+                    del cards_to_come[customer_id]
         # The billing system charges each invoice once, at its due date.
         due_now = next_charge
         while due_now < len(first_charges) and first_charges[due_now][0] <= now:
@@ -254,13 +262,6 @@ def simulate(
                 gateway=gateway,
             )
         next_charge = due_now
-        # Customers and card updaters bring a replacement card.
-        with clocks("cards"):
-            for customer_id, takes_over in list(cards_to_come.items()):
-                if takes_over <= now:
-                    _replace_card(customers[customer_id], now=now)
-                    replaced[customer_id] = takes_over
-                    del cards_to_come[customer_id]
         _engine_pass(
             now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng, clocks=clocks
         )

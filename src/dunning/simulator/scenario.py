@@ -201,9 +201,17 @@ def load_scenario(source: str | os.PathLike[str] | Mapping[str, Any]) -> Scenari
         text = source
     else:
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
             raise ScenarioError([f"cannot read {os.fspath(source)}: {exc}"]) from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise ScenarioError(
+                [f"line {line}, column {column}: not UTF-8 (byte 0x{raw[exc.start]:02x})"]
+            ) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
