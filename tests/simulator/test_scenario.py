@@ -36,7 +36,8 @@ def example() -> dict[str, Any]:
 
 
 def four_customers() -> dict[str, Any]:
-    """The example with four customers, cus_1..cus_4, invoices in_1..in_4."""
+    """The example with four customers, cus_1..cus_4, invoices in_1..in_4, each with an
+    address of their own (customer1@example.com ...)."""
     data = example()
     template = data["customers"][0]
     data["customers"] = []
@@ -44,6 +45,7 @@ def four_customers() -> dict[str, Any]:
         customer = copy.deepcopy(template)
         customer["id"] = f"cus_{i}"
         customer["invoices"][0]["id"] = f"in_{i}"
+        customer["email"] = f"customer{i}@example.com"
         data["customers"].append(customer)
     return data
 
@@ -277,6 +279,13 @@ BAD_FILES = [
         id="duplicate-invoice",
     ),
     pytest.param(
+        # Copies of the issue's example all write "...": they would share one mailbox.
+        _set("customers.2.email", "customer1@EXAMPLE.com"),
+        "customers[2].email: duplicate email address 'customer1@example.com' "
+        "(first at customers[0].email)",
+        id="customers-sharing-an-email-address",
+    ),
+    pytest.param(
         _set("end", "2026-01-01T00:00:00Z"),
         "end: must be after start (2026-01-01T00:00:00Z)",
         id="end-at-start",
@@ -324,6 +333,22 @@ def test_it_refuses_a_bad_file_naming_the_path(backend: str, change: Change, exp
         load_scenario(json.dumps(data))
     assert expected in str(caught.value)
     assert any(line.startswith(expected.split(":")[0] + ":") for line in caught.value.errors)
+
+
+def test_customers_copied_from_the_issues_example_are_refused_for_sharing_a_mailbox() -> None:
+    # The example writes "email": "...": two customers copied from it would read
+    # each other's reminders, and the referee would count both as one person.
+    data = example()
+    second = copy.deepcopy(data["customers"][0])
+    second["id"], second["invoices"][0]["id"] = "cus_2", "in_2"
+    data["customers"].append(second)
+
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(data)
+
+    assert str(caught.value) == (
+        "customers[1].email: duplicate email address '...' (first at customers[0].email)"
+    )
 
 
 def test_it_lists_every_fault_in_document_order(backend: str) -> None:

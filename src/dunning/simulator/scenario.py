@@ -3,9 +3,10 @@
 `load_scenario` reads a scenario file (or its text, or the parsed dict), checks it
 against the shipped JSON Schema (`scenario.schema.json`, draft 2020-12) and then
 against the rules a schema cannot state (start before end, unique ids, a real
-IANA time zone, due dates inside the run ...).  Bad input raises `ScenarioError`
-naming every fault by its JSON path, such as ``customers[3].invoices[0].due_at``;
-a file that is not JSON at all is named by line and column.
+IANA time zone, due dates inside the run, one email address per customer ...).
+Bad input raises `ScenarioError` naming every fault by its JSON path, such as
+``customers[3].invoices[0].due_at``; a file that is not JSON at all is named by
+line and column.
 
 Every datetime is aware and held in UTC; `dump_scenario` writes a customer's
 times back in the customer's own time zone and `start`/`end` in UTC, so
@@ -295,6 +296,12 @@ def _describe_schema_error(
     return f"{path}: {error.message}"
 
 
+def _mailbox(address: str) -> str:
+    """The mailbox an address reaches: the domain's case does not matter (RFC 5321 2.4)."""
+    local, at, domain = address.rpartition("@")
+    return f"{local}{at}{domain.lower()}"
+
+
 # Stands in for a datetime that did not parse, so later checks can skip it.
 _UNREADABLE = datetime.min.replace(tzinfo=UTC)
 
@@ -347,6 +354,12 @@ class _Builder:
                 for j, inv in enumerate(c.invoices)
             ),
             "invoice id",
+        )
+        # The mail server tells customers apart by address (runner._Mailbox), as a real
+        # one would: two customers with one address would read each other's reminders.
+        self.check_unique(
+            ((_mailbox(c.email), ["customers", i, "email"]) for i, c in enumerate(customers)),
+            "email address",
         )
         return Scenario(
             start=start, end=end, customers=customers, description=data.get("description", "")
