@@ -209,7 +209,7 @@ BAD_FILES = [
     ),
     pytest.param(
         _set("customers.1.invoices.0.amount_due", -1),
-        "customers[1].invoices[0].amount_due: -1 is less than the minimum of 0",
+        "customers[1].invoices[0].amount_due: -1 is less than the minimum of 1",
         id="negative-amount",
     ),
     pytest.param(
@@ -333,6 +333,115 @@ def test_it_refuses_a_bad_file_naming_the_path(backend: str, change: Change, exp
         load_scenario(json.dumps(data))
     assert expected in str(caught.value)
     assert any(line.startswith(expected.split(":")[0] + ":") for line in caught.value.errors)
+
+
+# Each of these passed the loader once and then stopped `dunning simulate` mid-run
+# with a traceback; what the run did is noted.
+CANNOT_BE_REPLAYED = [
+    pytest.param(
+        _set("customers.0.invoices.0.amount_due", 0),
+        "customers[0].invoices[0].amount_due: 0 is less than the minimum of 1",
+        id="nothing-due",  # the gateway: amount must be a positive integer of minor units
+    ),
+    pytest.param(
+        _set("customers.1.history.0.amount", 0),
+        "customers[1].history[0].amount: 0 is less than the minimum of 1",
+        id="a-past-charge-of-nothing",
+    ),
+    pytest.param(
+        _set("customers.0.invoices.0.amount_due", 10**13),
+        "customers[0].invoices[0].amount_due: 10000000000000 is greater than the maximum",
+        id="more-than-the-ledger-holds",
+    ),
+    pytest.param(
+        _set("customers.0.invoices.0.currency", "BTH"),  # a typo for THB
+        "customers[0].invoices[0].currency: 'BTH' is not an ISO 4217 currency",
+        id="not-an-iso-4217-currency",  # rendering: RenderError: unknown currency
+    ),
+    pytest.param(
+        _set("customers.2.history.0.currency", "XAU"),  # gold: no minor unit
+        "customers[2].history[0].currency: 'XAU' is not an ISO 4217 currency an invoice",
+        id="a-currency-no-invoice-is-in",
+    ),
+    pytest.param(
+        _set("customers.0.replacement_card.delay_hours", 100_000_000),
+        "customers[0].replacement_card.delay_hours: 100000000 is greater than the maximum of",
+        id="a-delay-of-eleven-thousand-years",  # world: OverflowError
+    ),
+    pytest.param(
+        _set("end", "9999-12-31T23:30:00Z"),
+        "end: '9999-12-31T23:30:00Z' must be from 1970 and before 2200",
+        id="end-at-the-edge-of-time",  # runner (end + TICK): OverflowError
+    ),
+    pytest.param(
+        _set("customers.1.history.0.at", "0001-01-01T00:00:00+01:00"),
+        "customers[1].history[0].at: '0001-01-01T00:00:00+01:00' must be from 1970",
+        id="before-the-first-year",  # the loader itself: OverflowError
+    ),
+    pytest.param(
+        _set("customers.0.email", " somchai@example.com"),
+        "customers[0].email: ' somchai@example.com' must not contain spaces",
+        id="email-with-a-leading-space",  # runner: KeyError in the mail server
+    ),
+    pytest.param(
+        _set("customers.0.email", "somchai@example.com, somsri@example.com"),
+        "customers[0].email: 'somchai@example.com, somsri@example.com' must not contain spaces",
+        id="two-addresses",
+    ),
+    pytest.param(
+        _set("customers.0.email", ",somchai@example.com"),
+        "customers[0].email: ',somchai@example.com' is not one email address",
+        id="email-with-a-comma",
+    ),
+    pytest.param(
+        _set("customers.0.email", "Somchai <somchai@example.com>"),
+        "customers[0].email: 'Somchai <somchai@example.com>' must not contain spaces",
+        id="a-name-and-an-address",
+    ),
+    pytest.param(
+        _set("customers.0.email", "<somchai@example.com>"),
+        "customers[0].email: '<somchai@example.com>' is not one email address",
+        id="an-address-in-angle-brackets",
+    ),
+    pytest.param(
+        _set("customers.0.email", "สมชาย@example.co.th"),
+        "customers[0].email: 'สมชาย@example.co.th' cannot be sent to: "
+        "the address's part before @ is not ASCII",
+        id="a-thai-mailbox-name",  # channels/email: UnicodeEncodeError
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), CANNOT_BE_REPLAYED)
+def test_a_file_the_run_cannot_replay_is_refused_naming_the_field(
+    backend: str, change: Change, expected: str
+) -> None:
+    data = four_customers()
+    change(data)
+
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(json.dumps(data))
+
+    assert str(caught.value).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "email", ["somchai@bücher.de", "somchai@BÜCHER.de", "...", "o'brien+billing@example.ie"]
+)
+def test_an_address_the_email_channel_can_send_to_is_accepted(email: str) -> None:
+    data = example()
+    data["customers"][0]["email"] = email
+
+    assert load_scenario(data).customers[0].email == email
+
+
+def test_an_internationalised_domain_written_twice_is_one_mailbox() -> None:
+    data = four_customers()
+    data["customers"][0]["email"] = "somchai@bücher.de"
+    data["customers"][1]["email"] = "somchai@xn--bcher-kva.de"
+
+    with pytest.raises(ScenarioError, match=r"^customers\[1\]\.email: duplicate email address"):
+        load_scenario(data)
 
 
 def test_customers_copied_from_the_issues_example_are_refused_for_sharing_a_mailbox() -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import CharField, QuerySet
 
+from dunning.channels.email.message import wire_address
 from dunning.core.cases import CaseState
 from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, DEFAULT_POLICIES, RetryBudget
 from dunning.core.policy_json import format_duration
@@ -222,7 +223,8 @@ def simulate(
     say = progress or (lambda _: None)
     customers = {customer.id: customer for customer in scenario.customers}
     now = scenario.start  # the pass's moment: always a whole number of hours from start
-    mailbox = _Mailbox(by_email={c.email: c for c in scenario.customers}, now=now)
+    # Keyed as the email channel writes the To header (an IDN domain in ASCII).
+    mailbox = _Mailbox(by_email={wire_address(c.email): c for c in scenario.customers}, now=now)
     clock = _Clock(now)
     issuers = _Issuers(customers, clock)
     gateway = SimulatedGateway(oracle=issuers, clock=clock)

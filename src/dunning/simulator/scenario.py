@@ -16,12 +16,15 @@ field in docs/simulator.md.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from email.utils import formataddr, parseaddr
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -29,6 +32,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
+
+from dunning.channels.email.message import UnsendableAddress, wire_address
+from dunning.core.fields import EARLIEST, LATEST
+from dunning.core.money import currency_codes
 
 SCHEMA_RESOURCE = "scenario.schema.json"
 # A file with more faults than this is not worth listing in full.
@@ -297,9 +304,22 @@ def _describe_schema_error(
 
 
 def _mailbox(address: str) -> str:
-    """The mailbox an address reaches: the domain's case does not matter (RFC 5321 2.4)."""
+    """The mailbox an address reaches: the domain's case does not matter (RFC 5321 2.4),
+    nor whether it is written in Unicode or in its ASCII form."""
+    with contextlib.suppress(UnsendableAddress):  # reported by _Builder.email
+        address = wire_address(address)
     local, at, domain = address.rpartition("@")
     return f"{local}{at}{domain.lower()}"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+
+
+def shown(value: object) -> str:
+    """`value` for an error line: its repr, cut short (a 100 KB name is not repeated)."""
+    return _SHORT.repr(value)
 
 
 # Stands in for a datetime that did not parse, so later checks can skip it.
@@ -329,11 +349,41 @@ class _Builder:
 
     def instant(self, value: str, path: Sequence[str | int]) -> datetime:
         try:
-            parsed = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value).astimezone(UTC)
         except ValueError as exc:
             self.fail(path, f"{value!r} is not a real date and time ({exc})")
             return _UNREADABLE
-        return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before datetime's first year
+            parsed = _UNREADABLE
+        # The run adds hours and years to these (and the engine, its windows): far-off
+        # years would leave datetime's range mid-run.
+        if not EARLIEST <= parsed < LATEST:
+            self.fail(path, f"{value!r} must be from {EARLIEST.year} and before {LATEST.year}")
+            return _UNREADABLE
+        return parsed
+
+    def currency(self, value: str, path: Sequence[str | int]) -> str:
+        if value not in currency_codes():
+            self.fail(path, f"{value!r} is not an ISO 4217 currency an invoice can be in")
+        return value
+
+    def email(self, value: str, path: Sequence[str | int]) -> str:
+        """An address the run can deliver to and tell apart: as the engine's email
+        channel puts it in the To header, read back by the simulated mail server."""
+        if any(character.isspace() for character in value):
+            self.fail(path, f"{shown(value)} must not contain spaces")
+            return value
+        try:
+            wire = wire_address(value)
+        except UnsendableAddress as exc:
+            self.fail(path, f"{shown(value)} cannot be sent to: {exc.message}")
+            return value
+        if parseaddr(formataddr(("", wire)))[1] != wire:
+            self.fail(
+                path,
+                f"{shown(value)} is not one email address (no commas, angle brackets or comments)",
+            )
+        return value
 
     def scenario(self, data: Mapping[str, Any]) -> Scenario:
         start = self.instant(data["start"], ["start"])
@@ -397,7 +447,7 @@ class _Builder:
         return SimCustomer(
             id=raw["id"],
             name=raw["name"],
-            email=raw["email"],
+            email=self.email(raw["email"], [*path, "email"]),
             locale=raw["locale"],
             time_zone=raw["time_zone"],
             country=raw["country"],
@@ -429,7 +479,7 @@ class _Builder:
         return HistoryCharge(
             at=at,
             amount=self.whole(raw["amount"], [*path, "amount"]),
-            currency=raw["currency"],
+            currency=self.currency(raw["currency"], [*path, "currency"]),
             outcome=outcome,
             decline_code=code,
         )
@@ -446,7 +496,7 @@ class _Builder:
             id=raw["id"],
             number=raw["number"],
             amount_due=self.whole(raw["amount_due"], [*path, "amount_due"]),
-            currency=raw["currency"],
+            currency=self.currency(raw["currency"], [*path, "currency"]),
             due_at=due_at,
             collection_method=raw["collection_method"],
         )
