@@ -523,8 +523,59 @@ def test_it_says_when_the_file_cannot_be_read(tmp_path: Path) -> None:
 
 
 def test_it_refuses_a_top_level_that_is_not_an_object() -> None:
-    with pytest.raises(ScenarioError, match=r"^scenario: \[\] is not of type 'object'"):
+    with pytest.raises(
+        ScenarioError, match=r"^scenario: an array of 0 items is not of type 'object'"
+    ):
         load_scenario("[]")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            json.dumps([example()] * 50),
+            "scenario: an array of 50 items is not of type 'object'",
+            id="the-scenario-wrapped-in-a-list",
+        ),
+        pytest.param(
+            json.dumps({**example(), "customers": {"cus_1": example()["customers"][0]}}),
+            "customers: an object with 1 key is not of type 'array'",
+            id="customers-keyed-by-id",
+        ),
+        pytest.param(
+            json.dumps(
+                {**example(), "customers": [example()["customers"][0] | {"name": "x" * 100_000}]}
+            ),
+            "customers[0].name: 100,000 characters, at most 255",
+            id="a-long-name",
+        ),
+        pytest.param(
+            json.dumps({**example(), "customers": [example()["customers"][0] | {"y" * 5000: 1}]}),
+            "customers[0]: Additional properties are not allowed ('yyyyyyyyyyyyyyyyyyyyyy",
+            id="a-long-unknown-field",
+        ),
+        pytest.param(
+            json.dumps(
+                {**example(), "customers": [example()["customers"][0] | {"locale": "t" * 9000}]}
+            ),
+            "customers[0].locale: 'tttttttttttttttttttttttttt",
+            id="a-long-value-that-does-not-match",
+        ),
+        pytest.param(
+            json.dumps(
+                {**example(), "customers": [example()["customers"][0] | {"time_zone": "Z" * 9000}]}
+            ),
+            "customers[0].time_zone: 'ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            id="a-long-time-zone",
+        ),
+    ],
+)
+def test_an_error_does_not_echo_the_whole_value(backend: str, text: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(text)
+
+    assert str(caught.value).startswith(expected)
+    assert len(str(caught.value)) <= 200
 
 
 def test_a_scenario_error_caps_a_long_list(backend: str) -> None:

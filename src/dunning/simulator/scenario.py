@@ -40,6 +40,8 @@ from dunning.core.money import currency_codes
 SCHEMA_RESOURCE = "scenario.schema.json"
 # A file with more faults than this is not worth listing in full.
 MAX_REPORTED_ERRORS = 20
+# Nor a fault worth more than a line: a 100 KB value is not repeated back.
+MAX_MESSAGE = 200
 
 # What the schema's patterns mean, for an error a person can act on.
 _PATTERN_HINTS = {
@@ -270,7 +272,7 @@ def _schema_errors(data: Any, fast: Any) -> list[str]:
     for e in fast_errors:
         if e.instance_path[1] not in checked:
             path = list(e.instance_path)
-            errors.append((_error_order(path), f"{json_path(path)}: {e.message}"))
+            errors.append((_error_order(path), _capped(f"{json_path(path)}: {e.message}")))
     return [message for _, message in sorted(errors, key=lambda f: f[0])]
 
 
@@ -299,8 +301,29 @@ def _describe_schema_error(
         if hint is None and pattern.startswith("^[0-9]{4}-"):
             hint = _PATTERN_HINTS["datetime"]
         if hint is not None:
-            return f"{path}: {error.instance!r} {hint}"
-    return f"{path}: {error.message}"
+            return f"{path}: {shown(error.instance)} {hint}"
+    if error.validator == "type":
+        return f"{path}: {_kind(error.instance)} is not of type {error.validator_value!r}"
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        return f"{path}: {len(error.instance):,} characters, at most {error.validator_value}"
+    # jsonschema's messages start with the whole value: cut it short, and the rest too.
+    message = error.message.replace(repr(error.instance), shown(error.instance), 1)
+    return _capped(f"{path}: {message}")
+
+
+def _capped(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, in a few words: 'an array of 50 items', 'a string'."""
+    if isinstance(value, list):
+        return f"an array of {len(value):,} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return f"an object with {len(value):,} key{'' if len(value) == 1 else 's'}"
+    if isinstance(value, str):
+        return shown(value)
+    return repr(value)
 
 
 def _mailbox(address: str) -> str:
@@ -429,7 +452,7 @@ class _Builder:
         try:
             ZoneInfo(raw["time_zone"])
         except (ZoneInfoNotFoundError, ValueError):
-            self.fail([*path, "time_zone"], f"{raw['time_zone']!r} is not an IANA time zone")
+            self.fail([*path, "time_zone"], f"{shown(raw['time_zone'])} is not an IANA time zone")
         history = tuple(
             self.history_charge(h, [*path, "history", i], start=start)
             for i, h in enumerate(raw.get("history", ()))
