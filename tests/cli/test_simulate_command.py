@@ -162,3 +162,20 @@ def test_a_scenario_with_nothing_recovered_prints_a_dash_for_the_median() -> Non
 
     assert "None" not in table
     assert re.search(r"^median hours to recovery +-$", table, re.MULTILINE)
+
+
+def test_a_refused_scenario_leaves_nothing_in_the_data_folder(tmp_path: Path) -> None:
+    # docs/simulator.md: "nothing of a run is left behind".  The settings used to
+    # write a new .dunning-secret-key into DUNNING_DATA_DIR before the file was read.
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"start": "2026-01-01T00:00:00Z", "customers": []}))
+
+    finished = dunning("simulate", "--scenario", str(path), tmp_path=tmp_path)
+    generate = dunning("simulate", "--generate", "1", tmp_path=tmp_path)
+
+    assert finished.returncode == 1
+    assert "scenario: 'end' is a required property" in finished.stderr
+    assert generate.returncode == 0
+    data = tmp_path / "data"
+    assert not data.exists() or not any(data.iterdir()), sorted(data.iterdir())
+    assert not (tmp_path / ".dunning-secret-key").exists()
