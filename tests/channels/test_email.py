@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dunning.channels import TransportError
-from dunning.channels.email.message import OutgoingEmail, build_email
+from dunning.channels.email.message import OutgoingEmail, UnsendableAddress, build_email
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
 from tests.smtp_server import SmtpServer, free_port
 
@@ -197,3 +197,35 @@ def test_an_english_reminder_stays_readable_on_the_wire(smtp_server: SmtpServer)
     assert "Dear Jane," in raw
     text = received.get_body(preferencelist=("plain",))
     assert text is not None and "\u0e3f1,234.50" in text.get_content()
+
+
+def test_an_internationalised_domain_goes_on_the_wire_in_its_ascii_form(
+    smtp_server: SmtpServer,
+) -> None:
+    # The API and the CSV import take somchai@bücher.de (a valid address); the
+    # worker used to die on it with UnicodeEncodeError at every pass.
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+
+    transport.send(build_email(thai_reminder(to_address="somchai@Bücher.de")))
+    transport.close()
+
+    [envelope] = smtp_server.mailbox.envelopes
+    [received] = smtp_server.mailbox.received
+    assert envelope.rcpt_tos == ["somchai@xn--bcher-kva.de"]
+    assert received["To"].addresses[0].addr_spec == "somchai@xn--bcher-kva.de"
+    assert received["To"].addresses[0].display_name == "สมชาย ใจดี"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        pytest.param("สมชาย@example.co.th", id="thai-mailbox-name"),
+        pytest.param("somchai@bü--cher.de", id="not-a-domain-idna-can-encode"),
+    ],
+)
+def test_an_address_smtp_cannot_carry_fails_for_good_without_echoing_it(address: str) -> None:
+    with pytest.raises(UnsendableAddress) as caught:
+        build_email(thai_reminder(to_address=address))
+
+    assert caught.value.permanent
+    assert address.partition("@")[0] not in str(caught.value)

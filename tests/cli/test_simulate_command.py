@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 
+from dunning.cli.management.commands.simulate import _table
 from dunning.simulator.scenario import load_scenario
 
 
@@ -129,3 +132,50 @@ def test_a_budget_the_policies_cannot_hold_is_refused_naming_the_flag(tmp_path: 
     assert "--within: must be 1, 2 or 3 weeks" in odd_window.stderr
     assert "--within: must be an ISO 8601 duration" in not_a_duration.stderr
     assert not (tmp_path / "configured.sqlite3").exists()
+
+
+@pytest.mark.parametrize("days", ["0", "-5"])
+def test_generate_with_no_days_is_refused_as_a_flag_not_a_traceback(days: str) -> None:
+    with pytest.raises(CommandError, match="--days"):
+        call_command("simulate", "--generate", "2", "--days", days, stdout=io.StringIO())
+
+
+def test_a_scenario_with_nothing_recovered_prints_a_dash_for_the_median() -> None:
+    row = {
+        "strategy": "smart",
+        "retry_budget": "the policies' own",
+        "customers": 0,
+        "invoices": 0,
+        "failed_invoices": 0,
+        "recovered_invoices": 0,
+        "amount_due": {},
+        "recovered": {},
+        "recoverable": {},
+        "attempts": 0,
+        "messages": 0,
+        "median_hours_to_recovery": None,
+        "network_rule_violations": 0,
+        "contact_rule_violations": 0,
+    }
+
+    table = _table(row)
+
+    assert "None" not in table
+    assert re.search(r"^median hours to recovery +-$", table, re.MULTILINE)
+
+
+def test_a_refused_scenario_leaves_nothing_in_the_data_folder(tmp_path: Path) -> None:
+    # docs/simulator.md: "nothing of a run is left behind".  The settings used to
+    # write a new .dunning-secret-key into DUNNING_DATA_DIR before the file was read.
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"start": "2026-01-01T00:00:00Z", "customers": []}))
+
+    finished = dunning("simulate", "--scenario", str(path), tmp_path=tmp_path)
+    generate = dunning("simulate", "--generate", "1", tmp_path=tmp_path)
+
+    assert finished.returncode == 1
+    assert "scenario: 'end' is a required property" in finished.stderr
+    assert generate.returncode == 0
+    data = tmp_path / "data"
+    assert not data.exists() or not any(data.iterdir()), sorted(data.iterdir())
+    assert not (tmp_path / ".dunning-secret-key").exists()

@@ -34,12 +34,14 @@ def case(make_invoice: Any) -> Case:
     )
 
 
-def scheduled(case: Case, key: str, *, send_after: Any = NOW) -> Message:
+def scheduled(
+    case: Case, key: str, *, send_after: Any = NOW, to: str = "somchai@example.co.th"
+) -> Message:
     return Message.objects.create(
         case=case,
         customer=case.customer,
         channel="email",
-        to="somchai@example.co.th",
+        to=to,
         locale="th-TH",
         subject="แจ้งเตือน: ใบแจ้งหนี้ INV-1 เลยกำหนดชำระแล้ว",
         body_text="เรียน คุณสมชาย ยอดค้างชำระ ฿1,234.50",
@@ -111,6 +113,26 @@ def test_a_refused_address_fails_at_once_and_shows_on_the_case(
     assert "550" in message.last_error
     event = CaseEvent.objects.get(case=case, type="message.failed")
     assert "somchai@example.co.th" in event.reason
+
+
+def test_an_address_smtp_cannot_carry_fails_that_message_and_the_batch_goes_on(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    # Both addresses pass the API: the domain goes as punycode, the Thai mailbox
+    # name would need SMTPUTF8.  Neither may stop the worker.
+    thai = scheduled(case, "k1", to="สมชาย@example.co.th")
+    idn = scheduled(case, "k2", to="somchai@bücher.de")
+
+    report = deliver_due(
+        now=NOW, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url)), rng=random.Random(1)
+    )
+
+    thai.refresh_from_db()
+    idn.refresh_from_db()
+    assert (report.sent, report.failed) == (1, 1)
+    assert (thai.status, idn.status) == ("failed", "sent")
+    assert "SMTPUTF8" in thai.last_error
+    assert smtp_server.mailbox.envelopes[0].rcpt_tos == ["somchai@xn--bcher-kva.de"]
 
 
 def test_a_busy_server_is_retried_until_the_attempts_run_out(

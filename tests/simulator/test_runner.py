@@ -13,6 +13,7 @@ January 2026, four customers, every moment fixed:
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,3 +299,17 @@ def test_the_clock_stops_for_a_charge_in_doubt_on_a_case_no_longer_active(db: No
     )
     end = start + timedelta(days=30)
     assert _next_moment(start, end, [], 0) == start + timedelta(hours=6)
+
+
+def test_a_customer_at_an_internationalised_domain_gets_their_reminders(db: None) -> None:
+    # The email channel writes bücher.de as xn--bcher-kva.de; the mail server finds
+    # the customer by it (it used to stop the run with UnicodeEncodeError).
+    data = copy.deepcopy(SCENARIO)
+    data["customers"][1]["email"] = "lost@bücher.de"
+
+    result = simulate(load_scenario(data), Strategy.SMART)
+
+    sent = Message.objects.filter(customer__external_id="cus_lost", status=MessageStatus.SENT)
+    assert sent.exists()
+    assert set(sent.values_list("to", flat=True)) == {"lost@bücher.de"}
+    assert result.contact_rule_violations == 0

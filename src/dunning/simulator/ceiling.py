@@ -65,8 +65,8 @@ def first_chance(
         )
     if failed_on is CardRole.ORIGINAL and replaced_at is not None:
         # From the first pass at or after both the failure and the takeover: a
-        # pass charges first, then takes the new card, then retries, so a card
-        # that took over since the last pass is tried in the failure's own pass.
+        # pass replays the first charges and new cards since the last one, then
+        # retries, so a card that took over since then is tried in that pass.
         after = max(failed_at, replaced_at) - _INSTANT
         chances.append(
             _first_accepted(customer, CardRole.REPLACEMENT, after=after, until=closes_at, grid=grid)

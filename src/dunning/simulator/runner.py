@@ -10,7 +10,9 @@ rules, the outbox and its delivery, and the retry stage with the strategy
 under test.
 
 Every hour of the scenario is one worker pass as of that hour; hours in
-which nothing is due are skipped.  The referees (`checkers`) watch the
+which nothing is due are skipped.  The billing system's first charges are
+not on that grid: each is made at its invoice's due_at and reaches the
+ledger at the next pass (`_catch_up`).  The referees (`checkers`) watch the
 gateway's charges and the delivered messages on their own: they share no code
 with the engine, so a rule the engine breaks is counted, not excused.
 
@@ -25,7 +27,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +38,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import CharField, QuerySet
 
+from dunning.channels.email.message import wire_address
 from dunning.core.cases import CaseState
 from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, DEFAULT_POLICIES, RetryBudget
 from dunning.core.policy_json import format_duration
@@ -124,6 +127,16 @@ class _Mailbox:
         return arrivals
 
 
+class _Clock:
+    """The simulated gateway's clock: the pass's moment, or a first charge's due_at."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 class _Issuers:
     """The oracle behind the simulated gateway: the scenario's truth, and the referee."""
 
@@ -209,12 +222,10 @@ def simulate(
     """Replay `scenario` with `strategy`; `retry_budget` replaces the default policies' budget."""
     say = progress or (lambda _: None)
     customers = {customer.id: customer for customer in scenario.customers}
-    now = scenario.start
-    mailbox = _Mailbox(by_email={c.email: c for c in scenario.customers}, now=now)
-
-    def clock() -> datetime:
-        return now
-
+    now = scenario.start  # the pass's moment: always a whole number of hours from start
+    # Keyed as the email channel writes the To header (an IDN domain in ASCII).
+    mailbox = _Mailbox(by_email={wire_address(c.email): c for c in scenario.customers}, now=now)
+    clock = _Clock(now)
     issuers = _Issuers(customers, clock)
     gateway = SimulatedGateway(oracle=issuers, clock=clock)
     rng = random.Random(seed)  # noqa: S311 - delivery jitter, not a secret
@@ -242,25 +253,30 @@ def simulate(
     next_charge = 0
     hours = 0
     while now < scenario.end:  # the clock stops before `end` (docs/simulator.md)
-        mailbox.now = now
-        # The billing system charges each invoice once, at its due date.
+        mailbox.now = clock.now = now
+        # What the rest of the world did since the last pass, in time order: new
+        # cards taking over, and the billing system's first charges, each at its
+        # invoice's due_at (so on the card in use then, world.card_in_use).
         due_now = next_charge
         while due_now < len(first_charges) and first_charges[due_now][0] <= now:
             due_now += 1
-        with clocks("billing"):
-            _first_charges(
-                [invoice_id for _, _, invoice_id in first_charges[next_charge:due_now]],
-                now=now,
-                gateway=gateway,
-            )
+        cards_due = sorted(
+            (takes_over, customer_id)
+            for customer_id, takes_over in cards_to_come.items()
+            if takes_over <= now
+        )
+        for customer_id, takes_over in _catch_up(
+            now,
+            charges=first_charges[next_charge:due_now],
+            cards=cards_due,
+            customers=customers,
+            gateway=gateway,
+            clock=clock,
+            clocks=clocks,
+        ):
+            replaced[customer_id] = takes_over
+            del cards_to_come[customer_id]
         next_charge = due_now
-        # Customers and card updaters bring a replacement card.
-        with clocks("cards"):
-            for customer_id, takes_over in list(cards_to_come.items()):
-                if takes_over <= now:
-                    _replace_card(customers[customer_id], now=now)
-                    replaced[customer_id] = takes_over
-                    del cards_to_come[customer_id]
         _engine_pass(
             now, gateway=gateway, mailbox=mailbox, strategy=strategy, rng=rng, clocks=clocks
         )
@@ -598,39 +614,93 @@ def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> 
     )
 
 
-def _first_charges(invoice_ids: list[str], *, now: datetime, gateway: SimulatedGateway) -> None:
-    """The billing system's charges of these invoices, each on its customer's default card."""
-    if not invoice_ids:
+def _catch_up(
+    now: datetime,
+    *,
+    charges: Sequence[tuple[datetime, str, str]],
+    cards: Sequence[tuple[datetime, str]],
+    customers: dict[str, SimCustomer],
+    gateway: SimulatedGateway,
+    clock: _Clock,
+    clocks: _Stopwatch,
+) -> list[tuple[str, datetime]]:
+    """Replay the first charges (due_at, customer, invoice) and the replacement cards
+    (takes_over, customer) due since the last pass, in time order; returns the
+    (customer, takes_over) of each card it put on file.
+
+    Each charge is made at its own due_at, on the card on file then: a card that
+    takes over at that very instant first, as `world.card_in_use` has it.  The
+    ledger records both as of `now`, the pass's moment: the engine learns of them
+    at its next pass, as it would from a billing system's webhooks, and every
+    write keeps the clock moving forward.
+    """
+    events = sorted(
+        [(at, 0, customer_id, "") for at, customer_id in cards]
+        + [(at, 1, customer_id, invoice_id) for at, customer_id, invoice_id in charges]
+    )
+    batch: list[tuple[datetime, str]] = []
+    replaced: list[tuple[str, datetime]] = []
+    for at, kind, customer_id, invoice_id in events:
+        if kind == 1:
+            batch.append((at, invoice_id))
+            continue
+        with clocks("billing"):
+            _first_charges(batch, now=now, gateway=gateway, clock=clock)
+        batch = []
+        with clocks("cards"):
+            _replace_card(customers[customer_id], now=now)
+        replaced.append((customer_id, at))
+    with clocks("billing"):
+        _first_charges(batch, now=now, gateway=gateway, clock=clock)
+    return replaced
+
+
+def _first_charges(
+    charges: list[tuple[datetime, str]],
+    *,
+    now: datetime,
+    gateway: SimulatedGateway,
+    clock: _Clock,
+) -> None:
+    """The billing system's charges of these invoices (due_at, invoice id), each at its
+    due_at on its customer's default card, recorded as of `now`."""
+    if not charges:
         return
+    due = {invoice_id: at for at, invoice_id in charges}
+    invoice_ids = list(due)
     invoices = _TO_CHARGE().instances(ids=invoice_ids)
     cards: dict[int, PaymentMethod] = {}
     for card in _CARDS_TO_CHARGE().instances(ids=invoice_ids):
         cards[card.customer_id] = card  # the last one wins: the default, then the newest
     order = {invoice_id: place for place, invoice_id in enumerate(invoice_ids)}
     attempts = []
-    for invoice in sorted(invoices, key=lambda invoice: order[invoice.external_id]):
-        method = cards.get(invoice.customer_id)
-        if method is None:
-            continue
-        result = gateway.charge(
-            ChargeRequest(
-                amount=invoice.amount_remaining,
-                currency=invoice.currency,
-                customer_external_id=invoice.customer.external_id,
-                payment_method_external_id=method.external_id,
-                invoice_external_id=invoice.external_id,
-                idempotency_key=f"first:{invoice.external_id}",
-            )
-        )
-        if result.status in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
-            attempts.append(
-                AttemptFacts(
-                    invoice=invoice.external_id,
-                    attempted_at=now,
-                    payment_method=method.external_id,
-                    **result.attempt_fields(),
+    try:
+        for invoice in sorted(invoices, key=lambda invoice: order[invoice.external_id]):
+            method = cards.get(invoice.customer_id)
+            if method is None:
+                continue
+            clock.now = due[invoice.external_id]
+            result = gateway.charge(
+                ChargeRequest(
+                    amount=invoice.amount_remaining,
+                    currency=invoice.currency,
+                    customer_external_id=invoice.customer.external_id,
+                    payment_method_external_id=method.external_id,
+                    invoice_external_id=invoice.external_id,
+                    idempotency_key=f"first:{invoice.external_id}",
                 )
             )
+            if result.status in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
+                attempts.append(
+                    AttemptFacts(
+                        invoice=invoice.external_id,
+                        attempted_at=due[invoice.external_id],
+                        payment_method=method.external_id,
+                        **result.attempt_fields(),
+                    )
+                )
+    finally:
+        clock.now = now
     record_payment_attempts(attempts, now=now, source=SOURCE)
 
 

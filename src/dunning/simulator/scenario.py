@@ -3,9 +3,10 @@
 `load_scenario` reads a scenario file (or its text, or the parsed dict), checks it
 against the shipped JSON Schema (`scenario.schema.json`, draft 2020-12) and then
 against the rules a schema cannot state (start before end, unique ids, a real
-IANA time zone, due dates inside the run ...).  Bad input raises `ScenarioError`
-naming every fault by its JSON path, such as ``customers[3].invoices[0].due_at``;
-a file that is not JSON at all is named by line and column.
+IANA time zone, due dates inside the run, one email address per customer ...).
+Bad input raises `ScenarioError` naming every fault by its JSON path, such as
+``customers[3].invoices[0].due_at``; a file that is not JSON at all is named by
+line and column.
 
 Every datetime is aware and held in UTC; `dump_scenario` writes a customer's
 times back in the customer's own time zone and `start`/`end` in UTC, so
@@ -15,12 +16,15 @@ field in docs/simulator.md.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from email.utils import formataddr, parseaddr
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -29,9 +33,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
+from dunning.channels.email.message import UnsendableAddress, wire_address
+from dunning.core.fields import EARLIEST, LATEST
+from dunning.core.money import currency_codes
+
 SCHEMA_RESOURCE = "scenario.schema.json"
 # A file with more faults than this is not worth listing in full.
 MAX_REPORTED_ERRORS = 20
+# Nor a fault worth more than a line: a 100 KB value is not repeated back.
+MAX_MESSAGE = 200
 
 # What the schema's patterns mean, for an error a person can act on.
 _PATTERN_HINTS = {
@@ -201,9 +211,17 @@ def load_scenario(source: str | os.PathLike[str] | Mapping[str, Any]) -> Scenari
         text = source
     else:
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = Path(source).read_bytes()
+        except OSError as exc:
             raise ScenarioError([f"cannot read {os.fspath(source)}: {exc}"]) from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise ScenarioError(
+                [f"line {line}, column {column}: not UTF-8 (byte 0x{raw[exc.start]:02x})"]
+            ) from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -254,7 +272,7 @@ def _schema_errors(data: Any, fast: Any) -> list[str]:
     for e in fast_errors:
         if e.instance_path[1] not in checked:
             path = list(e.instance_path)
-            errors.append((_error_order(path), f"{json_path(path)}: {e.message}"))
+            errors.append((_error_order(path), _capped(f"{json_path(path)}: {e.message}")))
     return [message for _, message in sorted(errors, key=lambda f: f[0])]
 
 
@@ -283,8 +301,48 @@ def _describe_schema_error(
         if hint is None and pattern.startswith("^[0-9]{4}-"):
             hint = _PATTERN_HINTS["datetime"]
         if hint is not None:
-            return f"{path}: {error.instance!r} {hint}"
-    return f"{path}: {error.message}"
+            return f"{path}: {shown(error.instance)} {hint}"
+    if error.validator == "type":
+        return f"{path}: {_kind(error.instance)} is not of type {error.validator_value!r}"
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        return f"{path}: {len(error.instance):,} characters, at most {error.validator_value}"
+    # jsonschema's messages start with the whole value: cut it short, and the rest too.
+    message = error.message.replace(repr(error.instance), shown(error.instance), 1)
+    return _capped(f"{path}: {message}")
+
+
+def _capped(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, in a few words: 'an array of 50 items', 'a string'."""
+    if isinstance(value, list):
+        return f"an array of {len(value):,} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, dict):
+        return f"an object with {len(value):,} key{'' if len(value) == 1 else 's'}"
+    if isinstance(value, str):
+        return shown(value)
+    return repr(value)
+
+
+def _mailbox(address: str) -> str:
+    """The mailbox an address reaches: the domain's case does not matter (RFC 5321 2.4),
+    nor whether it is written in Unicode or in its ASCII form."""
+    with contextlib.suppress(UnsendableAddress):  # reported by _Builder.email
+        address = wire_address(address)
+    local, at, domain = address.rpartition("@")
+    return f"{local}{at}{domain.lower()}"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+
+
+def shown(value: object) -> str:
+    """`value` for an error line: its repr, cut short (a 100 KB name is not repeated)."""
+    return _SHORT.repr(value)
 
 
 # Stands in for a datetime that did not parse, so later checks can skip it.
@@ -314,11 +372,41 @@ class _Builder:
 
     def instant(self, value: str, path: Sequence[str | int]) -> datetime:
         try:
-            parsed = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value).astimezone(UTC)
         except ValueError as exc:
             self.fail(path, f"{value!r} is not a real date and time ({exc})")
             return _UNREADABLE
-        return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before datetime's first year
+            parsed = _UNREADABLE
+        # The run adds hours and years to these (and the engine, its windows): far-off
+        # years would leave datetime's range mid-run.
+        if not EARLIEST <= parsed < LATEST:
+            self.fail(path, f"{value!r} must be from {EARLIEST.year} and before {LATEST.year}")
+            return _UNREADABLE
+        return parsed
+
+    def currency(self, value: str, path: Sequence[str | int]) -> str:
+        if value not in currency_codes():
+            self.fail(path, f"{value!r} is not an ISO 4217 currency an invoice can be in")
+        return value
+
+    def email(self, value: str, path: Sequence[str | int]) -> str:
+        """An address the run can deliver to and tell apart: as the engine's email
+        channel puts it in the To header, read back by the simulated mail server."""
+        if any(character.isspace() for character in value):
+            self.fail(path, f"{shown(value)} must not contain spaces")
+            return value
+        try:
+            wire = wire_address(value)
+        except UnsendableAddress as exc:
+            self.fail(path, f"{shown(value)} cannot be sent to: {exc.message}")
+            return value
+        if parseaddr(formataddr(("", wire)))[1] != wire:
+            self.fail(
+                path,
+                f"{shown(value)} is not one email address (no commas, angle brackets or comments)",
+            )
+        return value
 
     def scenario(self, data: Mapping[str, Any]) -> Scenario:
         start = self.instant(data["start"], ["start"])
@@ -340,6 +428,12 @@ class _Builder:
             ),
             "invoice id",
         )
+        # The mail server tells customers apart by address (runner._Mailbox), as a real
+        # one would: two customers with one address would read each other's reminders.
+        self.check_unique(
+            ((_mailbox(c.email), ["customers", i, "email"]) for i, c in enumerate(customers)),
+            "email address",
+        )
         return Scenario(
             start=start, end=end, customers=customers, description=data.get("description", "")
         )
@@ -358,7 +452,7 @@ class _Builder:
         try:
             ZoneInfo(raw["time_zone"])
         except (ZoneInfoNotFoundError, ValueError):
-            self.fail([*path, "time_zone"], f"{raw['time_zone']!r} is not an IANA time zone")
+            self.fail([*path, "time_zone"], f"{shown(raw['time_zone'])} is not an IANA time zone")
         history = tuple(
             self.history_charge(h, [*path, "history", i], start=start)
             for i, h in enumerate(raw.get("history", ()))
@@ -376,7 +470,7 @@ class _Builder:
         return SimCustomer(
             id=raw["id"],
             name=raw["name"],
-            email=raw["email"],
+            email=self.email(raw["email"], [*path, "email"]),
             locale=raw["locale"],
             time_zone=raw["time_zone"],
             country=raw["country"],
@@ -408,7 +502,7 @@ class _Builder:
         return HistoryCharge(
             at=at,
             amount=self.whole(raw["amount"], [*path, "amount"]),
-            currency=raw["currency"],
+            currency=self.currency(raw["currency"], [*path, "currency"]),
             outcome=outcome,
             decline_code=code,
         )
@@ -425,7 +519,7 @@ class _Builder:
             id=raw["id"],
             number=raw["number"],
             amount_due=self.whole(raw["amount_due"], [*path, "amount_due"]),
-            currency=raw["currency"],
+            currency=self.currency(raw["currency"], [*path, "currency"]),
             due_at=due_at,
             collection_method=raw["collection_method"],
         )

@@ -11,6 +11,10 @@
   package's compat32 classes (`email.mime`), which serialise Thai headers
   about three times faster than `EmailMessage`'s re-parsing and re-folding:
   delivery spent most of its time there.
+- An internationalised domain (somchai@bücher.de) goes on the wire in its
+  ASCII form (IDNA 2008, RFC 5891), in the headers and so in the envelope; a
+  mailbox name that is not ASCII would need SMTPUTF8 (RFC 6531), which this
+  channel does not speak: such a message fails for good (`UnsendableAddress`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 from typing import Any
+
+import idna
+
+from dunning.channels import TransportError
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +59,55 @@ def message_id(key: str, *, domain: str) -> str:
     return f"<{left}@{domain}>"
 
 
+class UnsendableAddress(TransportError):
+    """An address this channel cannot put on the wire: sending again will not help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+def wire_address(address: str) -> str:
+    """`address` as SMTP carries it without SMTPUTF8: the domain in its ASCII form.
+
+    somchai@bücher.de -> somchai@xn--bcher-kva.de (IDNA 2008 with the UTS 46
+    mapping browsers use, so BÜCHER.de means the same).  Raises
+    `UnsendableAddress` for a mailbox name that is not ASCII or a domain IDNA
+    cannot encode.  The address itself is never in the message: it is personal data.
+    """
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at:
+        raise UnsendableAddress("not an email address")
+    if not local.isascii():
+        raise UnsendableAddress(
+            "the address's part before @ is not ASCII: it needs SMTPUTF8, which is not supported"
+        )
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        raise UnsendableAddress("the address's domain is not a valid domain name") from None
+    return f"{local}@{ascii_domain}"
+
+
 def build_email(email: OutgoingEmail) -> Message:
-    """The message as it goes on the wire (multipart/alternative, 7-bit)."""
+    """The message as it goes on the wire (multipart/alternative, 7-bit).
+
+    Raises `UnsendableAddress` when an address cannot go on the wire.
+    """
     if email.date.tzinfo is None:
         raise ValueError("the Date header needs an aware datetime")
     message = MIMEMultipart("alternative")
     # compat32 messages take Header objects, which typeshed's str-only setter omits.
-    message["From"] = _address(email.sender_name, email.sender_address)  # type: ignore[assignment]
-    message["To"] = _address(email.to_name, email.to_address)  # type: ignore[assignment]
+    sender = wire_address(email.sender_address)
+    message["From"] = _address(email.sender_name, sender)  # type: ignore[assignment]
+    message["To"] = _address(email.to_name, wire_address(email.to_address))  # type: ignore[assignment]
     message["Subject"] = _header(email.subject)  # type: ignore[assignment]
     message["Date"] = format_datetime(email.date)
-    domain = email.sender_address.rpartition("@")[2] or "localhost"
+    domain = sender.rpartition("@")[2] or "localhost"
     message["Message-ID"] = message_id(email.idempotency_key, domain=domain)
     if email.reply_to:
-        message["Reply-To"] = email.reply_to
+        message["Reply-To"] = wire_address(email.reply_to)
     unsubscribe = [f"<{uri}>" for uri in (email.unsubscribe_url, email.unsubscribe_mailto) if uri]
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(unsubscribe)

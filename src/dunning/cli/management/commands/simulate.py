@@ -79,6 +79,8 @@ class Command(BaseCommand):
 
         if n < 1:
             raise CommandError("--generate: at least 1 customer")
+        if days < 1:
+            raise CommandError("--days: at least 1 day")
         # One write: Django's OutputWrapper ends every write with a newline, so json.dump
         # (which writes token by token) would put each token on a line of its own.
         self.stdout.write(json.dumps(generate(n, seed, days=days), ensure_ascii=False))
@@ -169,6 +171,10 @@ def _budget(retries: int | None, within: str | None) -> RetryBudget | None:
     return RetryBudget(max_attempts=tries, within=window)
 
 
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
 def _table(result: dict[str, Any]) -> str:
     rows = [
         ("strategy", result["strategy"]),
@@ -191,7 +197,7 @@ def _table(result: dict[str, Any]) -> str:
         ),
         ("retry attempts", f"{result['attempts']:,}"),
         ("messages", f"{result['messages']:,}"),
-        ("median hours to recovery", str(result["median_hours_to_recovery"])),
+        ("median hours to recovery", _or_dash(result["median_hours_to_recovery"])),
         ("network rule violations", str(result["network_rule_violations"])),
         ("contact rule violations", str(result["contact_rule_violations"])),
     ]
