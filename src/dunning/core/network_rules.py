@@ -10,8 +10,9 @@ The rules (reference/rules.md section 2, with the conservative figures the
 design chose):
 
 - Never again, on that card, for that transaction: after a never-retry decline
-  (Visa category 1, MAC 03/21/22, Stripe's do_not_try_again and the HARD codes;
-  see `dunning.core.declines`).  After a revoked authorisation or a cancelled
+  (Visa category 1, MAC 03/21/22, Mastercard's pick-up, lost and stolen response
+  codes, Stripe's do_not_try_again and the HARD codes; see
+  `dunning.core.declines`).  After a revoked authorisation or a cancelled
   recurring agreement, never that card again for any charge.
 - Not the same card details again for that invoice after a decline that asks
   the customer to act (an expired card, wrong data, authentication).
