@@ -342,6 +342,7 @@ _ATTEMPT_FIELDS = (
     "decline_code",
     "advice_code",
     "network_code",
+    "network_advice_code",
 )
 
 
@@ -359,6 +360,7 @@ class _Attempt:
     decline_code: str
     advice_code: str
     network_code: str
+    network_advice_code: str
     payment_method: PaymentMethod | None
 
 
@@ -431,7 +433,10 @@ class RetryBatch:
         wanted = {row[2] for row in rows if row[2] is not None} - known.keys()
         if wanted:
             known |= PaymentMethod.objects.in_bulk(wanted)
-        for pk, invoice_id, method_id, at, outcome, amount, currency, decline, advice, net in rows:
+        for values in rows:
+            pk, invoice_id, method_id, at, outcome, amount, currency, decline, advice, net, mac = (
+                values
+            )
             attempt = _Attempt(
                 pk=pk,
                 invoice_id=invoice_id,
@@ -443,6 +448,7 @@ class RetryBatch:
                 decline_code=decline,
                 advice_code=advice,
                 network_code=net,
+                network_advice_code=mac,
                 payment_method=known.get(method_id) if method_id else None,
             )
             if attempt.invoice_id in target_ids:
@@ -857,6 +863,7 @@ def _classify(attempt: _Attempt) -> Classification:
         attempt.decline_code or "generic_decline",
         advice_code=attempt.advice_code,
         network_decline_code=attempt.network_code,
+        network_advice_code=attempt.network_advice_code,
         brand=brand,
     )
 

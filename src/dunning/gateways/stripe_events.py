@@ -372,6 +372,7 @@ class ChargeFailure:
     network_code: str
     message: str
     payment_method: PaymentMethodFacts | None
+    network_advice_code: str = ""  # Mastercard's merchant advice code
 
     def data(self) -> dict[str, Any]:
         """What an event about this failure keeps (no card details beyond the method id)."""
@@ -385,6 +386,7 @@ class ChargeFailure:
             "decline_code": self.decline_code,
             "advice_code": self.advice_code,
             "network_code": self.network_code,
+            "network_advice_code": self.network_advice_code,
             "payment_method": self.payment_method.external_id if self.payment_method else "",
         }
 
@@ -418,6 +420,7 @@ def charge_failure(obj: Obj) -> ChargeFailure:
         decline_code=_str(outcome.get("reason")) or _str(obj.get("failure_code")),
         advice_code=_str(outcome.get("advice_code")),
         network_code=_str(outcome.get("network_decline_code")),
+        network_advice_code=_str(outcome.get("network_advice_code")),
         message=_str(obj.get("failure_message")),
         payment_method=method,
     )
@@ -450,6 +453,7 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         decline_code=_str(error.get("decline_code")) or _str(error.get("code")),
         advice_code=_str(error.get("advice_code")),
         network_code=_str(error.get("network_decline_code")),
+        network_advice_code=_str(error.get("network_advice_code")),
         message=_str(error.get("message")),
         payment_method=method,
     )

@@ -465,6 +465,7 @@ class AttemptFacts:
     decline_code: str = ""
     advice_code: str = ""
     network_code: str = ""
+    network_advice_code: str = ""  # Mastercard's merchant advice code
     gateway: str = ""
     reference: str = ""
     payment_method: str | None = None  # external id
@@ -481,6 +482,7 @@ def record_payment_attempt(
     decline_code: str = "",
     advice_code: str = "",
     network_code: str = "",
+    network_advice_code: str = "",
     gateway: str = "",
     reference: str = "",
     payment_method: str | None = None,
@@ -494,6 +496,7 @@ def record_payment_attempt(
         decline_code=decline_code,
         advice_code=advice_code,
         network_code=network_code,
+        network_advice_code=network_advice_code,
         gateway=gateway,
         reference=reference,
         payment_method=payment_method,
@@ -651,6 +654,7 @@ def _judge_attempt(
         decline_code=facts.decline_code,
         advice_code=facts.advice_code,
         network_code=facts.network_code,
+        network_advice_code=facts.network_advice_code,
         gateway=facts.gateway,
         reference=facts.reference,
         created_at=now,
@@ -694,6 +698,7 @@ def _attempt_events(
             "amount": attempt.amount,
             "decline_code": attempt.decline_code,
             "advice_code": attempt.advice_code,
+            "network_advice_code": attempt.network_advice_code,
             "gateway": attempt.gateway,
         },
     )

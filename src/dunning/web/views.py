@@ -224,6 +224,7 @@ def _paid_page(
             attempt.result.decline_code,
             advice_code=attempt.result.advice_code,
             network_decline_code=attempt.result.network_decline_code,
+            network_advice_code=attempt.result.network_advice_code,
             brand=Brand.parse(offer.method.brand),
         )
         if decline.wording is not None:  # why, in neutral words; never "stolen" or "fraud"
