@@ -771,6 +771,64 @@ def test_a_card_updater_renewing_the_same_card_is_retried_at_once(case: Case, ba
     assert bank.gateway.received[-1].request.payment_method_external_id == "pm_visa"
 
 
+def decline_without_a_card(code: str, *, at: datetime = T0) -> None:
+    """The billing system's charge recorded with no payment method (the API allows it)."""
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at,
+        outcome="failed",
+        now=at,
+        source="test",
+        decline_code=code,
+        gateway="stripe",
+    )
+
+
+@pytest.mark.parametrize("code", ["expired_card", "lost_card"])
+def test_a_new_card_is_retried_at_once_after_a_decline_recorded_without_its_card(
+    customer: None, bank: Bank, code: str
+) -> None:
+    # A card saved after that decline is certainly another card.
+    add_invoice(collection_method="charge_automatically")
+    decline_without_a_card(code)
+    sync_cases(now=T0)
+    assert planned(bank).next_retry_at is None  # the customer must act
+
+    changed = T0 + timedelta(days=1)
+    add_card("pm_new", now=changed, last4="1111")
+
+    case = planned(bank, changed)
+    assert case.next_retry_at == changed, case.retry_reason
+
+
+def test_a_card_saved_before_a_decline_recorded_without_its_card_is_not_new(
+    customer: None, bank: Bank
+) -> None:
+    # pm_visa, saved a month before, may well be the card that expired.
+    add_invoice(collection_method="charge_automatically")
+    decline_without_a_card("expired_card")
+    sync_cases(now=T0)
+
+    assert planned(bank, T0 + timedelta(days=1)).next_retry_at is None
+
+
+def test_a_card_updated_after_a_decline_recorded_without_its_card_is_retried_at_once(
+    customer: None, bank: Bank
+) -> None:
+    add_invoice(collection_method="charge_automatically")
+    decline_without_a_card("expired_card")
+    sync_cases(now=T0)
+    assert planned(bank).next_retry_at is None
+    updated = T0 + timedelta(days=1)
+
+    services.upsert_payment_method(
+        external_id="pm_visa", customer="cus_th", now=updated, source="stripe", exp_year=2032
+    )
+
+    case = planned(bank, updated)
+    assert case.next_retry_at == updated, case.retry_reason
+
+
 def test_an_update_that_leaves_the_card_s_details_is_not_a_renewed_card(
     case: Case, bank: Bank
 ) -> None:

@@ -833,8 +833,11 @@ def charge_key(prefix: str, invoice: Invoice, method: PaymentMethod, *, tries: i
 def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
     """Another card since the last decline, or this one updated (new expiry, details)."""
     if last.payment_method_id is None:
-        return CardChange.NONE
-    if last.payment_method_id != method.pk:
+        # A decline recorded without its card (the API allows it): a card saved after
+        # it is certainly another card; one whose details changed since, an update.
+        if method.created_at > last.attempted_at:
+            return CardChange.NEW
+    elif last.payment_method_id != method.pk:
         return CardChange.NEW
     changed = method.details_changed_at
     return CardChange.UPDATED if changed and changed > last.attempted_at else CardChange.NONE
