@@ -846,6 +846,7 @@ def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
 def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
     """The card as the network rules see it.
 
+    `number` is the payment method, and the time its number changed if it did.
     `details` is the version of what the customer or a card updater can change
     without a new number (the expiry): an attempt made before the card's
     details last changed was made with other details, so a decline that asked
@@ -857,7 +858,14 @@ def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
         details = f"before {since.isoformat()}"
     else:
         details = f"{method.exp_month}/{method.exp_year} as of {since.isoformat()}"
-    return Card(number=method.external_id, brand=Brand.parse(method.brand), details=details)
+    # The networks count reattempts per card number (rules.md 2.1, 2.2): a number the
+    # card updater replaced (a lost card reissued) is another card, a renewed expiry
+    # is not.
+    number = method.external_id
+    changed = method.number_changed_at
+    if changed is not None:
+        number += f" before {changed.isoformat()}" if used_at and used_at < changed else " now"
+    return Card(number=number, brand=Brand.parse(method.brand), details=details)
 
 
 def _classify(attempt: _Attempt) -> Classification:

@@ -744,6 +744,11 @@ def upsert_payment_method(
             for name, value in values.items()
         ):
             method.details_changed_at = now
+        if not created and any(
+            name in ("brand", "last4") and getattr(method, name) not in ("", value)
+            for name, value in values.items()
+        ):
+            method.number_changed_at = now
         for name, value in values.items():
             setattr(method, name, value)
         method.updated_at = now
