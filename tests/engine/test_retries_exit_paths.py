@@ -425,3 +425,17 @@ def test_a_charge_in_doubt_keeps_its_key_and_its_lookup_on_resume(case: Case) ->
 
     assert resumed.retry_key == doubt.retry_key  # a new key could charge twice
     assert resumed.next_retry_at == doubt.next_retry_at
+
+
+def test_the_pay_page_does_not_charge_a_card_a_retry_found_lost(case: Case) -> None:
+    """After lost_card (HARD, Visa 41 category 1) the customer is asked for another
+    method; the pay page must not offer (and charge) that same card for that invoice."""
+    bank = Bank()
+    at = planned_at(bank)
+    bank.answer(lambda request: declined(request, "lost_card", network="visa"))
+    bank.run(at)
+    case = Case.objects.get()
+    assert case.next_retry_at is None
+
+    assert pay_now.offer_for(case, bank.gateway) is None
+    assert pay_now.card_refused(case, bank.gateway)

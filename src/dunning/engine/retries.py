@@ -73,7 +73,7 @@ from django.db.models.functions import Coalesce
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
 from dunning.core.declines import Brand, Classification, classify_decline
-from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
+from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry, never_again
 from dunning.core.policy import Policy
 from dunning.core.retry_timing import (
     FUNDS_LAST,
@@ -162,6 +162,31 @@ def card_to_charge(customer_id: int) -> PaymentMethod | None:
         .order_by(*CARD_ORDER)
         .first()
     )
+
+
+def never_to_charge(method: PaymentMethod, invoice: Invoice) -> list[str]:
+    """Why `method` may never be charged for `invoice` again, even with the customer
+    present (the pay page): its never-retry declines (`network_rules.never_again`).
+    Empty when it may be."""
+    declines = PaymentAttempt.objects.filter(
+        Q(invoice=invoice) | Q(payment_method=method), outcome=AttemptOutcome.FAILED
+    ).select_related("invoice", "payment_method")
+    past = [
+        PastAttempt(
+            at=decline.attempted_at,
+            card=(
+                _card(decline.payment_method, used_at=decline.attempted_at)
+                if decline.payment_method
+                else Card(number="unknown", brand=Brand.OTHER)
+            ),
+            charge=Charge(decline.invoice.external_id, decline.amount, decline.currency),
+            succeeded=False,
+            classification=_classify(decline),
+        )
+        for decline in declines
+    ]
+    charge = Charge(invoice.external_id, invoice.amount_remaining, invoice.currency)
+    return never_again(card=_card(method), charge=charge, attempts=past)
 
 
 @dataclass(frozen=True, slots=True)
@@ -868,7 +893,7 @@ def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
     return Card(number=number, brand=Brand.parse(method.brand), details=details)
 
 
-def _classify(attempt: _Attempt) -> Classification:
+def _classify(attempt: _Attempt | PaymentAttempt) -> Classification:
     brand = Brand.parse(attempt.payment_method.brand) if attempt.payment_method else Brand.OTHER
     return classify_decline(
         attempt.decline_code or "generic_decline",
