@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from dunning.engine.models import Case, CaseEvent, Message
+from dunning.engine.retries import AUTHENTICATION_WINDOW
 from tests.api.conftest import error_of, fields_of
 from tests.case_factories import add_event, add_message, make_case
 from tests.conftest import NOW, ApiClient
@@ -227,6 +228,46 @@ def test_a_charge_in_doubt_shows_and_an_operator_can_release_it(api: ApiClient, 
     case.refresh_from_db()
     assert (case.retry_key, case.charge_in_doubt_since, case.updated_at) == ("", None, NOW)
     assert case.next_retry_at == NOW  # the retry stage's next pass plans it afresh
+
+
+def test_a_pay_page_payment_waiting_at_the_bank_is_not_shown_as_a_retry(
+    api: ApiClient, case: Case
+) -> None:
+    # The customer was sent to their bank (3-D Secure) from the pay page: that payment
+    # is never sent again without them (`retries.on_session`), only looked up later.
+    Case.objects.filter(pk=case.pk).update(
+        retry_key=f"pay{case.pk}:try2:0123456789abcdef",
+        charge_in_doubt_since=NOW,
+        next_retry_at=NOW + AUTHENTICATION_WINDOW,
+        retry_reason="a payment on the pay page is under way",
+    )
+
+    body = api.get(f"/cases/{case.pk}").json()
+
+    assert body["next_retry_at"] is None
+    assert body["charge_in_doubt_since"] == "2026-03-16T03:00:00Z"
+    assert "pay page" in body["retry_reason"] and "looks it up" in body["retry_reason"]
+
+
+def test_a_pay_page_payment_the_engine_stopped_asking_about_keeps_the_operator_s_reason(
+    api: ApiClient, case: Case
+) -> None:
+    in_doubt(case)
+    Case.objects.filter(pk=case.pk).update(retry_key=f"pay{case.pk}:try2:0123456789abcdef")
+
+    body = api.get(f"/cases/{case.pk}").json()
+
+    assert body["next_retry_at"] is None
+    assert body["retry_reason"] == "a charge's outcome is unknown: check the gateway"
+
+
+def test_a_retry_in_doubt_still_shows_when_it_is_asked_about_again(
+    api: ApiClient, case: Case
+) -> None:
+    in_doubt(case)
+    Case.objects.filter(pk=case.pk).update(next_retry_at=NOW + timedelta(minutes=10))
+
+    assert api.get(f"/cases/{case.pk}").json()["next_retry_at"] == "2026-03-16T03:10:00Z"
 
 
 def test_releasing_with_no_charge_in_doubt_is_a_conflict_and_changes_nothing(

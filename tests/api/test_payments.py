@@ -258,6 +258,18 @@ def test_a_failed_attempt_is_recorded_with_its_decline_and_advice_codes(
     assert event.occurred_at.isoformat() == "2026-03-15T02:00:00+00:00"
 
 
+def test_a_failed_attempt_keeps_mastercard_s_merchant_advice_code(
+    api: Any, invoice: dict[str, Any]
+) -> None:
+    body = attempt_body(decline_code="generic_decline", advice_code="", network_code="05")
+    response = api.post("/payment-attempts", {**body, "network_advice_code": "03"})
+
+    assert response.status_code == 201, response.content
+    assert response.json()["network_advice_code"] == "03"
+    assert PaymentAttempt.objects.get().network_advice_code == "03"
+    assert api.post("/payment-attempts", attempt_body()).json()["network_advice_code"] == ""
+
+
 def test_a_succeeded_attempt_records_the_payment_of_what_remains(
     api: Any, invoice: dict[str, Any]
 ) -> None:

@@ -354,6 +354,52 @@ def test_visa_categories_do_not_apply_to_mastercard() -> None:
     assert result(classification) == "RETRY_ALLOWED"
 
 
+@pytest.mark.parametrize("network_code", ["04", "07", "41", "43"])
+def test_a_mastercard_pick_up_lost_or_stolen_response_is_never_retried(network_code: str) -> None:
+    """rules.md 2.2 (historical Mastercard rule): card-not-present declines with pick-up,
+    lost or stolen card are never re-authorised with the same data.  Stripe's own
+    decline_code may be the generic one; the issuer's response code still says it."""
+    decision = classify_decline(
+        "generic_decline",
+        advice_code="try_again_later",
+        network_decline_code=network_code,
+        brand=Brand.MASTERCARD,
+    )
+
+    assert decision.kind is DeclineClass.NEVER_RETRY
+    assert decision.wording is Wording.BANK_DECLINED  # never "lost" or "stolen"
+    assert any("Mastercard response code" in reason for reason in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("network_code", "request_"),
+    [
+        ("54", CustomerRequest.UPDATE_CARD),
+        ("14", CustomerRequest.CONTACT_BANK),
+        ("15", CustomerRequest.CONTACT_BANK),
+    ],
+)
+def test_a_mastercard_expired_or_invalid_account_response_waits_for_new_data(
+    network_code: str, request_: CustomerRequest
+) -> None:
+    # The same rule (rules.md 2.2): expired card, invalid account, no such issuer are
+    # not re-authorised with the same data; updated data may be sent.
+    decision = classify_decline(
+        "do_not_honor", network_decline_code=network_code, brand=Brand.MASTERCARD
+    )
+
+    assert decision.kind is DeclineClass.CUSTOMER_ACTION
+    assert decision.request is request_
+
+
+def test_a_mastercard_response_code_does_not_override_a_stricter_decline_code() -> None:
+    decision = classify_decline(
+        "testmode_decline", network_decline_code="54", brand=Brand.MASTERCARD
+    )
+
+    assert decision.kind is DeclineClass.NOT_A_RETRY_CASE
+
+
 @pytest.mark.parametrize("brand", [Brand.AMEX, Brand.DISCOVER, Brand.OTHER])
 def test_other_brands_follow_the_visa_categories(brand: Brand) -> None:
     # rules.md 2.3 (I): Visa's rules until the brand's own are found.
@@ -412,7 +458,9 @@ def test_no_customer_text_names_loss_theft_or_fraud(locale: str) -> None:
 
 stripe_codes = st.sampled_from(sorted(RULES_TABLE)) | st.text(max_size=12)
 advice_codes = st.sampled_from(["", "do_not_try_again", "try_again_later", "confirm_card_data"])
-network_codes = st.sampled_from(["", "05", "14", "41", "51", "54", "62", "N7", "R1", "96"])
+network_codes = st.sampled_from(
+    ["", "04", "05", "14", "15", "41", "43", "51", "54", "62", "N7", "R1", "96"]
+)
 macs = st.sampled_from(["", "01", "02", "03", "04", "21", "22", "24", "25", "30", "40", "99"])
 
 
@@ -434,9 +482,12 @@ def test_any_decline_reads_neutrally_and_never_loosens_a_never_retry_signal(
         advice == "do_not_try_again"
         or RULES_TABLE.get(code.strip().lower()) == "HARD"
         or mac in {"03", "21", "22"}
-        or (brand is not Brand.MASTERCARD and network in {"14", "41", "62", "R1"})
+        or (brand is not Brand.MASTERCARD and visa_category(network) == 1)
+        or (brand is Brand.MASTERCARD and network in {"04", "41", "43"})
     )
     assert (classification.kind is DeclineClass.NEVER_RETRY) == never
+    if brand is Brand.MASTERCARD and network in {"14", "15", "54"}:
+        assert not classification.allows_retry  # never the same data again (2.2)
     if classification.kind is DeclineClass.NEVER_RETRY:
         assert classification.wording is Wording.BANK_DECLINED
     assert classification.retry_after is None or classification.allows_retry

@@ -17,6 +17,7 @@ from dunning.core.network_rules import (
     PastAttempt,
     RetryWindow,
     earliest_retry,
+    never_again,
 )
 from dunning.core.policy import (
     CHARGE_AUTOMATICALLY_DEFAULT,
@@ -578,3 +579,40 @@ def test_never_after_a_never_retry_decline_of_the_same_transaction(
             first_failure_at=T0,
         )
         assert window.never
+
+
+# ---------------------------------------------------------------- never again (the pay page)
+
+
+def test_never_again_names_the_never_retry_declines_of_this_card_and_transaction() -> None:
+    lost = declined("2026-03-01T10:00", "lost_card")
+    mac_03 = declined(
+        "2026-03-01T11:00", "generic_decline", card=MASTERCARD, network_advice_code="03"
+    )
+
+    assert never_again(card=VISA, charge=INVOICE, attempts=[lost, mac_03]) == [
+        "never retry this card for this charge after the decline of 2026-03-01T10:00:00Z: "
+        "decline code lost_card: never retry (rules.md 1.2)"
+    ]
+    assert len(never_again(card=MASTERCARD, charge=INVOICE, attempts=[lost, mac_03])) == 1
+
+
+def test_never_again_leaves_the_budget_and_the_declines_that_wait_for_the_customer() -> None:
+    # The customer on the pay page can authenticate or confirm: only the network's
+    # never-retry rule binds there, not the policy's budget of automatic retries.
+    attempts = [
+        declined(f"2026-03-0{day}T10:00", "authentication_required") for day in range(1, 10)
+    ]
+    another_amount = Charge("in_2", 2500, "USD")
+
+    assert never_again(card=VISA, charge=INVOICE, attempts=attempts) == []
+    lost_elsewhere = declined("2026-03-01T10:00", "lost_card", charge=another_amount)
+    assert never_again(card=VISA, charge=INVOICE, attempts=[lost_elsewhere]) == []
+
+
+def test_never_again_keeps_a_withdrawn_consent_for_every_charge() -> None:
+    revoked = declined(
+        "2026-03-01T10:00", "revocation_of_authorization", charge=Charge("in_2", 1, "USD")
+    )
+
+    assert "withdrew consent" in never_again(card=VISA, charge=INVOICE, attempts=[revoked])[0]

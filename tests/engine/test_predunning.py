@@ -16,7 +16,7 @@ from dunning.core.rendering import default_template
 from dunning.engine import links, policies
 from dunning.engine.delivery import deliver_due
 from dunning.engine.models import Case, ContactOptOut, Message
-from dunning.engine.predunning import remind_expiring_cards
+from dunning.engine.predunning import expiring_cards, remind_expiring_cards
 from dunning.engine.templates import lint_rules, lint_template
 from dunning.engine.writer import contact_verdict
 from dunning.ledger import services
@@ -38,12 +38,17 @@ def customer(make_customer: Callable[..., Customer]) -> Customer:
 
 
 def card(
-    customer: Customer, *, exp_month: int = 7, exp_year: int = 2026, external_id: str = "pm_1"
+    customer: Customer,
+    *,
+    exp_month: int = 7,
+    exp_year: int = 2026,
+    external_id: str = "pm_1",
+    added: datetime = NIGHT - timedelta(days=60),
 ) -> PaymentMethod:
     method, _ = services.upsert_payment_method(
         external_id=external_id,
         customer=customer.external_id,
-        now=NIGHT - timedelta(days=60),
+        now=added,
         source="test",
         type="card",
         brand="visa",
@@ -372,3 +377,22 @@ def test_s4_as_told_the_updated_card_needs_no_request(
     worker_pass("2026-07-20T09:00:00Z", settings, tmp_path)
 
     assert not Message.objects.filter(step="card.expiring").exists()
+
+
+def test_a_card_that_stops_at_the_very_instant_of_the_renewal_is_asked_about(
+    make_customer: Callable[..., Customer],
+) -> None:
+    # A London customer renewing on the 1st at midnight (GMT = UTC in winter).
+    last_renewal = datetime(2026, 2, 1, 0, 0, tzinfo=UTC)
+    now = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
+    customer = make_customer(
+        "cus_uk", time_zone="Europe/London", locale="en-GB", country="GB", email="j@example.co.uk"
+    )
+    method = card(
+        customer, exp_month=2, exp_year=2026, external_id="pm_uk", added=now - timedelta(days=60)
+    )  # good through 28 February: stops at 1 March 00:00 London
+    renewal(customer, due_at=last_renewal, external_id="in_feb")
+
+    # The next renewal charges at 1 March 00:00 London, the first instant the card
+    # no longer works: it will be declined, so the customer must be asked.
+    assert [card.method for card in expiring_cards(now=now)] == [method]

@@ -772,6 +772,116 @@ def test_a_card_updater_renewing_the_same_card_is_retried_at_once(case: Case, ba
     assert bank.gateway.received[-1].request.payment_method_external_id == "pm_visa"
 
 
+def decline_without_a_card(code: str, *, at: datetime = T0) -> None:
+    """The billing system's charge recorded with no payment method (the API allows it)."""
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=at,
+        outcome="failed",
+        now=at,
+        source="test",
+        decline_code=code,
+        gateway="stripe",
+    )
+
+
+@pytest.mark.parametrize("code", ["expired_card", "lost_card"])
+def test_a_new_card_is_retried_at_once_after_a_decline_recorded_without_its_card(
+    customer: None, bank: Bank, code: str
+) -> None:
+    # A card saved after that decline is certainly another card.
+    add_invoice(collection_method="charge_automatically")
+    decline_without_a_card(code)
+    sync_cases(now=T0)
+    assert planned(bank).next_retry_at is None  # the customer must act
+
+    changed = T0 + timedelta(days=1)
+    add_card("pm_new", now=changed, last4="1111")
+
+    case = planned(bank, changed)
+    assert case.next_retry_at == changed, case.retry_reason
+
+
+def test_a_card_saved_before_a_decline_recorded_without_its_card_is_not_new(
+    customer: None, bank: Bank
+) -> None:
+    # pm_visa, saved a month before, may well be the card that expired.
+    add_invoice(collection_method="charge_automatically")
+    decline_without_a_card("expired_card")
+    sync_cases(now=T0)
+
+    assert planned(bank, T0 + timedelta(days=1)).next_retry_at is None
+
+
+def test_a_card_updated_after_a_decline_recorded_without_its_card_is_retried_at_once(
+    customer: None, bank: Bank
+) -> None:
+    add_invoice(collection_method="charge_automatically")
+    decline_without_a_card("expired_card")
+    sync_cases(now=T0)
+    assert planned(bank).next_retry_at is None
+    updated = T0 + timedelta(days=1)
+
+    services.upsert_payment_method(
+        external_id="pm_visa", customer="cus_th", now=updated, source="stripe", exp_year=2032
+    )
+
+    case = planned(bank, updated)
+    assert case.next_retry_at == updated, case.retry_reason
+
+
+def lost_then_updated(case: Case, bank: Bank, **values: Any) -> datetime:
+    """pm_visa is declined as lost at its planned retry; two days later the card updater
+    changes it with `values`: when it did."""
+    at = planned_at(bank)
+    bank.answer(decline("lost_card"))
+    bank.run(at)
+    assert Case.objects.get().next_retry_at is None
+    updated = at + timedelta(days=2)
+    services.upsert_payment_method(
+        external_id="pm_visa", customer="cus_th", now=updated, source="stripe", **values
+    )
+    return updated
+
+
+def test_a_lost_card_reissued_by_the_card_updater_with_a_new_number_is_retried_at_once(
+    case: Case, bank: Bank
+) -> None:
+    """The issuer replaces a lost card with a new number; Stripe's card updater updates
+    the same payment method (new last four, new expiry).  The networks match
+    reattempts on the card number, so the new number is not the declined card."""
+    updated = lost_then_updated(case, bank, last4="1881", exp_month=9, exp_year=2031)
+
+    case = planned(bank, updated)
+    assert case.next_retry_at == updated, case.retry_reason
+    bank.answer(ok)
+    assert bank.run(updated) == RetryReport(charged=1, recovered=1)
+
+
+def test_a_lost_card_whose_expiry_alone_was_renewed_is_still_never_retried(
+    case: Case, bank: Bank
+) -> None:
+    # Same number, new expiry: the same card to the networks (Visa category 1).
+    updated = lost_then_updated(case, bank, exp_month=9, exp_year=2031)
+
+    case = planned(bank, updated)
+    assert case.next_retry_at is None, case.retry_reason
+    assert PaymentMethod.objects.get(external_id="pm_visa").number_changed_at is None
+
+
+def test_a_card_s_last_four_filled_in_for_the_first_time_is_not_a_new_number(
+    customer: None,
+) -> None:
+    services.upsert_payment_method(
+        external_id="pm_bare", customer="cus_th", now=T0, source="stripe", type="card"
+    )
+    services.upsert_payment_method(
+        external_id="pm_bare", customer="cus_th", now=T0, source="stripe", last4="4242"
+    )
+
+    assert PaymentMethod.objects.get(external_id="pm_bare").number_changed_at is None
+
+
 def test_an_update_that_leaves_the_card_s_details_is_not_a_renewed_card(
     case: Case, bank: Bank
 ) -> None:

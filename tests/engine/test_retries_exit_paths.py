@@ -29,6 +29,7 @@ from dunning.ledger import services
 from dunning.ledger.models import PaymentAttempt
 from tests.engine.test_retries import (
     AMOUNT,
+    T0,
     Bank,
     CutOff,
     add_card,
@@ -361,3 +362,80 @@ def test_money_taken_on_an_invoice_paid_meanwhile_stays_held_when_another_invoic
     case = Case.objects.get()
     assert case.charge_in_doubt_since == at and case.next_retry_at is None  # still held
     assert "check for a refund" in case.retry_reason
+
+
+# ---------------------------------------------------------------- resume after a pause
+
+
+def test_a_card_declined_lost_while_the_case_was_paused_is_not_charged_on_resume(
+    case: Case,
+) -> None:
+    bank = Bank()
+    case = planned(bank)
+    wake = case.next_retry_at
+    assert wake is not None and case.retry_key
+    actions.pause_case(case.pk, now=T0 + timedelta(hours=1), reason="promise", source="test")
+    # While paused, the billing system's own attempt on the same invoice and card is
+    # declined as lost (a webhook records it).
+    declined_at = T0 + timedelta(hours=2)
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=declined_at,
+        outcome="failed",
+        now=declined_at,
+        source="stripe",
+        decline_code="lost_card",
+        gateway="stripe",
+        payment_method="pm_visa",
+    )
+    actions.resume_case(case.pk, now=T0 + timedelta(hours=3), reason="broken", source="test")
+
+    bank.run(max(wake, T0 + timedelta(hours=3)))
+
+    assert bank.gateway.received == []  # never a lost card again for this charge
+
+
+def test_a_retry_planned_before_a_pause_is_not_made_after_the_budget_window_closed(
+    case: Case,
+) -> None:
+    bank = Bank()
+    case = planned(bank)
+    assert case.next_retry_at is not None and case.retry_key
+    actions.pause_case(case.pk, now=T0 + timedelta(hours=1), reason="promise", source="test")
+    resumed = T0 + timedelta(days=20)  # the default budget: 8 tries within 2 weeks of T0
+    actions.resume_case(case.pk, now=resumed, reason="broken promise", source="test")
+
+    bank.run(resumed)
+
+    assert bank.gateway.received == []
+
+
+def test_a_charge_in_doubt_keeps_its_key_and_its_lookup_on_resume(case: Case) -> None:
+    bank = Bank(CutOff)
+    gateway = bank.gateway
+    assert isinstance(gateway, CutOff)
+    at = planned_at(bank)
+    gateway.down = True
+    bank.run(at)  # no answer: in doubt, asked again with the same key
+    doubt = Case.objects.get()
+    assert doubt.charge_in_doubt_since == at and doubt.retry_key
+    actions.pause_case(case.pk, now=at, reason="promise", source="test")
+
+    resumed = actions.resume_case(case.pk, now=at + timedelta(minutes=1), reason="x", source="t")
+
+    assert resumed.retry_key == doubt.retry_key  # a new key could charge twice
+    assert resumed.next_retry_at == doubt.next_retry_at
+
+
+def test_the_pay_page_does_not_charge_a_card_a_retry_found_lost(case: Case) -> None:
+    """After lost_card (HARD, Visa 41 category 1) the customer is asked for another
+    method; the pay page must not offer (and charge) that same card for that invoice."""
+    bank = Bank()
+    at = planned_at(bank)
+    bank.answer(lambda request: declined(request, "lost_card", network="visa"))
+    bank.run(at)
+    case = Case.objects.get()
+    assert case.next_retry_at is None
+
+    assert pay_now.offer_for(case, bank.gateway) is None
+    assert pay_now.card_refused(case, bank.gateway)

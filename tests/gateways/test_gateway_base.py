@@ -81,6 +81,7 @@ def test_a_declined_result_becomes_a_failed_attempt() -> None:
         decline_code="insufficient_funds",
         advice_code="try_again_later",
         network_decline_code="51",
+        network_advice_code="25",
     )
 
     assert result.declined and not result.succeeded
@@ -90,6 +91,7 @@ def test_a_declined_result_becomes_a_failed_attempt() -> None:
         "decline_code": "insufficient_funds",
         "advice_code": "try_again_later",
         "network_code": "51",
+        "network_advice_code": "25",
         "gateway": "stripe",
         "reference": "pi_1",
     }

@@ -99,6 +99,7 @@ def test_it_records_what_a_success_means_for_the_ledger(stripe_api: FakeStripe) 
         "decline_code": "",
         "advice_code": "",
         "network_code": "",
+        "network_advice_code": "",
         "gateway": "stripe",
         "reference": INTENT,
     }

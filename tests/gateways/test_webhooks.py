@@ -245,6 +245,49 @@ def test_a_charge_and_its_payment_intent_record_one_attempt_with_the_network_cod
     assert outcomes["charge.failed"] == "ignored"
 
 
+def with_mastercard_advice(event: dict[str, Any], mac: str) -> dict[str, Any]:
+    """S1's decline as a Mastercard with a merchant advice code: Stripe puts it in the
+    charge's `outcome.network_advice_code`, the payment intent's
+    `last_payment_error.network_advice_code` (the field catalog of the shared fixtures)."""
+    obj = event["data"]["object"]
+    decline = obj["outcome"] if obj["object"] == "charge" else obj["last_payment_error"]
+    decline["network_advice_code"] = mac
+    return event
+
+
+def test_a_charge_failed_keeps_mastercard_s_merchant_advice_code(stripe: StripePoster) -> None:
+    stripe.send(s1(4))
+    stripe.send(with_mastercard_advice(s1(6), "03"))  # charge.failed
+
+    assert PaymentAttempt.objects.get().network_advice_code == "03"
+    assert Event.objects.get(type="payment_attempt.failed").data["network_advice_code"] == "03"
+
+
+def test_a_payment_intent_failure_keeps_mastercard_s_merchant_advice_code(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(s1(4))
+    stripe.send(with_mastercard_advice(s1(7), "25"))  # payment_intent.payment_failed
+
+    assert PaymentAttempt.objects.get().network_advice_code == "25"
+
+
+def test_a_decline_matched_to_its_invoice_later_keeps_its_merchant_advice_code(
+    stripe: StripePoster,
+) -> None:
+    stripe.send(with_mastercard_advice(s1(6), "21"))  # no invoice known yet
+    stripe.send(s1(8))  # invoice.payment_failed brings the invoice
+
+    assert PaymentAttempt.objects.get().network_advice_code == "21"
+
+
+def test_the_shared_declines_carry_no_merchant_advice_code(stripe: StripePoster) -> None:
+    stripe.send(s1(4))
+    stripe.send(s1(6))  # Visa: "network_advice_code": null
+
+    assert PaymentAttempt.objects.get().network_advice_code == ""
+
+
 def test_an_old_payment_failed_arriving_after_paid_neither_reopens_nor_unpays(
     stripe: StripePoster,
 ) -> None:

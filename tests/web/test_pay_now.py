@@ -251,6 +251,104 @@ def test_a_decline_on_the_page_is_recorded_and_told_in_neutral_words(
     assert (attempt.outcome, attempt.decline_code) == ("failed", "insufficient_funds")
 
 
+def declined_for_good(
+    invoice: str, card: str, *, code: str = "lost_card", amount: int | None = None, **codes: str
+) -> None:
+    """A renewal charge of `invoice` on `card`, declined an hour ago and recorded."""
+    services.record_payment_attempt(
+        invoice=invoice,
+        attempted_at=NOW - timedelta(hours=1),
+        outcome="failed",
+        now=NOW,
+        source="stripe",
+        amount=amount,
+        decline_code=code,
+        gateway="stripe",
+        payment_method=card,
+        **codes,
+    )
+
+
+@pytest.mark.parametrize(
+    ("brand", "code", "codes"),
+    [
+        ("visa", "lost_card", {}),
+        ("visa", "generic_decline", {"network_code": "43"}),  # Visa category 1
+        ("mastercard", "generic_decline", {"network_advice_code": "03"}),
+    ],
+)
+def test_a_card_declined_for_good_for_the_invoice_is_not_offered_nor_charged(
+    client: Client,
+    case: Case,
+    make_card: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+    brand: str,
+    code: str,
+    codes: dict[str, str],
+) -> None:
+    make_card("pm_cus_en", customer="cus_en", brand=brand, now=NOW - timedelta(days=1))
+    declined_for_good("in_3", "pm_cus_en", code=code, **codes)
+
+    html = client.get(path_of(case)).content.decode()
+    # An old form (or a crafted one) posted anyway.
+    form = form_fields(html) | {"invoice": "in_3", "amount": "4999"}
+    response = client.post(f"{path_of(case)}/confirm", form)
+
+    assert "now</button>" not in html and "ending in 4242" not in html
+    assert "Your bank declined this payment on the card we have on file" in html
+    assert "Use another card</button>" in html
+    for word in ("stolen", "lost", "fraud"):
+        assert word not in html.lower()
+    assert response.status_code == 302  # back to the page: nothing charged
+    assert stripe_gateway.charges == [] and PaymentAttempt.objects.count() == 1
+
+
+def test_a_thai_customer_whose_card_was_declined_for_good_is_asked_for_another_in_thai(
+    client: Client,
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
+    make_card("pm_cus_th", customer="cus_th")
+    thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
+    declined_for_good("in_th", "pm_cus_th")
+
+    html = client.get(path_of(thai)).content.decode()
+
+    assert "ชำระเงิน ฿990.00</button>" not in html
+    assert "โปรดเพิ่มบัตรใบอื่น" in html and "ใช้บัตรใบอื่น</button>" in html
+    assert "หากท่านเปลี่ยนบัตรแล้ว" not in html
+
+
+def test_a_card_declined_for_good_on_another_amount_is_still_offered(
+    client: Client,
+    case: Case,
+    make_invoice: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    # Another invoice of Jane's, of another amount: another transaction (rules.md 2.1).
+    make_invoice("in_9", customer="cus_en", currency="USD", amount_due=1000, number="A-9")
+    declined_for_good("in_9", "pm_cus_en")
+
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Pay $49.99 now</button>" in html
+    assert "declined this payment" not in html
+
+
+def test_a_new_card_saved_after_the_decline_is_offered(
+    client: Client, case: Case, make_card: Callable[..., Any], stripe_gateway: FakeStripe
+) -> None:
+    declined_for_good("in_3", "pm_cus_en")
+    make_card("pm_new", customer="cus_en", last4="1111")
+
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Visa card ending in 1111" in html and "Pay $49.99 now</button>" in html
+
+
 def test_the_return_page_needs_a_payment_and_a_good_token(
     client: Client, case: Case, stripe_gateway: FakeStripe
 ) -> None:

@@ -50,7 +50,9 @@ class CaseOut(Schema):
         description="when the engine looks at the case again; null when nothing is planned"
     )
     next_retry_at: datetime | None = Field(
-        description="when the declined charge is tried again; null when no retry will happen"
+        description="when the declined charge is tried again; null when no retry will happen "
+        "(also while a pay-page payment waits for its answer: it is never sent again "
+        "without the customer, only looked up)"
     )
     retry_reason: str = Field(
         description='why that moment, or why no retry ("funds usually arrive on the 25th")'
@@ -58,8 +60,9 @@ class CaseOut(Schema):
     charge_in_doubt_since: datetime | None = Field(
         description="since when a charge's outcome has been unknown (a retry's after a "
         "timeout or a lost answer; a pay-page payment's until its answer is recorded); "
-        "null when none is.  With no next_retry_at, the engine has stopped asking: an "
-        "operator checks the gateway, records any payment it took and releases the charge"
+        "null when none is.  With no next_retry_at, the engine has stopped asking (unless "
+        "retry_reason says a pay-page payment is being looked up): an operator checks the "
+        "gateway, records any payment it took and releases the charge"
     )
     created_at: datetime
     updated_at: datetime
@@ -74,10 +77,27 @@ class CaseOut(Schema):
 
     @staticmethod
     def resolve_next_retry_at(obj: Case) -> datetime | None:
+        # A pay-page payment is never sent again without the customer: its wake-up
+        # is a lookup, not a retry.
+        if retries.on_session(obj.retry_key):
+            return None
         # Only an active case is retried; a charge in doubt is asked about in any state.
         if obj.charge_in_doubt_since is not None or (obj.state == "active" and obj.retry_key):
             return obj.next_retry_at
         return None
+
+    @staticmethod
+    def resolve_retry_reason(obj: Case) -> str:
+        # The engine's own text stays when it has stopped asking: it tells the operator
+        # what to check.
+        waiting = obj.charge_in_doubt_since is not None and obj.next_retry_at is not None
+        if retries.on_session(obj.retry_key) and waiting:
+            return (
+                "a payment made on the pay page is waiting for its answer (the customer "
+                "may be confirming it with their bank); the engine looks it up and never "
+                "sends it again without the customer"
+            )
+        return obj.retry_reason
 
     @staticmethod
     def resolve_policy(obj: Case) -> str:

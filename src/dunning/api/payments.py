@@ -93,6 +93,7 @@ def record_attempt(request: HttpRequest, payload: PaymentAttemptIn) -> Status[Pa
         decline_code=payload.decline_code,
         advice_code=payload.advice_code,
         network_code=payload.network_code,
+        network_advice_code=payload.network_advice_code,
         gateway=payload.gateway,
         reference=payload.reference,
         payment_method=payload.payment_method,

@@ -214,6 +214,9 @@ class PaymentAttemptIn(Input):
     decline_code: ShortText = ""
     advice_code: ShortText = ""
     network_code: ShortText = ""
+    network_advice_code: ShortText = Field(
+        default="", description="Mastercard's merchant advice code (Stripe's network_advice_code)"
+    )
     gateway: Annotated[str, Field(max_length=32), AfterValidator(_text(32))] = ""
     reference: Reference = ""
     payment_method: ExternalId | None = Field(default=None, description="its external_id")
@@ -234,6 +237,7 @@ class PaymentAttemptOut(Schema):
     decline_code: str
     advice_code: str
     network_code: str
+    network_advice_code: str
     gateway: str
     reference: str
     created_at: datetime

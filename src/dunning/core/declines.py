@@ -19,11 +19,14 @@ Precedence, strongest first (rules.md 1.1 says the advice code overrides the
 decline code; we apply that in every direction but one, see step 3):
 
 1. A never-retry signal from any source: Stripe's ``do_not_try_again`` advice,
-   a Visa category 1 response code (2.1), Mastercard MAC 03, 21 or 22 (2.2).
+   a Visa category 1 response code (2.1), Mastercard MAC 03, 21 or 22, and a
+   Mastercard pick-up, lost or stolen response code (2.2).
 2. A HARD or N/A decline code, and MAC 04 (fix the integration).
-3. MAC 01 (new account information): the old credentials are dead, whatever
-   else is said.  Stripe's ``try_again_later`` does not loosen 1-3: a Visa
-   category 1 reattempt costs a fee and cannot succeed (2.1).
+3. MAC 01 (new account information), or a Mastercard response code for an
+   invalid account, no such issuer or an expired card (2.2): the old
+   credentials are dead, whatever else is said.  Stripe's ``try_again_later``
+   does not loosen 1-3: a Visa category 1 reattempt costs a fee and cannot
+   succeed (2.1).
 4. Stripe's advice code: ``confirm_card_data`` -> CUSTOMER_ACTION,
    ``try_again_later`` -> RETRY_LATER.
 5. The decline code's row of the rules.md 1.2 table.
@@ -270,6 +273,23 @@ _MAC_WAIT = {
 }
 _MAC_NO_EFFECT = frozenset({"02", "40", "41", "43"})  # try later; informational
 
+# Mastercard response codes, rules.md 2.2 (the 2014 card-not-present rule): never
+# re-authorise a pick-up, lost or stolen card with the same data.  07 is ISO 8583's
+# "pick up, special condition", read as 04 should an issuer send it.
+_MASTERCARD_NEVER = {
+    "04": "pick up the card",
+    "07": "pick up the card",
+    "41": "lost card",
+    "43": "stolen card",
+}
+# The same rule's invalid account (14), no such issuer (15) and expired card (54):
+# only updated data may be sent, which is what asking the customer means here.
+_MASTERCARD_NEW_DATA = {
+    "14": ("invalid account", "invalid_account"),
+    "15": ("no such issuer", "invalid_account"),
+    "54": ("expired card", "expired_card"),
+}
+
 
 def visa_category(response_code: str) -> int | None:
     """The Visa decline category (1-4) of an issuer response code; None for no code.
@@ -355,6 +375,17 @@ def _classify(
                 "never the old credentials again (rules.md 2.2)",
             ),
         )
+    if brand is Brand.MASTERCARD and network in _MASTERCARD_NEW_DATA:
+        # A decline code that already asks the customer keeps its own request.
+        meaning, like = _MASTERCARD_NEW_DATA[network]
+        return replace(
+            row if row is not None and row.kind is _CUSTOMER else DECLINE_CODES[like],
+            reasons=(
+                basis,
+                f"Mastercard response code {network} ({meaning}): never the same data "
+                "again, only updated data (rules.md 2.2)",
+            ),
+        )
     base = row or _from_visa_category(network, brand) or UNKNOWN_DECLINE
     reasons = [basis]
     if advice == "confirm_card_data":
@@ -388,6 +419,11 @@ def _never_reasons(code: str, advice: str, network: str, mac: str, brand: Brand)
         reasons.append(
             f"response code {network} is Visa decline category 1: "
             "the issuer will never approve it (rules.md 2.1)"
+        )
+    if brand is Brand.MASTERCARD and network in _MASTERCARD_NEVER:
+        reasons.append(
+            f"Mastercard response code {network} ({_MASTERCARD_NEVER[network]}): "
+            "never re-authorise with the same data (rules.md 2.2)"
         )
     if mac in _MAC_NEVER:
         reasons.append(f"{_MAC_NEVER[mac]} (rules.md 2.2)")

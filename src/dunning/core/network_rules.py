@@ -10,8 +10,9 @@ The rules (reference/rules.md section 2, with the conservative figures the
 design chose):
 
 - Never again, on that card, for that transaction: after a never-retry decline
-  (Visa category 1, MAC 03/21/22, Stripe's do_not_try_again and the HARD codes;
-  see `dunning.core.declines`).  After a revoked authorisation or a cancelled
+  (Visa category 1, MAC 03/21/22, Mastercard's pick-up, lost and stolen response
+  codes, Stripe's do_not_try_again and the HARD codes; see
+  `dunning.core.declines`).  After a revoked authorisation or a cancelled
   recurring agreement, never that card again for any charge.
 - Not the same card details again for that invoice after a decline that asks
   the customer to act (an expired card, wrong data, authentication).
@@ -193,7 +194,16 @@ def _never(
     return list(dict.fromkeys(reasons))  # one of each, first mention kept
 
 
-def _blocked_by(decline: PastAttempt, *, card: Card, charge: Charge) -> list[str]:
+def never_again(*, card: Card, charge: Charge, attempts: Sequence[PastAttempt]) -> list[str]:
+    """Every never-retry decline that forbids charging `card` for `charge` again, even with
+    the customer present (the pay page): the networks' rule, not the policy's budget nor
+    a decline that waits for the customer.  Empty when there is none."""
+    declines = [a for a in attempts if a.card.number == card.number and not a.succeeded]
+    reasons = [reason for d in _in_order(declines) for reason in _never_again(d, charge=charge)]
+    return list(dict.fromkeys(reasons))
+
+
+def _never_again(decline: PastAttempt, *, charge: Charge) -> list[str]:
     reason = decline.reason
     when = _when(decline.at)
     why = "; ".join(reason.reasons) or "a never-retry decline"
@@ -204,6 +214,15 @@ def _blocked_by(decline: PastAttempt, *, card: Card, charge: Charge) -> list[str
         ]
     if reason.kind is DeclineClass.NEVER_RETRY and decline.charge.same_transaction(charge):
         return [f"never retry this card for this charge after the decline of {when}: {why}"]
+    return []
+
+
+def _blocked_by(decline: PastAttempt, *, card: Card, charge: Charge) -> list[str]:
+    never = _never_again(decline, charge=charge)
+    if never:
+        return never
+    reason = decline.reason
+    when = _when(decline.at)
     same_details = decline.card.details == card.details
     if not (same_details and decline.charge.invoice == charge.invoice):
         return []

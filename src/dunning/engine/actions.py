@@ -15,6 +15,7 @@ from django.db import transaction
 from dunning.core import cases
 from dunning.core.cases import CaseState, Transition
 from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
+from dunning.ledger.models import CollectionMethod
 
 __all__ = ["pause_case", "resume_case"]
 
@@ -40,6 +41,14 @@ def resume_case(case_id: int, *, now: datetime, reason: str, source: str) -> Cas
         # The worker replans from here; what was canceled on pausing is not revived.
         case.next_action_at = now
         _record(case, transition, now=now, source=source, data={})
+        # A retry planned before the pause is planned afresh: the network rules and
+        # the budget are judged again now (a charge in doubt keeps its key).
+        Case.objects.filter(
+            pk=case.pk,
+            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
+            charge_in_doubt_since=None,
+        ).update(next_retry_at=now, retry_key="")
+        case.refresh_from_db()
         return case
 
 

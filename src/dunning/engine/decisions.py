@@ -176,13 +176,14 @@ class Batch:
             c.pk for c in cases if c.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
         ]
         declines: dict[int, Classification] = {}
-        for case_id, decline, advice, network, brand in (
+        for case_id, decline, advice, network, mac, brand in (
             _BatchQueries.declines().rows(cases=charged) if charged else ()
         ):
             declines[case_id] = classify_decline(  # oldest first: the newest stays
                 decline,
                 advice_code=advice,
                 network_decline_code=network,
+                network_advice_code=mac,
                 brand=Brand.parse(brand or ""),
             )
         versions = _BatchQueries.versions().instances(ids=list({case.policy_id for case in cases}))
@@ -312,6 +313,7 @@ class _BatchQueries:
                 "decline_code",
                 "advice_code",
                 "network_code",
+                "network_advice_code",
                 "payment_method__brand",
             )
         )

@@ -6,7 +6,10 @@ charge made without the customer, so no retry can succeed; on the pay page the
 customer can answer the bank.  It works for any open invoice of the case, the
 oldest first, on the customer's default card, through a gateway that can
 charge on-session (`OnSessionGateway`: Stripe, the simulated one); with the
-manual gateway the page offers no button.
+manual gateway the page offers no button.  Nor does it offer a card declined
+for good for that invoice (a lost card, Visa category 1, MAC 03: the network
+rules' never-retry part, `retries.never_to_charge`): even with the customer
+present that charge is a forbidden reattempt, so the page asks for another card.
 
 `start` charges: the answer is a result, or the bank's page to send the
 customer to (noted on the case's timeline with the payment's reference, the
@@ -53,6 +56,7 @@ from dunning.engine.retries import (
     charge_request,
     forget_charge,
     hold_for_refund,
+    never_to_charge,
     on_session,
     take_charge,
 )
@@ -134,7 +138,24 @@ class Attempt:
 
 
 def offer_for(case: Case, gateway: Gateway) -> Offer | None:
-    """What can be paid now on the page, or None (nothing owed, no card, no online gateway)."""
+    """What can be paid now on the page, or None (nothing owed, no card, no online gateway,
+    or a card that may never be charged for that invoice again: `card_refused`)."""
+    offer = _offer(case, gateway)
+    if offer is None or never_to_charge(offer.method, offer.invoice):
+        return None
+    return offer
+
+
+def card_refused(case: Case, gateway: Gateway) -> bool:
+    """Whether the page would offer the saved card but for a never-retry decline of it
+    for that invoice (Visa category 1, MAC 03, a lost card...): the customer may pay
+    only with another card.  Even with the customer present that charge is a
+    forbidden reattempt (rules.md 2.1, 2.2)."""
+    offer = _offer(case, gateway)
+    return offer is not None and bool(never_to_charge(offer.method, offer.invoice))
+
+
+def _offer(case: Case, gateway: Gateway) -> Offer | None:
     if not isinstance(gateway, OnSessionGateway) or case.state not in OPEN_STATES:
         return None
     # An invoice the gateway issued itself (Stripe Billing) is paid through that

@@ -134,7 +134,7 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         assert method.exp_year is not None and method.exp_month is not None  # filtered above
         stops_at = _first_of_next_month(method.exp_year, method.exp_month, zone)
         renewal = add_month(method.latest_due, zone)
-        if now < stops_at < renewal <= now + RENEWAL_HORIZON:
+        if now < stops_at <= renewal <= now + RENEWAL_HORIZON:
             cards.append(ExpiringCard(method=method, stops_at=stops_at, renewal=renewal))
     return cards
 

@@ -76,7 +76,7 @@ from django.db.models.functions import Coalesce
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
 from dunning.core.declines import Brand, Classification, classify_decline
-from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry
+from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry, never_again
 from dunning.core.policy import Policy
 from dunning.core.retry_timing import (
     FUNDS_LAST,
@@ -173,6 +173,31 @@ def card_to_charge(customer_id: int) -> PaymentMethod | None:
         .order_by(*CARD_ORDER)
         .first()
     )
+
+
+def never_to_charge(method: PaymentMethod, invoice: Invoice) -> list[str]:
+    """Why `method` may never be charged for `invoice` again, even with the customer
+    present (the pay page): its never-retry declines (`network_rules.never_again`).
+    Empty when it may be."""
+    declines = PaymentAttempt.objects.filter(
+        Q(invoice=invoice) | Q(payment_method=method), outcome=AttemptOutcome.FAILED
+    ).select_related("invoice", "payment_method")
+    past = [
+        PastAttempt(
+            at=decline.attempted_at,
+            card=(
+                _card(decline.payment_method, used_at=decline.attempted_at)
+                if decline.payment_method
+                else Card(number="unknown", brand=Brand.OTHER)
+            ),
+            charge=Charge(decline.invoice.external_id, decline.amount, decline.currency),
+            succeeded=False,
+            classification=_classify(decline),
+        )
+        for decline in declines
+    ]
+    charge = Charge(invoice.external_id, invoice.amount_remaining, invoice.currency)
+    return never_again(card=_card(method), charge=charge, attempts=past)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +386,7 @@ _ATTEMPT_FIELDS = (
     "decline_code",
     "advice_code",
     "network_code",
+    "network_advice_code",
 )
 
 
@@ -378,6 +404,7 @@ class _Attempt:
     decline_code: str
     advice_code: str
     network_code: str
+    network_advice_code: str
     payment_method: PaymentMethod | None
 
 
@@ -450,7 +477,10 @@ class RetryBatch:
         wanted = {row[2] for row in rows if row[2] is not None} - known.keys()
         if wanted:
             known |= PaymentMethod.objects.in_bulk(wanted)
-        for pk, invoice_id, method_id, at, outcome, amount, currency, decline, advice, net in rows:
+        for values in rows:
+            pk, invoice_id, method_id, at, outcome, amount, currency, decline, advice, net, mac = (
+                values
+            )
             attempt = _Attempt(
                 pk=pk,
                 invoice_id=invoice_id,
@@ -462,6 +492,7 @@ class RetryBatch:
                 decline_code=decline,
                 advice_code=advice,
                 network_code=net,
+                network_advice_code=mac,
                 payment_method=known.get(method_id) if method_id else None,
             )
             if attempt.invoice_id in target_ids:
@@ -861,8 +892,11 @@ def charge_key(prefix: str, invoice: Invoice, method: PaymentMethod, *, tries: i
 def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
     """Another card since the last decline, or this one updated (new expiry, details)."""
     if last.payment_method_id is None:
-        return CardChange.NONE
-    if last.payment_method_id != method.pk:
+        # A decline recorded without its card (the API allows it): a card saved after
+        # it is certainly another card; one whose details changed since, an update.
+        if method.created_at > last.attempted_at:
+            return CardChange.NEW
+    elif last.payment_method_id != method.pk:
         return CardChange.NEW
     changed = method.details_changed_at
     return CardChange.UPDATED if changed and changed > last.attempted_at else CardChange.NONE
@@ -871,6 +905,7 @@ def _card_change(last: _Attempt, method: PaymentMethod) -> CardChange:
 def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
     """The card as the network rules see it.
 
+    `number` is the payment method, and the time its number changed if it did.
     `details` is the version of what the customer or a card updater can change
     without a new number (the expiry): an attempt made before the card's
     details last changed was made with other details, so a decline that asked
@@ -882,15 +917,23 @@ def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
         details = f"before {since.isoformat()}"
     else:
         details = f"{method.exp_month}/{method.exp_year} as of {since.isoformat()}"
-    return Card(number=method.external_id, brand=Brand.parse(method.brand), details=details)
+    # The networks count reattempts per card number (rules.md 2.1, 2.2): a number the
+    # card updater replaced (a lost card reissued) is another card, a renewed expiry
+    # is not.
+    number = method.external_id
+    changed = method.number_changed_at
+    if changed is not None:
+        number += f" before {changed.isoformat()}" if used_at and used_at < changed else " now"
+    return Card(number=number, brand=Brand.parse(method.brand), details=details)
 
 
-def _classify(attempt: _Attempt) -> Classification:
+def _classify(attempt: _Attempt | PaymentAttempt) -> Classification:
     brand = Brand.parse(attempt.payment_method.brand) if attempt.payment_method else Brand.OTHER
     return classify_decline(
         attempt.decline_code or "generic_decline",
         advice_code=attempt.advice_code,
         network_decline_code=attempt.network_code,
+        network_advice_code=attempt.network_advice_code,
         brand=brand,
     )
 

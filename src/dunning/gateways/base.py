@@ -156,6 +156,7 @@ class ChargeResult:
             "decline_code": self.decline_code,
             "advice_code": self.advice_code,
             "network_code": self.network_decline_code,
+            "network_advice_code": self.network_advice_code,
             "gateway": self.gateway,
             "reference": self.reference,
         }

@@ -395,6 +395,7 @@ class ChargeFailure:
     # The charge shows its card on the customer's file (the card object names the
     # customer); a card only tried, never saved, does not.
     on_file: bool = False
+    network_advice_code: str = ""  # Mastercard's merchant advice code
 
     def data(self) -> dict[str, Any]:
         """What an event about this failure keeps (no card details beyond the method id)."""
@@ -408,6 +409,7 @@ class ChargeFailure:
             "decline_code": self.decline_code,
             "advice_code": self.advice_code,
             "network_code": self.network_code,
+            "network_advice_code": self.network_advice_code,
             "payment_method": self.payment_method.external_id if self.payment_method else "",
         }
 
@@ -446,6 +448,7 @@ def charge_failure(obj: Obj) -> ChargeFailure:
         decline_code=_str(outcome.get("reason")) or _str(obj.get("failure_code")),
         advice_code=_str(outcome.get("advice_code")),
         network_code=_str(outcome.get("network_decline_code")),
+        network_advice_code=_str(outcome.get("network_advice_code")),
         message=_str(obj.get("failure_message")),
         payment_method=method,
         on_file=on_file,
@@ -482,6 +485,7 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         decline_code=_str(error.get("decline_code")) or _str(error.get("code")),
         advice_code=_str(error.get("advice_code")),
         network_code=_str(error.get("network_decline_code")),
+        network_advice_code=_str(error.get("network_advice_code")),
         message=_str(error.get("message")),
         payment_method=method,
         on_file=on_file,

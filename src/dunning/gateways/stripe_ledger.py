@@ -737,6 +737,7 @@ def _record_attempt(invoice: Invoice, failure: ChargeFailure, *, now: datetime) 
         decline_code=failure.decline_code,
         advice_code=failure.advice_code,
         network_code=failure.network_code,
+        network_advice_code=failure.network_advice_code,
         gateway=SOURCE,
         reference=failure.charge,
         payment_method=method.external_id if method and known_method else None,
@@ -778,6 +779,7 @@ def _claim_unmatched_failures(invoice: Invoice, *, now: datetime) -> int:
             decline_code=data.get("decline_code", ""),
             advice_code=data.get("advice_code", ""),
             network_code=data.get("network_code", ""),
+            network_advice_code=data.get("network_advice_code", ""),
             message="",
             payment_method=(
                 PaymentMethodFacts(

@@ -214,6 +214,7 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
         "charged",
         "decline_code",
         "advice_code",
+        "network_advice_code",
         "gateway",
         "attempted_at",
     )

@@ -470,6 +470,7 @@ class AttemptFacts:
     decline_code: str = ""
     advice_code: str = ""
     network_code: str = ""
+    network_advice_code: str = ""  # Mastercard's merchant advice code
     gateway: str = ""
     reference: str = ""
     payment_method: str | None = None  # external id
@@ -486,6 +487,7 @@ def record_payment_attempt(
     decline_code: str = "",
     advice_code: str = "",
     network_code: str = "",
+    network_advice_code: str = "",
     gateway: str = "",
     reference: str = "",
     payment_method: str | None = None,
@@ -499,6 +501,7 @@ def record_payment_attempt(
         decline_code=decline_code,
         advice_code=advice_code,
         network_code=network_code,
+        network_advice_code=network_advice_code,
         gateway=gateway,
         reference=reference,
         payment_method=payment_method,
@@ -656,6 +659,7 @@ def _judge_attempt(
         decline_code=facts.decline_code,
         advice_code=facts.advice_code,
         network_code=facts.network_code,
+        network_advice_code=facts.network_advice_code,
         gateway=facts.gateway,
         reference=facts.reference,
         created_at=now,
@@ -699,6 +703,7 @@ def _attempt_events(
             "amount": attempt.amount,
             "decline_code": attempt.decline_code,
             "advice_code": attempt.advice_code,
+            "network_advice_code": attempt.network_advice_code,
             "gateway": attempt.gateway,
         },
     )
@@ -744,6 +749,11 @@ def upsert_payment_method(
             for name, value in values.items()
         ):
             method.details_changed_at = now
+        if not created and any(
+            name in ("brand", "last4") and getattr(method, name) not in ("", value)
+            for name, value in values.items()
+        ):
+            method.number_changed_at = now
         for name, value in values.items():
             setattr(method, name, value)
         if method.detached_at is not None:

@@ -573,7 +573,7 @@ def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> 
             attempts.append(
                 (
                     *(pk, customer, charge.at, outcome, charge.amount, charge.currency, code, now),
-                    *("", "", "history", ""),
+                    *("", "", "", "history", ""),
                 )
             )
             if succeeded:
@@ -593,6 +593,7 @@ def _load_history(scenario: Scenario, ids: dict[str, int], *, now: datetime) -> 
             "created_at",
             "advice_code",
             "network_code",
+            "network_advice_code",
             "gateway",
             "reference",
         ),

@@ -118,6 +118,8 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         "new_card": card_setup.offered(gateway),
         # With a card on file the card page replaces it; without, it is how to pay by card.
         "has_card": offer is not None or card_to_charge(customer.pk) is not None,
+        # The saved card was declined for good for this invoice: only another card.
+        "card_refused": offer is None and pay_now.card_refused(case, gateway),
         "total": format_money(case.amount_due, case.currency, locale=locale),
         "settled": case.state in SETTLED or case.amount_due == 0,
         "pay_now": _offer_text(offer, locale=locale) if offer else None,
@@ -224,6 +226,7 @@ def _paid_page(
             attempt.result.decline_code,
             advice_code=attempt.result.advice_code,
             network_decline_code=attempt.result.network_decline_code,
+            network_advice_code=attempt.result.network_advice_code,
             brand=Brand.parse(offer.method.brand),
         )
         if decline.wording is not None:  # why, in neutral words; never "stolen" or "fraud"

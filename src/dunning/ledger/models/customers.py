@@ -61,6 +61,12 @@ class PaymentMethod(models.Model):
     # kept for its history (attempts, network caps) but never charged or offered;
     # null while it is on file.  Set and cleared by the services only.
     detached_at = models.DateTimeField(null=True, blank=True)
+    # When the card number behind this method last changed (its brand or last four: a
+    # lost card reissued, the card updater bringing the new number).  The networks
+    # count reattempts per card number (rules.md 2.1, 2.2), so attempts before it were
+    # on another card.  Null: the number it was saved with (or changed before this
+    # was kept).  An expiry renewed on the same number leaves it.
+    number_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -74,6 +74,9 @@ class PaymentAttempt(models.Model):
     decline_code = models.CharField(max_length=64, blank=True)
     advice_code = models.CharField(max_length=64, blank=True)
     network_code = models.CharField(max_length=64, blank=True)
+    # Mastercard's merchant advice code (Stripe's network_advice_code): MAC 03/21
+    # forbid a retry, MAC 24-30 ask for a wait (rules.md 2.2).
+    network_advice_code = models.CharField(max_length=64, blank=True)
     gateway = models.CharField(max_length=32, blank=True)
     reference = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField()
