@@ -606,8 +606,46 @@ def test_never_again_leaves_the_budget_and_the_declines_that_wait_for_the_custom
     another_amount = Charge("in_2", 2500, "USD")
 
     assert never_again(card=VISA, charge=INVOICE, attempts=attempts) == []
-    lost_elsewhere = declined("2026-03-01T10:00", "lost_card", charge=another_amount)
-    assert never_again(card=VISA, charge=INVOICE, attempts=[lost_elsewhere]) == []
+    barred_elsewhere = declined("2026-03-01T10:00", "do_not_try_again", charge=another_amount)
+    assert never_again(card=VISA, charge=INVOICE, attempts=[barred_elsewhere]) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "network_code"),
+    [
+        ("lost_card", ""),
+        ("stolen_card", ""),
+        ("pickup_card", ""),
+        ("fraudulent", ""),
+        ("merchant_blacklist", ""),
+        ("generic_decline", "46"),  # Visa: account closed
+        ("generic_decline", "14"),  # Visa: no such card number
+    ],
+)
+def test_a_card_declined_as_dead_is_never_charged_again_for_any_invoice(
+    code: str, network_code: str
+) -> None:
+    """C01: no retry "for this card"; Visa category 1's "blocked or never existed"."""
+    another_invoice = Charge("in_2", 2500, "USD")
+    dead = declined(
+        "2026-03-01T10:00", code, charge=another_invoice, network_decline_code=network_code
+    )
+
+    reasons = never_again(card=VISA, charge=INVOICE, attempts=[dead])
+
+    assert reasons and "never be approved" in reasons[0]
+    assert ask("2026-03-05T10:00", [dead], first_failure_at=utc("2026-03-04T10:00")).never
+
+
+def test_a_mastercard_declined_lost_by_its_response_code_is_blocked_for_every_invoice() -> None:
+    dead = declined(
+        "2026-03-01T10:00",
+        "generic_decline",
+        card=MASTERCARD,
+        charge=Charge("in_2", 2500, "USD"),
+        network_decline_code="41",
+    )
+    assert never_again(card=MASTERCARD, charge=INVOICE, attempts=[dead]) != []
 
 
 def test_never_again_keeps_a_withdrawn_consent_for_every_charge() -> None:

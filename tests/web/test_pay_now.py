@@ -330,12 +330,29 @@ def test_a_card_declined_for_good_on_another_amount_is_still_offered(
 ) -> None:
     # Another invoice of Jane's, of another amount: another transaction (rules.md 2.1).
     make_invoice("in_9", customer="cus_en", currency="USD", amount_due=1000, number="A-9")
-    declined_for_good("in_9", "pm_cus_en")
+    declined_for_good("in_9", "pm_cus_en", code="do_not_try_again")
 
     html = client.get(path_of(case)).content.decode()
 
     assert "Pay $49.99 now</button>" in html
     assert "declined this payment" not in html
+
+
+def test_a_card_reported_lost_on_another_invoice_is_not_offered(
+    client: Client,
+    case: Case,
+    make_invoice: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    # Lost is the card's state, not the charge's (acceptance case C01): no invoice
+    # is charged on it again.
+    make_invoice("in_9", customer="cus_en", currency="USD", amount_due=1000, number="A-9")
+    declined_for_good("in_9", "pm_cus_en", code="lost_card")
+
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Pay $49.99 now</button>" not in html
+    assert "Use another card</button>" in html
 
 
 def test_a_new_card_saved_after_the_decline_is_offered(

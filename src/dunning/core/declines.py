@@ -134,6 +134,9 @@ class Classification:
     wording: Wording | None
     contact_issuer: bool = False  # SOFT-ISSUER: also suggest the customer calls their bank
     stop_recurring: bool = False  # the cardholder withdrew consent: stop billing this card
+    # The card itself will never be approved (reported lost or stolen, picked up,
+    # closed, never existed, or refused as fraud): no charge on it, for any invoice.
+    card_blocked: bool = False
     merchant_check: MerchantCheck | None = None
     retry_after: timedelta | None = None
     reasons: tuple[str, ...] = ()
@@ -253,6 +256,16 @@ _VISA_CATEGORY_3 = frozenset({"54", "55", "N7", "82", "1A"})
 # The cardholder revoked the recurring authorisation or stopped payments.
 _VISA_STOP_RECURRING = frozenset({"R0", "R1", "R3"})
 
+# Declines that say the card itself is dead, not this charge: acceptance case C01's
+# "no retry for this card", Visa category 1's "blocked or never existed" (rules.md
+# 2.1: pick up 04/07, no such card 14, no such issuer 15, lost 41, stolen 43, closed
+# 46).  The rest of the never-retry declines (not permitted, do not try again, MAC
+# 03 ...) bar the one transaction.
+_CARD_BLOCKED = frozenset(
+    {"lost_card", "stolen_card", "pickup_card", "fraudulent", "merchant_blacklist"}
+)
+_VISA_CARD_BLOCKED = frozenset({"04", "07", "14", "15", "41", "43", "46"})
+
 # Mastercard merchant advice codes, rules.md 2.2.
 _MAC_NEVER = {
     "03": "Mastercard advice code 03: do not try again",
@@ -359,7 +372,12 @@ def _classify(
             brand.follows_visa_rules and network in _VISA_STOP_RECURRING
         )
         stop = stop or (row is not None and row.stop_recurring)
-        return replace(_HARD, stop_recurring=stop, reasons=tuple(never))
+        blocked = (
+            code in _CARD_BLOCKED
+            or (brand.follows_visa_rules and network in _VISA_CARD_BLOCKED)
+            or (brand is Brand.MASTERCARD and network in _MASTERCARD_NEVER)
+        )
+        return replace(_HARD, stop_recurring=stop, card_blocked=blocked, reasons=tuple(never))
     if row is not None and row.kind is DeclineClass.NOT_A_RETRY_CASE:
         return replace(row, reasons=(f"{known}: not a retry case (rules.md 1.2)",))
     if mac == _MAC_FIX_INTEGRATION:

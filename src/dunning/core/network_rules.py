@@ -212,8 +212,15 @@ def _never_again(decline: PastAttempt, *, charge: Charge) -> list[str]:
             f"the cardholder withdrew consent for this card on {when}: never charge it again "
             f"(rules.md 1.2, 2.2): {why}"
         ]
-    if reason.kind is DeclineClass.NEVER_RETRY and decline.charge.same_transaction(charge):
+    if reason.kind is not DeclineClass.NEVER_RETRY:
+        return []
+    if decline.charge.same_transaction(charge):
         return [f"never retry this card for this charge after the decline of {when}: {why}"]
+    if reason.card_blocked:
+        return [
+            f"the decline of {when} says the card will never be approved: never charge it "
+            f"again, for any invoice (rules.md 1.2, 2.1): {why}"
+        ]
     return []
 
 
