@@ -47,7 +47,7 @@ def resume_case(case_id: int, *, now: datetime, reason: str, source: str) -> Cas
             pk=case.pk,
             collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
             charge_in_doubt_since=None,
-        ).update(next_retry_at=now, retry_key="")
+        ).update(next_retry_at=now, retry_key="", updated_at=now)
         case.refresh_from_db()
         return case
 
