@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -25,6 +26,17 @@ def load(relative: str) -> Any:
 def story(name: str) -> dict[str, Any]:
     (path,) = (STRIPE_FIXTURES / "stories").glob(f"{name}.*.json")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def story_event(name: str, seq: int) -> dict[str, Any]:
+    """A copy of the event at `seq` in story `name`'s timeline, free to change."""
+    told = story(name)
+    step = next(step for step in told["timeline"] if step["seq"] == seq)
+    return copy.deepcopy(next(e for e in told["events"] if e["id"] == step["event"]))
+
+
+def s1(seq: int) -> dict[str, Any]:
+    return story_event("S1", seq)
 
 
 def body_of(event: dict[str, Any]) -> bytes:

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case
 from dunning.gateways.models import WebhookEvent
 from dunning.ledger.models import Customer, Event, Invoice, PaymentAttempt, PaymentMethod
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
+from tests.gateways.stripe_webhooks import StripePoster, at, story
 
 
 def play(stripe: StripePoster, name: str, *, until: int | None = None) -> dict[str, Any]:

@@ -22,13 +22,7 @@ from dunning.gateways.base import ChargeRequest, GatewayError
 from dunning.gateways.stripe_amounts import from_stripe, stripe_exponent, to_stripe
 from dunning.gateways.stripe_gateway import AMOUNT_NOT_REPRESENTABLE, payment_intent_params
 from dunning.ledger.models import Invoice, PaymentAttempt
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, story
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
+from tests.gateways.stripe_webhooks import StripePoster, story
 
 
 def finalized_in(currency: str, stripe_amount: int) -> dict[str, Any]:

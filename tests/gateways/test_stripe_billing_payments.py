@@ -7,7 +7,6 @@ one payment was taken, so exactly one is recorded, and no refund alarm rings.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -24,19 +23,7 @@ from dunning.gateways.stripe_gateway import StripeGateway
 from dunning.ledger import services
 from dunning.ledger.models import Invoice, Payment
 from tests.gateways.stripe_server import FakeStripe, stripe_object, with_payments
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
-
-
-def s1(seq: int) -> dict[str, Any]:
-    told = story("S1")
-    step = next(step for step in told["timeline"] if step["seq"] == seq)
-    return copy.deepcopy(next(e for e in told["events"] if e["id"] == step["event"]))
+from tests.gateways.stripe_webhooks import StripePoster, at, s1
 
 
 def planned_after_a_decline(stripe: StripePoster, stripe_api: FakeStripe) -> StripeGateway:

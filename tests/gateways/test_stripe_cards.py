@@ -5,28 +5,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
-
 from dunning.engine.retries import card_to_charge
 from dunning.ledger.models import Customer, Event, PaymentAttempt, PaymentMethod
 from tests.conftest import ApiClient
 from tests.gateways.stripe_server import stripe_object
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, envelope, story
+from tests.gateways.stripe_webhooks import StripePoster, envelope, s1
 
 OLD = "pm_1t42aEWCLm7QxR2nVbgkw1GV"  # the card S1's renewal was declined on
 NEW = "pm_1gzWf2aZLm7QxR2nVbu9kVVj"  # the card the customer saves afterwards
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
-
-
-def s1(seq: int) -> dict[str, Any]:
-    told = story("S1")
-    step = next(step for step in told["timeline"] if step["seq"] == seq)
-    return copy.deepcopy(next(e for e in told["events"] if e["id"] == step["event"]))
 
 
 def test_a_new_default_card_named_before_its_attached_event_becomes_the_default(

@@ -5,18 +5,13 @@ fall between them.  Whenever Stripe stops retrying, dunning must take over."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
-import pytest
-
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case
 from dunning.engine.retries import retry_due
 from dunning.gateways.base import ChargeRequest, ChargeResult
 from dunning.ledger.models import Invoice
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story
+from tests.gateways.stripe_webhooks import StripePoster, at, s1
 
 
 class NoCharges:
@@ -26,18 +21,6 @@ class NoCharges:
 
     def charge(self, request: ChargeRequest) -> ChargeResult:  # pragma: no cover
         raise AssertionError("no charge expected")
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
-
-
-def s1(seq: int) -> dict[str, Any]:
-    told = story("S1")
-    step = next(step for step in told["timeline"] if step["seq"] == seq)
-    return copy.deepcopy(next(e for e in told["events"] if e["id"] == step["event"]))
 
 
 def test_when_stripe_stops_retrying_after_the_worker_planned_dunning_takes_over(

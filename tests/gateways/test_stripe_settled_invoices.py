@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
-import pytest
-
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case
 from dunning.gateways.stripe_ledger import OUT_OF_BAND, SETTLED_AT_STRIPE
 from dunning.ledger.models import Event, Invoice, Payment
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
-
-
-def s1(seq: int) -> dict[str, Any]:
-    told = story("S1")
-    step = next(step for step in told["timeline"] if step["seq"] == seq)
-    return copy.deepcopy(next(e for e in told["events"] if e["id"] == step["event"]))
+from tests.gateways.stripe_webhooks import StripePoster, at, s1
 
 
 def dunned_renewal(stripe: StripePoster) -> None:

@@ -28,26 +28,13 @@ from tests.gateways.stripe_webhooks import (
     body_of,
     envelope,
     load,
+    s1,
     sign,
-    story,
 )
 
 VECTORS = load("webhook-signatures/stripe-signature.vectors.json")["vectors"]
 EXAMPLES = load("objects.examples.json")
-S1 = story("S1")
-S1_EVENTS = {event["id"]: event for event in S1["events"]}
 S1_VECTOR = next(v for v in VECTORS if v["name"].startswith("story S1"))
-
-
-def s1(seq: int) -> dict[str, Any]:
-    step = next(step for step in S1["timeline"] if step["seq"] == seq)
-    return copy.deepcopy(S1_EVENTS[step["event"]])
-
-
-@pytest.fixture
-def stripe(db: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> StripePoster:
-    settings.DUNNING_STRIPE_WEBHOOK_SECRET = [SECRET]
-    return StripePoster(monkeypatch)
 
 
 def ledger_events() -> int:
