@@ -295,7 +295,7 @@ def test_a_card_declined_for_good_for_the_invoice_is_not_offered_nor_charged(
     response = client.post(f"{path_of(case)}/confirm", form)
 
     assert "now</button>" not in html and "ending in 4242" not in html
-    assert "Your bank declined this payment on the card we have on file" in html
+    assert "Your bank declined a payment on the card we have on file" in html
     assert "Use another card</button>" in html
     for word in ("stolen", "lost", "fraud"):
         assert word not in html.lower()
