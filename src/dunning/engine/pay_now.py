@@ -139,20 +139,21 @@ class Attempt:
 
 def offer_for(case: Case, gateway: Gateway) -> Offer | None:
     """What can be paid now on the page, or None (nothing owed, no card, no online gateway,
-    or a card that may never be charged for that invoice again: `card_refused`)."""
-    offer = _offer(case, gateway)
-    if offer is None or never_to_charge(offer.method, offer.invoice):
-        return None
+    or a card that may never be charged for that invoice again: `page_offer`)."""
+    offer, _ = page_offer(case, gateway)
     return offer
 
 
-def card_refused(case: Case, gateway: Gateway) -> bool:
-    """Whether the page would offer the saved card but for a never-retry decline of it
-    for that invoice (Visa category 1, MAC 03, a lost card...): the customer may pay
-    only with another card.  Even with the customer present that charge is a
-    forbidden reattempt (rules.md 2.1, 2.2)."""
+def page_offer(case: Case, gateway: Gateway) -> tuple[Offer | None, bool]:
+    """What can be paid now on the page, and whether the saved card was refused: it
+    would be offered but for a never-retry decline of it for that invoice (Visa
+    category 1, MAC 03, a lost card...), so the customer may pay only with another
+    card.  Even with the customer present that charge is a forbidden reattempt
+    (rules.md 2.1, 2.2)."""
     offer = _offer(case, gateway)
-    return offer is not None and bool(never_to_charge(offer.method, offer.invoice))
+    if offer is not None and never_to_charge(offer.method, offer.invoice):
+        return None, True
+    return offer, False
 
 
 def _offer(case: Case, gateway: Gateway) -> Offer | None:

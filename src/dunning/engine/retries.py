@@ -179,23 +179,13 @@ def never_to_charge(method: PaymentMethod, invoice: Invoice) -> list[str]:
     """Why `method` may never be charged for `invoice` again, even with the customer
     present (the pay page): its never-retry declines (`network_rules.never_again`).
     Empty when it may be."""
-    declines = PaymentAttempt.objects.filter(
-        Q(invoice=invoice) | Q(payment_method=method), outcome=AttemptOutcome.FAILED
-    ).select_related("invoice", "payment_method")
-    past = [
-        PastAttempt(
-            at=decline.attempted_at,
-            card=(
-                _card(decline.payment_method, used_at=decline.attempted_at)
-                if decline.payment_method
-                else Card(number="unknown", brand=Brand.OTHER)
-            ),
-            charge=Charge(decline.invoice.external_id, decline.amount, decline.currency),
-            succeeded=False,
-            classification=_classify(decline),
-        )
-        for decline in declines
-    ]
+    declines = list(
+        PaymentAttempt.objects.filter(
+            Q(invoice=invoice) | Q(payment_method=method), outcome=AttemptOutcome.FAILED
+        ).select_related("invoice", "payment_method")
+    )
+    refs = {decline.invoice_id: decline.invoice.external_id for decline in declines}
+    past = [_past(decline, refs) for decline in declines]
     charge = Charge(invoice.external_id, invoice.amount_remaining, invoice.currency)
     return never_again(card=_card(method), charge=charge, attempts=past)
 
@@ -810,7 +800,7 @@ def _cannot_ask(case: Case, due: _Due, *, batch: RetryBatch, now: datetime) -> s
     return f"no answer for {now - (case.charge_in_doubt_since or now)}, past the key's lifetime"
 
 
-def _past(attempt: _Attempt, invoice_refs: dict[int, str]) -> PastAttempt:
+def _past(attempt: _Attempt | PaymentAttempt, invoice_refs: dict[int, str]) -> PastAttempt:
     method = attempt.payment_method
     card = (
         _card(method, used_at=attempt.attempted_at)
@@ -1822,7 +1812,7 @@ def on_payment_method_changed(
 ) -> None:
     """A new or updated card: plan again, which retries at once when the card is new."""
     _ASK_NOW_CUSTOMER().run(customer=method.customer_id, now=now, until=now + LEASE)
-    _REPLAN_CUSTOMER().run(customer=method.customer_id, now=now)
+    _REPLAN_CUSTOMERS().run(customers=[method.customer_id], now=now)
 
 
 def on_gateway_retry_changed(*, invoice: Invoice, now: datetime, **_: Any) -> None:
@@ -1869,9 +1859,6 @@ _REPLAN_CUSTOMERS = PreparedUpdate(
     lambda: _replan(Case.objects.filter(customer_id__in=_ids("customers")))
 )
 _REPLAN_CASES = PreparedUpdate(lambda: _replan(Case.objects.filter(pk__in=_ids("ids"))))
-_REPLAN_CUSTOMER = PreparedUpdate(
-    lambda: _replan(Case.objects.filter(customer_id=Param("customer", BigIntegerField())))
-)
 _ASK_NOW_INVOICES = PreparedUpdate(
     lambda: _ask_now(Case.objects.filter(retry_invoice__in=_ids("invoices")))
 )

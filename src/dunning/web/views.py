@@ -111,7 +111,7 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
     ]
     gateway = get_gateway()
-    offer = pay_now.offer_for(case, gateway)
+    offer, card_refused = pay_now.page_offer(case, gateway)
     context = {
         "addressee": template_customer(customer).addressee,
         "invoices": invoices,
@@ -119,7 +119,7 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         # With a card on file the card page replaces it; without, it is how to pay by card.
         "has_card": offer is not None or card_to_charge(customer.pk) is not None,
         # The saved card was declined for good for this invoice: only another card.
-        "card_refused": offer is None and pay_now.card_refused(case, gateway),
+        "card_refused": card_refused,
         "total": format_money(case.amount_due, case.currency, locale=locale),
         "settled": case.state in SETTLED or case.amount_due == 0,
         "pay_now": _offer_text(offer, locale=locale) if offer else None,
