@@ -14,8 +14,8 @@ from django.db import transaction
 
 from dunning.core import cases
 from dunning.core.cases import CaseState, Transition
+from dunning.engine import retries
 from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
-from dunning.ledger.models import CollectionMethod
 
 __all__ = ["pause_case", "resume_case"]
 
@@ -43,11 +43,7 @@ def resume_case(case_id: int, *, now: datetime, reason: str, source: str) -> Cas
         _record(case, transition, now=now, source=source, data={})
         # A retry planned before the pause is planned afresh: the network rules and
         # the budget are judged again now (a charge in doubt keeps its key).
-        Case.objects.filter(
-            pk=case.pk,
-            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
-            charge_in_doubt_since=None,
-        ).update(next_retry_at=now, retry_key="", updated_at=now)
+        retries.plan_again([case.pk], now=now)
         case.refresh_from_db()
         return case
 

@@ -1815,6 +1815,12 @@ def on_payment_method_changed(
     _REPLAN_CUSTOMERS().run(customers=[method.customer_id], now=now)
 
 
+def plan_again(cases: Sequence[int], *, now: datetime) -> None:
+    """Have the retry stage plan these cases afresh now (those it may: active, charged
+    automatically, no charge in doubt), dropping any charge planned before."""
+    _REPLAN_CASES().run(ids=list(cases), now=now)
+
+
 def on_gateway_retry_changed(*, invoice: Invoice, now: datetime, **_: Any) -> None:
     """The gateway will charge the invoice again itself, or will not any more: its cases
     plan again, so that dunning waits for the gateway, or takes over once it has stopped."""
