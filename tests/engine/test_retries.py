@@ -830,6 +830,110 @@ def test_a_card_updated_after_a_decline_recorded_without_its_card_is_retried_at_
     assert case.next_retry_at == updated, case.retry_reason
 
 
+def billing_system_retried_last_month(*, tries: int, start: datetime, step: timedelta) -> None:
+    """Last month's invoice of the same amount: the billing system's charge and its own
+    retries, every one declined and reported without its card (the API allows it); then
+    the invoice was voided."""
+    add_invoice(
+        "in_last", number="INV-2000", due_at=start, collection_method="charge_automatically"
+    )
+    for n in range(tries):
+        services.record_payment_attempt(
+            invoice="in_last",
+            attempted_at=start + n * step,
+            outcome="failed",
+            now=start + n * step,
+            source="test",
+            decline_code="insufficient_funds",
+            gateway="stripe",
+        )
+    services.change_invoice_status(
+        invoice="in_last", status="void", now=start + tries * step, source="test"
+    )
+
+
+def test_declines_recorded_without_their_card_count_toward_the_visa_cap(
+    customer: None, bank: Bank
+) -> None:
+    # 16 declines of 99,000 THB from T0-20d, a day apart: 15 reattempts of one
+    # transaction (same card, same amount) on pm_visa, the only card on file then.
+    start = T0 - timedelta(days=20)
+    billing_system_retried_last_month(tries=16, start=start, step=timedelta(days=1))
+    add_invoice(collection_method="charge_automatically")
+    fail()  # this month's charge, the same amount on pm_visa: the 16th reattempt
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    # Visa: at most 15 reattempts in 30 days (rules.md 2.1). The reattempts were at
+    # start+1d ... start+15d and T0; the next keeps 15 in the window once start+2d
+    # has left it (start+32d = T0+12d).
+    assert case.next_retry_at is None or case.next_retry_at >= start + timedelta(days=32)
+    assert "Visa allows 15 reattempts" in case.retry_reason, case.retry_reason
+
+
+def test_declines_recorded_without_their_card_count_toward_mastercards_daily_cap(
+    customer: None, bank: Bank
+) -> None:
+    add_card("pm_mc", now=T0 - timedelta(days=30), brand="mastercard", last4="4444")
+    # Ten declines in the ten hours before T0, reported without their card, then
+    # this month's charge declined on pm_mc at T0: eleven in 24 hours.
+    start = T0 - timedelta(hours=10)
+    billing_system_retried_last_month(tries=10, start=start, step=timedelta(hours=1))
+    add_invoice(collection_method="charge_automatically")
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=T0,
+        outcome="failed",
+        now=T0,
+        source="test",
+        decline_code="expired_card",
+        gateway="stripe",
+        payment_method="pm_mc",
+    )
+    sync_cases(now=T0)
+    assert planned(bank).next_retry_at is None  # the customer must act
+    updated = T0 + timedelta(hours=1)
+    # The card updater renews the card: a retry at once, as far as the caps allow.
+    services.upsert_payment_method(
+        external_id="pm_mc", customer="cus_th", now=updated, source="stripe", exp_year=2032
+    )
+
+    case = planned(bank, updated)
+
+    # Mastercard: at most 10 declines on a card in 24 hours (rules.md 2.2): not
+    # before the second of the eleven (start + 1 h) has left the window.
+    assert case.next_retry_at is not None
+    assert case.next_retry_at >= start + timedelta(hours=25), case.retry_reason
+    assert "Mastercard allows 10 declines" in case.retry_reason
+
+
+def test_a_card_saved_after_declines_recorded_without_their_card_is_not_held_by_them(
+    customer: None, bank: Bank
+) -> None:
+    start = T0 - timedelta(days=20)
+    billing_system_retried_last_month(tries=16, start=start, step=timedelta(days=1))
+    add_invoice(collection_method="charge_automatically")
+    add_card("pm_new", now=T0 - timedelta(days=1), last4="1111")
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=T0,
+        outcome="failed",
+        now=T0,
+        source="test",
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        payment_method="pm_new",
+    )
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    # pm_new was saved after every one of them: none was on it.
+    assert case.next_retry_at is not None
+    assert case.next_retry_at < T0 + timedelta(days=3), case.retry_reason
+
+
 def lost_then_updated(case: Case, bank: Bank, **values: Any) -> datetime:
     """pm_visa is declined as lost at its planned retry; two days later the card updater
     changes it with `values`: when it did."""

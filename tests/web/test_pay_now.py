@@ -348,6 +348,34 @@ def test_a_card_declined_for_good_on_another_invoice_is_offered_unless_the_card_
     assert ("Use another card</button>" in html) is not offered
 
 
+def test_a_card_declined_as_lost_without_the_card_recorded_is_not_offered(
+    client: Client,
+    case: Case,
+    make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    # The billing system reported the decline without its card (the API allows it):
+    # it may have been the card on file then, so that card is not offered; a card
+    # saved after it certainly was not that card.
+    make_invoice("in_9", customer="cus_en", currency="USD", amount_due=1000, number="A-9")
+    services.record_payment_attempt(
+        invoice="in_9",
+        attempted_at=NOW,  # pm_cus_en has been on file since NOW
+        outcome="failed",
+        now=NOW,
+        source="api",
+        decline_code="lost_card",
+    )
+
+    html = client.get(path_of(case)).content.decode()
+    assert "Pay $49.99 now</button>" not in html and "Use another card</button>" in html
+
+    make_card("pm_new", customer="cus_en", last4="1111", now=NOW + timedelta(minutes=1))
+    html = client.get(path_of(case)).content.decode()
+    assert "Visa card ending in 1111" in html and "Pay $49.99 now</button>" in html
+
+
 def test_a_new_card_saved_after_the_decline_is_offered(
     client: Client, case: Case, make_card: Callable[..., Any], stripe_gateway: FakeStripe
 ) -> None:

@@ -177,15 +177,19 @@ def card_to_charge(customer_id: int) -> PaymentMethod | None:
 
 def never_to_charge(method: PaymentMethod, invoice: Invoice) -> list[str]:
     """Why `method` may never be charged for `invoice` again, even with the customer
-    present (the pay page): its never-retry declines (`network_rules.never_again`).
+    present (the pay page): its never-retry declines (`network_rules.never_again`), and
+    those recorded without their card that may have been on it (`_past`).
     Empty when it may be."""
     declines = list(
         PaymentAttempt.objects.filter(
-            Q(invoice=invoice) | Q(payment_method=method), outcome=AttemptOutcome.FAILED
+            Q(invoice=invoice)
+            | Q(payment_method=method)
+            | Q(customer_id=method.customer_id, payment_method__isnull=True),
+            outcome=AttemptOutcome.FAILED,
         ).select_related("invoice", "payment_method")
     )
     refs = {decline.invoice_id: decline.invoice.external_id for decline in declines}
-    past = [_past(decline, refs) for decline in declines]
+    past = [_past(decline, refs, on_file=method) for decline in declines]
     charge = Charge(invoice.external_id, invoice.amount_remaining, invoice.currency)
     return never_again(card=_card(method), charge=charge, attempts=past)
 
@@ -367,6 +371,7 @@ def retry_due(
 
 _ATTEMPT_FIELDS = (
     "pk",
+    "customer_id",
     "invoice_id",
     "payment_method_id",
     "attempted_at",
@@ -385,6 +390,7 @@ class _Attempt:
     """A recorded attempt as the planner reads it: plain values, not a model instance."""
 
     pk: int
+    customer_id: int
     invoice_id: int
     payment_method_id: int | None
     attempted_at: datetime
@@ -406,6 +412,9 @@ class _History:
     policies: dict[int, Policy]  # by PolicyVersion id
     by_invoice: dict[int, list[_Attempt]]  # the target invoices' attempts
     by_card: dict[int, list[_Attempt]]  # each card's attempts in the network windows
+    # By customer: attempts recorded without their card in the network windows (the
+    # API allows it), which may have been on any card on file then (`_past`).
+    cardless: dict[int, list[_Attempt]]
     invoice_refs: dict[int, str]  # external ids of the invoices those attempts were on
     payments: dict[int, list[datetime]]  # by customer, newest first
     declines: dict[int, list[datetime]]  # by customer, newest first
@@ -458,9 +467,13 @@ class RetryBatch:
         target_ids = {invoice.pk for invoice in self.targets.values()}
         by_invoice: dict[int, list[_Attempt]] = defaultdict(list)
         by_card: dict[int, list[_Attempt]] = defaultdict(list)
+        cardless: dict[int, list[_Attempt]] = defaultdict(list)
         window = now - NETWORK_LOOKBACK
         rows = _Reads.attempts().rows(
-            invoices=list(target_ids), cards=list(card_ids), window=window
+            invoices=list(target_ids),
+            cards=list(card_ids),
+            customers=list(customer_ids),
+            window=window,
         )
         # The cards those attempts were made on: mostly the batch's own, read already.
         known = {method.pk: method for methods in self.cards.values() for method in methods}
@@ -468,11 +481,23 @@ class RetryBatch:
         if wanted:
             known |= PaymentMethod.objects.in_bulk(wanted)
         for values in rows:
-            pk, invoice_id, method_id, at, outcome, amount, currency, decline, advice, net, mac = (
-                values
-            )
+            (
+                pk,
+                customer_id,
+                invoice_id,
+                method_id,
+                at,
+                outcome,
+                amount,
+                currency,
+                decline,
+                advice,
+                net,
+                mac,
+            ) = values
             attempt = _Attempt(
                 pk=pk,
+                customer_id=customer_id,
                 invoice_id=invoice_id,
                 payment_method_id=method_id,
                 attempted_at=at,
@@ -487,9 +512,18 @@ class RetryBatch:
             )
             if attempt.invoice_id in target_ids:
                 by_invoice[attempt.invoice_id].append(attempt)
-            if attempt.payment_method_id in card_ids and attempt.attempted_at >= window:
+            if attempt.attempted_at < window:
+                continue
+            if attempt.payment_method_id in card_ids:
                 by_card[attempt.payment_method_id].append(attempt)
-        seen_invoices = {a.invoice_id for group in by_card.values() for a in group}
+            elif attempt.payment_method_id is None:
+                cardless[attempt.customer_id].append(attempt)
+        seen_invoices = {
+            a.invoice_id
+            for groups in (by_card, cardless)
+            for group in groups.values()
+            for a in group
+        }
         invoice_refs = {invoice.pk: invoice.external_id for invoice in self.targets.values()}
         missing = seen_invoices - invoice_refs.keys()
         if missing:
@@ -515,6 +549,7 @@ class RetryBatch:
             policies={pk: policies.load(version) for pk, version in versions.items()},
             by_invoice=by_invoice,
             by_card=by_card,
+            cardless=cardless,
             invoice_refs=invoice_refs,
             payments=payments,
             declines=declines,
@@ -602,7 +637,11 @@ class RetryBatch:
         failures = [a for a in on_invoice if a.outcome == AttemptOutcome.FAILED]
         if not failures:
             return RetryPlan(None, "no declined charge to retry"), None
-        attempts = _merge(on_invoice, history.by_card.get(method.pk, []))
+        attempts = _merge(
+            on_invoice,
+            history.by_card.get(method.pk, []),
+            history.cardless.get(case.customer_id, []),
+        )
         policy = history.policies[case.policy_id]
         first, last = failures[0], failures[-1]
         zone = ZoneInfo(case.customer.time_zone)
@@ -614,7 +653,7 @@ class RetryBatch:
                 amount=invoice.amount_remaining,
                 currency=invoice.currency,
             ),
-            attempts=[_past(attempt, history.invoice_refs) for attempt in attempts],
+            attempts=[_past(attempt, history.invoice_refs, on_file=method) for attempt in attempts],
             budget=policy.retry,
             first_failure_at=first.attempted_at,
         )
@@ -622,7 +661,7 @@ class RetryBatch:
             now=self.now,
             zone=zone,
             decline_code=last.decline_code or "generic_decline",
-            classification=_classify(last),
+            classification=_classify(last, on_file=method),
             first_failure_at=first.attempted_at,
             original_charge_at=on_invoice[0].attempted_at,  # this invoice's first charge
             retries_done=len(failures) - 1,
@@ -735,12 +774,18 @@ class _Reads:
             detached_at__isnull=True,
         ).order_by(*CARD_ORDER)
     )
-    # The target invoices' attempts, and each card's in the network windows.
+    # The target invoices' attempts, and each card's in the network windows, and the
+    # customers' attempts recorded without their card in those windows.
     attempts = Prepared(
         lambda: (
             PaymentAttempt.objects.filter(
                 Q(invoice_id__in=_ids("invoices"))
                 | Q(payment_method_id__in=_ids("cards"), attempted_at__gte=_since("window"))
+                | Q(
+                    customer_id__in=_ids("customers"),
+                    payment_method__isnull=True,
+                    attempted_at__gte=_since("window"),
+                )
             )
             .order_by("attempted_at", "id")
             .values_list(*_ATTEMPT_FIELDS)
@@ -800,8 +845,21 @@ def _cannot_ask(case: Case, due: _Due, *, batch: RetryBatch, now: datetime) -> s
     return f"no answer for {now - (case.charge_in_doubt_since or now)}, past the key's lifetime"
 
 
-def _past(attempt: _Attempt | PaymentAttempt, invoice_refs: dict[int, str]) -> PastAttempt:
-    method = attempt.payment_method
+def _past(
+    attempt: _Attempt | PaymentAttempt,
+    invoice_refs: dict[int, str],
+    *,
+    on_file: PaymentMethod | None = None,
+) -> PastAttempt:
+    """The attempt as the network rules read it, when planning a charge on `on_file`.
+
+    An attempt recorded without its card (the API allows it) may have been made
+    on any card the customer had on file then, so it counts as made on
+    `on_file` if that card was saved by then: its caps and never-retry declines
+    are never undercounted (a card saved later is certainly another card, as
+    `_card_change` has it).
+    """
+    method = _card_of(attempt, on_file)
     card = (
         _card(method, used_at=attempt.attempted_at)
         if method
@@ -817,8 +875,19 @@ def _past(attempt: _Attempt | PaymentAttempt, invoice_refs: dict[int, str]) -> P
             currency=attempt.currency,
         ),
         succeeded=succeeded,
-        classification=None if succeeded else _classify(attempt),
+        classification=None if succeeded else _classify(attempt, on_file=on_file),
     )
+
+
+def _card_of(
+    attempt: _Attempt | PaymentAttempt, on_file: PaymentMethod | None
+) -> PaymentMethod | None:
+    """The card `attempt` was made on, or may have been (`_past`)."""
+    if attempt.payment_method is not None:
+        return attempt.payment_method
+    if on_file is not None and on_file.created_at <= attempt.attempted_at:
+        return on_file
+    return None
 
 
 def _merge(*groups: Iterable[_Attempt]) -> list[_Attempt]:
@@ -917,8 +986,11 @@ def _card(method: PaymentMethod, *, used_at: datetime | None = None) -> Card:
     return Card(number=number, brand=Brand.parse(method.brand), details=details)
 
 
-def _classify(attempt: _Attempt | PaymentAttempt) -> Classification:
-    brand = Brand.parse(attempt.payment_method.brand) if attempt.payment_method else Brand.OTHER
+def _classify(
+    attempt: _Attempt | PaymentAttempt, *, on_file: PaymentMethod | None = None
+) -> Classification:
+    method = _card_of(attempt, on_file)
+    brand = Brand.parse(method.brand) if method else Brand.OTHER
     return classify_decline(
         attempt.decline_code or "generic_decline",
         advice_code=attempt.advice_code,
