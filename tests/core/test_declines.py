@@ -19,6 +19,7 @@ from dunning.core.declines import (
     Wording,
     classify_decline,
     customer_text,
+    may_be_card_wide,
     visa_category,
 )
 
@@ -428,6 +429,62 @@ def test_codes_are_read_whatever_their_case_or_padding() -> None:
     )
     assert Brand.parse(" VISA ") is Brand.VISA
     assert Brand.parse("jcb") is Brand.OTHER
+
+
+def _forms(code: str) -> list[str]:
+    return sorted({code, code.upper(), code.lower(), code.lstrip("0") or code, f" {code} "})
+
+
+def _padded(code: str) -> st.SearchStrategy[str]:
+    """`code` as a gateway may send it: any case, with or without padding and spaces."""
+    return st.sampled_from(_forms(code))
+
+
+# Every code any table knows, and some nobody does.
+_NETWORK_CODES = [f"{n:02d}" for n in range(100)] + ["R0", "R1", "R3", "N3", "N4", "N7", "1A"]
+_DECLINE_CODES = [*DECLINE_CODES, "", "no_such_code"]
+
+
+@pytest.mark.parametrize("brand", list(Brand))
+def test_every_code_that_makes_a_decline_card_wide_is_searched_for(brand: Brand) -> None:
+    """Each code on its own, in every form: found by `may_be_card_wide`'s sets whenever it
+    makes the decline card-wide (the retry stage searches old declines by them alone)."""
+    for code in _DECLINE_CODES:
+        for form in _forms(code):
+            found = classify_decline(form, brand=brand)
+            if found.card_blocked or found.stop_recurring:
+                assert may_be_card_wide(form, "", ""), form
+    for network in _NETWORK_CODES:
+        for form in _forms(network):
+            found = classify_decline("generic_decline", network_decline_code=form, brand=brand)
+            if found.card_blocked or found.stop_recurring:
+                assert may_be_card_wide("generic_decline", form, ""), form
+            found = classify_decline("generic_decline", network_advice_code=form, brand=brand)
+            if found.card_blocked or found.stop_recurring:
+                assert may_be_card_wide("generic_decline", "", form), form
+
+
+@given(
+    code=st.sampled_from(_DECLINE_CODES).flatmap(_padded),
+    network=st.sampled_from(["", *_NETWORK_CODES]).flatmap(_padded),
+    mac=st.sampled_from(["", *_NETWORK_CODES]).flatmap(_padded),
+    advice=st.sampled_from(["", "confirm_card_data", "try_again_later", "do_not_try_again"]),
+    brand=st.sampled_from(list(Brand)),
+)
+def test_every_card_wide_decline_is_found_by_its_codes(
+    code: str, network: str, mac: str, advice: str, brand: Brand
+) -> None:
+    """The retry stage searches old declines for card-wide ones by `may_be_card_wide`'s
+    sets alone: none may slip past it."""
+    found = classify_decline(
+        code,
+        advice_code=advice,
+        network_decline_code=network,
+        network_advice_code=mac,
+        brand=brand,
+    )
+    if found.card_blocked or found.stop_recurring:
+        assert may_be_card_wide(code, network, mac)
 
 
 # ---------------------------------------------------------------- customer text

@@ -934,6 +934,43 @@ def test_a_card_saved_after_declines_recorded_without_their_card_is_not_held_by_
     assert case.next_retry_at < T0 + timedelta(days=3), case.retry_reason
 
 
+@pytest.mark.parametrize("card", ["pm_visa", None])
+def test_a_card_declined_as_lost_months_ago_is_not_retried_for_a_new_invoice(
+    customer: None, bank: Bank, card: str | None
+) -> None:
+    # pm_visa, on file for three months, the only card. Two months ago it was
+    # declined as lost for another amount (recorded with the card, or without it);
+    # the customer never brought another. This month's charge on it is declined
+    # with a vaguer code, as issuers often answer for a dead card.
+    PaymentMethod.objects.filter(external_id="pm_visa").update(
+        created_at=T0 - timedelta(days=90)
+    )
+    long_ago = T0 - timedelta(days=60)
+    add_invoice(
+        "in_last", number="INV-2000", due_at=long_ago, collection_method="charge_automatically"
+    )
+    services.record_payment_attempt(
+        invoice="in_last",
+        attempted_at=long_ago,
+        outcome="failed",
+        now=long_ago,
+        source="test",
+        amount=AMOUNT // 2,  # another transaction
+        decline_code="generic_decline",
+        network_code="41",  # Visa category 1: lost card
+        gateway="stripe",
+        payment_method=card,
+    )
+    services.change_invoice_status(invoice="in_last", status="void", now=long_ago, source="test")
+    add_invoice(collection_method="charge_automatically")
+    fail(code="do_not_honor")
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    assert case.next_retry_at is None
+    assert "the card will never be approved" in case.retry_reason, case.retry_reason
+
 def lost_then_updated(case: Case, bank: Bank, **values: Any) -> datetime:
     """pm_visa is declined as lost at its planned retry; two days later the card updater
     changes it with `values`: when it did."""

@@ -349,6 +349,35 @@ def classify_decline(
     return _classify(decline_code, advice_code, network_decline_code, network_advice_code, brand)
 
 
+# What can make a decline card-wide (`Classification.card_blocked` or
+# `stop_recurring`: never that card again, for any invoice), so that old declines
+# can be searched for them without classifying each: decline codes as
+# `classify_decline` reads them (trimmed, lower case), network response and
+# advice codes trimmed and upper case, in both the two-digit form and without
+# its leading zero ("04" and "4"), as `_network_code` reads them.  A superset:
+# what is found is classified as usual.
+CARD_WIDE_DECLINE_CODES = frozenset(
+    _CARD_BLOCKED | {code for code, row in DECLINE_CODES.items() if row.stop_recurring}
+)
+CARD_WIDE_NETWORK_CODES = frozenset(
+    variant
+    for code in _VISA_CARD_BLOCKED | _VISA_STOP_RECURRING | _MASTERCARD_NEVER.keys()
+    for variant in (code, code.lstrip("0"))
+)
+CARD_WIDE_ADVICE_CODES = frozenset({_MAC_STOP_RECURRING, _MAC_STOP_RECURRING.lstrip("0")})
+
+
+def may_be_card_wide(
+    decline_code: str, network_decline_code: str, network_advice_code: str
+) -> bool:
+    """Whether a decline with these codes may be card-wide (the sets above, as SQL reads them)."""
+    return (
+        decline_code.strip().lower() in CARD_WIDE_DECLINE_CODES
+        or network_decline_code.strip().upper() in CARD_WIDE_NETWORK_CODES
+        or network_advice_code.strip().upper() in CARD_WIDE_ADVICE_CODES
+    )
+
+
 # Pure, and asked about the same few codes for every attempt a planner weighs: kept.
 @lru_cache(maxsize=4096)
 def _classify(

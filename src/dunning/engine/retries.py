@@ -71,11 +71,18 @@ from django.db.models import (
     When,
 )
 from django.db.models import Case as Cond
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower, Trim, Upper
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
 from dunning.core.cases import CaseState
-from dunning.core.declines import Brand, Classification, classify_decline
+from dunning.core.declines import (
+    CARD_WIDE_ADVICE_CODES,
+    CARD_WIDE_DECLINE_CODES,
+    CARD_WIDE_NETWORK_CODES,
+    Brand,
+    Classification,
+    classify_decline,
+)
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry, never_again
 from dunning.core.policy import Policy
 from dunning.core.retry_timing import (
@@ -475,49 +482,35 @@ class RetryBatch:
             customers=list(customer_ids),
             window=window,
         )
+        # Before the network windows, only what may bar a card for good counts.
+        card_wide = _Reads.card_wide().rows(
+            cards=list(card_ids), customers=list(customer_ids), window=window
+        )
         # The cards those attempts were made on: mostly the batch's own, read already.
         known = {method.pk: method for methods in self.cards.values() for method in methods}
-        wanted = {row[2] for row in rows if row[2] is not None} - known.keys()
+        card_column = _ATTEMPT_FIELDS.index("payment_method_id")
+        wanted = {row[card_column] for row in rows} - {None} - known.keys()
         if wanted:
             known |= PaymentMethod.objects.in_bulk(wanted)
-        for values in rows:
-            (
-                pk,
-                customer_id,
-                invoice_id,
-                method_id,
-                at,
-                outcome,
-                amount,
-                currency,
-                decline,
-                advice,
-                net,
-                mac,
-            ) = values
-            attempt = _Attempt(
-                pk=pk,
-                customer_id=customer_id,
-                invoice_id=invoice_id,
-                payment_method_id=method_id,
-                attempted_at=at,
-                outcome=outcome,
-                amount=amount,
-                currency=currency,
-                decline_code=decline,
-                advice_code=advice,
-                network_code=net,
-                network_advice_code=mac,
-                payment_method=known.get(method_id) if method_id else None,
-            )
-            if attempt.invoice_id in target_ids:
-                by_invoice[attempt.invoice_id].append(attempt)
-            if attempt.attempted_at < window:
-                continue
+
+        def attempt_of(values: tuple[Any, ...]) -> _Attempt:
+            fields = dict(zip(_ATTEMPT_FIELDS, values, strict=True))
+            method_id = fields["payment_method_id"]
+            return _Attempt(**fields, payment_method=known.get(method_id) if method_id else None)
+
+        def on_its_card(attempt: _Attempt) -> None:
             if attempt.payment_method_id in card_ids:
                 by_card[attempt.payment_method_id].append(attempt)
             elif attempt.payment_method_id is None:
                 cardless[attempt.customer_id].append(attempt)
+
+        for attempt in map(attempt_of, rows):
+            if attempt.invoice_id in target_ids:
+                by_invoice[attempt.invoice_id].append(attempt)
+            if attempt.attempted_at >= window:
+                on_its_card(attempt)
+        for attempt in map(attempt_of, card_wide):
+            on_its_card(attempt)
         seen_invoices = {
             a.invoice_id
             for groups in (by_card, cardless)
@@ -786,6 +779,30 @@ class _Reads:
                     payment_method__isnull=True,
                     attempted_at__gte=_since("window"),
                 )
+            )
+            .order_by("attempted_at", "id")
+            .values_list(*_ATTEMPT_FIELDS)
+        )
+    )
+    # The cards' declines from before the network windows that may bar a card for good
+    # (`declines.may_be_card_wide`), and the customers' recorded without their card.
+    card_wide = Prepared(
+        lambda: (
+            PaymentAttempt.objects.alias(
+                code=Lower(Trim("decline_code")),
+                network=Upper(Trim("network_code")),
+                mac=Upper(Trim("network_advice_code")),
+            )
+            .filter(
+                Q(payment_method_id__in=_ids("cards"))
+                | Q(customer_id__in=_ids("customers"), payment_method__isnull=True),
+                outcome=AttemptOutcome.FAILED,
+                attempted_at__lt=_since("window"),
+            )
+            .filter(
+                Q(code__in=sorted(CARD_WIDE_DECLINE_CODES))
+                | Q(network__in=sorted(CARD_WIDE_NETWORK_CODES))
+                | Q(mac__in=sorted(CARD_WIDE_ADVICE_CODES))
             )
             .order_by("attempted_at", "id")
             .values_list(*_ATTEMPT_FIELDS)
