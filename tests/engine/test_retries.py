@@ -971,6 +971,34 @@ def test_a_card_declined_as_lost_months_ago_is_not_retried_for_a_new_invoice(
     assert case.next_retry_at is None
     assert "the card will never be approved" in case.retry_reason, case.retry_reason
 
+def test_a_decline_on_another_card_does_not_hold_the_card_charged(
+    customer: None, bank: Bank
+) -> None:
+    # pm_old, saved long ago, was declined as lost for this invoice and then taken
+    # off file; pm_visa was on file then too, but the decline names its card:
+    # pm_visa may be charged.
+    add_card("pm_old", now=T0 - timedelta(days=60), last4="0000")
+    add_invoice(collection_method="charge_automatically")
+    services.record_payment_attempt(
+        invoice="in_th",
+        attempted_at=T0,
+        outcome="failed",
+        now=T0,
+        source="test",
+        decline_code="lost_card",
+        gateway="stripe",
+        payment_method="pm_old",
+    )
+    services.detach_payment_method(external_id="pm_old", now=T0, source="test")
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    assert case.next_retry_at is not None, case.retry_reason
+    assert case.retry_payment_method is not None
+    assert case.retry_payment_method.external_id == "pm_visa"
+
+
 def lost_then_updated(case: Case, bank: Bank, **values: Any) -> datetime:
     """pm_visa is declined as lost at its planned retry; two days later the card updater
     changes it with `values`: when it did."""
