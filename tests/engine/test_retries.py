@@ -942,9 +942,7 @@ def test_a_card_declined_as_lost_months_ago_is_not_retried_for_a_new_invoice(
     # declined as lost for another amount (recorded with the card, or without it);
     # the customer never brought another. This month's charge on it is declined
     # with a vaguer code, as issuers often answer for a dead card.
-    PaymentMethod.objects.filter(external_id="pm_visa").update(
-        created_at=T0 - timedelta(days=90)
-    )
+    PaymentMethod.objects.filter(external_id="pm_visa").update(created_at=T0 - timedelta(days=90))
     long_ago = T0 - timedelta(days=60)
     add_invoice(
         "in_last", number="INV-2000", due_at=long_ago, collection_method="charge_automatically"
@@ -970,6 +968,7 @@ def test_a_card_declined_as_lost_months_ago_is_not_retried_for_a_new_invoice(
 
     assert case.next_retry_at is None
     assert "the card will never be approved" in case.retry_reason, case.retry_reason
+
 
 def test_a_decline_on_another_card_does_not_hold_the_card_charged(
     customer: None, bank: Bank
