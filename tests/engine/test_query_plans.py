@@ -20,13 +20,13 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 20, 3, 0, tzinfo=UTC)
 
 
-def _bound(sql: str, params: Any) -> tuple[str, list[Any]]:
-    """The compiled statement with three ids for a list and NOW for each other value."""
+def _bound(sql: str, params: Any, *, ids: int = 3) -> tuple[str, list[Any]]:
+    """The compiled statement with `ids` ids for a list and NOW for each other value."""
     values: list[Any] = []
     for param in params:
         if isinstance(param, ParamList):
-            sql = sql.replace(param.marker, "%s, %s, %s", 1)
-            values += [1, 2, 3]
+            sql = sql.replace(param.marker, ", ".join(["%s"] * ids), 1)
+            values += list(range(1, ids + 1))
         elif hasattr(param, "prepare"):
             values.append(param.prepare(NOW, connection))
         else:
@@ -102,3 +102,17 @@ def test_no_index_only_repeats_the_first_columns_of_another() -> None:
             if wider:
                 redundant.append(f"{table}.{name} {columns} (served by {wider})")
     assert not redundant, redundant
+
+
+@pytest.mark.parametrize("read", ["attempts", "card_wide"])
+def test_the_attempts_recorded_without_their_card_are_read_by_customer(read: str) -> None:
+    """The retry stage reads a few customers' card-less attempts; an index of every
+    attempt's card would have SQLite read all card-less ones for them."""
+    query = getattr(retries._Reads, read)().queryset.query
+    compiler = query.clone().get_compiler(using="default")
+    plan = _plan(*_bound(*compiler.as_sql(), ids=30))  # a batch's customers and cards
+    if connection.vendor == "sqlite":
+        assert "attempt_customer_idx" in plan, plan
+    assert (
+        "Seq Scan on ledger_paymentattempt" not in plan and "SCAN ledger_paymentattempt" not in plan
+    ), plan
