@@ -18,6 +18,7 @@ from dunning.core.retry_timing import (
     DAILY_DECAY,
     DAY_HOURS,
     MIN_HOUR_SAMPLES,
+    MIN_SEGMENT_HOURS,
     CardChange,
     HourStats,
     Paydays,
@@ -26,6 +27,8 @@ from dunning.core.retry_timing import (
     Strategy,
     _best_slot,
     _micros,
+    card_segments,
+    hours_for,
     plan_retry,
 )
 
@@ -523,6 +526,48 @@ def test_with_every_daytime_hour_learned_the_best_one_wins() -> None:
 
     assert local(plan.at) == "2026-03-17 15:00"
     assert "your retries succeed most at 15:00" in plan.reason
+
+
+def test_a_card_s_hours_are_learned_by_brand_and_country_the_most_specific_first() -> None:
+    assert card_segments("Visa", "th") == ("visa/TH", "visa/", "/TH", "")
+    assert card_segments("mastercard", "") == ("mastercard/", "")
+    assert card_segments("", "JP") == ("/JP", "")
+    assert card_segments("", "") == ("",)
+
+
+def _learned(segment: str, best: int, *, known: int = 13) -> HourStats:
+    """A segment's hours: `known` daytime hours at 10%, `best` at 60%."""
+    table = [(0, 0)] * 24
+    for hour in list(range(8, 21))[:known]:
+        table[hour] = (10, 100)
+    table[best] = (60, 100)
+    return HourStats(tuple(table), segment)
+
+
+def test_a_card_follows_the_most_specific_segment_that_has_seen_enough_retries() -> None:
+    segments = card_segments("visa", "TH")
+    everyone, visa, thai = _learned("", 9), _learned("visa/", 14), _learned("/TH", 16)
+    learned = {s.segment: s for s in (everyone, visa, thai)}
+
+    assert hours_for(learned, segments) is visa
+    # Thai Visa cards have a few hours of their own: not enough to follow yet.
+    learned["visa/TH"] = _learned("visa/TH", 12, known=MIN_SEGMENT_HOURS - 1)
+    assert hours_for(learned, segments) is visa
+    learned["visa/TH"] = few = _learned("visa/TH", 12, known=MIN_SEGMENT_HOURS)
+    assert hours_for(learned, segments) is few
+    assert hours_for({"": everyone}, segments) is everyone
+    assert hours_for({}, segments) == HourStats()
+
+
+def test_the_reason_names_the_cards_whose_hours_were_followed() -> None:
+    ctx = context(
+        now=bkk("2026-03-16T22:00"), code="an_unknown_code", hours=_learned("visa/TH", 15)
+    )
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert local(plan.at) == "2026-03-17 15:00"
+    assert "your retries on Visa cards from TH succeed most at 15:00" in plan.reason
 
 
 def test_a_payday_s_try_keeps_to_mid_morning_whatever_the_hour_statistics_say() -> None:

@@ -96,3 +96,24 @@ def test_charges_planned_before_they_were_stored_are_named_from_their_keys() -> 
         8000,
     )
     assert cases.get(pk=unknown.pk).retry_invoice_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hour_statistics_learned_so_far_become_those_of_every_card() -> None:
+    before = [("engine", "0013_policy_key_help_text")]
+    after = [("engine", "0014_retry_stats_by_card")]
+    apps = migrate(before).loader.project_state(before).apps
+    apps.get_model("engine", "RetryHourStat").objects.bulk_create(
+        apps.get_model("engine", "RetryHourStat")(hour=hour, successes=hour, attempts=100)
+        for hour in (9, 10, 23)
+    )
+
+    executor = migrate(after)
+
+    stats = executor.loader.project_state(after).apps.get_model("engine", "RetryStat")
+    assert sorted(stats.objects.values_list("segment", "hour", "successes", "attempts")) == [
+        ("", 9, 9, 100),
+        ("", 10, 10, 100),
+        ("", 23, 23, 100),
+    ]
+    migrate(executor.loader.graph.leaf_nodes())

@@ -19,7 +19,7 @@ from dunning.core.retry_timing import Strategy
 from dunning.engine import policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
-from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
+from dunning.engine.models import Case, CaseEvent, Message, MessageStatus, RetryStat
 from dunning.engine.retries import (
     CHARGES_OFF,
     GATEWAY_SILENCE,
@@ -996,6 +996,52 @@ def test_a_decline_on_another_card_does_not_hold_the_card_charged(
     assert case.next_retry_at is not None, case.retry_reason
     assert case.retry_payment_method is not None
     assert case.retry_payment_method.external_id == "pm_visa"
+
+
+def test_each_retry_teaches_the_hours_of_its_card_s_brand_and_country(
+    case: Case, bank: Bank
+) -> None:
+    at = planned_at(bank)
+    bank.answer(decline("insufficient_funds"))
+    bank.run(at)
+
+    learned = {
+        (stat.segment, stat.hour): (stat.successes, stat.attempts)
+        for stat in RetryStat.objects.all()
+    }
+    hour = local(at).hour  # the customer's local hour
+    # pm_visa has no issuing country on file: the customer's (TH) stands in.
+    assert learned == {
+        ("visa/TH", hour): (0, 1),
+        ("visa/", hour): (0, 1),
+        ("/TH", hour): (0, 1),
+        ("", hour): (0, 1),
+    }
+    at = Case.objects.get().next_retry_at  # planned again after the decline
+    bank.answer(ok)
+    assert bank.run(local(at)).recovered == 1
+    assert RetryStat.objects.get(segment="visa/TH", hour=local(at).hour).successes == 1
+
+
+def test_a_card_follows_the_hours_learned_for_its_brand_and_country(
+    customer: None, bank: Bank
+) -> None:
+    # Every card: 09:00 is best. Thai Visa cards: 15:00 is.
+    for segment, best in (("", 9), ("visa/TH", 15)):
+        RetryStat.objects.bulk_create(
+            RetryStat(
+                segment=segment, hour=hour, successes=60 if hour == best else 10, attempts=100
+            )
+            for hour in range(8, 21)
+        )
+    add_invoice(collection_method="charge_automatically")
+    fail(code="an_unknown_code")
+    sync_cases(now=T0)
+
+    case = planned(bank)
+
+    assert local(case.next_retry_at).hour == 15
+    assert "your retries on Visa cards from TH succeed most at 15:00" in case.retry_reason
 
 
 def lost_then_updated(case: Case, bank: Bank, **values: Any) -> datetime:

@@ -22,7 +22,11 @@ best one per day; of the days worth a try it takes the earliest.  What scores:
   risk rules): daytime local hours score above night ones, and once the
   tenant has enough attempts of its own, each hour is scaled by how it fares
   against the tenant's other hours (learned online: `HourStats`), except on
-  a payday, whose try keeps to mid-morning (see `_smart`).
+  a payday, whose try keeps to mid-morning (see `_smart`).  Issuers differ,
+  so the hours are learned for each card brand and country too, and a card
+  follows the most specific of those that has seen enough retries
+  (`card_segments`, `hours_for`): Visa cards from Thailand, then Visa cards,
+  then cards from Thailand, then all.
 - **Soon.**  Of two equal moments the sooner wins: recovery time matters.
 
 The fixed schedule is the competent baseline of the simulator: the budget
@@ -33,7 +37,7 @@ Both respect the same window: neither may break a network rule or the budget.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -41,6 +45,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from dunning.core.declines import Classification
+from dunning.core.formatting import card_brand_name
 from dunning.core.network_rules import RetryWindow
 from dunning.core.policy import RetryBudget
 
@@ -82,6 +87,8 @@ DAY_HOURS = range(8, 21)  # local hours a retry may be planned at
 PREFERRED_HOUR = 10  # mid-morning: issuers' batches are done, people are awake
 NIGHT = range(0, 6)
 MIN_HOUR_SAMPLES = 30  # a tenant's hour statistics count from this many attempts
+# A brand's or country's own hours are followed once this many daytime hours count.
+MIN_SEGMENT_HOURS = 6
 DAILY_DECAY = 0.97  # a day later is worth this much of today, other things equal
 WORTH_A_TRY = 0.5  # a day scoring less than this share of the best day is skipped
 PAYDAY_MONEY = 1.0  # a day that may still see a payday's money
@@ -238,9 +245,25 @@ class Paydays:
 
 @dataclass(frozen=True, slots=True)
 class HourStats:
-    """The tenant's retry outcomes per local hour: (successes, attempts), 24 entries."""
+    """The tenant's retry outcomes per local hour: (successes, attempts), 24 entries;
+    `segment` says of which cards (`card_segments`): "" for all of them."""
 
     hours: tuple[tuple[int, int], ...] = field(default=((0, 0),) * 24)
+    segment: str = ""
+
+    @property
+    def known_hours(self) -> int:
+        """How many daytime hours have enough attempts to count."""
+        return sum(1 for hour in DAY_HOURS if self.hours[hour][1] >= MIN_HOUR_SAMPLES)
+
+    @property
+    def whose(self) -> str:
+        """Whose retries these are, in words: "your retries", "your retries on Visa cards"."""
+        brand, _, country = self.segment.partition("/")
+        if not (brand or country):
+            return "your retries"
+        cards = f"{card_brand_name(brand)} cards" if brand else "cards"
+        return f"your retries on {cards}" + (f" from {country}" if country else "")
 
     def rate(self, hour: int) -> float | None:
         successes, attempts = self.hours[hour]
@@ -258,7 +281,29 @@ class HourStats:
         hours = list(self.hours)
         successes, attempts = hours[hour]
         hours[hour] = (successes + succeeded, attempts + 1)
-        return HourStats(tuple(hours))
+        return HourStats(tuple(hours), self.segment)
+
+
+def card_segments(brand: str, country: str) -> tuple[str, ...]:
+    """The segments a card's retry outcomes are learned under, the most specific first:
+    "visa/TH" (Visa cards from Thailand), "visa/", "/TH", and "" for every card.
+    `brand` as the ledger has it (any case), `country` an ISO code; either may be blank."""
+    brand = brand.strip().lower().replace(" ", "_")
+    country = country.strip().upper()
+    segments = [f"{brand}/{country}", f"{brand}/", f"/{country}"] if brand and country else []
+    if not segments:
+        segments = [f"{brand}/"] if brand else [f"/{country}"] if country else []
+    return (*segments, "")
+
+
+def hours_for(learned: Mapping[str, HourStats], segments: Sequence[str]) -> HourStats:
+    """The statistics a card's retries follow: of its `segments`, the first (the most
+    specific) with MIN_SEGMENT_HOURS daytime hours known, else those of every card."""
+    for segment in segments[:-1]:
+        found = learned.get(segment)
+        if found is not None and found.known_hours >= MIN_SEGMENT_HOURS:
+            return found
+    return learned.get("", HourStats())
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +572,7 @@ def _why(context: RetryContext, slot: datetime) -> str:
     if code in AVAILABILITY_CODES:
         return f"{code}: the issuer could not answer; retry by day"
     if context.hours.rate(local.hour) is not None:
-        return f"{code}: your retries succeed most at {local.hour:02d}:00"
+        return f"{code}: {context.hours.whose} succeed most at {local.hour:02d}:00"
     if 9 <= local.hour <= 11:
         return f"{code}: retry mid-morning, when issuers decline least"
     return f"{code}: retry by day, when issuers decline less than at night"

@@ -316,20 +316,25 @@ class MessageTemplate(models.Model):
         return f"{self.key} ({self.channel}, {self.locale}) v{self.version}"
 
 
-class RetryHourStat(models.Model):
+class RetryStat(models.Model):
     """The tenant's own retry outcomes per local hour of the customer: what smart retries learn.
 
-    Updated after every retry the engine makes (`engine.retries`); 24 rows.
+    One row per hour for every card (`segment` "") and per hour for each card
+    brand, issuing country, and brand and country (`retry_timing.card_segments`:
+    "visa/", "/TH", "visa/TH"), updated after every retry the engine makes
+    (`engine.retries`).
     """
 
-    hour = models.PositiveSmallIntegerField(primary_key=True)
+    segment = models.CharField(max_length=40, blank=True)
+    hour = models.PositiveSmallIntegerField()
     successes = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(hour__lte=23), name="retry_hour_valid"),
+            models.UniqueConstraint(fields=["segment", "hour"], name="retry_stat_segment_hour"),
+            models.CheckConstraint(condition=models.Q(hour__lte=23), name="retry_stat_hour_valid"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.hour:02d}:00 {self.successes}/{self.attempts}"
+        return f"{self.segment or 'all cards'} {self.hour:02d}:00 {self.successes}/{self.attempts}"

@@ -55,16 +55,13 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     CharField,
     DateTimeField,
     Exists,
-    F,
-    IntegerField,
     OuterRef,
-    PositiveSmallIntegerField,
     Q,
     QuerySet,
     Value,
@@ -93,6 +90,8 @@ from dunning.core.retry_timing import (
     RetryContext,
     RetryPlan,
     Strategy,
+    card_segments,
+    hours_for,
     plan_retry,
 )
 from dunning.db import (
@@ -107,7 +106,7 @@ from dunning.db import (
 )
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
-from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryHourStat
+from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryStat
 from dunning.gateways.base import (
     AbandonGateway,
     ChargeLookupGateway,
@@ -121,6 +120,7 @@ from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
+    Customer,
     Invoice,
     InvoiceStatus,
     Payment,
@@ -415,7 +415,7 @@ class _Attempt:
 class _History:
     """What planning needs beyond the invoice and the card: read only when a case is planned."""
 
-    hours: HourStats
+    hours: dict[str, HourStats]  # by segment (`retry_timing.card_segments`), as far as needed
     policies: dict[int, Policy]  # by PolicyVersion id
     by_invoice: dict[int, list[_Attempt]]  # the target invoices' attempts
     by_card: dict[int, list[_Attempt]]  # each card's attempts in the network windows
@@ -538,7 +538,9 @@ class RetryBatch:
             )
         }
         return _History(
-            hours=_hour_stats(),
+            hours=_learned_hours(
+                {segment for case in self.cases for segment in self._segments(case)}
+            ),
             policies={pk: policies.load(version) for pk, version in versions.items()},
             by_invoice=by_invoice,
             by_card=by_card,
@@ -669,7 +671,7 @@ class RetryBatch:
                     if at < first.attempted_at
                 ][:PAYDAY_DECLINES],
             ),
-            hours=history.hours,
+            hours=hours_for(history.hours, self._segments(case)),
             card_change=_card_change(last, method),
         )
         plan = plan_retry(context, self.strategy)
@@ -717,6 +719,11 @@ class RetryBatch:
         with no word of it is the gateway's forgotten plan, not a promise."""
         at = invoice.gateway_retry_at
         return at is not None and self.now < at + GATEWAY_SILENCE
+
+    def _segments(self, case: Case) -> tuple[str, ...]:
+        """What the hour statistics of the card to charge are learned under."""
+        methods = self.cards.get(case.customer_id)
+        return _card_segments(methods[0] if methods else None, case.customer)
 
     def _invoice(self, pk: int) -> Invoice | None:
         return Invoice.objects.filter(pk=pk).first()
@@ -1017,15 +1024,18 @@ def _classify(
     )
 
 
-def _hour_stats() -> HourStats:
-    hours = [(0, 0)] * 24
-    for hour, successes, attempts in _HOUR_STATS().rows():
-        hours[hour] = (successes, attempts)
-    return HourStats(tuple(hours))
+def _learned_hours(segments: set[str]) -> dict[str, HourStats]:
+    """The tenant's hour statistics of these segments (`RetryStat`)."""
+    tables: dict[str, list[tuple[int, int]]] = {}
+    for segment, hour, successes, attempts in _HOUR_STATS().rows(segments=sorted(segments)):
+        tables.setdefault(segment, [(0, 0)] * 24)[hour] = (successes, attempts)
+    return {segment: HourStats(tuple(table), segment) for segment, table in tables.items()}
 
 
 _HOUR_STATS = Prepared(
-    lambda: RetryHourStat.objects.values_list("hour", "successes", "attempts")
+    lambda: RetryStat.objects.filter(segment__in=ParamList("segments", CharField())).values_list(
+        "segment", "hour", "successes", "attempts"
+    )
 )  # read by every batch that plans
 
 
@@ -1198,7 +1208,7 @@ def _record(
     """
     if not answered:
         return
-    learned: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    learned: dict[tuple[str, int], tuple[int, int]] = defaultdict(lambda: (0, 0))
     with transaction.atomic():
         # An answer its own webhook (payment_intent.*) recorded first is on the
         # ledger already, under the same reference: it is not recorded twice.
@@ -1231,9 +1241,11 @@ def _record(
                     continue
             counts["recovered" if result.succeeded else "declined"] += 1
             recorded.append(due.case.pk)
-            hour = now.astimezone(ZoneInfo(due.case.customer.time_zone)).hour
-            successes, attempts = learned[hour]
-            learned[hour] = (successes + int(result.succeeded), attempts + 1)
+            customer = due.case.customer
+            hour = now.astimezone(ZoneInfo(customer.time_zone)).hour
+            for segment in _card_segments(due.method, customer):
+                successes, attempts = learned[segment, hour]
+                learned[segment, hour] = (successes + int(result.succeeded), attempts + 1)
         _learn(learned)
         # Answered: no longer in doubt.  A case paused, exhausted or closed is not
         # planned; it keeps no key (a paused one is planned afresh when resumed).
@@ -1853,29 +1865,30 @@ def _not_settled(case: Case, *, now: datetime) -> None:
     )
 
 
-def _learn(learned: dict[int, tuple[int, int]]) -> None:
-    """Add a chunk's outcomes to the tenant's success rate by local hour."""
-    for hour, (successes, attempts) in sorted(learned.items()):
-        updated = _ADD_TO_HOUR().run(hour=hour, attempts=attempts, successes=successes)
-        if not updated:
-            RetryHourStat.objects.get_or_create(
-                hour=hour, defaults={"attempts": attempts, "successes": successes}
-            )
+def _card_segments(method: PaymentMethod | None, customer: Customer) -> tuple[str, ...]:
+    """The segments a charge on `method` is learned under (`retry_timing.card_segments`):
+    its brand and issuing country, or the customer's country when the card's is unknown."""
+    if method is None:
+        return card_segments("", customer.country)
+    return card_segments(method.brand, method.country or customer.country)
 
 
-def _count(name: str) -> Param:
-    return Param(name, IntegerField())
-
-
-_ADD_TO_HOUR = PreparedUpdate(
-    lambda: (
-        RetryHourStat.objects.filter(hour=Param("hour", PositiveSmallIntegerField())),
-        {
-            "attempts": F("attempts") + _count("attempts"),
-            "successes": F("successes") + _count("successes"),
-        },
-    )
-)  # every recorded chunk
+def _learn(learned: dict[tuple[str, int], tuple[int, int]]) -> None:
+    """Add a chunk's outcomes to the tenant's success rates by segment and local hour: one
+    statement, whatever other workers add at the same time (rows in one order)."""
+    if not learned:
+        return
+    rows = sorted(learned.items())
+    table = RetryStat._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (segment, hour, successes, attempts) VALUES "  # noqa: S608
+            + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+            + " ON CONFLICT (segment, hour) DO UPDATE SET"
+            f" successes = {table}.successes + excluded.successes,"
+            f" attempts = {table}.attempts + excluded.attempts",
+            [value for (segment, hour), counts in rows for value in (segment, hour, *counts)],
+        )
 
 
 # ---------------------------------------------------------------- signals
