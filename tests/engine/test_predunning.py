@@ -44,6 +44,7 @@ def card(
     exp_year: int = 2026,
     external_id: str = "pm_1",
     added: datetime = NIGHT - timedelta(days=60),
+    default: bool = True,
 ) -> PaymentMethod:
     method, _ = services.upsert_payment_method(
         external_id=external_id,
@@ -55,7 +56,7 @@ def card(
         last4="4242",
         exp_month=exp_month,
         exp_year=exp_year,
-        is_default=True,
+        is_default=default,
     )
     return method
 
@@ -396,3 +397,53 @@ def test_a_card_that_stops_at_the_very_instant_of_the_renewal_is_asked_about(
     # The next renewal charges at 1 March 00:00 London, the first instant the card
     # no longer works: it will be declined, so the customer must be asked.
     assert [card.method for card in expiring_cards(now=now)] == [method]
+
+
+def test_s4_as_the_webhooks_tell_it_the_only_card_on_file_is_asked_about(
+    stripe: StripePoster, settings: Any, tmp_path: Any
+) -> None:
+    # No customer.* event names the legacy card the default_source, but it is the
+    # only card on file: the one the renewal and any retry are charged to.
+    cast = play_s4(stripe, skip=(3,))["cast"]
+    method = PaymentMethod.objects.get(external_id="card_19qdvuUgLm7QxR2nVbt8R3St")
+    assert (method.is_default, method.detached_at) == (False, None)
+
+    worker_pass("2026-07-20T09:00:00Z", settings, tmp_path)
+
+    message = Message.objects.get(step="card.expiring")
+    assert message.to == cast["customer_email"]
+    assert "Visa card ending in 3220" in message.subject
+
+
+def test_of_two_cards_with_no_default_the_one_charged_is_asked_about(
+    customer: Customer,
+) -> None:
+    # Dunning charges the default, else the card saved last (retries.card_to_charge).
+    card(
+        customer,
+        external_id="pm_old",
+        exp_year=2030,
+        added=NIGHT - timedelta(days=90),
+        default=False,
+    )
+    charged = card(customer, external_id="pm_new", added=NIGHT - timedelta(days=30), default=False)
+    renewal(customer)
+
+    assert [due.method for due in expiring_cards(now=NIGHT)] == [charged]
+
+
+def test_of_two_cards_with_no_default_one_not_charged_is_not_asked_about(
+    customer: Customer,
+) -> None:
+    # pm_old expires in July, but pm_new, saved later, is the card charged.
+    card(customer, external_id="pm_old", added=NIGHT - timedelta(days=90), default=False)
+    card(
+        customer,
+        external_id="pm_new",
+        exp_year=2030,
+        added=NIGHT - timedelta(days=30),
+        default=False,
+    )
+    renewal(customer)
+
+    assert expiring_cards(now=NIGHT) == []

@@ -1,11 +1,14 @@
 """Pre-dunning: a friendly request to update a card that will stop working before the renewal.
 
-A default card stops working at the first instant of the month after its expiry
-month, in the customer's time zone.  When that comes before the customer's
-next renewal (the latest charge_automatically invoice's due date plus one
-calendar month), and that renewal is at most RENEWAL_HORIZON away, the customer
-gets one email asking them to update the card: shortly before it matters, not
-a year early, and before any payment has failed.
+The card asked about is the one a charge would go on (`retries.card_to_charge`:
+the default, else the card saved last), so the request, the card page it links
+to and the charge all speak of the same card.  A card stops working at the
+first instant of the month after its expiry month, in the customer's time
+zone.  When that comes before the customer's next renewal (the latest
+charge_automatically invoice's due date plus one calendar month), and that
+renewal is at most RENEWAL_HORIZON away, the customer gets one email asking
+them to update the card: shortly before it matters, not a year early, and
+before any payment has failed.
 
 The message belongs to no case (nothing is overdue) but it is a contact: it
 waits for the customer's contact window, counts towards the daily caps, and is
@@ -23,13 +26,14 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 
 from dunning.core.contacts import Channel
 from dunning.core.formatting import card_brand_name
 from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
 from dunning.engine import links, templates
 from dunning.engine.models import OPEN_STATES, Message
+from dunning.engine.retries import CARD_ORDER
 from dunning.engine.writer import (
     company,
     contact_verdict,
@@ -89,7 +93,7 @@ def remind_expiring_cards(*, now: datetime, limit: int = 500) -> int:
 
 
 def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
-    """Default cards that stop working before a renewal at most RENEWAL_HORIZON away."""
+    """Cards to charge that stop working before a renewal at most RENEWAL_HORIZON away."""
     latest_due = Subquery(
         Invoice.objects.filter(
             customer=OuterRef("customer"),
@@ -97,6 +101,14 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         )
         .order_by("-due_at")
         .values("due_at")[:1]
+    )
+    # The card a charge of the customer's goes on, as `retries.card_to_charge` picks it.
+    charged = Subquery(
+        PaymentMethod.objects.filter(
+            customer=OuterRef("customer"), type=PaymentMethodType.CARD, detached_at__isnull=True
+        )
+        .order_by(*CARD_ORDER)
+        .values("pk")[:1]
     )
     # A coarse filter the database can answer; the exact test, in each
     # customer's time zone, follows.  A card that stops between now and the
@@ -107,9 +119,9 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
     # Renewal = latest due + 1 month, between now and now + horizon: the latest
     # due date is at most a month (31 days) back and a few days ahead (February).
     methods = (
-        PaymentMethod.objects.filter(
-            months, type=PaymentMethodType.CARD, is_default=True, detached_at__isnull=True
-        )
+        PaymentMethod.objects.filter(months, type=PaymentMethodType.CARD, detached_at__isnull=True)
+        .annotate(charged=charged)
+        .filter(pk=F("charged"))
         # Nobody to write to: no address, or opted out of email (checked again on writing).
         .exclude(customer__email="")
         .exclude(customer__opt_outs__channel=Channel.EMAIL.value)
