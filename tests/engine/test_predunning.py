@@ -447,3 +447,94 @@ def test_of_two_cards_with_no_default_one_not_charged_is_not_asked_about(
     renewal(customer)
 
     assert expiring_cards(now=NIGHT) == []
+
+
+# ---------------------------------------------------------------- a request waiting to go out
+
+
+def written_overnight(customer: Customer) -> tuple[PaymentMethod, Message]:
+    """A request written at night in Bangkok, waiting for 08:00."""
+    method = card(customer)
+    renewal(customer)
+    assert remind_expiring_cards(now=NIGHT) == 1
+    message = Message.objects.get()
+    assert (message.status, message.send_after) == ("scheduled", NEXT_MORNING)
+    return method, message
+
+
+def delivered_next_morning(smtp_server: SmtpServer) -> int:
+    transport = SmtpTransport(SmtpConfig.from_url(smtp_server.url))
+    return deliver_due(now=NEXT_MORNING, transport=transport, rng=random.Random(1)).sent
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exp_month": 7, "exp_year": 2030},  # the card updater renews the expiry
+        {"last4": "0005", "exp_month": 9, "exp_year": 2031},  # it brings a new number
+    ],
+)
+def test_a_card_updated_overnight_is_not_asked_about_in_the_morning(
+    customer: Customer, smtp_server: SmtpServer, change: dict[str, Any]
+) -> None:
+    method, message = written_overnight(customer)
+
+    services.upsert_payment_method(
+        external_id=method.external_id,
+        customer=customer.external_id,
+        now=NIGHT + timedelta(hours=2),
+        source="stripe",
+        **change,
+    )
+
+    assert delivered_next_morning(smtp_server) == 0
+    assert smtp_server.mailbox.received == []
+    message.refresh_from_db()
+    assert message.status == "canceled"
+    assert remind_expiring_cards(now=NEXT_MORNING) == 0
+
+
+def test_a_new_card_saved_overnight_cancels_the_request_about_the_old_one(
+    customer: Customer, smtp_server: SmtpServer
+) -> None:
+    _, message = written_overnight(customer)
+
+    # Saved on the card page (or in the billing system): the new default.
+    card(customer, external_id="pm_new", exp_year=2030, added=NIGHT + timedelta(hours=1))
+
+    assert delivered_next_morning(smtp_server) == 0
+    message.refresh_from_db()
+    assert message.status == "canceled"
+
+
+def test_a_card_taken_off_file_overnight_is_not_asked_about(
+    customer: Customer, smtp_server: SmtpServer
+) -> None:
+    method, message = written_overnight(customer)
+
+    services.detach_payment_method(
+        external_id=method.external_id, now=NIGHT + timedelta(hours=1), source="stripe"
+    )
+
+    assert delivered_next_morning(smtp_server) == 0
+    message.refresh_from_db()
+    assert message.status == "canceled"
+
+
+def test_a_change_that_leaves_the_card_expiring_keeps_the_request(
+    customer: Customer, smtp_server: SmtpServer
+) -> None:
+    method, message = written_overnight(customer)
+
+    # The issuing country is filled in: the same card, still running out in July.
+    services.upsert_payment_method(
+        external_id=method.external_id,
+        customer=customer.external_id,
+        now=NIGHT + timedelta(hours=1),
+        source="stripe",
+        country="TH",
+    )
+
+    assert delivered_next_morning(smtp_server) == 1
+    message.refresh_from_db()
+    assert message.status == "sent"

@@ -7,6 +7,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Engine"
 
     def ready(self) -> None:
+        from dunning.engine import predunning
         from dunning.engine.cases import on_invoices_changed
         from dunning.engine.retries import (
             ask_about_changed_invoices,
@@ -31,6 +32,11 @@ class EngineConfig(AppConfig):
         attempts_recorded.connect(on_attempts_recorded, dispatch_uid="engine.on_attempts_recorded")
         payment_method_changed.connect(
             on_payment_method_changed, dispatch_uid="engine.on_payment_method_changed"
+        )
+        # A card request waiting to go out that the change answers is not sent.
+        payment_method_changed.connect(
+            predunning.on_payment_method_changed,
+            dispatch_uid="engine.predunning.on_payment_method_changed",
         )
         # The gateway retries an invoice itself, or has stopped: its cases plan again.
         gateway_retry_changed.connect(

@@ -15,6 +15,9 @@ waits for the customer's contact window, counts towards the daily caps, and is
 never written to a customer who opted out of email.  Its idempotency key names
 the card and its expiry, so each expiry of each card is asked about once, ever;
 a card updated to a new expiry that is running out again is asked about again.
+A request still waiting to go out (for the customer's morning, the daily cap)
+is canceled when the card it asks about stops being the card to charge with
+that expiry: updated by the customer or a card updater, replaced, taken off file.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import calendar
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, transaction
@@ -32,8 +36,8 @@ from dunning.core.contacts import Channel
 from dunning.core.formatting import card_brand_name
 from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
 from dunning.engine import links, templates
-from dunning.engine.models import OPEN_STATES, Message
-from dunning.engine.retries import CARD_ORDER
+from dunning.engine.models import OPEN_STATES, Message, MessageStatus
+from dunning.engine.retries import CARD_ORDER, card_to_charge
 from dunning.engine.writer import (
     company,
     contact_verdict,
@@ -209,6 +213,33 @@ def _request(card: ExpiringCard, *, now: datetime) -> Message | None:
     except IntegrityError:
         return None  # another worker wrote this request in the meantime
     return message
+
+
+def on_payment_method_changed(*, method: PaymentMethod, now: datetime, **_: Any) -> None:
+    """A card saved, updated or taken off file: withdraw the requests it answers."""
+    withdraw_answered_requests(customer_id=method.customer_id, now=now)
+
+
+def withdraw_answered_requests(*, customer_id: int, now: datetime) -> int:
+    """Cancel the customer's card requests still waiting to go out that no longer ask
+    about the card to charge as it is now; returns how many were canceled."""
+    waiting = Message.objects.filter(
+        customer_id=customer_id, case=None, step=STEP, status=MessageStatus.SCHEDULED
+    )
+    keys = set(waiting.values_list("idempotency_key", flat=True))
+    if not keys:
+        return 0  # the usual answer: one indexed look-up per card change
+    current = card_to_charge(customer_id)
+    if current is not None and current.exp_year and current.exp_month:
+        keys.discard(expiring_card_key(current, Channel.EMAIL))
+    canceled = waiting.filter(idempotency_key__in=keys).update(
+        status=MessageStatus.CANCELED, updated_at=now
+    )
+    if canceled:
+        log.info(
+            "customer %s: %s card request(s) answered before they went out", customer_id, canceled
+        )
+    return canceled
 
 
 def add_month(moment: datetime, zone: ZoneInfo) -> datetime:
