@@ -9,7 +9,9 @@ from dunning.engine.retries import card_to_charge
 from dunning.ledger.models import Customer, Event, PaymentAttempt, PaymentMethod
 from tests.conftest import ApiClient
 from tests.gateways.stripe_server import stripe_object
-from tests.gateways.stripe_webhooks import StripePoster, envelope, s1
+from tests.gateways.stripe_webhooks import StripePoster, envelope, load, s1
+
+EXAMPLES = load("objects.examples.json")
 
 OLD = "pm_1t42aEWCLm7QxR2nVbgkw1GV"  # the card S1's renewal was declined on
 NEW = "pm_1gzWf2aZLm7QxR2nVbu9kVVj"  # the card the customer saves afterwards
@@ -217,3 +219,34 @@ def test_a_default_named_later_for_another_card_wins_over_the_remembered_one(
 
     customer = Customer.objects.get(external_id="cus_DyyFsVku600HkP")
     assert card_to_charge(customer.pk).external_id == OLD
+
+
+def test_a_card_event_that_leaves_out_the_card_s_details_does_not_erase_them(
+    stripe: StripePoster,
+) -> None:
+    """A customer.source.expiring whose card says nothing of its number or expiry
+    (fields missing or null) is no news about them: the card keeps the details
+    on file, so pre-dunning still knows when it stops working, and nothing reads
+    it as a card updated (which retries at once a card declined as expired)."""
+    known = copy.deepcopy(EXAMPLES["card_source_expiring"])
+    stripe.send(envelope("customer.source.created", known, id="evt_c1", created=1782000000))
+    before = PaymentMethod.objects.get(external_id=known["id"])
+    thin = copy.deepcopy(known)
+    for field in ("last4", "exp_month", "exp_year"):
+        thin.pop(field)
+    thin["brand"] = None
+
+    response = stripe.send(
+        envelope("customer.source.expiring", thin, id="evt_c2", created=1782865020)
+    )
+
+    assert response.status_code == 200
+    method = PaymentMethod.objects.get(external_id=known["id"])
+    assert (method.brand, method.last4, method.exp_month, method.exp_year) == (
+        "visa",
+        "3220",
+        7,
+        2026,
+    )
+    assert (method.details_changed_at, method.number_changed_at) == (None, None)
+    assert method.details_since == before.details_since

@@ -295,13 +295,16 @@ def _save_payment_method(
     method = PaymentMethod.objects.filter(external_id=facts.external_id).first()
     if method is not None and method.customer_id != customer.pk:
         return None
+    # A detail the object leaves out (missing or null) is no news about it: a card
+    # keeps what is on file, and a blank is not read as a new number or expiry.
+    said = {name: value for name, value in facts.ledger_values().items() if value not in ("", None)}
     method, _ = services.upsert_payment_method(
         external_id=facts.external_id,
         customer=customer.external_id,
         now=now,
         source=SOURCE,
         skip_unchanged=True,
-        **facts.ledger_values(),
+        **said,
         **values,
     )
     return method
