@@ -185,6 +185,41 @@ def test_a_customer_already_in_dunning_gets_no_card_request(customer: Customer) 
     assert remind_expiring_cards(now=NIGHT) == 0
 
 
+def test_a_customer_whose_dunning_ran_to_its_final_action_is_not_told_nothing_is_owed(
+    customer: Customer,
+) -> None:
+    # The request says "there is nothing to pay today"; this customer still owes
+    # the invoice whose final notice went out, and the case (exhausted) says so.
+    from dunning.engine.cases import sync_cases
+    from dunning.engine.decisions import decide_due_cases
+
+    overdue = services.InvoiceFacts(
+        external_id="in_unpaid",
+        customer=customer.external_id,
+        number="INV-unpaid",
+        currency="THB",
+        amount_due=120000,
+        issued_at=NIGHT - timedelta(days=100),
+        due_at=NIGHT - timedelta(days=90),
+        collection_method="send_invoice",
+    )
+    services.upsert_invoice(facts=overdue, now=NIGHT - timedelta(days=100), source="test")
+    now = NIGHT - timedelta(days=89)
+    policies.ensure_default_policies(now=now)
+    for _ in range(40):
+        sync_cases(now=now)
+        decide_due_cases(now=now)
+        case = Case.objects.get(customer=customer)
+        if case.next_action_at is None:
+            break
+        now = max(case.next_action_at, now + timedelta(hours=1))
+    assert case.state == "exhausted" and now < NIGHT - timedelta(days=7)
+    card(customer)
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 0
+
+
 def test_a_customer_who_pays_by_invoice_only_gets_nothing(customer: Customer) -> None:
     card(customer)
     renewal(customer, method="send_invoice")

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 
+from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.formatting import card_brand_name
 from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
@@ -59,6 +60,9 @@ STEP = "card.expiring"
 # Ask when the renewal the card would miss is at most this far away: early
 # enough to update the card, late enough that the request still feels relevant.
 RENEWAL_HORIZON = timedelta(days=30)
+# A customer with a case in these states owes money: the request, which says
+# there is nothing to pay, is not theirs.
+OWING_STATES = (*OPEN_STATES, CaseState.EXHAUSTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,8 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         .exclude(customer__opt_outs__channel=Channel.EMAIL.value)
         # In dunning already: the case's messages ask for what is needed, and a
         # "nothing is owed" card request would use up the day's one contact.
-        .exclude(customer__cases__state__in=[state.value for state in OPEN_STATES])
+        # Nor after its final action (exhausted): the money is still owed.
+        .exclude(customer__cases__state__in=[state.value for state in OWING_STATES])
         .annotate(latest_due=latest_due)
         .filter(
             latest_due__gte=now - timedelta(days=32),
