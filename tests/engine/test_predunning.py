@@ -256,6 +256,41 @@ def test_an_english_customer_is_asked_in_english(make_customer: Callable[..., Cu
     assert "will never ask for your card number by email" in message.body_text
 
 
+@pytest.mark.parametrize(
+    ("locale", "subject", "body"),
+    [
+        ("th-TH", "โปรดอัปเดตข้อมูลบัตรที่ลงท้ายด้วย 4242 ก่อนบัตรหมดอายุ", "บัตรหมายเลขลงท้าย 4242"),
+        (
+            "en-GB",
+            "Please update your card ending in 4242 before it expires",
+            "the card ending in 4242",
+        ),
+    ],
+)
+def test_a_card_of_a_brand_stripe_does_not_know_is_not_called_unknown(
+    make_customer: Callable[..., Customer], locale: str, subject: str, body: str
+) -> None:
+    # Stripe's card.brand is "unknown" (a legacy Card's "Unknown") when it cannot tell.
+    customer = make_customer("cus_x", locale=locale, time_zone="Asia/Bangkok")
+    method = card(customer)
+    services.upsert_payment_method(
+        external_id=method.external_id,
+        customer=customer.external_id,
+        now=NIGHT - timedelta(days=59),
+        source="stripe",
+        brand="unknown",
+    )
+    renewal(customer)
+
+    assert remind_expiring_cards(now=NIGHT) == 1
+
+    message = Message.objects.get()
+    assert message.subject == subject
+    assert body in message.body_text and body in message.body_html
+    for text in (message.subject, message.body_text, message.body_html):
+        assert "unknown" not in text.lower()
+
+
 def test_a_request_counts_against_the_daily_cap_of_a_dunning_reminder(
     customer: Customer,
 ) -> None:

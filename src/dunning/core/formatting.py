@@ -131,6 +131,12 @@ _CARD_BRANDS = {
 
 
 def card_brand_name(brand: str) -> str:
-    """'visa' -> 'Visa', 'american_express' -> 'American Express'; an unknown one title-cased."""
+    """'visa' -> 'Visa', 'american_express' -> 'American Express'; another one title-cased.
+
+    Empty when the gateway could not tell ("unknown", Stripe's word for it): a
+    message then speaks of "the card ending in ...", in any language.
+    """
     key = brand.strip().lower().replace(" ", "_")
+    if key == "unknown":
+        return ""
     return _CARD_BRANDS.get(key) or key.replace("_", " ").title()
