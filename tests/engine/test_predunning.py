@@ -22,7 +22,7 @@ from dunning.engine.writer import contact_verdict
 from dunning.ledger import services
 from dunning.ledger.models import Customer, PaymentMethod
 from tests.conftest import ApiClient
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story
+from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story, story_event
 from tests.smtp_server import SmtpServer
 
 # Monday 20 July 2026, 22:00 in Bangkok: after the Thai contact window.
@@ -608,3 +608,24 @@ def test_a_change_that_leaves_the_card_expiring_keeps_the_request(
     assert delivered_next_morning(smtp_server) == 1
     message.refresh_from_db()
     assert message.status == "sent"
+
+
+def test_s4_a_card_updated_at_stripe_before_the_morning_is_not_asked_about(
+    stripe: StripePoster, settings: Any, tmp_path: Any
+) -> None:
+    # The request is written at 03:00 in Dublin and waits for the morning; the
+    # customer updates the card's expiry at Stripe (S4 seq 3) before it goes out.
+    play_s4(stripe, skip=(3,))
+    worker_pass("2026-07-20T02:00:00Z", settings, tmp_path)
+    message = Message.objects.get(step="card.expiring")
+    assert message.status == "scheduled"
+    updated = story_event("S4", 3)
+    updated["created"] = int(datetime(2026, 7, 20, 3, 0, tzinfo=UTC).timestamp())
+    assert stripe.send(updated).status_code == 200
+
+    worker_pass("2026-07-20T09:00:00Z", settings, tmp_path)
+
+    message.refresh_from_db()
+    assert message.status == "canceled"
+    assert not Message.objects.exclude(pk=message.pk).exists()
+    assert list(tmp_path.iterdir()) == []
