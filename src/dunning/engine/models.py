@@ -171,7 +171,9 @@ class MessageStatus(models.TextChoices):
     SCHEDULED = "scheduled"  # written by a decision; waiting for delivery
     SENT = "sent"
     FAILED = "failed"  # refused for good, or out of retries: visible on the case
-    CANCELED = "canceled"  # the case recovered or paused before it went out
+    # The case recovered or paused before it went out; or, for a card request
+    # (engine.predunning), a card change answered it first.
+    CANCELED = "canceled"
 
 
 class Message(models.Model):
