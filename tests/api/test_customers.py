@@ -109,6 +109,24 @@ def test_it_names_each_bad_customer_field(api: Any) -> None:
     assert set(fields_of(response)) == {"email", "country", "locale", "time_zone", "is_business"}
 
 
+def test_it_refuses_an_email_whose_mailbox_name_is_not_ascii_changing_nothing(api: Any) -> None:
+    api.post("/customers", customer_body())
+
+    response = api.post("/customers", customer_body(email="สมชาย@example.co.th", name="New"))
+
+    assert list(fields_of(response)) == ["email"]
+    assert "SMTPUTF8" in fields_of(response)["email"]
+    customer = Customer.objects.get()
+    assert (customer.email, customer.name) == ("somchai@example.co.th", "Somchai Jaidee")
+
+
+def test_it_accepts_an_email_on_an_internationalised_domain(api: Any) -> None:
+    response = api.post("/customers", customer_body(email="somchai@ตัวอย่าง.ไทย"))
+
+    assert response.status_code == 201
+    assert response.json()["email"] == "somchai@ตัวอย่าง.ไทย"
+
+
 def test_it_refuses_a_phone_number_that_is_not_one(api: Any) -> None:
     response = api.post("/customers", customer_body(phone="12"))
 

@@ -163,6 +163,13 @@ def test_a_new_customer_without_a_name_is_refused(make_customer: Callable[..., A
     ("column", "value", "reason"),
     [
         ("email", "somchai(at)example", "not an email address"),
+        (
+            "email",
+            "สมชาย@example.co.th",
+            "the part before @ must be ASCII: "
+            "the email channel cannot send to it without SMTPUTF8 (RFC 6531)",
+        ),
+        ("email", "a@x;y.com", "not an email address: the domain is not a valid domain name"),
         ("phone", "12", "not a valid phone number for its country"),
         ("locale", "xx-YY", "unknown locale: use a tag such as th, th-TH or en-US"),
         ("time_zone", "Bangkok", "unknown time zone: use an IANA name such as Asia/Bangkok"),

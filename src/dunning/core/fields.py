@@ -12,6 +12,7 @@ import zoneinfo
 from datetime import UTC, date, datetime, time
 from functools import cache
 
+import idna
 import phonenumbers
 import pycountry
 from babel import Locale, UnknownLocaleError
@@ -23,6 +24,13 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The mailbox name as SMTP carries it without SMTPUTF8: an RFC 5321 dot-string of
+# RFC 5322 atext.  Quoted names and comments are refused: a To header reads
+# "a(note)@x.com" as a@x.com and "a@x,y.com" as a@x, so what was stored would
+# not be where the mail went.
+_MAILBOX = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# A host name label (RFC 1035 2.3.1, RFC 5890 for the xn-- form of a Unicode one).
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NOT_A_DATE = "not a date: use 2026-03-15 or 2026-03-15T09:30:00+07:00"
 
@@ -79,11 +87,40 @@ def normalize_phone(value: str, *, country: str = "") -> str:
 
 
 def normalize_email(value: str) -> str:
+    """The address as stored: the mailbox name as given, the domain in lower case.
+
+    Only addresses the email channel can send to: a mailbox name (before @) in
+    ASCII, since one in another script needs SMTPUTF8 (RFC 6531), which the
+    channel does not speak; a domain may be in any script (it goes on the wire
+    in its IDNA 2008 form, `dunning.channels.email.message.wire_address`).
+    """
     text = value.strip()
     if len(text) > 254 or not _EMAIL.match(text):
         raise FieldError("not an email address")
     local, _, domain = text.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    if not local.isascii():
+        raise FieldError(
+            "the part before @ must be ASCII: "
+            "the email channel cannot send to it without SMTPUTF8 (RFC 6531)"
+        )
+    if len(local) > 64 or not _MAILBOX.match(local):
+        raise FieldError("not an email address")
+    domain = domain.lower()
+    if _wire_domain(domain) is None:
+        raise FieldError("not an email address: the domain is not a valid domain name")
+    return f"{local}@{domain}"
+
+
+def _wire_domain(domain: str) -> str | None:
+    """`domain` as DNS and SMTP carry it (IDNA 2008 with UTS 46), or None if it is not one."""
+    try:
+        ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode()
+    except idna.IDNAError:
+        return None
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or len(labels) < 2:
+        return None
+    return ascii_domain if all(_LABEL.match(label) for label in labels) else None
 
 
 def parse_instant(value: str | datetime | date) -> datetime:
