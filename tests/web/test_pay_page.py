@@ -3,13 +3,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client, override_settings
 
-from dunning.core.formatting import format_money
+from dunning.core.formatting import format_day, format_money
+from dunning.core.rendering import MessageContext, default_template, formatting_locale, render
 from dunning.engine import links
 from dunning.engine.models import Case
+from dunning.engine.writer import company, summaries, template_customer
 from tests.case_factories import make_case
 
 
@@ -67,7 +70,7 @@ def test_the_page_shows_the_customer_their_invoices_and_total_in_english(
     assert "A-17" in html
     assert format_money(4999, "USD", locale="en-US") in html  # $49.99
     assert "$49.99" in html
-    assert "Mar 15, 2026" in html
+    assert "March 15, 2026" in html  # as the emails write it
     # The default (manual) gateway charges nothing online: the page says how to pay.
     assert "To pay, please contact us and we will help you." in html
     assert "<form" not in html
@@ -85,7 +88,7 @@ def test_a_thai_customer_reads_the_page_in_thai(client: Client, thai_case: Case)
     assert "฿1,234.50" in html and "฿500.00" in html
     assert format_money(173450, "THB", locale="th-TH") in html  # the total
     assert "ยอดรวมที่ต้องชำระ" in html
-    assert "2569" in html  # dates in the Buddhist era
+    assert "15 มีนาคม พ.ศ. 2569" in html  # in the Buddhist era, as the emails write it
     # Earliest due first.
     assert html.index("INV-002") < html.index("INV-001")
     assert "help@example.com" in html
@@ -182,7 +185,7 @@ def test_a_due_date_is_the_customer_s_own_day_as_in_the_emails(
     status, html = page_of(client, links.pay_link(case.customer, case))
 
     assert status == 200
-    assert "27 พ.ย. 2569" in html and "26 พ.ย. 2569" not in html
+    assert "27 พฤศจิกายน พ.ศ. 2569" in html and "26 พฤศจิกายน" not in html
 
 
 def test_an_english_page_writes_money_and_dates_as_the_english_emails_do(
@@ -199,7 +202,7 @@ def test_an_english_page_writes_money_and_dates_as_the_english_emails_do(
 
     assert status == 200
     assert "€29.00" in html and "29,00" not in html
-    assert "Nov 16, 2026" in html and "16.11.2026" not in html
+    assert "November 16, 2026" in html and "16.11.2026" not in html
 
 
 def test_one_invoice_is_spoken_of_as_one_and_without_a_card_the_page_offers_to_add_one(
@@ -234,3 +237,38 @@ def test_a_customer_with_a_card_but_nothing_to_pay_by_it_here_is_not_asked_to_ad
 
     assert status == 200 and "now</button>" not in html  # no payment on this page
     assert "Has your card changed?" in html and "Add a card" not in html
+
+
+@pytest.mark.parametrize(
+    ("locale", "currency"), [("th-TH", "THB"), ("th-TH", "USD"), ("en-US", "USD"), ("en-GB", "USD")]
+)
+def test_the_page_writes_the_due_date_and_amount_exactly_as_the_emails_do(
+    client: Client,
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    locale: str,
+    currency: str,
+) -> None:
+    make_customer("cus_1", name="Somchai", locale=locale, time_zone="Asia/Bangkok")
+    invoice = make_invoice("in_1", customer="cus_1", currency=currency, amount_due=123450)
+    case = make_case(invoice)
+    email = render(
+        default_template("charge.failed", locale),
+        MessageContext(
+            customer=template_customer(case.customer),
+            company=company(),
+            invoices=summaries([invoice], zone=ZoneInfo("Asia/Bangkok")),
+            days_overdue=3,
+            pay_link="https://pay.example.com/p/x",
+            tone="friendly",
+        ),
+    )
+    due = summaries([invoice], zone=ZoneInfo("Asia/Bangkok"))[0].due_on
+    email_locale = formatting_locale(default_template("charge.failed", locale).locale, locale)
+    due_in_email = format_day(due, locale=email_locale)
+    amount_in_email = format_money(123450, currency, locale=email_locale)
+    assert due_in_email in email.text and amount_in_email in email.text
+
+    _, html = page_of(client, links.pay_link(case.customer, case))
+
+    assert due_in_email in html and amount_in_email in html

@@ -100,11 +100,10 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
     invoices = [
         InvoiceLine(
             number=link.invoice.number,
-            # The day it falls due where the customer is, as the emails say it.
+            # The day it falls due where the customer is, written as the emails
+            # write it (the `date` filter's default style): "15 มีนาคม พ.ศ. 2569".
             due=format_day(
-                link.invoice.due_at.astimezone(ZoneInfo(customer.time_zone)),
-                locale=locale,
-                style="medium",
+                link.invoice.due_at.astimezone(ZoneInfo(customer.time_zone)), locale=locale
             ),
             remaining=format_money(link.invoice.amount_remaining, case.currency, locale=locale),
         )
