@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -502,6 +503,35 @@ def test_thai_text_is_thai() -> None:
     for table in (CUSTOMER_TEXT, WORDING_TEXT):
         for texts in table.values():
             assert any("\u0e00" <= char <= "\u0e7f" for char in texts["th"])
+
+
+def test_thai_text_has_no_english_left_in_it() -> None:
+    for table in (CUSTOMER_TEXT, WORDING_TEXT):
+        for texts in table.values():
+            assert not re.search("[A-Za-z]", texts["th"]), texts["th"]
+
+
+@pytest.mark.parametrize(
+    ("code", "detail"),
+    [
+        ("incorrect_zip", {"en": "postal code", "th": "รหัสไปรษณีย์"}),
+        ("incorrect_cvc", {"en": "security code", "th": "รหัสความปลอดภัย"}),
+        ("invalid_expiry_year", {"en": "expiry date", "th": "วันหมดอายุ"}),
+        ("incorrect_number", {"en": "card number", "th": "หมายเลขบัตร"}),
+    ],
+)
+def test_wrong_card_data_asks_to_check_the_same_details_in_english_and_thai(
+    code: str, detail: dict[str, str]
+) -> None:
+    for locale in ("en", "th"):
+        assert detail[locale] in customer_text(classify_decline(code), locale)
+
+
+def test_the_security_code_is_asked_for_whatever_the_card_prints() -> None:
+    # American Express prints four digits on the front, not three on the back.
+    for locale in ("en", "th"):
+        text = customer_text(classify_decline("incorrect_cvc"), locale)
+        assert not re.search(r"\b3\b|3 หลัก|ด้านหลัง|back of", text), text
 
 
 @pytest.mark.parametrize("locale", ["en", "th"])

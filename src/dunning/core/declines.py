@@ -520,7 +520,10 @@ CUSTOMER_TEXT: Mapping[CustomerRequest, Mapping[Locale, str]] = MappingProxyType
         CustomerRequest.CONFIRM_CARD_DATA: {
             "en": "Please check the card number, expiry date, security code and postal code, "
             "then enter them again.",
-            "th": "โปรดตรวจสอบหมายเลขบัตร วันหมดอายุ และรหัส CVV 3 หลักด้านหลังบัตร แล้วกรอกข้อมูลอีกครั้ง",
+            # The same four details as the English; no "CVV, 3 digits on the
+            # back": American Express prints four on the front.
+            "th": "โปรดตรวจสอบหมายเลขบัตร วันหมดอายุ รหัสความปลอดภัยของบัตร และรหัสไปรษณีย์ "
+            "แล้วกรอกข้อมูลอีกครั้ง",
         },
         CustomerRequest.AUTHENTICATE: {
             "en": "Please open the payment link in this message and approve the payment "
