@@ -194,6 +194,29 @@ def test_every_step_of_a_never_retry_case_stays_neutral_up_to_the_final_notice(
             assert not NEVER_SAID.search(part), (message.template, part)
 
 
+def button(html: str) -> str:
+    """The text of the message's call-to-action button."""
+    found = re.search(r'<a href="[^"]*" style="display:inline-block[^>]*>([^<]+)</a>', html)
+    assert found, html
+    return found.group(1)
+
+
+@pytest.mark.parametrize("language", ["en", "th"])
+@pytest.mark.parametrize("code", ["authentication_required", "lost_card", "insufficient_funds"])
+def test_the_button_leads_to_what_the_message_asks_not_only_to_a_card_update(
+    declined: Any, code: str, language: str
+) -> None:
+    # After authentication_required the customer is asked to approve the payment
+    # on the pay page; after a lost card, to pay another way: "Update card" is
+    # the wrong request for either.
+    declined(code, language=language)
+
+    run(WEDNESDAY)
+
+    _, _, html = parts(only_message())
+    assert button(html) == {"en": "Pay or update card", "th": "ชำระเงินหรืออัปเดตบัตร"}[language]
+
+
 def test_the_latest_decline_of_the_case_is_the_one_explained(
     declined: Any, make_invoice: Any
 ) -> None:
