@@ -122,6 +122,32 @@ def test_a_greeting_names_a_thai_person_with_khun_and_a_business_by_its_name(
     assert Customer(name, locale, is_business).addressee == greeted
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Northwind Co., Ltd.",
+        "Siam Widgets Public Company Limited",
+        "Contoso Inc.",
+        "Fabrikam Trading LLC",
+        "Tailspin Pte. Ltd.",
+        "Adatum GmbH",
+        "สยามวิดเจ็ต จำกัด (มหาชน)",
+        "อันดามันเทรดดิ้ง จำกัด",
+    ],
+)
+def test_a_business_not_marked_as_one_is_still_greeted_without_khun(name: str) -> None:
+    # A business's legal form gives it away when is_business was never set (a
+    # Stripe customer, an import without the column): คุณ before it is wrong.
+    assert addressee(name, locale="th-TH", is_business=False) == name
+
+
+@pytest.mark.parametrize("name", ["Coco Lee", "Inca Brown", "Agnes Corpuz", "Limitless Jane"])
+def test_a_person_whose_name_looks_like_a_legal_form_is_still_greeted_with_khun(
+    name: str,
+) -> None:
+    assert addressee(name, locale="th-TH", is_business=False) == f"คุณ {name}"
+
+
 @pytest.mark.parametrize("key", DEFAULT_TEMPLATE_KEYS)
 def test_every_thai_default_greets_a_business_without_khun(key: str) -> None:
     context = context_for(key, locale="th-TH", name="บริษัท อันดามัน จำกัด")

@@ -24,7 +24,9 @@ Placeholders (every message gets all of them; see also docs/templates.md)
 ``customer.name``            the customer's name, as on the account
 ``customer.addressee``       the name as a greeting puts it: in Thai, คุณ before a
                              person's name without a title of its own ("คุณสมชาย
-                             ใจดี"), a business's name alone; elsewhere the name
+                             ใจดี"), a business's name alone (marked a business,
+                             or named with a legal form: Co., Ltd., จำกัด ...);
+                             elsewhere the name
 ``customer.is_business``     True for a business, False for a person
 ``customer.locale``          the customer's BCP 47 locale, e.g. ``th-TH``
 ``company.name``             the sender: the business the money is owed to
@@ -182,6 +184,15 @@ THAI_BODIES = (
     "มหาวิทยาลัย",
     "สำนักงาน",
 )
+# A legal form anywhere in the name: a business nobody marked as one (a Stripe
+# customer, an import without is_business) is still not greeted with คุณ.
+# จำกัด is "limited", มหาชน "public"; "Co." only with its full stop, so that
+# Co Nguyen stays a person.
+_LEGAL_FORM = re.compile(
+    r"จำกัด|มหาชน|\bco\.|\b(?:corp|corporation|inc|incorporated|ltd|limited|company|llc|llp"
+    r"|plc|pte|pty|gmbh)\b",
+    re.IGNORECASE,
+)
 _ABBREVIATED = re.compile(r"(?:[\u0e01-\u0e2e]{1,4}\.)+")
 _LATIN_TITLE = re.compile(r"(?:mr|mrs|ms|miss|dr|prof|khun)\b\.?", re.IGNORECASE)
 # A Thai vowel or mark that only follows a consonant: no name starts with one,
@@ -205,11 +216,12 @@ def addressee(name: str, *, locale: str, is_business: bool) -> str:
 
 
 def _titled(name: str) -> bool:
-    """Whether `name` begins with a title, or is a business's or other body's."""
+    """Whether `name` begins with a title, or is a business's or other body's (by
+    how it begins, or by a legal form anywhere in it)."""
     for title in (*THAI_TITLES, *THAI_BODIES):
         if name.startswith(title) and not _FOLLOWING.match(name, len(title)):
             return True
-    return bool(_ABBREVIATED.match(name) or _LATIN_TITLE.match(name))
+    return bool(_ABBREVIATED.match(name) or _LATIN_TITLE.match(name) or _LEGAL_FORM.search(name))
 
 
 @dataclass(frozen=True, slots=True)
