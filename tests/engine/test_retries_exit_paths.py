@@ -438,4 +438,4 @@ def test_the_pay_page_does_not_charge_a_card_a_retry_found_lost(case: Case) -> N
     assert case.next_retry_at is None
 
     assert pay_now.offer_for(case, bank.gateway) is None
-    assert pay_now.page_offer(case, bank.gateway) == (None, True)
+    assert pay_now.page_offer(case, bank.gateway) == (None, pay_now.Refusal.DECLINED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -252,12 +252,18 @@ def test_a_decline_on_the_page_is_recorded_and_told_in_neutral_words(
 
 
 def declined_for_good(
-    invoice: str, card: str, *, code: str = "lost_card", amount: int | None = None, **codes: str
+    invoice: str,
+    card: str,
+    *,
+    code: str = "lost_card",
+    amount: int | None = None,
+    at: datetime = NOW - timedelta(hours=1),
+    **codes: str,
 ) -> None:
-    """A renewal charge of `invoice` on `card`, declined an hour ago and recorded."""
+    """A renewal charge of `invoice` on `card`, declined (an hour ago) and recorded."""
     services.record_payment_attempt(
         invoice=invoice,
-        attempted_at=NOW - timedelta(hours=1),
+        attempted_at=at,
         outcome="failed",
         now=NOW,
         source="stripe",
@@ -320,6 +326,74 @@ def test_a_thai_customer_whose_card_was_declined_for_good_is_asked_for_another_i
     assert "ชำระเงิน ฿990.00</button>" not in html
     assert "โปรดเพิ่มบัตรใบอื่น" in html and "ใช้บัตรใบอื่น</button>" in html
     assert "หากท่านเปลี่ยนบัตรแล้ว" not in html
+
+
+@pytest.mark.parametrize(
+    ("code", "codes"),
+    [
+        ("expired_card", {}),
+        ("incorrect_cvc", {}),
+        ("incorrect_number", {}),
+        ("insufficient_funds", {"advice_code": "confirm_card_data"}),
+        ("generic_decline", {"network_advice_code": "01"}),  # Mastercard: new account data
+    ],
+)
+def test_a_card_that_needs_new_details_is_not_offered_as_it_is(
+    client: Client, case: Case, stripe_gateway: FakeStripe, code: str, codes: dict[str, str]
+) -> None:
+    # The same card details would be declined the same way (and Mastercard forbids
+    # sending them again, rules.md 2.2): the page asks for the card's new details.
+    declined_for_good("in_3", "pm_cus_en", code=code, at=NOW, **codes)  # the card's details
+
+    html = client.get(path_of(case)).content.decode()
+    form = form_fields(html) | {"invoice": "in_3", "amount": "4999"}
+    response = client.post(f"{path_of(case)}/confirm", form)
+
+    assert "Pay $49.99 now</button>" not in html
+    assert "needs the card's current details" in html
+    assert "Update card</button>" in html
+    assert response.status_code == 302  # a crafted form charges nothing either
+    assert stripe_gateway.charges == [] and PaymentAttempt.objects.count() == 1
+
+
+def test_a_thai_customer_whose_card_needs_new_details_is_asked_for_them_in_thai(
+    client: Client,
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
+    stripe_gateway: FakeStripe,
+) -> None:
+    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
+    make_card("pm_cus_th", customer="cus_th")
+    thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
+    declined_for_good("in_th", "pm_cus_th", code="expired_card", at=NOW)
+
+    html = client.get(path_of(thai)).content.decode()
+
+    assert "ชำระเงิน ฿990.00</button>" not in html
+    assert "ต้องใช้ข้อมูลบัตรที่เป็นปัจจุบัน" in html and "อัปเดตบัตร</button>" in html
+
+
+def test_after_authentication_required_the_saved_card_is_offered_to_confirm_with_the_bank(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    declined_for_good("in_3", "pm_cus_en", code="authentication_required", at=NOW)
+
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Pay $49.99 now</button>" in html
+
+
+def test_a_card_whose_details_changed_since_the_decline_is_offered_again(
+    client: Client, case: Case, make_card: Callable[..., Any], stripe_gateway: FakeStripe
+) -> None:
+    declined_for_good("in_3", "pm_cus_en", code="expired_card", at=NOW)
+    # The card updater renews the same card: a new expiry, the same card on file.
+    make_card("pm_cus_en", customer="cus_en", exp_year=2032, now=NOW + timedelta(minutes=5))
+
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Pay $49.99 now</button>" in html
 
 
 @pytest.mark.parametrize(

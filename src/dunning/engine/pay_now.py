@@ -42,6 +42,7 @@ from typing import Any
 from django.db import transaction
 
 from dunning.core.cases import CaseState
+from dunning.core.declines import Brand, CustomerRequest, DeclineClass, classify_decline
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import (
@@ -137,23 +138,71 @@ class Attempt:
     redirect_to: str = ""  # for AUTHENTICATE
 
 
+class Refusal(StrEnum):
+    """Why the page does not offer the saved card it would otherwise offer."""
+
+    # A never-retry decline of it for that invoice (Visa category 1, MAC 03, a lost
+    # card...): even with the customer present that charge is a forbidden
+    # reattempt (rules.md 2.1, 2.2).  Only another card will do.
+    DECLINED = "declined"
+    # Its latest decline for that invoice asks for new details (expired, wrong
+    # data, MAC 01...), and its details have not changed since: the same details
+    # would be declined the same way, and Mastercard forbids sending them again
+    # (rules.md 1.2, 2.2).  The card's current details, or another card, will do.
+    NEEDS_DETAILS = "needs_details"
+
+
 def offer_for(case: Case, gateway: Gateway) -> Offer | None:
     """What can be paid now on the page, or None (nothing owed, no card, no online gateway,
-    or a card that may never be charged for that invoice again: `page_offer`)."""
+    or a card the page may not charge for that invoice: `page_offer`)."""
     offer, _ = page_offer(case, gateway)
     return offer
 
 
-def page_offer(case: Case, gateway: Gateway) -> tuple[Offer | None, bool]:
-    """What can be paid now on the page, and whether the saved card was refused: it
-    would be offered but for a never-retry decline of it for that invoice (Visa
-    category 1, MAC 03, a lost card...), so the customer may pay only with another
-    card.  Even with the customer present that charge is a forbidden reattempt
-    (rules.md 2.1, 2.2)."""
+def page_offer(case: Case, gateway: Gateway) -> tuple[Offer | None, Refusal | None]:
+    """What can be paid now on the page, and why the saved card is refused when it
+    would be offered but may not be charged (`Refusal`).
+
+    A decline that asks the customer to confirm the payment with their bank
+    (authentication_required) does not refuse the card: paying here, present,
+    is how the customer answers the bank.
+    """
     offer = _offer(case, gateway)
-    if offer is not None and never_to_charge(offer.method, offer.invoice):
-        return None, True
-    return offer, False
+    if offer is None:
+        return None, None
+    if never_to_charge(offer.method, offer.invoice):
+        return None, Refusal.DECLINED
+    if _needs_new_details(offer.method, offer.invoice):
+        return None, Refusal.NEEDS_DETAILS
+    return offer, None
+
+
+def _needs_new_details(method: PaymentMethod, invoice: Invoice) -> bool:
+    """Whether the latest decline of `method` for `invoice`, made with the details it has
+    now, waits for the customer to bring other details (not to confirm with the bank)."""
+    latest = (
+        PaymentAttempt.objects.filter(
+            invoice=invoice,
+            payment_method=method,
+            outcome=AttemptOutcome.FAILED,
+            attempted_at__gte=method.details_since,
+        )
+        .order_by("-attempted_at", "-id")
+        .first()
+    )
+    if latest is None:
+        return False
+    decline = classify_decline(
+        latest.decline_code or "generic_decline",
+        advice_code=latest.advice_code,
+        network_decline_code=latest.network_code,
+        network_advice_code=latest.network_advice_code,
+        brand=Brand.parse(method.brand),
+    )
+    return (
+        decline.kind is DeclineClass.CUSTOMER_ACTION
+        and decline.request is not CustomerRequest.AUTHENTICATE
+    )
 
 
 def _offer(case: Case, gateway: Gateway) -> Offer | None:

@@ -110,7 +110,7 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
     ]
     gateway = get_gateway()
-    offer, card_refused = pay_now.page_offer(case, gateway)
+    offer, refused = pay_now.page_offer(case, gateway)
     context = {
         "addressee": template_customer(customer).addressee,
         "invoices": invoices,
@@ -118,7 +118,9 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
         # With a card on file the card page replaces it; without, it is how to pay by card.
         "has_card": offer is not None or card_to_charge(customer.pk) is not None,
         # The saved card was declined for good for this invoice: only another card.
-        "card_refused": card_refused,
+        "card_refused": refused is pay_now.Refusal.DECLINED,
+        # Its last decline asks for new details: the card's current ones, or another.
+        "card_outdated": refused is pay_now.Refusal.NEEDS_DETAILS,
         "total": format_money(case.amount_due, case.currency, locale=locale),
         "settled": case.state in SETTLED or case.amount_due == 0,
         "pay_now": _offer_text(offer, locale=locale) if offer else None,
