@@ -356,6 +356,26 @@ def test_a_card_that_needs_new_details_is_not_offered_as_it_is(
     assert stripe_gateway.charges == [] and PaymentAttempt.objects.count() == 1
 
 
+def test_a_decline_asking_for_new_details_recorded_without_its_card_holds_the_card(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    # The billing system reported the expired card without naming it: the card on
+    # file had these details then, so it may well be the one.
+    services.record_payment_attempt(
+        invoice="in_3",
+        attempted_at=NOW,
+        outcome="failed",
+        now=NOW,
+        source="api",
+        decline_code="expired_card",
+    )
+
+    html = client.get(path_of(case)).content.decode()
+
+    assert "Pay $49.99 now</button>" not in html
+    assert "Update card</button>" in html
+
+
 def test_a_thai_customer_whose_card_needs_new_details_is_asked_for_them_in_thai(
     client: Client,
     make_customer: Callable[..., Any],

@@ -40,6 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from dunning.core.cases import CaseState
 from dunning.core.declines import Brand, CustomerRequest, DeclineClass, classify_decline
@@ -179,11 +180,13 @@ def page_offer(case: Case, gateway: Gateway) -> tuple[Offer | None, Refusal | No
 
 def _needs_new_details(method: PaymentMethod, invoice: Invoice) -> bool:
     """Whether the latest decline of `method` for `invoice`, made with the details it has
-    now, waits for the customer to bring other details (not to confirm with the bank)."""
+    now, waits for the customer to bring other details (not to confirm with the bank).
+    A decline recorded without its card counts as the card's if it had those details
+    then, as in the retry stage (`retries._past`)."""
     latest = (
         PaymentAttempt.objects.filter(
+            Q(payment_method=method) | Q(payment_method__isnull=True),
             invoice=invoice,
-            payment_method=method,
             outcome=AttemptOutcome.FAILED,
             attempted_at__gte=method.details_since,
         )
