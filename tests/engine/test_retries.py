@@ -26,6 +26,7 @@ from dunning.engine.retries import (
     IN_DOUBT_LIMIT,
     LOOKUP_LIMIT,
     RetryReport,
+    card_to_charge,
     resume_charges,
     retry_due,
 )
@@ -1042,6 +1043,44 @@ def test_a_card_follows_the_hours_learned_for_its_brand_and_country(
 
     assert local(case.next_retry_at).hour == 15
     assert "your retries on Visa cards from TH succeed most at 15:00" in case.retry_reason
+
+
+def test_with_no_default_card_the_one_charged_is_the_one_whose_details_are_newest(
+    customer: None,
+) -> None:
+    # No card is flagged default (a legacy source whose customer.* events never came).
+    PaymentMethod.objects.update(is_default=False)
+    services.upsert_payment_method(
+        external_id="pm_new",
+        customer="cus_th",
+        now=T0 - timedelta(days=1),
+        source="test",
+        type="card",
+        brand="visa",
+        last4="1111",
+        exp_month=1,
+        exp_year=2031,
+        is_default=False,
+    )
+    customer_id = PaymentMethod.objects.get(external_id="pm_new").customer_id
+    assert card_to_charge(customer_id).external_id == "pm_new"
+
+    # A notice about the old card (its issuing country filled in, an expiry warning)
+    # changes nothing the charge is made with: the newer card is still charged.
+    services.upsert_payment_method(
+        external_id="pm_visa", customer="cus_th", now=T0, source="stripe", country="TH"
+    )
+    assert card_to_charge(customer_id).external_id == "pm_new"
+
+    # The card updater renewing the old card's expiry makes it the freshest.
+    services.upsert_payment_method(
+        external_id="pm_visa",
+        customer="cus_th",
+        now=T0 + timedelta(hours=1),
+        source="stripe",
+        exp_year=2032,
+    )
+    assert card_to_charge(customer_id).external_id == "pm_visa"
 
 
 def lost_then_updated(case: Case, bank: Bank, **values: Any) -> datetime:

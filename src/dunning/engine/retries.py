@@ -61,6 +61,7 @@ from django.db.models import (
     CharField,
     DateTimeField,
     Exists,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -166,8 +167,14 @@ SAME_CARD = "another charge on the same card is under way: planned again after i
 LOOKING_UP = "asking the gateway what became of the charge in doubt"
 # A case's retry_reason while the manual gateway is configured (`resume_charges`).
 CHARGES_OFF = "charges are off: payments are collected manually"
-# A customer's saved cards, the one to charge first: the default, then the newest.
-CARD_ORDER = ("-is_default", "-updated_at", "-id")
+# A customer's saved cards, the one to charge first: the default, then the one whose
+# charge details are newest (saved, renewed or reissued last); not the one updated
+# last, which may be a notice about it (its expiry coming, its country filled in).
+CARD_ORDER = (
+    F("is_default").desc(),
+    Coalesce("details_changed_at", "created_at").desc(),
+    F("id").desc(),
+)
 
 
 def card_to_charge(customer_id: int) -> PaymentMethod | None:
