@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,19 @@ import pytest
 
 from dunning.channels.email.transport import FileTransport, SmtpConfig, SmtpTransport
 from dunning.core.backoff import MAX_ATTEMPTS
+from dunning.core.contacts import Channel
 from dunning.engine import policies
-from dunning.engine.delivery import claim_due_messages, deliver_due
-from dunning.engine.models import Case, CaseEvent, Message, MessageStatus
+from dunning.engine.delivery import claim_due_messages, deliver, deliver_due
+from dunning.engine.models import (
+    Case,
+    CaseEvent,
+    ContactOptOut,
+    Message,
+    MessageStatus,
+    OptOutSource,
+)
+from dunning.ledger import services
+from dunning.web.views import record_opt_out
 from tests.conftest import NOW
 from tests.smtp_server import SmtpServer
 
@@ -149,6 +160,68 @@ def test_a_busy_server_is_retried_until_the_attempts_run_out(
 
     assert message.status == "failed"
     assert message.attempts == MAX_ATTEMPTS
+
+
+def make_other_customer_message(case: Case) -> Message:
+    """A message due now to another customer, who did not opt out."""
+    other, _ = services.upsert_customer(
+        external_id="cus_other",
+        now=NOW,
+        source="test",
+        name="Jane Doe",
+        email="jane@example.com",
+        locale="en",
+        country="US",
+        time_zone="Asia/Bangkok",
+    )
+    message = scheduled(case, "k3", to="jane@example.com")
+    Message.objects.filter(pk=message.pk).update(customer=other, case=None)
+    message.refresh_from_db()
+    return message
+
+
+def test_a_message_to_a_customer_who_opted_out_since_it_was_written_is_not_sent(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    # Written at night for the morning; the customer unsubscribed in between.
+    message = scheduled(case, "k1")
+    other = scheduled(case, "k2")
+    other_customer = make_other_customer_message(case)
+    record_opt_out(case.customer, Channel.EMAIL, now=NOW, source=OptOutSource.PAGE)
+
+    report = deliver_due(
+        now=NOW, transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url)), rng=random.Random(1)
+    )
+
+    assert [parseaddr(m["To"])[1] for m in smtp_server.mailbox.received] == [other_customer.to]
+    assert report.sent == 1
+    for row in (message, other):
+        row.refresh_from_db()
+        assert row.status == MessageStatus.CANCELED and row.sent_at is None
+    event = CaseEvent.objects.filter(case=case, type="message.canceled").first()
+    assert event is not None and "opted out" in event.reason
+
+
+def test_an_opt_out_recorded_while_the_message_was_claimed_still_stops_it(
+    case: Case, smtp_server: SmtpServer
+) -> None:
+    # The opt-out commits after the worker claimed the row: the send still checks.
+    message = scheduled(case, "k1")
+    ids = claim_due_messages(now=NOW)
+    ContactOptOut.objects.create(
+        customer=case.customer, channel="email", created_at=NOW, source=OptOutSource.PAGE
+    )
+
+    report = deliver(
+        ids,
+        now=NOW,
+        transport=SmtpTransport(SmtpConfig.from_url(smtp_server.url)),
+        rng=random.Random(1),
+    )
+
+    message.refresh_from_db()
+    assert report.sent == 0 and smtp_server.mailbox.received == []
+    assert message.status == MessageStatus.CANCELED
 
 
 def test_a_canceled_message_is_never_sent(case: Case, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import Channel
 from dunning.db import Param, ParamList, Prepared, PreparedUpdate, claimable
-from dunning.engine.models import CaseEvent, Message, MessageStatus
+from dunning.engine.models import CaseEvent, ContactOptOut, Message, MessageStatus
 from dunning.engine.writer import debtor_of
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,14 @@ def deliver(
     sent: list[tuple[int, str]] = []  # (row, provider id), written every FLUSH_EVERY sends
     retrying = failed = delivered = 0
     hours: dict[tuple[str, str, bool, str], datetime | None] = {}  # one verdict per kind
-    for message in _TO_SEND().instances(ids=list(ids)):
+    messages = _TO_SEND().instances(ids=list(ids))
+    # The customer may have opted out since the message was written (an unsubscribe
+    # overnight, before the morning's send): checked at the last moment.
+    opted_out = set(_OPTED_OUT().rows(customers=list({m.customer_id for m in messages})))
+    for message in messages:
+        if (message.customer_id, message.channel) in opted_out:
+            _cancel_opted_out(message, now=now)
+            continue
         customer = message.customer
         kind = (customer.time_zone, customer.country, customer.is_business, message.channel)
         if kind not in hours:
@@ -145,6 +152,29 @@ _TO_SEND: Prepared[Message] = Prepared(
         .order_by("id")
     )
 )  # every claimed batch
+
+
+_OPTED_OUT = Prepared(
+    lambda: ContactOptOut.objects.filter(
+        customer_id__in=ParamList("customers", BigIntegerField())
+    ).values_list("customer_id", "channel")
+)  # every claimed batch
+
+
+def _cancel_opted_out(message: Message, *, now: datetime) -> None:
+    with transaction.atomic():
+        canceled = Message.objects.filter(pk=message.pk, status=MessageStatus.SCHEDULED).update(
+            status=MessageStatus.CANCELED, updated_at=now
+        )
+        if canceled and message.case_id is not None:
+            CaseEvent.objects.create(
+                case_id=message.case_id,
+                type="message.canceled",
+                reason=f"{message.step} by {message.channel} was not sent: the customer "
+                f"opted out of {message.channel} after it was written",
+                data={"message": message.pk},
+                occurred_at=now,
+            )
 
 
 def _outside_window(message: Message, *, now: datetime) -> datetime | None:
