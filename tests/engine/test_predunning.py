@@ -629,3 +629,33 @@ def test_s4_a_card_updated_at_stripe_before_the_morning_is_not_asked_about(
     assert message.status == "canceled"
     assert not Message.objects.exclude(pk=message.pk).exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_case_opening_overnight_withdraws_the_waiting_card_request(
+    customer: Customer,
+) -> None:
+    # The case's own reminders ask for what is needed; the request would also take
+    # the day's one contact (Thailand) ahead of the case's first reminder.
+    from dunning.engine.cases import sync_cases
+    from dunning.engine.decisions import decide_due_cases
+
+    _, message = written_overnight(customer)
+    overdue = services.InvoiceFacts(
+        external_id="in_overdue",
+        customer=customer.external_id,
+        number="INV-overdue",
+        currency="THB",
+        amount_due=59900,
+        issued_at=NIGHT - timedelta(days=20),
+        due_at=NIGHT - timedelta(days=10),
+        collection_method="send_invoice",
+    )
+    services.upsert_invoice(facts=overdue, now=NIGHT, source="test")
+    policies.ensure_default_policies(now=NIGHT)
+    sync_cases(now=NIGHT + timedelta(hours=1))
+
+    message.refresh_from_db()
+    assert message.status == "canceled"
+    decide_due_cases(now=NEXT_MORNING)
+    first = Message.objects.exclude(pk=message.pk).get()
+    assert first.case is not None and first.send_after == NEXT_MORNING

@@ -34,6 +34,7 @@ from dunning.core.policy import Policy, choose_policy
 from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert, update_each
 from dunning.engine import policies
 from dunning.engine.models import (
+    CARD_REQUEST_STEP,
     OPEN_STATES,
     Case,
     CaseEvent,
@@ -150,6 +151,10 @@ def _add_to_cases(
             for invoice in group
         ]
     )
+    if opened:
+        _WITHDRAW_CARD_REQUESTS().run(
+            customers=list({case.customer_id for case, _, _ in opened}), now=now
+        )
     for key, case in existing.items():
         if key in groups:
             _extend_case(case, groups[key], now=now)
@@ -170,6 +175,22 @@ _FIRST_FAILURES = Prepared(
         .values("invoice_id")
         .annotate(first=Min("attempted_at"))
         .values_list("invoice_id", "first")
+    )
+)
+
+
+# A case opening withdraws the customer's card requests still waiting to go out
+# (engine.predunning): its own reminders ask for what is needed, and the request
+# would take a day's contact (one a day in Thailand) ahead of its first reminder.
+_WITHDRAW_CARD_REQUESTS = PreparedUpdate(
+    lambda: (
+        Message.objects.filter(
+            customer_id__in=ParamList("customers", BigIntegerField()),
+            case__isnull=True,
+            step=CARD_REQUEST_STEP,
+            status=MessageStatus.SCHEDULED,
+        ),
+        {"status": MessageStatus.CANCELED, "updated_at": Param("now", DateTimeField())},
     )
 )
 
@@ -199,6 +220,7 @@ def _add_to_case(
     event.case = case
     event.save()
     bulk_insert([CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices])
+    _WITHDRAW_CARD_REQUESTS().run(customers=[case.customer_id], now=now)
     return case
 
 

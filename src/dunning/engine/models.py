@@ -171,9 +171,15 @@ class MessageStatus(models.TextChoices):
     SCHEDULED = "scheduled"  # written by a decision; waiting for delivery
     SENT = "sent"
     FAILED = "failed"  # refused for good, or out of retries: visible on the case
-    # The case recovered or paused before it went out; or, for a card request
-    # (engine.predunning), a card change answered it first.
+    # The case recovered or paused before it went out, or the customer opted out
+    # of its channel; or, for a card request (engine.predunning), a card change
+    # answered it first or a case opened.
     CANCELED = "canceled"
+
+
+# The step of a request to update a card about to expire (engine.predunning): a
+# message of no case.
+CARD_REQUEST_STEP = "card.expiring"
 
 
 class Message(models.Model):

@@ -37,7 +37,7 @@ from dunning.core.contacts import Channel
 from dunning.core.formatting import card_brand_name
 from dunning.core.rendering import CardSummary, MessageContext, RenderError, render
 from dunning.engine import links, templates
-from dunning.engine.models import OPEN_STATES, Message, MessageStatus
+from dunning.engine.models import CARD_REQUEST_STEP, OPEN_STATES, Message, MessageStatus
 from dunning.engine.retries import CARD_ORDER, card_to_charge
 from dunning.engine.writer import (
     company,
@@ -56,7 +56,7 @@ from dunning.ledger.models import (
 log = logging.getLogger(__name__)
 
 CARD_EXPIRING_TEMPLATE = "card.expiring"
-STEP = "card.expiring"
+STEP = CARD_REQUEST_STEP
 # Ask when the renewal the card would miss is at most this far away: early
 # enough to update the card, late enough that the request still feels relevant.
 RENEWAL_HORIZON = timedelta(days=30)
