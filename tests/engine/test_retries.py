@@ -464,6 +464,27 @@ def test_an_unknown_outcome_is_asked_again_with_the_same_key_and_charges_once(
     assert Case.objects.get().state == "recovered"
 
 
+def test_a_charge_in_doubt_is_asked_about_after_its_card_is_taken_off_file(
+    case: Case, bank: Bank
+) -> None:
+    # The answer was lost; meanwhile the card was detached (at Stripe, say). What
+    # was sent does not change: the same request is asked again, never dropped.
+    case = planned(bank)
+    at, key = case.next_retry_at, case.retry_key
+    assert at is not None
+    bank.answer(lost, ok)
+    assert bank.run(at) == RetryReport(charged=1, unknown=1)
+    services.detach_payment_method(external_id="pm_visa", now=at, source="stripe")
+
+    case.refresh_from_db()
+    second = bank.run(case.next_retry_at)
+
+    assert second == RetryReport(charged=1, recovered=1)
+    assert bank.keys == [key, key]
+    assert len(bank.gateway.charges) == 1
+    assert Case.objects.get().state == "recovered"
+
+
 def test_a_charge_in_doubt_keeps_its_key_when_a_new_card_arrives(case: Case, bank: Bank) -> None:
     case = planned(bank)
     at, key = case.next_retry_at, case.retry_key

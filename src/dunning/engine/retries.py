@@ -701,6 +701,9 @@ class RetryBatch:
             invoice = self._invoice(invoice_id)
         methods = self.cards.get(case.customer_id, [])
         method = next((m for m in methods if m.pk == method_id), None)
+        if method is None and case.charge_in_doubt_since is not None:
+            # Taken off file since the charge was sent: what was sent is what is asked.
+            method = PaymentMethod.objects.filter(pk=method_id).first()
         if invoice is None or method is None:
             return None
         return _Due(case, invoice, method, case.retry_key, amount=case.retry_amount)
