@@ -23,7 +23,8 @@ def operator(db: None) -> Client:
 
 
 @pytest.mark.parametrize(
-    "model", ["customer", "invoice", "payment", "paymentattempt", "paymentmethod", "event"]
+    "model",
+    ["customer", "invoice", "payment", "paymentattempt", "paymentmethod", "event", "dispute"],
 )
 def test_operators_can_look_at_every_ledger_list_and_record(
     operator: Client, make_invoice: Callable[..., Any], model: str
@@ -56,6 +57,20 @@ def test_operators_can_look_at_every_ledger_list_and_record(
         last4="4242",
         exp_month=5,
         exp_year=2027,
+    )
+    services.record_dispute(
+        services.DisputeFacts(
+            external_id="dp_1",
+            customer=invoice.customer,
+            invoice=invoice,
+            amount=40000,
+            currency="THB",
+            reason="fraudulent",
+            status="needs_response",
+            at=NOW,
+        ),
+        now=NOW,
+        source="test",
     )
 
     listing = operator.get(f"/admin/ledger/{model}/")

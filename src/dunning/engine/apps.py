@@ -7,7 +7,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Engine"
 
     def ready(self) -> None:
-        from dunning.engine import predunning
+        from dunning.engine import disputes, predunning
         from dunning.engine.cases import on_invoices_changed
         from dunning.engine.retries import (
             ask_about_changed_invoices,
@@ -17,6 +17,7 @@ class EngineConfig(AppConfig):
         )
         from dunning.ledger.signals import (
             attempts_recorded,
+            dispute_changed,
             gateway_retry_changed,
             invoices_changed,
             payment_method_changed,
@@ -41,4 +42,8 @@ class EngineConfig(AppConfig):
         # The gateway retries an invoice itself, or has stopped: its cases plan again.
         gateway_retry_changed.connect(
             on_gateway_retry_changed, dispatch_uid="engine.on_gateway_retry_changed"
+        )
+        # A dispute opened: the customer's dunning is paused for a person to look.
+        dispute_changed.connect(
+            disputes.on_dispute_changed, dispatch_uid="engine.disputes.on_dispute_changed"
         )

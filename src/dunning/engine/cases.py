@@ -10,7 +10,7 @@ what was waiting to go out and thanks the customer.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +30,7 @@ from django.db.models import (
 
 from dunning.core import cases as core_cases
 from dunning.core.cases import CaseFacts, CaseState, OpenReason
+from dunning.core.formatting import format_money
 from dunning.core.policy import Policy, choose_policy
 from dunning.db import Param, ParamList, Prepared, PreparedUpdate, bulk_insert, update_each
 from dunning.engine import policies
@@ -47,6 +48,7 @@ from dunning.engine.writer import write_thank_yous
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
+    Dispute,
     Invoice,
     InvoiceStatus,
     PaymentAttempt,
@@ -131,19 +133,27 @@ def _add_to_cases(
     new = [group for key, group in groups.items() if key not in existing]
     opening = [invoice.pk for group in new for invoice in group]
     first_failures = dict(_FIRST_FAILURES().rows(invoices=opening) if opening else ())
-    opened: list[tuple[Case, CaseEvent, list[Invoice]]] = []
+    opened: list[tuple[Case, list[CaseEvent], list[Invoice]]] = []
+    disputed = open_disputes({customer_id for customer_id, _ in groups}) if new else {}
     for group in new:
         failed_at = min(
             (first_failures[invoice.pk] for invoice in group if invoice.pk in first_failures),
             default=None,
         )
-        made = _new_case(group, failed_at=failed_at, now=now, active=active)
+        made = _new_case(
+            group,
+            failed_at=failed_at,
+            now=now,
+            active=active,
+            dispute=disputed.get(group[0].customer_id),
+        )
         if made is not None:
             opened.append((*made, group))
     bulk_insert([case for case, _, _ in opened])
-    for case, event, _ in opened:
-        event.case = case
-    bulk_insert([event for _, event, _ in opened])
+    for case, events, _ in opened:
+        for event in events:
+            event.case = case
+    bulk_insert([event for _, events, _ in opened for event in events])
     bulk_insert(
         [
             CaseInvoice(case=case, invoice=invoice, added_at=now)
@@ -212,13 +222,15 @@ def _add_to_case(
         .aggregate(first=Min("attempted_at"))
         .get("first")
     )
-    made = _new_case(invoices, failed_at=failed_at, now=now, active=active)
+    dispute = open_disputes([first.customer_id]).get(first.customer_id)
+    made = _new_case(invoices, failed_at=failed_at, now=now, active=active, dispute=dispute)
     if made is None:
         return None
-    case, event = made
+    case, events = made
     case.save(force_insert=True)
-    event.case = case
-    event.save()
+    for event in events:
+        event.case = case
+    bulk_insert(events)
     bulk_insert([CaseInvoice(case=case, invoice=invoice, added_at=now) for invoice in invoices])
     _WITHDRAW_CARD_REQUESTS().run(customers=[case.customer_id], now=now)
     return case
@@ -250,9 +262,11 @@ def _new_case(
     failed_at: datetime | None,
     now: datetime,
     active: list[tuple[PolicyVersion, Policy]],
-) -> tuple[Case, CaseEvent] | None:
-    """The case these invoices open and its first timeline entry, unsaved; None when no
-    active policy applies to them.  A new case wakes both stages now."""
+    dispute: Dispute | None = None,
+) -> tuple[Case, list[CaseEvent]] | None:
+    """The case these invoices open and its timeline entries, unsaved; None when no
+    active policy applies to them.  A new case wakes both stages now, unless the
+    customer disputes a payment (`engine.disputes`): then it opens paused."""
     first = invoices[0]
     customer = first.customer
     method = first.collection_method
@@ -305,7 +319,41 @@ def _new_case(
         data={"policy": f"{version.key} v{version.version}"},
         occurred_at=now,
     )
-    return case, event
+    if dispute is None:
+        return case, [event]
+    paused = core_cases.pause_case(transition.state, reason=dispute_pause_reason(dispute))
+    case.state, case.next_action_at, case.next_retry_at = paused.state, None, None
+    return case, [
+        event,
+        CaseEvent(
+            type=paused.event.type,
+            reason=paused.event.reason,
+            from_state=transition.state,
+            to_state=paused.state,
+            data={"source": "dispute", "dispute": dispute.external_id},
+            occurred_at=now,
+        ),
+    ]
+
+
+def open_disputes(customers: Iterable[int]) -> dict[int, Dispute]:
+    """Each customer's earliest open dispute, for those who have one (`engine.disputes`)."""
+    found: dict[int, Dispute] = {}
+    for dispute in Dispute.objects.filter(
+        customer_id__in=list(customers), closed_at__isnull=True
+    ).order_by("opened_at", "id"):
+        found.setdefault(dispute.customer_id, dispute)
+    return found
+
+
+def dispute_pause_reason(dispute: Dispute) -> str:
+    """Why a case is paused for `dispute`, for its timeline (staff, not the customer)."""
+    amount = format_money(dispute.amount, dispute.currency, locale="en")
+    why = f", reason {dispute.reason}" if dispute.reason else ""
+    return (
+        f"the customer disputes a payment of {amount} at their bank (dispute "
+        f"{dispute.external_id}{why}): automatic dunning is paused until someone resumes it"
+    )
 
 
 def refresh_amounts(case: Case, *, now: datetime) -> int:

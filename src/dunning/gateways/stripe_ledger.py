@@ -819,6 +819,22 @@ def _on_dispute(event: StripeEvent, now: datetime) -> Applied:
         invoice=invoice,
         data=data,
     )
+    if invoice is not None and data["dispute"]:
+        # The ledger's dispute, whose opening pauses the customer's dunning.
+        services.record_dispute(
+            services.DisputeFacts(
+                external_id=data["dispute"],
+                customer=invoice.customer,
+                invoice=invoice,
+                amount=data["amount"] or 0,
+                currency=data["currency"] or invoice.currency,
+                reason=data["reason"],
+                status=data["status"],
+                at=event.created,
+            ),
+            now=now,
+            source=SOURCE,
+        )
     return Applied(
         WebhookOutcome.APPLIED,
         f"dispute {data['dispute']} {data['status']}"

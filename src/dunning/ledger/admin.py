@@ -23,6 +23,7 @@ from dunning.ledger import services
 from dunning.ledger.errors import LedgerError
 from dunning.ledger.models import (
     Customer,
+    Dispute,
     Event,
     Invoice,
     InvoiceStatus,
@@ -230,6 +231,26 @@ class PaymentAttemptAdmin(ReadOnlyAdmin):
     @admin.display(description="amount", ordering="amount")
     def charged(self, attempt: PaymentAttempt) -> str:
         return money(attempt.amount, attempt.currency)
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "external_id",
+        "customer",
+        "invoice",
+        "disputed",
+        "reason",
+        "status",
+        "opened_at",
+    )
+    list_filter = ("status", "reason")
+    search_fields = ("external_id", "customer__external_id", "invoice__number")
+    list_select_related = ("customer", "invoice")
+
+    @admin.display(description="amount", ordering="amount")
+    def disputed(self, dispute: Dispute) -> str:
+        return money(dispute.amount, dispute.currency)
 
 
 @admin.register(PaymentMethod)

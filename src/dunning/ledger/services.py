@@ -22,9 +22,11 @@ from dunning.core import fields
 from dunning.db import ParamList, Prepared, bulk_insert, update_each
 from dunning.ledger.errors import ErrorCode, LedgerError
 from dunning.ledger.models import (
+    DISPUTE_CLOSED,
     AttemptOutcome,
     CollectionMethod,
     Customer,
+    Dispute,
     Event,
     Invoice,
     InvoiceStatus,
@@ -34,6 +36,7 @@ from dunning.ledger.models import (
 )
 from dunning.ledger.signals import (
     attempts_recorded,
+    dispute_changed,
     gateway_retry_changed,
     invoices_changed,
     payment_method_changed,
@@ -877,3 +880,68 @@ def set_gateway_retry(*, invoice: str, at: datetime | None, now: datetime, sourc
         )
         gateway_retry_changed.send(sender=Invoice, invoice=target, now=now, source=source)
         return target
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFacts:
+    """A dispute as the gateway reports it at `at` (its event's time)."""
+
+    external_id: str
+    customer: Customer
+    invoice: Invoice | None
+    amount: int
+    currency: str
+    reason: str
+    status: str
+    at: datetime
+
+
+def record_dispute(facts: DisputeFacts, *, now: datetime, source: str) -> Dispute:
+    """Record a dispute or its new status; a status older than the one on record (events
+    come in any order) changes nothing.  Sends `dispute_changed` when it changed."""
+    with transaction.atomic():
+        closed = facts.status in DISPUTE_CLOSED
+        dispute = Dispute.objects.select_for_update().filter(external_id=facts.external_id).first()
+        if dispute is None:
+            dispute = Dispute(
+                external_id=facts.external_id,
+                customer=facts.customer,
+                invoice=facts.invoice,
+                amount=facts.amount,
+                currency=facts.currency,
+                reason=facts.reason,
+                status=facts.status,
+                opened_at=facts.at,
+                closed_at=facts.at if closed else None,
+                status_at=facts.at,
+                created_at=now,
+                updated_at=now,
+            )
+            try:
+                with transaction.atomic():
+                    dispute.save(force_insert=True)
+            except IntegrityError:
+                # Another delivery recorded it meanwhile: judge this one against it.
+                return record_dispute(facts, now=now, source=source)
+            dispute_changed.send(
+                sender=Dispute, dispute=dispute, opened=not closed, now=now, source=source
+            )
+            return dispute
+        if facts.at < dispute.status_at or (
+            facts.at == dispute.status_at and dispute.status == facts.status
+        ):
+            return dispute
+        was_open = dispute.is_open
+        dispute.status, dispute.status_at, dispute.updated_at = facts.status, facts.at, now
+        dispute.reason = facts.reason or dispute.reason
+        dispute.opened_at = min(dispute.opened_at, facts.at)
+        dispute.closed_at = (dispute.closed_at or facts.at) if closed else None
+        dispute.save()
+        dispute_changed.send(
+            sender=Dispute,
+            dispute=dispute,
+            opened=dispute.is_open and not was_open,
+            now=now,
+            source=source,
+        )
+        return dispute

@@ -27,3 +27,8 @@ payment_method_changed = Signal()
 # next_payment_attempt; None: it will not): the engine waits for the gateway,
 # or takes over once the gateway has stopped retrying.
 gateway_retry_changed = Signal()
+
+# Sent with dispute=<Dispute>, opened=<bool> (it was not open before this write),
+# now=<datetime>, source=<str> after a dispute is recorded or its status changes:
+# the engine pauses the customer's dunning while one is open.
+dispute_changed = Signal()

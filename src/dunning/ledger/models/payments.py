@@ -109,3 +109,44 @@ class PaymentAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.decline_code} on {self.invoice_id}"
+
+
+# A dispute's statuses at the card network's end (Stripe's words); the rest are open.
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "prevented"})
+
+
+class Dispute(models.Model):
+    """A customer's challenge of a payment at their bank (a chargeback or an inquiry),
+    as the gateway reports it: while one is open, the customer disagrees with what
+    was charged, and dunning leaves them to a person (`engine.disputes`)."""
+
+    external_id = models.CharField(max_length=255, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="disputes")
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="disputes"
+    )
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=64, blank=True, help_text="fraudulent, duplicate ...")
+    status = models.CharField(max_length=32, help_text="needs_response, under_review, lost ...")
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # When the gateway said the status: an older word arriving late changes nothing.
+    status_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0), name="dispute_amount_not_negative"
+            ),
+        ]
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    def __str__(self) -> str:
+        return f"dispute {self.external_id} ({self.status})"
