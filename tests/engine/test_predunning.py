@@ -659,3 +659,43 @@ def test_a_case_opening_overnight_withdraws_the_waiting_card_request(
     decide_due_cases(now=NEXT_MORNING)
     first = Message.objects.exclude(pk=message.pk).get()
     assert first.case is not None and first.send_after == NEXT_MORNING
+
+
+@pytest.mark.parametrize(
+    ("dues", "asked"),
+    [
+        # Yearly: renewed each 5 August; the card stops on 1 August 2026.
+        ((datetime(2024, 8, 5, 3, tzinfo=UTC), datetime(2025, 8, 5, 3, tzinfo=UTC)), True),
+        # Quarterly: 5 February, 5 May; the next renewal is 5 August.
+        ((datetime(2026, 2, 5, 3, tzinfo=UTC), datetime(2026, 5, 5, 3, tzinfo=UTC)), True),
+        # Yearly, but renewed on 5 January: the card will be replaced long before.
+        ((datetime(2025, 1, 5, 3, tzinfo=UTC), datetime(2026, 1, 5, 3, tzinfo=UTC)), False),
+    ],
+)
+def test_the_next_renewal_follows_the_customer_s_billing_interval(
+    customer: Customer, dues: tuple[datetime, ...], asked: bool
+) -> None:
+    card(customer, added=dues[0] - timedelta(days=30))
+    for n, due in enumerate(dues):
+        renewal(customer, due_at=due, external_id=f"in_renewal_{n}")
+
+    assert remind_expiring_cards(now=NIGHT) == (1 if asked else 0)
+
+
+def test_months_are_added_on_the_local_calendar_and_clamped_to_the_month_s_end() -> None:
+    from zoneinfo import ZoneInfo
+
+    from dunning.engine.predunning import add_months, billing_interval
+
+    bangkok = ZoneInfo("Asia/Bangkok")
+    jan31 = datetime(2026, 1, 31, 3, tzinfo=bangkok)
+    assert add_months(jan31, bangkok).date().isoformat() == "2026-02-28"
+    assert add_months(jan31, bangkok, 12).date().isoformat() == "2027-01-31"
+    leap = datetime(2028, 2, 29, 3, tzinfo=bangkok)
+    assert add_months(leap, bangkok, 12).date().isoformat() == "2029-02-28"
+    assert add_months(datetime(2026, 11, 5, tzinfo=bangkok), bangkok, 3).month == 2
+    # The interval is read from the last two renewals, to the nearest usual one.
+    assert billing_interval(jan31, None) == 1
+    assert billing_interval(jan31, jan31 - timedelta(days=28)) == 1
+    assert billing_interval(jan31, jan31 - timedelta(days=92)) == 3
+    assert billing_interval(jan31, jan31 - timedelta(days=365)) == 12

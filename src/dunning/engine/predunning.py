@@ -5,8 +5,10 @@ the default, else the card saved last), so the request, the card page it links
 to and the charge all speak of the same card.  A card stops working at the
 first instant of the month after its expiry month, in the customer's time
 zone.  When that comes before the customer's next renewal (the latest
-charge_automatically invoice's due date plus one calendar month), and that
-renewal is at most RENEWAL_HORIZON away, the customer gets one email asking
+charge_automatically invoice's due date plus the customer's billing interval:
+the months between their last two such invoices, rounded to 1, 3, 6 or 12, or
+one month when there is only one), and that renewal is at most
+RENEWAL_HORIZON away, the customer gets one email asking
 them to update the card: shortly before it matters, not a year early, and
 before any payment has failed.
 
@@ -102,14 +104,11 @@ def remind_expiring_cards(*, now: datetime, limit: int = 500) -> int:
 
 def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
     """Cards to charge that stop working before a renewal at most RENEWAL_HORIZON away."""
-    latest_due = Subquery(
-        Invoice.objects.filter(
-            customer=OuterRef("customer"),
-            collection_method=CollectionMethod.CHARGE_AUTOMATICALLY,
-        )
-        .order_by("-due_at")
-        .values("due_at")[:1]
-    )
+    renewals = Invoice.objects.filter(
+        customer=OuterRef("customer"), collection_method=CollectionMethod.CHARGE_AUTOMATICALLY
+    ).order_by("-due_at")
+    latest_due = Subquery(renewals.values("due_at")[:1])
+    previous_due = Subquery(renewals.values("due_at")[1:2])
     # The card a charge of the customer's goes on, as `retries.card_to_charge` picks it.
     charged = Subquery(
         PaymentMethod.objects.filter(
@@ -124,8 +123,9 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
     months = Q()
     for year, month in _months(now - timedelta(days=1), now + RENEWAL_HORIZON + timedelta(days=1)):
         months |= Q(exp_year=year, exp_month=month)
-    # Renewal = latest due + 1 month, between now and now + horizon: the latest
-    # due date is at most a month (31 days) back and a few days ahead (February).
+    # Renewal = latest due + the interval (at most a year), between now and now +
+    # horizon: the latest due date is at most a year (366 days) back and a few days
+    # ahead (a month's renewal in February).
     methods = (
         PaymentMethod.objects.filter(months, type=PaymentMethodType.CARD, detached_at__isnull=True)
         .annotate(charged=charged)
@@ -137,9 +137,9 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         # "nothing is owed" card request would use up the day's one contact.
         # Nor after its final action (exhausted): the money is still owed.
         .exclude(customer__cases__state__in=[state.value for state in OWING_STATES])
-        .annotate(latest_due=latest_due)
+        .annotate(latest_due=latest_due, previous_due=previous_due)
         .filter(
-            latest_due__gte=now - timedelta(days=32),
+            latest_due__gte=now - timedelta(days=367),
             latest_due__lte=now + RENEWAL_HORIZON - timedelta(days=27),
         )
         .select_related("customer")
@@ -154,7 +154,8 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
             continue
         assert method.exp_year is not None and method.exp_month is not None  # filtered above
         stops_at = _first_of_next_month(method.exp_year, method.exp_month, zone)
-        renewal = add_month(method.latest_due, zone)
+        interval = billing_interval(method.latest_due, method.previous_due)
+        renewal = add_months(method.latest_due, zone, interval)
         if now < stops_at <= renewal <= now + RENEWAL_HORIZON:
             cards.append(ExpiringCard(method=method, stops_at=stops_at, renewal=renewal))
     return cards
@@ -247,10 +248,24 @@ def withdraw_answered_requests(*, customer_id: int, now: datetime) -> int:
     return canceled
 
 
-def add_month(moment: datetime, zone: ZoneInfo) -> datetime:
-    """The same local day and time a calendar month later (31 January -> 28 or 29 February)."""
+INTERVALS = (1, 3, 6, 12)  # the billing intervals renewals are read as, in months
+
+
+def billing_interval(latest: datetime, previous: datetime | None) -> int:
+    """The months between renewals, read from the last two: the nearest of INTERVALS
+    (a month when there is no earlier renewal)."""
+    if previous is None:
+        return 1
+    months = (latest - previous).days / (365.25 / 12)
+    return min(INTERVALS, key=lambda interval: abs(interval - months))
+
+
+def add_months(moment: datetime, zone: ZoneInfo, months: int = 1) -> datetime:
+    """The same local day and time `months` calendar months later (31 January and one
+    month: 28 or 29 February)."""
     local = moment.astimezone(zone)
-    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    year, month = divmod(local.month - 1 + months, 12)
+    year, month = local.year + year, month + 1
     day = min(local.day, calendar.monthrange(year, month)[1])
     return local.replace(year=year, month=month, day=day)
 
