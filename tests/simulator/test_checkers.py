@@ -370,3 +370,45 @@ def test_the_checkers_do_not_import_the_engines_rules() -> None:
         for alias in node.names
     }
     assert not [name for name in imported if name.startswith("dunning")], imported
+
+
+class TestCustomerAction:
+    """rules.md 1.2 CUSTOMER: stop retrying the same credentials until they change."""
+
+    @pytest.mark.parametrize(
+        "code", ["expired_card", "incorrect_cvc", "authentication_required", "incorrect_zip"]
+    )
+    def test_a_retry_of_the_same_card_after_a_customer_action_decline_is_a_violation(
+        self, code: str
+    ) -> None:
+        report = check_attempts([attempt(0, code=code), attempt(DAY)])
+        assert [v.rule for v in report.violations] == ["customer_action"]
+        assert code in report.messages[0]
+
+    def test_advice_confirm_card_data_asks_the_customer_whatever_the_code(self) -> None:
+        attempts = [attempt(0, code="insufficient_funds", advice="confirm_card_data"), attempt(60)]
+        assert rules(attempts) == ["customer_action"]
+
+    def test_mastercard_mac_01_asks_for_new_credentials(self) -> None:
+        attempts = [
+            attempt(0, code="do_not_honor", mac="01", brand="mastercard"),
+            attempt(DAY, brand="mastercard"),
+        ]
+        assert rules(attempts) == ["customer_action"]
+
+    def test_advice_try_again_later_overrides_the_code(self) -> None:
+        attempts = [attempt(0, code="expired_card", advice="try_again_later"), attempt(DAY)]
+        assert rules(attempts) == []
+
+    def test_the_new_card_may_be_charged(self) -> None:
+        attempts = [attempt(0, code="expired_card"), attempt(DAY, card="card_2", ok=True)]
+        assert rules(attempts) == []
+
+    def test_the_first_charge_of_another_invoice_is_not_a_retry(self) -> None:
+        attempts = [attempt(0, code="expired_card"), attempt(DAY, charge="in_2")]
+        assert rules(attempts) == []
+
+    def test_every_further_retry_counts(self) -> None:
+        attempts = [attempt(0, code="expired_card"), attempt(DAY), attempt(2 * DAY)]
+        assert rules(attempts) == ["customer_action", "customer_action"]
+

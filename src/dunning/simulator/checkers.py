@@ -57,6 +57,31 @@ NEVER_RETRY_ADVICE_CODES = frozenset({"do_not_try_again"})
 # Mastercard MAC 03 (do not try again) and 21 (payment cancellation), §2.2.
 NEVER_RETRY_MASTERCARD_ADVICE = frozenset({"03", "21"})
 
+# Not these card details again for this charge: the customer must update the card,
+# authenticate or correct the data first (§1.2 class CUSTOMER; Visa category 3, "cannot
+# approve with the details provided"). A new card is new details.
+CUSTOMER_ACTION_DECLINE_CODES = frozenset(
+    {
+        "authentication_required",  # Visa 1A
+        "card_not_supported",
+        "currency_not_supported",
+        "expired_card",  # Visa 54
+        "incorrect_cvc",  # Visa N7/82
+        "incorrect_zip",
+        "invalid_amount",  # Visa 13
+        "invalid_cvc",  # Visa N7
+        "invalid_expiry_month",  # Visa 54
+        "invalid_expiry_year",  # Visa 54
+        "new_account_information_available",  # Mastercard MAC 01
+        "pin_try_exceeded",  # Visa 75
+    }
+)
+# §1.1: advice_code overrides the decline code, both ways.
+CUSTOMER_ACTION_ADVICE_CODES = frozenset({"confirm_card_data"})
+RETRY_ADVICE_CODES = frozenset({"try_again_later"})
+# Mastercard MAC 01, new account information: never the old credentials again (§2.2).
+CUSTOMER_ACTION_MASTERCARD_ADVICE = frozenset({"01"})
+
 
 @dataclass(frozen=True, slots=True)
 class Violation:
@@ -131,7 +156,10 @@ class NetworkRuleChecker(_Referee):
       beyond 35 in 30 days.  Counted per card rather than per card and amount:
       a subscription's invoices share one amount, and per card is the stricter.
     - Every brand: any attempt on a card and charge after a never-retry answer
-      (Visa category 1 codes, advice do_not_try_again, Mastercard MAC 03/21).
+      (Visa category 1 codes, advice do_not_try_again, Mastercard MAC 03/21);
+      and after a decline that asks the customer to act (an expired card, wrong
+      data, authentication, advice confirm_card_data, MAC 01): only a new card may
+      be charged for that charge.
     """
 
     def __init__(self) -> None:
@@ -140,6 +168,7 @@ class NetworkRuleChecker(_Referee):
         self._reattempts: defaultdict[tuple[str, str], deque[datetime]] = defaultdict(deque)
         self._mc_declines: defaultdict[str, deque[datetime]] = defaultdict(deque)
         self._never_retry: dict[tuple[str, str], str] = {}
+        self._customer_action: dict[tuple[str, str], str] = {}
         self._last_at: dict[str, datetime] = {}
 
     def record(self, attempt: ChargeAttempt) -> tuple[Violation, ...]:
@@ -166,6 +195,16 @@ class NetworkRuleChecker(_Referee):
                     f"({self._never_retry[pair]})",
                 )
             )
+        elif pair in self._customer_action:
+            found.append(
+                self._add(
+                    "customer_action",
+                    at,
+                    attempt.card_id,
+                    f"{at.isoformat()}: {where} attempted again with the same details after a "
+                    f"decline that needs the customer ({self._customer_action[pair]})",
+                )
+            )
 
         brand = attempt.brand.lower()
         if brand in VISA_RULE_BRANDS and pair in self._declined_pairs:
@@ -188,6 +227,10 @@ class NetworkRuleChecker(_Referee):
             reason = _never_retry_reason(attempt)
             if reason is not None:
                 self._never_retry.setdefault(pair, reason)
+            else:
+                needs = _customer_action_reason(attempt)
+                if needs is not None:
+                    self._customer_action.setdefault(pair, needs)
             if brand == "mastercard":
                 found.extend(self._judge_mastercard_decline(attempt, where))
         return tuple(found)
@@ -229,6 +272,19 @@ def _never_retry_reason(attempt: ChargeAttempt) -> str | None:
         return str(attempt.decline_code)
     if attempt.network_advice_code in NEVER_RETRY_MASTERCARD_ADVICE:
         return f"Mastercard MAC {attempt.network_advice_code}"
+    return None
+
+
+def _customer_action_reason(attempt: ChargeAttempt) -> str | None:
+    if attempt.advice_code in CUSTOMER_ACTION_ADVICE_CODES:
+        return f"advice {attempt.advice_code}"
+    if attempt.network_advice_code in CUSTOMER_ACTION_MASTERCARD_ADVICE:
+        return f"Mastercard MAC {attempt.network_advice_code}"
+    if (
+        attempt.decline_code in CUSTOMER_ACTION_DECLINE_CODES
+        and attempt.advice_code not in RETRY_ADVICE_CODES
+    ):
+        return str(attempt.decline_code)
     return None
 
 
