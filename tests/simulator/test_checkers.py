@@ -8,6 +8,7 @@ Year's Day (a Thursday).
 from __future__ import annotations
 
 import ast
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -412,3 +413,48 @@ class TestCustomerAction:
         attempts = [attempt(0, code="expired_card"), attempt(DAY), attempt(2 * DAY)]
         assert rules(attempts) == ["customer_action", "customer_action"]
 
+
+class TestMastercardAdvisedWait:
+    """rules.md 2.2 MAC 24-30 and acceptance case N04."""
+
+    def test_a_retry_before_mac_25s_day_is_a_violation_and_at_it_is_not(self) -> None:
+        declined = attempt(0, code="insufficient_funds", mac="25", brand="mastercard")
+        early = ChargeAttempt(
+            at=declined.at + timedelta(hours=24) - timedelta(seconds=1),
+            card_id="card_1",
+            brand="mastercard",
+            charge_id="in_1",
+            succeeded=False,
+            decline_code="insufficient_funds",
+        )
+        report = check_attempts([declined, early])
+        assert [v.rule for v in report.violations] == ["mastercard_advised_wait"]
+        assert "MAC 25" in report.messages[0]
+        on_time = dataclasses.replace(early, at=declined.at + timedelta(hours=24))
+        assert rules([declined, on_time]) == []
+
+    @pytest.mark.parametrize(
+        ("mac", "wait"),
+        [("24", 60), ("26", 2 * DAY), ("27", 4 * DAY), ("28", 6 * DAY), ("29", 8 * DAY)]
+        + [("30", 10 * DAY)],
+    )
+    def test_each_code_sets_its_own_wait(self, mac: str, wait: int) -> None:
+        declined = attempt(0, mac=mac, brand="mastercard")
+        assert rules([declined, attempt(wait - 1, brand="mastercard")]) == [
+            "mastercard_advised_wait"
+        ]
+        assert rules([declined, attempt(wait, brand="mastercard")]) == []
+
+    def test_the_wait_is_per_transaction_and_card(self) -> None:
+        declined = attempt(0, mac="30", brand="mastercard")
+        other_invoice = attempt(60, brand="mastercard", charge="in_2")
+        new_card = attempt(120, brand="mastercard", card="card_2")
+        assert rules([declined, other_invoice, new_card]) == []
+
+    def test_a_later_decline_without_advice_does_not_shorten_the_wait(self) -> None:
+        attempts = [
+            attempt(0, mac="27", brand="mastercard"),
+            attempt(DAY, brand="mastercard"),  # too early: counted
+            attempt(2 * DAY, brand="mastercard"),  # still inside the four days: counted
+        ]
+        assert rules(attempts) == ["mastercard_advised_wait", "mastercard_advised_wait"]

@@ -57,6 +57,17 @@ NEVER_RETRY_ADVICE_CODES = frozenset({"do_not_try_again"})
 # Mastercard MAC 03 (do not try again) and 21 (payment cancellation), §2.2.
 NEVER_RETRY_MASTERCARD_ADVICE = frozenset({"03", "21"})
 
+# Mastercard MAC 24-30: the earliest retry after the decline (§2.2; acceptance case N04).
+MASTERCARD_ADVISED_WAITS = {
+    "24": timedelta(hours=1),
+    "25": timedelta(hours=24),
+    "26": timedelta(days=2),
+    "27": timedelta(days=4),
+    "28": timedelta(days=6),
+    "29": timedelta(days=8),
+    "30": timedelta(days=10),
+}
+
 # Not these card details again for this charge: the customer must update the card,
 # authenticate or correct the data first (§1.2 class CUSTOMER; Visa category 3, "cannot
 # approve with the details provided"). A new card is new details.
@@ -160,6 +171,8 @@ class NetworkRuleChecker(_Referee):
       and after a decline that asks the customer to act (an expired card, wrong
       data, authentication, advice confirm_card_data, MAC 01): only a new card may
       be charged for that charge.
+    - Every brand: any attempt on a card and charge before the wait a Mastercard
+      advice code 24-30 on an earlier decline asked for has passed.
     """
 
     def __init__(self) -> None:
@@ -169,6 +182,7 @@ class NetworkRuleChecker(_Referee):
         self._mc_declines: defaultdict[str, deque[datetime]] = defaultdict(deque)
         self._never_retry: dict[tuple[str, str], str] = {}
         self._customer_action: dict[tuple[str, str], str] = {}
+        self._advised: dict[tuple[str, str], tuple[datetime, str]] = {}
         self._last_at: dict[str, datetime] = {}
 
     def record(self, attempt: ChargeAttempt) -> tuple[Violation, ...]:
@@ -206,6 +220,18 @@ class NetworkRuleChecker(_Referee):
                 )
             )
 
+        advised = self._advised.get(pair)
+        if advised is not None and at < advised[0]:
+            found.append(
+                self._add(
+                    "mastercard_advised_wait",
+                    at,
+                    attempt.card_id,
+                    f"{at.isoformat()}: {where} attempted before {advised[0].isoformat()} "
+                    f"({advised[1]})",
+                )
+            )
+
         brand = attempt.brand.lower()
         if brand in VISA_RULE_BRANDS and pair in self._declined_pairs:
             window = self._reattempts[pair]
@@ -231,6 +257,13 @@ class NetworkRuleChecker(_Referee):
                 needs = _customer_action_reason(attempt)
                 if needs is not None:
                     self._customer_action.setdefault(pair, needs)
+            wait = MASTERCARD_ADVISED_WAITS.get(attempt.network_advice_code or "")
+            if wait is not None and (advised is None or at + wait > advised[0]):
+                self._advised[pair] = (
+                    at + wait,
+                    f"Mastercard MAC {attempt.network_advice_code} on the decline of "
+                    f"{at.isoformat()}: retry after {wait}",
+                )
             if brand == "mastercard":
                 found.extend(self._judge_mastercard_decline(attempt, where))
         return tuple(found)
