@@ -184,6 +184,7 @@ def attempt(
     brand: str = "visa",
     card: str = "card_1",
     charge: str = "in_1",
+    amount: int | None = None,
 ) -> ChargeAttempt:
     return ChargeAttempt(
         at=T0 + timedelta(minutes=minutes),
@@ -194,6 +195,8 @@ def attempt(
         decline_code=None if ok else code,
         advice_code=advice,
         network_advice_code=mac,
+        amount=amount,
+        currency="" if amount is None else "THB",
     )
 
 
@@ -233,6 +236,30 @@ class TestVisa:
         )
         assert rules(attempts) == []
 
+    def test_two_invoices_of_one_amount_on_one_card_are_one_transaction(self) -> None:
+        # rules.md 2.1: Visa matches reattempts on card number, merchant and amount.
+        # in_1: a decline and 8 reattempts; in_2 (same amount): its first charge follows
+        # a decline of that transaction, so it is reattempt 9; 7 more make 16.
+        attempts = [attempt(i * 60, amount=49900) for i in range(9)] + [
+            attempt(i * 60, charge="in_2", amount=49900) for i in range(9, 17)
+        ]
+        report = check_attempts(attempts)
+        assert [v.rule for v in report.violations] == ["visa_reattempts_30d"]
+        assert report.violations[0].at == attempts[16].at
+
+    def test_other_amounts_are_other_transactions(self) -> None:
+        attempts = [attempt(i * 60, amount=49900) for i in range(9)] + [
+            attempt(i * 60, charge="in_2", amount=29900) for i in range(9, 17)
+        ]
+        assert rules(attempts) == []
+
+    def test_an_approval_ends_the_declined_transaction(self) -> None:
+        # in_1 is paid at its 15th reattempt; in_2 of the same amount starts afresh.
+        attempts = [attempt(i * 60, amount=49900) for i in range(15)]
+        attempts.append(attempt(15 * 60, ok=True, amount=49900))
+        attempts.append(attempt(16 * 60, ok=True, charge="in_2", amount=49900))
+        assert rules(attempts) == []
+
     def test_amex_and_discover_follow_visa(self) -> None:
         for brand in ("amex", "discover"):
             assert rules([attempt(i * 60, brand=brand) for i in range(17)]) == [
@@ -269,7 +296,22 @@ class TestMastercard:
 
     def test_the_thirty_sixth_decline_in_thirty_days_is_a_violation(self) -> None:
         attempts = [attempt(i * DAY / 5, brand="mastercard") for i in range(36)]
-        assert rules(attempts) == ["mastercard_declines_30d"]
+        assert rules(attempts) == ["mastercard_attempts_30d"]
+
+    def test_the_thirty_sixth_attempt_of_a_transaction_counts_even_when_approved(self) -> None:
+        # rules.md 2.2: at most 35 attempts (not declines) of one transaction in 30 days.
+        attempts = [attempt(i * DAY / 5, brand="mastercard") for i in range(35)]
+        attempts.append(attempt(35 * DAY / 5, brand="mastercard", ok=True))
+        report = check_attempts(attempts)
+        assert [v.rule for v in report.violations] == ["mastercard_attempts_30d"]
+        assert "attempt 36" in report.messages[0]
+
+    def test_the_thirty_day_count_is_per_transaction(self) -> None:
+        attempts = [
+            attempt(i * DAY / 5, brand="mastercard", charge=f"in_{i % 2}", amount=1000 + i % 2)
+            for i in range(40)
+        ]
+        assert rules(attempts) == []
 
     def test_a_replacement_card_starts_its_own_count(self) -> None:
         attempts = [attempt(i * 60, brand="mastercard") for i in range(10)]

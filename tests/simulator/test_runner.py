@@ -26,10 +26,11 @@ from dunning.core.policy import RetryBudget
 from dunning.core.retry_timing import Strategy
 from dunning.db import bulk_insert
 from dunning.engine.models import Message, MessageStatus
+from dunning.gateways.base import ChargeRequest
 from dunning.ledger.models import AttemptOutcome, Invoice, InvoiceStatus, PaymentAttempt
 from dunning.ledger.services import upsert_customer
 from dunning.simulator.generate import generate
-from dunning.simulator.runner import SimulationResult, _next_moment, simulate
+from dunning.simulator.runner import SimulationResult, _Issuers, _next_moment, simulate
 from dunning.simulator.scenario import load_scenario
 from tests.conftest import unsaved_case
 
@@ -313,3 +314,50 @@ def test_a_customer_at_an_internationalised_domain_gets_their_reminders(db: None
     assert sent.exists()
     assert set(sent.values_list("to", flat=True)) == {"lost@bücher.de"}
     assert result.contact_rule_violations == 0
+
+
+def test_the_network_referee_matches_a_transaction_on_card_and_amount() -> None:
+    """rules.md 2.1: two invoices of one amount on one card are one transaction to Visa,
+    so the referee is told each charge's amount, not only its invoice."""
+    scenario = load_scenario(
+        {
+            "start": "2026-01-01T00:00:00Z",
+            "end": "2026-02-01T00:00:00Z",
+            "customers": [
+                customer(
+                    "cus_broke",
+                    time_zone="Asia/Bangkok",
+                    country="TH",
+                    locale="th",
+                    card={"brand": "visa", "exp_month": 5, "exp_year": 2027},
+                    invoices=[
+                        invoice("in_a", 49900, "THB", "2026-01-02T09:00:00+07:00"),
+                        invoice("in_b", 49900, "THB", "2026-01-03T09:00:00+07:00"),
+                    ],
+                    declines=[
+                        {
+                            "from": "2026-01-01T00:00:00Z",
+                            "until": "2026-02-01T00:00:00Z",
+                            "decline_code": "insufficient_funds",
+                            "card": "original",
+                        }
+                    ],
+                )
+            ],
+        }
+    )
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    issuers = _Issuers({c.id: c for c in scenario.customers}, clock=lambda: start)
+    for hour in range(17):  # a first decline and 16 reattempts, alternating invoices
+        issuers(
+            ChargeRequest(
+                amount=49900,
+                currency="THB",
+                customer_external_id="cus_broke",
+                payment_method_external_id="pm_cus_broke_original",
+                invoice_external_id="in_a" if hour % 2 else "in_b",
+                idempotency_key=f"k{hour}",
+            ),
+            start + timedelta(hours=hour),
+        )
+    assert [v.rule for v in issuers.network.report().violations] == ["visa_reattempts_30d"]

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 import holidays
 
 # Network rules, reference/rules.md §2.
-VISA_MAX_REATTEMPTS = 15  # §2.1: at most 15 reattempts per card and charge in 30 days
+VISA_MAX_REATTEMPTS = 15  # §2.1: at most 15 reattempts of a transaction in 30 days
 THIRTY_DAYS = timedelta(days=30)
 MASTERCARD_MAX_DECLINES_24H = 10  # §2.2 TPE: at most 10 declines per card in a rolling 24 h
-MASTERCARD_MAX_DECLINES_30D = 35  # §2.2 TPE: at most 35 per card (same amount) in 30 days
+MASTERCARD_MAX_ATTEMPTS_30D = 35  # §2.2 TPE: at most 35 attempts of a transaction in 30 days
 DAY = timedelta(hours=24)
 # §2.3 (I): Amex and Discover publish no limits; apply Visa's until they do.
 VISA_RULE_BRANDS = frozenset({"visa", "amex", "discover"})
@@ -129,6 +129,17 @@ class ChargeAttempt:
     decline_code: str | None = None
     advice_code: str | None = None  # Stripe's advice_code
     network_advice_code: str | None = None  # Mastercard MAC
+    amount: int | None = None  # minor units, with `currency`; None: not known
+    currency: str = ""
+
+    @property
+    def transaction(self) -> tuple[str, ...]:
+        """What the networks take for one transaction: the card number, the merchant (one
+        per run) and the amount (§2.1 "what counts as the same transaction", §2.2); so two
+        invoices of one amount on one card are one.  Without an amount: the charge."""
+        if self.amount is None:
+            return (self.card_id, "charge", self.charge_id)
+        return (self.card_id, "amount", self.currency, str(self.amount))
 
 
 class _Referee:
@@ -160,12 +171,14 @@ class _Referee:
 class NetworkRuleChecker(_Referee):
     """Counts attempts that break the card networks' retry rules (reference/rules.md §2).
 
-    - Visa (and, per §2.3, Amex and Discover): a reattempt is any attempt on a card
-      and charge after that pair's first decline; the 16th and later within a
-      rolling 30 days each count.
+    A transaction is what the networks match attempts on: the card and the amount
+    (`ChargeAttempt.transaction`), so two invoices of one amount on one card are one.
+
+    - Visa (and, per §2.3, Amex and Discover): a reattempt is an attempt that
+      follows a decline of the same transaction (an approval ends it); the 16th
+      and later within a rolling 30 days each count.
     - Mastercard: each decline beyond 10 on a card in a rolling 24 h, and each
-      beyond 35 in 30 days.  Counted per card rather than per card and amount:
-      a subscription's invoices share one amount, and per card is the stricter.
+      attempt of a transaction, approved or not, beyond 35 in 30 days.
     - Every brand: any attempt on a card and charge after a never-retry answer
       (Visa category 1 codes, advice do_not_try_again, Mastercard MAC 03/21);
       and after a decline that asks the customer to act (an expired card, wrong
@@ -177,9 +190,10 @@ class NetworkRuleChecker(_Referee):
 
     def __init__(self) -> None:
         super().__init__()
-        self._declined_pairs: set[tuple[str, str]] = set()
-        self._reattempts: defaultdict[tuple[str, str], deque[datetime]] = defaultdict(deque)
+        self._last_declined: dict[tuple[str, ...], bool] = {}  # per transaction
+        self._reattempts: defaultdict[tuple[str, ...], deque[datetime]] = defaultdict(deque)
         self._mc_declines: defaultdict[str, deque[datetime]] = defaultdict(deque)
+        self._mc_attempts: defaultdict[tuple[str, ...], deque[datetime]] = defaultdict(deque)
         self._never_retry: dict[tuple[str, str], str] = {}
         self._customer_action: dict[tuple[str, str], str] = {}
         self._advised: dict[tuple[str, str], tuple[datetime, str]] = {}
@@ -233,8 +247,9 @@ class NetworkRuleChecker(_Referee):
             )
 
         brand = attempt.brand.lower()
-        if brand in VISA_RULE_BRANDS and pair in self._declined_pairs:
-            window = self._reattempts[pair]
+        transaction = attempt.transaction
+        if brand in VISA_RULE_BRANDS and self._last_declined.get(transaction, False):
+            window = self._reattempts[transaction]
             window.append(at)
             _drop_older(window, at - THIRTY_DAYS)
             if len(window) > VISA_MAX_REATTEMPTS:
@@ -248,8 +263,10 @@ class NetworkRuleChecker(_Referee):
                     )
                 )
 
+        self._last_declined[transaction] = not attempt.succeeded
+        if brand == "mastercard":
+            found.extend(self._judge_mastercard_attempt(attempt, where))
         if not attempt.succeeded:
-            self._declined_pairs.add(pair)
             reason = _never_retry_reason(attempt)
             if reason is not None:
                 self._never_retry.setdefault(pair, reason)
@@ -268,31 +285,38 @@ class NetworkRuleChecker(_Referee):
                 found.extend(self._judge_mastercard_decline(attempt, where))
         return tuple(found)
 
+    def _judge_mastercard_attempt(self, attempt: ChargeAttempt, where: str) -> list[Violation]:
+        at = attempt.at
+        found = []
+        attempts = self._mc_attempts[attempt.transaction]
+        attempts.append(at)
+        _drop_older(attempts, at - THIRTY_DAYS)
+        if len(attempts) > MASTERCARD_MAX_ATTEMPTS_30D:
+            found.append(
+                self._add(
+                    "mastercard_attempts_30d",
+                    at,
+                    attempt.card_id,
+                    f"{at.isoformat()}: {where}: attempt {len(attempts)} of the transaction "
+                    f"within 30 days (at most {MASTERCARD_MAX_ATTEMPTS_30D})",
+                )
+            )
+        return found
+
     def _judge_mastercard_decline(self, attempt: ChargeAttempt, where: str) -> list[Violation]:
         at = attempt.at
         declines = self._mc_declines[attempt.card_id]
         declines.append(at)
-        _drop_older(declines, at - THIRTY_DAYS)
-        in_24h = sum(1 for d in declines if d > at - DAY)
+        _drop_older(declines, at - DAY)
         found = []
-        if in_24h > MASTERCARD_MAX_DECLINES_24H:
+        if len(declines) > MASTERCARD_MAX_DECLINES_24H:
             found.append(
                 self._add(
                     "mastercard_declines_24h",
                     at,
                     attempt.card_id,
-                    f"{at.isoformat()}: {where}: decline {in_24h} on the card within 24 h "
+                    f"{at.isoformat()}: {where}: decline {len(declines)} on the card within 24 h "
                     f"(at most {MASTERCARD_MAX_DECLINES_24H})",
-                )
-            )
-        if len(declines) > MASTERCARD_MAX_DECLINES_30D:
-            found.append(
-                self._add(
-                    "mastercard_declines_30d",
-                    at,
-                    attempt.card_id,
-                    f"{at.isoformat()}: {where}: decline {len(declines)} on the card within "
-                    f"30 days (at most {MASTERCARD_MAX_DECLINES_30D})",
                 )
             )
         return found

@@ -158,6 +158,8 @@ class _Issuers:
                 decline_code=outcome.decline_code,
                 advice_code=outcome.advice_code,
                 network_advice_code=outcome.network_advice_code,
+                amount=request.amount,
+                currency=request.currency,
             )
         )
         if outcome.succeeded:
