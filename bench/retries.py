@@ -142,7 +142,7 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers:
         }
         money = " ".join(f"{c} {r:.3f}" for c, r in sorted(ratios.items()))
         attempts = smart["attempts"] / max(fixed["attempts"], 1)
-        faster = (smart["median_hours_to_recovery"] or 0) < (fixed["median_hours_to_recovery"] or 0)
+        faster = _median(smart) < _median(fixed)
         money_ok = all(r >= GOAL_UPLIFT for r in ratios.values())
         met = met and money_ok and attempts <= 1 and faster
         print(
@@ -195,6 +195,13 @@ def report(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], *, customers:
     scale = "" if customers == 10_000 else f" (at {customers:,} customers, not 10,000)"
     print(f"slowest run: {slowest:.1f} s, goal <= {GOAL_SECONDS:.0f} s{scale}: {verdict}")
     return met and violations == 0 and verdict == "ok"
+
+
+def _median(result: dict[str, Any]) -> float:
+    """The run's median hours to recovery; a run that recovered nothing has none (null):
+    never, so it is sooner than nothing and nothing is sooner than it."""
+    median = result["median_hours_to_recovery"]
+    return float("inf") if median is None else float(median)
 
 
 if __name__ == "__main__":
