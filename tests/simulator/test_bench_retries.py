@@ -47,9 +47,7 @@ def test_a_smart_run_that_recovered_nothing_is_not_sooner(
     bench: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # No recovery has no median (null): never, not sooner than fixed's 100 hours.
-    smart = run(
-        "smart", recovered_invoices=0, recovered={"THB": 0}, median_hours_to_recovery=None
-    )
+    smart = run("smart", recovered_invoices=0, recovered={"THB": 0}, median_hours_to_recovery=None)
     assert not bench.report([(1, run("fixed"), smart)], customers=10_000)
     assert "median sooner: MISSED" in capsys.readouterr().out
 

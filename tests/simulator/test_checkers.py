@@ -477,8 +477,14 @@ class TestMastercardAdvisedWait:
 
     @pytest.mark.parametrize(
         ("mac", "wait"),
-        [("24", 60), ("26", 2 * DAY), ("27", 4 * DAY), ("28", 6 * DAY), ("29", 8 * DAY)]
-        + [("30", 10 * DAY)],
+        [
+            ("24", 60),
+            ("26", 2 * DAY),
+            ("27", 4 * DAY),
+            ("28", 6 * DAY),
+            ("29", 8 * DAY),
+            ("30", 10 * DAY),
+        ],
     )
     def test_each_code_sets_its_own_wait(self, mac: str, wait: int) -> None:
         declined = attempt(0, mac=mac, brand="mastercard")
