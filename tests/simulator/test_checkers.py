@@ -506,3 +506,36 @@ class TestMastercardAdvisedWait:
             attempt(2 * DAY, brand="mastercard"),  # still inside the four days: counted
         ]
         assert rules(attempts) == ["mastercard_advised_wait", "mastercard_advised_wait"]
+
+
+class TestDaylightSaving:
+    """Hours are the customer's wall clock on the day itself, not a fixed offset."""
+
+    @staticmethod
+    def us(at: datetime) -> SentMessage:
+        return SentMessage(
+            at=at, customer_id="cus_us", country="US", time_zone="America/New_York", channel="email"
+        )
+
+    def test_eight_in_the_morning_moves_with_new_yorks_spring_forward(self) -> None:
+        # 2026-03-08: EST (-05:00) until 02:00, EDT (-04:00) after.
+        assert judge(self.us(datetime(2026, 3, 8, 12, tzinfo=UTC))) == []  # 08:00 EDT
+        assert judge(self.us(datetime(2026, 3, 8, 11, 59, tzinfo=UTC))) == ["contact_hours"]
+        assert judge(self.us(datetime(2026, 3, 7, 12, 59, tzinfo=UTC))) == ["contact_hours"]
+
+    def test_nine_in_the_evening_moves_with_new_yorks_fall_back(self) -> None:
+        # 2026-11-01: EDT until 02:00, EST after; 21:00 EST is 02:00Z the next day.
+        assert judge(self.us(datetime(2026, 11, 2, 1, 59, tzinfo=UTC))) == []
+        assert judge(self.us(datetime(2026, 11, 2, 2, tzinfo=UTC))) == ["contact_hours"]
+
+    def test_berlins_saturday_window_after_the_clocks_go_forward(self) -> None:
+        # Saturday 2026-03-28 is CET (+01:00); Sunday 2026-03-29 CEST: nothing on Sunday.
+        de = {"customer_id": "cus_de", "country": "DE", "time_zone": "Europe/Berlin"}
+        saturday_late = SentMessage(
+            at=datetime(2026, 3, 28, 15, 59, tzinfo=UTC), channel="email", **de
+        )
+        assert judge(saturday_late) == []  # 16:59 CET
+        sunday_small_hours = SentMessage(
+            at=datetime(2026, 3, 28, 23, 30, tzinfo=UTC), channel="email", **de
+        )
+        assert judge(sunday_small_hours) == ["contact_hours"]  # 00:30 Sunday
