@@ -451,6 +451,10 @@ class TestCustomerAction:
         attempts = [attempt(0, code="expired_card"), attempt(DAY, charge="in_2")]
         assert rules(attempts) == []
 
+    def test_a_retry_breaking_both_card_rules_counts_twice(self) -> None:
+        attempts = [attempt(0, code="expired_card"), attempt(1, code="lost_card"), attempt(DAY)]
+        assert rules(attempts) == ["customer_action", "never_retry", "customer_action"]
+
     def test_every_further_retry_counts(self) -> None:
         attempts = [attempt(0, code="expired_card"), attempt(DAY), attempt(2 * DAY)]
         assert rules(attempts) == ["customer_action", "customer_action"]

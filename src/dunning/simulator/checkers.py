@@ -223,7 +223,7 @@ class NetworkRuleChecker(_Referee):
                     f"({self._never_retry[pair]})",
                 )
             )
-        elif pair in self._customer_action:
+        if pair in self._customer_action:
             found.append(
                 self._add(
                     "customer_action",
