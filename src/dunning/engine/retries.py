@@ -342,6 +342,10 @@ def retry_due(
                 continue
             # No charge planned, or its invoice or card changed since: planned afresh.
             batch.plan(case)
+        busy = _cards_busy(charges, now=now)
+        for due in [due for due in charges if due.method.pk in busy]:
+            charges.remove(due)
+            batch.store(due.case, RetryPlan(busy[due.method.pk], SAME_CARD))
         batch.save()
         lease = now + LEASE
         if lookups:
@@ -849,6 +853,52 @@ class _Reads:
     versions: Prepared[PolicyVersion] = Prepared(
         lambda: PolicyVersion.objects.filter(pk__in=_ids("ids"))
     )
+
+
+def _cards_busy(charges: Sequence[_Due], *, now: datetime) -> dict[int, datetime]:
+    """The cards of the new charges among `charges` on which another case's charge is
+    under way, and when to look again: not charged now.
+
+    The networks cap the charges on a card, whichever of the customer's cases
+    makes them (two currencies, one card), and each case's plan counts only the
+    answers recorded when it was made.  Two workers that each claimed one of
+    those cases would both charge the card: the claim holds each card it charges
+    until commit (a card another claim holds is left to it), and a card with
+    another case's charge sent but unanswered (in doubt: being sent by another
+    worker, made on the pay page, or lost) waits for that answer, which plans the
+    customer's other cases again (`_replan_the_customers_others`).  A charge in
+    doubt asked again is the same request, not another charge on the card.
+    """
+    fresh = [due for due in charges if due.case.charge_in_doubt_since is None]
+    cards = sorted({due.method.pk for due in fresh})
+    if not cards:
+        return {}
+    held = set(cards)
+    if connection.features.has_select_for_update_skip_locked:
+        # FOR NO KEY UPDATE: a webhook recording an attempt on the card (a row that
+        # merely references it) is not held up; another claim of the card is.
+        held = set(
+            PaymentMethod.objects.select_for_update(no_key=True, skip_locked=True)
+            .filter(pk__in=cards)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+    again = now + LEASE
+    busy = {card: again for card in cards if card not in held}
+    others = (
+        Case.objects.filter(
+            customer_id__in={due.case.customer_id for due in fresh},
+            retry_payment_method_id__in=held,
+            charge_in_doubt_since__isnull=False,
+        )
+        .exclude(pk__in=[due.case.pk for due in charges])
+        .values_list("retry_payment_method_id", "next_retry_at")
+    )
+    for card, asked_at in others:
+        # Looked at again when the other charge is next asked about, at the latest.
+        at = asked_at if asked_at is not None and asked_at > now else again
+        busy[card] = min(busy.get(card, at), at)
+    return busy
 
 
 def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
