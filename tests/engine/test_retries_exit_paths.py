@@ -9,6 +9,7 @@ must wait for an operator.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from dunning.api.cases import CaseOut
 from dunning.engine import actions, pay_now
 from dunning.engine.models import Case, CaseEvent
-from dunning.engine.retries import NoChargeInDoubt, release_charge_in_doubt
+from dunning.engine.retries import LEASE, NoChargeInDoubt, release_charge_in_doubt
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import (
     LostAnswer,
@@ -439,3 +440,57 @@ def test_the_pay_page_does_not_charge_a_card_a_retry_found_lost(case: Case) -> N
 
     assert pay_now.offer_for(case, bank.gateway) is None
     assert pay_now.page_offer(case, bank.gateway) == (None, pay_now.Refusal.DECLINED)
+
+
+def test_a_worker_s_answer_recorded_past_its_lease_leaves_the_case_s_next_charge_alone(
+    case: Case,
+) -> None:
+    """A worker stalls past its lease after sending a retry (a long pause, a stuck
+    connection).  Meanwhile another worker asks the same charge again, records its
+    decline, and the customer pays on the pay page and is sent to their bank: that
+    payment is now the case's charge in doubt.  The stalled worker's answer, when it
+    is recorded at last, must not replan the case, which would forget the payment at
+    the bank and charge the invoice beside it."""
+    stalled, other = Bank(StripeLike), Bank(StripeLike)  # two workers, each with its client
+    at = planned_at(stalled)
+    late = at + LEASE + timedelta(minutes=1)
+    paid_at = late + timedelta(minutes=1)
+    page = other.gateway
+    assert isinstance(page, StripeLike)
+
+    def answered_past_the_lease(request: ChargeRequest) -> ChargeResult:
+        other.answer(lambda request: declined(request, "insufficient_funds", network="visa"))
+        assert other.run(late).declined == 1  # the same key asked again, its decline recorded
+        other.answer(lambda request: declined(request, "authentication_required"))
+        offer = pay_now.offer_for(Case.objects.get(), page)
+        assert offer is not None
+        other.now = paid_at
+        sent = pay_now.start(offer, gateway=page, now=paid_at)
+        assert sent.outcome is pay_now.Outcome.AUTHENTICATE
+        return declined(request, "insufficient_funds", network="visa")
+
+    stalled.answer(answered_past_the_lease)
+    stalled.run(at)
+
+    case = Case.objects.get()
+    assert case.retry_key.startswith("pay") and case.charge_in_doubt_since == paid_at
+
+    # The customer leaves the bank's page; the retry stage goes on, every charge approved.
+    other.answer(*[ok] * 5)
+    run_on(other, paid_at)
+    # The customer confirms at the bank after all.
+    event = CaseEvent.objects.filter(type=pay_now.SENT_TO_BANK).latest("pk")
+    offer = pay_now.offer_for_return(Case.objects.get(), event.data["reference"], page)
+    assert offer is not None
+    with contextlib.suppress(GatewayError):
+        pay_now.finish(
+            offer, event.data["reference"], gateway=page, now=paid_at + timedelta(days=3)
+        )
+
+    taken = [
+        charge
+        for bank in (stalled, other)
+        for charge in bank.gateway.charges
+        if charge.result.succeeded
+    ]
+    assert len(taken) == 1, [charge.request.idempotency_key for charge in taken]

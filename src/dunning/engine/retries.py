@@ -1290,7 +1290,7 @@ def _record(
                 source=SOURCE,
             )
         )
-        recorded: list[int] = []
+        recorded: list[_Due] = []
         for due, result in answered:
             if (due, result) not in seen:
                 outcome = next(outcomes)
@@ -1300,7 +1300,7 @@ def _record(
                     _not_recorded(due, error=outcome, now=now, taken=result.succeeded)
                     continue
             counts["recovered" if result.succeeded else "declined"] += 1
-            recorded.append(due.case.pk)
+            recorded.append(due)
             customer = due.case.customer
             hour = now.astimezone(ZoneInfo(customer.time_zone)).hour
             for segment in _card_segments(due.method, customer):
@@ -1309,9 +1309,14 @@ def _record(
         _learn(learned)
         # Answered: no longer in doubt.  A case paused, exhausted or closed is not
         # planned; it keeps no key (a paused one is planned afresh when resumed).
-        if recorded:
-            _ANSWERED_INACTIVE().run(ids=recorded, now=now)
-        active = _ChargeQueries.active().instances(ids=recorded) if recorded else []
+        # Only a case still holding this charge's key: one that has moved on (this
+        # worker's lease ran out, another recorded the same answer and planned the
+        # case, a payment on the pay page is in doubt since) is not planned again
+        # over its next charge, which would forget that charge and make another.
+        ids = _still_holding(recorded)
+        if ids:
+            _ANSWERED_INACTIVE().run(ids=ids, now=now)
+        active = _ChargeQueries.active().instances(ids=ids) if ids else []
         if active:
             attach_customers(active)
             batch = RetryBatch.load(active, now=now, strategy=strategy)
@@ -1319,7 +1324,16 @@ def _record(
                 batch.plan(case)
             batch.save()
             counts["due_now"] += batch.due_now
-        _replan_the_customers_others(answered, planned=set(recorded), now=now)
+        _replan_the_customers_others(answered, planned=set(ids), now=now)
+
+
+def _still_holding(dues: Sequence[_Due]) -> list[int]:
+    """The cases of `dues` that still hold the key their charge was sent under, locked
+    until commit (a payment started on the pay page meanwhile waits for it)."""
+    if not dues:
+        return []
+    keys = dict(_ChargeQueries.keys().rows(ids=[due.case.pk for due in dues]))
+    return [due.case.pk for due in dues if keys.get(due.case.pk) == due.key]
 
 
 def _replan_the_customers_others(
@@ -1434,6 +1448,14 @@ class _ChargeQueries:
     )
     active: Prepared[Case] = Prepared(
         lambda: Case.objects.select_for_update().filter(pk__in=_ids("ids"), state=CaseState.ACTIVE)
+    )
+    keys = Prepared(
+        lambda: (
+            Case.objects.select_for_update()
+            .filter(pk__in=_ids("ids"))
+            .order_by("pk")
+            .values_list("pk", "retry_key")
+        )
     )
     customers_cases = Prepared(
         lambda: Case.objects.filter(
