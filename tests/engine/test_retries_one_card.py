@@ -10,7 +10,7 @@ from dunning.engine.models import Case
 from dunning.gateways.simulated import declined
 from dunning.ledger import services
 from dunning.ledger.models import PaymentAttempt
-from tests.engine.test_retries import T0, Bank, add_card, add_invoice, bank, customer
+from tests.engine.test_retries import T0, Bank, add_card, add_invoice, bank, customer, timeout
 
 __all__ = ["bank", "customer"]  # fixtures
 
@@ -145,5 +145,40 @@ def test_a_charge_replans_the_customer_s_other_case_planned_before_it(
 
     second.refresh_from_db()
     assert second.retry_key == "" or second.next_retry_at > first.next_retry_at + timedelta(hours=1)
+    run_wakes(bank)
+    assert worst_day() <= 10
+
+
+def test_a_charge_in_doubt_asked_again_holds_the_card_against_the_other_case_s_charge(
+    customer: None, bank: Bank
+) -> None:
+    """The first case's charge got no answer (a timeout): it may be the card's tenth
+    decline of the day.  When it is asked again in the same batch as the other case's
+    charge on the card, the other waits for its answer."""
+    two_cases_on_one_mastercard()
+    for n in range(5):
+        decline("in_th", at=EVENING + timedelta(hours=n))
+    for n in range(4):
+        decline("in_us", at=EVENING + timedelta(hours=n, minutes=30))
+    sync_cases(now=NOW)
+    bank.run(NOW)
+    (at,) = set(Case.objects.values_list("next_retry_at", flat=True))
+    assert at is not None
+    bank.answer(timeout)
+    bank.run(at)  # one charged, no answer; the other waits for it (the same batch)
+    doubtful = Case.objects.get(charge_in_doubt_since__isnull=False)
+    bank.run(at)  # the other is planned afresh, counting what is recorded
+    other = Case.objects.exclude(pk=doubtful.pk).get()
+    assert other.retry_key and other.next_retry_at is not None
+    # Both fall due together, a minute on: the charge in doubt is asked again (it may
+    # be the card's tenth decline of the day), and the other case's charge is due.
+    again = at + timedelta(minutes=1)
+    Case.objects.update(next_retry_at=again)
+    bank.answer(*[mastercard_declines] * 20)
+
+    bank.run(again)
+
+    assert [c.request.idempotency_key for c in bank.gateway.charges] == [doubtful.retry_key]
+    assert worst_day() <= 10
     run_wakes(bank)
     assert worst_day() <= 10

@@ -342,10 +342,9 @@ def retry_due(
                 continue
             # No charge planned, or its invoice or card changed since: planned afresh.
             batch.plan(case)
-        busy = _cards_busy(charges, now=now)
-        for due in [due for due in charges if due.method.pk in busy]:
+        for due, again in _on_busy_cards(charges, now=now):
             charges.remove(due)
-            batch.store(due.case, RetryPlan(busy[due.method.pk], SAME_CARD))
+            batch.store(due.case, RetryPlan(again, SAME_CARD))
         batch.save()
         lease = now + LEASE
         if lookups:
@@ -855,9 +854,9 @@ class _Reads:
     )
 
 
-def _cards_busy(charges: Sequence[_Due], *, now: datetime) -> dict[int, datetime]:
-    """The cards of the new charges among `charges` on which another case's charge is
-    under way, and when to look again: not charged now.
+def _on_busy_cards(charges: Sequence[_Due], *, now: datetime) -> list[tuple[_Due, datetime]]:
+    """The new charges among `charges` on a card another case's charge is under way on,
+    each with when to look at it again: not made now.
 
     The networks cap the charges on a card, whichever of the customer's cases
     makes them (two currencies, one card), and each case's plan counts only the
@@ -865,14 +864,14 @@ def _cards_busy(charges: Sequence[_Due], *, now: datetime) -> dict[int, datetime
     those cases would both charge the card: the claim holds each card it charges
     until commit (a card another claim holds is left to it), and a card with
     another case's charge sent but unanswered (in doubt: being sent by another
-    worker, made on the pay page, or lost) waits for that answer, which plans the
-    customer's other cases again (`_replan_the_customers_others`).  A charge in
-    doubt asked again is the same request, not another charge on the card.
+    worker, asked again, made on the pay page, or lost) waits for that answer,
+    which plans the customer's other cases again (`_replan_the_customers_others`).
+    A charge in doubt asked again is the same request, not another charge.
     """
     fresh = [due for due in charges if due.case.charge_in_doubt_since is None]
     cards = sorted({due.method.pk for due in fresh})
     if not cards:
-        return {}
+        return []
     held = set(cards)
     if connection.features.has_select_for_update_skip_locked:
         # FOR NO KEY UPDATE: a webhook recording an attempt on the card (a row that
@@ -891,14 +890,16 @@ def _cards_busy(charges: Sequence[_Due], *, now: datetime) -> dict[int, datetime
             retry_payment_method_id__in=held,
             charge_in_doubt_since__isnull=False,
         )
-        .exclude(pk__in=[due.case.pk for due in charges])
+        # This batch's own new charges are one to a card already (`cards_charged`);
+        # its charges in doubt, asked again or looked up, count like any other.
+        .exclude(pk__in=[due.case.pk for due in fresh])
         .values_list("retry_payment_method_id", "next_retry_at")
     )
     for card, asked_at in others:
         # Looked at again when the other charge is next asked about, at the latest.
         at = asked_at if asked_at is not None and asked_at > now else again
         busy[card] = min(busy.get(card, at), at)
-    return busy
+    return [(due, busy[due.method.pk]) for due in fresh if due.method.pk in busy]
 
 
 def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
