@@ -91,6 +91,29 @@ def renewal(
     )
 
 
+def overdue(
+    customer: Customer,
+    *,
+    external_id: str = "in_overdue",
+    amount: int = 59900,
+    issued_days_ago: int = 20,
+    due_days_ago: int = 10,
+) -> None:
+    """An invoice sent for payment, unpaid and overdue as of NIGHT."""
+    issued = NIGHT - timedelta(days=issued_days_ago)
+    facts = services.InvoiceFacts(
+        external_id=external_id,
+        customer=customer.external_id,
+        number=f"INV-{external_id}",
+        currency="THB",
+        amount_due=amount,
+        issued_at=issued,
+        due_at=NIGHT - timedelta(days=due_days_ago),
+        collection_method="send_invoice",
+    )
+    services.upsert_invoice(facts=facts, now=issued, source="test")
+
+
 def test_a_thai_card_expiring_before_the_renewal_gets_one_request_in_thai_at_eight(
     customer: Customer,
 ) -> None:
@@ -167,17 +190,7 @@ def test_a_customer_already_in_dunning_gets_no_card_request(customer: Customer) 
 
     card(customer)
     renewal(customer)
-    overdue = services.InvoiceFacts(
-        external_id="in_overdue",
-        customer=customer.external_id,
-        number="INV-overdue",
-        currency="THB",
-        amount_due=59900,
-        issued_at=NIGHT - timedelta(days=20),
-        due_at=NIGHT - timedelta(days=10),
-        collection_method="send_invoice",
-    )
-    services.upsert_invoice(facts=overdue, now=NIGHT - timedelta(days=20), source="test")
+    overdue(customer)
     policies.ensure_default_policies(now=NIGHT)
     sync_cases(now=NIGHT)
     assert Case.objects.filter(customer=customer, state="active").exists()
@@ -193,17 +206,7 @@ def test_a_customer_whose_dunning_ran_to_its_final_action_is_not_told_nothing_is
     from dunning.engine.cases import sync_cases
     from dunning.engine.decisions import decide_due_cases
 
-    overdue = services.InvoiceFacts(
-        external_id="in_unpaid",
-        customer=customer.external_id,
-        number="INV-unpaid",
-        currency="THB",
-        amount_due=120000,
-        issued_at=NIGHT - timedelta(days=100),
-        due_at=NIGHT - timedelta(days=90),
-        collection_method="send_invoice",
-    )
-    services.upsert_invoice(facts=overdue, now=NIGHT - timedelta(days=100), source="test")
+    overdue(customer, external_id="in_unpaid", amount=120000, issued_days_ago=100, due_days_ago=90)
     now = NIGHT - timedelta(days=89)
     policies.ensure_default_policies(now=now)
     for _ in range(40):
@@ -640,17 +643,7 @@ def test_a_case_opening_overnight_withdraws_the_waiting_card_request(
     from dunning.engine.decisions import decide_due_cases
 
     _, message = written_overnight(customer)
-    overdue = services.InvoiceFacts(
-        external_id="in_overdue",
-        customer=customer.external_id,
-        number="INV-overdue",
-        currency="THB",
-        amount_due=59900,
-        issued_at=NIGHT - timedelta(days=20),
-        due_at=NIGHT - timedelta(days=10),
-        collection_method="send_invoice",
-    )
-    services.upsert_invoice(facts=overdue, now=NIGHT, source="test")
+    overdue(customer)
     policies.ensure_default_policies(now=NIGHT)
     sync_cases(now=NIGHT + timedelta(hours=1))
 

@@ -133,7 +133,16 @@ def add_invoice(
     return invoice
 
 
-def fail(invoice: str = "in_th", *, at: datetime = T0, code: str = "insufficient_funds") -> None:
+def fail(
+    invoice: str = "in_th",
+    *,
+    at: datetime = T0,
+    code: str = "insufficient_funds",
+    card: str | None = "pm_visa",
+    **values: Any,
+) -> None:
+    """A decline of `invoice` on `card` at `at`, recorded (None: without its card, as
+    a billing system may report it); `values`: the amount, network codes ..."""
     services.record_payment_attempt(
         invoice=invoice,
         attempted_at=at,
@@ -142,7 +151,8 @@ def fail(invoice: str = "in_th", *, at: datetime = T0, code: str = "insufficient
         source="test",
         decline_code=code,
         gateway="stripe",
-        payment_method="pm_visa",
+        payment_method=card,
+        **values,
     )
 
 
@@ -796,15 +806,7 @@ def test_a_card_updater_renewing_the_same_card_is_retried_at_once(case: Case, ba
 
 def decline_without_a_card(code: str, *, at: datetime = T0) -> None:
     """The billing system's charge recorded with no payment method (the API allows it)."""
-    services.record_payment_attempt(
-        invoice="in_th",
-        attempted_at=at,
-        outcome="failed",
-        now=at,
-        source="test",
-        decline_code=code,
-        gateway="stripe",
-    )
+    fail(at=at, code=code, card=None)
 
 
 @pytest.mark.parametrize("code", ["expired_card", "lost_card"])
@@ -860,15 +862,7 @@ def billing_system_retried_last_month(*, tries: int, start: datetime, step: time
         "in_last", number="INV-2000", due_at=start, collection_method="charge_automatically"
     )
     for n in range(tries):
-        services.record_payment_attempt(
-            invoice="in_last",
-            attempted_at=start + n * step,
-            outcome="failed",
-            now=start + n * step,
-            source="test",
-            decline_code="insufficient_funds",
-            gateway="stripe",
-        )
+        fail("in_last", at=start + n * step, card=None)
     services.change_invoice_status(
         invoice="in_last", status="void", now=start + tries * step, source="test"
     )
@@ -903,16 +897,7 @@ def test_declines_recorded_without_their_card_count_toward_mastercards_daily_cap
     start = T0 - timedelta(hours=10)
     billing_system_retried_last_month(tries=10, start=start, step=timedelta(hours=1))
     add_invoice(collection_method="charge_automatically")
-    services.record_payment_attempt(
-        invoice="in_th",
-        attempted_at=T0,
-        outcome="failed",
-        now=T0,
-        source="test",
-        decline_code="expired_card",
-        gateway="stripe",
-        payment_method="pm_mc",
-    )
+    fail(code="expired_card", card="pm_mc")
     sync_cases(now=T0)
     assert planned(bank).next_retry_at is None  # the customer must act
     updated = T0 + timedelta(hours=1)
@@ -937,16 +922,7 @@ def test_a_card_saved_after_declines_recorded_without_their_card_is_not_held_by_
     billing_system_retried_last_month(tries=16, start=start, step=timedelta(days=1))
     add_invoice(collection_method="charge_automatically")
     add_card("pm_new", now=T0 - timedelta(days=1), last4="1111")
-    services.record_payment_attempt(
-        invoice="in_th",
-        attempted_at=T0,
-        outcome="failed",
-        now=T0,
-        source="test",
-        decline_code="insufficient_funds",
-        gateway="stripe",
-        payment_method="pm_new",
-    )
+    fail(card="pm_new")
     sync_cases(now=T0)
 
     case = planned(bank)
@@ -969,17 +945,13 @@ def test_a_card_declined_as_lost_months_ago_is_not_retried_for_a_new_invoice(
     add_invoice(
         "in_last", number="INV-2000", due_at=long_ago, collection_method="charge_automatically"
     )
-    services.record_payment_attempt(
-        invoice="in_last",
-        attempted_at=long_ago,
-        outcome="failed",
-        now=long_ago,
-        source="test",
+    fail(
+        "in_last",
+        at=long_ago,
+        code="generic_decline",
+        card=card,
         amount=AMOUNT // 2,  # another transaction
-        decline_code="generic_decline",
         network_code="41",  # Visa category 1: lost card
-        gateway="stripe",
-        payment_method=card,
     )
     services.change_invoice_status(invoice="in_last", status="void", now=long_ago, source="test")
     add_invoice(collection_method="charge_automatically")
@@ -1000,16 +972,7 @@ def test_a_decline_on_another_card_does_not_hold_the_card_charged(
     # pm_visa may be charged.
     add_card("pm_old", now=T0 - timedelta(days=60), last4="0000")
     add_invoice(collection_method="charge_automatically")
-    services.record_payment_attempt(
-        invoice="in_th",
-        attempted_at=T0,
-        outcome="failed",
-        now=T0,
-        source="test",
-        decline_code="lost_card",
-        gateway="stripe",
-        payment_method="pm_old",
-    )
+    fail(code="lost_card", card="pm_old")
     services.detach_payment_method(external_id="pm_old", now=T0, source="test")
     sync_cases(now=T0)
 
