@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from django.db import connection
 
-from dunning.engine.cases import sync_cases
 from dunning.engine.models import Case
 from dunning.engine.retries import RetryReport, retry_due
 from dunning.gateways.base import ChargeRequest, ChargeResult
 from tests.engine.test_retries import Bank, customer
 from tests.engine.test_retries_one_card import (
-    EVENING,
     NOW,
-    decline,
     mastercard_declines,
+    nine_declines_on_one_mastercard,
     run_wakes,
-    two_cases_on_one_mastercard,
     worst_day,
 )
 
@@ -85,12 +82,7 @@ def test_two_workers_never_take_a_mastercard_past_ten_declines_in_24_hours(
     moment, with nine declines on the card in the last 24 hours: room for one more.
     One worker claims the THB case and charges; while its answer is on its way,
     another worker claims the USD case.  It must not charge the card too."""
-    two_cases_on_one_mastercard()
-    for n in range(5):
-        decline("in_th", at=EVENING + timedelta(hours=n))
-    for n in range(4):
-        decline("in_us", at=EVENING + timedelta(hours=n, minutes=30))
-    sync_cases(now=NOW)
+    nine_declines_on_one_mastercard()
     planner = Bank()
     planner.run(NOW)
     wakes = set(Case.objects.values_list("next_retry_at", flat=True))

@@ -75,17 +75,24 @@ def run_wakes(bank: Bank, *, passes: int = 20) -> None:
         bank.run(max(min(wakes), bank.now))
 
 
-def test_two_cases_on_one_mastercard_never_make_more_than_ten_declines_in_24_hours(
-    customer: None, bank: Bank
-) -> None:
-    """Each case is planned on the same history, and both retries fall due together:
-    the second is planned again after the first's answer, which fills the card's 24 hours."""
+def nine_declines_on_one_mastercard() -> None:
+    """`two_cases_on_one_mastercard`, with nine declines between them on the card in the
+    evening before NOW (five of THB's, four of USD's): room for one more in 24 hours;
+    both cases opened as of NOW."""
     two_cases_on_one_mastercard()
     for n in range(5):
         decline("in_th", at=EVENING + timedelta(hours=n))
     for n in range(4):
         decline("in_us", at=EVENING + timedelta(hours=n, minutes=30))
     sync_cases(now=NOW)
+
+
+def test_two_cases_on_one_mastercard_never_make_more_than_ten_declines_in_24_hours(
+    customer: None, bank: Bank
+) -> None:
+    """Each case is planned on the same history, and both retries fall due together:
+    the second is planned again after the first's answer, which fills the card's 24 hours."""
+    nine_declines_on_one_mastercard()
     assert Case.objects.count() == 2
     bank.run(NOW)
     wakes = {at for at in Case.objects.values_list("next_retry_at", flat=True)}
@@ -128,12 +135,7 @@ def test_a_charge_replans_the_customer_s_other_case_planned_before_it(
 ) -> None:
     """The two retries fall an hour apart: the first's decline fills the card's 24
     hours, and the second, planned before it, is planned again."""
-    two_cases_on_one_mastercard()
-    for n in range(5):
-        decline("in_th", at=EVENING + timedelta(hours=n))
-    for n in range(4):
-        decline("in_us", at=EVENING + timedelta(hours=n, minutes=30))
-    sync_cases(now=NOW)
+    nine_declines_on_one_mastercard()
     bank.run(NOW)
     first, second = Case.objects.order_by("pk")
     assert first.retry_key and second.retry_key
@@ -155,12 +157,7 @@ def test_a_charge_in_doubt_asked_again_holds_the_card_against_the_other_case_s_c
     """The first case's charge got no answer (a timeout): it may be the card's tenth
     decline of the day.  When it is asked again in the same batch as the other case's
     charge on the card, the other waits for its answer."""
-    two_cases_on_one_mastercard()
-    for n in range(5):
-        decline("in_th", at=EVENING + timedelta(hours=n))
-    for n in range(4):
-        decline("in_us", at=EVENING + timedelta(hours=n, minutes=30))
-    sync_cases(now=NOW)
+    nine_declines_on_one_mastercard()
     bank.run(NOW)
     (at,) = set(Case.objects.values_list("next_retry_at", flat=True))
     assert at is not None

@@ -46,6 +46,18 @@ def case(jane: Customer, make_invoice: Callable[..., Any]) -> Case:
     return make_case(jane_s_invoice(make_invoice))
 
 
+@pytest.fixture
+def thai(
+    make_customer: Callable[..., Any],
+    make_invoice: Callable[..., Any],
+    make_card: Callable[..., Any],
+) -> Case:
+    """Somchai's case: invoice INV-9, ฿990.00, with his saved Visa card (pm_cus_th)."""
+    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
+    make_card("pm_cus_th", customer="cus_th")
+    return make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
+
+
 def jane_s_invoice(make_invoice: Callable[..., Any]) -> Any:
     """Jane's invoice A-17, $49.99, charged automatically."""
     return make_invoice(
@@ -135,15 +147,8 @@ def test_the_page_offers_to_pay_the_oldest_invoice_with_the_saved_card(
 
 
 def test_a_thai_customer_is_offered_it_in_thai(
-    client: Client,
-    make_customer: Callable[..., Any],
-    make_invoice: Callable[..., Any],
-    make_card: Callable[..., Any],
-    stripe_gateway: FakeStripe,
+    client: Client, thai: Case, stripe_gateway: FakeStripe
 ) -> None:
-    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
-    make_card("pm_cus_th", customer="cus_th")
-    thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
 
     html = client.get(path_of(thai)).content.decode()
 
@@ -310,15 +315,8 @@ def test_a_card_declined_for_good_for_the_invoice_is_not_offered_nor_charged(
 
 
 def test_a_thai_customer_whose_card_was_declined_for_good_is_asked_for_another_in_thai(
-    client: Client,
-    make_customer: Callable[..., Any],
-    make_invoice: Callable[..., Any],
-    make_card: Callable[..., Any],
-    stripe_gateway: FakeStripe,
+    client: Client, thai: Case, stripe_gateway: FakeStripe
 ) -> None:
-    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
-    make_card("pm_cus_th", customer="cus_th")
-    thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
     declined_for_good("in_th", "pm_cus_th")
 
     html = client.get(path_of(thai)).content.decode()
@@ -377,15 +375,8 @@ def test_a_decline_asking_for_new_details_recorded_without_its_card_holds_the_ca
 
 
 def test_a_thai_customer_whose_card_needs_new_details_is_asked_for_them_in_thai(
-    client: Client,
-    make_customer: Callable[..., Any],
-    make_invoice: Callable[..., Any],
-    make_card: Callable[..., Any],
-    stripe_gateway: FakeStripe,
+    client: Client, thai: Case, stripe_gateway: FakeStripe
 ) -> None:
-    make_customer("cus_th", name="สมชาย ใจดี", locale="th-TH")
-    make_card("pm_cus_th", customer="cus_th")
-    thai = make_case(make_invoice("in_th", customer="cus_th", number="INV-9", amount_due=99000))
     declined_for_good("in_th", "pm_cus_th", code="expired_card", at=NOW)
 
     html = client.get(path_of(thai)).content.decode()
