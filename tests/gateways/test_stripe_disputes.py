@@ -104,5 +104,7 @@ def test_a_dispute_closed_before_its_opening_arrives_pauses_nothing(
     for seq in (CLOSED, CREATED, 11, 12):  # Stripe does not promise order
         assert stripe.send(story_event("S3", seq)).status_code == 200
 
-    assert Dispute.objects.get().status == "lost"
+    dispute = Dispute.objects.get()
+    assert dispute.status == "lost"
+    assert dispute.opened_at == at(story_event("S3", CREATED)["created"])
     assert Case.objects.get().state == "active"

@@ -927,6 +927,10 @@ def record_dispute(facts: DisputeFacts, *, now: datetime, source: str) -> Disput
                 sender=Dispute, dispute=dispute, opened=not closed, now=now, source=source
             )
             return dispute
+        if facts.at < dispute.opened_at:
+            # An older word arriving late (the opening after the closing) dates it.
+            dispute.opened_at, dispute.updated_at = facts.at, now
+            dispute.save(update_fields=["opened_at", "updated_at"])
         if facts.at < dispute.status_at or (
             facts.at == dispute.status_at and dispute.status == facts.status
         ):
@@ -934,7 +938,6 @@ def record_dispute(facts: DisputeFacts, *, now: datetime, source: str) -> Disput
         was_open = dispute.is_open
         dispute.status, dispute.status_at, dispute.updated_at = facts.status, facts.at, now
         dispute.reason = facts.reason or dispute.reason
-        dispute.opened_at = min(dispute.opened_at, facts.at)
         dispute.closed_at = (dispute.closed_at or facts.at) if closed else None
         dispute.save()
         dispute_changed.send(
