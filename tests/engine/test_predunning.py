@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from collections.abc import Callable
@@ -22,7 +23,14 @@ from dunning.engine.writer import contact_verdict
 from dunning.ledger import services
 from dunning.ledger.models import Customer, PaymentMethod
 from tests.conftest import ApiClient
-from tests.gateways.stripe_webhooks import SECRET, StripePoster, at, story, story_event
+from tests.gateways.stripe_webhooks import (
+    SECRET,
+    StripePoster,
+    at,
+    envelope,
+    story,
+    story_event,
+)
 from tests.smtp_server import SmtpServer
 
 # Monday 20 July 2026, 22:00 in Bangkok: after the Thai contact window.
@@ -440,6 +448,34 @@ def test_s4_a_card_left_to_expire_gets_the_request_before_the_next_renewal(
     assert "Visa card ending in 3220" in message.subject
     assert "expires at the end of July 2026" in message.body_text
     assert "€" not in message.body_text and "12.00" not in message.body_text
+
+
+@pytest.mark.parametrize(("canceled", "asked"), [("canceled", False), ("active", True)])
+def test_s4_a_customer_whose_subscription_ended_is_not_asked_to_keep_it_running(
+    stripe: StripePoster, settings: Any, tmp_path: Any, canceled: str, asked: bool
+) -> None:
+    # As above, but after the July renewal the customer cancels (or, for the
+    # contrast, a later update leaves the subscription active): no renewal is coming.
+    cast = play_s4(stripe, skip=(3,))["cast"]
+    services.upsert_payment_method(
+        external_id="card_19qdvuUgLm7QxR2nVbt8R3St",
+        customer=cast["customer"],
+        now=at(1783846808),
+        source="test",
+        is_default=True,
+    )
+    subscription = copy.deepcopy(story_event("S4", 4)["data"]["object"])
+    subscription["status"] = canceled
+    kind = "deleted" if canceled == "canceled" else "updated"
+    created = story_event("S4", 12)["created"] + 86_400
+    response = stripe.send(
+        envelope(f"customer.subscription.{kind}", subscription, id="evt_cancel", created=created)
+    )
+    assert response.status_code == 200
+
+    worker_pass("2026-07-20T09:00:00Z", settings, tmp_path)
+
+    assert Message.objects.filter(step="card.expiring").exists() is asked
 
 
 def test_s4_as_told_the_updated_card_needs_no_request(

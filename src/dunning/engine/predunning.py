@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -50,6 +51,7 @@ from dunning.engine.writer import (
 )
 from dunning.ledger.models import (
     CollectionMethod,
+    Event,
     Invoice,
     PaymentMethod,
     PaymentMethodType,
@@ -62,6 +64,10 @@ STEP = CARD_REQUEST_STEP
 # Ask when the renewal the card would miss is at most this far away: early
 # enough to update the card, late enough that the request still feels relevant.
 RENEWAL_HORIZON = timedelta(days=30)
+# The ledger's events about a customer's subscriptions at Stripe, and the statuses
+# after which a subscription renews no more.
+SUBSCRIPTION_EVENTS = "stripe.customer.subscription."
+ENDED_SUBSCRIPTIONS = frozenset({"canceled", "incomplete_expired"})
 # A customer with a case in these states owes money: the request, which says
 # there is nothing to pay, is not theirs.
 OWING_STATES = (*OPEN_STATES, CaseState.EXHAUSTED)
@@ -146,7 +152,11 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         .order_by("id")
     )
     cards = []
-    for method in methods:
+    candidates = list(methods)
+    ended = _subscriptions_ended({method.customer_id for method in candidates})
+    for method in candidates:
+        if method.customer_id in ended:
+            continue  # no renewal is coming: nothing to keep running
         try:
             zone = ZoneInfo(method.customer.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -159,6 +169,25 @@ def expiring_cards(*, now: datetime) -> list[ExpiringCard]:
         if now < stops_at <= renewal <= now + RENEWAL_HORIZON:
             cards.append(ExpiringCard(method=method, stops_at=stops_at, renewal=renewal))
     return cards
+
+
+def _subscriptions_ended(customers: set[int]) -> set[int]:
+    """The customers every one of whose subscriptions the gateway last reported ended
+    (Stripe's, as `gateways.stripe_ledger` records them): no renewal will charge the
+    card.  A customer of whose subscriptions nothing is known is not among them."""
+    if not customers:
+        return set()
+    latest: dict[tuple[int, str], str] = {}
+    for customer_id, data in (
+        Event.objects.filter(customer_id__in=customers, type__startswith=SUBSCRIPTION_EVENTS)
+        .order_by("occurred_at", "id")
+        .values_list("customer_id", "data")
+    ):
+        latest[customer_id, str(data.get("subscription", ""))] = str(data.get("status", ""))
+    statuses: dict[int, set[str]] = defaultdict(set)
+    for (customer_id, _), status in latest.items():
+        statuses[customer_id].add(status)
+    return {customer for customer, seen in statuses.items() if seen <= ENDED_SUBSCRIPTIONS}
 
 
 def _write_request(card: ExpiringCard, *, now: datetime) -> Message | None:
