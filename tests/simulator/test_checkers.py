@@ -334,8 +334,8 @@ class TestNeverRetry:
         attempts = [attempt(0, code="generic_decline", advice="do_not_try_again"), attempt(60)]
         assert rules(attempts) == ["never_retry"]
 
-    @pytest.mark.parametrize("mac", ["03", "21"])
-    def test_a_retry_after_mastercard_mac_03_or_21_is_a_violation(self, mac: str) -> None:
+    @pytest.mark.parametrize("mac", ["03", "21", "22", "04"])
+    def test_a_retry_after_mastercard_mac_03_21_22_or_04_is_a_violation(self, mac: str) -> None:
         attempts = [
             attempt(0, code="do_not_honor", mac=mac, brand="mastercard"),
             attempt(DAY, brand="mastercard"),

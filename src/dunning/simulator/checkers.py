@@ -54,8 +54,10 @@ NEVER_RETRY_DECLINE_CODES = frozenset(
 )
 # Stripe's advice_code overrides the decline code (§1.1).
 NEVER_RETRY_ADVICE_CODES = frozenset({"do_not_try_again"})
-# Mastercard MAC 03 (do not try again) and 21 (payment cancellation), §2.2.
-NEVER_RETRY_MASTERCARD_ADVICE = frozenset({"03", "21"})
+# Mastercard MAC 03 (do not try again), 21 (payment cancellation), 22 (the merchant
+# does not qualify for the product code: "no retry (I)") and 04 (token requirements
+# not fulfilled: "no blind retry"), §2.2.
+NEVER_RETRY_MASTERCARD_ADVICE = frozenset({"03", "21", "22", "04"})
 
 # Mastercard MAC 24-30: the earliest retry after the decline (§2.2; acceptance case N04).
 MASTERCARD_ADVISED_WAITS = {
