@@ -40,13 +40,12 @@ from dunning.engine.models import (
     Case,
     CaseEvent,
     CaseInvoice,
-    ContactOptOut,
     Message,
     MessageStatus,
     PolicyVersion,
 )
 from dunning.engine.templates import TemplateResolver
-from dunning.engine.writer import compose, consequences_of, debtor_of, lock_contacts
+from dunning.engine.writer import compose, consequences_of, debtor_of, lock_contacts, opted_out
 from dunning.ledger.models import (
     AttemptOutcome,
     CollectionMethod,
@@ -157,9 +156,6 @@ class Batch:
     def load(cls, cases: Sequence[Case], *, now: datetime) -> Batch:
         case_ids = [case.pk for case in cases]
         customer_ids = list({case.customer_id for case in cases})
-        opted_out: dict[int, set[Channel]] = defaultdict(set)
-        for customer_id, channel in _BatchQueries.opt_outs().rows(customers=customer_ids):
-            opted_out[customer_id].add(Channel(channel))
         messages: dict[int, list[Message]] = defaultdict(list)
         for message in _BatchQueries.messages().instances(
             customers=customer_ids, cases=case_ids, since=now - HISTORY_LOOKBACK
@@ -191,7 +187,7 @@ class Batch:
             now=now,
             policies={version.pk: policies.load(version) for version in versions},
             templates=TemplateResolver.load(),
-            opted_out={key: frozenset(value) for key, value in opted_out.items()},
+            opted_out=opted_out(customer_ids),
             messages=messages,
             actions=actions,
             owing=owing,
@@ -266,11 +262,6 @@ def _ids(name: str) -> ParamList:
 class _BatchQueries:
     """The queries of `Batch.load`, compiled once each (`Prepared`): every pass runs them."""
 
-    opt_outs = Prepared(
-        lambda: ContactOptOut.objects.filter(customer_id__in=_ids("customers")).values_list(
-            "customer_id", "channel"
-        )
-    )
     # Every message of these cases (steps are never repeated, whatever their
     # age) and the customers' recent ones on other cases (per-day caps).
     messages: Prepared[Message] = Prepared(

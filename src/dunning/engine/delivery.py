@@ -30,8 +30,8 @@ from dunning.core.backoff import retry_delay, should_give_up
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import Channel
 from dunning.db import Param, ParamList, Prepared, PreparedUpdate, claimable
-from dunning.engine.models import CaseEvent, ContactOptOut, Message, MessageStatus
-from dunning.engine.writer import debtor_of
+from dunning.engine.models import CaseEvent, Message, MessageStatus
+from dunning.engine.writer import debtor_of, opted_out
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,9 @@ def deliver(
     messages = _TO_SEND().instances(ids=list(ids))
     # The customer may have opted out since the message was written (an unsubscribe
     # overnight, before the morning's send): checked at the last moment.
-    opted_out = set(_OPTED_OUT().rows(customers=list({m.customer_id for m in messages})))
+    opt_outs = opted_out({message.customer_id for message in messages})
     for message in messages:
-        if (message.customer_id, message.channel) in opted_out:
+        if Channel(message.channel) in opt_outs.get(message.customer_id, ()):
             _cancel_opted_out(message, now=now)
             continue
         customer = message.customer
@@ -151,13 +151,6 @@ _TO_SEND: Prepared[Message] = Prepared(
         .select_related("customer")
         .order_by("id")
     )
-)  # every claimed batch
-
-
-_OPTED_OUT = Prepared(
-    lambda: ContactOptOut.objects.filter(
-        customer_id__in=ParamList("customers", BigIntegerField())
-    ).values_list("customer_id", "channel")
 )  # every claimed batch
 
 

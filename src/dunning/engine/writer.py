@@ -361,10 +361,7 @@ class ContactBook:
             contacts[customer_id].append(
                 Contact(at=sent_at or send_after, channel=Channel(channel), debt=str(case_id or ""))
             )
-        opted_out: dict[int, set[Channel]] = defaultdict(set)
-        for customer_id, channel in _OPTED_OUT().rows(customers=ids):
-            opted_out[customer_id].add(Channel(channel))
-        return cls(contacts, {key: frozenset(value) for key, value in opted_out.items()})
+        return cls(contacts, opted_out(ids))
 
     def verdict(self, customer: Customer, *, debt: str, now: datetime) -> Verdict:
         """When the contact rules let an email to `customer` about `debt` go out (None: never)."""
@@ -410,6 +407,14 @@ _OPTED_OUT = Prepared(
         customer_id__in=ParamList("customers", BigIntegerField())
     ).values_list("customer_id", "channel")
 )
+
+
+def opted_out(customers: Iterable[int]) -> dict[int, frozenset[Channel]]:
+    """The channels each of these customers opted out of (those who opted out of any)."""
+    found: dict[int, set[Channel]] = defaultdict(set)
+    for customer_id, channel in _OPTED_OUT().rows(customers=list(customers)):
+        found[customer_id].add(Channel(channel))
+    return {customer_id: frozenset(channels) for customer_id, channels in found.items()}
 
 
 def contact_verdict(customer: Customer, *, debt: str, now: datetime) -> Verdict:
