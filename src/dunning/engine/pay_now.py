@@ -40,10 +40,8 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 
 from dunning.core.cases import CaseState
-from dunning.core.declines import Brand, CustomerRequest, DeclineClass, classify_decline
 from dunning.engine import links
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import (
@@ -58,6 +56,7 @@ from dunning.engine.retries import (
     charge_request,
     forget_charge,
     hold_for_refund,
+    needs_new_details,
     never_to_charge,
     on_session,
     take_charge,
@@ -173,39 +172,9 @@ def page_offer(case: Case, gateway: Gateway) -> tuple[Offer | None, Refusal | No
         return None, None
     if never_to_charge(offer.method, offer.invoice):
         return None, Refusal.DECLINED
-    if _needs_new_details(offer.method, offer.invoice):
+    if needs_new_details(offer.method, offer.invoice):
         return None, Refusal.NEEDS_DETAILS
     return offer, None
-
-
-def _needs_new_details(method: PaymentMethod, invoice: Invoice) -> bool:
-    """Whether the latest decline of `method` for `invoice`, made with the details it has
-    now, waits for the customer to bring other details (not to confirm with the bank).
-    A decline recorded without its card counts as the card's if it had those details
-    then, as in the retry stage (`retries._past`)."""
-    latest = (
-        PaymentAttempt.objects.filter(
-            Q(payment_method=method) | Q(payment_method__isnull=True),
-            invoice=invoice,
-            outcome=AttemptOutcome.FAILED,
-            attempted_at__gte=method.details_since,
-        )
-        .order_by("-attempted_at", "-id")
-        .first()
-    )
-    if latest is None:
-        return False
-    decline = classify_decline(
-        latest.decline_code or "generic_decline",
-        advice_code=latest.advice_code,
-        network_decline_code=latest.network_code,
-        network_advice_code=latest.network_advice_code,
-        brand=Brand.parse(method.brand),
-    )
-    return (
-        decline.kind is DeclineClass.CUSTOMER_ACTION
-        and decline.request is not CustomerRequest.AUTHENTICATE
-    )
 
 
 def _offer(case: Case, gateway: Gateway) -> Offer | None:

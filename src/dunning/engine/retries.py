@@ -79,6 +79,8 @@ from dunning.core.declines import (
     CARD_WIDE_NETWORK_CODES,
     Brand,
     Classification,
+    CustomerRequest,
+    DeclineClass,
     classify_decline,
 )
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry, never_again
@@ -206,6 +208,31 @@ def never_to_charge(method: PaymentMethod, invoice: Invoice) -> list[str]:
     past = [_past(decline, refs, on_file=method) for decline in declines]
     charge = Charge(invoice.external_id, invoice.amount_remaining, invoice.currency)
     return never_again(card=_card(method), charge=charge, attempts=past)
+
+
+def needs_new_details(method: PaymentMethod, invoice: Invoice) -> bool:
+    """Whether the latest decline of `method` for `invoice`, made with the details it has
+    now, waits for the customer to bring other details, not to confirm the payment with
+    their bank (the pay page asks for them).  A decline recorded without its card counts
+    as the card's if it had those details then (`_past`)."""
+    latest = (
+        PaymentAttempt.objects.filter(
+            Q(payment_method=method) | Q(payment_method__isnull=True),
+            invoice=invoice,
+            outcome=AttemptOutcome.FAILED,
+            attempted_at__gte=method.details_since,
+        )
+        .select_related("payment_method")
+        .order_by("-attempted_at", "-id")
+        .first()
+    )
+    if latest is None:
+        return False
+    decline = _classify(latest, on_file=method)
+    return (
+        decline.kind is DeclineClass.CUSTOMER_ACTION
+        and decline.request is not CustomerRequest.AUTHENTICATE
+    )
 
 
 @dataclass(frozen=True, slots=True)
