@@ -1516,3 +1516,13 @@ def test_cases_left_unplanned_under_the_manual_gateway_resume_when_one_that_char
     run_on(bank, later)
     assert Case.objects.get().state == "recovered"
     assert resume_charges(now=later, gateway=bank.gateway) == 0
+
+
+def test_the_attempt_columns_are_the_planner_s_attempt_fields_in_order() -> None:
+    from dataclasses import fields
+
+    from dunning.engine.retries import _ATTEMPT_FIELDS, _Attempt
+
+    names = [field.name for field in fields(_Attempt)]
+    assert tuple(names[: len(_ATTEMPT_FIELDS)]) == _ATTEMPT_FIELDS
+    assert names[len(_ATTEMPT_FIELDS) :] == ["payment_method"]
