@@ -134,7 +134,7 @@ def _add_to_cases(
     opening = [invoice.pk for group in new for invoice in group]
     first_failures = dict(_FIRST_FAILURES().rows(invoices=opening) if opening else ())
     opened: list[tuple[Case, list[CaseEvent], list[Invoice]]] = []
-    disputed = open_disputes({customer_id for customer_id, _ in groups}) if new else {}
+    disputed = open_disputes({group[0].customer_id for group in new}) if new else {}
     for group in new:
         failed_at = min(
             (first_failures[invoice.pk] for invoice in group if invoice.pk in first_failures),
@@ -339,11 +339,17 @@ def _new_case(
 def open_disputes(customers: Iterable[int]) -> dict[int, Dispute]:
     """Each customer's earliest open dispute, for those who have one (`engine.disputes`)."""
     found: dict[int, Dispute] = {}
-    for dispute in Dispute.objects.filter(
-        customer_id__in=list(customers), closed_at__isnull=True
-    ).order_by("opened_at", "id"):
+    for dispute in _OPEN_DISPUTES().instances(customers=list(customers)):
         found.setdefault(dispute.customer_id, dispute)
     return found
+
+
+# Asked whenever cases open, in every pass that opens one: compiled once.
+_OPEN_DISPUTES: Prepared[Dispute] = Prepared(
+    lambda: Dispute.objects.filter(
+        customer_id__in=ParamList("customers", BigIntegerField()), closed_at__isnull=True
+    ).order_by("opened_at", "id")
+)
 
 
 def dispute_pause_reason(dispute: Dispute) -> str:
