@@ -529,7 +529,9 @@ class RetryBatch:
         card_column = _ATTEMPT_FIELDS.index("payment_method_id")
         wanted = {row[card_column] for row in rows} - {None} - known.keys()
         if wanted:
-            known |= PaymentMethod.objects.in_bulk(wanted)
+            known |= {
+                method.pk: method for method in _Reads.other_cards().instances(ids=list(wanted))
+            }
 
         def attempt_of(values: tuple[Any, ...]) -> _Attempt:
             # The columns are _Attempt's fields in its order (a hot loop: no dict per row).
@@ -559,9 +561,7 @@ class RetryBatch:
         invoice_refs = {invoice.pk: invoice.external_id for invoice in self.targets.values()}
         missing = seen_invoices - invoice_refs.keys()
         if missing:
-            invoice_refs |= dict(
-                Invoice.objects.filter(pk__in=missing).values_list("pk", "external_id")
-            )
+            invoice_refs |= dict(_Reads.invoice_refs().rows(ids=list(missing)))
         since = now - PAYDAY_LOOKBACK
         payments: dict[int, list[datetime]] = defaultdict(list)
         customers = list(customer_ids)
@@ -881,6 +881,13 @@ class _Reads:
     versions: Prepared[PolicyVersion] = Prepared(
         lambda: PolicyVersion.objects.filter(pk__in=_ids("ids"))
     )
+    # The cards and invoices of history beyond the batch's own (other cards, past invoices).
+    other_cards: Prepared[PaymentMethod] = Prepared(
+        lambda: PaymentMethod.objects.filter(pk__in=_ids("ids"))
+    )
+    invoice_refs = Prepared(
+        lambda: Invoice.objects.filter(pk__in=_ids("ids")).values_list("pk", "external_id")
+    )
 
 
 def _on_busy_cards(charges: Sequence[_Due], *, now: datetime) -> list[tuple[_Due, datetime]]:
@@ -913,22 +920,33 @@ def _on_busy_cards(charges: Sequence[_Due], *, now: datetime) -> list[tuple[_Due
         )
     again = now + LEASE
     busy = {card: again for card in cards if card not in held}
-    others = (
-        Case.objects.filter(
-            customer_id__in={due.case.customer_id for due in fresh},
-            retry_payment_method_id__in=held,
-            charge_in_doubt_since__isnull=False,
-        )
-        # This batch's own new charges are one to a card already (`cards_charged`);
-        # its charges in doubt, asked again or looked up, count like any other.
-        .exclude(pk__in=[due.case.pk for due in fresh])
-        .values_list("retry_payment_method_id", "next_retry_at")
+    # This batch's own new charges are one to a card already (`cards_charged`);
+    # its charges in doubt, asked again or looked up, count like any other.
+    others = _OTHERS_IN_DOUBT().rows(
+        customers=list({due.case.customer_id for due in fresh}),
+        cards=sorted(held),
+        cases=[due.case.pk for due in fresh],
     )
     for card, asked_at in others:
         # Looked at again when the other charge is next asked about, at the latest.
         at = asked_at if asked_at is not None and asked_at > now else again
         busy[card] = min(busy.get(card, at), at)
     return [(due, busy[due.method.pk]) for due in fresh if due.method.pk in busy]
+
+
+# The customers' other cases with a charge in doubt on those cards: every batch with
+# new charges asks it, compiled once.
+_OTHERS_IN_DOUBT = Prepared(
+    lambda: (
+        Case.objects.filter(
+            customer_id__in=_ids("customers"),
+            retry_payment_method_id__in=_ids("cards"),
+            charge_in_doubt_since__isnull=False,
+        )
+        .exclude(pk__in=_ids("cases"))
+        .values_list("retry_payment_method_id", "next_retry_at")
+    )
+)
 
 
 def _past_the_key(case: Case, *, now: datetime, gateway: Gateway) -> bool:
