@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from pytest_django.fixtures import Settings
 
-from dunning.gateways.base import ChargeRequest, ChargeStatus, GatewayError
+from dunning.gateways.base import Authentication, ChargeRequest, ChargeStatus, GatewayError
 from dunning.gateways.stripe_gateway import StripeGateway
 from tests.gateways.stripe_server import (
     PAYMENT_INTENTS,
@@ -717,3 +717,46 @@ def test_a_payment_confirmed_just_before_its_cancel_is_returned_as_paid(
     result = gateway_for(stripe_api).abandon(INTENT, renewal(key="pay42:try2:abc"))
 
     assert result is not None and result.status is ChargeStatus.SUCCEEDED
+
+
+def failed_authentication(key: str = "pay42:try2:abc") -> dict[str, object]:
+    """A pay-page PaymentIntent whose customer failed (or left) 3-D Secure at the bank:
+    Stripe puts it back to requires_payment_method with an invalid_request_error, and
+    no charge, for the card's issuer was never asked."""
+    return variant(
+        at_the_bank(key),
+        status="requires_payment_method",
+        next_action=None,
+        latest_charge=None,
+        amount_received=0,
+        last_payment_error={
+            "code": "payment_intent_authentication_failure",
+            "doc_url": "https://docs.stripe.com/error-codes/payment-intent-authentication-failure",
+            "message": "The provided PaymentMethod has failed authentication. You can provide "
+            "payment_method_data or a new PaymentMethod to attempt to fulfill this "
+            "PaymentIntent again.",
+            "type": "invalid_request_error",
+        },
+    )
+
+
+def test_a_payment_whose_authentication_failed_is_no_decline_when_looked_up(
+    stripe_api: FakeStripe,
+) -> None:
+    """The customer never came back from the bank's page: the lookup finds a payment that
+    took nothing and was never sent to the issuer, so nothing counts against the card."""
+    stripe_api.reply(200, intents(failed_authentication()), path=PAYMENT_INTENTS, method="GET")
+
+    assert gateway_for(stripe_api).find_charge(renewal(key="pay42:try2:abc"), since=SINCE) is None
+
+
+def test_a_payment_whose_authentication_failed_is_not_attempted_on_the_customer_s_return(
+    stripe_api: FakeStripe,
+) -> None:
+    stripe_api.reply(200, failed_authentication(), path=f"{PAYMENT_INTENTS}/{INTENT}", method="GET")
+
+    result = gateway_for(stripe_api).outcome(INTENT, renewal(key="pay42:try2:abc"))
+
+    assert not isinstance(result, Authentication)
+    assert result.status is ChargeStatus.NOT_ATTEMPTED
+    assert (result.decline_code, result.error_code) == ("", "payment_intent_authentication_failure")

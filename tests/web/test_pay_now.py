@@ -210,6 +210,47 @@ def test_a_bank_asking_for_3d_secure_sends_the_customer_there_and_back_to_a_paid
     assert PaymentAttempt.objects.count() == 1
 
 
+def test_back_from_the_bank_without_authenticating_nothing_is_recorded_against_the_card(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    """The customer failed (or gave up) 3-D Secure: Stripe never asked the issuer, so no
+    decline is recorded (it would count toward the card's network caps and be told as
+    "the bank declined"); nothing was taken and the customer may try again at once."""
+    stripe_gateway.reply(200, needs_3ds())
+    assert pay(client, case).status_code == 303
+    reference = needs_3ds()["id"]
+    not_authenticated = intent(
+        "requires_payment_method",
+        latest_charge=None,
+        amount_received=0,
+        last_payment_error={
+            "code": "payment_intent_authentication_failure",
+            "message": "The provided PaymentMethod has failed authentication. You can "
+            "provide payment_method_data or a new PaymentMethod to attempt to fulfill this "
+            "PaymentIntent again.",
+            "type": "invalid_request_error",
+        },
+    )
+    stripe_gateway.reply(
+        200, not_authenticated, method="GET", path=f"{PAYMENT_INTENTS}/{reference}"
+    )
+
+    back = client.get(f"{path_of(case)}/return", {"payment_intent": reference})
+
+    html = back.content.decode()
+    assert "nothing was charged" in html
+    assert "did not go through" not in html
+    assert not PaymentAttempt.objects.exists()
+    case.refresh_from_db()
+    assert (case.retry_key, case.charge_in_doubt_since) == ("", None)
+
+    # Pressed again: a new payment, under a new key.
+    stripe_gateway.reply(200, intent("succeeded"))
+    assert "Thank you: payment received" in pay(client, case).content.decode()
+    first, second = stripe_gateway.charges
+    assert first.idempotency_key != second.idempotency_key
+
+
 def test_pressing_twice_before_the_bank_answers_is_one_payment(
     client: Client, case: Case, stripe_gateway: FakeStripe
 ) -> None:

@@ -401,7 +401,19 @@ class StripeGateway:
 def on_session_result(
     intent: Mapping[str, Any], request: ChargeRequest
 ) -> ChargeResult | Authentication:
-    """An on-session PaymentIntent: the bank's redirect while it waits for the customer."""
+    """An on-session PaymentIntent: the bank's redirect while it waits for the customer;
+    NOT_ATTEMPTED when it took no money and the card was not declined (the customer
+    failed or left 3-D Secure), so the customer may simply try again."""
+    if _took_no_money(intent):
+        error = intent.get("last_payment_error") or {}
+        return _result(
+            ChargeStatus.NOT_ATTEMPTED,
+            request,
+            reference=str(intent.get("id") or ""),
+            charge="",
+            error_code=str(error.get("code") or ""),
+            message=str(error.get("message") or ""),
+        )
     if intent.get("status") == "requires_action":
         action = intent.get("next_action") or {}
         url = str((action.get("redirect_to_url") or {}).get("url") or "")
@@ -473,7 +485,7 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
             intent,
             request,
         )
-    if status == "requires_payment_method" and error:
+    if status == "requires_payment_method" and error and _refused_by_the_card(error):
         return _declined(error, intent, request)
     raise GatewayError(
         f"Stripe PaymentIntent {reference} is {status} after confirmation",
@@ -483,11 +495,22 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
 
 
 def _took_no_money(intent: Mapping[str, Any]) -> bool:
-    """A PaymentIntent never confirmed, canceled, or waiting for a card it never tried."""
+    """A PaymentIntent never confirmed, canceled, or waiting for another card after a try
+    that never reached the card's issuer (`_refused_by_the_card`)."""
     status = intent.get("status")
+    error = intent.get("last_payment_error") or {}
     return status in NOT_CHARGED or (
-        status == "requires_payment_method" and not intent.get("last_payment_error")
+        status == "requires_payment_method" and not _refused_by_the_card(error)
     )
+
+
+def _refused_by_the_card(error: Mapping[str, Any]) -> bool:
+    """Whether a PaymentIntent's `last_payment_error` is a decline of the card: a
+    `card_error`.  Another type is no decline and counts toward no network cap: a
+    customer who failed or left 3-D Secure on the bank's page
+    (`payment_intent_authentication_failure`, an `invalid_request_error`) was never
+    sent to the issuer for authorisation."""
+    return bool(error) and str(error.get("type") or "card_error") == "card_error"
 
 
 def _waits_for_the_customer(intent: Mapping[str, Any]) -> bool:
