@@ -203,6 +203,10 @@ LOGGING = {
         # ninja logs every validation error with the offending input; inputs can
         # hold personal data, so only warnings and above.
         "ninja": {"level": "WARNING"},
+        # The stripe library logs every answer's body at DEBUG: PaymentIntents'
+        # client secrets (enough to confirm a payment) and card holders' contact
+        # details.  Its INFO lines (method, path, status) are all we let through.
+        "stripe": {"level": "INFO"},
         "django.request": {"level": "ERROR"},
     },
 }

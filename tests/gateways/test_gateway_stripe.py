@@ -366,6 +366,26 @@ def test_no_api_key_or_card_number_reaches_the_logs(
     assert not re.search(r"\d(?:[ -]?\d){12,18}", caplog.text)
 
 
+def test_no_client_secret_or_customer_details_reach_the_logs_at_debug_level(
+    stripe_api: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DUNNING_LOG_LEVEL=DEBUG the stripe library would log every answer's body: a
+    PaymentIntent's client_secret (which lets anyone holding it confirm the payment) and
+    the card holder's email, phone and address."""
+    caplog.set_level(logging.DEBUG)
+    declined = declined_intent("insufficient_funds")
+    stripe_api.reply(402, card_error(declined))
+
+    gateway_for(stripe_api).charge(renewal("key-1"))
+    gateway_for(stripe_api).charge(renewal("key-2"))
+
+    assert "stripe charge for invoice in_1001" in caplog.text  # the logs were captured
+    assert "_secret_" not in caplog.text
+    billing = declined["last_payment_error"]["payment_method"]["billing_details"]  # type: ignore[index]
+    assert billing["email"] not in caplog.text
+    assert billing["phone"] not in caplog.text
+
+
 def test_it_reads_its_key_and_base_from_settings(
     stripe_api: FakeStripe, settings: Settings
 ) -> None:
