@@ -91,7 +91,7 @@ def api_error(kind: str, message: str, **fields: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: Mapping[str, Any]
+    body: Mapping[str, Any] | str  # a str is sent as it is (a body cut short, a proxy's page)
     delay: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -132,7 +132,7 @@ class FakeStripe:
     def reply(
         self,
         status: int,
-        body: Mapping[str, Any],
+        body: Mapping[str, Any] | str,
         *,
         path: str = PAYMENT_INTENTS,
         method: str = "POST",
@@ -235,7 +235,8 @@ class _Handler(BaseHTTPRequestHandler):
         reply = fake.answer(request)
         if reply.delay and fake.stopping.wait(reply.delay):
             return
-        payload = json.dumps(reply.body).encode()
+        text = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
+        payload = text.encode()
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")

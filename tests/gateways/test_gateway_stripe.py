@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -280,6 +281,24 @@ def test_a_timeout_is_temporary_and_the_retry_replays_the_charge_stripe_made(
     assert result.status is ChargeStatus.SUCCEEDED
     assert [r.idempotency_key for r in stripe_api.requests] == ["attempt-inv-1001-1"] * 2
     assert len(stripe_api.charges) == 1
+
+
+def test_a_success_whose_body_arrives_unreadable_is_in_doubt_not_refused(
+    stripe_api: FakeStripe,
+) -> None:
+    """Stripe answered 200, so the card may well have been charged: a body cut short (or
+    replaced by a proxy's page) leaves the outcome unknown, to be asked again under the
+    same key, which replays the charge Stripe made; never "refused, so not made"."""
+    body = json.dumps(stripe_object("payment_intent_succeeded"))
+    stripe_api.reply(200, body[: body.index('"id"')])
+    stripe_api.reply(200, "<html><body>Proxy says hello</body></html>")
+    gateway = gateway_for(stripe_api)
+
+    for key in ("key-1", "key-2"):
+        with pytest.raises(GatewayError) as raised:
+            gateway.charge(renewal(key))
+        assert raised.value.outcome_unknown
+        assert "_secret_" not in str(raised.value)  # nor any of the body
 
 
 def test_the_same_key_with_another_amount_is_refused_for_good(stripe_api: FakeStripe) -> None:

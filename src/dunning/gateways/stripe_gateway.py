@@ -7,9 +7,9 @@ Billing issued (`ChargeRequest.gateway_invoice`) it is
 own invoice is paid and its own retries stop.  Stripe answers 200 with
 the PaymentIntent (succeeded, processing, or requires_action) or 402 with a
 card_error that carries the decline codes and the PaymentIntent.  Anything
-else is a `GatewayError`: transport failures, 5xx, 429 and lock conflicts may
-have charged or not (retry with the same key), the other 4xx will not go
-better by retrying.
+else is a `GatewayError`: transport failures, an answer that cannot be read,
+5xx, 429 and lock conflicts may have charged or not (retry with the same
+key), the other 4xx will not go better by retrying.
 
 On the pay page the same PaymentIntent is made on-session, with a
 `return_url`: when the bank wants 3-D Secure, Stripe answers `requires_action`
@@ -628,6 +628,16 @@ def gateway_error(error: stripe.StripeError) -> GatewayError:
             f"Stripe unreachable ({kind}); the outcome is unknown",
             permanent=False,
             code=code,
+        )
+    if status is not None and status < 400:
+        # A success whose body could not be read (cut short, a proxy's page): Stripe
+        # may have charged the card.  The library's message quotes the body,
+        # client_secret included: it is not repeated.
+        return GatewayError(
+            f"Stripe answered {status} with a body that could not be read; the outcome is unknown",
+            permanent=False,
+            code=code,
+            http_status=status,
         )
     temporary = (
         isinstance(error, stripe.RateLimitError)
