@@ -206,3 +206,91 @@ def test_a_charge_in_doubt_across_the_upgrade_that_added_its_key_stops_for_an_op
     assert "check the gateway" in case.retry_reason
     assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").exists()
     assert not CaseEvent.objects.filter(case=case, type="retry.stopped").exists()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_api_key_holds_every_charge_until_it_is_fixed(
+    case: Case,
+    make_card: Any,
+    stripe_api: FakeStripe,  # noqa: F811 - the fixture above
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    """A key rotated at Stripe but not here (401), or a restricted key without the
+    PaymentIntents permission (403), refuses dunning, not the charges: no case stops
+    for good, nothing counts as a decline, and the charges go out, under the keys they
+    were planned with, once the key is right again."""
+    services.upsert_customer(
+        external_id="cus_other", now=T0, source="test", name="Nok", email="nok@example.com"
+    )
+    make_card("pm_other", customer="cus_other", now=T0 - timedelta(days=30))
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_other",
+            customer="cus_other",
+            number="INV-2002",
+            currency="THB",
+            amount_due=AMOUNT,
+            issued_at=T0 - timedelta(days=1),
+            due_at=T0,
+            collection_method="charge_automatically",
+        ),
+        now=T0,
+        source="test",
+    )
+    services.record_payment_attempt(
+        invoice="in_other",
+        attempted_at=T0,
+        outcome="failed",
+        now=T0,
+        source="stripe",
+        decline_code="insufficient_funds",
+        gateway="stripe",
+        payment_method="pm_other",
+    )
+    sync_cases(now=T0)
+    good = StripeGateway(api_key=stripe_api.api_key, api_base=stripe_api.url, max_network_retries=0)
+    retry_due(now=T0, gateway=good)
+    planned = {c.pk: (c.next_retry_at, c.retry_key) for c in Case.objects.all()}
+    assert len(planned) == 2 and all(at and key for at, key in planned.values())
+    due = max(at for at, _ in planned.values())
+    if status == 403:
+        for _ in range(2):
+            stripe_api.reply(
+                403,
+                api_error(
+                    "invalid_request_error",
+                    "The provided key does not have the required permissions.",
+                ),
+            )
+        refused = good
+    else:
+        refused = StripeGateway(
+            api_key="sk_test_51OldRotatedKey00000000secret",
+            api_base=stripe_api.url,
+            max_network_retries=0,
+        )
+
+    with caplog.at_level("ERROR"):
+        retry_due(now=due, gateway=refused)
+        retry_due(now=due + timedelta(minutes=15), gateway=refused)
+
+    posts = [r for r in stripe_api.requests if r.path == PAYMENT_INTENTS]
+    assert len(posts) == 2  # one refused request a try, not one a case
+    assert not PaymentAttempt.objects.filter(attempted_at__gt=T0).exists()
+    for held in Case.objects.all():
+        assert held.state == "active"
+        assert held.retry_key == planned[held.pk][1]  # the plan, kept
+        assert held.next_retry_at == due + timedelta(minutes=30)
+        assert held.charge_in_doubt_since is None
+        assert "API key" in held.retry_reason
+        assert CaseEvent.objects.filter(case=held, type="retry.held").count() == 1
+        assert not CaseEvent.objects.filter(case=held, type="retry.stopped").exists()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "2 charges wait" in errors[0].getMessage()
+    assert "sk_test" not in caplog.text and "secret" not in caplog.text
+
+    assert retry_due(now=due + timedelta(minutes=30), gateway=good).recovered == 2
+    keys = [r.idempotency_key for r in stripe_api.requests if r.path == PAYMENT_INTENTS][2:]
+    assert sorted(keys) == sorted(key for _, key in planned.values())
+    assert set(Case.objects.values_list("state", flat=True)) == {"recovered"}

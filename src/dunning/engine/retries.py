@@ -167,6 +167,13 @@ ABANDONED = "pay_page.abandoned"
 SAME_CARD = "another charge on the same card is under way: planned again after its answer"
 # A case's retry_reason while a worker asks the gateway about its charge in doubt.
 LOOKING_UP = "asking the gateway what became of the charge in doubt"
+# A case's retry_reason while the gateway refuses dunning's own requests (a wrong or
+# revoked API key): charges wait, tried again every ACCOUNT_REFUSED_WAIT.
+ACCOUNT_REFUSED = (
+    "the gateway refuses dunning's own requests (its API key or permissions): "
+    "no charge is made until that is fixed"
+)
+ACCOUNT_REFUSED_WAIT = timedelta(minutes=15)
 # A case's retry_reason while the manual gateway is configured (`resume_charges`).
 CHARGES_OFF = "charges are off: payments are collected manually"
 # A customer's saved cards, the one to charge first: the default, then the one whose
@@ -1188,6 +1195,11 @@ def _charge_chunk(
             result = gateway.charge(_request(due, gateway=gateway))
         except GatewayError as error:
             counts["unknown"] += 1
+            if error.account_refused:
+                # Refused for who is asking, not for this charge: every charge left
+                # would be refused alike, so none is sent until the gateway accepts us.
+                _held_back(dues[index - 1 :], error=error, lease=lease, now=now)
+                return answered, len(dues)
             _charge_failed(due.case, error=error, now=now, rng=rng)
             continue
         except Exception:
@@ -1564,6 +1576,51 @@ def hold_for_refund(case_id: int, key: str, *, now: datetime) -> None:
         "check for a refund before charging again",
         charge_in_doubt_since=_in_doubt_from(now),
         updated_at=now,
+    )
+
+
+def _held_back(
+    dues: Sequence[_Due], *, error: GatewayError, lease: datetime, now: datetime
+) -> None:
+    """Charges this worker leased and will not send, because the gateway refuses dunning's
+    own requests (`GatewayError.account_refused`: a wrong or revoked API key).
+
+    Nothing was charged, and nothing is wrong with the charges: each keeps its plan
+    and its key (never used) and is tried again ACCOUNT_REFUSED_WAIT later, and so
+    on until the gateway accepts dunning again.  A charge in doubt asked again stays
+    in doubt.  One error in the log for the batch; one timeline entry for each
+    case when it starts waiting, not at every try.
+    """
+    log.error(
+        "the gateway refuses dunning's requests (%s): %d charges wait, tried again every %s",
+        error,
+        len(dues),
+        ACCOUNT_REFUSED_WAIT,
+    )
+    leased = Case.objects.filter(pk__in=[due.case.pk for due in dues], next_retry_at=lease)
+    fresh = leased.filter(
+        pk__in=[due.case.pk for due in dues if due.case.charge_in_doubt_since is None]
+    )
+    starting = list(fresh.exclude(retry_reason=ACCOUNT_REFUSED).values_list("pk", flat=True))
+    later = now + ACCOUNT_REFUSED_WAIT
+    fresh.update(
+        next_retry_at=later,
+        retry_reason=ACCOUNT_REFUSED,
+        charge_in_doubt_since=None,  # refused before anything was charged
+        updated_at=now,
+    )
+    leased.update(next_retry_at=later, updated_at=now)  # the ones in doubt, asked again then
+    bulk_insert(
+        [
+            CaseEvent(
+                case_id=pk,
+                type="retry.held",
+                reason=f"{ACCOUNT_REFUSED} ({error})",
+                data={"until": later.isoformat()},
+                occurred_at=now,
+            )
+            for pk in starting
+        ]
     )
 
 

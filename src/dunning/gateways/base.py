@@ -12,9 +12,12 @@ A gateway adapter takes a `ChargeRequest` and either
   the charge may or may not have gone through, so the caller must try again
   later with the SAME idempotency key, which lets the gateway replay the first
   outcome instead of charging twice; never with a new key.  `permanent=True`
-  (bad API key, unknown customer or payment method, a key reused with other
-  parameters): nothing was charged and trying again will not help; an operator
-  has to look.  Neither is a decline: the card was not refused.
+  (unknown customer or payment method, a key reused with other parameters):
+  nothing was charged and trying again will not help; an operator has to look.
+  `account_refused=True` (a bad or revoked API key, a missing permission): the
+  gateway refused dunning itself, not this charge, and will refuse every other
+  one until someone fixes the configuration; nothing was charged.  None is a
+  decline: the card was not refused.
 
 `GatewayError` is a `TransportError`, so a delivery stage that already retries
 channel messages treats a gateway the same way.
@@ -50,11 +53,20 @@ class GatewayError(TransportError):
     """The gateway could not give an outcome; `permanent` says whether retrying can help."""
 
     def __init__(
-        self, message: str, *, permanent: bool, code: str = "", http_status: int | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: str = "",
+        http_status: int | None = None,
+        account_refused: bool = False,
     ) -> None:
-        super().__init__(safe_message(message), permanent=permanent)
+        super().__init__(safe_message(message), permanent=permanent or account_refused)
         self.code = code
         self.http_status = http_status
+        # The gateway refuses dunning's own requests (credentials, permissions): no
+        # charge can be made until the configuration is fixed, whichever it is.
+        self.account_refused = account_refused
 
     @property
     def outcome_unknown(self) -> bool:

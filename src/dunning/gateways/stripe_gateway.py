@@ -639,6 +639,17 @@ def gateway_error(error: stripe.StripeError) -> GatewayError:
             code=code,
             http_status=status,
         )
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        # Our API key is wrong, revoked or lacks a permission: Stripe processed
+        # nothing, and will refuse every charge alike until the key is fixed.
+        return GatewayError(
+            f"Stripe answered {status} {kind}: dunning's API key was refused "
+            "(DUNNING_STRIPE_API_KEY: wrong, revoked, or missing a permission)",
+            permanent=True,
+            code=code,
+            http_status=status,
+            account_refused=True,
+        )
     temporary = (
         isinstance(error, stripe.RateLimitError)
         or status is None
