@@ -259,6 +259,31 @@ def test_a_payment_intent_failure_keeps_mastercard_s_merchant_advice_code(
     assert PaymentAttempt.objects.get().network_advice_code == "25"
 
 
+def test_a_failed_3d_secure_reported_by_webhook_is_no_decline_of_the_card(
+    stripe: StripePoster,
+) -> None:
+    """A customer who fails or leaves 3-D Secure on the bank's page: Stripe puts the
+    PaymentIntent back to requires_payment_method with an invalid_request_error
+    (`payment_intent_authentication_failure`).  The issuer was never asked for an
+    authorisation, so nothing counts toward the card's network caps."""
+    stripe.send(s1(4))
+    failed = s1(7)  # payment_intent.payment_failed
+    intent = failed["data"]["object"]
+    intent["last_payment_error"] = {
+        "type": "invalid_request_error",
+        "code": "payment_intent_authentication_failure",
+        "message": "The provided PaymentMethod has failed authentication.",
+        "payment_method": intent["last_payment_error"].get("payment_method"),
+    }
+    intent.pop("latest_charge", None)
+
+    answer = stripe.send(failed)
+
+    assert answer.status_code == 200
+    assert answer.json()["outcome"] == "ignored"
+    assert not PaymentAttempt.objects.exists()
+
+
 def test_a_decline_matched_to_its_invoice_later_keeps_its_merchant_advice_code(
     stripe: StripePoster,
 ) -> None:

@@ -455,10 +455,20 @@ def charge_failure(obj: Obj) -> ChargeFailure:
     )
 
 
+def refused_by_the_card(error: Mapping[str, Any]) -> bool:
+    """Whether a PaymentIntent's `last_payment_error` is a decline of the card: a
+    `card_error`.  Another type is no decline and counts toward no network cap: a
+    customer who failed or left 3-D Secure on the bank's page
+    (`payment_intent_authentication_failure`, an `invalid_request_error`) was never
+    sent to the issuer for authorisation."""
+    return bool(error) and str(error.get("type") or "card_error") == "card_error"
+
+
 def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure | None:
-    """From a PaymentIntent's `last_payment_error`; None when there is none."""
+    """From a PaymentIntent's `last_payment_error`; None when there is none, or when it is
+    no decline of the card (`refused_by_the_card`)."""
     error = obj.get("last_payment_error")
-    if not isinstance(error, Mapping):
+    if not isinstance(error, Mapping) or not refused_by_the_card(error):
         return None
     intent = _str(obj.get("id"))
     customer = _id(obj.get("customer"))

@@ -55,6 +55,7 @@ from dunning.gateways.base import (
     NewCard,
 )
 from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe, to_stripe
+from dunning.gateways.stripe_events import refused_by_the_card
 
 logger = logging.getLogger(__name__)
 
@@ -485,7 +486,7 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
             intent,
             request,
         )
-    if status == "requires_payment_method" and error and _refused_by_the_card(error):
+    if status == "requires_payment_method" and error and refused_by_the_card(error):
         return _declined(error, intent, request)
     raise GatewayError(
         f"Stripe PaymentIntent {reference} is {status} after confirmation",
@@ -496,21 +497,12 @@ def result_from_payment_intent(intent: Mapping[str, Any], request: ChargeRequest
 
 def _took_no_money(intent: Mapping[str, Any]) -> bool:
     """A PaymentIntent never confirmed, canceled, or waiting for another card after a try
-    that never reached the card's issuer (`_refused_by_the_card`)."""
+    that never reached the card's issuer (`refused_by_the_card`)."""
     status = intent.get("status")
     error = intent.get("last_payment_error") or {}
     return status in NOT_CHARGED or (
-        status == "requires_payment_method" and not _refused_by_the_card(error)
+        status == "requires_payment_method" and not refused_by_the_card(error)
     )
-
-
-def _refused_by_the_card(error: Mapping[str, Any]) -> bool:
-    """Whether a PaymentIntent's `last_payment_error` is a decline of the card: a
-    `card_error`.  Another type is no decline and counts toward no network cap: a
-    customer who failed or left 3-D Secure on the bank's page
-    (`payment_intent_authentication_failure`, an `invalid_request_error`) was never
-    sent to the issuer for authorisation."""
-    return bool(error) and str(error.get("type") or "card_error") == "card_error"
 
 
 def _waits_for_the_customer(intent: Mapping[str, Any]) -> bool:

@@ -585,7 +585,7 @@ def _on_charge_failed(event: StripeEvent, now: datetime) -> Applied:
 def _on_payment_intent_failed(event: StripeEvent, now: datetime) -> Applied:
     failure = payment_intent_failure(event.object, occurred_at=event.created)
     if failure is None:
-        return Applied(WebhookOutcome.IGNORED, "no last_payment_error")
+        return Applied(WebhookOutcome.IGNORED, "no decline of the card in last_payment_error")
     return _record_failure(failure, event=event, now=now)
 
 
