@@ -16,6 +16,7 @@ from dunning.api.schemas import Currency, ExternalId, Input, _text
 from dunning.core.cases import CaseTransitionError
 from dunning.engine import actions, retries
 from dunning.engine.models import Case, CaseEvent, CaseInvoice, Message
+from dunning.engine.retry_status import retry_status
 from dunning.ledger.errors import ErrorCode, LedgerError
 
 router = Router(tags=["cases"])
@@ -77,27 +78,11 @@ class CaseOut(Schema):
 
     @staticmethod
     def resolve_next_retry_at(obj: Case) -> datetime | None:
-        # A pay-page payment is never sent again without the customer: its wake-up
-        # is a lookup, not a retry.
-        if retries.on_session(obj.retry_key):
-            return None
-        # Only an active case is retried; a charge in doubt is asked about in any state.
-        if obj.charge_in_doubt_since is not None or (obj.state == "active" and obj.retry_key):
-            return obj.next_retry_at
-        return None
+        return retry_status(obj).at
 
     @staticmethod
     def resolve_retry_reason(obj: Case) -> str:
-        # The engine's own text stays when it has stopped asking: it tells the operator
-        # what to check.
-        waiting = obj.charge_in_doubt_since is not None and obj.next_retry_at is not None
-        if retries.on_session(obj.retry_key) and waiting:
-            return (
-                "a payment made on the pay page is waiting for its answer (the customer "
-                "may be confirming it with their bank); the engine looks it up and never "
-                "sends it again without the customer"
-            )
-        return obj.retry_reason
+        return retry_status(obj).reason
 
     @staticmethod
     def resolve_policy(obj: Case) -> str:

@@ -13,6 +13,7 @@ messages are written by the worker only, so they are read-only here.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -27,6 +28,7 @@ from dunning.core.policy_json import PolicyFormatError, check, from_dict, to_dic
 from dunning.core.rendering import RenderError, UnknownTemplate
 from dunning.engine import policies, templates
 from dunning.engine.models import Case, CaseEvent, Message, MessageTemplate, PolicyVersion
+from dunning.engine.retry_status import retry_status
 from dunning.ledger.admin import ReadOnlyAdmin, money
 
 
@@ -172,8 +174,8 @@ class CaseAdmin(ReadOnlyAdmin):
         "policy",
         "opened_at",
         "next_action_at",
-        "next_retry_at",
-        "retry_reason",
+        "next_retry",
+        "why_this_retry",
         "charge_in_doubt_since",
     )
     list_filter = ("state", ChargeInDoubtFilter, "currency", "collection_method")
@@ -181,9 +183,23 @@ class CaseAdmin(ReadOnlyAdmin):
     list_select_related = ("customer", "policy")
     inlines = [CaseEventInline]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The retry as the API shows it, not the retry stage's wake-up and last plan:
+        # a paused or exhausted case keeps those, and will not be charged.
+        self._shown |= {"next_retry_at": "next_retry", "retry_reason": "why_this_retry"}
+
     @admin.display(description="amount due", ordering="amount_due")
     def owed(self, case: Case) -> str:
         return money(case.amount_due, case.currency)
+
+    @admin.display(description="next retry at", ordering="next_retry_at")
+    def next_retry(self, case: Case) -> datetime | None:
+        return retry_status(case).at
+
+    @admin.display(description="retry reason")
+    def why_this_retry(self, case: Case) -> str:
+        return retry_status(case).reason
 
 
 @admin.register(CaseEvent)
