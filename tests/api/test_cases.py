@@ -222,7 +222,8 @@ def test_a_charge_in_doubt_shows_and_an_operator_can_release_it(api: ApiClient, 
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["charge_in_doubt_since"] is None
-    assert body["next_retry_at"] is None and body["retry_reason"] == ""  # not planned yet
+    assert body["next_retry_at"] is None  # not planned yet, and it says so
+    assert body["retry_reason"].startswith("the next retry is being planned")
     entry = body["timeline"][-1]["event"]
     assert (entry["type"], entry["reason"]) == ("retry.released", "no charge in the dashboard")
     case.refresh_from_db()

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dunning.api.cases import CaseOut
 from dunning.engine import actions, pay_now
 from dunning.engine.models import Case, CaseEvent
 from dunning.engine.retries import LEASE, NoChargeInDoubt, release_charge_in_doubt
+from dunning.engine.retry_status import retry_status
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
 from dunning.gateways.simulated import (
     LostAnswer,
@@ -245,7 +245,7 @@ def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
     case = Case.objects.get()
     # The engine still asks, and says when: nothing an operator can release yet.
     assert case.charge_in_doubt_since == at
-    assert CaseOut.resolve_next_retry_at(case) == case.next_retry_at is not None
+    assert retry_status(case, now=at).at == case.next_retry_at is not None
     with pytest.raises(NoChargeInDoubt):
         release_charge_in_doubt(case.pk, now=at, reason="none", source="api")
     ask_until_the_limit(bank, at)  # paused, and asked all the same, until the limit

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, RetryBudget
 from dunning.engine import actions, policies
@@ -136,3 +137,29 @@ def test_an_exhausted_case_shows_no_retry_and_says_why(
     assert "retry on" not in reason and "final action" in reason, reason
     for shown_there in admin_shows(operator, case):
         assert "retry on" not in shown_there and reason in shown_there
+
+
+def test_a_resumed_case_says_its_retry_is_being_planned_then_shows_the_plan(
+    case: Case, bank: Bank, api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned(bank)
+    actions.pause_case(case.pk, now=T0 + timedelta(hours=1), reason="promise", source="api")
+    resumed = T0 + timedelta(days=3)  # past the retry planned before the pause
+    monkeypatch.setattr(timezone, "now", lambda: resumed)
+
+    response = api.post(f"/cases/{case.pk}/resume", {"reason": "no payment came"})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["next_retry_at"] is None
+    assert "22 Mar" not in body["retry_reason"] and "planned" in body["retry_reason"]
+    bank.run(resumed)
+    at, reason = shown(api, case)
+    assert at is not None and datetime.fromisoformat(at) > resumed
+    assert "retry on" in reason
+
+
+def test_a_new_case_says_its_retry_is_being_planned(case: Case, api: ApiClient) -> None:
+    at, reason = shown(api, case)
+
+    assert at is None and "planned" in reason, reason

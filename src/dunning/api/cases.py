@@ -77,12 +77,12 @@ class CaseOut(Schema):
         return obj.state
 
     @staticmethod
-    def resolve_next_retry_at(obj: Case) -> datetime | None:
-        return retry_status(obj).at
+    def resolve_next_retry_at(obj: Case, context: dict[str, Any]) -> datetime | None:
+        return retry_status(obj, now=now(context["request"])).at
 
     @staticmethod
-    def resolve_retry_reason(obj: Case) -> str:
-        return retry_status(obj).reason
+    def resolve_retry_reason(obj: Case, context: dict[str, Any]) -> str:
+        return retry_status(obj, now=now(context["request"])).reason
 
     @staticmethod
     def resolve_policy(obj: Case) -> str:

@@ -195,11 +195,11 @@ class CaseAdmin(ReadOnlyAdmin):
 
     @admin.display(description="next retry at", ordering="next_retry_at")
     def next_retry(self, case: Case) -> datetime | None:
-        return retry_status(case).at
+        return retry_status(case, now=timezone.now()).at
 
     @admin.display(description="retry reason")
     def why_this_retry(self, case: Case) -> str:
-        return retry_status(case).reason
+        return retry_status(case, now=timezone.now()).reason
 
 
 @admin.register(CaseEvent)

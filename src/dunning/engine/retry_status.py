@@ -25,6 +25,10 @@ NOT_RETRIED = {
     CaseState.RECOVERED: "paid",
     CaseState.CLOSED: "the case is closed: the card is not charged again",
 }
+# An active case whose wake-up is due with no charge planned: a new case, one resumed,
+# one whose card or declines changed (`retries.plan_again`) waits for the retry stage's
+# next pass to plan it; the reason stored is the plan before, if any.
+PLANNING = "the next retry is being planned: the engine decides when at its next pass"
 PAY_PAGE_LOOKUP = (
     "a payment made on the pay page is waiting for its answer (the customer may be "
     "confirming it with their bank); the engine looks it up and never sends it again "
@@ -40,8 +44,8 @@ class RetryStatus:
     reason: str  # why that moment, or why no retry
 
 
-def retry_status(case: Case) -> RetryStatus:
-    """What `case`'s next retry is, for a person."""
+def retry_status(case: Case, *, now: datetime) -> RetryStatus:
+    """What `case`'s next retry is, for a person, at `now`."""
     if case.charge_in_doubt_since is not None:
         # Asked about in any state.  With no wake-up the engine has stopped asking,
         # and its own text tells the operator what to check.
@@ -56,4 +60,8 @@ def retry_status(case: Case) -> RetryStatus:
         return RetryStatus(None, NOT_RETRIED[CaseState(case.state)])
     if case.retry_key and not on_session(case.retry_key):
         return RetryStatus(case.next_retry_at, case.retry_reason)
+    if case.next_retry_at is not None and case.next_retry_at <= now:
+        return RetryStatus(None, PLANNING)
+    # No retry, or a wake-up that is not a charge (the gateway retries the invoice
+    # itself; another charge on the card is under way): the plan says which.
     return RetryStatus(None, case.retry_reason)
