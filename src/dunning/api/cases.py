@@ -51,9 +51,10 @@ class CaseOut(Schema):
         description="when the engine looks at the case again; null when nothing is planned"
     )
     next_retry_at: datetime | None = Field(
-        description="when the declined charge is tried again; null when no retry will happen "
+        description="when dunning tries the declined charge again; null when it will not "
         "(also while a pay-page payment waits for its answer: it is never sent again "
-        "without the customer, only looked up)"
+        "without the customer, only looked up; and while the gateway retries the invoice "
+        "itself, as Stripe does: retry_reason names that time)"
     )
     retry_reason: str = Field(
         description='why that moment, or why no retry ("funds usually arrive on the 25th")'
