@@ -20,9 +20,9 @@ from dunning.core.policy import CHARGE_AUTOMATICALLY_DEFAULT, RetryBudget
 from dunning.engine import actions, policies
 from dunning.engine.cases import sync_cases
 from dunning.engine.decisions import decide_due_cases
-from dunning.engine.models import Case, Message
+from dunning.engine.models import Case
 from dunning.ledger import services
-from dunning.ledger.models import Customer, Invoice
+from dunning.ledger.models import Customer
 from tests.conftest import ApiClient
 from tests.engine.test_retries import (
     AMOUNT,
@@ -163,34 +163,3 @@ def test_a_new_case_says_its_retry_is_being_planned(case: Case, api: ApiClient) 
     at, reason = shown(api, case)
 
     assert at is None and "planned" in reason, reason
-
-
-def test_a_case_whose_invoice_is_voided_is_closed_not_recovered(
-    case: Case, bank: Bank, api: ApiClient, operator: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    planned(bank)
-    decide_due_cases(now=T0)
-    assert Message.objects.filter(case=case, status="scheduled").exists()  # its first reminder
-    voided = T0 + timedelta(hours=2)
-    monkeypatch.setattr(timezone, "now", lambda: voided)
-    invoice = Invoice.objects.get(external_id="in_th")
-
-    response = api.post(f"/invoices/{invoice.pk}/void", {"reason": "billing error"})
-
-    assert response.status_code == 200, response.content
-    body = api.get(f"/cases/{case.pk}").json()
-    # Nothing was paid: not a recovery, and no thank-you for a payment.
-    assert body["status"] == "closed"
-    assert body["next_retry_at"] is None
-    assert "paid" not in body["retry_reason"] and "closed" in body["retry_reason"]
-    events = [e["event"] for e in body["timeline"] if e["kind"] == "event"]
-    assert "recovered" not in [event["type"] for event in events]
-    (closing,) = [event for event in events if event["type"] == "closed"]
-    assert "INV-2001 voided" in closing["reason"]
-    assert closing["occurred_at"] == "2026-03-20T05:00:00Z"
-    assert not Message.objects.filter(case=case, step="payment_received").exists()
-    assert not Message.objects.filter(case=case, status="scheduled").exists()
-    bank.run(T0 + timedelta(days=3))
-    assert bank.gateway.received == []
-    for shown_there in admin_shows(operator, case):
-        assert body["retry_reason"] in shown_there

@@ -414,23 +414,14 @@ def on_invoices_changed(
     _refresh_amounts([case for case, _ in changed.values()], now=now)
     events: list[CaseEvent] = []
     recovered: list[Case] = []
-    voided: list[Case] = []
     for case, invoice in changed.values():
         if case.amount_due == before[case.pk]:
             continue
-        if case.amount_due == 0 and invoice.status == InvoiceStatus.VOID:
-            # Nothing is owed because nothing is asked any more, not because money came:
-            # the case is closed, not recovered, and the customer is not thanked.
-            transition = core_cases.close_case(
-                CaseState(case.state),
-                reason=f"{source}: invoice {invoice.number} voided, nothing left to collect",
-            )
-        else:
-            transition = core_cases.apply_payment(
-                CaseState(case.state),
-                remaining=case.amount_due,
-                reason=f"{source}: invoice {invoice.number}",
-            )
+        transition = core_cases.apply_payment(
+            CaseState(case.state),
+            remaining=case.amount_due,
+            reason=f"{source}: invoice {invoice.number}",
+        )
         events.append(
             CaseEvent(
                 case=case,
@@ -444,13 +435,9 @@ def on_invoices_changed(
         )
         if transition.state == CaseState.RECOVERED:
             recovered.append(case)
-        elif transition.state == CaseState.CLOSED:
-            voided.append(case)
     bulk_insert(events)
     if recovered:
         _recover(recovered, now=now)
-    if voided:
-        _close_voided(voided, now=now)
 
 
 def _closed(now: Any) -> dict[str, Any]:
@@ -545,37 +532,3 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
         ]
     )
     write_thank_yous(cases, now=now)
-
-
-def _close_voided(cases: Sequence[Case], *, now: datetime) -> None:
-    """Close cases whose last invoices were voided: cancel what waits to go out; no
-    thank-you.  As on recovery, a charge in doubt keeps its key and its questions (the
-    retry stage asks about it at once: money it took is held for a refund)."""
-    ids = [case.pk for case in cases]
-    canceled = dict(_WAITING().rows(cases=ids))
-    if canceled:
-        _CANCEL_WAITING().run(cases=ids, now=now)
-    closed = {
-        "state": CaseState.CLOSED,
-        "closed_at": now,
-        "next_action_at": None,
-        "updated_at": now,
-    }
-    settled = {**closed, "next_retry_at": None, "retry_key": "", "retry_reason": ""}
-    Case.objects.filter(pk__in=ids, charge_in_doubt_since=None).update(**settled)
-    Case.objects.filter(pk__in=ids).exclude(charge_in_doubt_since=None).update(**closed)
-    for case in cases:
-        for name, value in (settled if case.charge_in_doubt_since is None else closed).items():
-            setattr(case, name, value)
-    bulk_insert(
-        [
-            CaseEvent(
-                case=case,
-                type="messages.canceled",
-                reason=f"{canceled[case.pk]} unsent message(s): nothing left to collect",
-                occurred_at=now,
-            )
-            for case in cases
-            if case.pk in canceled
-        ]
-    )
