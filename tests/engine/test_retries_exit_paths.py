@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from dunning.engine import actions, pay_now
-from dunning.engine.models import Case, CaseEvent
+from dunning.engine.decisions import decide_due_cases
+from dunning.engine.models import Case, CaseEvent, Message
 from dunning.engine.retries import LEASE, NoChargeInDoubt, release_charge_in_doubt
 from dunning.engine.retry_status import retry_status
 from dunning.gateways.base import ChargeRequest, ChargeResult, GatewayError
@@ -115,6 +116,30 @@ def test_money_taken_but_not_recorded_is_not_charged_again_by_a_replan(case: Cas
 
     taken = [c for c in bank.gateway.charges if c.result.succeeded]
     assert len(taken) == 1, [r.request.amount for r in taken]
+
+
+def test_a_customer_whose_card_took_money_the_ledger_refused_is_not_reminded(case: Case) -> None:
+    bank = Bank()
+    decide_due_cases(now=T0)  # the first message, "your payment failed", is scheduled
+    at = planned_at(bank)
+
+    def partial_payment_lands_meanwhile(request: ChargeRequest) -> ChargeResult:
+        pay_by_transfer(1000, at=at)
+        return succeeded(request)  # AMOUNT taken: 1000 more than the customer owed
+
+    bank.answer(partial_payment_lands_meanwhile)
+    bank.run(at)
+    for day in range(20):  # the policy's reminders would all fall in these days
+        decide_due_cases(now=at + timedelta(days=day, hours=1))
+
+    # The customer has paid everything and more: no reminder asks them for the rest,
+    # nor says the card will be charged again.  A person checks for the refund first.
+    case = Case.objects.get()
+    assert case.state == "paused" and "refund" in case.retry_reason
+    assert not Message.objects.filter(status="scheduled").exists()
+    assert list(Message.objects.values_list("step", flat=True)) == ["failed"]  # canceled
+    paused = CaseEvent.objects.get(type="paused")
+    assert "refund" in paused.reason and paused.data["canceled_messages"] == 1
 
 
 def test_a_charge_in_flight_cannot_be_released(case: Case) -> None:

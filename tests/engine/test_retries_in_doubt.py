@@ -326,15 +326,18 @@ def test_a_charge_in_doubt_on_an_invoice_that_changed_is_looked_up_not_sent_agai
     taken = sum(c.result.amount for c in gateway.charges if c.result.succeeded)
     assert taken == AMOUNT  # the first charge only
     # Found: the card paid more than remains.  The ledger refuses it, and the case
-    # waits for an operator to refund (or apply) the money before any other charge.
+    # waits for an operator to refund (or apply) the money before any other charge or
+    # reminder.
     case = Case.objects.get()
-    assert case.state == "active" and case.next_retry_at is None
+    assert case.state == "paused" and case.next_retry_at is None
     assert case.charge_in_doubt_since == at and case.retry_key
     assert "check for a refund" in case.retry_reason
     refused = CaseEvent.objects.get(case=case, type="retry.not_recorded")
     assert "more than the" in refused.reason
-    # Refunded at the gateway, the operator releases it: what remains is planned afresh.
+    # Refunded at the gateway, the operator releases it: the case goes on, and what
+    # remains is planned afresh.
     release_charge_in_doubt(case.pk, now=at + timedelta(days=1), reason="refunded", source="api")
+    assert Case.objects.get().state == "active"
     assert bank.run(at + timedelta(days=1)).planned == 1
     assert Case.objects.get().retry_amount == AMOUNT - 1000
 

@@ -652,9 +652,10 @@ def test_back_from_the_bank_after_the_invoice_was_paid_another_way_tells_what_wa
     assert "a refund may be owed" in caplog.text
     assert Invoice.objects.get(external_id="in_4").status == "open"
     assert not PaymentAttempt.objects.filter(invoice=later).exists()
-    # No retry charges A-18 until an operator has refunded or applied the money.
+    # No retry charges A-18, and no reminder asks for it, until an operator has
+    # refunded or applied the money.
     case.refresh_from_db()
-    assert case.state == "active" and case.charge_in_doubt_since is not None
+    assert case.state == "paused" and case.charge_in_doubt_since is not None
     assert case.next_retry_at is None and "check for a refund" in case.retry_reason
 
 

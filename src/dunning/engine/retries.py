@@ -72,7 +72,7 @@ from django.db.models import Case as Cond
 from django.db.models.functions import Coalesce, Lower, Trim, Upper
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
-from dunning.core.cases import CaseState
+from dunning.core.cases import CaseEventType, CaseState, pause_case, resume_case
 from dunning.core.declines import (
     CARD_WIDE_ADVICE_CODES,
     CARD_WIDE_DECLINE_CODES,
@@ -109,7 +109,15 @@ from dunning.db import (
 )
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
-from dunning.engine.models import Case, CaseEvent, CaseInvoice, PolicyVersion, RetryStat
+from dunning.engine.models import (
+    Case,
+    CaseEvent,
+    CaseInvoice,
+    Message,
+    MessageStatus,
+    PolicyVersion,
+    RetryStat,
+)
 from dunning.gateways.base import (
     AbandonGateway,
     ChargeLookupGateway,
@@ -1567,15 +1575,58 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
 def hold_for_refund(case_id: int, key: str, *, now: datetime) -> None:
     """The charge under `key` took money the ledger will not hold: it stays in doubt and
     the retries stop, so that nothing charges the customer again until an operator has
-    refunded or applied the money and released the charge (`release_charge_in_doubt`)."""
+    refunded or applied the money and released the charge (`release_charge_in_doubt`).
+
+    An active case is paused too: the customer has paid what the ledger says they
+    still owe (a transfer or a credit note landed while the charge was under way), and
+    its reminders would ask them for it again, up to the final notice and its action.
+    Whoever applies the money recovers the case; whoever refunds it resumes the case.
+    """
     if not key:
         return
-    Case.objects.filter(pk=case_id, retry_key=key).update(
+    held = Case.objects.filter(pk=case_id, retry_key=key).update(
         next_retry_at=None,
         retry_reason="the card was charged but the payment was not recorded: "
         "check for a refund before charging again",
         charge_in_doubt_since=_in_doubt_from(now),
         updated_at=now,
+    )
+    if held:
+        _pause_for_refund(case_id, key, now=now)
+
+
+# On the "paused" event of a case `hold_for_refund` paused: the key of the charge it
+# holds, whose release resumes the case (`release_charge_in_doubt`).
+HELD_CHARGE = "held_charge"
+
+
+def _pause_for_refund(case_id: int, key: str, *, now: datetime) -> None:
+    """Pause an active case whose card took money the ledger refused (`hold_for_refund`),
+    as `actions.pause_case` does: its scheduled messages are canceled."""
+    case = Case.objects.select_for_update().get(pk=case_id)
+    if case.state != CaseState.ACTIVE:
+        return  # recovered, exhausted or paused: no reminder goes out anyway
+    transition = pause_case(
+        CaseState.ACTIVE,
+        reason="the card was charged but the payment was not recorded: reminders wait "
+        "until someone has applied the money (recording the payment) or refunded it and "
+        "resumed the case",
+    )
+    canceled = Message.objects.filter(case_id=case_id, status=MessageStatus.SCHEDULED).update(
+        status=MessageStatus.CANCELED, updated_at=now
+    )
+    Case.objects.filter(pk=case_id).update(
+        state=transition.state, next_action_at=None, updated_at=now
+    )
+    event = transition.event
+    CaseEvent.objects.create(
+        case=case,
+        type=event.type,
+        reason=event.reason,
+        from_state=case.state,
+        to_state=transition.state,
+        data={"source": SOURCE, "canceled_messages": canceled, HELD_CHARGE: key},
+        occurred_at=now,
     )
 
 
@@ -1930,7 +1981,9 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
     pass, as when a lookup finds no charge (`_look_up`).  A charge that did take
     the money is recorded first, as a payment with the gateway's reference
     (`record_payment`), which recovers a case that owes nothing more; released
-    without that, its invoice would be charged a second time.  The timeline
+    without that, its invoice would be charged a second time.  A case the engine
+    paused for this charge (`hold_for_refund`) is resumed: the money is refunded,
+    and what the customer still owes is dunned again.  The timeline
     keeps who released which key and why.  Raises `Case.DoesNotExist`, or
     `NoChargeInDoubt` for a case with no charge in doubt or whose charge the
     engine is still asking about; either way nothing changes.
@@ -1952,8 +2005,36 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
             data={"source": source, "key": key, "in_doubt_since": since.isoformat()},
             occurred_at=now,
         )
+        if case.state == CaseState.PAUSED and _paused_for(case, key):
+            _resume_after_refund(case, reason=reason, source=source, now=now)
     log.info("case %s: charge %s in doubt released by %s", case.pk, key, source)
     return case
+
+
+def _paused_for(case: Case, key: str) -> bool:
+    """Whether the case's last pause was the engine's, holding the charge under `key`."""
+    last = case.events.filter(type=CaseEventType.PAUSED).order_by("-occurred_at", "-id").first()
+    return last is not None and last.data.get(HELD_CHARGE) == key
+
+
+def _resume_after_refund(case: Case, *, reason: str, source: str, now: datetime) -> None:
+    """Resume a case `hold_for_refund` paused, as `actions.resume_case` does: the policy's
+    next step is decided from now (the retry is planned afresh by `_settled`)."""
+    transition = resume_case(CaseState.PAUSED, reason=f"the charge held was released: {reason}")
+    Case.objects.filter(pk=case.pk).update(
+        state=transition.state, next_action_at=now, updated_at=now
+    )
+    event = transition.event
+    CaseEvent.objects.create(
+        case=case,
+        type=event.type,
+        reason=event.reason,
+        from_state=CaseState.PAUSED,
+        to_state=transition.state,
+        data={"source": source},
+        occurred_at=now,
+    )
+    case.refresh_from_db()
 
 
 def take_charge(
