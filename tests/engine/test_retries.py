@@ -355,9 +355,19 @@ def test_a_success_on_an_invoice_paid_another_way_meanwhile_is_flagged(
     bank.answer(paid_by_transfer_meanwhile)
     bank.run(case.next_retry_at)
 
-    # The card was charged too: someone has to look at a refund.
+    # The card was charged too: someone has to look at a refund, and the timeline says
+    # which charge took how much (the ledger holds no trace of it).
     event = CaseEvent.objects.get(type="retry.not_recorded")
     assert "was not recorded" in event.reason
+    [charge] = bank.gateway.charges
+    assert f"charge {charge.result.reference} took THB\xa0990.00, but" in event.reason
+    assert event.data == {
+        "reference": charge.result.reference,
+        "amount": AMOUNT,
+        "currency": "THB",
+        "key": charge.request.idempotency_key,
+        "invoice": "in_th",
+    }
 
 
 def test_at_the_planned_time_it_charges_with_the_stored_key_and_a_success_recovers_the_case(

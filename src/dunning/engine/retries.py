@@ -83,6 +83,7 @@ from dunning.core.declines import (
     DeclineClass,
     classify_decline,
 )
+from dunning.core.formatting import format_money
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry, never_again
 from dunning.core.policy import Policy
 from dunning.core.retry_timing import (
@@ -1365,7 +1366,7 @@ def _record(
                 if isinstance(outcome, LedgerError):
                     # The ledger refused the outcome (the invoice was paid another
                     # way, or changed under the charge).
-                    _not_recorded(due, error=outcome, now=now, taken=result.succeeded)
+                    _not_recorded(due, result, error=outcome, now=now)
                     continue
             counts["recovered" if result.succeeded else "declined"] += 1
             recorded.append(due)
@@ -1542,7 +1543,7 @@ class _ChargeQueries:
     )
 
 
-def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) -> None:
+def _not_recorded(due: _Due, result: ChargeResult, *, error: LedgerError, now: datetime) -> None:
     """The gateway answered, the ledger refused the answer: say so, loudly if money moved.
 
     Money taken that the ledger will not hold (more than the invoice owes by
@@ -1551,18 +1552,33 @@ def _not_recorded(due: _Due, *, error: LedgerError, now: datetime, taken: bool) 
     operator has refunded or applied the money, then released the charge or
     recorded the payment.  A refused decline leaves the case to be planned afresh.
     """
+    reason = f"the charge's outcome was not recorded: {error}"
+    if result.succeeded:
+        # The ledger holds no trace of the money taken: the timeline names the charge
+        # and its amount, for the refund.
+        taken = format_money(result.amount, result.currency, locale="en")
+        reason = f"charge {result.reference or due.key} took {taken}, but {reason}"
     CaseEvent.objects.create(
         case=due.case,
         type="retry.not_recorded",
-        reason=f"the charge's outcome was not recorded: {error}",
+        reason=reason,
+        data={
+            "reference": result.reference,
+            "amount": result.amount,
+            "currency": result.currency,
+            "key": due.key,
+            "invoice": due.invoice.external_id,
+        },
         occurred_at=now,
     )
-    if taken:
+    if result.succeeded:
         hold_for_refund(due.case.pk, due.case.retry_key, now=now)
         log.error(
-            "case %s: charge %s took the money but was not recorded (%s); a refund may be owed",
+            "case %s: charge %s (%s) took the money but was not recorded (%s); "
+            "a refund may be owed",
             due.case.pk,
             due.key,
+            result.reference,
             error,
         )
         return
