@@ -89,6 +89,44 @@ def test_a_payment_recovers_the_case_cancels_what_waits_and_thanks_the_customer(
     assert CaseEvent.objects.filter(case=case, type="recovered").exists()
 
 
+def test_a_case_whose_invoices_are_all_voided_is_closed_not_recovered(overdue: Any) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+    for external_id in ("in_1", "in_2"):
+        services.change_invoice_status(
+            invoice=external_id, status="void", now=when, source="test", reason="billed twice"
+        )
+
+    # Nothing was paid: the debt was canceled.  The case is not counted as money
+    # recovered, and the customer is neither thanked for a payment nor reminded.
+    case = Case.objects.get()
+    assert (case.state, case.amount_due, case.retry_reason) == ("closed", 0, "")
+    assert case.closed_at == when
+    assert not CaseEvent.objects.filter(case=case, type="recovered").exists()
+    closed = CaseEvent.objects.get(case=case, type="closed")
+    assert "INV-1002" in closed.reason and "void" in closed.reason
+    assert set(Message.objects.values_list("step", "status")) == {("overdue_1", "canceled")}
+
+
+def test_a_case_with_one_invoice_paid_and_the_other_voided_is_recovered(overdue: Any) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+    services.record_payment(
+        invoice="in_1",
+        amount=123450,
+        currency="THB",
+        received_at=when,
+        method="bank_transfer",
+        now=when,
+        source="test",
+    )
+    services.change_invoice_status(invoice="in_2", status="void", now=when, source="test")
+
+    assert Case.objects.get().state == "recovered"
+    thanks = Message.objects.get(step="payment_received")
+    assert "INV-1001" in thanks.body_text and "INV-1002" not in thanks.body_text
+
+
 def test_two_cases_paid_in_one_call_are_thanked_one_a_day_in_thailand(make_invoice: Any) -> None:
     # One Thai customer owes in two currencies: two cases.  Both are paid by
     # one recorded batch; the thank-yous are judged together, and Thailand's

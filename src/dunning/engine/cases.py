@@ -4,7 +4,8 @@
 groups them by customer and currency (account-level dunning: one case, one
 message listing every invoice).  `on_invoices_changed` reacts to money
 arriving: a partial payment reduces the case, a full one recovers it, cancels
-what was waiting to go out and thanks the customer.
+what was waiting to go out and thanks the customer.  A case left owing nothing
+with none of its invoices paid (all voided) is closed instead, unthanked.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import (
     BigIntegerField,
+    CharField,
     Count,
     DateTimeField,
     Exists,
@@ -412,16 +413,29 @@ def on_invoices_changed(
         return
     before = {case_id: case.amount_due for case_id, (case, _) in changed.items()}
     _refresh_amounts([case for case, _ in changed.values()], now=now)
+    settled = [case.pk for case, _ in changed.values() if case.amount_due == 0]
+    # A case owing nothing with none of its invoices paid had its debt voided, not
+    # paid: it is closed, not recovered (no "thank you for your payment").
+    paid = {pk for (pk,) in _WITH_A_PAID_INVOICE().rows(cases=settled)} if settled else set()
     events: list[CaseEvent] = []
     recovered: list[Case] = []
+    voided: list[Case] = []
     for case, invoice in changed.values():
         if case.amount_due == before[case.pk]:
             continue
-        transition = core_cases.apply_payment(
-            CaseState(case.state),
-            remaining=case.amount_due,
-            reason=f"{source}: invoice {invoice.number}",
-        )
+        if case.amount_due == 0 and case.pk not in paid:
+            transition = core_cases.close_case(
+                CaseState(case.state),
+                reason=f"{source}: invoice {invoice.number} is {invoice.status}; "
+                "nothing is owed any more, and none of it was paid",
+            )
+            voided.append(case)
+        else:
+            transition = core_cases.apply_payment(
+                CaseState(case.state),
+                remaining=case.amount_due,
+                reason=f"{source}: invoice {invoice.number}",
+            )
         events.append(
             CaseEvent(
                 case=case,
@@ -438,19 +452,24 @@ def on_invoices_changed(
     bulk_insert(events)
     if recovered:
         _recover(recovered, now=now)
+    if voided:
+        _close(voided, state=CaseState.CLOSED, now=now)
 
 
-def _closed(now: Any) -> dict[str, Any]:
-    """A recovered case's fields (`now`: a datetime, or a `Param` in a prepared update)."""
+def _closed(now: Any, state: Any = CaseState.RECOVERED) -> dict[str, Any]:
+    """A recovered (or closed) case's fields (`now` and `state`: values, or `Param`s in a
+    prepared update)."""
     return {
-        "state": CaseState.RECOVERED,
+        "state": state,
         "closed_at": now,
         "next_action_at": now,
         "updated_at": now,
     }
 
 
-_SETTLED = MappingProxyType({"next_retry_at": None, "retry_key": "", "retry_reason": "paid"})
+def _settled(reason: Any) -> dict[str, Any]:
+    """A settled case's retry fields: no retry, and `reason` ("paid" once recovered)."""
+    return {"next_retry_at": None, "retry_key": "", "retry_reason": reason}
 
 
 def _recovering() -> QuerySet[Case]:
@@ -476,15 +495,27 @@ _CANCEL_WAITING = PreparedUpdate(
 _CLOSE_SETTLED = PreparedUpdate(
     lambda: (
         _recovering().filter(charge_in_doubt_since=None),
-        {**_closed(Param("now", DateTimeField())), **_SETTLED},
+        {
+            **_closed(Param("now", DateTimeField()), Param("state", CharField())),
+            **_settled(Param("reason", CharField())),
+        },
     )
 )
 _CLOSE_IN_DOUBT = PreparedUpdate(
     lambda: (
         _recovering().exclude(charge_in_doubt_since=None),
-        _closed(Param("now", DateTimeField())),
+        _closed(Param("now", DateTimeField()), Param("state", CharField())),
     )
 )
+_WITH_A_PAID_INVOICE = Prepared(
+    lambda: (
+        CaseInvoice.objects.filter(
+            case_id__in=ParamList("cases", BigIntegerField()), invoice__status=InvoiceStatus.PAID
+        )
+        .values_list("case_id")
+        .distinct()
+    )
+)  # every case a change leaves owing nothing
 _IN_DOUBT = Prepared(lambda: _recovering().exclude(charge_in_doubt_since=None).values_list("pk"))
 
 
@@ -504,6 +535,13 @@ _CASES_OF_INVOICES: Prepared[CaseInvoice] = Prepared(
 
 def _recover(cases: Sequence[Case], *, now: datetime) -> None:
     """Close paid cases: cancel what waits to go out, and thank each customer."""
+    _close(cases, state=CaseState.RECOVERED, now=now)
+    write_thank_yous(cases, now=now)
+
+
+def _close(cases: Sequence[Case], *, state: CaseState, now: datetime) -> None:
+    """Close cases that owe nothing any more (`state`: recovered when paid, closed when
+    voided): cancel what waits to go out."""
     ids = [case.pk for case in cases]
     canceled = dict(_WAITING().rows(cases=ids))
     if canceled:
@@ -511,11 +549,12 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
     # A charge in doubt keeps its key and its questions: it may have taken the money
     # too, and a payment left at the bank's page must be canceled before it can
     # (the retry stage asks about it at once: `retries.ask_about_changed_invoices`).
-    _CLOSE_SETTLED().run(cases=ids, now=now)
-    _CLOSE_IN_DOUBT().run(cases=ids, now=now)
+    reason = "paid" if state == CaseState.RECOVERED else ""
+    _CLOSE_SETTLED().run(cases=ids, now=now, state=state, reason=reason)
+    _CLOSE_IN_DOUBT().run(cases=ids, now=now, state=state)
     in_doubt = {pk for (pk,) in _IN_DOUBT().rows(cases=ids)}
-    closed = _closed(now)
-    settled = {**closed, **_SETTLED}
+    closed = _closed(now, state)
+    settled = {**closed, **_settled(reason)}
     for case in cases:
         for name, value in (closed if case.pk in in_doubt else settled).items():
             setattr(case, name, value)
@@ -524,11 +563,10 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
             CaseEvent(
                 case=case,
                 type="messages.canceled",
-                reason=f"{canceled[case.pk]} unsent message(s): paid",
+                reason=f"{canceled[case.pk]} unsent message(s): {reason or 'nothing is owed'}",
                 occurred_at=now,
             )
             for case in cases
             if case.pk in canceled
         ]
     )
-    write_thank_yous(cases, now=now)
