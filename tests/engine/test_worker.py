@@ -18,6 +18,7 @@ from dunning.engine.decisions import decide_due_cases
 from dunning.engine.delivery import deliver_due
 from dunning.engine.models import Case, CaseEvent, Message
 from dunning.ledger import services
+from dunning.ledger.models import Invoice
 from tests.smtp_server import SmtpServer
 
 DUE = datetime(2026, 3, 15, tzinfo=UTC)
@@ -104,8 +105,69 @@ def test_a_case_whose_invoices_are_all_voided_is_closed_not_recovered(overdue: A
     assert case.closed_at == when
     assert not CaseEvent.objects.filter(case=case, type="recovered").exists()
     closed = CaseEvent.objects.get(case=case, type="closed")
-    assert "INV-1002" in closed.reason and "void" in closed.reason
+    assert "INV-1002 is void" in closed.reason
     assert set(Message.objects.values_list("step", "status")) == {("overdue_1", "canceled")}
+
+
+def test_a_case_whose_invoices_are_credited_to_nothing_is_closed_unthanked(
+    overdue: Any,
+) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+    for invoice in Invoice.objects.all():
+        services.upsert_invoice(  # a credit note for the whole amount
+            facts=services.InvoiceFacts(
+                external_id=invoice.external_id,
+                customer=invoice.customer.external_id,
+                number=invoice.number,
+                currency="THB",
+                amount_due=0,
+                issued_at=invoice.issued_at,
+                due_at=invoice.due_at,
+            ),
+            now=when,
+            source="test",
+        )
+
+    # The ledger calls an invoice of nothing paid, but no money came: no "thank you,
+    # we have received your payment" of ฿0.00, and no recovery to count.
+    case = Case.objects.get()
+    assert (case.state, case.retry_reason) == ("closed", "")
+    assert not Message.objects.filter(step="payment_received").exists()
+
+
+def test_an_invoice_credited_to_nothing_is_not_in_the_thank_you_for_the_other(
+    overdue: Any,
+) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+    credited = Invoice.objects.get(external_id="in_2")
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id="in_2",
+            customer=credited.customer.external_id,
+            number=credited.number,
+            currency="THB",
+            amount_due=0,
+            issued_at=credited.issued_at,
+            due_at=credited.due_at,
+        ),
+        now=when,
+        source="test",
+    )
+    services.record_payment(
+        invoice="in_1",
+        amount=123450,
+        currency="THB",
+        received_at=when,
+        method="bank_transfer",
+        now=when,
+        source="test",
+    )
+
+    assert Case.objects.get().state == "recovered"
+    thanks = Message.objects.get(step="payment_received")
+    assert "INV-1001" in thanks.body_text and "INV-1002" not in thanks.body_text
 
 
 def test_a_case_with_one_invoice_paid_and_the_other_voided_is_recovered(overdue: Any) -> None:

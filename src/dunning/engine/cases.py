@@ -5,7 +5,8 @@ groups them by customer and currency (account-level dunning: one case, one
 message listing every invoice).  `on_invoices_changed` reacts to money
 arriving: a partial payment reduces the case, a full one recovers it, cancels
 what was waiting to go out and thanks the customer.  A case left owing nothing
-with none of its invoices paid (all voided) is closed instead, unthanked.
+with no money received on its invoices (all voided or credited to nothing) is
+closed instead, unthanked.
 """
 
 from __future__ import annotations
@@ -414,8 +415,9 @@ def on_invoices_changed(
     before = {case_id: case.amount_due for case_id, (case, _) in changed.items()}
     _refresh_amounts([case for case, _ in changed.values()], now=now)
     settled = [case.pk for case, _ in changed.values() if case.amount_due == 0]
-    # A case owing nothing with none of its invoices paid had its debt voided, not
-    # paid: it is closed, not recovered (no "thank you for your payment").
+    # A case owing nothing with no money received on its invoices had its debt voided
+    # or credited away, not paid: it is closed, not recovered (no "thank you for your
+    # payment" of nothing).
     paid = {pk for (pk,) in _WITH_A_PAID_INVOICE().rows(cases=settled)} if settled else set()
     events: list[CaseEvent] = []
     recovered: list[Case] = []
@@ -426,8 +428,9 @@ def on_invoices_changed(
         if case.amount_due == 0 and case.pk not in paid:
             transition = core_cases.close_case(
                 CaseState(case.state),
-                reason=f"{source}: invoice {invoice.number} is {invoice.status}; "
-                "nothing is owed any more, and none of it was paid",
+                reason=f"{source}: invoice {invoice.number} is {invoice.status} "
+                f"(amount due {invoice.amount_due}); nothing is owed any more, and no "
+                "money was received for it",
             )
             voided.append(case)
         else:
@@ -510,7 +513,9 @@ _CLOSE_IN_DOUBT = PreparedUpdate(
 _WITH_A_PAID_INVOICE = Prepared(
     lambda: (
         CaseInvoice.objects.filter(
-            case_id__in=ParamList("cases", BigIntegerField()), invoice__status=InvoiceStatus.PAID
+            case_id__in=ParamList("cases", BigIntegerField()),
+            invoice__status=InvoiceStatus.PAID,
+            invoice__amount_paid__gt=0,  # an invoice credited to nothing is "paid" too
         )
         .values_list("case_id")
         .distinct()
@@ -541,7 +546,7 @@ def _recover(cases: Sequence[Case], *, now: datetime) -> None:
 
 def _close(cases: Sequence[Case], *, state: CaseState, now: datetime) -> None:
     """Close cases that owe nothing any more (`state`: recovered when paid, closed when
-    voided): cancel what waits to go out."""
+    voided or credited away): cancel what waits to go out."""
     ids = [case.pk for case in cases]
     canceled = dict(_WAITING().rows(cases=ids))
     if canceled:

@@ -389,7 +389,10 @@ _WRITTEN = Prepared(
 )
 _PAID_INVOICES: Prepared[CaseInvoice] = Prepared(
     lambda: CaseInvoice.objects.filter(
-        case_id__in=ParamList("cases", BigIntegerField()), invoice__status=InvoiceStatus.PAID
+        case_id__in=ParamList("cases", BigIntegerField()),
+        invoice__status=InvoiceStatus.PAID,
+        # An invoice credited to nothing is "paid" with no money received: not thanked for.
+        invoice__amount_paid__gt=0,
     ).select_related("invoice")
 )
 _RECENT = Prepared(
