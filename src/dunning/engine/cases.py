@@ -575,3 +575,48 @@ def _close(cases: Sequence[Case], *, state: CaseState, now: datetime) -> None:
             if case.pk in canceled
         ]
     )
+
+
+def pause(
+    case: Case, *, now: datetime, reason: str, source: str, data: dict[str, object] | None = None
+) -> None:
+    """Hold every contact of `case`, whose row the caller has locked: its scheduled messages
+    are canceled and nothing new is planned.  `data` joins the timeline entry's."""
+    transition = core_cases.pause_case(CaseState(case.state), reason=reason)
+    canceled = Message.objects.filter(case=case, status=MessageStatus.SCHEDULED).update(
+        status=MessageStatus.CANCELED, updated_at=now
+    )
+    case.next_action_at = None
+    data = {"canceled_messages": canceled, **(data or {})}
+    _change_state(case, transition, now=now, source=source, data=data)
+
+
+def resume(case: Case, *, now: datetime, reason: str, source: str) -> None:
+    """Back to the policy's schedule for `case`, whose row the caller has locked: the worker
+    looks at it again from `now`.  What was canceled on pausing is not revived."""
+    transition = core_cases.resume_case(CaseState(case.state), reason=reason)
+    case.next_action_at = now
+    _change_state(case, transition, now=now, source=source, data={})
+
+
+def _change_state(
+    case: Case,
+    transition: core_cases.Transition,
+    *,
+    now: datetime,
+    source: str,
+    data: dict[str, object],
+) -> None:
+    event = transition.event
+    case.state = transition.state.value
+    case.updated_at = now
+    case.save(update_fields=["state", "next_action_at", "updated_at"])
+    CaseEvent.objects.create(
+        case=case,
+        type=event.type.value,
+        reason=event.reason,
+        from_state=event.from_state.value if event.from_state else "",
+        to_state=event.to_state.value,
+        data={"source": source, **data},
+        occurred_at=now,
+    )

@@ -72,7 +72,7 @@ from django.db.models import Case as Cond
 from django.db.models.functions import Coalesce, Lower, Trim, Upper
 
 from dunning.core.backoff import MAX_ATTEMPTS, retry_delay
-from dunning.core.cases import CaseEventType, CaseState, pause_case, resume_case
+from dunning.core.cases import CaseEventType, CaseState
 from dunning.core.declines import (
     CARD_WIDE_ADVICE_CODES,
     CARD_WIDE_DECLINE_CODES,
@@ -108,14 +108,13 @@ from dunning.db import (
     claimable,
     update_each,
 )
+from dunning.engine import cases as engine_cases
 from dunning.engine import policies
 from dunning.engine.decisions import attach_customers
 from dunning.engine.models import (
     Case,
     CaseEvent,
     CaseInvoice,
-    Message,
-    MessageStatus,
     PolicyVersion,
     RetryStat,
 )
@@ -1618,31 +1617,18 @@ HELD_CHARGE = "held_charge"
 
 def _pause_for_refund(case_id: int, key: str, *, now: datetime) -> None:
     """Pause an active case whose card took money the ledger refused (`hold_for_refund`),
-    as `actions.pause_case` does: its scheduled messages are canceled."""
+    as an operator would: its scheduled messages are canceled."""
     case = Case.objects.select_for_update().get(pk=case_id)
     if case.state != CaseState.ACTIVE:
         return  # recovered, exhausted or paused: no reminder goes out anyway
-    transition = pause_case(
-        CaseState.ACTIVE,
+    engine_cases.pause(
+        case,
+        now=now,
         reason="the card was charged but the payment was not recorded: reminders wait "
         "until someone has applied the money (recording the payment) or refunded it and "
         "resumed the case",
-    )
-    canceled = Message.objects.filter(case_id=case_id, status=MessageStatus.SCHEDULED).update(
-        status=MessageStatus.CANCELED, updated_at=now
-    )
-    Case.objects.filter(pk=case_id).update(
-        state=transition.state, next_action_at=None, updated_at=now
-    )
-    event = transition.event
-    CaseEvent.objects.create(
-        case=case,
-        type=event.type,
-        reason=event.reason,
-        from_state=case.state,
-        to_state=transition.state,
-        data={"source": SOURCE, "canceled_messages": canceled, HELD_CHARGE: key},
-        occurred_at=now,
+        source=SOURCE,
+        data={HELD_CHARGE: key},
     )
 
 
@@ -2034,21 +2020,10 @@ def _paused_for(case: Case, key: str) -> bool:
 
 
 def _resume_after_refund(case: Case, *, reason: str, source: str, now: datetime) -> None:
-    """Resume a case `hold_for_refund` paused, as `actions.resume_case` does: the policy's
-    next step is decided from now (the retry is planned afresh by `_settled`)."""
-    transition = resume_case(CaseState.PAUSED, reason=f"the charge held was released: {reason}")
-    Case.objects.filter(pk=case.pk).update(
-        state=transition.state, next_action_at=now, updated_at=now
-    )
-    event = transition.event
-    CaseEvent.objects.create(
-        case=case,
-        type=event.type,
-        reason=event.reason,
-        from_state=CaseState.PAUSED,
-        to_state=transition.state,
-        data={"source": source},
-        occurred_at=now,
+    """Resume a case `hold_for_refund` paused, as an operator would: the policy's next
+    step is decided from now (the retry is planned afresh by `_settled`)."""
+    engine_cases.resume(
+        case, now=now, reason=f"the charge held was released: {reason}", source=source
     )
     case.refresh_from_db()
 
