@@ -16,6 +16,7 @@ from dunning.core.cases import (
     exhaust_case,
     open_case,
     pause_case,
+    reduce_debt,
     resume_case,
 )
 from dunning.core.contacts import Channel
@@ -256,6 +257,17 @@ def test_a_partial_payment_reduces_the_debt_and_keeps_the_case_active() -> None:
     moved = apply_payment(CaseState.ACTIVE, remaining=500)
     assert moved.state is CaseState.ACTIVE
     assert moved.event.type is CaseEventType.PAYMENT_APPLIED
+
+
+def test_a_voided_invoice_reduces_the_debt_without_a_payment() -> None:
+    for state in (CaseState.ACTIVE, CaseState.PAUSED, CaseState.EXHAUSTED):
+        moved = reduce_debt(state, remaining=500, reason="invoice INV-2 voided")
+        assert moved.state is state
+        assert moved.event.type is CaseEventType.DEBT_REDUCED
+    with pytest.raises(CaseTransitionError):
+        reduce_debt(CaseState.ACTIVE, remaining=0, reason="nothing left is the case's end")
+    with pytest.raises(CaseTransitionError):
+        reduce_debt(CaseState.RECOVERED, remaining=500, reason="owes nothing")
 
 
 def test_paying_everything_recovers_the_case_even_when_paused_or_exhausted() -> None:

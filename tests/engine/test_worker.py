@@ -170,6 +170,20 @@ def test_an_invoice_credited_to_nothing_is_not_in_the_thank_you_for_the_other(
     assert "INV-1001" in thanks.body_text and "INV-1002" not in thanks.body_text
 
 
+def test_one_voided_invoice_of_two_is_no_payment_on_the_timeline(overdue: Any) -> None:
+    when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
+    run(when)
+    services.change_invoice_status(
+        invoice="in_2", status="void", now=when, source="test", reason="billed twice"
+    )
+
+    case = Case.objects.get()
+    assert (case.state, case.amount_due) == ("active", 123450)
+    reduced = CaseEvent.objects.get(case=case, type="debt_reduced")
+    assert "INV-1002 voided" in reduced.reason
+    assert not CaseEvent.objects.filter(case=case, type="payment_applied").exists()
+
+
 def test_a_case_with_one_invoice_paid_and_the_other_voided_is_recovered(overdue: Any) -> None:
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)

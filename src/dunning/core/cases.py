@@ -30,6 +30,8 @@ class CaseState(StrEnum):
 class CaseEventType(StrEnum):
     OPENED = "opened"
     PAYMENT_APPLIED = "payment_applied"  # a partial payment: less is owed, the case goes on
+    # Less is owed with no money received (an invoice of the case voided): the case goes on.
+    DEBT_REDUCED = "debt_reduced"
     RECOVERED = "recovered"
     PAUSED = "paused"
     RESUMED = "resumed"
@@ -83,8 +85,9 @@ class CaseFacts:
     failed_at: datetime | None = None
 
 
-# Which event may happen in which state, and where it leads.  PAYMENT_APPLIED keeps
-# the state it happens in, so it is handled by `apply_payment`, not listed here.
+# Which event may happen in which state, and where it leads.  PAYMENT_APPLIED and
+# DEBT_REDUCED keep the state they happen in, so `apply_payment` and `reduce_debt`
+# handle them, not this table.
 _ALLOWED: dict[tuple[CaseState, CaseEventType], CaseState] = {
     (CaseState.ACTIVE, CaseEventType.PAUSED): CaseState.PAUSED,
     (CaseState.ACTIVE, CaseEventType.RECOVERED): CaseState.RECOVERED,
@@ -127,6 +130,17 @@ def apply_payment(state: CaseState, *, remaining: int, reason: str = "payment") 
     if remaining == 0:
         return _move(state, CaseEventType.RECOVERED, reason)
     return Transition(state, CaseEvent(CaseEventType.PAYMENT_APPLIED, reason, state, state))
+
+
+def reduce_debt(state: CaseState, *, remaining: int, reason: str) -> Transition:
+    """Less is owed, `remaining` minor units, though no money came (an invoice of the case
+    voided): the case goes on for the rest.  Nothing left is no debt reduced but the
+    case's end, recovered or closed (`apply_payment`, `close_case`)."""
+    if remaining <= 0:
+        raise CaseTransitionError(f"a reduced debt leaves something owed, got {remaining}")
+    if state not in _OWING:
+        raise CaseTransitionError(f"a case that is {state} owes nothing: cannot reduce it")
+    return Transition(state, CaseEvent(CaseEventType.DEBT_REDUCED, reason, state, state))
 
 
 def pause_case(state: CaseState, *, reason: str) -> Transition:

@@ -433,6 +433,13 @@ def on_invoices_changed(
                 "money was received for it",
             )
             voided.append(case)
+        elif invoice.status == InvoiceStatus.VOID and case.amount_due > 0:
+            # One of the case's invoices canceled: less is owed, and nothing was paid.
+            transition = core_cases.reduce_debt(
+                CaseState(case.state),
+                remaining=case.amount_due,
+                reason=f"{source}: invoice {invoice.number} voided; the rest is still owed",
+            )
         else:
             transition = core_cases.apply_payment(
                 CaseState(case.state),
