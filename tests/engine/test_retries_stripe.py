@@ -58,11 +58,18 @@ def case(make_card: Any) -> Case:
         time_zone="Asia/Bangkok",
     )
     make_card(CARD, customer=CUSTOMER, now=earlier)
+    declined_for_funds(CUSTOMER, card=CARD, invoice="in_2001", number="INV-2001")
+    sync_cases(now=T0)
+    return Case.objects.get()
+
+
+def declined_for_funds(customer: str, *, card: str, invoice: str, number: str) -> None:
+    """A THB invoice of AMOUNT due at T0, its automatic charge on `card` declined then."""
     services.upsert_invoice(
         facts=services.InvoiceFacts(
-            external_id="in_2001",
-            customer=CUSTOMER,
-            number="INV-2001",
+            external_id=invoice,
+            customer=customer,
+            number=number,
             currency="THB",
             amount_due=AMOUNT,
             issued_at=T0 - timedelta(days=1),
@@ -73,17 +80,15 @@ def case(make_card: Any) -> Case:
         source="test",
     )
     services.record_payment_attempt(
-        invoice="in_2001",
+        invoice=invoice,
         attempted_at=T0,
         outcome="failed",
         now=T0,
         source="stripe",
         decline_code="insufficient_funds",
         gateway="stripe",
-        payment_method=CARD,
+        payment_method=card,
     )
-    sync_cases(now=T0)
-    return Case.objects.get()
 
 
 def plan(gateway: StripeGateway, now: datetime) -> Case:
@@ -224,30 +229,7 @@ def test_a_refused_api_key_holds_every_charge_until_it_is_fixed(
         external_id="cus_other", now=T0, source="test", name="Nok", email="nok@example.com"
     )
     make_card("pm_other", customer="cus_other", now=T0 - timedelta(days=30))
-    services.upsert_invoice(
-        facts=services.InvoiceFacts(
-            external_id="in_other",
-            customer="cus_other",
-            number="INV-2002",
-            currency="THB",
-            amount_due=AMOUNT,
-            issued_at=T0 - timedelta(days=1),
-            due_at=T0,
-            collection_method="charge_automatically",
-        ),
-        now=T0,
-        source="test",
-    )
-    services.record_payment_attempt(
-        invoice="in_other",
-        attempted_at=T0,
-        outcome="failed",
-        now=T0,
-        source="stripe",
-        decline_code="insufficient_funds",
-        gateway="stripe",
-        payment_method="pm_other",
-    )
+    declined_for_funds("cus_other", card="pm_other", invoice="in_other", number="INV-2002")
     sync_cases(now=T0)
     good = StripeGateway(api_key=stripe_api.api_key, api_base=stripe_api.url, max_network_retries=0)
     retry_due(now=T0, gateway=good)
