@@ -36,6 +36,36 @@ def overdue(make_invoice: Any) -> Any:
     return make_invoice("in_2", amount_due=50000, due_at=DUE + timedelta(days=2), number="INV-1002")
 
 
+def transfer(invoice: str, amount: int, *, at: datetime) -> None:
+    """A bank transfer of `amount` THB for `invoice`, received and recorded at `at`."""
+    services.record_payment(
+        invoice=invoice,
+        amount=amount,
+        currency="THB",
+        received_at=at,
+        method="bank_transfer",
+        now=at,
+        source="test",
+    )
+
+
+def credit_to_nothing(invoice: Invoice, *, at: datetime) -> None:
+    """A credit note for the whole of `invoice`: it owes nothing, and nothing was paid."""
+    services.upsert_invoice(
+        facts=services.InvoiceFacts(
+            external_id=invoice.external_id,
+            customer=invoice.customer.external_id,
+            number=invoice.number,
+            currency="THB",
+            amount_due=0,
+            issued_at=invoice.issued_at,
+            due_at=invoice.due_at,
+        ),
+        now=at,
+        source="test",
+    )
+
+
 def test_two_overdue_invoices_make_one_case_and_one_message_listing_both(overdue: Any) -> None:
     # Monday 16 March 2026, 10:00 in Bangkok: inside the Thai weekday window.
     now = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
@@ -70,15 +100,7 @@ def test_a_payment_recovers_the_case_cancels_what_waits_and_thanks_the_customer(
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)
     for external_id, amount in (("in_1", 123450), ("in_2", 50000)):
-        services.record_payment(
-            invoice=external_id,
-            amount=amount,
-            currency="THB",
-            received_at=when,
-            method="bank_transfer",
-            now=when,
-            source="test",
-        )
+        transfer(external_id, amount, at=when)
 
     case = Case.objects.get()
     assert case.state == "recovered"
@@ -115,19 +137,7 @@ def test_a_case_whose_invoices_are_credited_to_nothing_is_closed_unthanked(
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)
     for invoice in Invoice.objects.all():
-        services.upsert_invoice(  # a credit note for the whole amount
-            facts=services.InvoiceFacts(
-                external_id=invoice.external_id,
-                customer=invoice.customer.external_id,
-                number=invoice.number,
-                currency="THB",
-                amount_due=0,
-                issued_at=invoice.issued_at,
-                due_at=invoice.due_at,
-            ),
-            now=when,
-            source="test",
-        )
+        credit_to_nothing(invoice, at=when)
 
     # The ledger calls an invoice of nothing paid, but no money came: no "thank you,
     # we have received your payment" of ฿0.00, and no recovery to count.
@@ -142,28 +152,8 @@ def test_an_invoice_credited_to_nothing_is_not_in_the_thank_you_for_the_other(
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)
     credited = Invoice.objects.get(external_id="in_2")
-    services.upsert_invoice(
-        facts=services.InvoiceFacts(
-            external_id="in_2",
-            customer=credited.customer.external_id,
-            number=credited.number,
-            currency="THB",
-            amount_due=0,
-            issued_at=credited.issued_at,
-            due_at=credited.due_at,
-        ),
-        now=when,
-        source="test",
-    )
-    services.record_payment(
-        invoice="in_1",
-        amount=123450,
-        currency="THB",
-        received_at=when,
-        method="bank_transfer",
-        now=when,
-        source="test",
-    )
+    credit_to_nothing(credited, at=when)
+    transfer("in_1", 123450, at=when)
 
     assert Case.objects.get().state == "recovered"
     thanks = Message.objects.get(step="payment_received")
@@ -187,15 +177,7 @@ def test_one_voided_invoice_of_two_is_no_payment_on_the_timeline(overdue: Any) -
 def test_a_case_with_one_invoice_paid_and_the_other_voided_is_recovered(overdue: Any) -> None:
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)
-    services.record_payment(
-        invoice="in_1",
-        amount=123450,
-        currency="THB",
-        received_at=when,
-        method="bank_transfer",
-        now=when,
-        source="test",
-    )
+    transfer("in_1", 123450, at=when)
     services.change_invoice_status(invoice="in_2", status="void", now=when, source="test")
 
     assert Case.objects.get().state == "recovered"
@@ -238,15 +220,7 @@ def test_a_partial_payment_reduces_the_case_and_dunning_goes_on(overdue: Any) ->
     when = datetime(2026, 3, 18, 3, 0, tzinfo=UTC)
     run(when)
 
-    services.record_payment(
-        invoice="in_1",
-        amount=23450,
-        currency="THB",
-        received_at=when,
-        method="bank_transfer",
-        now=when,
-        source="test",
-    )
+    transfer("in_1", 23450, at=when)
 
     case = Case.objects.get()
     assert (case.state, case.amount_due) == ("active", 150000)
