@@ -401,6 +401,35 @@ def test_a_gateway_that_cannot_say_for_good_leaves_the_charge_to_an_operator_at_
     assert CaseEvent.objects.filter(case=case, type="retry.in_doubt").count() == 1
 
 
+def test_a_refused_api_key_at_the_lookup_asks_again_later_not_an_operator(
+    story: Story,
+) -> None:
+    """The key was rotated while a charge was in doubt: the lookup is refused for who
+    asks, which says nothing of the charge.  It is asked about again later, and found
+    once the key is right."""
+    bank, gateway, at = story.bank, story.gateway, story.at
+    gateway.down = True
+    bank.run(at)
+    ask_until_the_limit(bank, at)
+    gateway.lookups_raise = GatewayError(
+        "Stripe answered 401 AuthenticationError", permanent=True, account_refused=True
+    )
+    lookup_at = Case.objects.get().next_retry_at
+
+    assert bank.run(lookup_at).looked_up == 1
+
+    case = Case.objects.get()
+    assert case.charge_in_doubt_since == at
+    assert case.next_retry_at is not None and case.next_retry_at > lookup_at
+    assert not CaseEvent.objects.filter(case=case, type="retry.in_doubt").exists()
+    gateway.lookups_raise = None
+    gateway.down = False
+
+    bank.run(case.next_retry_at)
+
+    assert Case.objects.get().charge_in_doubt_since is None
+
+
 def test_turning_charges_off_leaves_a_charge_in_doubt_to_an_operator(case: Case) -> None:
     bank = Bank(StripeLike)
     case = planned(bank)

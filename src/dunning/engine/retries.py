@@ -1827,8 +1827,9 @@ def _look_up(
     recorded like any answer (`_record`), which plans the case again.  Not
     found: the charge never happened, and the case is planned afresh.  Still
     settling, no answer, or an unexpected failure: asked again later, backing
-    off, until LOOKUP_LIMIT.  A gateway that cannot say for good (a permanent
-    error): an operator checks.  A payment of the pay page's that still waits
+    off, until LOOKUP_LIMIT; so is one that refuses dunning's own credentials
+    for now.  A gateway that cannot say for good (a permanent error): an
+    operator checks.  A payment of the pay page's that still waits
     for the customer at the bank AUTHENTICATION_WINDOW after it was made, or
     once its invoice has changed (paid another way: the cases in `changed`), is
     canceled (`AbandonGateway`), so that it cannot take the money once
@@ -1852,7 +1853,8 @@ def _look_up(
                     continue
         except GatewayError as error:
             counts["unknown"] += 1
-            if not error.outcome_unknown:
+            # Refused for who asks (`account_refused`): that says nothing of the charge.
+            if not error.outcome_unknown and not error.account_refused:
                 _stop_in_doubt(
                     case, now=now, reason=f"the gateway cannot say what became of it ({error})"
                 )
