@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from dunning.core.cases import CaseState
-from dunning.engine import actions
-from dunning.engine.cases import dispute_pause_reason
+from dunning.engine.cases import dispute_pause_reason, pause
 from dunning.engine.models import OPEN_STATES, Case, CaseEvent
 from dunning.ledger.models import Dispute
 
@@ -26,11 +25,16 @@ def on_dispute_changed(*, dispute: Dispute, opened: bool, now: datetime, **_: An
     """Pause the customer's active cases when a dispute opens; say on their open cases
     when it closes (they stay as they are)."""
     if opened:
-        active = Case.objects.filter(customer_id=dispute.customer_id, state=CaseState.ACTIVE)
-        for case_id in active.values_list("pk", flat=True):
-            actions.pause_case(
-                case_id, now=now, reason=dispute_pause_reason(dispute), source="dispute"
-            )
+        # Locked as they are found, in one order, and read again after any wait: a case
+        # a payment recovered or an operator paused meanwhile is no longer active and is
+        # left as it is (pausing it would refuse, and the dispute would not be recorded).
+        active = (
+            Case.objects.select_for_update()
+            .filter(customer_id=dispute.customer_id, state=CaseState.ACTIVE)
+            .order_by("pk")
+        )
+        for case in active:
+            pause(case, now=now, reason=dispute_pause_reason(dispute), source="dispute")
         return
     if dispute.is_open:
         return
