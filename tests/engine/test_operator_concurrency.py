@@ -8,21 +8,26 @@ of the customer as that fact says.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import Message as MimeMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
 
+from dunning.channels.email.transport import FileTransport
 from dunning.core.cases import CaseState
-from dunning.engine import policies
+from dunning.engine import actions, delivery, policies
 from dunning.engine.cases import sync_cases
-from dunning.engine.models import Case
+from dunning.engine.models import Case, Message, MessageStatus
 from dunning.ledger import services
 from dunning.ledger.models import Customer, Dispute
+from tests.engine.test_delivery import scheduled
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -131,3 +136,55 @@ def test_a_dispute_opening_while_a_payment_recovers_a_case_pauses_the_others(
     assert Dispute.objects.filter(external_id="dp_1").exists()
     states = dict(Case.objects.values_list("currency", "state"))
     assert states == {"THB": CaseState.PAUSED, "USD": CaseState.RECOVERED}
+
+
+class HeldFirstSend:
+    """Writes each email to `folder`; the first one takes until `released` is set, and
+    RECHECK_AFTER longer (a slow mail server), while the rest of its batch waits."""
+
+    def __init__(self, folder: Path, released: threading.Event) -> None:
+        self.files, self.released = FileTransport(folder), released
+        self.sending, self.sent = threading.Event(), 0
+
+    def send(self, message: MimeMessage) -> str:
+        if not self.sent:
+            self.sending.set()
+            assert self.released.wait(timeout=WAIT)
+            time.sleep(delivery.RECHECK_AFTER)
+        self.sent += 1
+        return self.files.send(message)
+
+    def close(self) -> None:
+        self.files.close()
+
+
+def test_a_reminder_of_a_case_paused_while_its_batch_is_sent_is_not_sent(
+    make_invoice: Any, tmp_path: Path
+) -> None:
+    """Two reminders of one case are claimed in one batch.  While the first is on its way,
+    an operator pauses the case, which cancels both.  The first is gone already; the
+    second, canceled before its send began, never leaves."""
+    make_invoice(amount_due=123450, due_at=DUE)
+    policies.ensure_default_policies(now=NOW)
+    sync_cases(now=NOW)
+    case = Case.objects.get()
+    scheduled(case, "k1", send_after=NOW)
+    scheduled(case, "k2", send_after=NOW)
+    released = threading.Event()
+    transport = HeldFirstSend(tmp_path, released)
+    worker = Writer(
+        lambda: delivery.deliver_due(now=NOW, transport=transport, rng=random.Random(1))
+    )
+    worker.start()
+    try:
+        assert transport.sending.wait(timeout=WAIT), "the delivery never sent"
+        actions.pause_case(case.pk, now=NOW, reason="customer called", source="api")
+    finally:
+        released.set()
+    worker.finish()
+
+    assert transport.sent == 1
+    assert len(list(tmp_path.iterdir())) == 1
+    assert dict(Message.objects.values_list("idempotency_key", "status"))["k2"] == (
+        MessageStatus.CANCELED
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,11 @@ LEASE = timedelta(minutes=5)
 # the SMTP exchange.  A worker that dies between a send and its flush leaves at
 # most this many messages to be sent again, with their same Message-IDs.
 FLUSH_EVERY = 20
+# A batch is read once, and a message canceled since (its case paused or paid) must not
+# leave: the rest of the batch is read again before a send once this many seconds have
+# passed since the last read.  Against a fast server, one read per dozens of sends;
+# against a slow one, a read before each.
+RECHECK_AFTER = 0.05
 
 
 class EmailTransport(Protocol):
@@ -112,7 +118,15 @@ def deliver(
     # The customer may have opted out since the message was written (an unsubscribe
     # overnight, before the morning's send): checked at the last moment.
     opt_outs = opted_out({message.customer_id for message in messages})
-    for message in messages:
+    waiting, checked = {message.pk for message in messages}, time.monotonic()
+    for index, message in enumerate(messages):
+        if time.monotonic() - checked >= RECHECK_AFTER:
+            waiting = {
+                pk for (pk,) in _STILL_SCHEDULED().rows(ids=[m.pk for m in messages[index:]])
+            }
+            checked = time.monotonic()
+        if message.pk not in waiting:
+            continue  # canceled while the batch was being sent
         if Channel(message.channel) in opt_outs.get(message.customer_id, ()):
             _cancel_opted_out(message, now=now)
             continue
@@ -152,6 +166,13 @@ _TO_SEND: Prepared[Message] = Prepared(
         .order_by("id")
     )
 )  # every claimed batch
+
+
+_STILL_SCHEDULED = Prepared(
+    lambda: Message.objects.filter(
+        id__in=ParamList("ids", BigIntegerField()), status=MessageStatus.SCHEDULED
+    ).values_list("id")
+)  # every batch whose sending takes longer than RECHECK_AFTER
 
 
 def _cancel_opted_out(message: Message, *, now: datetime) -> None:
