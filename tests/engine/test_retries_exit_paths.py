@@ -47,6 +47,7 @@ from tests.engine.test_retries import (
     second_declined_invoice,
 )
 from tests.engine.test_retries_in_doubt import StripeLike
+from tests.engine.test_retry_status import dispute
 
 __all__ = ["case", "customer"]  # fixtures
 
@@ -140,6 +141,37 @@ def test_a_customer_whose_card_took_money_the_ledger_refused_is_not_reminded(cas
     assert list(Message.objects.values_list("step", flat=True)) == ["failed"]  # canceled
     paused = CaseEvent.objects.get(type="paused")
     assert "refund" in paused.reason and paused.data["canceled_messages"] == 1
+
+
+def test_a_held_charge_released_while_the_customer_disputes_leaves_the_case_paused(
+    case: Case,
+) -> None:
+    """The card took money the ledger refused (a transfer landed meanwhile): the case is
+    paused for the refund.  The customer, charged twice, disputes the card payment at
+    their bank.  Releasing the refunded charge would resume the case the engine paused,
+    but an open dispute keeps dunning paused until someone resumes it (engine.disputes)."""
+    bank = Bank()
+    at = planned_at(bank)
+
+    def partial_payment_lands_meanwhile(request: ChargeRequest) -> ChargeResult:
+        pay_by_transfer(1000, at=at)
+        return succeeded(request)
+
+    bank.answer(partial_payment_lands_meanwhile)
+    bank.run(at)
+    assert Case.objects.get().state == "paused"
+    dispute("needs_response", at=at - T0 + timedelta(hours=1))
+
+    later = at + timedelta(days=1)
+    release_charge_in_doubt(case.pk, now=later, reason="refunded at Stripe", source="api")
+
+    case = Case.objects.get()
+    assert case.state == "paused" and case.charge_in_doubt_since is None
+    kept = CaseEvent.objects.get(type="dispute.still_open")
+    assert "dp_1" in kept.reason and "until someone resumes it" in kept.reason
+    for day in range(1, 20):
+        decide_due_cases(now=later + timedelta(days=day))
+    assert not Message.objects.filter(status="scheduled").exists()
 
 
 def test_a_charge_in_flight_cannot_be_released(case: Case) -> None:

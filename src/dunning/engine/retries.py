@@ -1987,7 +1987,8 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
     (`record_payment`), which recovers a case that owes nothing more; released
     without that, its invoice would be charged a second time.  A case the engine
     paused for this charge (`hold_for_refund`) is resumed: the money is refunded,
-    and what the customer still owes is dunned again.  The timeline
+    and what the customer still owes is dunned again; unless the customer disputes
+    a payment meanwhile, which keeps it paused (`engine.disputes`).  The timeline
     keeps who released which key and why.  Raises `Case.DoesNotExist`, or
     `NoChargeInDoubt` for a case with no charge in doubt or whose charge the
     engine is still asking about; either way nothing changes.
@@ -2010,7 +2011,20 @@ def release_charge_in_doubt(case_id: int, *, now: datetime, reason: str, source:
             occurred_at=now,
         )
         if case.state == CaseState.PAUSED and _paused_for(case, key):
-            _resume_after_refund(case, reason=reason, source=source, now=now)
+            disputed = engine_cases.open_disputes([case.customer_id]).get(case.customer_id)
+            if disputed is None:
+                _resume_after_refund(case, reason=reason, source=source, now=now)
+            else:
+                # Paused for the refund, and disputing a payment since (perhaps this very
+                # charge): dunning waits for a person, as for any case of theirs.
+                CaseEvent.objects.create(
+                    case=case,
+                    type="dispute.still_open",
+                    reason="the charge held was released, but "
+                    + engine_cases.dispute_pause_reason(disputed),
+                    data={"dispute": disputed.external_id},
+                    occurred_at=now,
+                )
     log.info("case %s: charge %s in doubt released by %s", case.pk, key, source)
     return case
 
