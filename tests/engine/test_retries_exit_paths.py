@@ -34,6 +34,7 @@ from tests.engine.test_retries import (
     T0,
     Bank,
     CutOff,
+    Forgetful,
     add_card,
     ask_until_the_limit,
     case,
@@ -45,6 +46,7 @@ from tests.engine.test_retries import (
     planned_at,
     run_on,
     second_declined_invoice,
+    timeout,
 )
 from tests.engine.test_retries_in_doubt import StripeLike
 from tests.engine.test_retry_status import dispute
@@ -288,9 +290,12 @@ def test_an_exhausted_case_whose_charge_was_answered_is_not_stuck_in_doubt(case:
     assert attempt.outcome is not pay_now.Outcome.CHECKING
 
 
-def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
+def test_a_paused_cases_charge_in_doubt_is_looked_up_never_sent_again(
     case: Case,
 ) -> None:
+    """The charge's request was lost on the way (the link went down): sent again, it
+    would be a first charge, made while the case is paused (a promise to pay, a
+    dispute).  A gateway that can find a charge by its key is asked instead."""
     bank = Bank(CutOff)
     gateway = bank.gateway
     assert isinstance(gateway, CutOff)
@@ -305,13 +310,32 @@ def test_a_paused_cases_charge_in_doubt_is_still_asked_about_then_released(
     assert retry_status(case, now=at).at == case.next_retry_at is not None
     with pytest.raises(NoChargeInDoubt):
         release_charge_in_doubt(case.pk, now=at, reason="none", source="api")
-    ask_until_the_limit(bank, at)  # paused, and asked all the same, until the limit
-    assert gateway.received == []  # the link stayed down: nothing reached the gateway
-    bank.run(Case.objects.get().next_retry_at)  # the lookup: nothing under the key
+    gateway.down = False
+    report = bank.run(case.next_retry_at)
 
+    assert (report.looked_up, report.charged) == (1, 0)
+    assert gateway.received == []  # nothing reached the gateway, then or since
     case = Case.objects.get()
     assert case.state == "paused" and case.charge_in_doubt_since is None
     assert CaseEvent.objects.filter(case=case, type="retry.not_charged").exists()
+
+
+def test_an_exhausted_cases_charge_in_doubt_without_lookups_is_sent_again_under_its_key(
+    case: Case,
+) -> None:
+    """A gateway that cannot look a charge up leaves only the same request, under the
+    same key, to learn what became of it: the gateway answers it once."""
+    bank = Bank(Forgetful)  # type: ignore[arg-type] # charges only, no lookups
+    gateway = bank.gateway
+    at = planned_at(bank)
+    bank.answer(timeout)
+    bank.run(at)
+    key = Case.objects.get().retry_key
+    Case.objects.filter(pk=case.pk).update(state="exhausted")
+
+    bank.run(Case.objects.get().next_retry_at)
+
+    assert [c.request.idempotency_key for c in gateway.received] == [key, key]
 
 
 def test_a_decline_of_another_payment_does_not_answer_the_charge_in_doubt(case: Case) -> None:

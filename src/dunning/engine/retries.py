@@ -356,11 +356,19 @@ def retry_due(
                 continue
             due = batch.named_charge(case) if case.retry_key else None
             if in_doubt:  # so is every case the claim took that is not active
+                # A case no longer active (paused for a dispute or a promise to pay) is
+                # not charged: had the first request been lost on the way, the same
+                # request would be a first charge.  A gateway that can find the charge
+                # by its key is asked for it instead.
+                may_send = case.state == CaseState.ACTIVE or not isinstance(
+                    gateway, ChargeLookupGateway
+                )
                 if due is None:
                     # A case from before charges were stored with their key.
                     stopped.append((case, "the charge in doubt is not known in full"))
                 elif (
-                    batch.can_make(due)
+                    may_send
+                    and batch.can_make(due)
                     and not on_session(due.key)
                     and not _past_the_key(case, now=now, gateway=gateway)
                 ):
