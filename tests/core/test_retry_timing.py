@@ -306,7 +306,7 @@ def test_a_weekend_day_of_the_month_is_paid_the_friday_before() -> None:
     assert local(plan.at) == "2026-01-23 09:00"
     assert plan.reason == (
         "funds usually arrive on the 25th, this month on Friday 23 Jan: "
-        "retry on 23 Jan at 09:00 local"
+        "retry on 23 Jan at 09:00 Asia/Bangkok"
     )
 
 
@@ -328,7 +328,7 @@ def test_smart_waits_for_the_payday_after_insufficient_funds() -> None:
 
     assert local(plan.at) == "2026-03-25 09:00"
     assert plan.reason.startswith("funds usually arrive on the 25th")
-    assert "25 Mar at 09:00 local" in plan.reason
+    assert "25 Mar at 09:00 Asia/Bangkok" in plan.reason
 
 
 def test_smart_does_not_spend_a_fresh_budget_before_a_learned_payday() -> None:
@@ -338,7 +338,7 @@ def test_smart_does_not_spend_a_fresh_budget_before_a_learned_payday() -> None:
     plan = plan_retry(ctx, Strategy.SMART)
 
     assert local(plan.at) == "2026-03-25 09:00"
-    assert plan.reason == "funds usually arrive on the 25th: retry on 25 Mar at 09:00 local"
+    assert plan.reason == "funds usually arrive on the 25th: retry on 25 Mar at 09:00 Asia/Bangkok"
 
 
 def test_smart_spreads_the_tries_when_no_payday_is_in_reach() -> None:
@@ -394,7 +394,7 @@ def test_a_payday_declined_after_its_morning_gets_no_more_tries() -> None:
     assert local(plan.at) == "2026-03-28 09:00"
     assert plan.reason == (
         "insufficient_funds after the payday of 25 Mar (funds usually arrive on the 25th): "
-        "the 3 tries left spread over the window: retry on 28 Mar at 09:00 local"
+        "the 3 tries left spread over the window: retry on 28 Mar at 09:00 Asia/Bangkok"
     )
 
 
@@ -437,7 +437,7 @@ def test_the_last_spread_try_lands_on_the_windows_last_daytime_hour() -> None:
     assert local(plan.at) == "2026-03-01 09:00"
     assert plan.reason == (
         "insufficient_funds, no payday known: the last try kept for the end of the window: "
-        "retry on 01 Mar at 09:00 local"
+        "retry on 01 Mar at 09:00 Asia/Bangkok"
     )
 
 
@@ -919,3 +919,28 @@ def test_a_retry_pushed_to_the_afternoon_by_the_window_is_not_said_to_be_mid_mor
 
     assert local(plan.at) == "2026-03-17 16:00"
     assert "mid-morning" not in plan.reason, plan.reason
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "said", "utc"),
+    [
+        # +05:45: 09:00 there is 03:15 UTC.
+        ("Asia/Kathmandu", "2026-03-16T05:00", "17 Mar at 09:00 Asia/Kathmandu", "03:15"),
+        # The morning after New York's clocks went forward: 09:00 EDT, 13:00 UTC.
+        ("America/New_York", "2026-03-07T15:00", "08 Mar at 09:00 America/New_York", "13:00"),
+        # The morning after London's clocks went back: 09:00 GMT, 09:00 UTC.
+        ("Europe/London", "2026-10-24T15:00", "25 Oct at 09:00 Europe/London", "09:00"),
+    ],
+)
+def test_the_reason_names_the_zone_whose_hour_it_gives(
+    zone: str, now: str, said: str, utc: str
+) -> None:
+    # The operator reads the reason beside next_retry_at in UTC: "09:00 local"
+    # would not say whose nine o'clock it is.
+    moment = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    ctx = context(now=moment, code="processing_error", zone=ZoneInfo(zone))
+
+    plan = plan_retry(ctx, Strategy.SMART)
+
+    assert plan.at is not None and f"{plan.at.astimezone(UTC):%H:%M}" == utc
+    assert plan.reason.endswith(f"retry on {said}"), plan.reason

@@ -428,8 +428,10 @@ def _smart(context: RetryContext, *, earliest: datetime, closes_at: datetime) ->
 
 
 def _on(at: datetime, context: RetryContext) -> str:
+    # Named, not "local": an operator reads the reason beside `next_retry_at` in UTC,
+    # in their own zone, and cannot tell whose local 09:00 is meant without it.
     local = at.astimezone(context.zone)
-    return f"retry on {local:%d %b} at {local:%H:%M} local"
+    return f"retry on {local:%d %b} at {local:%H:%M} {context.zone.key}"
 
 
 def _best_slot(
