@@ -13,6 +13,7 @@ from dunning.core.fields import (
     FieldError,
     check_text,
     default_time_zone,
+    known_zone,
     normalize_country,
     normalize_email,
     normalize_locale,
@@ -76,6 +77,18 @@ def test_an_unknown_time_zone_is_refused_without_repeating_it(value: str) -> Non
         normalize_time_zone(value)
 
     assert str(raised.value) == "unknown time zone: use an IANA name such as Asia/Bangkok"
+
+
+@pytest.mark.parametrize(
+    "stored", ["", "asia/bangkok", "Mars/Olympus", "/etc/localtime", "../zoneinfo/UTC", "zone.tab"]
+)
+def test_a_stored_zone_this_machine_does_not_know_is_none_not_an_error(stored: str) -> None:
+    assert known_zone(stored) is None
+
+
+def test_a_stored_zone_this_machine_knows_is_its_zone() -> None:
+    zone = known_zone("Asia/Kathmandu")
+    assert zone is not None and zone.key == "Asia/Kathmandu"
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,24 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+# Where a customer's hours are reckoned when their stored zone is unknown (`known_zone`).
+UTC_ZONE = zoneinfo.ZoneInfo("UTC")
+
+
+def known_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The time zone stored as `name`, or None when this machine knows no such zone.
+
+    Names are checked on the way in (`normalize_time_zone`), but a stored one may
+    predate the check, or name a zone another machine's tz database lacks (old
+    aliases such as US/Eastern are a separate package on some systems): the
+    engine must not stop on it, for that customer or for everyone after them.
+    """
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 def default_time_zone(country: str) -> str | None:
     """The country's time zone when it has only one (TH -> Asia/Bangkok), else None."""
     zones = get_global("territory_zones").get(country, [])

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import BigIntegerField, DateTimeField, Q, QuerySet
@@ -30,6 +29,7 @@ from dunning.core.declines import (
     classify_decline,
     customer_text,
 )
+from dunning.core.fields import UTC_ZONE, known_zone
 from dunning.core.planner import Plan, SentStep, plan
 from dunning.core.policy import Action, Policy
 from dunning.core.rendering import locale_candidates
@@ -362,7 +362,9 @@ def decide_case(case: Case, *, batch: Batch, now: datetime, rules: ContactRules)
         debtor=_debtor(case, batch),
         now=now,
     )
-    zone = ZoneInfo(case.customer.time_zone)
+    # A stored zone this machine does not know: the contact rules hold every message,
+    # so none is written; UTC only keeps the pass going (`fields.known_zone`).
+    zone = known_zone(case.customer.time_zone) or UTC_ZONE
     for action in result.actions:
         message = compose(
             case,

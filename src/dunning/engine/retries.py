@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -83,6 +82,7 @@ from dunning.core.declines import (
     DeclineClass,
     classify_decline,
 )
+from dunning.core.fields import UTC_ZONE, known_zone
 from dunning.core.formatting import format_money
 from dunning.core.network_rules import Card, Charge, PastAttempt, earliest_retry, never_again
 from dunning.core.policy import Policy
@@ -701,7 +701,10 @@ class RetryBatch:
         )
         policy = history.policies[case.policy_id]
         first, last = failures[0], failures[-1]
-        zone = ZoneInfo(case.customer.time_zone)
+        # A stored zone this machine does not know: the charge is no contact, so it is
+        # still made, at hours reckoned in UTC, and the reason says so.
+        known = known_zone(case.customer.time_zone)
+        zone = known or UTC_ZONE
         window = earliest_retry(
             now=self.now,
             card=_card(method),
@@ -739,6 +742,12 @@ class RetryBatch:
         plan = plan_retry(context, self.strategy)
         if plan.at is None:
             return plan, None
+        if known is None:
+            plan = RetryPlan(
+                plan.at,
+                f"unknown time zone {case.customer.time_zone!r}, so hours are reckoned in "
+                f"UTC; {plan.reason}",
+            )
         key = _charge_key(case, invoice, method, tries=len(on_invoice))
         return plan, _Due(case, invoice, method, key, amount=invoice.amount_remaining)
 
@@ -1378,7 +1387,10 @@ def _record(
             counts["recovered" if result.succeeded else "declined"] += 1
             recorded.append(due)
             customer = due.case.customer
-            hour = now.astimezone(ZoneInfo(customer.time_zone)).hour
+            zone = known_zone(customer.time_zone)
+            if zone is None:
+                continue  # its local hour is not known: nothing to learn of hours
+            hour = now.astimezone(zone).hour
             for segment in _card_segments(due.method, customer):
                 successes, attempts = learned[segment, hour]
                 learned[segment, hour] = (successes + int(result.succeeded), attempts + 1)

@@ -21,6 +21,7 @@ from django.db.models import BigIntegerField, CharField, DateTimeField
 
 from dunning.core.contact_rules import RulePackContactRules
 from dunning.core.contacts import CONTACT_LOOKBACK_DAYS, Channel, Contact, Debtor, Verdict
+from dunning.core.fields import UTC_ZONE, known_zone
 from dunning.core.policy import PAYMENT_RECEIVED_TEMPLATE, Action
 from dunning.core.rendering import (
     Company,
@@ -155,7 +156,7 @@ def compose(
         return f"nothing owed on the case any more: step {step} not sent"
     template = templates(template_key, customer.locale, variant=variant)
     # Calendar days where the customer is, as the due date the message prints.
-    zone = ZoneInfo(customer.time_zone)
+    zone = known_zone(customer.time_zone) or UTC_ZONE  # unknown: see `fields.known_zone`
     days_overdue = (
         max(0, (now.astimezone(zone).date() - case.due_at.astimezone(zone).date()).days)
         if case.due_at

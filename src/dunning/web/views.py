@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from babel.core import UnknownLocaleError
 from django.conf import settings
@@ -33,6 +32,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from dunning.core.cases import CaseState
 from dunning.core.contacts import Channel
 from dunning.core.declines import WORDING_TEXT, Brand, classify_decline
+from dunning.core.fields import UTC_ZONE, known_zone
 from dunning.core.formatting import card_brand_name, format_day, format_money, format_month
 from dunning.core.rendering import formatting_locale
 from dunning.engine import card_setup, links, pay_now
@@ -97,14 +97,13 @@ def pay_page(request: HttpRequest, token: str) -> HttpResponse:
     customer = case.customer
     language = language_of(customer.locale)
     locale = _usable_locale(customer.locale, language)
+    zone = known_zone(customer.time_zone) or UTC_ZONE  # unknown: see `fields.known_zone`
     invoices = [
         InvoiceLine(
             number=link.invoice.number,
             # The day it falls due where the customer is, written as the emails
             # write it (the `date` filter's default style): "15 มีนาคม พ.ศ. 2569".
-            due=format_day(
-                link.invoice.due_at.astimezone(ZoneInfo(customer.time_zone)), locale=locale
-            ),
+            due=format_day(link.invoice.due_at.astimezone(zone), locale=locale),
             remaining=format_money(link.invoice.amount_remaining, case.currency, locale=locale),
         )
         for link in case.caseinvoice_set.select_related("invoice").order_by("invoice__due_at", "id")
