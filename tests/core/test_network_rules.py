@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -272,6 +273,38 @@ def test_N05b_the_thirty_sixth_attempt_of_a_transaction_in_30_days_is_blocked() 
     assert window.allowed_at == start + timedelta(days=30)  # BLOCK until the first ages out
     assert "35 attempts of one transaction" in window.reasons[0]
     assert ask(now, history, card=MASTERCARD, charge=other_amount).allowed_at == now
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def in_new_york(attempts: Sequence[PastAttempt]) -> list[PastAttempt]:
+    """The same attempts with their times given on New York's clock, as a caller may."""
+    return [replace(a, at=a.at.astimezone(NEW_YORK)) for a in attempts]
+
+
+def test_the_24_hours_and_30_days_are_elapsed_time_across_a_clock_change() -> None:
+    # New York's clocks go forward on Sunday 8 March 2026: a day on its calendar is
+    # 23 hours, and 30 days across it 30 days less an hour.  The networks count time.
+    mastercard = [
+        declined(utc("2026-03-07T17:00") + timedelta(minutes=i), card=MASTERCARD) for i in range(10)
+    ]  # ten declines from noon on Saturday, New York time
+    other = Charge("in_0", INVOICE.amount, INVOICE.currency)  # same transaction for Visa
+    visa = visa_51_daily("2026-02-20T15:00", 16, charge=other)  # r1 on 21 Feb, 10:00 EST
+    advised = [
+        declined(utc("2026-03-07T17:00"), card=MASTERCARD, network_advice_code="25")
+    ]  # "retry after 24 hours"
+
+    for history, card, opens in [
+        (mastercard, MASTERCARD, utc("2026-03-08T17:00")),
+        (visa, VISA, utc("2026-03-23T15:00")),
+        (advised, MASTERCARD, utc("2026-03-08T17:00")),
+    ]:
+        first = history[0].at.astimezone(NEW_YORK)
+        now = history[-1].at.astimezone(NEW_YORK) + timedelta(hours=1)
+        for attempts in (history, in_new_york(history)):
+            window = ask(now, attempts, card=card, first_failure_at=first)
+            assert window.allowed_at == opens, (card, window)
 
 
 def test_visa_caps_do_not_apply_to_mastercard_nor_mastercard_caps_to_visa() -> None:

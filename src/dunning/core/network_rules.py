@@ -293,14 +293,14 @@ def _rolling_cap(
         return None
     # The oldest of the latest `limit` events must have left the window.
     oldest = sorted(times)[len(times) - limit]
-    at = oldest + window
+    at = _later(oldest, window)
     return _NotBefore(at, f"{rule.format(limit=limit)}: not before {_when(at)}")
 
 
 def _advised_wait(card: Card, charge: Charge, attempts: Sequence[PastAttempt]) -> _NotBefore | None:
     """The latest "retry after" a Mastercard advice code set for this transaction (MAC 24-30)."""
     waits = [
-        (a.at + a.reason.retry_after, a)
+        (_later(a.at, a.reason.retry_after), a)
         for a in attempts
         if a.card.number == card.number
         and not a.succeeded
@@ -328,6 +328,13 @@ def _in_order(attempts: Iterable[PastAttempt]) -> list[PastAttempt]:
         attempts,
         key=lambda a: (a.at, not a.succeeded, a.charge.invoice, a.card.details, repr(a.reason)),
     )
+
+
+def _later(moment: datetime, wait: timedelta) -> datetime:
+    """`wait` after `moment` in elapsed time, as the networks count their 24 hours and
+    30 days.  Reckoned in UTC: Python adds a timedelta to a time in a zone on its
+    wall clock, an hour short across a spring-forward night (a breach)."""
+    return moment.astimezone(UTC) + wait
 
 
 def _when(moment: datetime) -> str:
