@@ -424,6 +424,31 @@ def test_customer_created_and_updated_keep_the_customers_details(stripe: StripeP
     assert Customer.objects.get().name == "Avery Chen"  # older than the update already applied
 
 
+def test_customer_details_the_ledger_cannot_hold_are_left_out_not_stored_as_sent(
+    stripe: StripePoster,
+) -> None:
+    # Stripe saves what it is sent in address.country (stripe/stripe-node#1680:
+    # "US - United States"), up to 256 characters of name and 512 of email.
+    customer = copy.deepcopy(EXAMPLES["customer_delinquent"])
+    customer["address"]["country"] = "US - United States"
+    customer["name"] = "N" * 256
+    customer["email"] = "José@example.com"  # a mailbox the email channel cannot send to
+    customer["preferred_locales"] = ["not a locale"]
+    response = stripe.send(envelope("customer.created", customer, id="evt_c1", created=1765357200))
+    assert response.json() == {"received": True, "outcome": "applied"}
+    saved = Customer.objects.get(external_id=customer["id"])
+    assert (saved.name, saved.email, saved.locale, saved.country) == ("N" * 255, "", "en", "")
+    assert "left out: email, locale, country" in WebhookEvent.objects.get(event_id="evt_c1").notes
+    # An invoice naming a customer not met yet brings the same details.
+    invoice = copy.deepcopy(EXAMPLES["invoice_open"])
+    invoice["customer"] = "cus_NotMetYet"
+    invoice["customer_address"]["country"] = "United States"
+    invoice["customer_email"] = "a" * 250 + "@example.com"
+    stripe.send(envelope("invoice.finalized", invoice, id="evt_i1", created=1782640900))
+    other = Customer.objects.get(external_id="cus_NotMetYet")
+    assert (other.name, other.email, other.country) == ("Avery Chen", "", "")
+
+
 def test_a_voided_invoice_is_void(stripe: StripePoster) -> None:
     invoice = EXAMPLES["invoice_void"]
     stripe.send(envelope("invoice.voided", invoice, id="evt_v1", created=1782640900))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from dunning.core import fields
 from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe
 
 PROVIDER = "stripe"
@@ -119,13 +120,56 @@ def parse_event(body: Any) -> StripeEvent:
 # --- customers -----------------------------------------------------------------------------
 
 
+# The ledger's Customer.name holds 255 characters; Stripe takes 256.
+NAME_LENGTH = 255
+# How the API reads each detail (dunning.core.fields): Stripe stores some of
+# them as sent, e.g. any text in address.country (stripe/stripe-node#1680).
+_READERS = {
+    "email": fields.normalize_email,
+    "locale": fields.normalize_locale,
+    "country": fields.normalize_country,
+}
+
+
+def customer_name(value: Any) -> str:
+    """A name as the ledger holds it: no NUL, at most NAME_LENGTH characters."""
+    return _str(value).replace("\x00", "").strip()[:NAME_LENGTH]
+
+
+def customer_values(**stated: Any) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The customer details Stripe stated, read as the API reads them, and the names
+    of those left out because the ledger could not hold them.
+
+    A detail Stripe leaves empty is left out too, so it never erases what dunning
+    knows; so is one the API would refuse (an address the email channel cannot
+    send to, a country that is no ISO 3166 code, which would also steer the
+    contact rules wrong).  The phone is read by the ledger, in the customer's
+    country.
+    """
+    values: dict[str, str] = {}
+    left_out: list[str] = []
+    for name, raw in stated.items():
+        value = customer_name(raw) if name == "name" else _str(raw).strip()
+        if not value:
+            continue
+        read = _READERS.get(name)
+        if read is not None:
+            try:
+                value = read(value)
+            except fields.FieldError:
+                left_out.append(name)
+                continue
+        values[name] = value
+    return values, tuple(left_out)
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerFacts:
     external_id: str
-    # Only what Stripe stated: name, email, phone, locale, country.  A field
-    # Stripe leaves empty is left out, so it never erases what dunning knows.
+    # Only what Stripe stated: name, email, phone, locale, country (`customer_values`).
     values: Mapping[str, Any]
     default_payment_method: str = ""
+    left_out: tuple[str, ...] = ()  # details stated but not readable
 
 
 def customer_facts(obj: Obj) -> CustomerFacts:
@@ -134,19 +178,20 @@ def customer_facts(obj: Obj) -> CustomerFacts:
         raise EventFormatError("customer.id: expected cus_...")
     locales = obj.get("preferred_locales") or []
     address = obj.get("address") or {}
-    values = {
-        "name": _str(obj.get("name")),
-        "email": _str(obj.get("email")),
-        "phone": _str(obj.get("phone")),
-        "locale": _str(locales[0]) if locales else "",
-        "country": _str(address.get("country")).upper(),
-    }
+    values, left_out = customer_values(
+        name=obj.get("name"),
+        email=obj.get("email"),
+        phone=obj.get("phone"),
+        locale=locales[0] if locales else "",
+        country=address.get("country"),
+    )
     settings = obj.get("invoice_settings") or {}
     return CustomerFacts(
         external_id=external_id,
-        values={name: value for name, value in values.items() if value},
+        values=values,
         default_payment_method=_id(settings.get("default_payment_method"))
         or _id(obj.get("default_source")),
+        left_out=left_out,
     )
 
 
@@ -199,7 +244,7 @@ def payment_method_facts(obj: Obj) -> PaymentMethodFacts:
         raise EventFormatError("payment method id: missing")
     customer = _id(obj.get("customer"))
     billing = obj.get("billing_details") or {}
-    name = _str(billing.get("name")) or _str(obj.get("name"))
+    name = customer_name(billing.get("name")) or customer_name(obj.get("name"))
     if obj.get("object") == "card":  # a legacy Card source: the card fields are top level
         return _card(obj, external_id=external_id, customer=customer, name=name)
     kind = _str(obj.get("type")) or _str(obj.get("object"))
@@ -313,19 +358,19 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         inner = payment.get("payment") or {}
         refs += [_id(inner.get("payment_intent")), _id(inner.get("charge"))]
     address = obj.get("customer_address") or {}
-    customer_values = {
-        "name": _str(obj.get("customer_name")),
-        "email": _str(obj.get("customer_email")),
-        "phone": _str(obj.get("customer_phone")),
-        "country": _str(address.get("country")).upper(),
-    }
+    stated, _ = customer_values(
+        name=obj.get("customer_name"),
+        email=obj.get("customer_email"),
+        phone=obj.get("customer_phone"),
+        country=address.get("country"),
+    )
     amount_due = ledger_amount(obj.get("amount_due"), currency)
     amount_paid = ledger_amount(obj.get("amount_paid"), currency)
     remaining = obj.get("amount_remaining")
     return InvoiceSnapshot(
         external_id=external_id,
         customer=customer,
-        customer_values={name: value for name, value in customer_values.items() if value},
+        customer_values=stated,
         number=_str(obj.get("number")) or external_id,
         status=_str(obj.get("status")) or "draft",
         currency=currency,
@@ -424,7 +469,7 @@ def charge_failure(obj: Obj) -> ChargeFailure:
     method = None
     details = obj.get("payment_method_details") or {}
     method_id = _id(obj.get("payment_method")) or _id(obj.get("source"))
-    billing_name = _str((obj.get("billing_details") or {}).get("name"))
+    billing_name = customer_name((obj.get("billing_details") or {}).get("name"))
     source = obj.get("source")
     on_file = (
         isinstance(source, Mapping) and bool(customer) and _id(source.get("customer")) == customer

@@ -220,17 +220,26 @@ def _on_customer(event: StripeEvent, now: datetime) -> Applied:
     GatewayObject.objects.filter(provider=PROVIDER, object_id=facts.external_id).update(
         default_payment_method=facts.default_payment_method
     )
-    notes = ""
+    notes = []
+    if facts.left_out:
+        # The names only: the values are the customer's details.
+        logger.warning(
+            "stripe %s: customer %s: left out, not readable: %s",
+            event.id,
+            facts.external_id,
+            ", ".join(facts.left_out),
+        )
+        notes.append(f"not readable, left out: {', '.join(facts.left_out)}")
     if facts.default_payment_method:
         method = PaymentMethod.objects.filter(
             external_id=facts.default_payment_method, customer=customer
         ).first()
         if method is None:
-            notes = f"default payment method {facts.default_payment_method} not known yet"
+            notes.append(f"default payment method {facts.default_payment_method} not known yet")
         elif _may_become_default(method, event=event):
             _make_default(method.external_id, customer=customer.external_id, now=now)
-            notes = f"default payment method {method.external_id}"
-    return Applied(WebhookOutcome.APPLIED, notes)
+            notes.append(f"default payment method {method.external_id}")
+    return Applied(WebhookOutcome.APPLIED, "; ".join(notes))
 
 
 def _may_become_default(method: PaymentMethod, *, event: StripeEvent) -> bool:
