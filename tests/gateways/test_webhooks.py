@@ -397,6 +397,77 @@ def test_a_fact_the_ledger_refuses_is_stored_as_rejected_and_answered_200(
 # --- the mapping, event by event ------------------------------------------------------------
 
 
+def _finalized_with(change: Any) -> dict[str, Any]:
+    event = s1(4)
+    change(event["data"]["object"])
+    return event
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda invoice: invoice.update(amount_due=-2900), "amount_due: must not be negative"),
+        (lambda invoice: invoice.update(amount_paid=10**20), "amount_paid: too large"),
+        (lambda invoice: invoice.update(amount_due="2900"), "amount_due: expected an integer"),
+        (lambda invoice: invoice.update(due_date=10**18), "due_date: not a time"),
+        (lambda invoice: invoice.update(status_transitions=[]), "status_transitions: expected"),
+        (lambda invoice: invoice["lines"].update(data=[2900]), "lines.data: expected"),
+        (
+            # The address itself is not repeated in the notes or the log.
+            lambda invoice: invoice.update(customer_address="99 Soi 4, Bangkok"),
+            "customer_address: expected an object, got a string",
+        ),
+        (lambda invoice: invoice.update(currency="xts"), "currency: expected an ISO 4217 code"),
+    ],
+    ids=[
+        "negative",
+        "too large",
+        "a string",
+        "year 31 billion",
+        "a list",
+        "a number",
+        "text",
+        "XTS",
+    ],
+)
+def test_an_invoice_stripe_never_sends_is_rejected_naming_the_field_and_changes_nothing(
+    stripe: StripePoster, change: Any, named: str
+) -> None:
+    response = stripe.send(_finalized_with(change))
+    assert response.status_code == 200, response.content
+    assert response.json()["outcome"] == "rejected"
+    assert named in WebhookEvent.objects.get().notes
+    assert not Invoice.objects.exists() and not Customer.objects.exists()
+    assert ledger_events() == 0
+
+
+def test_a_decline_of_a_negative_amount_is_rejected(stripe: StripePoster) -> None:
+    stripe.send(s1(4))
+    failed = s1(6)
+    failed["data"]["object"]["amount"] = -2900
+    assert stripe.send(failed).json()["outcome"] == "rejected"
+    assert "amount: must not be negative" in WebhookEvent.objects.get(event_id=failed["id"]).notes
+    assert not Event.objects.filter(type__startswith="stripe.charge").exists()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**envelope("invoice.paid", {}, id="evt_1", created=1782640800), "created": 10**15},
+        envelope("invoice.paid", {}, id="evt_" + "x" * 300, created=1782640800),
+        envelope("x" * 200, {}, id="evt_2", created=1782640800),
+    ],
+    ids=["created in year 31 million", "an id longer than 255", "a type longer than 128"],
+)
+def test_an_envelope_stripe_never_sends_is_refused_with_400(
+    stripe: StripePoster, event: dict[str, Any]
+) -> None:
+    body = body_of(event)
+    response = stripe.post(body, sign(body, timestamp=1782640801), now=1782640801)
+    assert response.status_code == 400, response.content
+    assert not WebhookEvent.objects.exists()
+
+
 def test_customer_created_and_updated_keep_the_customers_details(stripe: StripePoster) -> None:
     customer = copy.deepcopy(EXAMPLES["customer_delinquent"])
     stripe.send(envelope("customer.created", customer, id="evt_c1", created=1765357200))

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dunning.core import fields
+from dunning.core.money import MAX_MINOR_UNITS, MoneyError, exponent
 from dunning.gateways.stripe_amounts import StripeAmountError, from_stripe
 
 PROVIDER = "stripe"
@@ -37,13 +38,62 @@ class EventFormatError(ValueError):
     """The body is not a Stripe event dunning can read; the message names the field."""
 
 
-def to_datetime(value: Any) -> datetime | None:
-    """A Stripe unix timestamp (seconds) as an aware UTC datetime; None stays None."""
+# What the envelope's columns hold (gateways.models.WebhookEvent); Stripe's own
+# ids and type names are far shorter.
+EVENT_ID_LENGTH, EVENT_TYPE_LENGTH = 255, 128
+
+
+def to_datetime(value: Any, field: str) -> datetime | None:
+    """A Stripe unix timestamp (seconds) as an aware UTC datetime; None stays None.
+
+    Only the ledger's range of dates (dunning.core.fields): a later one would
+    overflow when the engine turns it into a customer's local time.
+    """
     if value is None or isinstance(value, bool):
         return None
     if not isinstance(value, int):
-        raise EventFormatError(f"expected a unix timestamp, got {value!r}")
+        raise EventFormatError(f"{field}: expected a unix timestamp, got {_shown(value)}")
+    if not fields.EARLIEST.timestamp() <= value < fields.LATEST.timestamp():
+        raise EventFormatError(
+            f"{field}: not a time between {fields.EARLIEST.year} and {fields.LATEST.year}"
+        )
     return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short: a message is no copy of the body."""
+    return f"{value!r:.40}"
+
+
+def _json_type(value: Any) -> str:
+    """What a value is, for a message that must not repeat it (an address, a name)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, Mapping) else "null"
+
+
+def nested(value: Any, field: str) -> Obj:
+    """A nested object; null (or left out) is an empty one, anything else is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise EventFormatError(f"{field}: expected an object, got {_json_type(value)}")
+    return value
+
+
+def _objects(value: Any, field: str) -> list[Obj]:
+    """A list of objects (a Stripe list's `data`); null is an empty one."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+        raise EventFormatError(f"{field}: expected a list of objects, got {_json_type(value)}")
+    return value
 
 
 def _id(value: Any) -> str:
@@ -57,25 +107,39 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _int(value: Any) -> int:
+def _int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise EventFormatError(f"expected an integer amount, got {value!r}")
+        raise EventFormatError(f"{field}: expected an integer, got {_shown(value)}")
     return value
 
 
 def _currency(value: Any) -> str:
     code = _str(value).upper()
-    if len(code) != 3:
-        raise EventFormatError(f"expected an ISO 4217 currency, got {value!r}")
+    try:
+        exponent(code)  # one the ledger counts in
+    except MoneyError:
+        raise EventFormatError(
+            f"currency: expected an ISO 4217 code, got {_shown(value)}"
+        ) from None
     return code
 
 
-def ledger_amount(value: Any, currency: str) -> int:
-    """A Stripe amount of `currency` in the ledger's minor units."""
+def ledger_amount(value: Any, currency: str, *, field: str, signed: bool = False) -> int:
+    """A Stripe amount of `currency` in the ledger's minor units.
+
+    Only an invoice line is ever negative at Stripe (a discount, a credit);
+    an amount the ledger could not store is refused here, not by the database.
+    """
+    amount = _int(value, field)
+    if amount < 0 and not signed:
+        raise EventFormatError(f"{field}: must not be negative, got {amount}")
     try:
-        return from_stripe(_int(value), currency)
+        amount = from_stripe(amount, currency)
     except StripeAmountError as error:
-        raise EventFormatError(str(error)) from None
+        raise EventFormatError(f"{field}: {error}") from None
+    if abs(amount) > MAX_MINOR_UNITS:
+        raise EventFormatError(f"{field}: too large, at most {MAX_MINOR_UNITS} minor units")
+    return amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +165,9 @@ def parse_event(body: Any) -> StripeEvent:
         raise EventFormatError("id: missing")
     if not event_type:
         raise EventFormatError("type: missing")
-    created = to_datetime(body.get("created"))
+    if len(event_id) > EVENT_ID_LENGTH or len(event_type) > EVENT_TYPE_LENGTH:
+        raise EventFormatError("id or type: longer than any Stripe sends")
+    created = to_datetime(body.get("created"), "created")
     if created is None:
         raise EventFormatError("created: missing")
     data = body.get("data")
@@ -177,15 +243,15 @@ def customer_facts(obj: Obj) -> CustomerFacts:
     if not external_id.startswith("cus_"):
         raise EventFormatError("customer.id: expected cus_...")
     locales = obj.get("preferred_locales") or []
-    address = obj.get("address") or {}
+    address = nested(obj.get("address"), "address")
     values, left_out = customer_values(
         name=obj.get("name"),
         email=obj.get("email"),
         phone=obj.get("phone"),
-        locale=locales[0] if locales else "",
+        locale=locales[0] if isinstance(locales, list) and locales else "",
         country=address.get("country"),
     )
-    settings = obj.get("invoice_settings") or {}
+    settings = nested(obj.get("invoice_settings"), "invoice_settings")
     return CustomerFacts(
         external_id=external_id,
         values=values,
@@ -243,7 +309,7 @@ def payment_method_facts(obj: Obj) -> PaymentMethodFacts:
     if not external_id:
         raise EventFormatError("payment method id: missing")
     customer = _id(obj.get("customer"))
-    billing = obj.get("billing_details") or {}
+    billing = nested(obj.get("billing_details"), "billing_details")
     name = customer_name(billing.get("name")) or customer_name(obj.get("name"))
     if obj.get("object") == "card":  # a legacy Card source: the card fields are top level
         return _card(obj, external_id=external_id, customer=customer, name=name)
@@ -251,8 +317,8 @@ def payment_method_facts(obj: Obj) -> PaymentMethodFacts:
     if kind == "card" and isinstance(obj.get("card"), Mapping):
         return _card(obj["card"], external_id=external_id, customer=customer, name=name)
     if kind in ("bank_account", "us_bank_account", "sepa_debit", "bacs_debit", "au_becs_debit"):
-        nested = obj.get(kind)
-        details: Obj = nested if isinstance(nested, Mapping) else obj
+        inner = obj.get(kind)
+        details: Obj = inner if isinstance(inner, Mapping) else obj
         return PaymentMethodFacts(
             external_id=external_id,
             customer=customer,
@@ -312,41 +378,41 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
     customer = _id(obj.get("customer"))
     if not customer:
         raise EventFormatError("invoice.customer: missing")
-    transitions = obj.get("status_transitions") or {}
-    created = to_datetime(obj.get("created"))
+    transitions = nested(obj.get("status_transitions"), "status_transitions")
+    created = to_datetime(obj.get("created"), "created")
     if created is None:
         raise EventFormatError("invoice.created: missing")
     # An invoice takes effect when finalized; a charge_automatically invoice has
     # no due_date and is due then (Stripe charges it at once).
     issued_at = (
-        to_datetime(obj.get("effective_at"))
-        or to_datetime(transitions.get("finalized_at"))
+        to_datetime(obj.get("effective_at"), "effective_at")
+        or to_datetime(transitions.get("finalized_at"), "status_transitions.finalized_at")
         or created
     )
-    due_at = to_datetime(obj.get("due_date")) or issued_at
+    due_at = to_datetime(obj.get("due_date"), "due_date") or issued_at
     currency = _currency(obj.get("currency"))
+    items = _objects(nested(obj.get("lines"), "lines").get("data"), "lines.data")
     lines = tuple(
         Line(
             description=_str(line.get("description")),
-            quantity=line.get("quantity") if isinstance(line.get("quantity"), int) else 1,
-            amount=ledger_amount(line.get("amount"), currency),
+            quantity=quantity if isinstance(quantity := line.get("quantity"), int) else 1,
+            amount=ledger_amount(line.get("amount"), currency, field="lines.amount", signed=True),
         )
-        for line in (obj.get("lines") or {}).get("data") or []
+        for line in items
     )
-    periods = [line.get("period") or {} for line in (obj.get("lines") or {}).get("data") or []]
+    periods = [nested(line.get("period"), "lines.period") for line in items]
     starts = [p["start"] for p in periods if isinstance(p.get("start"), int)]
     ends = [p["end"] for p in periods if isinstance(p.get("end"), int)]
-    parent = obj.get("parent") or {}
-    subscription = _id((parent.get("subscription_details") or {}).get("subscription")) or _id(
-        obj.get("subscription")
-    )
+    parent = nested(obj.get("parent"), "parent")
+    details = nested(parent.get("subscription_details"), "parent.subscription_details")
+    subscription = _id(details.get("subscription")) or _id(obj.get("subscription"))
     context: dict[str, Any] = {
         key: value
         for key, value in {
             "subscription": subscription,
             "billing_reason": _str(obj.get("billing_reason")),
-            "period_start": _iso(min(starts, default=None)),
-            "period_end": _iso(max(ends, default=None)),
+            "period_start": _iso(min(starts, default=None), "lines.period.start"),
+            "period_end": _iso(max(ends, default=None), "lines.period.end"),
             "hosted_invoice_url": _str(obj.get("hosted_invoice_url")),
             # Stripe Billing issued it: a retry pays this invoice on Stripe.
             "gateway": "stripe",
@@ -354,18 +420,18 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         if value
     }
     refs = [_id(obj.get("payment_intent")), _id(obj.get("charge"))]
-    for payment in (obj.get("payments") or {}).get("data") or []:
-        inner = payment.get("payment") or {}
+    for payment in _objects(nested(obj.get("payments"), "payments").get("data"), "payments.data"):
+        inner = nested(payment.get("payment"), "payments.payment")
         refs += [_id(inner.get("payment_intent")), _id(inner.get("charge"))]
-    address = obj.get("customer_address") or {}
+    address = nested(obj.get("customer_address"), "customer_address")
     stated, _ = customer_values(
         name=obj.get("customer_name"),
         email=obj.get("customer_email"),
         phone=obj.get("customer_phone"),
         country=address.get("country"),
     )
-    amount_due = ledger_amount(obj.get("amount_due"), currency)
-    amount_paid = ledger_amount(obj.get("amount_paid"), currency)
+    amount_due = ledger_amount(obj.get("amount_due"), currency, field="amount_due")
+    amount_paid = ledger_amount(obj.get("amount_paid"), currency, field="amount_paid")
     remaining = obj.get("amount_remaining")
     return InvoiceSnapshot(
         external_id=external_id,
@@ -377,23 +443,25 @@ def invoice_snapshot(obj: Obj) -> InvoiceSnapshot | None:
         amount_due=amount_due,
         amount_paid=amount_paid,
         amount_remaining=(
-            amount_due - amount_paid if remaining is None else ledger_amount(remaining, currency)
+            amount_due - amount_paid
+            if remaining is None
+            else ledger_amount(remaining, currency, field="amount_remaining")
         ),
         issued_at=issued_at,
         due_at=due_at,
         collection_method=_str(obj.get("collection_method")) or "charge_automatically",
         lines=lines,
         context=context,
-        next_payment_attempt=to_datetime(obj.get("next_payment_attempt")),
-        paid_at=to_datetime(transitions.get("paid_at")),
-        attempt_count=_int(obj.get("attempt_count") or 0),
+        next_payment_attempt=to_datetime(obj.get("next_payment_attempt"), "next_payment_attempt"),
+        paid_at=to_datetime(transitions.get("paid_at"), "status_transitions.paid_at"),
+        attempt_count=_int(obj.get("attempt_count") or 0, "attempt_count"),
         payment_refs=tuple(dict.fromkeys(ref for ref in refs if ref)),
         paid_out_of_band=obj.get("paid_out_of_band") is True,
     )
 
 
-def _iso(value: Any) -> str:
-    moment = to_datetime(value)
+def _iso(value: Any, field: str) -> str:
+    moment = to_datetime(value, field)
     return moment.isoformat() if moment else ""
 
 
@@ -407,7 +475,7 @@ class InvoicePaymentLink:
 
 
 def invoice_payment_link(obj: Obj) -> InvoicePaymentLink:
-    payment = obj.get("payment") or {}
+    payment = nested(obj.get("payment"), "payment")
     invoice = _id(obj.get("invoice"))
     if not invoice:
         raise EventFormatError("invoice_payment.invoice: missing")
@@ -464,12 +532,12 @@ def charge_failure(obj: Obj) -> ChargeFailure:
     charge = _str(obj.get("id"))
     if not charge:
         raise EventFormatError("charge.id: missing")
-    outcome = obj.get("outcome") or {}
+    outcome = nested(obj.get("outcome"), "outcome")
     customer = _id(obj.get("customer"))
     method = None
-    details = obj.get("payment_method_details") or {}
+    details = nested(obj.get("payment_method_details"), "payment_method_details")
     method_id = _id(obj.get("payment_method")) or _id(obj.get("source"))
-    billing_name = customer_name((obj.get("billing_details") or {}).get("name"))
+    billing_name = customer_name(nested(obj.get("billing_details"), "billing_details").get("name"))
     source = obj.get("source")
     on_file = (
         isinstance(source, Mapping) and bool(customer) and _id(source.get("customer")) == customer
@@ -478,7 +546,7 @@ def charge_failure(obj: Obj) -> ChargeFailure:
         method = _card(details["card"], external_id=method_id, customer=customer, name=billing_name)
     elif isinstance(source, Mapping):
         method = payment_method_facts({**source, "customer": customer})
-    created = to_datetime(obj.get("created"))
+    created = to_datetime(obj.get("created"), "created")
     if created is None:
         raise EventFormatError("charge.created: missing")
     currency = _currency(obj.get("currency"))
@@ -487,7 +555,7 @@ def charge_failure(obj: Obj) -> ChargeFailure:
         payment_intent=_id(obj.get("payment_intent")),
         customer=customer,
         invoice=_id(obj.get("invoice")),
-        amount=ledger_amount(obj.get("amount"), currency),
+        amount=ledger_amount(obj.get("amount"), currency, field="amount"),
         currency=currency,
         attempted_at=created,
         decline_code=_str(outcome.get("reason")) or _str(obj.get("failure_code")),
@@ -534,7 +602,7 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
         payment_intent=intent,
         customer=customer,
         invoice=_id(obj.get("invoice")),
-        amount=ledger_amount(obj.get("amount"), currency),
+        amount=ledger_amount(obj.get("amount"), currency, field="amount"),
         currency=currency,
         attempted_at=occurred_at,
         decline_code=_str(error.get("decline_code")) or _str(error.get("code")),
@@ -551,17 +619,17 @@ def payment_intent_failure(obj: Obj, *, occurred_at: datetime) -> ChargeFailure 
 
 
 def dispute_data(obj: Obj) -> dict[str, Any]:
-    evidence = obj.get("evidence_details") or {}
+    evidence = nested(obj.get("evidence_details"), "evidence_details")
     currency = _currency(obj.get("currency"))
     return {
         "dispute": _str(obj.get("id")),
         "charge": _id(obj.get("charge")),
         "payment_intent": _id(obj.get("payment_intent")),
-        "amount": ledger_amount(obj.get("amount"), currency),
+        "amount": ledger_amount(obj.get("amount"), currency, field="amount"),
         "currency": currency,
         "reason": _str(obj.get("reason")),
         "status": _str(obj.get("status")),
-        "evidence_due_by": _iso(evidence.get("due_by")),
+        "evidence_due_by": _iso(evidence.get("due_by"), "evidence_details.due_by"),
     }
 
 
@@ -570,9 +638,9 @@ def subscription_data(obj: Obj, previous: Obj) -> dict[str, Any]:
         "subscription": _str(obj.get("id")),
         "status": _str(obj.get("status")),
         "latest_invoice": _id(obj.get("latest_invoice")),
-        "cancel_at": _iso(obj.get("cancel_at")),
-        "canceled_at": _iso(obj.get("canceled_at")),
-        "ended_at": _iso(obj.get("ended_at")),
+        "cancel_at": _iso(obj.get("cancel_at"), "cancel_at"),
+        "canceled_at": _iso(obj.get("canceled_at"), "canceled_at"),
+        "ended_at": _iso(obj.get("ended_at"), "ended_at"),
     }
     if "status" in previous:
         data["previous_status"] = _str(previous.get("status"))

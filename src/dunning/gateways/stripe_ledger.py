@@ -71,6 +71,7 @@ from dunning.gateways.stripe_events import (
     invoice_payment_link,
     invoice_snapshot,
     ledger_amount,
+    nested,
     payment_intent_failure,
     payment_method_facts,
     subscription_data,
@@ -383,7 +384,7 @@ def _on_setup_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
     `payment_method.attached` fills in.
     """
     intent = event.object
-    if (intent.get("metadata") or {}).get(CARD_SETUP_METADATA_KEY) != "true":
+    if nested(intent.get("metadata"), "metadata").get(CARD_SETUP_METADATA_KEY) != "true":
         return Applied(WebhookOutcome.IGNORED, "not a card saved from dunning's pages")
     customer_id = stripe_id(intent.get("customer"))
     method_id = stripe_id(intent.get("payment_method"))
@@ -607,7 +608,7 @@ def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
     metadata are ours; Stripe Billing's own are recorded through `invoice.paid`.
     """
     obj = event.object
-    invoice_id = str((obj.get("metadata") or {}).get(INVOICE_METADATA_KEY) or "")
+    invoice_id = str(nested(obj.get("metadata"), "metadata").get(INVOICE_METADATA_KEY) or "")
     if not invoice_id:
         return Applied(WebhookOutcome.IGNORED, "not a payment dunning made")
     customer = stripe_id(obj.get("customer"))
@@ -632,7 +633,7 @@ def _on_payment_intent_succeeded(event: StripeEvent, now: datetime) -> Applied:
     received = obj.get("amount_received") or obj.get("amount")
     if str(obj.get("currency") or "").upper() != invoice.currency or not isinstance(received, int):
         return Applied(WebhookOutcome.IGNORED, f"{reference} is not in {invoice.currency}")
-    amount = ledger_amount(received, invoice.currency)
+    amount = ledger_amount(received, invoice.currency, field="amount_received")
     method = stripe_id(obj.get("payment_method"))
     known = (
         bool(method)
