@@ -451,6 +451,27 @@ def test_a_decline_of_a_negative_amount_is_rejected(stripe: StripePoster) -> Non
 
 
 @pytest.mark.parametrize(
+    ("type", "example"),
+    [
+        ("payment_method.attached", "invoice_open"),
+        ("customer.subscription.updated", "invoice_open"),
+        ("customer.updated", "subscription_active"),
+        ("invoice.paid", "charge_succeeded"),
+    ],
+)
+def test_an_event_carrying_another_kind_of_object_is_rejected_not_read_as_its_own(
+    stripe: StripePoster, type: str, example: str
+) -> None:
+    obj = copy.deepcopy(EXAMPLES[example])
+    response = stripe.send(envelope(type, obj, id="evt_odd", created=1782640900))
+    assert response.json()["outcome"] == "rejected"
+    notes = WebhookEvent.objects.get().notes
+    assert "data.object.object: expected" in notes and repr(obj["object"]) in notes
+    assert not PaymentMethod.objects.exists() and not Customer.objects.exists()
+    assert ledger_events() == 0
+
+
+@pytest.mark.parametrize(
     "event",
     [
         {**envelope("invoice.paid", {}, id="evt_1", created=1782640800), "created": 10**15},

@@ -118,6 +118,14 @@ def apply_event(event: StripeEvent, *, now: datetime) -> Applied:
     handler = HANDLERS.get(event.type)
     if handler is None:
         return Applied(WebhookOutcome.IGNORED, "dunning does not use this event type")
+    kinds = next(kinds for prefix, kinds in OBJECTS if event.type.startswith(prefix))
+    if event.object.get("object") not in kinds:
+        # Each handler reads its own kind of object; read as another, an
+        # invoice would become a card (it has an id and a customer).
+        raise EventFormatError(
+            f"data.object.object: expected {' or '.join(kinds)} for {event.type}, "
+            f"got {str(event.object.get('object'))[:40]!r}"
+        )
     return handler(event, now)
 
 
@@ -913,3 +921,18 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.funds_reinstated": _on_dispute,
     "charge.dispute.closed": _on_dispute,
 }
+
+# The kind of object (its `object` field) each family of events carries, the
+# longest prefix first.  customer.source.* carry the legacy source itself.
+OBJECTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("customer.subscription.", ("subscription",)),
+    ("customer.source.", ("card", "bank_account", "source")),
+    ("customer.", ("customer",)),
+    ("invoice_payment.", ("invoice_payment",)),
+    ("invoice.", ("invoice",)),
+    ("payment_intent.", ("payment_intent",)),
+    ("payment_method.", ("payment_method",)),
+    ("setup_intent.", ("setup_intent",)),
+    ("charge.dispute.", ("dispute",)),
+    ("charge.", ("charge",)),
+)
