@@ -450,6 +450,22 @@ def test_a_decline_of_a_negative_amount_is_rejected(stripe: StripePoster) -> Non
     assert not Event.objects.filter(type__startswith="stripe.charge").exists()
 
 
+def test_an_event_of_a_connected_account_is_ignored(
+    stripe: StripePoster, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Delivered to a Connect endpoint: the invoice is the connected account's,
+    # its customer is not on this account, and no charge here could pay it.
+    event = s1(4)
+    event["account"] = "acct_1Qm3xYLm7QxR2nVb"
+    with caplog.at_level(logging.WARNING, logger="dunning.gateways"):
+        response = stripe.send(event)
+    assert response.json() == {"received": True, "outcome": "ignored"}
+    assert "acct_1Qm3xYLm7QxR2nVb" in WebhookEvent.objects.get().notes
+    assert "acct_1Qm3xYLm7QxR2nVb" in caplog.text
+    assert not Invoice.objects.exists() and not Customer.objects.exists()
+    assert ledger_events() == 0
+
+
 @pytest.mark.parametrize(
     ("type", "example"),
     [

@@ -149,6 +149,8 @@ class StripeEvent:
     created: datetime
     object: Obj
     previous_attributes: Obj = field(default_factory=dict)
+    # The connected account it happened on (Connect endpoints); "" for this account's own.
+    account: str = ""
 
     @property
     def object_id(self) -> str:
@@ -180,6 +182,7 @@ def parse_event(body: Any) -> StripeEvent:
         created=created,
         object=data["object"],
         previous_attributes=previous if isinstance(previous, Mapping) else {},
+        account=_str(body.get("account")),
     )
 
 

@@ -118,6 +118,17 @@ def apply_event(event: StripeEvent, *, now: datetime) -> Applied:
     handler = HANDLERS.get(event.type)
     if handler is None:
         return Applied(WebhookOutcome.IGNORED, "dunning does not use this event type")
+    if event.account:
+        # A Connect endpoint's event: its customers, invoices and cards live on
+        # the connected account, which dunning neither charges nor speaks for.
+        logger.warning(
+            "stripe %s (%s) of connected account %s ignored: dunning collects for its "
+            "own Stripe account only; is this URL set as a Connect endpoint?",
+            event.id,
+            event.type,
+            event.account,
+        )
+        return Applied(WebhookOutcome.IGNORED, f"an event of connected account {event.account}")
     kinds = next(kinds for prefix, kinds in OBJECTS if event.type.startswith(prefix))
     if event.object.get("object") not in kinds:
         # Each handler reads its own kind of object; read as another, an
