@@ -467,6 +467,35 @@ def test_an_event_of_a_connected_account_is_ignored(
 
 
 @pytest.mark.parametrize(
+    ("api_key", "applied"),
+    [
+        ("sk_live_51DunningLiveKey0000", False),  # live charges: a test event is not ours
+        ("rk_live_51DunningRestricted00", False),
+        ("sk_test_51DunningTestKey0000", True),
+        ("", True),  # no key (the manual gateway): the mode is not known
+    ],
+)
+def test_a_test_mode_event_is_ignored_where_dunning_charges_in_live_mode(
+    stripe: StripePoster,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    api_key: str,
+    applied: bool,
+) -> None:
+    """A test endpoint's secret put into DUNNING_STRIPE_WEBHOOK_SECRET beside the live
+    one would let test-mode customers and invoices into the production ledger, to be
+    reminded and charged (S1's events are test mode)."""
+    settings.DUNNING_STRIPE_API_KEY = api_key
+    with caplog.at_level(logging.WARNING, logger="dunning.gateways"):
+        response = stripe.send(s1(4))
+    assert response.json()["outcome"] == ("applied" if applied else "ignored")
+    assert Invoice.objects.exists() is applied
+    if not applied:
+        assert "test mode" in WebhookEvent.objects.get().notes
+        assert "test mode" in caplog.text and api_key not in caplog.text
+
+
+@pytest.mark.parametrize(
     ("type", "example"),
     [
         ("payment_method.attached", "invoice_open"),

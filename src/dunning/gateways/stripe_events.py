@@ -151,6 +151,8 @@ class StripeEvent:
     previous_attributes: Obj = field(default_factory=dict)
     # The connected account it happened on (Connect endpoints); "" for this account's own.
     account: str = ""
+    # Live or test mode; None when the event does not say.
+    livemode: bool | None = None
 
     @property
     def object_id(self) -> str:
@@ -183,6 +185,7 @@ def parse_event(body: Any) -> StripeEvent:
         object=data["object"],
         previous_attributes=previous if isinstance(previous, Mapping) else {},
         account=_str(body.get("account")),
+        livemode=body.get("livemode") if isinstance(body.get("livemode"), bool) else None,
     )
 
 

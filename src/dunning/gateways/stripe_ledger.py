@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 
 from dunning.gateways.models import GatewayObject, WebhookOutcome
@@ -113,6 +114,17 @@ class Applied:
     notes: str = ""
 
 
+def _charging_live() -> bool | None:
+    """Whether dunning's Stripe key is a live one (secret or restricted); None when no
+    key says (the manual gateway, a key of another form)."""
+    key = settings.DUNNING_STRIPE_API_KEY
+    if key.startswith(("sk_live_", "rk_live_")):
+        return True
+    if key.startswith(("sk_test_", "rk_test_")):
+        return False
+    return None
+
+
 def apply_event(event: StripeEvent, *, now: datetime) -> Applied:
     """Record `event`'s facts in the ledger; raises LedgerError when the ledger refuses one."""
     handler = HANDLERS.get(event.type)
@@ -129,6 +141,21 @@ def apply_event(event: StripeEvent, *, now: datetime) -> Applied:
             event.account,
         )
         return Applied(WebhookOutcome.IGNORED, f"an event of connected account {event.account}")
+    live = _charging_live()
+    if event.livemode is not None and live is not None and event.livemode != live:
+        # A test endpoint's secret beside the live one (or the other way round):
+        # its customers and invoices are not the ones dunning charges.
+        mode = "live" if event.livemode else "test"
+        logger.warning(
+            "stripe %s (%s) in %s mode ignored: dunning charges in %s mode "
+            "(DUNNING_STRIPE_API_KEY); is the other mode's secret in "
+            "DUNNING_STRIPE_WEBHOOK_SECRET?",
+            event.id,
+            event.type,
+            mode,
+            "live" if live else "test",
+        )
+        return Applied(WebhookOutcome.IGNORED, f"an event in {mode} mode")
     kinds = next(kinds for prefix, kinds in OBJECTS if event.type.startswith(prefix))
     if event.object.get("object") not in kinds:
         # Each handler reads its own kind of object; read as another, an
