@@ -200,8 +200,10 @@ def test_a_repeated_pause_with_the_same_idempotency_key_is_replayed(
 
 
 def in_doubt(case: Case) -> Case:
-    """The case's last retry got no answer, and the engine stopped asking."""
+    """The case's last retry got no answer, and the engine stopped asking (a case the
+    retry stage charges: its invoices are charged automatically)."""
     Case.objects.filter(pk=case.pk).update(
+        collection_method="charge_automatically",
         next_retry_at=None,
         retry_key="case1:try2:0123456789abcdef",
         retry_reason="a charge's outcome is unknown: check the gateway",

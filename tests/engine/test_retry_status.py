@@ -163,3 +163,17 @@ def test_a_new_case_says_its_retry_is_being_planned(case: Case, api: ApiClient) 
     at, reason = shown(api, case)
 
     assert at is None and "planned" in reason, reason
+
+
+def test_a_case_of_invoices_sent_for_payment_says_they_are_not_charged(
+    customer: None, bank: Bank, api: ApiClient
+) -> None:
+    # Overdue by a day: its case opens, and the retry stage has nothing to charge.
+    add_invoice(collection_method="send_invoice", due_at=T0 - timedelta(days=1))
+    sync_cases(now=T0)
+    case = Case.objects.get()
+    bank.run(T0)
+
+    at, reason = shown(api, case)
+
+    assert at is None and "not charged" in reason, reason

@@ -16,15 +16,19 @@ from datetime import datetime
 from dunning.core.cases import CaseState
 from dunning.engine.models import Case
 from dunning.engine.retries import on_session
+from dunning.ledger.models import CollectionMethod
 
 # Why a case that is not active is not retried: the retry stage claims active
 # cases only (`retries.claim_due_retries`), whatever their last plan said.
 NOT_RETRIED = {
     CaseState.PAUSED: "the case is paused: no retry until someone resumes it",
-    CaseState.EXHAUSTED: "the policy's final action was taken: the card is not charged again",
+    CaseState.EXHAUSTED: "the policy's final action was taken: nothing is charged any more",
     CaseState.RECOVERED: "paid",
     CaseState.CLOSED: "the case is closed: the card is not charged again",
 }
+# An active case of invoices the customer pays themselves (`send_invoice`): the retry
+# stage charges none (a payment made on the pay page is asked about like any other).
+NOT_CHARGED = "invoices sent for payment are not charged: the customer pays them"
 # An active case whose wake-up is due with no charge planned: a new case, one resumed,
 # one whose card or declines changed (`retries.plan_again`) waits for the retry stage's
 # next pass to plan it; the reason stored is the plan before, if any.
@@ -58,6 +62,8 @@ def retry_status(case: Case, *, now: datetime) -> RetryStatus:
         return RetryStatus(None, case.retry_reason)
     if case.state != CaseState.ACTIVE:
         return RetryStatus(None, NOT_RETRIED[CaseState(case.state)])
+    if case.collection_method == CollectionMethod.SEND_INVOICE:
+        return RetryStatus(None, NOT_CHARGED)
     if case.retry_key and not on_session(case.retry_key):
         return RetryStatus(case.next_retry_at, case.retry_reason)
     if case.next_retry_at is not None and case.next_retry_at <= now:
