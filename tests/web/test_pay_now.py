@@ -297,6 +297,24 @@ def test_a_decline_on_the_page_is_recorded_and_told_in_neutral_words(
     assert (attempt.outcome, attempt.decline_code) == ("failed", "insufficient_funds")
 
 
+def test_the_timeline_tells_a_payment_sent_from_the_page_not_one_paid(
+    client: Client, case: Case, stripe_gateway: FakeStripe
+) -> None:
+    # The event is written before the bank answers: an operator reading "the
+    # customer paid" beside a case still owing the invoice is misled.
+    declined = stripe_object("payment_intent_last_payment_error_insufficient_funds")
+    stripe_gateway.reply(402, card_error(declined))
+
+    pay(client, case)
+
+    sent = CaseEvent.objects.get(case=case, type=pay_now.PAYMENT_SENT)
+    assert "paid" not in sent.reason
+    assert sent.reason == (
+        "the customer asked to pay invoice A-17 on the pay page: the payment was sent "
+        "to the gateway"
+    )
+
+
 def declined_for_good(
     invoice: str,
     card: str,

@@ -235,7 +235,10 @@ def start(offer: Offer, *, gateway: OnSessionGateway, now: datetime) -> Attempt:
             CaseEvent.objects.create(
                 case=case,
                 type=PAYMENT_SENT,
-                reason=f"the customer paid invoice {offer.invoice.number} on the pay page",
+                # Written before the gateway answers: it says what was asked, not
+                # that it was paid (a decline follows it as often as a payment).
+                reason=f"the customer asked to pay invoice {offer.invoice.number} on the "
+                "pay page: the payment was sent to the gateway",
                 data={"invoice": offer.invoice.external_id, "key": key, "amount": request.amount},
                 occurred_at=now,
             )
