@@ -111,6 +111,20 @@ def test_C04_authentication_required_is_not_retried_off_session() -> None:
     assert ask("2025-06-08T00:00", history).never
 
 
+def test_C04_the_reason_says_the_customer_confirms_with_the_same_card_not_a_new_one() -> None:
+    # The pay page charges the same card with the customer present (3-D Secure):
+    # "only new card details may be tried" would send an operator asking for a card.
+    history = [declined("2025-06-01T00:00", "authentication_required")]
+
+    (reason,) = ask("2025-06-08T00:00", history).reasons
+
+    assert reason == (
+        "the decline of 2025-06-01T00:00:00Z needs the customer to confirm the payment with "
+        "their bank (authenticate): no retry without them; they can pay on the pay page, "
+        "or new card details may be tried (rules.md 1.2)"
+    )
+
+
 @pytest.mark.parametrize(
     "code",
     ["incorrect_number", "invalid_number", "incorrect_cvc", "invalid_expiry_year", "incorrect_zip"],

@@ -41,7 +41,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from dunning.core.declines import UNKNOWN_DECLINE, Brand, Classification, DeclineClass
+from dunning.core.declines import (
+    UNKNOWN_DECLINE,
+    Brand,
+    Classification,
+    CustomerRequest,
+    DeclineClass,
+)
 from dunning.core.policy import RetryBudget
 
 # Visa Excessive Reattempts: the 16th reattempt in 30 days is charged (rules.md 2.1).
@@ -234,6 +240,14 @@ def _blocked_by(decline: PastAttempt, *, card: Card, charge: Charge) -> list[str
     if not (same_details and decline.charge.invoice == charge.invoice):
         return []
     if reason.kind is DeclineClass.CUSTOMER_ACTION:
+        if reason.request is CustomerRequest.AUTHENTICATE:
+            # The same card passes with the customer present (the pay page's
+            # 3-D Secure): an operator must not be told it needs replacing.
+            return [
+                f"the decline of {when} needs the customer to confirm the payment with "
+                f"their bank ({reason.request}): no retry without them; they can pay on "
+                "the pay page, or new card details may be tried (rules.md 1.2)"
+            ]
         return [
             f"the decline of {when} needs the customer to act ({reason.request}): "
             "only new card details may be tried (rules.md 1.2)"
