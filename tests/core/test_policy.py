@@ -14,6 +14,7 @@ from dunning.core.cases import (
     apply_payment,
     close_case,
     exhaust_case,
+    invoice_changed,
     open_case,
     pause_case,
     reduce_debt,
@@ -268,6 +269,24 @@ def test_a_voided_invoice_reduces_the_debt_without_a_payment() -> None:
         reduce_debt(CaseState.ACTIVE, remaining=0, reason="nothing left is the case's end")
     with pytest.raises(CaseTransitionError):
         reduce_debt(CaseState.RECOVERED, remaining=500, reason="owes nothing")
+
+
+def test_an_invoice_change_closes_reduces_or_applies_a_payment() -> None:
+    def changed(remaining: int, *, money: bool, voided: bool) -> CaseEventType:
+        return invoice_changed(
+            CaseState.ACTIVE,
+            remaining=remaining,
+            money_received=money,
+            voided=voided,
+            reason="invoice INV-2",
+            closing_reason="nothing owed, nothing paid",
+        ).event.type
+
+    assert changed(0, money=False, voided=True) is CaseEventType.CLOSED
+    assert changed(0, money=False, voided=False) is CaseEventType.CLOSED  # credited away
+    assert changed(0, money=True, voided=True) is CaseEventType.RECOVERED
+    assert changed(500, money=False, voided=True) is CaseEventType.DEBT_REDUCED
+    assert changed(500, money=False, voided=False) is CaseEventType.PAYMENT_APPLIED
 
 
 def test_paying_everything_recovers_the_case_even_when_paused_or_exhausted() -> None:

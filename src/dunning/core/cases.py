@@ -143,6 +143,26 @@ def reduce_debt(state: CaseState, *, remaining: int, reason: str) -> Transition:
     return Transition(state, CaseEvent(CaseEventType.DEBT_REDUCED, reason, state, state))
 
 
+def invoice_changed(
+    state: CaseState,
+    *,
+    remaining: int,
+    money_received: bool,
+    voided: bool,
+    reason: str,
+    closing_reason: str,
+) -> Transition:
+    """What a change of one of the case's invoices does, now that `remaining` is owed:
+    nothing owed and no money received on the case's invoices (all voided or credited
+    away) closes it, with `closing_reason`; an invoice `voided` with more still owed
+    reduces the debt; otherwise money came (`apply_payment`)."""
+    if remaining == 0 and not money_received:
+        return close_case(state, reason=closing_reason)
+    if voided and remaining > 0:
+        return reduce_debt(state, remaining=remaining, reason=reason)
+    return apply_payment(state, remaining=remaining, reason=reason)
+
+
 def pause_case(state: CaseState, *, reason: str) -> Transition:
     return _move(state, CaseEventType.PAUSED, reason)
 

@@ -425,27 +425,20 @@ def on_invoices_changed(
     for case, invoice in changed.values():
         if case.amount_due == before[case.pk]:
             continue
-        if case.amount_due == 0 and case.pk not in paid:
-            transition = core_cases.close_case(
-                CaseState(case.state),
-                reason=f"{source}: invoice {invoice.number} is {invoice.status} "
-                f"(amount due {invoice.amount_due}); nothing is owed any more, and no "
-                "money was received for it",
-            )
+        void = invoice.status == InvoiceStatus.VOID
+        transition = core_cases.invoice_changed(
+            CaseState(case.state),
+            remaining=case.amount_due,
+            money_received=case.pk in paid,  # asked only of cases owing nothing
+            voided=void,
+            reason=f"{source}: invoice {invoice.number}"
+            + (" voided; the rest is still owed" if void and case.amount_due else ""),
+            closing_reason=f"{source}: invoice {invoice.number} is {invoice.status} "
+            f"(amount due {invoice.amount_due}); nothing is owed any more, and no "
+            "money was received for it",
+        )
+        if transition.state == CaseState.CLOSED:
             voided.append(case)
-        elif invoice.status == InvoiceStatus.VOID and case.amount_due > 0:
-            # One of the case's invoices canceled: less is owed, and nothing was paid.
-            transition = core_cases.reduce_debt(
-                CaseState(case.state),
-                remaining=case.amount_due,
-                reason=f"{source}: invoice {invoice.number} voided; the rest is still owed",
-            )
-        else:
-            transition = core_cases.apply_payment(
-                CaseState(case.state),
-                remaining=case.amount_due,
-                reason=f"{source}: invoice {invoice.number}",
-            )
         events.append(
             CaseEvent(
                 case=case,
